@@ -1,0 +1,844 @@
+//! Server configuration.
+//!
+//! Sources, later ones winning:
+//!
+//! 1. built-in defaults ([`Config::default`]);
+//! 2. an optional TOML file (`config/sfu.example.toml` documents every key);
+//! 3. environment variables `SFU_<KEY>`, nested keys joined with `__`: `SFU_HTTP_PORT=9000`,
+//!    `SFU_RTC__SHARDS=2`, `SFU_AUTH__API_SECRET=...`, `SFU_DEV=false`. Names are
+//!    case-insensitive. A value that reads as a TOML integer or boolean is taken as one, anything
+//!    else as a string; an empty value removes the key (back to its default). `SFU_CONFIG` is not a
+//!    key: it names the config file (read by the command line front end);
+//! 4. command-line flags (applied by the binary on top of [`Config::load`]).
+//!
+//! Unknown keys are errors, wherever they come from.
+//!
+//! # Dev mode
+//!
+//! When no config file is given, no API key or secret is configured and `dev` is not set
+//! explicitly, the server starts in **dev mode**: `dev = true` with the well-known key pair
+//! [`DEV_API_KEY`] / [`DEV_API_SECRET`]. Dev mode also enables the unauthenticated dev token
+//! endpoint, through which anyone who can reach the server can mint tokens for any room.
+//! Dev mode and the dev keys MUST NOT be used in production; [`Config::validate`] refuses the dev
+//! secret unless `dev = true`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+/// API key used in dev mode. Public knowledge: never use it in production.
+pub const DEV_API_KEY: &str = "devkey";
+/// API secret used in dev mode. Public knowledge: never use it in production.
+pub const DEV_API_SECRET: &str = "devsecret-change-me-not-for-production";
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "SFU_";
+/// Environment variable naming the config file; not itself a config key.
+pub const CONFIG_PATH_ENV: &str = "SFU_CONFIG";
+/// Minimum length of the API secret outside dev mode (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Complete server configuration.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server and the media UDP sockets bind to. Default `127.0.0.1`.
+    pub bind: IpAddr,
+    /// Address placed in ICE candidates, i.e. the address clients reach this server at (public or
+    /// NAT 1:1 address). Default: none, then `bind` is announced when it is a specific address.
+    pub announce: Option<IpAddr>,
+    /// HTTP/WebSocket port (signaling, WHIP/WHEP, metrics, web client). 0 = any free port.
+    /// Default 7880.
+    pub http_port: u16,
+    /// Media plane.
+    pub rtc: RtcConfig,
+    /// Token authentication.
+    pub auth: AuthConfig,
+    /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
+    pub dev: bool,
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax. Default `info`.
+    pub log: String,
+}
+
+/// Media plane settings.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtcConfig {
+    /// UDP port of the first worker shard; shard `i` uses `udp_port_start + i`. 0 = any free
+    /// port for every shard. Default 7882.
+    pub udp_port_start: u16,
+    /// Number of worker shards (one UDP socket each); 0 = one per CPU core. Default 0.
+    pub shards: usize,
+    /// Seconds a participant whose signaling connection dropped is kept (media routing state
+    /// intact) waiting for it to resume before it is removed from the room. Default 20.
+    pub departure_timeout_secs: u64,
+    /// Largest signaling (WebSocket) message accepted, in bytes. Default 65536.
+    pub max_message_bytes: usize,
+}
+
+/// API key and secret used to sign and verify tokens.
+#[derive(Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// API key id; written to the `kid` header of tokens this server issues.
+    pub api_key: String,
+    /// HMAC secret (HS256); at least [`MIN_SECRET_BYTES`] bytes outside dev mode.
+    pub api_secret: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.api_secret.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("AuthConfig")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &secret)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            announce: None,
+            http_port: 7880,
+            rtc: RtcConfig::default(),
+            auth: AuthConfig::default(),
+            dev: false,
+            log: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        RtcConfig {
+            udp_port_start: 7882,
+            shards: 0,
+            departure_timeout_secs: 20,
+            max_message_bytes: 65536,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded or is not acceptable.
+#[derive(thiserror::Error, Debug)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("cannot parse config file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// A key that the configuration does not have.
+    #[error("unknown config key `{key}` (from {origin})")]
+    UnknownKey { key: String, origin: String },
+    /// A key whose value has the wrong type or cannot be parsed.
+    #[error("invalid value for config key `{key}` (from {origin}): {message}")]
+    InvalidValue {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    /// An `SFU_*` environment variable that does not name a key properly.
+    #[error("invalid environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    /// The configuration parsed but is not acceptable (see [`Config::validate`]).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Where a key's value came from, for error messages.
+struct Origins<'a> {
+    file: Option<&'a Path>,
+    /// Dotted key -> environment variable that set it.
+    env: HashMap<String, String>,
+}
+
+impl Origins<'_> {
+    fn describe(&self, key: &str) -> String {
+        // The key itself or its closest enclosing table set from the environment.
+        let mut k = key;
+        loop {
+            if let Some(var) = self.env.get(k) {
+                return format!("environment variable {var}");
+            }
+            match k.rfind('.') {
+                Some(i) => k = &k[..i],
+                None => break,
+            }
+        }
+        match self.file {
+            Some(p) => format!("config file {}", p.display()),
+            None => "defaults".to_owned(),
+        }
+    }
+}
+
+/// Parses an environment value as a TOML scalar: boolean, integer, else string.
+fn env_scalar(raw: &str) -> Value {
+    if raw.eq_ignore_ascii_case("true") {
+        Value::Boolean(true)
+    } else if raw.eq_ignore_ascii_case("false") {
+        Value::Boolean(false)
+    } else if let Ok(i) = raw.parse::<i64>() {
+        Value::Integer(i)
+    } else {
+        Value::String(raw.to_owned())
+    }
+}
+
+/// Sets (or with `None` removes) `path` in `table`, creating intermediate tables.
+fn set_path(table: &mut Table, path: &[String], value: Option<Value>) -> Result<(), String> {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut cur = table;
+    for (i, seg) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        cur = match entry {
+            Value::Table(t) => t,
+            _ => return Err(format!("`{}` is not a table", path[..=i].join("."))),
+        };
+    }
+    match value {
+        Some(v) => {
+            cur.insert(last.clone(), v);
+        }
+        None => {
+            cur.remove(last);
+        }
+    }
+    Ok(())
+}
+
+fn get_path_mut<'a>(table: &'a mut Table, key: &str) -> Option<&'a mut Value> {
+    let mut parts = key.split('.');
+    let mut v = table.get_mut(parts.next()?)?;
+    for p in parts {
+        v = v.as_table_mut()?.get_mut(p)?;
+    }
+    Some(v)
+}
+
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } | Segment::Enum { variant: key } => Some(key.clone()),
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Unknown => None,
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl Config {
+    /// A development configuration: defaults, `dev = true` and the well-known dev keys.
+    pub fn for_dev() -> Self {
+        Config {
+            dev: true,
+            auth: AuthConfig {
+                api_key: DEV_API_KEY.to_owned(),
+                api_secret: DEV_API_SECRET.to_owned(),
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Loads the configuration: defaults, then the TOML file at `path` (if any), then the `SFU_*`
+    /// variables among `env` (pass `std::env::vars()`; other variables are ignored), then the dev
+    /// mode rule (see the module docs). Does not call [`Config::validate`].
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
+                    path: p.to_owned(),
+                    error,
+                })?;
+                text.parse::<Table>().map_err(|e| ConfigError::Parse {
+                    path: p.to_owned(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?
+            }
+            None => Table::new(),
+        };
+
+        let mut origins = Origins {
+            file: path,
+            env: HashMap::new(),
+        };
+        let mut env: Vec<(String, String)> = env
+            .filter(|(k, _)| {
+                k.len() >= ENV_PREFIX.len()
+                    && k[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX)
+                    && !k.eq_ignore_ascii_case(CONFIG_PATH_ENV)
+            })
+            .collect();
+        // Deterministic order regardless of the environment's iteration order.
+        env.sort();
+        for (var, raw) in env {
+            let name = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+            let segments: Vec<String> = name.split("__").map(str::to_owned).collect();
+            if segments.iter().any(|s| s.is_empty()) {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "expected SFU_<KEY> with nested keys joined by `__`".to_owned(),
+                });
+            }
+            let value = if raw.is_empty() {
+                None
+            } else {
+                Some(env_scalar(&raw))
+            };
+            set_path(&mut table, &segments, value).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
+            origins.env.insert(segments.join("."), var);
+        }
+
+        let dev_explicit = table.contains_key("dev");
+        let mut cfg = Self::from_table(table, &origins)?;
+        if !dev_explicit {
+            cfg.dev =
+                path.is_none() && cfg.auth.api_key.is_empty() && cfg.auth.api_secret.is_empty();
+        }
+        if cfg.dev {
+            if cfg.auth.api_key.is_empty() {
+                cfg.auth.api_key = DEV_API_KEY.to_owned();
+            }
+            if cfg.auth.api_secret.is_empty() {
+                cfg.auth.api_secret = DEV_API_SECRET.to_owned();
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Deserializes the merged table. A value set from the environment that was read as an
+    /// integer or boolean but is wanted as a string (say, an all-digit secret) is retried as the
+    /// original string.
+    fn from_table(mut table: Table, origins: &Origins<'_>) -> Result<Config, ConfigError> {
+        // Keys retried as strings, with the error their original value produced.
+        let mut retried: HashMap<String, String> = HashMap::new();
+        loop {
+            let result: Result<Config, _> =
+                serde_path_to_error::deserialize(Value::Table(table.clone()));
+            let err = match result {
+                Ok(cfg) => return Ok(cfg),
+                Err(e) => e,
+            };
+            let key = dotted(err.path());
+            // toml appends "in `key`" on a line of its own; the key is reported separately.
+            let inner = err.inner().to_string();
+            let mut message = inner
+                .split("\nin `")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            if let Some(original) = retried.get(&key) {
+                // The string form fails too: report what was wrong with the value as given.
+                message = original.clone();
+            } else if origins.env.contains_key(&key)
+                && let Some(v) = get_path_mut(&mut table, &key)
+                && (v.is_integer() || v.is_bool())
+            {
+                *v = Value::String(v.to_string());
+                retried.insert(key, message);
+                continue;
+            }
+            if message.starts_with("unknown field") {
+                return Err(ConfigError::UnknownKey {
+                    origin: origins.describe(&key),
+                    key,
+                });
+            }
+            let shown = if key.is_empty() {
+                "<root>".to_owned()
+            } else {
+                key
+            };
+            return Err(ConfigError::InvalidValue {
+                origin: origins.describe(&shown),
+                key: shown,
+                message,
+            });
+        }
+    }
+
+    /// Checks the configuration for values the server cannot or must not run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.auth.api_key.is_empty() {
+            return invalid(
+                "auth.api_key is empty: set it in the config file or SFU_AUTH__API_KEY \
+                 (or run with dev = true for local development)"
+                    .into(),
+            );
+        }
+        if self.auth.api_secret.is_empty() {
+            return invalid(
+                "auth.api_secret is empty: set it in the config file or SFU_AUTH__API_SECRET \
+                 (or run with dev = true for local development)"
+                    .into(),
+            );
+        }
+        if !self.dev {
+            if self.is_dev_keys() {
+                return invalid(
+                    "auth.api_secret is the public dev secret; choose a private secret or set \
+                     dev = true (never in production)"
+                        .into(),
+                );
+            }
+            if self.auth.api_secret.len() < MIN_SECRET_BYTES {
+                return invalid(format!(
+                    "auth.api_secret is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    self.auth.api_secret.len()
+                ));
+            }
+        }
+        if let Some(a) = self.announce {
+            if a.is_unspecified() || a.is_multicast() {
+                return invalid(format!(
+                    "announce = {a} is not an address clients can reach; give the server's \
+                     public or LAN address"
+                ));
+            }
+            if let IpAddr::V4(v4) = a
+                && v4.is_broadcast()
+            {
+                return invalid(format!("announce = {a} is a broadcast address"));
+            }
+        }
+        if self.bind.is_multicast() {
+            return invalid(format!("bind = {} is a multicast address", self.bind));
+        }
+        if self.rtc.shards > 1024 {
+            return invalid(format!(
+                "rtc.shards = {} is more than 1024",
+                self.rtc.shards
+            ));
+        }
+        if self.rtc.udp_port_start != 0 {
+            let last = self.rtc.udp_port_start as usize + self.effective_shards() - 1;
+            if last > u16::MAX as usize {
+                return invalid(format!(
+                    "rtc.udp_port_start = {} with {} shards needs ports up to {last}, beyond 65535",
+                    self.rtc.udp_port_start,
+                    self.effective_shards()
+                ));
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.rtc.max_message_bytes) {
+            return invalid(format!(
+                "rtc.max_message_bytes = {} must be between 1024 and 16777216",
+                self.rtc.max_message_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the configured secret is the public dev secret (then anyone can mint tokens).
+    pub fn is_dev_keys(&self) -> bool {
+        self.auth.api_secret == DEV_API_SECRET
+    }
+
+    /// Socket address of the HTTP server.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.http_port)
+    }
+
+    /// Address to put in ICE candidates: `announce`, else `bind` unless it is a wildcard
+    /// (`None`: the caller has to find the host's address itself).
+    pub fn announce_ip(&self) -> Option<IpAddr> {
+        self.announce
+            .or((!self.bind.is_unspecified()).then_some(self.bind))
+    }
+
+    /// Number of worker shards to run: `rtc.shards`, or the number of CPU cores when 0.
+    pub fn effective_shards(&self) -> usize {
+        match self.rtc.shards {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
+    /// `rtc.departure_timeout_secs` as a duration.
+    pub fn departure_timeout(&self) -> Duration {
+        Duration::from_secs(self.rtc.departure_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// A config file in the temp dir, removed on drop.
+    struct TempFile(PathBuf);
+    impl TempFile {
+        fn new(name: &str, text: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "sfu-config-test-{}-{name}.toml",
+                std::process::id()
+            ));
+            std::fs::write(&p, text).unwrap();
+            TempFile(p)
+        }
+    }
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-prod";
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(c.announce, None);
+        assert_eq!(c.http_port, 7880);
+        assert_eq!(c.rtc.udp_port_start, 7882);
+        assert_eq!(c.rtc.shards, 0);
+        assert_eq!(c.rtc.departure_timeout_secs, 20);
+        assert_eq!(c.rtc.max_message_bytes, 65536);
+        assert_eq!(c.log, "info");
+        assert!(!c.dev);
+        assert_eq!(c.http_addr(), "127.0.0.1:7880".parse().unwrap());
+        assert_eq!(c.departure_timeout(), Duration::from_secs(20));
+        assert!(c.effective_shards() >= 1);
+    }
+
+    #[test]
+    fn no_file_no_keys_is_dev_mode() {
+        let c = Config::load(None, env(&[("PATH", "/bin"), ("HOME", "/root")])).unwrap();
+        assert!(c.dev);
+        assert_eq!(c.auth.api_key, DEV_API_KEY);
+        assert_eq!(c.auth.api_secret, DEV_API_SECRET);
+        assert!(c.is_dev_keys());
+        assert_eq!(c, Config::for_dev());
+        c.validate().unwrap();
+        assert!(DEV_API_SECRET.len() >= MIN_SECRET_BYTES);
+    }
+
+    #[test]
+    fn keys_from_env_disable_dev_mode() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("SFU_AUTH__API_KEY", "prodkey"),
+                ("SFU_AUTH__API_SECRET", SECRET),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.dev);
+        assert!(!c.is_dev_keys());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn explicit_dev_false_without_keys_fails_validation() {
+        let c = Config::load(None, env(&[("SFU_DEV", "false")])).unwrap();
+        assert!(!c.dev);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("api_key"), "{err}");
+    }
+
+    #[test]
+    fn toml_file_parse() {
+        let f = TempFile::new(
+            "parse",
+            r#"
+            bind = "0.0.0.0"
+            announce = "203.0.113.7"
+            http_port = 8080
+            log = "debug,sfu_core=trace"
+
+            [rtc]
+            udp_port_start = 50000
+            shards = 4
+            departure_timeout_secs = 5
+            max_message_bytes = 131072
+
+            [auth]
+            api_key = "k1"
+            api_secret = "0123456789abcdef0123456789abcdef-prod"
+            "#,
+        );
+        let c = Config::load(Some(&f.0), env(&[])).unwrap();
+        assert_eq!(c.bind, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(c.announce, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(c.announce_ip(), c.announce);
+        assert_eq!(c.http_port, 8080);
+        assert_eq!(c.log, "debug,sfu_core=trace");
+        assert_eq!(
+            c.rtc,
+            RtcConfig {
+                udp_port_start: 50000,
+                shards: 4,
+                departure_timeout_secs: 5,
+                max_message_bytes: 131072
+            }
+        );
+        assert_eq!(c.auth.api_key, "k1");
+        assert!(!c.dev);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn file_without_keys_is_not_dev_mode() {
+        let f = TempFile::new("nokeys", "http_port = 9999\n");
+        let c = Config::load(Some(&f.0), env(&[])).unwrap();
+        assert!(!c.dev);
+        assert!(c.auth.api_secret.is_empty());
+        assert!(c.validate().is_err());
+
+        // ...unless it asks for dev mode, which fills in the dev keys.
+        let f = TempFile::new("devfile", "dev = true\n");
+        let c = Config::load(Some(&f.0), env(&[])).unwrap();
+        assert!(c.dev && c.is_dev_keys());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_top_level_and_nested() {
+        let f = TempFile::new(
+            "env",
+            "http_port = 8080\n[rtc]\nshards = 4\nudp_port_start = 40000\n",
+        );
+        let c = Config::load(
+            Some(&f.0),
+            env(&[
+                ("SFU_HTTP_PORT", "9000"),
+                ("SFU_RTC__SHARDS", "2"),
+                ("sfu_log", "warn"),
+                ("SFU_ANNOUNCE", "192.0.2.1"),
+                ("SFU_AUTH__API_KEY", "key"),
+                // All digits: parsed as an integer first, retried as the string it must be.
+                (
+                    "SFU_AUTH__API_SECRET",
+                    "12345678901234567890123456789012345",
+                ),
+                ("SFU_DEV", "FALSE"),
+                ("OTHER_HTTP_PORT", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http_port, 9000);
+        assert_eq!(c.rtc.shards, 2);
+        assert_eq!(
+            c.rtc.udp_port_start, 40000,
+            "file value kept when not overridden"
+        );
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.announce, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.auth.api_secret, "12345678901234567890123456789012345");
+        assert!(!c.dev);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn env_empty_value_resets_and_config_path_var_is_ignored() {
+        let f = TempFile::new("reset", "announce = \"192.0.2.9\"\ndev = true\n");
+        let c = Config::load(
+            Some(&f.0),
+            env(&[("SFU_ANNOUNCE", ""), ("SFU_CONFIG", "/etc/sfu.toml")]),
+        )
+        .unwrap();
+        assert_eq!(c.announce, None);
+    }
+
+    #[test]
+    fn unknown_key_errors_name_the_key() {
+        let f = TempFile::new("unknown", "[rtc]\nshardz = 2\n");
+        let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownKey { key, .. } if key == "rtc.shardz"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("rtc.shardz") && msg.contains("config file"),
+            "{msg}"
+        );
+
+        let err = Config::load(None, env(&[("SFU_HTTP_PROT", "1")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`http_prot`") && msg.contains("SFU_HTTP_PROT"),
+            "{msg}"
+        );
+
+        let err = Config::load(None, env(&[("SFU_AUTH__TOKEN", "x")])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownKey { key, .. } if key == "auth.token"),
+            "{err:?}"
+        );
+
+        let err = Config::load(None, env(&[("SFU_RTC____X", "1")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn invalid_values_are_reported() {
+        let err = Config::load(None, env(&[("SFU_HTTP_PORT", "70000")])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { key, .. } if key == "http_port"),
+            "{err:?}"
+        );
+        let err = Config::load(None, env(&[("SFU_BIND", "localhost")])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`bind`") && msg.contains("SFU_BIND"), "{msg}");
+
+        let err = Config::load(None, env(&[("SFU_RTC", "3")])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InvalidValue { key, .. } if key == "rtc"),
+            "{err:?}"
+        );
+
+        let f = TempFile::new("syntax", "http_port = \n");
+        let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+
+        let missing = std::env::temp_dir().join("sfu-config-test-does-not-exist.toml");
+        let err = Config::load(Some(&missing), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn validation() {
+        let prod = Config {
+            auth: AuthConfig {
+                api_key: "k".into(),
+                api_secret: SECRET.into(),
+            },
+            ..Config::default()
+        };
+        prod.validate().unwrap();
+
+        let short = Config {
+            auth: AuthConfig {
+                api_key: "k".into(),
+                api_secret: "short".into(),
+            },
+            ..prod.clone()
+        };
+        assert!(
+            short
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("at least 32")
+        );
+        // Dev mode tolerates a short secret.
+        Config { dev: true, ..short }.validate().unwrap();
+
+        let dev_secret_in_prod = Config {
+            auth: AuthConfig {
+                api_key: "k".into(),
+                api_secret: DEV_API_SECRET.into(),
+            },
+            ..prod.clone()
+        };
+        assert!(dev_secret_in_prod.validate().is_err());
+
+        for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255"] {
+            let c = Config {
+                announce: Some(bad.parse().unwrap()),
+                ..prod.clone()
+            };
+            assert!(c.validate().is_err(), "announce {bad}");
+        }
+
+        let c = Config {
+            rtc: RtcConfig {
+                udp_port_start: 65535,
+                shards: 2,
+                ..RtcConfig::default()
+            },
+            ..prod.clone()
+        };
+        assert!(c.validate().is_err());
+
+        let c = Config {
+            rtc: RtcConfig {
+                max_message_bytes: 10,
+                ..RtcConfig::default()
+            },
+            ..prod.clone()
+        };
+        assert!(c.validate().is_err());
+
+        let wildcard = Config {
+            bind: "0.0.0.0".parse().unwrap(),
+            ..prod.clone()
+        };
+        wildcard.validate().unwrap();
+        assert_eq!(wildcard.announce_ip(), None);
+        assert_eq!(prod.announce_ip(), Some(prod.bind));
+    }
+
+    #[test]
+    fn debug_redacts_secret() {
+        let s = format!("{:?}", Config::for_dev());
+        assert!(s.contains("devkey") && !s.contains(DEV_API_SECRET), "{s}");
+    }
+
+    /// Every key of the example file (commented out there) exists and has a value of the right type.
+    #[test]
+    fn example_file_matches() {
+        let text = include_str!("../../../config/sfu.example.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                let t = l.trim_start_matches('#').trim_start();
+                let is_key = t.split_once('=').is_some_and(|(k, _)| {
+                    let k = k.trim();
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if is_key || (t.starts_with('[') && t.ends_with(']')) {
+                    t
+                } else {
+                    ""
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let f = TempFile::new("example", &uncommented);
+        let c = Config::load(Some(&f.0), env(&[])).unwrap();
+        // Defaults everywhere except the illustrative announce address and keys.
+        let expected = Config {
+            announce: c.announce,
+            auth: c.auth.clone(),
+            ..Config::default()
+        };
+        assert_eq!(c, expected);
+        assert!(c.announce.is_some());
+    }
+}

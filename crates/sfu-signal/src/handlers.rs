@@ -1,0 +1,74 @@
+//! What each client message does once a session is joined.
+
+use sfu_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, PeerRole, ServerMessage};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+use crate::room::{Outgoing, RequestError, RoomRef};
+use crate::state::AppState;
+
+pub async fn handle(
+    state: &Arc<AppState>,
+    room_ref: &RoomRef,
+    id: &ParticipantId,
+    message: ClientMessage,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+) {
+    let request = request_name(&message);
+    let hub = &state.hub;
+    let mut room = room_ref.lock().await;
+    if !room.participants.contains_key(id) {
+        let _ = tx.send(Outgoing::Close(crate::session::close::SESSION_NOT_FOUND, "session ended".into()));
+        return;
+    }
+    let result: Result<(), RequestError> = match message {
+        ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {
+            Err(RequestError::new(ErrorCode::AlreadyJoined, "this session has already joined"))
+        }
+        ClientMessage::Offer { sdp, tracks } => hub.publisher_offer(&mut room, id, sdp, tracks).await.map(|_| ()),
+        ClientMessage::Answer { sdp } => hub.subscriber_answer(&mut room, id, sdp).await,
+        ClientMessage::Candidate { target, candidate } => {
+            let p = &room.participants[id];
+            let conn = match target {
+                PeerRole::Publisher => p.publisher_conn,
+                PeerRole::Subscriber => p.subscriber_conn,
+            };
+            // Candidates for a connection that doesn't exist yet (or any more) are harmless:
+            // the server is ICE-lite and learns the client's address from its checks.
+            let _ = hub.media.add_remote_candidate(conn, candidate).await;
+            Ok(())
+        }
+        ClientMessage::Subscription(settings) => hub.set_subscription(&mut room, id, settings),
+        ClientMessage::Mute { track_id, muted } => hub.set_muted(&mut room, id, &track_id, muted),
+        ClientMessage::Ping { id: ping } => {
+            let _ = tx.send(Outgoing::Message(ServerMessage::Pong { id: ping }));
+            Ok(())
+        }
+        ClientMessage::Leave => {
+            hub.remove_participant(&mut room, id, LeaveReason::Left).await;
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(room = %room.id, participant = %id, request, code = ?e.code, error = %e.message, "request failed");
+        let _ = tx.send(Outgoing::Message(ServerMessage::Error {
+            code: e.code,
+            message: e.message,
+            request: Some(request.to_owned()),
+        }));
+    }
+}
+
+fn request_name(message: &ClientMessage) -> &'static str {
+    match message {
+        ClientMessage::Join { .. } => "join",
+        ClientMessage::Resume { .. } => "resume",
+        ClientMessage::Offer { .. } => "offer",
+        ClientMessage::Answer { .. } => "answer",
+        ClientMessage::Candidate { .. } => "candidate",
+        ClientMessage::Subscription(_) => "subscription",
+        ClientMessage::Mute { .. } => "mute",
+        ClientMessage::Ping { .. } => "ping",
+        ClientMessage::Leave => "leave",
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP surface: routes, the static web client, health, metrics and the dev token endpoint.
+
+use axum::Router;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::auth::{Grants, unix_time};
+use crate::state::AppState;
+use crate::whip;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/rtc", get(rtc))
+        .route("/whip/{room}", post(whip::whip_post))
+        .route("/whip/{room}/{participant}", delete(whip::whip_delete))
+        .route("/whep/{room}/{identity}", post(whip::whep_post))
+        .route("/whep/{room}/{identity}/{session}", delete(whip::whep_delete))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/dev/token", get(dev_token))
+        .route("/", get(|| async { asset("index.html") }))
+        .route("/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
+        .with_state(state)
+}
+
+async fn rtc(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    // The frame cap is generous so an oversized message reaches our own check, which closes
+    // with 1009 and a reason instead of a bare protocol error.
+    let cap = state.config.rtc.max_message_bytes.saturating_mul(4).max(1 << 20);
+    ws.max_message_size(cap).on_upgrade(move |socket| crate::session::run(socket, state))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+#[derive(Deserialize)]
+struct DevTokenQuery {
+    room: String,
+    identity: String,
+}
+
+/// Mints participant tokens for the demo page. Only in dev mode, which uses well-known keys.
+async fn dev_token(State(state): State<Arc<AppState>>, Query(q): Query<DevTokenQuery>) -> Response {
+    if !state.config.dev {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let token = state.auth.issue(
+        &q.room,
+        &q.identity,
+        Grants::participant(),
+        Duration::from_secs(6 * 3600),
+        unix_time(SystemTime::now()),
+    );
+    axum::Json(serde_json::json!({ "token": token })).into_response()
+}
+
+/// The web client, compiled into the binary so the server runs from anywhere.
+fn asset(name: &str) -> Response {
+    let (body, mime) = match name {
+        "index.html" => (include_str!("../../../web/index.html"), "text/html; charset=utf-8"),
+        "sdk.js" => (include_str!("../../../web/sdk.js"), "text/javascript"),
+        "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
+        "style.css" => (include_str!("../../../web/style.css"), "text/css"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}

@@ -1,0 +1,208 @@
+//! Rooms and the operations on them. Each room sits behind its own async lock; every change to
+//! a room (join, publish, subscribe, leave) runs under it, so the room's events reach each
+//! participant in the order they happened.
+
+mod model;
+mod negotiate;
+mod publish;
+
+pub use model::*;
+pub use publish::RequestError;
+
+use parking_lot::Mutex;
+use sfu_proto::{
+    Identity, LeaveReason, ParticipantId, RoomId, ServerMessage,
+};
+use sfu_transport::{ConnId, MediaPlane};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Grants;
+
+pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
+
+/// Every room on this node, plus the index from media connections back to their owners.
+pub struct Hub {
+    pub media: MediaPlane,
+    rooms: Mutex<HashMap<RoomId, RoomRef>>,
+    conns: Mutex<HashMap<ConnId, (RoomId, ParticipantId)>>,
+    departure_timeout: Duration,
+}
+
+impl Hub {
+    pub fn new(media: MediaPlane, departure_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            media,
+            rooms: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            departure_timeout,
+        })
+    }
+
+    pub fn departure_timeout(&self) -> Duration {
+        self.departure_timeout
+    }
+
+    pub fn room(&self, id: &RoomId) -> Option<RoomRef> {
+        self.rooms.lock().get(id).cloned()
+    }
+
+    fn room_or_create(&self, id: &RoomId) -> RoomRef {
+        let mut rooms = self.rooms.lock();
+        let room = rooms.entry(id.clone()).or_insert_with(|| {
+            tracing::info!(room = %id, "room created");
+            Arc::new(tokio::sync::Mutex::new(Room::new(id.clone())))
+        });
+        let room = room.clone();
+        metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
+        room
+    }
+
+    /// The room and participant owning a media connection.
+    pub fn owner_of(&self, conn: ConnId) -> Option<(RoomId, ParticipantId)> {
+        self.conns.lock().get(&conn).cloned()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.lock().len()
+    }
+
+    /// Adds a participant to `room` (replacing one with the same identity) and subscribes it to
+    /// everything already published there.
+    pub async fn join(
+        self: &Arc<Self>,
+        room_id: &RoomId,
+        identity: Identity,
+        grants: Grants,
+        kind: ParticipantKind,
+        outbox: Option<Outbox>,
+    ) -> (RoomRef, ParticipantId) {
+        let room_ref = self.room_or_create(room_id);
+        let mut room = room_ref.lock().await;
+        if let Some(old) = room.by_identity(identity.as_str()).map(|p| p.id.clone()) {
+            self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
+        }
+        let id = ParticipantId(new_id("PA"));
+        let participant = Participant {
+            id: id.clone(),
+            identity: identity.clone(),
+            grants,
+            kind,
+            tracks: Vec::new(),
+            publisher_conn: self.media.allocate_conn(),
+            subscriber_conn: self.media.allocate_conn(),
+            outbox,
+            generation: 0,
+            negotiation: Negotiation::default(),
+            settings: HashMap::new(),
+            subscribed: Default::default(),
+            has_subscriber_conn: false,
+        };
+        {
+            let mut conns = self.conns.lock();
+            conns.insert(participant.publisher_conn, (room_id.clone(), id.clone()));
+            conns.insert(participant.subscriber_conn, (room_id.clone(), id.clone()));
+        }
+        room.broadcast_except(&id, &ServerMessage::ParticipantJoined { participant: participant.info() });
+        room.participants.insert(id.clone(), participant);
+        tracing::info!(room = %room_id, participant = %id, %identity, ?kind, "participant joined");
+        self.update_gauges(&room);
+        drop(room);
+        (room_ref, id)
+    }
+
+    /// Subscribes a newly joined (or resumed) participant to every track in the room.
+    pub async fn subscribe_to_all(&self, room: &mut Room, id: &ParticipantId) {
+        let tracks: Vec<(ParticipantId, TrackEntry)> = room
+            .participants
+            .values()
+            .filter(|p| &p.id != id)
+            .flat_map(|p| p.tracks.iter().map(|t| (p.id.clone(), t.clone())))
+            .collect();
+        for (publisher, track) in tracks {
+            self.subscribe(room, id, &publisher, &track).await;
+        }
+        self.negotiate(room, id).await;
+    }
+
+    /// The socket of a participant went away: keep it for the departure timeout, then remove it.
+    pub fn detach(self: &Arc<Self>, room_ref: RoomRef, id: ParticipantId, generation: u64) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            {
+                let mut room = room_ref.lock().await;
+                let Some(p) = room.participants.get_mut(&id) else { return };
+                if p.generation != generation {
+                    return;
+                }
+                p.outbox = None;
+                tracing::info!(room = %room.id, participant = %id, "socket gone; waiting for resume");
+            }
+            tokio::time::sleep(hub.departure_timeout).await;
+            let mut room = room_ref.lock().await;
+            let stale = room
+                .participants
+                .get(&id)
+                .is_some_and(|p| p.generation == generation && p.outbox.is_none());
+            if stale {
+                hub.remove_participant(&mut room, &id, LeaveReason::Timeout).await;
+            }
+        });
+    }
+
+    /// Removes a participant: closes its connections, unsubscribes everyone from its tracks and
+    /// tells the room.
+    pub async fn remove_participant(&self, room: &mut Room, id: &ParticipantId, reason: LeaveReason) {
+        let Some(gone) = room.participants.remove(id) else { return };
+        self.media.close(gone.publisher_conn);
+        self.media.close(gone.subscriber_conn);
+        {
+            let mut conns = self.conns.lock();
+            conns.remove(&gone.publisher_conn);
+            conns.remove(&gone.subscriber_conn);
+        }
+        self.unpublish_tracks(room, &gone.id, &gone.tracks).await;
+        room.broadcast_except(
+            id,
+            &ServerMessage::ParticipantLeft {
+                participant_id: gone.id.clone(),
+                identity: gone.identity.clone(),
+                reason,
+            },
+        );
+        if let Some(outbox) = &gone.outbox {
+            let (code, text) = match reason {
+                LeaveReason::Replaced => (4409, "replaced by a newer session"),
+                LeaveReason::Removed => (4410, "removed from the room"),
+                LeaveReason::Left | LeaveReason::Timeout => (1000, "left"),
+            };
+            let _ = outbox.send(Outgoing::Close(code, text.into()));
+        }
+        tracing::info!(room = %room.id, participant = %id, ?reason, "participant left");
+        self.update_gauges(room);
+        if room.participants.is_empty() && room.viewers.is_empty() {
+            let mut rooms = self.rooms.lock();
+            rooms.remove(&room.id);
+            metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
+            tracing::info!(room = %room.id, "room closed");
+        }
+    }
+
+    pub(crate) fn update_gauges(&self, room: &Room) {
+        // Per-node totals are recomputed from the rooms we can see without awaiting others.
+        let _ = room;
+        let rooms = self.rooms.lock();
+        let (mut participants, mut tracks) = (0usize, 0usize);
+        for r in rooms.values() {
+            if let Ok(r) = r.try_lock() {
+                participants += r.participants.len();
+                tracks += r.participants.values().map(|p| p.tracks.len()).sum::<usize>();
+            }
+        }
+        participants += room.participants.len();
+        tracks += room.participants.values().map(|p| p.tracks.len()).sum::<usize>();
+        metrics::gauge!("sfu_participants").set(participants as f64);
+        metrics::gauge!("sfu_tracks").set(tracks as f64);
+    }
+}

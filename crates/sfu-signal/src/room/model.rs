@@ -1,0 +1,140 @@
+//! What the control plane knows about a room: its participants, their tracks and
+//! subscriptions, and the state of each subscriber connection's negotiation.
+
+use sfu_proto::{
+    Identity, ParticipantId, ParticipantInfo, RoomId, ServerMessage, SubscriptionSettings,
+    TrackId, TrackInfo,
+};
+use sfu_transport::{ConnId, TrackKey};
+use std::collections::{HashMap, HashSet};
+use tokio::sync::mpsc;
+
+use crate::auth::Grants;
+
+/// What the room sends to a participant's WebSocket writer.
+#[derive(Debug)]
+pub enum Outgoing {
+    Message(ServerMessage),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+}
+
+pub type Outbox = mpsc::UnboundedSender<Outgoing>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// Joined over `/rtc`; resumable after its socket drops.
+    Signaling,
+    /// Published over WHIP; lives until its resource is deleted.
+    Whip,
+}
+
+/// A published track with what subscribers' forwarders need to know about it.
+#[derive(Clone, Debug)]
+pub struct TrackEntry {
+    pub info: TrackInfo,
+    pub key: TrackKey,
+    pub mime: String,
+    pub clock_rate: u32,
+}
+
+/// The server-offers negotiation of a subscriber connection (one offer in flight at a time).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Negotiation {
+    pub awaiting_answer: bool,
+    /// Something changed while an offer was in flight (or the socket was away): offer again.
+    pub needs_offer: bool,
+    pub ice_restart: bool,
+}
+
+pub struct Participant {
+    pub id: ParticipantId,
+    pub identity: Identity,
+    pub grants: Grants,
+    pub kind: ParticipantKind,
+    pub tracks: Vec<TrackEntry>,
+    pub publisher_conn: ConnId,
+    pub subscriber_conn: ConnId,
+    /// None while the socket is away (or for WHIP).
+    pub outbox: Option<Outbox>,
+    /// Bumped each time a socket attaches, so a stale departure timer does nothing.
+    pub generation: u64,
+    pub negotiation: Negotiation,
+    /// Settings the participant asked for, kept so they survive re-subscription.
+    pub settings: HashMap<TrackId, SubscriptionSettings>,
+    /// Tracks currently added to this participant's subscriber connection.
+    pub subscribed: HashSet<TrackKey>,
+    /// The subscriber connection exists once a first track was added to it.
+    pub has_subscriber_conn: bool,
+}
+
+impl Participant {
+    pub fn info(&self) -> ParticipantInfo {
+        ParticipantInfo {
+            id: self.id.clone(),
+            identity: self.identity.clone(),
+            tracks: self.tracks.iter().map(|t| t.info.clone()).collect(),
+        }
+    }
+
+    pub fn send(&self, message: ServerMessage) {
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send(Outgoing::Message(message));
+        }
+    }
+
+    pub fn subscribes(&self) -> bool {
+        self.grants.subscribe && self.kind == ParticipantKind::Signaling
+    }
+}
+
+/// A WHEP playback session: a hidden viewer of one participant's tracks.
+pub struct Viewer {
+    pub conn: ConnId,
+    pub identity: Identity,
+}
+
+pub struct Room {
+    pub id: RoomId,
+    pub participants: HashMap<ParticipantId, Participant>,
+    pub viewers: HashMap<String, Viewer>,
+}
+
+impl Room {
+    pub fn new(id: RoomId) -> Self {
+        Self { id, participants: HashMap::new(), viewers: HashMap::new() }
+    }
+
+    pub fn by_identity(&self, identity: &str) -> Option<&Participant> {
+        self.participants.values().find(|p| p.identity.as_str() == identity)
+    }
+
+    /// The track with this id and who publishes it.
+    pub fn track(&self, id: &TrackId) -> Option<(&Participant, &TrackEntry)> {
+        self.participants
+            .values()
+            .find_map(|p| p.tracks.iter().find(|t| &t.info.id == id).map(|t| (p, t)))
+    }
+
+    pub fn track_by_key(&self, key: TrackKey) -> Option<(&Participant, &TrackEntry)> {
+        self.participants
+            .values()
+            .find_map(|p| p.tracks.iter().find(|t| t.key == key).map(|t| (p, t)))
+    }
+
+    pub fn others(&self, me: &ParticipantId) -> Vec<ParticipantInfo> {
+        self.participants.values().filter(|p| &p.id != me).map(Participant::info).collect()
+    }
+
+    pub fn broadcast_except(&self, me: &ParticipantId, message: &ServerMessage) {
+        for p in self.participants.values().filter(|p| &p.id != me) {
+            p.send(message.clone());
+        }
+    }
+}
+
+/// Random ids with a readable prefix: `PA_...`, `TR_...`.
+pub fn new_id(prefix: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!("{prefix}_{}", Alphanumeric.sample_string(&mut rand::rng(), 12))
+}

@@ -1,0 +1,200 @@
+//! Publishing and subscribing: tracks enter the room from a publisher's offer and are added to
+//! every other participant's subscriber connection.
+
+use sfu_proto::{
+    ErrorCode, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackDescription,
+    TrackId, TrackInfo, TrackSource,
+};
+use sfu_transport::{DownTrackSpec, MediaError, PublisherAnswer};
+
+use super::{Hub, Room, TrackEntry, new_id};
+
+/// A request that failed, with the code the client is told.
+#[derive(Debug)]
+pub struct RequestError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RequestError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl From<MediaError> for RequestError {
+    fn from(e: MediaError) -> Self {
+        let code = match e {
+            MediaError::Sdp(_) => ErrorCode::BadSdp,
+            MediaError::NoTrack => ErrorCode::UnknownTrack,
+            _ => ErrorCode::Internal,
+        };
+        Self { code, message: e.to_string() }
+    }
+}
+
+impl Hub {
+    /// Applies a publisher offer; returns the SDP answer. New tracks are announced and
+    /// subscribed to by the room after the answer is queued to the publisher.
+    pub async fn publisher_offer(
+        &self,
+        room: &mut Room,
+        id: &ParticipantId,
+        sdp: String,
+        descriptions: Vec<TrackDescription>,
+    ) -> Result<String, RequestError> {
+        let p = room.participants.get(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
+        if !p.grants.publish && !p.grants.publish_data {
+            return Err(RequestError::new(ErrorCode::NotAllowed, "token does not grant publish"));
+        }
+        if !p.grants.publish && offers_media(&sdp) {
+            return Err(RequestError::new(ErrorCode::NotAllowed, "token grants data only, not media"));
+        }
+        let PublisherAnswer { sdp: answer, added, removed } = self
+            .media
+            .publisher_offer(p.publisher_conn, id.clone(), sdp, descriptions.clone())
+            .await?;
+        p.send(ServerMessage::Answer { sdp: answer.clone() });
+
+        let removed_entries: Vec<TrackEntry> =
+            p.tracks.iter().filter(|t| removed.contains(&t.key)).cloned().collect();
+        if !removed_entries.is_empty() {
+            if let Some(p) = room.participants.get_mut(id) {
+                p.tracks.retain(|t| !removed.contains(&t.key));
+            }
+            self.unpublish_tracks(room, id, &removed_entries).await;
+        }
+
+        for track in added {
+            let description = descriptions.iter().find(|d| d.mid == track.mid);
+            let entry = TrackEntry {
+                info: TrackInfo {
+                    id: TrackId(new_id("TR")),
+                    kind: track.kind,
+                    source: description.map(|d| d.source).unwrap_or(default_source(track.kind)),
+                    name: description.map(|d| d.name.clone()).unwrap_or_default(),
+                    muted: false,
+                    layers: track.layers.clone(),
+                },
+                key: track.key,
+                mime: track.mime.clone(),
+                clock_rate: track.clock_rate,
+            };
+            tracing::info!(room = %room.id, participant = %id, track = %entry.info.id, mime = %entry.mime, layers = entry.info.layers.len(), "track published");
+            if let Some(p) = room.participants.get_mut(id) {
+                p.tracks.push(entry.clone());
+            }
+            room.broadcast_except(
+                id,
+                &ServerMessage::TrackPublished { participant_id: id.clone(), track: entry.info.clone() },
+            );
+            let subscribers: Vec<ParticipantId> =
+                room.participants.values().filter(|s| &s.id != id && s.subscribes()).map(|s| s.id.clone()).collect();
+            for subscriber in subscribers {
+                self.subscribe(room, &subscriber, id, &entry).await;
+            }
+        }
+        let subscribers: Vec<ParticipantId> = room.participants.keys().filter(|s| *s != id).cloned().collect();
+        for subscriber in subscribers {
+            self.negotiate(room, &subscriber).await;
+        }
+        self.update_gauges(room);
+        Ok(answer)
+    }
+
+    /// Adds one track to a subscriber's connection (negotiation happens separately).
+    pub async fn subscribe(&self, room: &mut Room, subscriber: &ParticipantId, publisher: &ParticipantId, track: &TrackEntry) {
+        let Some(s) = room.participants.get(subscriber) else { return };
+        if !s.subscribes() || s.subscribed.contains(&track.key) {
+            return;
+        }
+        let settings = s.settings.get(&track.info.id).cloned().unwrap_or(SubscriptionSettings {
+            track_id: track.info.id.clone(),
+            layer: LayerPreference::Auto,
+            max_width: None,
+            max_height: None,
+            paused: false,
+        });
+        let spec = DownTrackSpec {
+            key: track.key,
+            track_id: track.info.id.clone(),
+            publisher: publisher.clone(),
+            kind: track.info.kind,
+            mime: track.mime.clone(),
+            clock_rate: track.clock_rate,
+            layers: track.info.layers.clone(),
+            settings,
+            muted: track.info.muted,
+        };
+        match self.media.subscriber_add_track(s.subscriber_conn, subscriber.clone(), spec).await {
+            Ok(()) => {
+                if let Some(s) = room.participants.get_mut(subscriber) {
+                    s.subscribed.insert(track.key);
+                    s.has_subscriber_conn = true;
+                }
+            }
+            Err(e) => tracing::warn!(room = %room.id, participant = %subscriber, error = %e, "subscribe failed"),
+        }
+    }
+
+    /// Takes tracks out of every subscription and tells the room they are gone.
+    pub async fn unpublish_tracks(&self, room: &mut Room, publisher: &ParticipantId, tracks: &[TrackEntry]) {
+        if tracks.is_empty() {
+            return;
+        }
+        let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
+        for other in &others {
+            for track in tracks {
+                let Some(s) = room.participants.get_mut(other) else { continue };
+                if s.subscribed.remove(&track.key) {
+                    let _ = self.media.subscriber_remove_track(s.subscriber_conn, track.key).await;
+                }
+                s.send(ServerMessage::TrackUnpublished { participant_id: publisher.clone(), track_id: track.info.id.clone() });
+            }
+            self.negotiate(room, other).await;
+        }
+        for viewer in room.viewers.values() {
+            for track in tracks {
+                let _ = self.media.subscriber_remove_track(viewer.conn, track.key).await;
+            }
+        }
+    }
+
+    pub fn set_subscription(&self, room: &mut Room, id: &ParticipantId, settings: SubscriptionSettings) -> Result<(), RequestError> {
+        let key = room
+            .track(&settings.track_id)
+            .map(|(_, t)| t.key)
+            .ok_or_else(|| RequestError::new(ErrorCode::UnknownTrack, format!("no track {}", settings.track_id)))?;
+        let p = room.participants.get_mut(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
+        if p.subscribed.contains(&key) {
+            self.media.set_subscription(p.subscriber_conn, key, settings.clone());
+        }
+        p.settings.insert(settings.track_id.clone(), settings);
+        Ok(())
+    }
+
+    pub fn set_muted(&self, room: &mut Room, id: &ParticipantId, track_id: &TrackId, muted: bool) -> Result<(), RequestError> {
+        let p = room.participants.get_mut(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
+        let track = p
+            .tracks
+            .iter_mut()
+            .find(|t| &t.info.id == track_id)
+            .ok_or_else(|| RequestError::new(ErrorCode::UnknownTrack, format!("you publish no track {track_id}")))?;
+        track.info.muted = muted;
+        self.media.set_muted(track.key, muted);
+        room.broadcast_except(id, &ServerMessage::TrackMuted { participant_id: id.clone(), track_id: track_id.clone(), muted });
+        Ok(())
+    }
+}
+
+fn default_source(kind: sfu_proto::TrackKind) -> TrackSource {
+    match kind {
+        sfu_proto::TrackKind::Audio => TrackSource::Microphone,
+        sfu_proto::TrackKind::Video => TrackSource::Camera,
+    }
+}
+
+/// Whether an SDP offer has audio or video sections (not only a data channel).
+fn offers_media(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.starts_with("m=audio") || l.starts_with("m=video"))
+}

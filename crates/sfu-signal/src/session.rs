@@ -1,0 +1,204 @@
+//! One signaling WebSocket at `/rtc`: authenticate with the first message, then turn each
+//! client message into a room operation. A malformed message gets an `error` reply and the
+//! socket lives on; only auth failures, oversized messages and protocol violations close it.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use sfu_proto::{ClientMessage, ErrorCode, Identity, PROTOCOL_VERSION, ParticipantId, RoomId, ServerMessage};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+
+use crate::auth::unix_time;
+use crate::room::{Outgoing, ParticipantKind, RoomRef};
+use crate::state::AppState;
+
+/// A client that says nothing this long after connecting is disconnected.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a session token stays valid; the room forgets the session much sooner anyway.
+const SESSION_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// WebSocket close codes (docs/protocol.md).
+pub mod close {
+    pub const BAD_FIRST_MESSAGE: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const SESSION_NOT_FOUND: u16 = 4404;
+    pub const JOIN_TIMEOUT: u16 = 4408;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+pub async fn run(socket: WebSocket, state: Arc<AppState>) {
+    let (mut sink, mut stream) = socket.split();
+    let limit = state.config.rtc.max_message_bytes;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    // The writer owns the sink, so room events and replies share one ordered queue.
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let result = match out {
+                Outgoing::Message(m) => match serde_json::to_string(&m) {
+                    Ok(text) => sink.send(Message::Text(text.into())).await,
+                    Err(_) => continue,
+                },
+                Outgoing::Close(code, reason) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+    });
+
+    let first = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut stream, limit)).await;
+    let joined = match first {
+        Err(_) => Err((close::JOIN_TIMEOUT, "no join within 10 s".to_owned())),
+        Ok(Err(close_with)) => Err(close_with),
+        Ok(Ok(text)) => match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(ClientMessage::Join { token }) => join(&state, &token, tx.clone()).await,
+            Ok(ClientMessage::Resume { session_token }) => resume(&state, &session_token, tx.clone()).await,
+            _ => Err((close::BAD_FIRST_MESSAGE, "first message must be join or resume".to_owned())),
+        },
+    };
+    let (room, id, generation) = match joined {
+        Ok(joined) => joined,
+        Err((code, reason)) => {
+            tracing::info!(code, %reason, "signaling connection refused");
+            let _ = tx.send(Outgoing::Close(code, reason));
+            drop(tx);
+            let _ = writer.await;
+            return;
+        }
+    };
+
+    let mut left = false;
+    loop {
+        let text = match next_text(&mut stream, limit).await {
+            Ok(text) => text,
+            Err((code, reason)) => {
+                if code == close::TOO_BIG {
+                    let _ = tx.send(Outgoing::Close(code, reason));
+                }
+                break;
+            }
+        };
+        let message = match serde_json::from_str::<ClientMessage>(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = tx.send(Outgoing::Message(ServerMessage::Error {
+                    code: ErrorCode::BadMessage,
+                    message: format!("unreadable message: {e}"),
+                    request: request_type(&text),
+                }));
+                continue;
+            }
+        };
+        if matches!(message, ClientMessage::Leave) {
+            left = true;
+        }
+        crate::handlers::handle(&state, &room, &id, message, &tx).await;
+        if left {
+            break;
+        }
+    }
+    if !left {
+        state.hub.detach(room, id, generation);
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// The next text message, or the close code to end the session with.
+async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    limit: usize,
+) -> Result<String, (u16, String)> {
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => {
+                if text.len() > limit {
+                    return Err((close::TOO_BIG, format!("message over {limit} bytes")));
+                }
+                return Ok(text.to_string());
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                if bytes.len() > limit {
+                    return Err((close::TOO_BIG, format!("message over {limit} bytes")));
+                }
+                return Ok(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return Err((1000, "closed".into())),
+            Some(Err(e)) => return Err((1002, e.to_string())),
+        }
+    }
+}
+
+/// Best effort: the `type` field of a message we could not fully parse.
+fn request_type(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get("type")?.as_str().map(str::to_owned)
+}
+
+type Joined = (RoomRef, ParticipantId, u64);
+
+async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outgoing>) -> Result<Joined, (u16, String)> {
+    let now = unix_time(SystemTime::now());
+    let claims = state
+        .auth
+        .verify(token, now)
+        .map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+    if !claims.grants.subscribe && !claims.grants.publish && !claims.grants.publish_data {
+        return Err((close::FORBIDDEN, "token grants nothing in this room".into()));
+    }
+    let room_id = RoomId(claims.room.clone());
+    let (room_ref, id) = state
+        .hub
+        .join(&room_id, Identity(claims.sub.clone()), claims.grants.clone(), ParticipantKind::Signaling, Some(tx.clone()))
+        .await;
+    let session_token = state.auth.issue_session(&claims.room, id.as_str(), SESSION_TOKEN_TTL, now);
+    let mut room = room_ref.lock().await;
+    let Some(me) = room.participants.get(&id) else {
+        return Err((close::SESSION_NOT_FOUND, "replaced while joining".into()));
+    };
+    let _ = tx.send(Outgoing::Message(ServerMessage::Joined {
+        protocol: PROTOCOL_VERSION,
+        room: room_id,
+        participant: me.info(),
+        session_token,
+        participants: room.others(&id),
+        departure_timeout_ms: state.hub.departure_timeout().as_millis() as u64,
+    }));
+    state.hub.subscribe_to_all(&mut room, &id).await;
+    drop(room);
+    Ok((room_ref, id, 0))
+}
+
+async fn resume(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outgoing>) -> Result<Joined, (u16, String)> {
+    let now = unix_time(SystemTime::now());
+    let claims = state
+        .auth
+        .verify_session(token, now)
+        .map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+    let gone = || (close::SESSION_NOT_FOUND, "session not found or expired".to_owned());
+    let room_ref = state.hub.room(&RoomId(claims.room.clone())).ok_or_else(gone)?;
+    let id = ParticipantId(claims.participant_id.clone());
+    let mut room = room_ref.lock().await;
+    let others = room.others(&id);
+    let p = room.participants.get_mut(&id).ok_or_else(gone)?;
+    if let Some(old) = p.outbox.replace(tx.clone()) {
+        let _ = old.send(Outgoing::Close(4409, "resumed elsewhere".into()));
+    }
+    p.generation += 1;
+    let generation = p.generation;
+    // Whatever offer was in flight died with the old socket: start over with an ICE restart.
+    p.negotiation.awaiting_answer = false;
+    p.negotiation.ice_restart = true;
+    p.negotiation.needs_offer = true;
+    let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
+    tracing::info!(room = %room.id, participant = %id, "session resumed");
+    state.hub.subscribe_to_all(&mut room, &id).await;
+    drop(room);
+    Ok((room_ref, id, generation))
+}

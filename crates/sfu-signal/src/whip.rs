@@ -1,0 +1,184 @@
+//! WHIP (RFC 9725) publishing and WHEP playback: one HTTP POST with an SDP offer, answered with
+//! 201, the SDP answer and a Location to DELETE when done.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sfu_proto::{Identity, LayerPreference, LeaveReason, ParticipantId, RoomId, SubscriptionSettings};
+use sfu_transport::DownTrackSpec;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::auth::{Claims, unix_time};
+use crate::room::{ParticipantKind, Viewer, new_id};
+use crate::state::AppState;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], message.into()).into_response()
+}
+
+/// The bearer token's claims, checked against the room in the URL.
+fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+    let claims = state
+        .auth
+        .verify(token.trim(), unix_time(SystemTime::now()))
+        .map_err(|e| error(StatusCode::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+    if claims.room != room {
+        return Err(error(StatusCode::FORBIDDEN, "token is for another room"));
+    }
+    Ok(claims)
+}
+
+fn require_sdp(headers: &HeaderMap) -> Result<(), Response> {
+    let is_sdp = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/sdp"));
+    if is_sdp { Ok(()) } else { Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type must be application/sdp")) }
+}
+
+fn created(location: String, sdp: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location), (header::CONTENT_TYPE, "application/sdp".to_owned())],
+        sdp,
+    )
+        .into_response()
+}
+
+pub async fn whip_post(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let claims = match authorize(&state, &headers, &room).and_then(|c| require_sdp(&headers).map(|_| c)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !claims.grants.publish {
+        return error(StatusCode::FORBIDDEN, "token does not grant publish");
+    }
+    let room_id = RoomId(room.clone());
+    let (room_ref, id) = state
+        .hub
+        .join(&room_id, Identity(claims.sub.clone()), claims.grants.clone(), ParticipantKind::Whip, None)
+        .await;
+    let mut guard = room_ref.lock().await;
+    match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {
+        Ok(answer) => created(format!("/whip/{room}/{id}"), answer),
+        Err(e) => {
+            state.hub.remove_participant(&mut guard, &id, LeaveReason::Left).await;
+            error(StatusCode::BAD_REQUEST, e.message)
+        }
+    }
+}
+
+pub async fn whip_delete(
+    State(state): State<Arc<AppState>>,
+    Path((room, participant)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let claims = match authorize(&state, &headers, &room) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
+    let mut guard = room_ref.lock().await;
+    let id = ParticipantId(participant);
+    match guard.participants.get(&id) {
+        Some(p) if p.identity.as_str() == claims.sub => {}
+        Some(_) => return error(StatusCode::FORBIDDEN, "not your session"),
+        None => return error(StatusCode::NOT_FOUND, "no such session"),
+    }
+    state.hub.remove_participant(&mut guard, &id, LeaveReason::Left).await;
+    StatusCode::OK.into_response()
+}
+
+#[derive(Deserialize)]
+pub struct WhepQuery {
+    #[serde(default)]
+    layer: LayerPreference,
+}
+
+pub async fn whep_post(
+    State(state): State<Arc<AppState>>,
+    Path((room, identity)): Path<(String, String)>,
+    Query(query): Query<WhepQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let claims = match authorize(&state, &headers, &room).and_then(|c| require_sdp(&headers).map(|_| c)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !claims.grants.subscribe {
+        return error(StatusCode::FORBIDDEN, "token does not grant subscribe");
+    }
+    let Some(room_ref) = state.hub.room(&RoomId(room.clone())) else {
+        return error(StatusCode::NOT_FOUND, "no such room");
+    };
+    let mut guard = room_ref.lock().await;
+    let Some(publisher) = guard.by_identity(&identity) else {
+        return error(StatusCode::NOT_FOUND, format!("{identity} is not in {room}"));
+    };
+    let specs: Vec<DownTrackSpec> = publisher
+        .tracks
+        .iter()
+        .map(|t| DownTrackSpec {
+            key: t.key,
+            track_id: t.info.id.clone(),
+            publisher: publisher.id.clone(),
+            kind: t.info.kind,
+            mime: t.mime.clone(),
+            clock_rate: t.clock_rate,
+            layers: t.info.layers.clone(),
+            settings: SubscriptionSettings {
+                track_id: t.info.id.clone(),
+                layer: query.layer,
+                max_width: None,
+                max_height: None,
+                paused: false,
+            },
+            muted: t.info.muted,
+        })
+        .collect();
+    let session = new_id("WV");
+    let conn = state.hub.media.allocate_conn();
+    match state.hub.media.egress_offer(conn, ParticipantId(session.clone()), body, specs).await {
+        Ok(answer) => {
+            guard.viewers.insert(session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
+            tracing::info!(room = %room, %identity, viewer = %session, layer = ?query.layer, "whep session started");
+            created(format!("/whep/{room}/{identity}/{session}"), answer)
+        }
+        Err(e) => {
+            state.hub.media.close(conn);
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
+pub async fn whep_delete(
+    State(state): State<Arc<AppState>>,
+    Path((room, _identity, session)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers, &room) {
+        return r;
+    }
+    let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
+    let mut guard = room_ref.lock().await;
+    match guard.viewers.remove(&session) {
+        Some(viewer) => {
+            state.hub.media.close(viewer.conn);
+            StatusCode::OK.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such session"),
+    }
+}

@@ -1,0 +1,29 @@
+use thiserror::Error;
+
+/// Why a media-plane request failed. Each variant is reported to the client that caused it.
+#[derive(Debug, Error)]
+pub enum MediaError {
+    /// The SDP could not be parsed or negotiated (wrong state, no usable codec...).
+    #[error("sdp rejected: {0}")]
+    Sdp(String),
+    /// The request named a connection that is gone (closed, or never existed).
+    #[error("connection not found")]
+    NoConnection,
+    /// The request named a track this connection doesn't carry.
+    #[error("track not found")]
+    NoTrack,
+    /// The shard handling the connection stopped.
+    #[error("media shard unavailable")]
+    ShardGone,
+    /// Any other failure inside the WebRTC stack.
+    #[error("webrtc: {0}")]
+    Rtc(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rtc::shared::error::Error> for MediaError {
+    fn from(e: rtc::shared::error::Error) -> Self {
+        MediaError::Rtc(e.to_string())
+    }
+}

@@ -1,0 +1,50 @@
+//! Counters the shards bump on the per-packet path. Handles are resolved once per shard so a
+//! packet costs an atomic add, not a registry lookup.
+
+use metrics::{Counter, counter};
+use sfu_core::DropReason;
+
+pub(crate) struct ShardMetrics {
+    pub forwarded_packets: Counter,
+    pub forwarded_bytes: Counter,
+    pub received_packets: Counter,
+    pub received_bytes: Counter,
+    pub plis_sent: Counter,
+    pub keyframe_requests_throttled: Counter,
+    pub nacks_received: Counter,
+    pub retransmissions: Counter,
+    pub retransmissions_missed: Counter,
+    pub unroutable_datagrams: Counter,
+    pub send_failures: Counter,
+    drops: Vec<Counter>,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: usize) -> Self {
+        let label = shard.to_string();
+        let c = |name: &'static str| counter!(name, "shard" => label.clone());
+        Self {
+            forwarded_packets: c("sfu_forwarded_packets_total"),
+            forwarded_bytes: c("sfu_forwarded_bytes_total"),
+            received_packets: c("sfu_received_packets_total"),
+            received_bytes: c("sfu_received_bytes_total"),
+            plis_sent: c("sfu_pli_sent_total"),
+            keyframe_requests_throttled: c("sfu_keyframe_requests_throttled_total"),
+            nacks_received: c("sfu_nack_received_total"),
+            retransmissions: c("sfu_retransmitted_packets_total"),
+            retransmissions_missed: c("sfu_retransmission_misses_total"),
+            unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
+            send_failures: c("sfu_udp_send_failures_total"),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| counter!("sfu_dropped_packets_total", "shard" => label.clone(), "reason" => r.as_str()))
+                .collect(),
+        }
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        if let Some(c) = self.drops.get(DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
+            c.increment(1);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Building the sans-IO peer connections the shards drive: ICE-lite with credentials we choose
+//! (so the first STUN packet can be routed by its username), mDNS off, a host candidate on the
+//! shard's socket, and a fixed codec set so payload types match across publishers and
+//! subscribers.
+
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::MediaError;
+
+/// RFC 6464 audio level, read later for active-speaker detection.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Payload types are fixed so a packet's type can be carried over between connections when
+/// the browser accepts our numbers (it usually does); egress still remaps by mime type.
+pub const PT_OPUS: u8 = 111;
+pub const PT_VP8: u8 = 96;
+pub const PT_H264: u8 = 102;
+
+/// ICE credentials of one connection; the ufrag is also its routing key on the shard socket.
+#[derive(Clone, Debug)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+impl IceCredentials {
+    pub fn random() -> Self {
+        use rand::distr::{Alphanumeric, SampleString};
+        let mut rng = rand::rng();
+        Self {
+            ufrag: Alphanumeric.sample_string(&mut rng, 16),
+            pwd: Alphanumeric.sample_string(&mut rng, 32),
+        }
+    }
+}
+
+/// Whether the connection carries a client's own media in, or everyone else's media out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })
+        .collect()
+}
+
+fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
+    let mut engine = MediaEngine::default();
+    let codecs = [
+        (MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", PT_OPUS, RtpCodecKind::Audio),
+        (MIME_TYPE_VP8, 90000, 0, "", PT_VP8, RtpCodecKind::Video),
+        (
+            MIME_TYPE_H264,
+            90000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            PT_H264,
+            RtpCodecKind::Video,
+        ),
+    ];
+    for (mime, clock_rate, channels, fmtp, pt, kind) in codecs {
+        let rtcp_feedback = if kind == RtpCodecKind::Video { video_feedback() } else { vec![] };
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.into(),
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp.into(),
+                    rtcp_feedback,
+                },
+                payload_type: pt,
+                ..Default::default()
+            },
+            kind,
+        )?;
+    }
+    if direction == Direction::Ingress {
+        configure_simulcast_extension_headers(&mut engine)?;
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.into() },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+    }
+    Ok(engine)
+}
+
+/// Builds a peer connection bound to `local` (the shard socket's address) announcing
+/// `announce` as its host candidate address.
+pub fn build_peer_connection(
+    direction: Direction,
+    credentials: &IceCredentials,
+    announce: SocketAddr,
+    now: Instant,
+) -> Result<RTCPeerConnection, MediaError> {
+    let mut engine = media_engine(direction)?;
+    let mut registry = Registry::new();
+    if direction == Direction::Ingress {
+        // Transport-wide feedback to the publishing browser lets its own estimator ramp up to
+        // the top simulcast layer; receiver reports tell it about loss.
+        registry = configure_twcc_receiver_only(registry, &mut engine)?;
+        // Losses on the publisher's uplink are NACKed here; egress retransmissions are ours
+        // (sfu-core's history), so no NACK responder is registered.
+        registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+    }
+    registry = configure_rtcp_reports(registry);
+
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: announce.ip().to_string(),
+            port: announce.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+    Ok(pc)
+}
+
+/// Raises the browser's initial send-bitrate guess for VP8 so a fresh publisher reaches its
+/// top simulcast layer in seconds instead of ramping from ~300 kbit/s.
+pub fn with_start_bitrate(sdp: &str, kbps: u32) -> String {
+    let rtpmap = format!("a=rtpmap:{PT_VP8} ");
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        if line.starts_with(&rtpmap) {
+            out.push_str(&format!("a=fmtp:{PT_VP8} x-google-start-bitrate={kbps}\r\n"));
+        }
+    }
+    out
+}

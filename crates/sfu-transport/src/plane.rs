@@ -1,0 +1,226 @@
+//! The control plane's handle on the media plane: starts the shards and turns each request
+//! into a command for the shard that owns the connection.
+
+use bytes::Bytes;
+use sfu_proto::{
+    IceCandidate, LayerInfo, ParticipantId, SubscriptionSettings, TrackDescription, TrackId,
+    TrackKind,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::shard::{Command, Shard, ShardHandle};
+use crate::{ConnId, MediaError, TrackKey};
+
+/// Where and how the shards listen.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// Address every shard socket binds to. Must be a concrete address: a wildcard bind would
+    /// skip loopback candidates.
+    pub bind: IpAddr,
+    /// Address put in ICE candidates when it differs from `bind` (1:1 NAT).
+    pub announce: Option<IpAddr>,
+    /// Shard `i` listens on `udp_port_start + i`.
+    pub udp_port_start: u16,
+    /// Number of shards; 0 means one per core.
+    pub shards: usize,
+}
+
+/// What the media plane tells the control plane, unprompted.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up on this connection.
+    Connected { conn: ConnId },
+    /// The connection failed or closed on the network side.
+    Disconnected { conn: ConnId },
+    /// A message arrived on a publisher connection's data channel.
+    Data { conn: ConnId, text: bool, payload: Bytes },
+}
+
+/// A track that a publisher's offer added, ready to announce to the room.
+#[derive(Clone, Debug)]
+pub struct PublishedTrack {
+    pub mid: String,
+    pub key: TrackKey,
+    pub kind: TrackKind,
+    pub mime: String,
+    pub clock_rate: u32,
+    /// Simulcast layers ordered lowest to highest; empty for single-layer tracks.
+    pub layers: Vec<LayerInfo>,
+}
+
+#[derive(Debug)]
+pub struct PublisherAnswer {
+    pub sdp: String,
+    pub added: Vec<PublishedTrack>,
+    /// Tracks whose media section the client stopped or removed.
+    pub removed: Vec<TrackKey>,
+}
+
+/// Everything a subscriber's shard needs to forward one published track.
+#[derive(Clone, Debug)]
+pub struct DownTrackSpec {
+    pub key: TrackKey,
+    pub track_id: TrackId,
+    pub publisher: ParticipantId,
+    pub kind: TrackKind,
+    pub mime: String,
+    pub clock_rate: u32,
+    pub layers: Vec<LayerInfo>,
+    pub settings: SubscriptionSettings,
+    pub muted: bool,
+}
+
+#[derive(Debug)]
+pub struct SubscriberOffer {
+    pub sdp: String,
+    /// The mid of each media section that carries a track.
+    pub tracks: Vec<(String, TrackKey)>,
+}
+
+/// Cheap to clone; every clone talks to the same shards.
+#[derive(Clone)]
+pub struct MediaPlane {
+    shards: Arc<Vec<ShardHandle>>,
+    next_serial: Arc<AtomicU64>,
+    next_shard: Arc<AtomicUsize>,
+}
+
+impl MediaPlane {
+    /// Binds every shard's socket and starts its thread.
+    pub fn start(
+        config: &MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Result<Self, MediaError> {
+        let count = match config.shards {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        let mut senders = Vec::with_capacity(count);
+        let mut receivers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let mut handles = Vec::with_capacity(count);
+        for (index, commands) in receivers.into_iter().enumerate() {
+            let port = config.udp_port_start.checked_add(index as u16).ok_or_else(|| {
+                MediaError::Io(std::io::Error::other("udp port range overflows 65535"))
+            })?;
+            let bind = SocketAddr::new(config.bind, port);
+            let socket = std::net::UdpSocket::bind(bind)?;
+            let announce = SocketAddr::new(config.announce.unwrap_or(config.bind), port);
+            let shard = Shard::new(index, socket, announce, commands, senders.clone(), events.clone())?;
+            let thread = std::thread::Builder::new()
+                .name(format!("media-shard-{index}"))
+                .spawn(move || shard.run())?;
+            handles.push(ShardHandle { commands: senders[index].clone(), _thread: Arc::new(thread) });
+            tracing::info!(shard = index, %bind, %announce, "media shard listening");
+        }
+        Ok(Self {
+            shards: Arc::new(handles),
+            next_serial: Arc::new(AtomicU64::new(1)),
+            next_shard: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Reserves an id for a new connection, spreading connections over shards round-robin.
+    pub fn allocate_conn(&self) -> ConnId {
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn send(&self, shard: usize, command: Command) -> Result<(), MediaError> {
+        let handle = self.shards.get(shard).ok_or(MediaError::ShardGone)?;
+        handle.commands.send(command).map_err(|_| MediaError::ShardGone)
+    }
+
+    async fn ask<T>(
+        &self,
+        conn: ConnId,
+        make: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(conn.shard(), make(reply))?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Applies a publisher connection's offer (creating the connection on first use) and
+    /// returns the answer plus the tracks it added or removed.
+    pub async fn publisher_offer(
+        &self,
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<TrackDescription>,
+    ) -> Result<PublisherAnswer, MediaError> {
+        self.ask(conn, |reply| Command::PublisherOffer { conn, owner, sdp, tracks, reply }).await
+    }
+
+    /// Adds a track to a subscriber connection (creating it on first use). Takes effect for
+    /// the client after the next [`subscriber_offer`](Self::subscriber_offer).
+    pub async fn subscriber_add_track(
+        &self,
+        conn: ConnId,
+        owner: ParticipantId,
+        spec: DownTrackSpec,
+    ) -> Result<(), MediaError> {
+        self.ask(conn, |reply| Command::AddDownTrack { conn, owner, spec: Box::new(spec), reply }).await
+    }
+
+    pub async fn subscriber_remove_track(&self, conn: ConnId, key: TrackKey) -> Result<(), MediaError> {
+        self.ask(conn, |reply| Command::RemoveDownTrack { conn, key, reply }).await
+    }
+
+    /// Creates the subscriber connection's next offer.
+    pub async fn subscriber_offer(&self, conn: ConnId, ice_restart: bool) -> Result<SubscriberOffer, MediaError> {
+        self.ask(conn, |reply| Command::SubscriberOffer { conn, ice_restart, reply }).await
+    }
+
+    pub async fn subscriber_answer(&self, conn: ConnId, sdp: String) -> Result<(), MediaError> {
+        self.ask(conn, |reply| Command::SubscriberAnswer { conn, sdp, reply }).await
+    }
+
+    /// Answers a client's offer on an egress connection (WHEP): the client's recvonly sections
+    /// receive `tracks`.
+    pub async fn egress_offer(
+        &self,
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<DownTrackSpec>,
+    ) -> Result<String, MediaError> {
+        self.ask(conn, |reply| Command::EgressOffer { conn, owner, sdp, tracks, reply }).await
+    }
+
+    pub async fn add_remote_candidate(&self, conn: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {
+        self.ask(conn, |reply| Command::RemoteCandidate { conn, candidate, reply }).await
+    }
+
+    pub fn set_subscription(&self, conn: ConnId, key: TrackKey, settings: SubscriptionSettings) {
+        let _ = self.send(conn.shard(), Command::SetSubscription { conn, key, settings });
+    }
+
+    /// Tells every shard that a track was muted or unmuted by its publisher.
+    pub fn set_muted(&self, key: TrackKey, muted: bool) {
+        for shard in 0..self.shards.len() {
+            let _ = self.send(shard, Command::SetMuted { key, muted });
+        }
+    }
+
+    /// Sends a message on a publisher connection's data channel.
+    pub fn send_data(&self, conn: ConnId, text: bool, payload: Bytes) {
+        let _ = self.send(conn.shard(), Command::SendData { conn, text, payload });
+    }
+
+    pub fn close(&self, conn: ConnId) {
+        let _ = self.send(conn.shard(), Command::Close { conn });
+    }
+}

@@ -1,0 +1,71 @@
+//! One peer connection on a shard, with what the shard knows about it.
+
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use sfu_core::{Forwarder, RtpHistory};
+use sfu_proto::ParticipantId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::peer_factory::Direction;
+use crate::TrackKey;
+
+pub(crate) struct Conn {
+    pub owner: ParticipantId,
+    pub direction: Direction,
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+    /// Where the client's packets come from, learned from its STUN checks.
+    pub remote: Option<SocketAddr>,
+    pub connected: bool,
+    /// The deadline this connection is filed under in the shard's timer set.
+    pub deadline: Option<Instant>,
+    /// Queued for draining at the next flush.
+    pub dirty: bool,
+    /// Publisher side: the "data" channel the client opened.
+    pub data_channel: Option<RTCDataChannelId>,
+    /// Publisher side: tracks by the rtc stack's track id, then by SSRC once seen.
+    pub ingress_tracks: HashMap<String, TrackKey>,
+    pub ingress_ssrcs: HashMap<u32, (TrackKey, u8)>,
+    /// Publisher side: mid -> track, so a re-offer keeps existing tracks.
+    pub published_mids: HashMap<String, TrackKey>,
+    /// Subscriber side.
+    pub down_tracks: HashMap<TrackKey, DownTrack>,
+    /// Subscriber side: the rtc stack's sender track id (our TrackId) -> track.
+    pub down_by_track_id: HashMap<String, TrackKey>,
+}
+
+impl Conn {
+    pub fn new(owner: ParticipantId, direction: Direction, pc: RTCPeerConnection, ufrag: String) -> Self {
+        Self {
+            owner,
+            direction,
+            pc,
+            ufrag,
+            remote: None,
+            connected: false,
+            deadline: None,
+            dirty: false,
+            data_channel: None,
+            ingress_tracks: HashMap::new(),
+            ingress_ssrcs: HashMap::new(),
+            published_mids: HashMap::new(),
+            down_tracks: HashMap::new(),
+            down_by_track_id: HashMap::new(),
+        }
+    }
+}
+
+/// A published track as sent to one subscriber.
+pub(crate) struct DownTrack {
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    pub mime: String,
+    /// The payload type the subscriber negotiated for this codec; None until it answered.
+    pub payload_type: Option<u8>,
+    pub forwarder: Forwarder,
+    /// Recently sent packets, by output sequence number, to answer NACKs.
+    pub history: RtpHistory<rtc::rtp::Packet>,
+}

@@ -1,0 +1,363 @@
+//! The subscriber side of a shard: a down track per subscribed track, forwarding decisions from
+//! sfu-core applied to each packet, and the subscriber's RTCP (PLI, FIR, NACK) answered.
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use sfu_core::{Decision, Forwarder, PacketMeta, RtpHistory, VideoCodec};
+use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
+use std::time::Instant;
+
+use super::conn::DownTrack;
+use super::ingress::MediaPacket;
+use super::{Command, Shard};
+use crate::peer_factory::Direction;
+use crate::plane::{DownTrackSpec, MediaEvent, SubscriberOffer};
+use crate::{ConnId, MediaError, TrackKey};
+
+/// Sent packets kept per down track for NACKs: ~1 s of a 1.5 Mbit/s layer.
+const VIDEO_HISTORY: usize = 512;
+const AUDIO_HISTORY: usize = 64;
+
+impl Shard {
+    pub(super) fn add_down_track(
+        &mut self,
+        id: ConnId,
+        owner: ParticipantId,
+        spec: DownTrackSpec,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
+        if conn.down_tracks.contains_key(&spec.key) {
+            return Ok(());
+        }
+        let ssrc = rand::random::<u32>();
+        let kind = if spec.kind == TrackKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+        let track = MediaStreamTrack::new(
+            spec.publisher.to_string(),
+            spec.track_id.to_string(),
+            spec.track_id.to_string(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: RTCRtpCodec {
+                    mime_type: spec.mime.clone(),
+                    clock_rate: spec.clock_rate,
+                    ..Default::default()
+                },
+                active: true,
+                ..Default::default()
+            }],
+        );
+        let sender = conn.pc.add_track(track)?;
+        let mut forwarder = Forwarder::new(spec.kind, VideoCodec::from_mime(&spec.mime), spec.clock_rate);
+        let dims: Vec<Option<(u16, u16)>> = spec
+            .layers
+            .iter()
+            .map(|l| (l.width > 0).then_some((l.width as u16, l.height as u16)))
+            .collect();
+        forwarder.set_layers(&dims);
+        forwarder.set_preference(&spec.settings);
+        forwarder.set_muted(spec.muted);
+        if conn.connected {
+            forwarder.on_connected(now);
+        }
+        let capacity = if spec.kind == TrackKind::Audio { AUDIO_HISTORY } else { VIDEO_HISTORY };
+        conn.down_by_track_id.insert(spec.track_id.to_string(), spec.key);
+        conn.down_tracks.insert(
+            spec.key,
+            DownTrack {
+                sender,
+                ssrc,
+                mime: spec.mime,
+                payload_type: None,
+                forwarder,
+                history: RtpHistory::new(capacity),
+            },
+        );
+        self.subscribers.entry(spec.key).or_default().push(id);
+        self.to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
+        Ok(())
+    }
+
+    pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey) -> Result<(), MediaError> {
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        let down = conn.down_tracks.remove(&key).ok_or(MediaError::NoTrack)?;
+        conn.down_by_track_id.retain(|_, k| *k != key);
+        conn.pc.remove_track(down.sender)?;
+        self.unlink_subscriber(id, key, Instant::now());
+        Ok(())
+    }
+
+    pub(super) fn unlink_subscriber(&mut self, id: ConnId, key: TrackKey, now: Instant) {
+        if let Some(list) = self.subscribers.get_mut(&key) {
+            list.retain(|c| *c != id);
+            if list.is_empty() {
+                self.subscribers.remove(&key);
+            }
+        }
+        self.to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
+    }
+
+    pub(super) fn subscriber_offer(
+        &mut self,
+        id: ConnId,
+        ice_restart: bool,
+        now: Instant,
+    ) -> Result<SubscriberOffer, MediaError> {
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        if ice_restart {
+            conn.pc.restart_ice();
+        }
+        let offer = conn.pc.create_offer(None)?;
+        conn.pc.set_local_description(now, offer)?;
+        let sdp = conn.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        let mut tracks = Vec::new();
+        let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
+        for t in transceivers {
+            let Some(transceiver) = conn.pc.rtp_transceiver(t) else { continue };
+            let (Some(mid), Some(sender)) = (transceiver.mid().clone(), transceiver.sender()) else { continue };
+            if let Some((key, _)) = conn.down_tracks.iter().find(|(_, d)| d.sender == sender) {
+                tracks.push((mid, *key));
+            }
+        }
+        self.mark_dirty(id);
+        Ok(SubscriberOffer { sdp, tracks })
+    }
+
+    pub(super) fn subscriber_answer(&mut self, id: ConnId, sdp: String, now: Instant) -> Result<(), MediaError> {
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        conn.pc.set_remote_description(now, answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        self.resolve_payload_types(id);
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// WHEP: the client offers recvonly sections; each gets one of `tracks`.
+    pub(super) fn egress_offer(
+        &mut self,
+        id: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<DownTrackSpec>,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        let conn = self.ensure_conn(id, owner.clone(), Direction::Egress, now)?;
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        conn.pc.set_remote_description(now, offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        for spec in tracks {
+            self.add_down_track(id, owner.clone(), spec, now)?;
+        }
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        let answer = conn.pc.create_answer(None).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        conn.pc.set_local_description(now, answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let sdp = conn.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        self.resolve_payload_types(id);
+        self.mark_dirty(id);
+        Ok(sdp)
+    }
+
+    /// After negotiation, learns which payload type the subscriber uses for each codec.
+    fn resolve_payload_types(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        for down in conn.down_tracks.values_mut() {
+            let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
+            down.payload_type = sender
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&down.mime))
+                .map(|c| c.payload_type);
+        }
+    }
+
+    pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings) {
+        if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
+            down.forwarder.set_preference(settings);
+        }
+    }
+
+    pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
+        let Some(list) = self.subscribers.get(&key) else { return };
+        for id in list.clone() {
+            if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
+                down.forwarder.set_muted(muted);
+            }
+        }
+    }
+
+    /// Runs one published packet through the forwarder of every local subscriber of its track.
+    pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
+        let meta = PacketMeta {
+            layer: packet.layer,
+            ssrc: packet.ssrc,
+            seq: packet.seq,
+            timestamp: packet.timestamp,
+            marker: packet.marker,
+            keyframe: packet.keyframe,
+            padding_only: packet.payload.is_empty(),
+        };
+        let count = self.subscribers.get(&packet.key).map_or(0, Vec::len);
+        for i in 0..count {
+            let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };
+            let Some(conn) = self.conns.get_mut(&id) else { continue };
+            let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
+            match down.forwarder.on_packet(&meta, now) {
+                Decision::Drop(reason) => self.metrics.dropped(reason),
+                Decision::Forward(t) => {
+                    let Some(payload_type) = down.payload_type else {
+                        self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
+                        continue;
+                    };
+                    let out = rtc::rtp::Packet {
+                        header: rtc::rtp::header::Header {
+                            version: 2,
+                            marker: t.marker,
+                            payload_type,
+                            sequence_number: t.seq,
+                            timestamp: t.timestamp,
+                            ssrc: down.ssrc,
+                            ..Default::default()
+                        },
+                        payload: packet.payload.clone(),
+                    };
+                    down.history.insert(t.seq, out.clone());
+                    let sent = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, out));
+                    match sent {
+                        Some(Ok(())) => {
+                            self.metrics.forwarded_packets.increment(1);
+                            self.metrics.forwarded_bytes.increment(packet.payload.len() as u64);
+                        }
+                        _ => self.metrics.dropped(sfu_core::DropReason::EgressQueueFull),
+                    }
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
+                    }
+                }
+            }
+            if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
+                self.to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
+            }
+        }
+    }
+
+    pub(super) fn handle_event(&mut self, id: ConnId, event: RTCPeerConnectionEvent, now: Instant) {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                if let Some(conn) = self.conns.get(&id) {
+                    tracing::info!(conn = id.0, participant = %conn.owner, direction = ?conn.direction, ?state, "peer connection state");
+                }
+                match state {
+                    RTCPeerConnectionState::Connected => self.on_connected(id, now),
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        if let Some(conn) = self.conns.get_mut(&id) {
+                            conn.connected = false;
+                        }
+                        self.emit(MediaEvent::Disconnected { conn: id });
+                    }
+                    _ => {}
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                let key = self
+                    .published
+                    .iter()
+                    .find(|(_, p)| p.conn == id && p.receiver == Some(init.receiver_id))
+                    .map(|(k, _)| *k);
+                if let (Some(key), Some(conn)) = (key, self.conns.get_mut(&id)) {
+                    conn.ingress_tracks.insert(init.track_id.to_string(), key);
+                }
+            }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.data_channel = Some(channel);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.connected = true;
+        let mut requests = Vec::new();
+        for (key, down) in conn.down_tracks.iter_mut() {
+            down.forwarder.on_connected(now);
+            if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
+                requests.push((*key, layer));
+            }
+        }
+        for (key, layer) in requests {
+            self.to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
+        }
+        self.emit(MediaEvent::Connected { conn: id });
+    }
+
+    pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, now: Instant) {
+        match message {
+            RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, now),
+            RTCMessage::RtcpPacket(track, packets) => {
+                // Publishers' sender reports are consumed by the stack; only feedback about
+                // what we send matters here.
+                if self.conns.get(&id).is_some_and(|c| c.direction == Direction::Egress) {
+                    self.on_subscriber_rtcp(id, &track, packets, now);
+                }
+            }
+            RTCMessage::DataChannelMessage(_, message) => {
+                self.emit(MediaEvent::Data { conn: id, text: message.is_string, payload: message.data.freeze() });
+            }
+            _ => {}
+        }
+    }
+
+    /// Feedback from a subscriber about one of its down tracks.
+    fn on_subscriber_rtcp(
+        &mut self,
+        id: ConnId,
+        track: &str,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+        now: Instant,
+    ) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(key) = conn.down_by_track_id.get(track).copied() else { return };
+        let Some(down) = conn.down_tracks.get_mut(&key) else { return };
+        let mut want_keyframe = false;
+        for packet in &packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                want_keyframe = true;
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.metrics.nacks_received.increment(1);
+                for pair in &nack.nacks {
+                    for seq in pair.packet_list() {
+                        match down.history.get(seq).cloned() {
+                            Some(p) => {
+                                let ok = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p));
+                                if matches!(ok, Some(Ok(()))) {
+                                    self.metrics.retransmissions.increment(1);
+                                }
+                            }
+                            None => self.metrics.retransmissions_missed.increment(1),
+                        }
+                    }
+                }
+            }
+        }
+        let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
+        if want_keyframe && let Some(layer) = layer {
+            self.to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
+        }
+        self.mark_dirty(id);
+    }
+}

@@ -1,0 +1,271 @@
+//! The publisher side of a shard: accepting offers, reading published media once, and handing
+//! each packet to every shard that has subscribers for its track.
+
+use bytes::Bytes;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use sfu_core::{KeyframeRequestThrottle, LayerOrder, VideoCodec};
+use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::conn::Conn;
+use super::{Command, Shard};
+use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
+use crate::plane::{PublishedTrack, PublisherAnswer};
+use crate::{ConnId, MediaError, TrackKey};
+
+/// Initial send bitrate suggested to publishing browsers, kbit/s.
+const PUBLISHER_START_KBPS: u32 = 2500;
+
+/// One published packet, decrypted once and shared by every subscriber's forwarder.
+#[derive(Debug)]
+pub(crate) struct MediaPacket {
+    pub key: TrackKey,
+    pub layer: u8,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub keyframe: bool,
+    pub payload: Bytes,
+}
+
+/// A track published by a connection on this shard.
+pub(crate) struct Published {
+    pub conn: ConnId,
+    pub codec: VideoCodec,
+    pub layers: LayerOrder,
+    /// The SSRC seen on each layer, for addressing PLIs.
+    pub layer_ssrcs: HashMap<u8, u32>,
+    pub receiver: Option<RTCRtpReceiverId>,
+    /// Shards with subscribers, with how many subscriptions each holds.
+    pub downstream: HashMap<usize, usize>,
+    pub throttle: KeyframeRequestThrottle,
+}
+
+impl Shard {
+    pub(super) fn ensure_conn(
+        &mut self,
+        id: ConnId,
+        owner: ParticipantId,
+        direction: Direction,
+        now: Instant,
+    ) -> Result<&mut Conn, MediaError> {
+        if !self.conns.contains_key(&id) {
+            let credentials = IceCredentials::random();
+            let pc = build_peer_connection(direction, &credentials, self.announce, now)?;
+            self.by_ufrag.insert(credentials.ufrag.clone(), id);
+            self.conns.insert(id, Conn::new(owner, direction, pc, credentials.ufrag));
+        }
+        self.conns.get_mut(&id).ok_or(MediaError::NoConnection)
+    }
+
+    pub(super) fn publisher_offer(
+        &mut self,
+        id: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        descriptions: Vec<TrackDescription>,
+        now: Instant,
+    ) -> Result<PublisherAnswer, MediaError> {
+        let rids = super::sdp_info::receive_rids(&sdp);
+        let conn = self.ensure_conn(id, owner, Direction::Ingress, now)?;
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        conn.pc.set_remote_description(now, offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let answer = conn.pc.create_answer(None).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        conn.pc.set_local_description(now, answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let sdp = conn
+            .pc
+            .local_description()
+            .map(|d| with_start_bitrate(&d.sdp, PUBLISHER_START_KBPS))
+            .ok_or_else(|| MediaError::Sdp("no local description".into()))?;
+
+        // Collect every receiving media section: (mid, kind, codec mime, clock rate, receiver).
+        let mut sections = Vec::new();
+        let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
+        for t in transceivers {
+            let Some(transceiver) = conn.pc.rtp_transceiver(t) else { continue };
+            let Some(mid) = transceiver.mid().clone() else { continue };
+            let direction = transceiver.direction();
+            let Some(receiver_id) = transceiver.receiver() else { continue };
+            let Some(mut receiver) = conn.pc.rtp_receiver(receiver_id) else { continue };
+            let kind = receiver.track().kind();
+            let codec = receiver.get_parameters().rtp_parameters.codecs.first().map(|c| c.rtp_codec.clone());
+            let receiving = matches!(
+                direction,
+                rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly
+                    | rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendrecv
+            );
+            sections.push((mid, kind, codec, receiver_id, receiving));
+        }
+
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        let mut live_mids = Vec::new();
+        for (mid, kind, codec, receiver_id, receiving) in sections {
+            let Some(codec) = codec.filter(|_| receiving) else { continue };
+            live_mids.push(mid.clone());
+            if self.conns.get(&id).is_some_and(|c| c.published_mids.contains_key(&mid)) {
+                continue;
+            }
+            let description = descriptions.iter().find(|d| d.mid == mid);
+            let hinted: Vec<LayerInfo> = description.map(|d| d.layers.clone()).unwrap_or_default();
+            let rid_names: Vec<String> = if hinted.is_empty() {
+                rids.get(&mid).cloned().unwrap_or_default()
+            } else {
+                hinted.iter().map(|l| l.rid.0.clone()).collect()
+            };
+            let hints: Vec<(String, Option<(u16, u16)>)> = rid_names
+                .iter()
+                .map(|rid| {
+                    let dims = hinted.iter().find(|l| &l.rid.0 == rid).map(|l| (l.width as u16, l.height as u16));
+                    (rid.clone(), dims.filter(|(w, h)| *w > 0 && *h > 0))
+                })
+                .collect();
+            let layers = LayerOrder::new(hints);
+            let ordered = ordered_layers(&layers);
+            let key = TrackKey::new(self.index, self.next_track_serial);
+            self.next_track_serial += 1;
+            self.published.insert(
+                key,
+                Published {
+                    conn: id,
+                    codec: VideoCodec::from_mime(&codec.mime_type),
+                    layers,
+                    layer_ssrcs: HashMap::new(),
+                    receiver: Some(receiver_id),
+                    downstream: HashMap::new(),
+                    throttle: KeyframeRequestThrottle::new(),
+                },
+            );
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.published_mids.insert(mid.clone(), key);
+            }
+            added.push(PublishedTrack {
+                mid,
+                key,
+                kind: if kind == RtpCodecKind::Audio { TrackKind::Audio } else { TrackKind::Video },
+                mime: codec.mime_type.clone(),
+                clock_rate: codec.clock_rate,
+                layers: ordered,
+            });
+        }
+        if let Some(conn) = self.conns.get_mut(&id) {
+            let gone: Vec<String> =
+                conn.published_mids.keys().filter(|m| !live_mids.contains(m)).cloned().collect();
+            for mid in gone {
+                if let Some(key) = conn.published_mids.remove(&mid) {
+                    removed.push(key);
+                }
+            }
+        }
+        for key in &removed {
+            self.published.remove(key);
+        }
+        self.mark_dirty(id);
+        Ok(PublisherAnswer { sdp, added, removed })
+    }
+
+    /// A published RTP packet: classify it once, then hand it to every subscribing shard.
+    pub(super) fn on_published_rtp(&mut self, id: ConnId, rtc_track: &str, packet: rtc::rtp::Packet, now: Instant) {
+        self.metrics.received_packets.increment(1);
+        self.metrics.received_bytes.increment(packet.payload.len() as u64);
+        let ssrc = packet.header.ssrc;
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let (key, layer) = match conn.ingress_ssrcs.get(&ssrc) {
+            Some(found) => *found,
+            None => {
+                let Some(key) = conn.ingress_tracks.get(rtc_track).copied() else { return };
+                let Some(published) = self.published.get_mut(&key) else { return };
+                let rid = published
+                    .receiver
+                    .and_then(|r| conn.pc.rtp_receiver(r))
+                    .and_then(|r| r.track().rid(ssrc).map(|s| s.to_string()));
+                let layer = rid.as_deref().and_then(|r| published.layers.index_of(r)).unwrap_or(0);
+                published.layer_ssrcs.insert(layer, ssrc);
+                conn.ingress_ssrcs.insert(ssrc, (key, layer));
+                (key, layer)
+            }
+        };
+        let Some(published) = self.published.get_mut(&key) else { return };
+        let keyframe = published.codec.is_keyframe(&packet.payload);
+        if keyframe && let Some((w, h)) = sfu_core::vp8_keyframe_size(&packet.payload) {
+            let rid = published.layers.rid_at(layer).map(str::to_owned);
+            if let Some(rid) = rid
+                && published.layers.set_resolution(&rid, w, h)
+            {
+                // The order changed: layer numbers cached per SSRC are stale.
+                conn.ingress_ssrcs.clear();
+                published.layer_ssrcs.clear();
+            }
+        }
+        let media = Arc::new(MediaPacket {
+            key,
+            layer,
+            ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            keyframe,
+            payload: packet.payload,
+        });
+        let shards: Vec<usize> = published.downstream.keys().copied().collect();
+        for shard in shards {
+            if shard == self.index {
+                self.forward_local(&media, now);
+            } else if let Some(peer) = self.peers.get(shard) {
+                let _ = peer.send(Command::Forward(media.clone()));
+            }
+        }
+    }
+
+    /// A subscription on `shard` starts or ends for a track published here.
+    pub(super) fn set_downstream(&mut self, key: TrackKey, shard: usize, attach: bool) {
+        let Some(published) = self.published.get_mut(&key) else { return };
+        let count = published.downstream.entry(shard).or_insert(0);
+        if attach {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                published.downstream.remove(&shard);
+            }
+        }
+    }
+
+    /// Sends a PLI to the publisher for `layer`, at most once per layer per throttle window.
+    pub(super) fn request_keyframe(&mut self, key: TrackKey, layer: u8, now: Instant) {
+        let Some(published) = self.published.get_mut(&key) else { return };
+        let Some(ssrc) = published.layer_ssrcs.get(&layer).copied() else { return };
+        if !published.throttle.should_send(layer, now) {
+            self.metrics.keyframe_requests_throttled.increment(1);
+            return;
+        }
+        let (conn_id, receiver) = (published.conn, published.receiver);
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(mut receiver) = receiver.and_then(|r| conn.pc.rtp_receiver(r)) else { return };
+        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+        if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+            self.metrics.plis_sent.increment(1);
+        }
+        self.mark_dirty(conn_id);
+    }
+}
+
+/// The layers of a track, lowest first, with what is known of their sizes.
+fn ordered_layers(order: &LayerOrder) -> Vec<LayerInfo> {
+    order
+        .resolutions()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, dims)| {
+            let rid = order.rid_at(i as u8)?;
+            let (width, height) = dims.map_or((0, 0), |(w, h)| (u32::from(w), u32::from(h)));
+            Some(LayerInfo { rid: sfu_proto::Rid(rid.to_owned()), width, height })
+        })
+        .collect()
+}

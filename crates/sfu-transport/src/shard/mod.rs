@@ -1,0 +1,380 @@
+//! One worker shard: a thread owning a UDP socket, the peer connections multiplexed on it,
+//! their timers, and the forwarding state of the tracks published or subscribed on it.
+
+mod conn;
+mod egress;
+mod ingress;
+mod sdp_info;
+
+use bytes::{Bytes, BytesMut};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::ShardMetrics;
+use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
+use crate::{ConnId, MediaError, TrackKey};
+use conn::Conn;
+use ingress::{MediaPacket, Published};
+
+type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+/// Work for a shard, from the control plane or from another shard.
+pub(crate) enum Command {
+    PublisherOffer { conn: ConnId, owner: ParticipantId, sdp: String, tracks: Vec<TrackDescription>, reply: Reply<PublisherAnswer> },
+    AddDownTrack { conn: ConnId, owner: ParticipantId, spec: Box<DownTrackSpec>, reply: Reply<()> },
+    RemoveDownTrack { conn: ConnId, key: TrackKey, reply: Reply<()> },
+    SubscriberOffer { conn: ConnId, ice_restart: bool, reply: Reply<SubscriberOffer> },
+    SubscriberAnswer { conn: ConnId, sdp: String, reply: Reply<()> },
+    EgressOffer { conn: ConnId, owner: ParticipantId, sdp: String, tracks: Vec<DownTrackSpec>, reply: Reply<String> },
+    RemoteCandidate { conn: ConnId, candidate: IceCandidate, reply: Reply<()> },
+    SetSubscription { conn: ConnId, key: TrackKey, settings: SubscriptionSettings },
+    SetMuted { key: TrackKey, muted: bool },
+    SendData { conn: ConnId, text: bool, payload: Bytes },
+    Close { conn: ConnId },
+    /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
+    Downstream { key: TrackKey, shard: usize, attach: bool },
+    /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
+    KeyframeRequest { key: TrackKey, layer: u8 },
+    /// From the publisher's shard: a packet for the subscribers living here.
+    Forward(Arc<MediaPacket>),
+}
+
+pub(crate) struct ShardHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub _thread: Arc<std::thread::JoinHandle<()>>,
+}
+
+pub(crate) struct Shard {
+    index: usize,
+    socket: Option<std::net::UdpSocket>,
+    local_addr: SocketAddr,
+    announce: SocketAddr,
+    commands: mpsc::UnboundedReceiver<Command>,
+    peers: Vec<mpsc::UnboundedSender<Command>>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    conns: HashMap<ConnId, Conn>,
+    by_ufrag: HashMap<String, ConnId>,
+    by_addr: HashMap<SocketAddr, ConnId>,
+    /// Tracks published by connections on this shard.
+    published: HashMap<TrackKey, Published>,
+    /// Connections on this shard subscribed to each track (wherever it is published).
+    subscribers: HashMap<TrackKey, Vec<ConnId>>,
+    timers: BTreeSet<(Instant, ConnId)>,
+    dirty: Vec<ConnId>,
+    next_track_serial: u64,
+    metrics: ShardMetrics,
+}
+
+/// Datagrams read per wakeup before the connections they touched are drained.
+const RECV_BATCH: usize = 64;
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        socket: std::net::UdpSocket,
+        announce: SocketAddr,
+        commands: mpsc::UnboundedReceiver<Command>,
+        peers: Vec<mpsc::UnboundedSender<Command>>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        Ok(Self {
+            index,
+            socket: Some(socket),
+            local_addr,
+            announce,
+            commands,
+            peers,
+            events,
+            conns: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            published: HashMap::new(),
+            subscribers: HashMap::new(),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+            next_track_serial: 1,
+            metrics: ShardMetrics::new(index),
+        })
+    }
+
+    pub fn run(mut self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(shard = self.index, error = %e, "cannot start shard runtime");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let Some(std_socket) = self.socket.take() else { return };
+            let socket = match tokio::net::UdpSocket::from_std(std_socket) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(shard = self.index, error = %e, "cannot register shard socket");
+                    return;
+                }
+            };
+            self.event_loop(socket).await;
+        });
+    }
+
+    async fn event_loop(&mut self, socket: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            self.flush(&socket);
+            let deadline = self.timers.first().map(|(at, _)| *at);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return };
+                    let now = Instant::now();
+                    self.handle_command(command, now);
+                    // Commands come in bursts (one per forwarded packet from other shards).
+                    for _ in 0..RECV_BATCH {
+                        match self.commands.try_recv() {
+                            Ok(command) => self.handle_command(command, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                received = socket.recv_from(&mut buf) => {
+                    let now = Instant::now();
+                    if let Ok((len, from)) = received {
+                        self.handle_datagram(&buf[..len], from, now);
+                    }
+                    for _ in 0..RECV_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((len, from)) => self.handle_datagram(&buf[..len], from, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => self.handle_timeouts(Instant::now()),
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+        let conn_id = match self.by_addr.get(&from) {
+            Some(id) => *id,
+            None => {
+                let Some(id) = crate::stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) else {
+                    self.metrics.unroutable_datagrams.increment(1);
+                    return;
+                };
+                *id
+            }
+        };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if conn.remote != Some(from) && crate::stun::is_stun(datagram) {
+            // A new or changed path (first contact, ICE restart, NAT rebinding).
+            if let Some(old) = conn.remote.replace(from) {
+                self.by_addr.remove(&old);
+            }
+            self.by_addr.insert(from, conn_id);
+        }
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(datagram),
+        };
+        if let Err(e) = conn.pc.handle_read(message) {
+            tracing::debug!(conn = conn_id.0, error = %e, "datagram rejected");
+        }
+        self.mark_dirty(conn_id);
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.deadline = None;
+                let _ = conn.pc.handle_timeout(now);
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Drains every connection touched since the last flush: writes go to the socket, events and
+    /// application messages are handled (which may touch more connections), timers are re-armed.
+    fn flush(&mut self, socket: &tokio::net::UdpSocket) {
+        let now = Instant::now();
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 16 {
+            rounds += 1;
+            for id in std::mem::take(&mut self.dirty) {
+                self.drain(id, socket, now);
+            }
+        }
+    }
+
+    fn drain(&mut self, id: ConnId, socket: &tokio::net::UdpSocket, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.dirty = false;
+        let mut events = Vec::new();
+        let mut reads = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(out) = conn.pc.poll_write() {
+                progressed = true;
+                match socket.try_send_to(&out.message, out.transport.peer_addr) {
+                    Ok(_) => {}
+                    Err(_) => self.metrics.send_failures.increment(1),
+                }
+            }
+            while let Some(event) = conn.pc.poll_event() {
+                progressed = true;
+                events.push(event);
+            }
+            while let Some(message) = conn.pc.poll_read() {
+                progressed = true;
+                reads.push(message);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let deadline = conn.pc.poll_timeout();
+        if conn.deadline != deadline {
+            if let Some(old) = conn.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, id));
+            }
+            conn.deadline = deadline;
+        }
+        for event in events {
+            self.handle_event(id, event, now);
+        }
+        for message in reads {
+            self.handle_message(id, message.message, now);
+        }
+    }
+
+    fn handle_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::PublisherOffer { conn, owner, sdp, tracks, reply } => {
+                let _ = reply.send(self.publisher_offer(conn, owner, sdp, tracks, now));
+            }
+            Command::AddDownTrack { conn, owner, spec, reply } => {
+                let _ = reply.send(self.add_down_track(conn, owner, *spec, now));
+            }
+            Command::RemoveDownTrack { conn, key, reply } => {
+                let _ = reply.send(self.remove_down_track(conn, key));
+            }
+            Command::SubscriberOffer { conn, ice_restart, reply } => {
+                let _ = reply.send(self.subscriber_offer(conn, ice_restart, now));
+            }
+            Command::SubscriberAnswer { conn, sdp, reply } => {
+                let _ = reply.send(self.subscriber_answer(conn, sdp, now));
+            }
+            Command::EgressOffer { conn, owner, sdp, tracks, reply } => {
+                let _ = reply.send(self.egress_offer(conn, owner, sdp, tracks, now));
+            }
+            Command::RemoteCandidate { conn, candidate, reply } => {
+                let _ = reply.send(self.remote_candidate(conn, candidate));
+            }
+            Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings),
+            Command::SetMuted { key, muted } => self.set_muted(key, muted),
+            Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
+            Command::Close { conn } => self.close_conn(conn),
+            Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach),
+            Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
+            Command::Forward(packet) => self.forward_local(&packet, now),
+        }
+    }
+
+    fn remote_candidate(&mut self, id: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        conn.pc.add_remote_candidate(rtc::peer_connection::transport::RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: None,
+            url: None,
+        })?;
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    fn send_data(&mut self, id: ConnId, text: bool, payload: Bytes, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(channel) = conn.data_channel else { return };
+        let Some(mut dc) = conn.pc.data_channel(channel) else { return };
+        let result = if text {
+            dc.send_text(now, String::from_utf8_lossy(&payload).into_owned())
+        } else {
+            dc.send(now, BytesMut::from(&payload[..]))
+        };
+        if let Err(e) = result {
+            tracing::debug!(conn = id.0, error = %e, "data channel send failed");
+        }
+        self.mark_dirty(id);
+    }
+
+    fn emit(&self, event: MediaEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Sends a command to another shard (or handles it here when it is this shard).
+    fn to_shard(&mut self, shard: usize, command: Command, now: Instant) {
+        if shard == self.index {
+            self.handle_command(command, now);
+        } else if let Some(peer) = self.peers.get(shard) {
+            let _ = peer.send(command);
+        }
+    }
+
+    fn close_conn(&mut self, id: ConnId) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        let _ = conn.pc.close();
+        self.by_ufrag.remove(&conn.ufrag);
+        if let Some(remote) = conn.remote {
+            self.by_addr.remove(&remote);
+        }
+        if let Some(deadline) = conn.deadline {
+            self.timers.remove(&(deadline, id));
+        }
+        let now = Instant::now();
+        for key in conn.down_tracks.keys().copied().collect::<Vec<_>>() {
+            self.unlink_subscriber(id, key, now);
+        }
+        let owned: Vec<TrackKey> =
+            self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
+        for key in owned {
+            self.published.remove(&key);
+        }
+    }
+}

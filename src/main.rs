@@ -1,0 +1,35 @@
+//! `sfu`: runs the server (`sfu` / `sfu serve`) or mints an access token (`sfu token`).
+
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let args = Cli::parse();
+    let config = cli::load_config(&args.global)?;
+    match args.command_or_serve() {
+        Command::Token(token_args) => {
+            println!("{}", cli::run_token(&config, &token_args)?);
+            Ok(())
+        }
+        Command::Serve(_) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log)),
+                )
+                .init();
+            if config.dev {
+                tracing::warn!(
+                    "DEV MODE: well-known API keys and an open /dev/token endpoint; \
+                     set auth.api_key/api_secret and dev = false for production"
+                );
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(sfu_signal::serve(config))
+        }
+    }
+}
