@@ -40,9 +40,13 @@ pub const ENV_PREFIX: &str = "SFU_";
 pub const CONFIG_PATH_ENV: &str = "SFU_CONFIG";
 /// Minimum length of the API secret outside dev mode (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Our crates at info; the WebRTC stack only when something is wrong (its handshakes log a
+/// line per packet at info).
+pub const DEFAULT_LOG: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_sctp=warn";
 
 /// Complete server configuration.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server and the media UDP sockets bind to. Default `127.0.0.1`.
@@ -112,7 +116,7 @@ impl Default for Config {
             rtc: RtcConfig::default(),
             auth: AuthConfig::default(),
             dev: false,
-            log: "info".to_owned(),
+            log: DEFAULT_LOG.to_owned(),
         }
     }
 }
@@ -528,9 +532,12 @@ mod tests {
         assert_eq!(c.rtc.shards, 0);
         assert_eq!(c.rtc.departure_timeout_secs, 20);
         assert_eq!(c.rtc.max_message_bytes, 65536);
-        assert_eq!(c.log, "info");
+        assert_eq!(c.log, DEFAULT_LOG);
         assert!(!c.dev);
-        assert_eq!(c.http_addr(), "127.0.0.1:7880".parse().unwrap());
+        assert_eq!(
+            c.http_addr(),
+            "127.0.0.1:7880".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(c.departure_timeout(), Duration::from_secs(20));
         assert!(c.effective_shards() >= 1);
     }
@@ -593,7 +600,7 @@ mod tests {
         );
         let c = Config::load(Some(&f.0), env(&[])).unwrap();
         assert_eq!(c.bind, "0.0.0.0".parse::<IpAddr>().unwrap());
-        assert_eq!(c.announce, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(c.announce, Some("203.0.113.7".parse::<IpAddr>().unwrap()));
         assert_eq!(c.announce_ip(), c.announce);
         assert_eq!(c.http_port, 8080);
         assert_eq!(c.log, "debug,sfu_core=trace");
@@ -657,7 +664,7 @@ mod tests {
             "file value kept when not overridden"
         );
         assert_eq!(c.log, "warn");
-        assert_eq!(c.announce, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.announce, Some("192.0.2.1".parse::<IpAddr>().unwrap()));
         assert_eq!(c.auth.api_secret, "12345678901234567890123456789012345");
         assert!(!c.dev);
         c.validate().unwrap();
@@ -770,7 +777,7 @@ mod tests {
 
         for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255"] {
             let c = Config {
-                announce: Some(bad.parse().unwrap()),
+                announce: Some(bad.parse::<IpAddr>().unwrap()),
                 ..prod.clone()
             };
             assert!(c.validate().is_err(), "announce {bad}");
@@ -796,7 +803,7 @@ mod tests {
         assert!(c.validate().is_err());
 
         let wildcard = Config {
-            bind: "0.0.0.0".parse().unwrap(),
+            bind: "0.0.0.0".parse::<IpAddr>().unwrap(),
             ..prod.clone()
         };
         wildcard.validate().unwrap();

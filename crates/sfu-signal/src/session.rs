@@ -177,10 +177,11 @@ async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outg
 
 async fn resume(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outgoing>) -> Result<Joined, (u16, String)> {
     let now = unix_time(SystemTime::now());
+    // Any failure to resume means the same to the client: the session is gone, join again.
     let claims = state
         .auth
         .verify_session(token, now)
-        .map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+        .map_err(|e| (close::SESSION_NOT_FOUND, format!("session not found ({}: {e})", e.code())))?;
     let gone = || (close::SESSION_NOT_FOUND, "session not found or expired".to_owned());
     let room_ref = state.hub.room(&RoomId(claims.room.clone())).ok_or_else(gone)?;
     let id = ParticipantId(claims.participant_id.clone());

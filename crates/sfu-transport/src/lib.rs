@@ -11,6 +11,7 @@
 //! is decrypted once on its shard and handed as an `Arc` to every shard holding a subscriber.
 
 mod error;
+mod feedback_interceptor;
 mod ids;
 mod metrics;
 mod peer_factory;

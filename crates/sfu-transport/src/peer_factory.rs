@@ -24,6 +24,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::MediaError;
+use crate::feedback_interceptor::FeedbackToApplication;
+
+/// Chain position of [`FeedbackToApplication`]: after every built-in interceptor.
+const FEEDBACK_SLOT: usize = 20_000;
 
 /// RFC 6464 audio level, read later for active-speaker detection.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -127,6 +131,10 @@ pub fn build_peer_connection(
         registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     }
     registry = configure_rtcp_reports(registry);
+    if direction == Direction::Egress {
+        // Just before the chain's end, where unvouched RTCP is dropped.
+        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), FeedbackToApplication::default());
+    }
 
     let settings = SettingEngineBuilder::new()
         .with_lite(true)

@@ -142,6 +142,9 @@ impl Hub {
         if tracks.is_empty() {
             return;
         }
+        for track in tracks {
+            tracing::info!(room = %room.id, participant = %publisher, track = %track.info.id, "track unpublished");
+        }
         let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
         for other in &others {
             for track in tracks {

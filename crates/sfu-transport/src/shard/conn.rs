@@ -33,8 +33,6 @@ pub(crate) struct Conn {
     pub published_mids: HashMap<String, TrackKey>,
     /// Subscriber side.
     pub down_tracks: HashMap<TrackKey, DownTrack>,
-    /// Subscriber side: the rtc stack's sender track id (our TrackId) -> track.
-    pub down_by_track_id: HashMap<String, TrackKey>,
 }
 
 impl Conn {
@@ -53,7 +51,6 @@ impl Conn {
             ingress_ssrcs: HashMap::new(),
             published_mids: HashMap::new(),
             down_tracks: HashMap::new(),
-            down_by_track_id: HashMap::new(),
         }
     }
 }

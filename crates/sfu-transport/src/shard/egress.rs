@@ -71,7 +71,6 @@ impl Shard {
             forwarder.on_connected(now);
         }
         let capacity = if spec.kind == TrackKind::Audio { AUDIO_HISTORY } else { VIDEO_HISTORY };
-        conn.down_by_track_id.insert(spec.track_id.to_string(), spec.key);
         conn.down_tracks.insert(
             spec.key,
             DownTrack {
@@ -91,7 +90,6 @@ impl Shard {
     pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey) -> Result<(), MediaError> {
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
         let down = conn.down_tracks.remove(&key).ok_or(MediaError::NoTrack)?;
-        conn.down_by_track_id.retain(|_, k| *k != key);
         conn.pc.remove_track(down.sender)?;
         self.unlink_subscriber(id, key, Instant::now());
         Ok(())
@@ -120,6 +118,8 @@ impl Shard {
         let offer = conn.pc.create_offer(None)?;
         conn.pc.set_local_description(now, offer)?;
         let sdp = conn.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        self.learn_ufrag(id, &sdp);
+        let Some(conn) = self.conns.get_mut(&id) else { return Err(MediaError::NoConnection) };
         let mut tracks = Vec::new();
         let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
         for t in transceivers {
@@ -161,6 +161,7 @@ impl Shard {
         let answer = conn.pc.create_answer(None).map_err(|e| MediaError::Sdp(e.to_string()))?;
         conn.pc.set_local_description(now, answer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let sdp = conn.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        self.learn_ufrag(id, &sdp);
         self.resolve_payload_types(id);
         self.mark_dirty(id);
         Ok(sdp)
@@ -212,6 +213,10 @@ impl Shard {
             let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };
             let Some(conn) = self.conns.get_mut(&id) else { continue };
             let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
+            if !conn.connected {
+                self.metrics.dropped(sfu_core::DropReason::NotConnected);
+                continue;
+            }
             match down.forwarder.on_packet(&meta, now) {
                 Decision::Drop(reason) => self.metrics.dropped(reason),
                 Decision::Forward(t) => {
@@ -307,11 +312,11 @@ impl Shard {
     pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, now: Instant) {
         match message {
             RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, now),
-            RTCMessage::RtcpPacket(track, packets) => {
+            RTCMessage::RtcpPacket(_, packets) => {
                 // Publishers' sender reports are consumed by the stack; only feedback about
                 // what we send matters here.
                 if self.conns.get(&id).is_some_and(|c| c.direction == Direction::Egress) {
-                    self.on_subscriber_rtcp(id, &track, packets, now);
+                    self.on_subscriber_rtcp(id, packets, now);
                 }
             }
             RTCMessage::DataChannelMessage(_, message) => {
@@ -321,41 +326,45 @@ impl Shard {
         }
     }
 
-    /// Feedback from a subscriber about one of its down tracks.
-    fn on_subscriber_rtcp(
-        &mut self,
-        id: ConnId,
-        track: &str,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-        now: Instant,
-    ) {
+    /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
+    /// the track of its first report only, so each packet is routed by its own media SSRC.
+    fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
+        let mut keyframes = Vec::new();
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Some(key) = conn.down_by_track_id.get(track).copied() else { return };
-        let Some(down) = conn.down_tracks.get_mut(&key) else { return };
-        let mut want_keyframe = false;
         for packet in &packets {
+            tracing::trace!(conn = id.0, ?packet, "subscriber rtcp");
             let any = packet.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                want_keyframe = true;
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                keyframes.push(pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                keyframes.extend(fir.fir.iter().map(|entry| entry.ssrc));
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
+                let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
-                        match down.history.get(seq).cloned() {
-                            Some(p) => {
-                                let ok = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p));
-                                if matches!(ok, Some(Ok(()))) {
-                                    self.metrics.retransmissions.increment(1);
-                                }
-                            }
-                            None => self.metrics.retransmissions_missed.increment(1),
+                        let Some(p) = down.history.get(seq).cloned() else {
+                            self.metrics.retransmissions_missed.increment(1);
+                            continue;
+                        };
+                        if let Some(Ok(())) = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p)) {
+                            self.metrics.retransmissions.increment(1);
                         }
                     }
                 }
             }
         }
-        let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
-        if want_keyframe && let Some(layer) = layer {
+        let mut requests = Vec::new();
+        for ssrc in keyframes {
+            if let Some((key, down)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc) {
+                let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
+                if let Some(layer) = layer {
+                    requests.push((*key, layer));
+                }
+            }
+        }
+        for (key, layer) in requests {
+            self.metrics.keyframe_requests_relayed.increment(1);
             self.to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
         }
         self.mark_dirty(id);

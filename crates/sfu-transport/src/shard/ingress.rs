@@ -84,6 +84,8 @@ impl Shard {
             .map(|d| with_start_bitrate(&d.sdp, PUBLISHER_START_KBPS))
             .ok_or_else(|| MediaError::Sdp("no local description".into()))?;
 
+        self.learn_ufrag(id, &sdp);
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
         // Collect every receiving media section: (mid, kind, codec mime, clock rate, receiver).
         let mut sections = Vec::new();
         let transceivers: Vec<_> = conn.pc.get_transceivers().collect();

@@ -344,6 +344,18 @@ impl Shard {
         self.mark_dirty(id);
     }
 
+    /// Routes STUN naming the ICE ufrag of `sdp` (our local description) to `id`. An ICE
+    /// restart brings a new ufrag, and the client's checks may come from a new address.
+    pub(crate) fn learn_ufrag(&mut self, id: ConnId, sdp: &str) {
+        let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")) else { return };
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.ufrag != ufrag {
+            self.by_ufrag.remove(&conn.ufrag);
+            conn.ufrag = ufrag.to_owned();
+            self.by_ufrag.insert(conn.ufrag.clone(), id);
+        }
+    }
+
     fn emit(&self, event: MediaEvent) {
         let _ = self.events.send(event);
     }

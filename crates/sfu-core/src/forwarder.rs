@@ -1,0 +1,349 @@
+//! The forwarding decision for one (subscriber, published track) pair.
+//!
+//! For each packet of the track the caller asks [`Forwarder::on_packet`] what to do and gets a
+//! [`Decision`]: drop it (with a reason), or send it with the rewritten sequence number,
+//! timestamp and marker in the [`Translation`]. The forwarder never touches the packet; the
+//! caller applies the translation, so the decision logic stays pure and testable.
+//!
+//! Video rules: the subscriber receives one layer at a time (the *current* layer). The
+//! [`LayerSelector`] names the *target* layer; the switch happens only at a keyframe of the
+//! target, and the current layer keeps flowing until then, so the picture never freezes on a
+//! switch. While a keyframe is needed, [`Forwarder::poll_keyframe_request`] names the layer to
+//! request it for (the caller sends a PLI upstream, through the track's
+//! [`KeyframeRequestThrottle`]).
+
+use std::time::Instant;
+
+use sfu_proto::{SubscriptionSettings, TrackKind};
+
+use crate::drop_reason::DropReason;
+use crate::keyframe::VideoCodec;
+use crate::keyframe_throttle::KeyframeRequestThrottle;
+use crate::layer_activity::LayerActivity;
+use crate::munger::RtpMunger;
+use crate::selector::{LayerSelector, LayerSet, MAX_LAYERS};
+
+/// What the forwarder needs to know about one incoming RTP packet (already parsed and
+/// decrypted by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Simulcast layer index, 0 = lowest (always 0 for audio and single-layer video).
+    pub layer: u8,
+    /// The publisher's SSRC for this layer; a change means the publisher restarted the stream.
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The packet starts a keyframe (see [`VideoCodec::is_keyframe`]).
+    pub keyframe: bool,
+    /// The payload is empty (padding only), e.g. the publisher's bandwidth probing.
+    pub padding_only: bool,
+}
+
+/// What to do with one packet for one subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Send it, rewritten as described.
+    Forward(Translation),
+    /// Do not send it.
+    Drop(DropReason),
+}
+
+/// How to rewrite a forwarded packet's RTP header for this subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Output sequence number.
+    pub seq: u16,
+    /// Output timestamp.
+    pub timestamp: u32,
+    /// Output marker bit.
+    pub marker: bool,
+    /// Set on the first packet after the subscriber moved to this layer (or to a restarted
+    /// stream of it): the caller can update stats and tell the client.
+    pub switched_layer: Option<u8>,
+}
+
+/// The input stream currently forwarded: one layer, one publisher SSRC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CurrentStream {
+    layer: u8,
+    ssrc: u32,
+}
+
+/// Forwarding state of one subscription to one published track.
+#[derive(Clone, Debug)]
+pub struct Forwarder {
+    kind: TrackKind,
+    codec: VideoCodec,
+    selector: LayerSelector,
+    /// The publisher muted the track.
+    muted: bool,
+    /// Known resolutions, lowest layer first; grows when packets of unannounced layers arrive.
+    layers: Vec<Option<(u16, u16)>>,
+    /// The allocator's limit from the subscriber's estimated bandwidth.
+    max_layer_by_bandwidth: Option<u8>,
+    activity: LayerActivity,
+    /// Active layers as of the last packet or poll (the target is computed from this).
+    active: LayerSet,
+    target: Option<u8>,
+    current: Option<CurrentStream>,
+    /// The current layer's publisher stream restarted (new SSRC): its keyframe is needed even
+    /// though the layer does not change.
+    restart_pending: bool,
+    /// SSRC replaced by a restart; its late packets must not switch back to it.
+    retired_ssrc: Option<u32>,
+    /// When the subscriber's connection came up; no keyframe request before (it would be
+    /// wasted: the subscriber could not receive the keyframe yet).
+    connected_at: Option<Instant>,
+    /// This subscriber's own request pacing, per layer.
+    requests: KeyframeRequestThrottle,
+    munger: RtpMunger,
+}
+
+impl Forwarder {
+    /// A forwarder for a track of `kind` and `codec` whose RTP clock runs at `clock_rate` Hz.
+    /// It forwards nothing until it has a layer; for video it waits for a keyframe.
+    pub fn new(kind: TrackKind, codec: VideoCodec, clock_rate: u32) -> Self {
+        let mut forwarder = Self {
+            kind,
+            codec,
+            selector: LayerSelector::default(),
+            muted: false,
+            layers: Vec::new(),
+            max_layer_by_bandwidth: None,
+            activity: LayerActivity::new(),
+            active: LayerSet::ALL,
+            target: None,
+            current: None,
+            restart_pending: false,
+            retired_ssrc: None,
+            connected_at: None,
+            requests: KeyframeRequestThrottle::new(),
+            munger: RtpMunger::new(clock_rate),
+        };
+        forwarder.update_target();
+        forwarder
+    }
+
+    /// Applies the subscriber's wishes (layer preference, viewport size, paused).
+    pub fn set_preference(&mut self, settings: &SubscriptionSettings) {
+        self.selector = LayerSelector::from_settings(settings);
+        self.on_pause_change();
+    }
+
+    /// The publisher muted or unmuted the track.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+        self.on_pause_change();
+    }
+
+    /// The track's layers as known so far: resolutions ordered lowest to highest, `None` where
+    /// not known yet. Layers beyond [`MAX_LAYERS`] are ignored.
+    pub fn set_layers(&mut self, layers: &[Option<(u16, u16)>]) {
+        self.layers.clear();
+        self.layers.extend(layers.iter().take(MAX_LAYERS));
+        let seen = self.activity.seen_count();
+        if self.layers.len() < seen {
+            self.layers.resize(seen, None);
+        }
+        self.update_target();
+    }
+
+    /// The bandwidth allocator's cap on the layer index (`None`: no cap).
+    pub fn set_max_layer_by_bandwidth(&mut self, max_layer: Option<u8>) {
+        self.max_layer_by_bandwidth = max_layer;
+        self.update_target();
+    }
+
+    /// The subscriber's connection is up: keyframe requests may go out from now on.
+    pub fn on_connected(&mut self, now: Instant) {
+        self.connected_at.get_or_insert(now);
+    }
+
+    /// Decides what to do with a packet of this track.
+    pub fn on_packet(&mut self, pkt: &PacketMeta, now: Instant) -> Decision {
+        if self.kind == TrackKind::Video {
+            self.activity.on_packet(pkt.layer, now);
+            if usize::from(pkt.layer) < MAX_LAYERS && self.layers.len() <= usize::from(pkt.layer) {
+                self.layers.resize(usize::from(pkt.layer) + 1, None);
+            }
+            self.refresh_target(now);
+        }
+        if self.is_paused() {
+            return Decision::Drop(DropReason::Paused);
+        }
+        if self.retired_ssrc == Some(pkt.ssrc) {
+            return Decision::Drop(DropReason::OutOfOrderTooOld);
+        }
+        match self.kind {
+            TrackKind::Audio => self.on_audio_packet(pkt, now),
+            TrackKind::Video => self.on_video_packet(pkt, now),
+        }
+    }
+
+    /// The layer to request a keyframe for now, if one is needed, the connection is up, and
+    /// this subscriber has not asked for that layer within the throttle interval. The caller
+    /// should also pass it through the track's shared [`KeyframeRequestThrottle`].
+    pub fn poll_keyframe_request(&mut self, now: Instant) -> Option<u8> {
+        if self.kind == TrackKind::Video {
+            self.refresh_target(now);
+        }
+        self.connected_at?;
+        let layer = self.wanted_keyframe()?;
+        self.requests.should_send(layer, now).then_some(layer)
+    }
+
+    /// When [`poll_keyframe_request`](Self::poll_keyframe_request) may next return a layer, if
+    /// a keyframe is wanted (a time in the past means now).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let connected_at = self.connected_at?;
+        let layer = self.wanted_keyframe()?;
+        Some(
+            self.requests
+                .next_allowed(layer)
+                .map_or(connected_at, |at| at.max(connected_at)),
+        )
+    }
+
+    /// The layer being forwarded, if any.
+    pub fn current_layer(&self) -> Option<u8> {
+        self.current.map(|current| current.layer)
+    }
+
+    /// The layer the forwarder is moving to (equal to the current one when settled); `None`
+    /// when paused, muted, or no layer is available.
+    pub fn target_layer(&self) -> Option<u8> {
+        self.target
+    }
+
+    /// Whether the subscriber paused the track or the publisher muted it.
+    pub fn is_paused(&self) -> bool {
+        self.selector.paused || self.muted
+    }
+
+    /// The track's kind.
+    pub fn kind(&self) -> TrackKind {
+        self.kind
+    }
+
+    /// The track's codec.
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    fn on_audio_packet(&mut self, pkt: &PacketMeta, now: Instant) -> Decision {
+        let stream = CurrentStream {
+            layer: 0,
+            ssrc: pkt.ssrc,
+        };
+        if self.current == Some(stream) {
+            return self.translate(pkt, now, None);
+        }
+        self.start_stream(stream, pkt, now);
+        self.translate(pkt, now, Some(0))
+    }
+
+    fn on_video_packet(&mut self, pkt: &PacketMeta, now: Instant) -> Decision {
+        let Some(target) = self.target else {
+            return Decision::Drop(DropReason::NoLayerAvailable);
+        };
+        let stream = CurrentStream {
+            layer: pkt.layer,
+            ssrc: pkt.ssrc,
+        };
+        let on_current = self.current == Some(stream);
+        if pkt.padding_only {
+            if on_current {
+                self.munger.skip(pkt.seq);
+            }
+            return Decision::Drop(DropReason::Padding);
+        }
+        if on_current {
+            return self.translate(pkt, now, None);
+        }
+        if pkt.layer == target && pkt.keyframe {
+            self.start_stream(stream, pkt, now);
+            return self.translate(pkt, now, Some(target));
+        }
+        if self.current_layer() == Some(pkt.layer) {
+            // Same layer, new SSRC, not a keyframe: the publisher restarted this layer.
+            self.restart_pending = true;
+            return Decision::Drop(DropReason::AwaitingKeyframe);
+        }
+        if pkt.layer == target {
+            return Decision::Drop(DropReason::AwaitingKeyframe);
+        }
+        Decision::Drop(DropReason::NotTargetLayer)
+    }
+
+    /// Makes `stream` the current one, continuing the output after the previous stream.
+    fn start_stream(&mut self, stream: CurrentStream, pkt: &PacketMeta, now: Instant) {
+        if let Some(previous) = self.current
+            && previous.layer == stream.layer
+            && previous.ssrc != stream.ssrc
+        {
+            self.retired_ssrc = Some(previous.ssrc);
+        }
+        self.current = Some(stream);
+        self.restart_pending = false;
+        self.munger.switch_to(pkt.seq, pkt.timestamp, now);
+    }
+
+    fn translate(
+        &mut self,
+        pkt: &PacketMeta,
+        now: Instant,
+        switched_layer: Option<u8>,
+    ) -> Decision {
+        match self.munger.forward(pkt.seq, pkt.timestamp, now) {
+            Ok((seq, timestamp)) => Decision::Forward(Translation {
+                seq,
+                timestamp,
+                marker: pkt.marker,
+                switched_layer,
+            }),
+            Err(reason) => Decision::Drop(reason),
+        }
+    }
+
+    /// The layer whose keyframe is needed before forwarding can (re)start or switch.
+    fn wanted_keyframe(&self) -> Option<u8> {
+        if self.kind == TrackKind::Audio {
+            return None;
+        }
+        let target = self.target?;
+        match self.current {
+            Some(current) if current.layer == target && !self.restart_pending => None,
+            _ => Some(target),
+        }
+    }
+
+    /// A pause ends the current stream: after it the subscriber's decoder needs a keyframe,
+    /// and the output continues after a time gap.
+    fn on_pause_change(&mut self) {
+        if self.is_paused() {
+            self.current = None;
+            self.restart_pending = false;
+        }
+        self.update_target();
+    }
+
+    fn refresh_target(&mut self, now: Instant) {
+        self.active = self.activity.active(now);
+        self.update_target();
+    }
+
+    fn update_target(&mut self) {
+        self.target = match self.kind {
+            _ if self.muted => None,
+            TrackKind::Audio => (!self.selector.paused).then_some(0),
+            TrackKind::Video => {
+                self.selector
+                    .target(&self.layers, self.active, self.max_layer_by_bandwidth)
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Bounded retransmission history of one outgoing stream, for answering subscriber NACKs.
+
+use crate::seq::SeqUnwrapper;
+
+/// The most recent packets of one outgoing stream, keyed by their output sequence number.
+///
+/// A fixed ring of slots indexed by the low bits of the sequence number: inserting and looking
+/// up are O(1) and memory never grows. Entries remember their extended sequence number, so a
+/// slot left over from an earlier wrap of the 16-bit counter is never mistaken for the packet
+/// asked for.
+#[derive(Debug)]
+pub struct RtpHistory<T> {
+    slots: Vec<Option<(u64, T)>>,
+    mask: u64,
+    unwrapper: SeqUnwrapper,
+}
+
+impl<T> RtpHistory<T> {
+    /// A history holding up to `capacity` packets, rounded up to a power of two and clamped to
+    /// 1..=65536 (more than the sequence space would alias).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, 1 << 16).next_power_of_two();
+        Self {
+            slots: std::iter::repeat_with(|| None).take(capacity).collect(),
+            mask: capacity as u64 - 1,
+            unwrapper: SeqUnwrapper::new(),
+        }
+    }
+
+    /// How many packets fit.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Stores the packet sent with output sequence number `seq`. A packet older than the one
+    /// already in its slot is not stored (it fell out of the window).
+    pub fn insert(&mut self, seq: u16, packet: T) {
+        let extended = self.unwrapper.unwrap(seq);
+        let Some(slot) = self.slots.get_mut((extended & self.mask) as usize) else {
+            return;
+        };
+        if slot.as_ref().is_some_and(|(held, _)| *held > extended) {
+            return;
+        }
+        *slot = Some((extended, packet));
+    }
+
+    /// The packet sent with `seq`, unless it was never stored or has been overwritten.
+    pub fn get(&self, seq: u16) -> Option<&T> {
+        self.unwrapper.highest()?;
+        let extended = self.unwrapper.peek(seq);
+        match self.slots.get((extended & self.mask) as usize)? {
+            Some((held, packet)) if *held == extended => Some(packet),
+            _ => None,
+        }
+    }
+
+    /// Forgets every packet (for example after the stream was reset).
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|slot| *slot = None);
+        self.unwrapper = SeqUnwrapper::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_is_a_bounded_power_of_two() {
+        let cases = [
+            (0, 1),
+            (1, 1),
+            (3, 4),
+            (512, 512),
+            (513, 1024),
+            (1 << 20, 1 << 16),
+        ];
+        for (asked, expected) in cases {
+            assert_eq!(RtpHistory::<()>::new(asked).capacity(), expected, "{asked}");
+        }
+    }
+
+    #[test]
+    fn lookups_after_inserts() {
+        // (name, capacity, inserted seqs, looked-up seq, expected hit)
+        let cases: &[(&str, usize, &[u16], u16, bool)] = &[
+            ("hit", 8, &[1, 2, 3], 2, true),
+            ("never inserted", 8, &[1, 3], 2, false),
+            ("newer than anything", 8, &[1, 2], 3, false),
+            ("empty", 8, &[], 0, false),
+            ("overwritten by newer", 4, &[1, 2, 3, 4, 5], 1, false),
+            ("last of full ring", 4, &[1, 2, 3, 4, 5], 5, true),
+            ("oldest kept", 4, &[1, 2, 3, 4, 5], 2, true),
+            (
+                "across the wrap, old side",
+                8,
+                &[65534, 65535, 0, 1],
+                65535,
+                true,
+            ),
+            (
+                "across the wrap, new side",
+                8,
+                &[65534, 65535, 0, 1],
+                0,
+                true,
+            ),
+            (
+                "overwritten across the wrap",
+                4,
+                &[65533, 65534, 65535, 0, 1],
+                65533,
+                false,
+            ),
+            ("reordered insert", 8, &[10, 12, 11], 11, true),
+            ("late insert older than slot", 4, &[10, 14, 10], 10, false),
+            // Only slot 0 was ever written; 65536 packets later seq 0 means a different packet.
+            (
+                "stale slot from previous cycle",
+                4,
+                &[0, 32001, 64001, 65535],
+                0,
+                false,
+            ),
+        ];
+        for (name, capacity, inserted, wanted, hit) in cases {
+            let mut history = RtpHistory::new(*capacity);
+            for &seq in *inserted {
+                history.insert(seq, seq);
+            }
+            let got = history.get(*wanted).copied();
+            assert_eq!(got, hit.then_some(*wanted), "{name}");
+        }
+    }
+
+    #[test]
+    fn late_insert_does_not_evict_newer() {
+        let mut history = RtpHistory::new(4);
+        history.insert(14, "new");
+        history.insert(10, "old");
+        assert_eq!(history.get(14), Some(&"new"));
+    }
+
+    #[test]
+    fn clear_forgets() {
+        let mut history = RtpHistory::new(4);
+        history.insert(1, ());
+        history.clear();
+        assert_eq!(history.get(1), None);
+    }
+}

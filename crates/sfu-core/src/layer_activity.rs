@@ -1,0 +1,132 @@
+//! Which simulcast layers the publisher is currently sending.
+//!
+//! Publishers drop their upper layers when their own uplink or CPU is short; a subscriber aimed
+//! at a layer that stopped would wait for a keyframe that never comes. A layer counts as active
+//! while its packets keep arriving.
+
+use std::time::{Duration, Instant};
+
+use crate::selector::{LayerSet, MAX_LAYERS};
+
+/// A layer with no packet for this long is considered stopped. Long enough to ride out a few
+/// frames of a slow screen share, short enough that a subscriber falls back within a couple of
+/// seconds.
+pub const LAYER_INACTIVE_AFTER: Duration = Duration::from_millis(1500);
+
+/// When each layer of one track last had a packet.
+#[derive(Clone, Debug, Default)]
+pub struct LayerActivity {
+    last_packet: [Option<Instant>; MAX_LAYERS],
+    first_packet: Option<Instant>,
+}
+
+impl LayerActivity {
+    /// Activity with no packet seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a packet of `layer` (layers beyond [`MAX_LAYERS`] are ignored).
+    pub fn on_packet(&mut self, layer: u8, now: Instant) {
+        if let Some(last) = self.last_packet.get_mut(usize::from(layer)) {
+            *last = Some(now);
+            self.first_packet.get_or_insert(now);
+        }
+    }
+
+    /// Layers that are active at `now`. A layer never seen counts as active until packets of
+    /// other layers have flowed for [`LAYER_INACTIVE_AFTER`]: at the start, every layer the
+    /// publisher announced gets the benefit of the doubt.
+    pub fn active(&self, now: Instant) -> LayerSet {
+        let recent = |at: Instant| now.saturating_duration_since(at) <= LAYER_INACTIVE_AFTER;
+        let unseen_active = self.first_packet.is_none_or(recent);
+        (0..MAX_LAYERS as u8)
+            .filter(|&layer| match self.last_packet[usize::from(layer)] {
+                Some(at) => recent(at),
+                None => unseen_active,
+            })
+            .collect()
+    }
+
+    /// One more than the highest layer seen so far (0 before any packet).
+    pub fn seen_count(&self) -> usize {
+        self.last_packet
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |highest| highest + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (name, packets as (layer, ms), query time in ms, expected active among layers 0..3)
+    type Case = (&'static str, &'static [(u8, u64)], u64, LayerSet);
+
+    #[test]
+    fn layers_become_inactive_when_packets_stop() {
+        let ms = Duration::from_millis;
+        let set = |layers: &[u8]| layers.iter().copied().collect::<LayerSet>();
+        let cases: &[Case] = &[
+            ("nothing seen: all", &[], 10_000, set(&[0, 1, 2])),
+            (
+                "early: unseen still active",
+                &[(0, 0), (1, 0)],
+                1000,
+                set(&[0, 1, 2]),
+            ),
+            (
+                "unseen inactive after grace",
+                &[(0, 0), (1, 0), (0, 1600), (1, 1600)],
+                1600,
+                set(&[0, 1]),
+            ),
+            (
+                "stopped layer",
+                &[(0, 0), (1, 0), (2, 0), (0, 2000), (1, 2000)],
+                2000,
+                set(&[0, 1]),
+            ),
+            (
+                "at the limit still active",
+                &[(2, 0)],
+                1500,
+                set(&[0, 1, 2]),
+            ),
+            (
+                "everything stopped",
+                &[(0, 0), (1, 0), (2, 0)],
+                5000,
+                LayerSet::EMPTY,
+            ),
+            (
+                "resumed layer",
+                &[(0, 0), (2, 0), (0, 3000), (2, 3000)],
+                3000,
+                set(&[0, 2]),
+            ),
+        ];
+        let start = Instant::now();
+        for (name, packets, at, expected) in cases {
+            let mut activity = LayerActivity::new();
+            for &(layer, t) in *packets {
+                activity.on_packet(layer, start + ms(t));
+            }
+            let active = activity.active(start + ms(*at));
+            let first3: LayerSet = (0..3).filter(|&l| active.contains(l)).collect();
+            assert_eq!(first3, *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn seen_count_tracks_highest_layer() {
+        let now = Instant::now();
+        let mut activity = LayerActivity::new();
+        assert_eq!(activity.seen_count(), 0);
+        activity.on_packet(2, now);
+        assert_eq!(activity.seen_count(), 3);
+        activity.on_packet(200, now);
+        assert_eq!(activity.seen_count(), 3);
+    }
+}

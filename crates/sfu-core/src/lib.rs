@@ -1,0 +1,51 @@
+//! Sans-IO media router: the decisions an SFU makes about each RTP packet, with no I/O.
+//!
+//! This crate owns no sockets, no tasks and no clock. Every call that depends on time takes
+//! `now: Instant` from the caller, so the same inputs always give the same decisions, and tests
+//! run in virtual time at any speed.
+//!
+//! # Driving contract
+//!
+//! The transport (which owns sockets, SRTP and timers) drives one [`Forwarder`] per
+//! (subscriber, published track):
+//!
+//! 1. Tell it what it needs to know as it changes: [`Forwarder::set_preference`] (the
+//!    subscriber's wishes), [`Forwarder::set_muted`], [`Forwarder::set_layers`] (resolutions
+//!    from a [`LayerOrder`]), [`Forwarder::set_max_layer_by_bandwidth`], and
+//!    [`Forwarder::on_connected`] once the subscriber's connection is up.
+//! 2. For each decrypted publisher packet, build a [`PacketMeta`] (layer from
+//!    [`LayerOrder::index_of`], keyframe flag from [`VideoCodec::is_keyframe`]) and call
+//!    [`Forwarder::on_packet`]. It returns a [`Decision`]: drop (with a [`DropReason`] to count)
+//!    or forward with a [`Translation`]; the caller rewrites the header (sequence number,
+//!    timestamp, marker), stores the packet in the subscriber's [`RtpHistory`] under the output
+//!    sequence number, and sends it.
+//! 3. After packets and whenever [`Forwarder::poll_timeout`] passes, call
+//!    [`Forwarder::poll_keyframe_request`]. A returned layer is passed through the published
+//!    track's shared [`KeyframeRequestThrottle`]; if that allows it, send a PLI for that layer.
+//!
+//! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
+//! common path, or panics on packet data.
+
+pub mod drop_reason;
+pub mod forwarder;
+pub mod history;
+pub mod keyframe;
+pub mod keyframe_throttle;
+pub mod layer_activity;
+pub mod layers;
+pub mod munger;
+pub mod selector;
+pub mod seq;
+#[cfg(test)]
+mod test_rng;
+
+pub use drop_reason::DropReason;
+pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
+pub use history::RtpHistory;
+pub use keyframe::{VideoCodec, is_h264_keyframe, is_vp8_keyframe, vp8_keyframe_size};
+pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
+pub use layer_activity::{LAYER_INACTIVE_AFTER, LayerActivity};
+pub use layers::{LayerOrder, OrderBasis};
+pub use munger::RtpMunger;
+pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};
+pub use seq::{SeqUnwrapper, TsUnwrapper};

@@ -1,0 +1,258 @@
+// Installed in every test page (classic script, before the page's own scripts) as `window.T`.
+// The node tests drive the SDK through these helpers with page.evaluate(() => T.something(...)).
+/* global window, performance, location */
+(() => {
+  const EVENTS = [
+    'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
+    'trackUnsubscribed', 'trackMuted', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
+    'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished',
+  ];
+  let sdkPromise = null;
+  const sdk = () => (sdkPromise ??= import('/sdk.js'));
+  const rooms = {};
+  const logs = {};
+  const samplers = {};
+
+  // Events are kept as plain JSON-able records: {type, t, ...}.
+  function plain(type, d) {
+    const r = { type, t: performance.now() };
+    switch (type) {
+      case 'signal': {
+        const { sdp, ...rest } = d.message;
+        return { ...r, message: rest, hasSdp: sdp !== undefined };
+      }
+      case 'trackSubscribed':
+      case 'trackUnsubscribed':
+        return { ...r, trackId: d.trackId, participantId: d.participantId, identity: d.identity, kind: d.kind, mid: d.mid };
+      case 'participantJoined':
+        return { ...r, participantId: d.participant.id, identity: d.participant.identity };
+      case 'data':
+        return { ...r, from: d.from, participantId: d.participantId, binary: d.binary,
+          data: d.binary ? Array.from(d.data instanceof Uint8Array ? d.data : new Uint8Array(d.data)) : d.data };
+      case 'error':
+        return { ...r, code: d.code, message: d.message, request: d.request };
+      default: {
+        const out = { ...r };
+        for (const [k, v] of Object.entries(d)) {
+          if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out[k] = v;
+          else if (k === 'track' && v && v.id) out.track = JSON.parse(JSON.stringify(v));
+        }
+        return out;
+      }
+    }
+  }
+
+  const T = {
+    rooms,
+    logs,
+
+    async token(room, identity) {
+      const { fetchDevToken } = await sdk();
+      return fetchDevToken(room, identity);
+    },
+
+    /** Creates a Room under `key`, joins, optionally publishes; returns a summary. */
+    async join(key, { room, identity, token, publish = false, options = {} }) {
+      const { Room } = await sdk();
+      const r = new Room(location.origin, options);
+      rooms[key] = r;
+      logs[key] = [];
+      for (const type of EVENTS) r.addEventListener(type, (e) => logs[key].push(plain(type, e.detail ?? {})));
+      const t0 = performance.now();
+      const joined = await r.join(token ?? (await T.token(room, identity)));
+      const joinedAt = performance.now();
+      if (publish) await r.publish(publish === true ? {} : publish);
+      return {
+        participantId: joined.participant.id,
+        sessionToken: joined.session_token,
+        departureTimeoutMs: joined.departure_timeout_ms,
+        others: joined.participants.map((p) => p.identity),
+        joinMs: joinedAt - t0,
+        t0,
+      };
+    },
+
+    room(key) {
+      const r = rooms[key];
+      if (!r) throw new Error(`no room '${key}'`);
+      return r;
+    },
+
+    events(key, type) {
+      return (logs[key] ?? []).filter((e) => !type || e.type === type);
+    },
+
+    /** Raw server messages of one type that `key` received. */
+    messages(key, type) {
+      return T.events(key, 'signal').map((e) => e.message).filter((m) => !type || m.type === type);
+    },
+
+    /** The subscribed tracks of `key`, optionally only those of `kind`. */
+    tracks(key, kind) {
+      return [...T.room(key).subscribedTracks.values()]
+        .filter((s) => !kind || s.kind === kind)
+        .map((s) => ({ trackId: s.trackId, participantId: s.participantId, identity: s.identity, kind: s.kind, mid: s.mid }));
+    },
+
+    /** Stats of the first subscribed track of `kind` (or of `trackId`); null when there is none. */
+    async stats(key, kind = 'video', trackId) {
+      const r = T.room(key);
+      const id = trackId ?? T.tracks(key, kind)[0]?.trackId;
+      if (!id) return null;
+      const s = await r.statsFor(id);
+      return s && { ...s, trackId: id, t: performance.now() };
+    },
+
+    pcState(key) {
+      const r = T.room(key);
+      const one = (pc) => pc && {
+        connectionState: pc.connectionState,
+        iceConnectionState: pc.iceConnectionState,
+        signalingState: pc.signalingState,
+        transceivers: pc.getTransceivers().map((t) => ({
+          mid: t.mid, direction: t.direction, currentDirection: t.currentDirection, stopped: t.stopped,
+          kind: t.receiver.track?.kind,
+        })),
+      };
+      return { state: r.state, publisher: one(r.publisherPc), subscriber: one(r.subscriberPc) };
+    },
+
+    /** Samples framesDecoded/frameWidth of one video track every `intervalMs` until stopped. */
+    startSampler(key, trackId, intervalMs = 200) {
+      T.stopSampler(key);
+      const samples = [];
+      const timer = setInterval(async () => {
+        try {
+          const s = await T.room(key).statsFor(trackId);
+          if (s) samples.push({ t: performance.now(), framesDecoded: s.framesDecoded, frameWidth: s.frameWidth });
+        } catch {}
+      }, intervalMs);
+      samplers[key] = { timer, samples };
+    },
+
+    stopSampler(key) {
+      const s = samplers[key];
+      if (!s) return [];
+      clearInterval(s.timer);
+      delete samplers[key];
+      return s.samples;
+    },
+
+    samples(key) {
+      return samplers[key]?.samples ?? [];
+    },
+
+    /**
+     * For a late joiner: polls every 20 ms until the first video frame is decoded; returns the times
+     * (page clock, ms) of the subscriber pc reaching 'connected' and of the first decoded frame.
+     */
+    async firstFrame(key, timeoutMs = 30_000) {
+      const r = T.room(key);
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline) {
+        const id = T.tracks(key, 'video')[0]?.trackId;
+        if (id) {
+          const s = await r.statsFor(id);
+          if (s && s.framesDecoded > 0) {
+            const tFrame = performance.now();
+            const connected = T.events(key, 'connectionStateChanged')
+              .find((e) => e.role === 'subscriber' && e.state === 'connected');
+            return { tFrame, tConnected: connected?.t ?? null, width: s.frameWidth };
+          }
+        }
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      return null;
+    },
+
+    /** Publishes raw media straight into /whip and returns {status, location, contentType}. */
+    async whipPublish(key, { room, identity, token }) {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: 1280, height: 720, frameRate: 30 }, audio: true,
+      });
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver(stream.getVideoTracks()[0], {
+        direction: 'sendonly',
+        streams: [stream],
+        sendEncodings: [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+          { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+        ],
+      });
+      pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
+      const sender = pc.getSenders().find((x) => x.track.kind === 'video');
+      const params = sender.getParameters();
+      params.degradationPreference = 'maintain-resolution'; // layers keep 320/640/1280 on a busy machine
+      await sender.setParameters(params);
+      return T._whipLike(key, pc, `/whip/${encodeURIComponent(room)}`, token ?? (await T.token(room, identity)));
+    },
+
+    /** Plays one participant's media from /whep at `layer`. */
+    async whepPlay(key, { room, publisher, layer, token }) {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      const q = layer ? `?layer=${encodeURIComponent(layer)}` : '';
+      return T._whipLike(key, pc, `/whep/${encodeURIComponent(room)}/${encodeURIComponent(publisher)}${q}`, token);
+    },
+
+    async _whipLike(key, pc, path, token) {
+      rooms[key] = { pc };
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      // Non-trickle: wait (bounded) for gathering so the offer carries our candidates.
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        const t = setTimeout(resolve, 3000);
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+        });
+      });
+      const url = new URL(path, location.origin);
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+        body: pc.localDescription.sdp,
+      });
+      const body = await res.text();
+      const loc = res.headers.get('Location');
+      const out = { status: res.status, location: loc, contentType: res.headers.get('Content-Type'), body: res.ok ? '' : body };
+      if (res.status === 201) {
+        rooms[key].resource = new URL(loc, url).toString();
+        await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      }
+      return out;
+    },
+
+    async rawStats(key, kind = 'video') {
+      const pc = rooms[key].pc;
+      const report = await pc.getStats();
+      let best = null;
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === kind && (!best || s.bytesReceived > best.bytesReceived)) best = s;
+      });
+      return best && {
+        frameWidth: best.frameWidth ?? 0, frameHeight: best.frameHeight ?? 0, framesDecoded: best.framesDecoded ?? 0,
+        packetsReceived: best.packetsReceived ?? 0, bytesReceived: best.bytesReceived ?? 0,
+        connectionState: pc.connectionState,
+      };
+    },
+
+    rawState(key) {
+      const pc = rooms[key].pc;
+      return { connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState };
+    },
+
+    /** DELETEs the WHIP/WHEP resource and closes the pc; returns the HTTP status. */
+    async rawDelete(key, token) {
+      const { pc, resource } = rooms[key];
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      const res = await fetch(resource, { method: 'DELETE', headers });
+      pc.close();
+      return res.status;
+    },
+  };
+
+  window.T = T;
+})();

@@ -1,0 +1,952 @@
+// Browser SDK for the SFU: one WebSocket for signaling, two RTCPeerConnections per client.
+//
+//   publisher pc  - the client offers; carries its own camera/mic and the "data" channel
+//   subscriber pc - the server offers; carries everyone else's tracks
+//
+// Plain ES module, no dependencies, no build step. See docs/protocol.md for the wire format.
+//
+//   import { Room } from '/sdk.js';
+//   const room = await Room.connect('ws://127.0.0.1:7880/rtc', token);
+//   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
+//   await room.publish({ video: true, audio: true, simulcast: true });
+
+/** Simulcast layers the publisher sends, lowest first. */
+export const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
+const JOIN_TIMEOUT_MS = 15_000;
+const ANSWER_TIMEOUT_MS = 15_000;
+const PING_INTERVAL_MS = 10_000;
+const PONG_TIMEOUT_MS = 20_000;
+
+/** Close codes after which the session cannot be resumed. */
+const FATAL_CLOSE_CODES = new Map([
+  [1009, 'message_too_big'],
+  [4400, 'bad_first_message'],
+  [4401, 'unauthorized'],
+  [4403, 'not_allowed'],
+  [4404, 'session_not_found'],
+  [4408, 'join_timeout'],
+  [4409, 'replaced'],
+]);
+
+/** An error from the server or from the SDK, with the server's code when there is one. */
+export class RoomError extends Error {
+  constructor(message, { code = 'client', closeCode, closeReason, request } = {}) {
+    super(message);
+    this.name = 'RoomError';
+    this.code = code;
+    this.closeCode = closeCode;
+    this.closeReason = closeReason;
+    this.request = request;
+  }
+}
+
+/**
+ * Turns what the caller gave into the signaling URL: `ws(s)://host/rtc`.
+ * Accepts a ws(s) or http(s) URL, a bare origin, or nothing (then the page's own origin).
+ */
+export function signalingUrl(url) {
+  const base = typeof location !== 'undefined' ? location.href : 'http://127.0.0.1:7880/';
+  const u = new URL(url ?? '/', base);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/rtc';
+  return u.toString();
+}
+
+/** Fetches a token from the server's dev endpoint (only enabled in dev mode). */
+export async function fetchDevToken(room, identity, origin) {
+  const base = origin ?? (typeof location !== 'undefined' ? location.origin : 'http://127.0.0.1:7880');
+  const u = new URL('/dev/token', base);
+  u.searchParams.set('room', room);
+  u.searchParams.set('identity', identity);
+  const res = await fetch(u);
+  if (!res.ok) throw new RoomError(`GET /dev/token: HTTP ${res.status}`, { code: 'http_' + res.status });
+  const body = await res.json();
+  return body.token;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function bytesToBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+function base64ToBytes(b64) {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** A serial queue: each task starts after the previous one settled. */
+class SerialQueue {
+  #tail = Promise.resolve();
+  run(task) {
+    const result = this.#tail.then(task);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+}
+
+export class Room extends EventTarget {
+  /** Connects, joins with `token`, and resolves with the joined Room. */
+  static async connect(url, token, options = {}) {
+    const room = new Room(url, options);
+    await room.join(token);
+    return room;
+  }
+
+  /**
+   * @param {string} [url] signaling URL (ws(s)://host/rtc) or the server's http(s) origin
+   * @param {object} [options]
+   * @param {string} [options.videoCodec='vp8'] preferred codec for published video ('' = browser default)
+   * @param {boolean} [options.reconnect=true] resume the session when the socket drops
+   * @param {(level: string, ...args: any[]) => void} [options.log] debug logger
+   */
+  constructor(url, options = {}) {
+    super();
+    this.url = signalingUrl(url);
+    this.options = { videoCodec: 'vp8', reconnect: true, ...options };
+    /** @type {Map<string, {id: string, identity: string, tracks: object[]}>} everyone else in the room */
+    this.participants = new Map();
+    /** @type {{id: string, identity: string, tracks: object[]} | null} */
+    this.localParticipant = null;
+    this.roomName = null;
+    this.sessionToken = null;
+    this.departureTimeoutMs = 0;
+    this.protocol = null;
+    /** 'new' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' */
+    this.state = 'new';
+    /** @type {RTCPeerConnection | null} */
+    this.publisherPc = null;
+    /** @type {RTCPeerConnection | null} */
+    this.subscriberPc = null;
+    /** @type {RTCDataChannel | null} */
+    this.dataChannel = null;
+    /** Local tracks that are published: {source, kind, track, transceiver, trackId?, layers} */
+    this.localTracks = [];
+    /** Remote tracks received on the subscriber pc, by track id. */
+    this.subscribedTracks = new Map();
+    this.closeCode = null;
+    this.closeReason = null;
+
+    this._ws = null;
+    this._leaving = false;
+    this._closed = false;
+    this._pubQueue = new SerialQueue();
+    this._subQueue = new SerialQueue();
+    this._pendingAnswer = null; // {resolve, reject} while the publisher offer awaits its answer
+    this._pendingCandidates = { publisher: [], subscriber: [] };
+    this._midToTrack = new Map(); // subscriber mid -> {track_id, participant_id}
+    this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
+    this._dataQueue = [];
+    this._pingId = 0;
+    this._pingTimer = null;
+    this._lastPong = 0;
+    this._statsPrev = new Map(); // track id -> {bytes, t}
+    this._departed = new Set(); // participant ids that left: late events about them are ignored
+    this._mediaStream = null;
+    this._dataReady = null;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Dispatches `type`; the payload is both `event.detail` and spread onto the event itself. */
+  _emit(type, payload = {}) {
+    const ev = new Event(type);
+    ev.detail = payload;
+    for (const [k, v] of Object.entries(payload)) {
+      if (!(k in ev)) ev[k] = v;
+    }
+    this.dispatchEvent(ev);
+  }
+
+  /** Shorthand: `room.on('data', ({from, data}) => ...)`; returns a function that unsubscribes. */
+  on(type, fn) {
+    const listener = (ev) => fn(ev.detail, ev);
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+
+  _log(level, ...args) {
+    if (this.options.log) this.options.log(level, ...args);
+    else if (level === 'error' || level === 'warn') console[level]('[sfu]', ...args);
+  }
+
+  /** Reports a failure as an 'error' event; `cause` may carry a server error code. */
+  _fail(message, cause = {}) {
+    const code = typeof cause.code === 'string' ? cause.code : 'client';
+    const err = cause instanceof RoomError ? cause : new RoomError(message, { code, request: cause.request });
+    this._log('warn', message, cause);
+    this._emit('error', { code: err.code, message, request: err.request, error: err });
+  }
+
+  // ---------------------------------------------------------------- signaling socket
+
+  /** Opens the socket, sends `first` (join or resume) and waits for the reply of type `expect`. */
+  _openSocket(first, expect) {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let ws;
+      try {
+        ws = new WebSocket(this.url);
+      } catch (e) {
+        reject(new RoomError(`cannot open ${this.url}: ${e.message}`, { code: 'connect_failed' }));
+        return;
+      }
+      this._ws = ws;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(new RoomError(`no '${expect}' within ${JOIN_TIMEOUT_MS} ms`, { code: 'timeout' }));
+        try { ws.close(4000, 'timeout'); } catch {}
+      }, JOIN_TIMEOUT_MS);
+      ws.onopen = () => ws.send(JSON.stringify(first));
+      ws.onmessage = (ev) => {
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch {
+          this._log('warn', 'non-JSON message from server', ev.data);
+          return;
+        }
+        if (!settled) {
+          if (msg.type === expect) {
+            settled = true;
+            clearTimeout(timer);
+            ws.onmessage = (e) => this._onSocketMessage(ws, e);
+            ws.onclose = (e) => this._onSocketClose(ws, e);
+            resolve(msg);
+            return;
+          }
+          if (msg.type === 'error') {
+            // Keep waiting: the server closes the socket if it cannot go on.
+            this._fail(`server error before '${expect}': ${msg.message}`, { code: msg.code, request: msg.request });
+            return;
+          }
+          this._log('warn', `unexpected '${msg.type}' before '${expect}'`);
+          return;
+        }
+      };
+      ws.onerror = () => {};
+      ws.onclose = (e) => {
+        if (this._ws === ws) this._ws = null;
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(new RoomError(`socket closed before '${expect}': ${e.code} ${e.reason}`, {
+          code: FATAL_CLOSE_CODES.get(e.code) ?? 'closed',
+          closeCode: e.code,
+          closeReason: e.reason,
+        }));
+      };
+    });
+  }
+
+  _send(msg) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      this._log('debug', `not connected, dropped '${msg.type}'`);
+      return false;
+    }
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  _onSocketMessage(ws, ev) {
+    if (ws !== this._ws) return;
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      this._log('warn', 'non-JSON message from server', ev.data);
+      return;
+    }
+    this._emit('signal', { message: msg });
+    try {
+      this._handle(msg);
+    } catch (e) {
+      this._fail(`handling '${msg.type}' failed: ${e.message}`, { code: 'client' });
+    }
+  }
+
+  _handle(msg) {
+    switch (msg.type) {
+      case 'answer':
+        if (this._pendingAnswer) {
+          const p = this._pendingAnswer;
+          this._pendingAnswer = null;
+          p.resolve(msg.sdp);
+        } else {
+          this._log('warn', 'answer with no offer outstanding');
+        }
+        break;
+      case 'offer':
+        this._subQueue.run(() => this._onSubscriberOffer(msg)).catch((e) =>
+          this._fail(`subscriber negotiation failed: ${e.message}`, { code: 'negotiation' }));
+        break;
+      case 'candidate':
+        this._addRemoteCandidate(msg.target, msg.candidate);
+        break;
+      case 'participant_joined':
+        this._upsertParticipant(msg.participant, true);
+        break;
+      case 'participant_left':
+        this._removeParticipant(msg.participant_id, msg.identity, msg.reason);
+        break;
+      case 'track_published':
+        this._onTrackPublished(msg.participant_id, msg.track);
+        break;
+      case 'track_unpublished':
+        this._onTrackUnpublished(msg.participant_id, msg.track_id);
+        break;
+      case 'track_muted':
+        this._onTrackMuted(msg.participant_id, msg.track_id, msg.muted);
+        break;
+      case 'pong':
+        this._lastPong = Date.now();
+        this._emit('pong', { id: msg.id });
+        break;
+      case 'error':
+        if (this._pendingAnswer && msg.request === 'offer') {
+          const p = this._pendingAnswer;
+          this._pendingAnswer = null;
+          p.reject(new RoomError(msg.message, { code: msg.code, request: msg.request }));
+        }
+        this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
+        break;
+      case 'joined':
+      case 'resumed':
+        this._log('warn', `unexpected '${msg.type}'`);
+        break;
+      default:
+        this._log('debug', 'ignored message', msg);
+    }
+  }
+
+  _onSocketClose(ws, ev) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    this.closeCode = ev.code;
+    this.closeReason = ev.reason;
+    this._stopPing();
+    if (this._pendingAnswer) {
+      const p = this._pendingAnswer;
+      this._pendingAnswer = null;
+      p.reject(new RoomError('socket closed', { code: 'closed' }));
+    }
+    if (this._leaving || this._closed) return;
+    const fatal = FATAL_CLOSE_CODES.get(ev.code);
+    if (fatal || !this.options.reconnect || !this.sessionToken) {
+      this._shutdown(fatal ?? 'closed', ev.code, ev.reason);
+      return;
+    }
+    this._reconnect();
+  }
+
+  _startPing() {
+    this._stopPing();
+    this._lastPong = Date.now();
+    this._pingTimer = setInterval(() => {
+      if (Date.now() - this._lastPong > PONG_TIMEOUT_MS && this._ws) {
+        this._log('warn', 'no pong, dropping the socket');
+        try { this._ws.close(4000, 'pong timeout'); } catch {}
+        this._onSocketClose(this._ws, { code: 1006, reason: 'pong timeout' });
+        return;
+      }
+      this.ping();
+    }, PING_INTERVAL_MS);
+  }
+
+  _stopPing() {
+    if (this._pingTimer) clearInterval(this._pingTimer);
+    this._pingTimer = null;
+  }
+
+  /** Sends a ping; resolves with the round-trip time in ms when the pong arrives. */
+  ping() {
+    const id = ++this._pingId;
+    const t0 = performance.now();
+    if (!this._send({ type: 'ping', id })) return Promise.reject(new RoomError('not connected'));
+    return new Promise((resolve) => {
+      const off = this.on('pong', (p) => {
+        if (p.id === id) {
+          off();
+          resolve(performance.now() - t0);
+        }
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- join / resume / leave
+
+  /** Joins the room with `token`. Resolves with the server's `joined` message. */
+  async join(token) {
+    if (this.state !== 'new') throw new RoomError(`join() in state ${this.state}`);
+    this.state = 'connecting';
+    let joined;
+    try {
+      joined = await this._openSocket({ type: 'join', token }, 'joined');
+    } catch (e) {
+      this.state = 'disconnected';
+      this.closeCode = e.closeCode ?? null;
+      this.closeReason = e.closeReason ?? null;
+      throw e;
+    }
+    this.protocol = joined.protocol;
+    this.roomName = joined.room;
+    this.sessionToken = joined.session_token;
+    this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
+    this.localParticipant = { ...joined.participant, tracks: [...(joined.participant.tracks ?? [])] };
+    this.state = 'connected';
+    this._createPeerConnections();
+    for (const p of joined.participants ?? []) this._upsertParticipant(p, true);
+    this._startPing();
+    // The publisher connection is always negotiated: it carries the data channel.
+    this._negotiatePublisher().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
+    return joined;
+  }
+
+  _createPeerConnections() {
+    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...(this.options.rtcConfig ?? {}) };
+    const pub = new RTCPeerConnection(config);
+    const sub = new RTCPeerConnection(config);
+    this.publisherPc = pub;
+    this.subscriberPc = sub;
+    pub.onicecandidate = (e) => this._sendLocalCandidate('publisher', e.candidate);
+    sub.onicecandidate = (e) => this._sendLocalCandidate('subscriber', e.candidate);
+    for (const [role, pc] of [['publisher', pub], ['subscriber', sub]]) {
+      pc.onconnectionstatechange = () =>
+        this._emit('connectionStateChanged', { role, state: pc.connectionState });
+    }
+    const dc = pub.createDataChannel('data', { ordered: true });
+    dc.binaryType = 'arraybuffer';
+    this.dataChannel = dc;
+    this._dataReady = new Promise((resolve) => dc.addEventListener('open', () => resolve(), { once: true }));
+    dc.onopen = () => {
+      const queued = this._dataQueue.splice(0);
+      for (const m of queued) dc.send(m);
+      this._emit('dataChannelOpen', {});
+    };
+    dc.onmessage = (e) => this._onDataMessage(e.data);
+    // Should the server open channels of its own on the subscriber connection, listen there too.
+    sub.ondatachannel = (e) => {
+      e.channel.binaryType = 'arraybuffer';
+      e.channel.onmessage = (m) => this._onDataMessage(m.data);
+    };
+  }
+
+  _sendLocalCandidate(target, c) {
+    if (!c || !c.candidate) return; // end of candidates: nothing to send
+    this._send({
+      type: 'candidate',
+      target,
+      candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined },
+    });
+  }
+
+  _addRemoteCandidate(target, cand) {
+    const pc = target === 'publisher' ? this.publisherPc : target === 'subscriber' ? this.subscriberPc : null;
+    if (!pc || !cand) return;
+    if (!pc.remoteDescription) {
+      this._pendingCandidates[target].push(cand);
+      return;
+    }
+    pc.addIceCandidate(cand).catch((e) => this._log('warn', `addIceCandidate(${target})`, e.message));
+  }
+
+  _flushCandidates(target) {
+    const pc = target === 'publisher' ? this.publisherPc : this.subscriberPc;
+    const list = this._pendingCandidates[target].splice(0);
+    for (const c of list) pc.addIceCandidate(c).catch((e) => this._log('warn', 'addIceCandidate', e.message));
+  }
+
+  async _reconnect() {
+    this.state = 'reconnecting';
+    const started = Date.now();
+    // Give up a little after the server would have given up on us.
+    const deadline = started + Math.max(this.departureTimeoutMs || 0, 10_000) + 5_000;
+    for (let attempt = 0; !this._leaving && !this._closed; attempt++) {
+      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
+      this._emit('reconnecting', { attempt: attempt + 1, delayMs: delay });
+      await sleep(delay);
+      if (this._leaving || this._closed) return;
+      if (Date.now() > deadline) {
+        this._shutdown('reconnect_timeout', this.closeCode, this.closeReason);
+        return;
+      }
+      let resumed;
+      try {
+        resumed = await this._openSocket({ type: 'resume', session_token: this.sessionToken }, 'resumed');
+      } catch (e) {
+        this._log('warn', `resume attempt ${attempt + 1} failed: ${e.message}`);
+        if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode)) {
+          this._shutdown(FATAL_CLOSE_CODES.get(e.closeCode), e.closeCode, e.closeReason);
+          return;
+        }
+        continue;
+      }
+      if (this._leaving || this._closed) return;
+      this._onResumed(resumed);
+      return;
+    }
+  }
+
+  _onResumed(msg) {
+    this.state = 'connected';
+    if (msg.participant) {
+      this.localParticipant = { ...msg.participant, tracks: [...(msg.participant.tracks ?? [])] };
+      this._bindLocalTrackIds();
+    }
+    // Bring the participant list up to date: whoever is gone left while we were away.
+    const present = new Set((msg.participants ?? []).map((p) => p.id));
+    for (const [id, p] of [...this.participants]) {
+      if (!present.has(id)) this._removeParticipant(id, p.identity, 'timeout');
+    }
+    for (const p of msg.participants ?? []) this._upsertParticipant(p, true);
+    this._startPing();
+    for (const s of this._subscriptionPrefs.values()) this._send(s);
+    this._emit('reconnected', {});
+    // New ICE credentials for the publisher; the server sends the subscriber a fresh offer itself.
+    this._negotiatePublisher({ iceRestart: true }).catch((e) =>
+      this._fail(`publisher ICE restart failed: ${e.message}`, e));
+  }
+
+  /** Leaves the room: tells the server, closes the socket and both connections, stops local tracks. */
+  async leave() {
+    if (this._leaving || this._closed) return;
+    this._leaving = true;
+    this._send({ type: 'leave' });
+    const ws = this._ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      // Let the leave message go out before the close frame.
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        const check = () => (ws.bufferedAmount === 0 ? (clearTimeout(t), resolve()) : setTimeout(check, 10));
+        check();
+      });
+      try { ws.close(1000, 'leave'); } catch {}
+    }
+    this._shutdown('left', 1000, 'leave');
+  }
+
+  _shutdown(reason, code, closeReason) {
+    if (this._closed) return;
+    this._closed = true;
+    this.state = 'disconnected';
+    this._stopPing();
+    if (this._ws) {
+      try { this._ws.close(1000); } catch {}
+      this._ws = null;
+    }
+    for (const [trackId] of [...this.subscribedTracks]) this._unsubscribeTrack(trackId);
+    try { this.publisherPc?.close(); } catch {}
+    try { this.subscriberPc?.close(); } catch {}
+    for (const t of this.localTracks) t.track.stop();
+    this._emit('disconnected', { reason, code: code ?? null, closeReason: closeReason ?? '' });
+  }
+
+  /** Test hook: drops the signaling socket as if the network failed; the SDK then resumes. */
+  _dropSocketForTest() {
+    const ws = this._ws;
+    if (!ws) return false;
+    try { ws.close(4000, 'dropped for test'); } catch {}
+    // Don't wait for the close handshake: act as if the connection died now.
+    this._onSocketClose(ws, { code: 1006, reason: 'dropped for test' });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  /**
+   * Captures and publishes the camera and/or microphone.
+   * @param {{video?: boolean|MediaTrackConstraints, audio?: boolean|MediaTrackConstraints,
+   *          simulcast?: boolean, stream?: MediaStream, degradationPreference?: RTCDegradationPreference}} opts
+   *   degradationPreference: what the encoder gives up under CPU or bandwidth pressure; simulcast video
+   *   defaults to 'maintain-resolution' so each layer keeps the size announced to the server.
+   * @returns {Promise<MediaStream>} the local stream (for a self-view)
+   */
+  async publish({ video = true, audio = true, simulcast = true, stream, degradationPreference } = {}) {
+    if (!this.publisherPc) throw new RoomError('publish() before join()');
+    if (!stream) {
+      const constraints = {
+        video: video ? (video === true ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } } : video) : false,
+        audio: audio ? (audio === true ? {} : audio) : false,
+      };
+      stream = await navigator.mediaDevices.getUserMedia(constraints);
+    }
+    if (!this._mediaStream) this._mediaStream = new MediaStream();
+    for (const track of stream.getTracks()) {
+      if (track.kind === 'video' && !video) continue;
+      if (track.kind === 'audio' && !audio) continue;
+      this._mediaStream.addTrack(track);
+      this._addLocalTrack(track, { simulcast, degradationPreference });
+    }
+    await this._negotiatePublisher();
+    return this._mediaStream;
+  }
+
+  _addLocalTrack(track, { simulcast, source, degradationPreference }) {
+    const pc = this.publisherPc;
+    source ??= track.kind === 'audio' ? 'microphone' : 'camera';
+    const init = { direction: 'sendonly', streams: [this._mediaStream] };
+    let layers = [];
+    if (track.kind === 'video' && simulcast) {
+      init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+      const s = track.getSettings();
+      const w = s.width ?? 1280;
+      const h = s.height ?? 720;
+      layers = SIMULCAST_LAYERS.map((l) => ({
+        rid: l.rid,
+        width: Math.round(w / l.scaleResolutionDownBy),
+        height: Math.round(h / l.scaleResolutionDownBy),
+      }));
+    }
+    const transceiver = pc.addTransceiver(track, init);
+    if (track.kind === 'video' && this.options.videoCodec) this._preferCodec(transceiver, this.options.videoCodec);
+    const preference = degradationPreference ?? (track.kind === 'video' && simulcast ? 'maintain-resolution' : null);
+    if (preference) {
+      const params = transceiver.sender.getParameters();
+      params.degradationPreference = preference;
+      transceiver.sender.setParameters(params).catch((e) => this._log('warn', 'degradationPreference', e.message));
+    }
+    const local = { source, kind: track.kind, track, transceiver, trackId: null, layers, muted: false };
+    this.localTracks.push(local);
+    this._bindLocalTrackIds();
+    return local;
+  }
+
+  _preferCodec(transceiver, name) {
+    if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
+    const caps = RTCRtpSender.getCapabilities('video');
+    if (!caps) return;
+    const want = `video/${name}`.toLowerCase();
+    const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+    if (!first.length) return;
+    const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+    try {
+      transceiver.setCodecPreferences([...first, ...rest]);
+    } catch (e) {
+      this._log('warn', 'setCodecPreferences', e.message);
+    }
+  }
+
+  /** Runs one publisher offer/answer exchange, serialized with any other. */
+  _negotiatePublisher(offerOptions = {}) {
+    return this._pubQueue.run(async () => {
+      const pc = this.publisherPc;
+      if (!pc || pc.signalingState === 'closed' || this._closed) return;
+      const offer = await pc.createOffer(offerOptions);
+      await pc.setLocalDescription(offer);
+      const tracks = [];
+      for (const t of this.localTracks) {
+        if (!t.transceiver.mid || t.transceiver.stopped) continue;
+        const d = { mid: t.transceiver.mid, source: t.source, name: t.name ?? '' };
+        if (t.layers.length) d.layers = t.layers;
+        tracks.push(d);
+      }
+      const answerSdp = new Promise((resolve, reject) => {
+        this._pendingAnswer = { resolve, reject };
+        setTimeout(() => reject(new RoomError(`no answer within ${ANSWER_TIMEOUT_MS} ms`, { code: 'timeout' })), ANSWER_TIMEOUT_MS);
+      });
+      if (!this._send({ type: 'offer', sdp: pc.localDescription.sdp, tracks })) {
+        this._pendingAnswer = null;
+        // Disconnected: the ICE restart after the resume sends a fresh offer with these tracks.
+        answerSdp.catch(() => {});
+        return;
+      }
+      let sdp;
+      try {
+        sdp = await answerSdp;
+      } catch (e) {
+        if (this._pendingAnswer) this._pendingAnswer = null;
+        if (e.code === 'closed') return; // the resume renegotiates
+        throw e;
+      }
+      if (pc.signalingState !== 'have-local-offer') return;
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      this._flushCandidates('publisher');
+    });
+  }
+
+  /** Ties server track ids (from our own participant info) to local tracks, by source. */
+  _bindLocalTrackIds() {
+    const infos = this.localParticipant?.tracks ?? [];
+    for (const info of infos) {
+      if (this.localTracks.some((t) => t.trackId === info.id)) continue;
+      const local = this.localTracks.find((t) => !t.trackId && t.source === info.source && t.kind === info.kind);
+      if (local) local.trackId = info.id;
+    }
+  }
+
+  /**
+   * Mutes or unmutes a track. For a local track (by server id, or by source name such as
+   * 'camera'/'microphone') this also disables the outgoing media.
+   */
+  mute(trackIdOrSource, muted = true) {
+    const local = this.localTracks.find((t) => t.trackId === trackIdOrSource || t.source === trackIdOrSource);
+    if (local) {
+      local.track.enabled = !muted;
+      local.muted = muted;
+    }
+    const trackId = local?.trackId ?? trackIdOrSource;
+    this._send({ type: 'mute', track_id: trackId, muted: !!muted });
+  }
+
+  // ---------------------------------------------------------------- data messages
+
+  /** Resolves when the data channel is open. */
+  dataReady() {
+    return this._dataReady ?? Promise.reject(new RoomError('not joined'));
+  }
+
+  /** Sends text or binary (ArrayBuffer / typed array) to every other participant. */
+  sendData(data) {
+    const dc = this.dataChannel;
+    if (!dc) throw new RoomError('sendData() before join()');
+    let payload = data;
+    if (ArrayBuffer.isView(data)) payload = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+    if (dc.readyState === 'open') dc.send(payload);
+    else if (dc.readyState === 'connecting') this._dataQueue.push(payload);
+    else throw new RoomError(`data channel is ${dc.readyState}`);
+  }
+
+  _onDataMessage(raw) {
+    let text = raw;
+    if (typeof raw !== 'string') {
+      try {
+        text = new TextDecoder().decode(raw);
+      } catch {
+        this._emit('data', { from: null, participantId: null, data: new Uint8Array(raw), binary: true });
+        return;
+      }
+    }
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      msg = null;
+    }
+    if (!msg || typeof msg !== 'object' || (!('data' in msg) && !('data_b64' in msg))) {
+      this._emit('data', { from: null, participantId: null, data: raw, binary: typeof raw !== 'string' });
+      return;
+    }
+    const binary = 'data_b64' in msg && !('data' in msg);
+    this._emit('data', {
+      from: msg.from ?? null,
+      participantId: msg.participant_id ?? null,
+      data: binary ? base64ToBytes(msg.data_b64) : msg.data,
+      binary,
+    });
+  }
+
+  // ---------------------------------------------------------------- subscribing
+
+  async _onSubscriberOffer(msg) {
+    const pc = this.subscriberPc;
+    if (!pc || pc.signalingState === 'closed' || this._closed) return;
+    const map = new Map();
+    for (const t of msg.tracks ?? []) map.set(String(t.mid), { trackId: t.track_id, participantId: t.participant_id });
+    this._midToTrack = map;
+    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    this._flushCandidates('subscriber');
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this._send({ type: 'answer', sdp: pc.localDescription.sdp });
+    this._syncSubscribedTracks();
+  }
+
+  /** Compares the transceivers with the latest offer's track list and emits (un)subscribed events. */
+  _syncSubscribedTracks() {
+    const pc = this.subscriberPc;
+    const live = new Map(); // track id -> transceiver
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid == null || tr.stopped) continue;
+      const dir = tr.currentDirection ?? tr.direction;
+      if (dir === 'inactive' || dir === 'stopped' || dir === 'sendonly') continue;
+      const m = this._midToTrack.get(String(tr.mid));
+      if (m) live.set(m.trackId, { tr, ...m });
+    }
+    for (const [trackId, sub] of [...this.subscribedTracks]) {
+      const now = live.get(trackId);
+      if (!now || now.tr !== sub.transceiver || now.tr.receiver.track !== sub.track) this._unsubscribeTrack(trackId);
+    }
+    for (const [trackId, { tr, participantId }] of live) {
+      if (this.subscribedTracks.has(trackId)) continue;
+      const track = tr.receiver.track;
+      const p = this.participants.get(participantId);
+      const info = p?.tracks.find((t) => t.id === trackId) ?? null;
+      const sub = {
+        trackId,
+        participantId,
+        identity: p?.identity ?? null,
+        kind: track.kind,
+        track,
+        transceiver: tr,
+        mid: tr.mid,
+        info,
+        stream: new MediaStream([track]),
+      };
+      this.subscribedTracks.set(trackId, sub);
+      this._emit('trackSubscribed', { ...sub });
+    }
+  }
+
+  _unsubscribeTrack(trackId) {
+    const sub = this.subscribedTracks.get(trackId);
+    if (!sub) return;
+    this.subscribedTracks.delete(trackId);
+    this._statsPrev.delete(trackId);
+    this._emit('trackUnsubscribed', { ...sub });
+  }
+
+  /** Looks up a subscribed track by id. */
+  getTrack(trackId) {
+    return this.subscribedTracks.get(trackId) ?? null;
+  }
+
+  /**
+   * Sets the quality wanted for a remote track.
+   * @param {string} trackId
+   * @param {{layer?: 'low'|'medium'|'high'|'auto', maxWidth?: number, maxHeight?: number, paused?: boolean}} s
+   */
+  setSubscription(trackId, { layer = 'auto', maxWidth, maxHeight, paused = false } = {}) {
+    const msg = { type: 'subscription', track_id: trackId, layer, paused: !!paused };
+    if (maxWidth != null) msg.max_width = Math.round(maxWidth);
+    if (maxHeight != null) msg.max_height = Math.round(maxHeight);
+    this._subscriptionPrefs.set(trackId, msg);
+    this._send(msg);
+  }
+
+  /**
+   * Receive statistics of one subscribed track (from the inbound-rtp report of its receiver).
+   * @returns {Promise<null | {kind, frameWidth, frameHeight, framesDecoded, framesPerSecond,
+   *   bytesReceived, packetsReceived, packetsLost, bitrateKbps}>}
+   */
+  async statsFor(trackId) {
+    const sub = this.subscribedTracks.get(trackId);
+    if (!sub) return null;
+    const report = await sub.transceiver.receiver.getStats();
+    let inbound = null;
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (!inbound || (s.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = s;
+    });
+    if (!inbound) return null;
+    const now = performance.now();
+    const bytes = inbound.bytesReceived ?? 0;
+    const prev = this._statsPrev.get(trackId);
+    let bitrateKbps = 0;
+    if (prev && now > prev.t && bytes >= prev.bytes) bitrateKbps = ((bytes - prev.bytes) * 8) / (now - prev.t);
+    if (!prev || now - prev.t >= 500) this._statsPrev.set(trackId, { bytes, t: now });
+    return {
+      kind: inbound.kind ?? sub.kind,
+      frameWidth: inbound.frameWidth ?? 0,
+      frameHeight: inbound.frameHeight ?? 0,
+      framesDecoded: inbound.framesDecoded ?? 0,
+      framesPerSecond: inbound.framesPerSecond ?? 0,
+      bytesReceived: bytes,
+      packetsReceived: inbound.packetsReceived ?? 0,
+      packetsLost: inbound.packetsLost ?? 0,
+      bitrateKbps: Math.round(bitrateKbps),
+    };
+  }
+
+  // ---------------------------------------------------------------- room state
+
+  _upsertParticipant(info, announce) {
+    if (!info || !info.id) return;
+    if (this.localParticipant && info.id === this.localParticipant.id) return;
+    this._departed.delete(info.id);
+    const existing = this.participants.get(info.id);
+    const tracks = [...(info.tracks ?? [])];
+    if (existing) {
+      // Events may have raced ahead of this snapshot (a track_published before participant_joined).
+      const known = new Map(existing.tracks.map((t) => [t.id, t]));
+      for (const t of tracks) known.set(t.id, t);
+      const wasPlaceholder = existing.placeholder;
+      existing.identity = info.identity ?? existing.identity;
+      existing.tracks = [...known.values()];
+      existing.placeholder = false;
+      if (wasPlaceholder && announce) this._emit('participantJoined', { participant: existing });
+    } else {
+      const p = { id: info.id, identity: info.identity, tracks, placeholder: false };
+      this.participants.set(info.id, p);
+      if (announce) this._emit('participantJoined', { participant: p });
+      for (const t of tracks) this._emit('trackPublished', { participantId: p.id, identity: p.identity, track: t });
+    }
+    this._fillIdentities(info.id);
+  }
+
+  /** Fills the identity of subscribed tracks that arrived before their participant was known. */
+  _fillIdentities(participantId) {
+    const p = this.participants.get(participantId);
+    if (!p) return;
+    for (const sub of this.subscribedTracks.values()) {
+      if (sub.participantId === participantId && !sub.identity) sub.identity = p.identity;
+      if (sub.participantId === participantId && !sub.info) sub.info = p.tracks.find((t) => t.id === sub.trackId) ?? null;
+    }
+  }
+
+  _removeParticipant(id, identity, reason) {
+    const p = this.participants.get(id);
+    if (p) this.participants.delete(id);
+    if (this.localParticipant && id === this.localParticipant.id) return;
+    this._departed.add(id);
+    this._emit('participantLeft', { participantId: id, identity: identity ?? p?.identity ?? null, reason, participant: p ?? null });
+  }
+
+  _onTrackPublished(participantId, track) {
+    if (!track) return;
+    if (this.localParticipant && participantId === this.localParticipant.id) {
+      const tracks = this.localParticipant.tracks.filter((t) => t.id !== track.id);
+      tracks.push(track);
+      this.localParticipant.tracks = tracks;
+      this._bindLocalTrackIds();
+      this._emit('localTrackPublished', { track });
+      return;
+    }
+    if (this._departed.has(participantId)) return; // a late event about someone who left
+    let p = this.participants.get(participantId);
+    if (!p) {
+      // The participant_joined event is late: keep a placeholder until it comes.
+      p = { id: participantId, identity: null, tracks: [], placeholder: true };
+      this.participants.set(participantId, p);
+    }
+    p.tracks = p.tracks.filter((t) => t.id !== track.id);
+    p.tracks.push(track);
+    this._fillIdentities(participantId);
+    this._emit('trackPublished', { participantId, identity: p.identity, track });
+  }
+
+  _onTrackUnpublished(participantId, trackId) {
+    if (this.localParticipant && participantId === this.localParticipant.id) {
+      this.localParticipant.tracks = this.localParticipant.tracks.filter((t) => t.id !== trackId);
+      return;
+    }
+    const p = this.participants.get(participantId);
+    if (p) p.tracks = p.tracks.filter((t) => t.id !== trackId);
+    this._subscriptionPrefs.delete(trackId);
+    this._emit('trackUnpublished', { participantId, identity: p?.identity ?? null, trackId });
+  }
+
+  _onTrackMuted(participantId, trackId, muted) {
+    const p = this.participants.get(participantId) ??
+      (this.localParticipant?.id === participantId ? this.localParticipant : null);
+    const t = p?.tracks.find((x) => x.id === trackId);
+    if (t) t.muted = muted;
+    this._emit('trackMuted', { participantId, identity: p?.identity ?? null, trackId, muted });
+  }
+}
