@@ -179,6 +179,8 @@ form.addEventListener('submit', async (e) => {
 leaveBtn.addEventListener('click', async () => {
   const r = room;
   if (!r) return;
-  await r.leave();
+  // The page returns to the form at once; the SDK finishes telling the server in the background.
+  teardown();
   setStatus('idle', 'not connected');
+  await r.leave();
 });

@@ -519,7 +519,11 @@ export class Room extends EventTarget {
     this._startPing();
     for (const s of this._subscriptionPrefs.values()) this._send(s);
     this._emit('reconnected', {});
-    // New ICE credentials for the publisher; the server sends the subscriber a fresh offer itself.
+    // Only a broken path needs new ICE credentials: a re-offer is not free (the server must
+    // re-learn simulcast streams), and the media path usually outlived the signaling socket.
+    // The server re-offers the subscriber connection itself.
+    const pc = this.publisherPc;
+    if (!pc || ['connected', 'completed', 'checking', 'new'].includes(pc.iceConnectionState)) return;
     this._negotiatePublisher({ iceRestart: true }).catch((e) =>
       this._fail(`publisher ICE restart failed: ${e.message}`, e));
   }

@@ -290,22 +290,17 @@ test('room events out of order: track_published before participant_joined', asyn
   assert.deepEqual(left.map((e) => [e.participantId, e.identity, e.reason]), [['PA_carol', 'carol', 'left']]);
 });
 
-test('resume after a dropped socket restarts ICE on the publisher pc', async () => {
+test('resume after a dropped socket keeps a connected publisher pc (no ICE restart)', async () => {
   const before = await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'offer').length);
-  const ufrag = (sdp) => sdp.match(/a=ice-ufrag:(\S+)/)[1];
-  const oldUfrag = ufrag(await page.evaluate(() => T.room('me').publisherPc.localDescription.sdp));
   await page.evaluate(() => T.room('me')._dropSocketForTest());
   await poll(() => page.evaluate(() => T.events('me', 'reconnected').length === 1), { what: 'reconnected' });
   const resume = await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'resume'));
   assert.deepEqual(resume, [{ type: 'resume', session_token: 'S1' }]);
   assert.ok((await page.evaluate(() => T.events('me', 'reconnecting'))).length >= 1);
-  const offer = await poll(() => page.evaluate((n) => FAKE.fromClient.filter((m) => m.type === 'offer')[n], before),
-    { what: 'ICE-restart offer' });
-  assert.notEqual(ufrag(offer.sdp), oldUfrag);
-  assert.equal(offer.tracks.length, 2);
-  await poll(() => page.evaluate(() => T.room('me').publisherPc.signalingState === 'stable'), { what: 'publisher stable' });
-  await poll(() => page.evaluate(() => T.room('me').publisherPc.connectionState === 'connected'),
-    { timeoutMs: 20_000, what: 'publisher reconnected' });
+  // The media path outlived the socket: no re-offer, the connection stays up.
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'offer').length), before);
+  assert.equal(await page.evaluate(() => T.room('me').publisherPc.connectionState), 'connected');
   assert.equal(await page.evaluate(() => T.room('me').state), 'connected');
   assert.deepEqual(await page.evaluate(() => T.events('me', 'error')), []);
 });

@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn all_lists_every_variant() {
         // Update the count together with ALL when a variant is added.
-        assert_eq!(DropReason::ALL.len(), 10);
+        assert_eq!(DropReason::ALL.len(), 11);
         assert_eq!(DropReason::Padding.to_string(), "padding");
     }
 }

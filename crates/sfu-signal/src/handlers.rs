@@ -11,15 +11,21 @@ pub async fn handle(
     state: &Arc<AppState>,
     room_ref: &RoomRef,
     id: &ParticipantId,
+    generation: u64,
     message: ClientMessage,
     tx: &mpsc::UnboundedSender<Outgoing>,
 ) {
     let request = request_name(&message);
     let hub = &state.hub;
     let mut room = room_ref.lock().await;
-    if !room.participants.contains_key(id) {
-        let _ = tx.send(Outgoing::Close(crate::session::close::SESSION_NOT_FOUND, "session ended".into()));
-        return;
+    match room.participants.get(id) {
+        None => {
+            let _ = tx.send(Outgoing::Close(crate::session::close::SESSION_NOT_FOUND, "session ended".into()));
+            return;
+        }
+        // A newer socket resumed this session; this one only lingers until it closes.
+        Some(p) if p.generation != generation => return,
+        Some(_) => {}
     }
     let result: Result<(), RequestError> = match message {
         ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {

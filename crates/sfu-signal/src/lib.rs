@@ -29,7 +29,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let media = MediaPlane::start(
         &MediaConfig {
             bind: config.bind,
-            announce: config.announce,
+            announce: config.announce_ip(),
             udp_port_start: config.rtc.udp_port_start,
             shards: config.rtc.shards,
         },

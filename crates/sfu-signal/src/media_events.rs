@@ -5,15 +5,28 @@ use sfu_transport::MediaEvent;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use crate::room::Hub;
+use crate::room::{Hub, ParticipantKind};
 
 pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             MediaEvent::Data { conn, text, payload } => relay_data(&hub, conn, text, &payload).await,
-            MediaEvent::Connected { conn } => tracing::debug!(conn = conn.0, "media connected"),
-            MediaEvent::Disconnected { conn } => tracing::debug!(conn = conn.0, "media disconnected"),
+            MediaEvent::Connected { conn } => hub.set_connected(conn, true),
+            MediaEvent::Disconnected { conn } => on_disconnected(&hub, conn).await,
         }
+    }
+}
+
+/// A WHIP publisher has no socket to resume from: when its media connection fails or closes,
+/// it has left. (Signaling participants are governed by their socket and the departure timeout.)
+async fn on_disconnected(hub: &Hub, conn: sfu_transport::ConnId) {
+    hub.set_connected(conn, false);
+    let Some((room_id, id)) = hub.owner_of(conn) else { return };
+    let Some(room_ref) = hub.room(&room_id) else { return };
+    let mut room = room_ref.lock().await;
+    let is_whip = room.participants.get(&id).is_some_and(|p| p.kind == ParticipantKind::Whip && p.publisher_conn == conn);
+    if is_whip {
+        hub.remove_participant(&mut room, &id, sfu_proto::LeaveReason::Left).await;
     }
 }
 

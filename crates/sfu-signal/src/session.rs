@@ -97,7 +97,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         if matches!(message, ClientMessage::Leave) {
             left = true;
         }
-        crate::handlers::handle(&state, &room, &id, message, &tx).await;
+        crate::handlers::handle(&state, &room, &id, generation, message, &tx).await;
         if left {
             break;
         }
@@ -193,9 +193,10 @@ async fn resume(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Ou
     }
     p.generation += 1;
     let generation = p.generation;
-    // Whatever offer was in flight died with the old socket: start over with an ICE restart.
+    // Whatever offer was in flight died with the old socket: offer again, restarting ICE only
+    // if the media path broke too.
     p.negotiation.awaiting_answer = false;
-    p.negotiation.ice_restart = true;
+    p.negotiation.ice_restart = !state.hub.is_connected(p.subscriber_conn);
     p.negotiation.needs_offer = true;
     let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
     tracing::info!(room = %room.id, participant = %id, "session resumed");

@@ -107,12 +107,22 @@ impl MediaPlane {
         }
         let mut handles = Vec::with_capacity(count);
         for (index, commands) in receivers.into_iter().enumerate() {
-            let port = config.udp_port_start.checked_add(index as u16).ok_or_else(|| {
-                MediaError::Io(std::io::Error::other("udp port range overflows 65535"))
-            })?;
-            let bind = SocketAddr::new(config.bind, port);
-            let socket = std::net::UdpSocket::bind(bind)?;
-            let announce = SocketAddr::new(config.announce.unwrap_or(config.bind), port);
+            // Port 0 lets the system pick a free port per shard.
+            let port = match config.udp_port_start {
+                0 => 0,
+                start => start.checked_add(index as u16).ok_or_else(|| {
+                    MediaError::Io(std::io::Error::other("udp port range overflows 65535"))
+                })?,
+            };
+            let socket = std::net::UdpSocket::bind(SocketAddr::new(config.bind, port))?;
+            let bind = socket.local_addr()?;
+            let announce_ip = config.announce.unwrap_or(config.bind);
+            if announce_ip.is_unspecified() {
+                return Err(MediaError::Io(std::io::Error::other(
+                    "bound to a wildcard address: set announce to the address clients can reach",
+                )));
+            }
+            let announce = SocketAddr::new(announce_ip, bind.port());
             let shard = Shard::new(index, socket, announce, commands, senders.clone(), events.clone())?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-shard-{index}"))

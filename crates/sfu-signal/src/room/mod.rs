@@ -14,7 +14,7 @@ use sfu_proto::{
     Identity, LeaveReason, ParticipantId, RoomId, ServerMessage,
 };
 use sfu_transport::{ConnId, MediaPlane};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ pub struct Hub {
     pub media: MediaPlane,
     rooms: Mutex<HashMap<RoomId, RoomRef>>,
     conns: Mutex<HashMap<ConnId, (RoomId, ParticipantId)>>,
+    /// Media connections whose ICE and DTLS are up, as last reported by the media plane.
+    connected: Mutex<HashSet<ConnId>>,
     departure_timeout: Duration,
 }
 
@@ -36,6 +38,7 @@ impl Hub {
             media,
             rooms: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            connected: Mutex::new(HashSet::new()),
             departure_timeout,
         })
     }
@@ -62,6 +65,19 @@ impl Hub {
     /// The room and participant owning a media connection.
     pub fn owner_of(&self, conn: ConnId) -> Option<(RoomId, ParticipantId)> {
         self.conns.lock().get(&conn).cloned()
+    }
+
+    pub fn set_connected(&self, conn: ConnId, up: bool) {
+        let mut connected = self.connected.lock();
+        if up {
+            connected.insert(conn);
+        } else {
+            connected.remove(&conn);
+        }
+    }
+
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.connected.lock().contains(&conn)
     }
 
     pub fn room_count(&self) -> usize {
@@ -162,6 +178,8 @@ impl Hub {
             conns.remove(&gone.publisher_conn);
             conns.remove(&gone.subscriber_conn);
         }
+        self.set_connected(gone.publisher_conn, false);
+        self.set_connected(gone.subscriber_conn, false);
         self.unpublish_tracks(room, &gone.id, &gone.tracks).await;
         room.broadcast_except(
             id,

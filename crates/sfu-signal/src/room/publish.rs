@@ -44,11 +44,10 @@ impl Hub {
         descriptions: Vec<TrackDescription>,
     ) -> Result<String, RequestError> {
         let p = room.participants.get(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
-        if !p.grants.publish && !p.grants.publish_data {
-            return Err(RequestError::new(ErrorCode::NotAllowed, "token does not grant publish"));
-        }
+        // A data-channel-only connection is how any participant receives room data; sending on
+        // it is checked per message (publish_data). Media needs the publish grant.
         if !p.grants.publish && offers_media(&sdp) {
-            return Err(RequestError::new(ErrorCode::NotAllowed, "token grants data only, not media"));
+            return Err(RequestError::new(ErrorCode::NotAllowed, "token does not grant publishing media"));
         }
         let PublisherAnswer { sdp: answer, added, removed } = self
             .media
@@ -84,10 +83,11 @@ impl Hub {
             if let Some(p) = room.participants.get_mut(id) {
                 p.tracks.push(entry.clone());
             }
-            room.broadcast_except(
-                id,
-                &ServerMessage::TrackPublished { participant_id: id.clone(), track: entry.info.clone() },
-            );
+            // The publisher hears it too: that is how it learns the id of its own track.
+            let published = ServerMessage::TrackPublished { participant_id: id.clone(), track: entry.info.clone() };
+            for p in room.participants.values() {
+                p.send(published.clone());
+            }
             let subscribers: Vec<ParticipantId> =
                 room.participants.values().filter(|s| &s.id != id && s.subscribes()).map(|s| s.id.clone()).collect();
             for subscriber in subscribers {

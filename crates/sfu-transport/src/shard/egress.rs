@@ -275,12 +275,13 @@ impl Shard {
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                let key = self
-                    .published
-                    .iter()
-                    .find(|(_, p)| p.conn == id && p.receiver == Some(init.receiver_id))
-                    .map(|(k, _)| *k);
-                if let (Some(key), Some(conn)) = (key, self.conns.get_mut(&id)) {
+                let Some(conn) = self.conns.get_mut(&id) else { return };
+                let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
+                let mid = transceivers.into_iter().find_map(|t| {
+                    let transceiver = conn.pc.rtp_transceiver(t)?;
+                    (transceiver.receiver() == Some(init.receiver_id)).then(|| transceiver.mid().clone())?
+                });
+                if let Some(key) = mid.and_then(|m| conn.published_mids.get(&m).copied()) {
                     conn.ingress_tracks.insert(init.track_id.to_string(), key);
                 }
             }

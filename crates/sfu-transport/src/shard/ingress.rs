@@ -2,6 +2,7 @@
 //! each packet to every shard that has subscribers for its track.
 
 use bytes::Bytes;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
@@ -41,7 +42,9 @@ pub(crate) struct Published {
     pub layers: LayerOrder,
     /// The SSRC seen on each layer, for addressing PLIs.
     pub layer_ssrcs: HashMap<u8, u32>,
-    pub receiver: Option<RTCRtpReceiverId>,
+    /// The media section carrying the track; its receiver is looked up through it because a
+    /// renegotiation (e.g. an ICE restart) may give the section a new receiver.
+    pub mid: String,
     /// Shards with subscribers, with how many subscriptions each holds.
     pub downstream: HashMap<usize, usize>,
     pub throttle: KeyframeRequestThrottle,
@@ -102,13 +105,13 @@ impl Shard {
                 rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly
                     | rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendrecv
             );
-            sections.push((mid, kind, codec, receiver_id, receiving));
+            sections.push((mid, kind, codec, receiving));
         }
 
         let mut added = Vec::new();
         let mut removed = Vec::new();
         let mut live_mids = Vec::new();
-        for (mid, kind, codec, receiver_id, receiving) in sections {
+        for (mid, kind, codec, receiving) in sections {
             let Some(codec) = codec.filter(|_| receiving) else { continue };
             live_mids.push(mid.clone());
             if self.conns.get(&id).is_some_and(|c| c.published_mids.contains_key(&mid)) {
@@ -139,7 +142,7 @@ impl Shard {
                     codec: VideoCodec::from_mime(&codec.mime_type),
                     layers,
                     layer_ssrcs: HashMap::new(),
-                    receiver: Some(receiver_id),
+                    mid: mid.clone(),
                     downstream: HashMap::new(),
                     throttle: KeyframeRequestThrottle::new(),
                 },
@@ -183,8 +186,7 @@ impl Shard {
             None => {
                 let Some(key) = conn.ingress_tracks.get(rtc_track).copied() else { return };
                 let Some(published) = self.published.get_mut(&key) else { return };
-                let rid = published
-                    .receiver
+                let rid = receiver_of(&mut conn.pc, &published.mid)
                     .and_then(|r| conn.pc.rtp_receiver(r))
                     .and_then(|r| r.track().rid(ssrc).map(|s| s.to_string()));
                 let layer = rid.as_deref().and_then(|r| published.layers.index_of(r)).unwrap_or(0);
@@ -247,9 +249,10 @@ impl Shard {
             self.metrics.keyframe_requests_throttled.increment(1);
             return;
         }
-        let (conn_id, receiver) = (published.conn, published.receiver);
+        let conn_id = published.conn;
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-        let Some(mut receiver) = receiver.and_then(|r| conn.pc.rtp_receiver(r)) else { return };
+        let Some(receiver) = receiver_of(&mut conn.pc, &published.mid) else { return };
+        let Some(mut receiver) = conn.pc.rtp_receiver(receiver) else { return };
         let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
         if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
             self.metrics.plis_sent.increment(1);
@@ -270,4 +273,13 @@ fn ordered_layers(order: &LayerOrder) -> Vec<LayerInfo> {
             Some(LayerInfo { rid: sfu_proto::Rid(rid.to_owned()), width, height })
         })
         .collect()
+}
+
+/// The receiver currently attached to media section `mid`.
+pub(super) fn receiver_of(pc: &mut RTCPeerConnection, mid: &str) -> Option<RTCRtpReceiverId> {
+    let transceivers: Vec<_> = pc.get_transceivers().collect();
+    transceivers.into_iter().find_map(|t| {
+        let transceiver = pc.rtp_transceiver(t)?;
+        if transceiver.mid().as_deref() == Some(mid) { transceiver.receiver() } else { None }
+    })
 }
