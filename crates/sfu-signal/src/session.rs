@@ -155,7 +155,7 @@ async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outg
     let room_id = RoomId(claims.room.clone());
     let (room_ref, id) = state
         .hub
-        .join(&room_id, Identity(claims.sub.clone()), claims.grants.clone(), ParticipantKind::Signaling, Some(tx.clone()))
+        .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Signaling, Some(tx.clone()))
         .await;
     let session_token = state.auth.issue_session(&claims.room, id.as_str(), SESSION_TOKEN_TTL, now);
     let mut room = room_ref.lock().await;

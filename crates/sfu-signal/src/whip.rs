@@ -1,6 +1,9 @@
 //! WHIP (RFC 9725) publishing and WHEP playback: one HTTP POST with an SDP offer, answered with
 //! 201, the SDP answer and a Location to DELETE when done.
 
+// Handlers return `Result<_, Response>`: an early HTTP error is the natural error type here.
+#![allow(clippy::result_large_err)]
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +71,7 @@ pub async fn whip_post(
     let room_id = RoomId(room.clone());
     let (room_ref, id) = state
         .hub
-        .join(&room_id, Identity(claims.sub.clone()), claims.grants.clone(), ParticipantKind::Whip, None)
+        .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Whip, None)
         .await;
     let mut guard = room_ref.lock().await;
     match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {

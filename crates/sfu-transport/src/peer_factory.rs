@@ -96,7 +96,6 @@ fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
                     rtcp_feedback,
                 },
                 payload_type: pt,
-                ..Default::default()
             },
             kind,
         )?;

@@ -1,7 +1,7 @@
 //! The server-offers side of a subscriber connection: one offer in flight at a time; changes
 //! made meanwhile are folded into the next offer.
 
-use sfu_proto::{MidTrack, ParticipantId, ServerMessage};
+use sfu_proto::{IceCandidate, MidTrack, ParticipantId, PeerRole, ServerMessage};
 
 use super::publish::RequestError;
 use super::{Hub, Room};
@@ -41,7 +41,11 @@ impl Hub {
         let Some(p) = room.participants.get_mut(id) else { return };
         p.negotiation.awaiting_answer = true;
         p.negotiation.needs_offer = false;
+        let candidate = local_candidate(&offer.sdp);
         p.send(ServerMessage::Offer { sdp: offer.sdp, tracks });
+        if let Some(candidate) = candidate {
+            p.send(ServerMessage::Candidate { target: PeerRole::Subscriber, candidate });
+        }
     }
 
     /// The subscriber's answer to our last offer.
@@ -59,5 +63,28 @@ impl Hub {
             self.negotiate(room, id).await;
         }
         Ok(())
+    }
+}
+
+/// The server's candidate from one of its own SDPs, to trickle as well: it is already in the
+/// SDP (the server is ICE-lite with one host candidate per shard), but clients that trickle
+/// expect to be told.
+pub(super) fn local_candidate(sdp: &str) -> Option<IceCandidate> {
+    let mid = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:"))?;
+    let candidate = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=").filter(|c| c.starts_with("candidate:")))?;
+    Some(IceCandidate { candidate: candidate.to_owned(), sdp_mid: Some(mid.to_owned()), sdp_m_line_index: Some(0) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_is_taken_from_the_first_media_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host\r\n";
+        let c = local_candidate(sdp).unwrap();
+        assert_eq!(c.candidate, "candidate:1 1 udp 2130706431 127.0.0.1 7882 typ host");
+        assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+        assert!(local_candidate("v=0\r\n").is_none());
     }
 }

@@ -54,6 +54,9 @@ impl Hub {
             .publisher_offer(p.publisher_conn, id.clone(), sdp, descriptions.clone())
             .await?;
         p.send(ServerMessage::Answer { sdp: answer.clone() });
+        if let Some(candidate) = super::negotiate::local_candidate(&answer) {
+            p.send(ServerMessage::Candidate { target: sfu_proto::PeerRole::Publisher, candidate });
+        }
 
         let removed_entries: Vec<TrackEntry> =
             p.tracks.iter().filter(|t| removed.contains(&t.key)).cloned().collect();

@@ -12,7 +12,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use sfu_core::{Decision, Forwarder, PacketMeta, RtpHistory, VideoCodec};
+use sfu_core::{Decision, Forwarder, RtpHistory, VideoCodec};
 use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
 use std::time::Instant;
 
@@ -83,7 +83,7 @@ impl Shard {
             },
         );
         self.subscribers.entry(spec.key).or_default().push(id);
-        self.to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
+        self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
         Ok(())
     }
 
@@ -102,7 +102,7 @@ impl Shard {
                 self.subscribers.remove(&key);
             }
         }
-        self.to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
+        self.send_to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
     }
 
     pub(super) fn subscriber_offer(
@@ -199,15 +199,6 @@ impl Shard {
 
     /// Runs one published packet through the forwarder of every local subscriber of its track.
     pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
-        let meta = PacketMeta {
-            layer: packet.layer,
-            ssrc: packet.ssrc,
-            seq: packet.seq,
-            timestamp: packet.timestamp,
-            marker: packet.marker,
-            keyframe: packet.keyframe,
-            padding_only: packet.payload.is_empty(),
-        };
         let count = self.subscribers.get(&packet.key).map_or(0, Vec::len);
         for i in 0..count {
             let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };
@@ -217,7 +208,7 @@ impl Shard {
                 self.metrics.dropped(sfu_core::DropReason::NotConnected);
                 continue;
             }
-            match down.forwarder.on_packet(&meta, now) {
+            match down.forwarder.on_packet(&packet.meta, now) {
                 Decision::Drop(reason) => self.metrics.dropped(reason),
                 Decision::Forward(t) => {
                     let Some(payload_type) = down.payload_type else {
@@ -252,7 +243,7 @@ impl Shard {
                 }
             }
             if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
-                self.to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
+                self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
             }
         }
     }
@@ -305,7 +296,7 @@ impl Shard {
             }
         }
         for (key, layer) in requests {
-            self.to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
+            self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
         }
         self.emit(MediaEvent::Connected { conn: id });
     }
@@ -313,12 +304,12 @@ impl Shard {
     pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, now: Instant) {
         match message {
             RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, now),
-            RTCMessage::RtcpPacket(_, packets) => {
-                // Publishers' sender reports are consumed by the stack; only feedback about
-                // what we send matters here.
-                if self.conns.get(&id).is_some_and(|c| c.direction == Direction::Egress) {
-                    self.on_subscriber_rtcp(id, packets, now);
-                }
+            // Publishers' sender reports are consumed by the stack; only feedback about what we
+            // send matters here.
+            RTCMessage::RtcpPacket(_, packets)
+                if self.conns.get(&id).is_some_and(|c| c.direction == Direction::Egress) =>
+            {
+                self.on_subscriber_rtcp(id, packets, now);
             }
             RTCMessage::DataChannelMessage(_, message) => {
                 self.emit(MediaEvent::Data { conn: id, text: message.is_string, payload: message.data.freeze() });
@@ -366,7 +357,7 @@ impl Shard {
         }
         for (key, layer) in requests {
             self.metrics.keyframe_requests_relayed.increment(1);
-            self.to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
+            self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
         }
         self.mark_dirty(id);
     }

@@ -7,7 +7,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use sfu_core::{KeyframeRequestThrottle, LayerOrder, VideoCodec};
+use sfu_core::{KeyframeRequestThrottle, LayerOrder, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,12 +26,8 @@ const PUBLISHER_START_KBPS: u32 = 2500;
 #[derive(Debug)]
 pub(crate) struct MediaPacket {
     pub key: TrackKey,
-    pub layer: u8,
-    pub ssrc: u32,
-    pub seq: u16,
-    pub timestamp: u32,
-    pub marker: bool,
-    pub keyframe: bool,
+    /// Everything a forwarder decides on.
+    pub meta: PacketMeta,
     pub payload: Bytes,
 }
 
@@ -48,6 +44,9 @@ pub(crate) struct Published {
     /// Shards with subscribers, with how many subscriptions each holds.
     pub downstream: HashMap<usize, usize>,
     pub throttle: KeyframeRequestThrottle,
+    /// Layers whose keyframe request fell inside the throttle window: sent when it ends, so a
+    /// subscriber arriving just after another one waits at most one window.
+    pub deferred_plis: Vec<u8>,
 }
 
 impl Shard {
@@ -145,6 +144,7 @@ impl Shard {
                     mid: mid.clone(),
                     downstream: HashMap::new(),
                     throttle: KeyframeRequestThrottle::new(),
+                    deferred_plis: Vec::new(),
                 },
             );
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -196,6 +196,12 @@ impl Shard {
             }
         };
         let Some(published) = self.published.get_mut(&key) else { return };
+        if let Some(i) = published.deferred_plis.iter().position(|l| published.throttle.is_allowed(*l, now)) {
+            let layer = published.deferred_plis.swap_remove(i);
+            self.request_keyframe(key, layer, now);
+        }
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(published) = self.published.get_mut(&key) else { return };
         let keyframe = published.codec.is_keyframe(&packet.payload);
         if keyframe && let Some((w, h)) = sfu_core::vp8_keyframe_size(&packet.payload) {
             let rid = published.layers.rid_at(layer).map(str::to_owned);
@@ -209,12 +215,15 @@ impl Shard {
         }
         let media = Arc::new(MediaPacket {
             key,
-            layer,
-            ssrc,
-            seq: packet.header.sequence_number,
-            timestamp: packet.header.timestamp,
-            marker: packet.header.marker,
-            keyframe,
+            meta: PacketMeta {
+                layer,
+                ssrc,
+                seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                marker: packet.header.marker,
+                keyframe,
+                padding_only: packet.payload.is_empty(),
+            },
             payload: packet.payload,
         });
         let shards: Vec<usize> = published.downstream.keys().copied().collect();
@@ -247,6 +256,9 @@ impl Shard {
         let Some(ssrc) = published.layer_ssrcs.get(&layer).copied() else { return };
         if !published.throttle.should_send(layer, now) {
             self.metrics.keyframe_requests_throttled.increment(1);
+            if !published.deferred_plis.contains(&layer) {
+                published.deferred_plis.push(layer);
+            }
             return;
         }
         let conn_id = published.conn;

@@ -361,7 +361,7 @@ impl Shard {
     }
 
     /// Sends a command to another shard (or handles it here when it is this shard).
-    fn to_shard(&mut self, shard: usize, command: Command, now: Instant) {
+    fn send_to_shard(&mut self, shard: usize, command: Command, now: Instant) {
         if shard == self.index {
             self.handle_command(command, now);
         } else if let Some(peer) = self.peers.get(shard) {

@@ -1,0 +1,181 @@
+//! Send history: remembers what was sent under which transport sequence number until a report
+//! about it arrives, and turns reports into [`PacketResult`]s.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::feedback::{PacketResult, SentPacket, SeqUnwrapper, TransportFeedback};
+
+/// Packets older than this are forgotten even if never reported: a report that late is useless
+/// for delay estimation and would only cost memory.
+const MAX_AGE: Duration = Duration::from_secs(10);
+/// Hard cap on remembered packets (about 10 s at 5000 packets/s).
+const MAX_ENTRIES: usize = 1 << 15;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    No,
+    Lost,
+    Received,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: usize,
+    sent_at: Instant,
+    probe_cluster: Option<u32>,
+    reported: Reported,
+}
+
+/// The send-side record of transport-wide sequence numbers.
+#[derive(Debug, Default)]
+pub(crate) struct SendHistory {
+    /// Extended sequence number of `entries[0]`.
+    first_seq: u64,
+    /// Consecutive entries; a sequence number never sent (a gap) holds `None`.
+    entries: VecDeque<Option<Entry>>,
+    unwrapper: SeqUnwrapper,
+}
+
+impl SendHistory {
+    /// Record a sent packet.
+    pub fn on_sent(&mut self, p: &SentPacket) {
+        let seq = self.unwrapper.unwrap(p.transport_seq);
+        if self.entries.is_empty() {
+            self.first_seq = seq;
+        }
+        if seq < self.first_seq {
+            return; // older than anything kept: ignore
+        }
+        let idx = (seq - self.first_seq) as usize;
+        if idx >= self.entries.len() {
+            self.entries.resize(idx + 1, None);
+        }
+        self.entries[idx] = Some(Entry {
+            size: p.size,
+            sent_at: p.at,
+            probe_cluster: p.probe_cluster,
+            reported: Reported::No,
+        });
+        self.prune(p.at);
+    }
+
+    /// Match a report against the history. Each packet yields at most one result as received; a
+    /// packet reported lost yields a lost result once, and a received result if a later report
+    /// says it arrived after all. Unknown sequence numbers are ignored.
+    pub fn on_feedback(&mut self, fb: &TransportFeedback) -> Vec<PacketResult> {
+        let mut out = Vec::with_capacity(fb.arrivals.len());
+        for (seq16, arrival) in fb.packets() {
+            let seq = self.unwrapper.peek(seq16);
+            let Some(idx) = seq.checked_sub(self.first_seq) else {
+                continue;
+            };
+            let Some(Some(e)) = self.entries.get_mut(idx as usize) else {
+                continue;
+            };
+            let next = match (e.reported, arrival) {
+                (Reported::Received, _) | (Reported::Lost, None) => continue,
+                (_, Some(_)) => Reported::Received,
+                (Reported::No, None) => Reported::Lost,
+            };
+            e.reported = next;
+            out.push(PacketResult {
+                seq,
+                size: e.size,
+                sent_at: e.sent_at,
+                probe_cluster: e.probe_cluster,
+                arrival,
+            });
+        }
+        out
+    }
+
+    /// Number of remembered sequence numbers (for tests).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(front) = self.entries.front() {
+            let too_old = front.is_none_or(|e| now.saturating_duration_since(e.sent_at) > MAX_AGE);
+            if self.entries.len() > MAX_ENTRIES || too_old {
+                self.entries.pop_front();
+                self.first_seq += 1;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(seq: u16, at: Instant) -> SentPacket {
+        SentPacket {
+            transport_seq: seq,
+            size: 1000,
+            at,
+            probe_cluster: None,
+        }
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn reports_each_packet_once() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        for s in 0..4u16 {
+            h.on_sent(&sent(s, t0 + ms(s as u64)));
+        }
+        let fb = TransportFeedback {
+            base_seq: 0,
+            arrivals: vec![Some(ms(50)), None, Some(ms(52))],
+        };
+        let r = h.on_feedback(&fb);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1].arrival, None);
+        // Same report again: nothing new.
+        assert!(h.on_feedback(&fb).is_empty());
+        // Packet 1 turns up late; packet 3 reported lost.
+        let fb2 = TransportFeedback {
+            base_seq: 1,
+            arrivals: vec![Some(ms(60)), Some(ms(52)), None],
+        };
+        let r2 = h.on_feedback(&fb2);
+        assert_eq!(r2.len(), 2);
+        assert_eq!((r2[0].seq, r2[0].arrival), (65537, Some(ms(60))));
+        assert_eq!((r2[1].seq, r2[1].arrival), (65539, None));
+    }
+
+    #[test]
+    fn survives_wrap_and_ignores_unknown() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        for (i, s) in [65534u16, 65535, 0, 1].iter().enumerate() {
+            h.on_sent(&sent(*s, t0 + ms(i as u64)));
+        }
+        let fb = TransportFeedback {
+            base_seq: 65535,
+            arrivals: vec![Some(ms(1)); 5],
+        };
+        let r = h.on_feedback(&fb);
+        // 65535, 0, 1 known; 2 and 3 never sent.
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[2].seq - r[0].seq, 2);
+    }
+
+    #[test]
+    fn prunes_old_entries() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        h.on_sent(&sent(0, t0));
+        h.on_sent(&sent(1, t0 + MAX_AGE + ms(1)));
+        assert_eq!(h.len(), 1);
+    }
+}
