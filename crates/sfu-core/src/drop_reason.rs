@@ -28,6 +28,9 @@ pub enum DropReason {
     EgressQueueFull,
     /// The subscriber's connection is not (or no longer) up: nothing can be sent yet.
     NotConnected,
+    /// The subscriber's bandwidth cannot carry even the track's lowest layer right now (see
+    /// [`PauseReason::Bandwidth`](crate::PauseReason::Bandwidth)).
+    PausedForBandwidth,
 }
 
 impl DropReason {
@@ -44,6 +47,7 @@ impl DropReason {
         DropReason::Malformed,
         DropReason::EgressQueueFull,
         DropReason::NotConnected,
+        DropReason::PausedForBandwidth,
     ];
 
     /// A snake_case label, stable across releases (used as a Prometheus label value).
@@ -60,6 +64,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::EgressQueueFull => "egress_queue_full",
             DropReason::NotConnected => "not_connected",
+            DropReason::PausedForBandwidth => "paused_for_bandwidth",
         }
     }
 }
@@ -90,7 +95,7 @@ mod tests {
     #[test]
     fn all_lists_every_variant() {
         // Update the count together with ALL when a variant is added.
-        assert_eq!(DropReason::ALL.len(), 11);
+        assert_eq!(DropReason::ALL.len(), 12);
         assert_eq!(DropReason::Padding.to_string(), "padding");
     }
 }

@@ -11,11 +11,16 @@
 //! switch. While a keyframe is needed, [`Forwarder::poll_keyframe_request`] names the layer to
 //! request it for (the caller sends a PLI upstream, through the track's
 //! [`KeyframeRequestThrottle`]).
+//!
+//! The subscriber's bandwidth allocator steers it with
+//! [`Forwarder::set_bandwidth_allocation`]: a layer cap, or a pause for bandwidth (every packet
+//! dropped as [`DropReason::PausedForBandwidth`]; on resume a keyframe is requested at once).
 
 use std::time::Instant;
 
 use sfu_proto::{SubscriptionSettings, TrackKind};
 
+use crate::allocator::{AllocationDecision, PauseReason};
 use crate::drop_reason::DropReason;
 use crate::keyframe::VideoCodec;
 use crate::keyframe_throttle::KeyframeRequestThrottle;
@@ -82,6 +87,8 @@ pub struct Forwarder {
     layers: Vec<Option<(u16, u16)>>,
     /// The allocator's limit from the subscriber's estimated bandwidth.
     max_layer_by_bandwidth: Option<u8>,
+    /// The allocator found no room for even the lowest layer: forward nothing.
+    paused_for_bandwidth: bool,
     activity: LayerActivity,
     /// Active layers as of the last packet or poll (the target is computed from this).
     active: LayerSet,
@@ -111,6 +118,7 @@ impl Forwarder {
             muted: false,
             layers: Vec::new(),
             max_layer_by_bandwidth: None,
+            paused_for_bandwidth: false,
             activity: LayerActivity::new(),
             active: LayerSet::ALL,
             target: None,
@@ -155,6 +163,28 @@ impl Forwarder {
         self.update_target();
     }
 
+    /// Pauses (or resumes) the track because the subscriber's bandwidth cannot carry it.
+    /// While paused, packets are dropped as [`DropReason::PausedForBandwidth`] and no keyframe
+    /// is requested; on resume the current stream starts over at a keyframe, requested at once.
+    pub fn set_paused_for_bandwidth(&mut self, paused: bool) {
+        self.paused_for_bandwidth = paused;
+        self.on_pause_change();
+    }
+
+    /// Applies the allocator's decision for this track: a layer caps the layer
+    /// ([`set_max_layer_by_bandwidth`](Self::set_max_layer_by_bandwidth)) and resumes a track
+    /// paused for bandwidth; [`PauseReason::Bandwidth`] pauses it. `Audio` and
+    /// [`PauseReason::Subscriber`] (applied through
+    /// [`set_preference`](Self::set_preference)) only lift a bandwidth pause.
+    pub fn set_bandwidth_allocation(&mut self, decision: AllocationDecision) {
+        if let AllocationDecision::Layer(layer) = decision {
+            self.max_layer_by_bandwidth = Some(layer);
+        }
+        self.set_paused_for_bandwidth(
+            decision == AllocationDecision::Paused(PauseReason::Bandwidth),
+        );
+    }
+
     /// The subscriber's connection is up: keyframe requests may go out from now on.
     pub fn on_connected(&mut self, now: Instant) {
         self.connected_at.get_or_insert(now);
@@ -163,7 +193,11 @@ impl Forwarder {
     /// Decides what to do with a packet of this track.
     pub fn on_packet(&mut self, pkt: &PacketMeta, now: Instant) -> Decision {
         if self.kind == TrackKind::Video {
-            self.activity.on_packet(pkt.layer, now);
+            // Padding says nothing about a layer being encoded: a browser whose encoder dropped
+            // its top layer keeps sending probe padding on that layer's SSRC.
+            if !pkt.padding_only {
+                self.activity.on_packet(pkt.layer, now);
+            }
             if usize::from(pkt.layer) < MAX_LAYERS && self.layers.len() <= usize::from(pkt.layer) {
                 self.layers.resize(usize::from(pkt.layer) + 1, None);
             }
@@ -171,6 +205,9 @@ impl Forwarder {
         }
         if self.is_paused() {
             return Decision::Drop(DropReason::Paused);
+        }
+        if self.paused_for_bandwidth {
+            return Decision::Drop(DropReason::PausedForBandwidth);
         }
         if self.retired_ssrc == Some(pkt.ssrc) {
             return Decision::Drop(DropReason::OutOfOrderTooOld);
@@ -219,6 +256,32 @@ impl Forwarder {
     /// Whether the subscriber paused the track or the publisher muted it.
     pub fn is_paused(&self) -> bool {
         self.selector.paused || self.muted
+    }
+
+    /// The layer the subscriber's own wishes allow, before any bandwidth limit; None when the
+    /// subscriber paused the track or the publisher muted it. This is what the allocator is
+    /// asked to afford.
+    pub fn preferred_layer(&self) -> Option<u8> {
+        match self.kind {
+            _ if self.is_paused() => None,
+            TrackKind::Audio => Some(0),
+            TrackKind::Video => self.selector.target(&self.layers, self.active, None),
+        }
+    }
+
+    /// Tells a new forwarder which layers are flowing right now (the caller has watched the track
+    /// for longer), so it targets a live layer at once instead of learning that a layer is
+    /// silent over its first second and a half.
+    pub fn seed_active_layers(&mut self, layers: impl IntoIterator<Item = u8>, now: Instant) {
+        for layer in layers {
+            self.activity.on_packet(layer, now);
+        }
+        self.refresh_target(now);
+    }
+
+    /// Whether the allocator paused the track for lack of bandwidth.
+    pub fn is_paused_for_bandwidth(&self) -> bool {
+        self.paused_for_bandwidth
     }
 
     /// The track's kind.
@@ -318,10 +381,10 @@ impl Forwarder {
         }
     }
 
-    /// A pause ends the current stream: after it the subscriber's decoder needs a keyframe,
-    /// and the output continues after a time gap.
+    /// A pause (of any kind) ends the current stream: after it the subscriber's decoder needs a
+    /// keyframe, and the output continues after a time gap.
     fn on_pause_change(&mut self) {
-        if self.is_paused() {
+        if self.is_paused() || self.paused_for_bandwidth {
             self.current = None;
             self.restart_pending = false;
         }
@@ -335,7 +398,7 @@ impl Forwarder {
 
     fn update_target(&mut self) {
         self.target = match self.kind {
-            _ if self.muted => None,
+            _ if self.muted || self.paused_for_bandwidth => None,
             TrackKind::Audio => (!self.selector.paused).then_some(0),
             TrackKind::Video => {
                 self.selector

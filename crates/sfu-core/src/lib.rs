@@ -23,15 +23,28 @@
 //!    [`Forwarder::poll_keyframe_request`]. A returned layer is passed through the published
 //!    track's shared [`KeyframeRequestThrottle`]; if that allows it, send a PLI for that layer.
 //!
+//! One [`Allocator`] per subscriber shares its estimated bandwidth among its tracks:
+//!
+//! 4. Keep one [`LayerRates`] per published track and feed it every packet
+//!    ([`LayerRates::on_packet`]); it prices each layer.
+//! 5. Whenever the subscriber's estimate, its wishes or the measured rates change, and when
+//!    [`Allocator::poll_timeout`] passes, build one [`TrackDemand`] per subscribed track and call
+//!    [`Allocator::allocate`]. Apply each [`AllocationDecision`] with
+//!    [`Forwarder::set_bandwidth_allocation`], tell the client about pauses
+//!    ([`PauseReason`]), and pass [`Allocations::desired_bps`] and
+//!    [`Allocations::blocked_up_switch`] to the bandwidth estimator (desired rate, probe).
+//!
 //! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
 //! common path, or panics on packet data.
 
+pub mod allocator;
 pub mod drop_reason;
 pub mod forwarder;
 pub mod history;
 pub mod keyframe;
 pub mod keyframe_throttle;
 pub mod layer_activity;
+pub mod layer_rates;
 pub mod layers;
 pub mod munger;
 pub mod selector;
@@ -39,12 +52,18 @@ pub mod seq;
 #[cfg(test)]
 mod test_rng;
 
+pub use allocator::{
+    Allocation, AllocationDecision, Allocations, Allocator, BlockedUpSwitch, DEFAULT_AUDIO_BITRATE,
+    DEFAULT_LAYER_BITRATES, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand,
+    UP_SWITCH_MARGIN_PERCENT, default_layer_bitrate,
+};
 pub use drop_reason::DropReason;
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
 pub use history::RtpHistory;
 pub use keyframe::{VideoCodec, is_h264_keyframe, is_vp8_keyframe, vp8_keyframe_size};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 pub use layer_activity::{LAYER_INACTIVE_AFTER, LayerActivity};
+pub use layer_rates::{LAYER_RATE_BUCKET, LAYER_RATE_BUCKETS, LAYER_RATE_MIN_SPAN, LayerRates};
 pub use layers::{LayerOrder, OrderBasis};
 pub use munger::RtpMunger;
 pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};

@@ -1,10 +1,13 @@
 //! The rtc stack stops every inbound RTCP packet at the end of its interceptor chain unless an
 //! interceptor vouches for it. A forwarding server must see its subscribers' keyframe requests
-//! and NACKs, so this interceptor lets exactly those through.
+//! and NACKs, and the congestion feedback (transport-cc, REMB) its estimator runs on, so this
+//! interceptor lets exactly those through.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -19,7 +22,11 @@ pub struct FeedbackToApplication {
 
 fn is_feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() || any.is::<TransportLayerNack>()
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<TransportLayerNack>()
+        || any.is::<TransportLayerCc>()
+        || any.is::<ReceiverEstimatedMaximumBitrate>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackToApplication {

@@ -1,7 +1,7 @@
 //! Counters the shards bump on the per-packet path. Handles are resolved once per shard so a
 //! packet costs an atomic add, not a registry lookup.
 
-use metrics::{Counter, counter};
+use metrics::{Counter, Histogram, counter, histogram};
 use sfu_core::DropReason;
 
 pub(crate) struct ShardMetrics {
@@ -16,6 +16,8 @@ pub(crate) struct ShardMetrics {
     pub retransmissions: Counter,
     pub retransmissions_missed: Counter,
     pub unroutable_datagrams: Counter,
+    /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
+    pub estimate: Histogram,
     pub send_failures: Counter,
     drops: Vec<Counter>,
 }
@@ -36,6 +38,7 @@ impl ShardMetrics {
             retransmissions: c("sfu_retransmitted_packets_total"),
             retransmissions_missed: c("sfu_retransmission_misses_total"),
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
+            estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
             drops: DropReason::ALL
                 .iter()

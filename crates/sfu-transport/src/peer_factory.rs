@@ -100,6 +100,17 @@ fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
             kind,
         )?;
     }
+    if direction == Direction::Egress {
+        // We stamp transport-wide sequence numbers ourselves and estimate from the feedback.
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            engine.register_feedback(RTCPFeedback { typ: "transport-cc".into(), parameter: String::new() }, kind);
+            engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability { uri: crate::shard::TRANSPORT_CC_URI.into() },
+                kind,
+                None,
+            )?;
+        }
+    }
     if direction == Direction::Ingress {
         configure_simulcast_extension_headers(&mut engine)?;
         engine.register_header_extension(

@@ -6,7 +6,7 @@ use super::*;
 use crate::test_rng::Lcg;
 use DropReason::{
     AwaitingKeyframe, Duplicate, NoLayerAvailable, NotTargetLayer, OutOfOrderTooOld, Padding,
-    Paused,
+    Paused, PausedForBandwidth,
 };
 use LayerPreference::{High, Low};
 
@@ -80,6 +80,7 @@ enum Step {
     Mute(bool),
     Layers(&'static [Option<(u16, u16)>]),
     BandwidthCap(Option<u8>),
+    Allocate(AllocationDecision),
     Connected,
     Packet(PacketMeta, Expect),
     PollKeyframe(Option<u8>),
@@ -117,6 +118,7 @@ fn run(name: &str, mut forwarder: Forwarder, steps: &[Step]) {
             Step::Mute(muted) => forwarder.set_muted(*muted),
             Step::Layers(layers) => forwarder.set_layers(layers),
             Step::BandwidthCap(cap) => forwarder.set_max_layer_by_bandwidth(*cap),
+            Step::Allocate(decision) => forwarder.set_bandwidth_allocation(*decision),
             Connected => forwarder.on_connected(now),
             PollKeyframe(expected) => {
                 assert_eq!(forwarder.poll_keyframe_request(now), *expected, "{context}")
@@ -391,6 +393,59 @@ fn video_scenarios() {
             ],
         ),
         (
+            "paused for bandwidth drops everything, resumes with a keyframe request",
+            vec![
+                Connected,
+                PollKeyframe(Some(2)),
+                switch(key(2, 1, 0), 1),
+                Step::Allocate(AllocationDecision::Paused(PauseReason::Bandwidth)),
+                Step::Layer {
+                    current: None,
+                    target: None,
+                },
+                dropped(key(2, 2, 3000), PausedForBandwidth),
+                dropped(key(0, 2, 3000), PausedForBandwidth),
+                PollKeyframe(None),
+                At(600),
+                Step::Allocate(AllocationDecision::Layer(0)),
+                Step::Layer {
+                    current: None,
+                    target: Some(0),
+                },
+                PollKeyframe(Some(0)),
+                dropped(delta(0, 3, 180_000), AwaitingKeyframe),
+                switch(key(0, 4, 180_000), 2),
+                dropped(delta(2, 3, 180_000), NotTargetLayer),
+            ],
+        ),
+        (
+            "subscriber pause wins over a bandwidth pause",
+            vec![
+                switch(key(2, 1, 0), 1),
+                Step::Allocate(AllocationDecision::Paused(PauseReason::Bandwidth)),
+                Step::Pause(true),
+                dropped(delta(2, 2, 0), Paused),
+                Step::Allocate(AllocationDecision::Paused(PauseReason::Subscriber)),
+                dropped(delta(2, 3, 0), Paused),
+                Step::Pause(false),
+                At(10),
+                switch(key(2, 4, 0), 2),
+            ],
+        ),
+        (
+            "an allocated layer caps the target",
+            vec![
+                switch(key(2, 1, 0), 1),
+                Step::Allocate(AllocationDecision::Layer(1)),
+                Step::Layer {
+                    current: Some(2),
+                    target: Some(1),
+                },
+                fwd(delta(2, 2, 0), 2),
+                switch(key(1, 9, 0), 3),
+            ],
+        ),
+        (
             "layer beyond the supported count is never forwarded",
             vec![
                 dropped(key(200, 1, 0), NotTargetLayer),
@@ -478,6 +533,17 @@ fn audio_scenarios() {
             vec![Step::Mute(true), dropped(delta(0, 1, 0), Paused)],
         ),
         (
+            "a bandwidth pause drops, the audio decision resumes",
+            vec![
+                switch(delta(0, 500, 960), 500),
+                Step::Allocate(AllocationDecision::Paused(PauseReason::Bandwidth)),
+                dropped(delta(0, 501, 1920), PausedForBandwidth),
+                At(100),
+                Step::Allocate(AllocationDecision::Audio),
+                switch(delta(0, 502, 2880), 501),
+            ],
+        ),
+        (
             "publisher restart continues the numbering",
             vec![
                 switch(delta(0, 500, 960), 500),
@@ -548,6 +614,15 @@ fn random_operations_keep_invariants() {
                 1 => forwarder.set_muted(rng.chance(10)),
                 2 => forwarder
                     .set_max_layer_by_bandwidth([None, Some(0), Some(1)][rng.below(3) as usize]),
+                3 if rng.chance(50) => forwarder.set_bandwidth_allocation(
+                    [
+                        AllocationDecision::Layer(0),
+                        AllocationDecision::Layer(1),
+                        AllocationDecision::Layer(2),
+                        AllocationDecision::Paused(PauseReason::Bandwidth),
+                        AllocationDecision::Paused(PauseReason::Subscriber),
+                    ][rng.below(5) as usize],
+                ),
                 3 => forwarder.on_connected(now),
                 4 => {
                     forwarder.poll_keyframe_request(now);
@@ -594,4 +669,37 @@ fn random_operations_keep_invariants() {
         }
         assert!(forwarded > 100, "seed {seed}: only {forwarded} forwarded");
     }
+}
+
+#[test]
+fn padding_on_a_dropped_top_layer_does_not_hold_the_target() {
+    // The publisher's encoder stopped layer 2 but keeps sending probe padding on its SSRC: the
+    // subscriber must fall back to layer 1 instead of waiting for a layer-2 keyframe forever.
+    let mut forwarder = video();
+    let start = Instant::now();
+    forwarder.on_connected(start);
+    let mut seq = [100u16, 200, 300];
+    let mut forwarded = 0;
+    for tick in 0..40u32 {
+        let now = start + std::time::Duration::from_millis(u64::from(tick) * 100);
+        let ts = tick * 3000;
+        for layer in 0..3u8 {
+            let i = usize::from(layer);
+            seq[i] = seq[i].wrapping_add(1);
+            let pkt = match layer {
+                2 => padding(2, seq[i], ts),
+                _ if tick % 10 == 0 => key(layer, seq[i], ts),
+                _ => delta(layer, seq[i], ts),
+            };
+            if matches!(forwarder.on_packet(&pkt, now), Decision::Forward(_)) {
+                forwarded += 1;
+            }
+        }
+    }
+    assert_eq!(forwarder.target_layer(), Some(1));
+    assert_eq!(forwarder.current_layer(), Some(1));
+    assert!(
+        forwarded > 10,
+        "layer 1 flows once layer 2 is seen to be padding only ({forwarded})"
+    );
 }

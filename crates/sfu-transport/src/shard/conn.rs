@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::peer_factory::Direction;
+use super::egress_bwe::EgressBwe;
 use crate::TrackKey;
 
 pub(crate) struct Conn {
@@ -33,6 +34,8 @@ pub(crate) struct Conn {
     pub published_mids: HashMap<String, TrackKey>,
     /// Subscriber side.
     pub down_tracks: HashMap<TrackKey, DownTrack>,
+    /// Subscriber side: the bandwidth estimate of this connection.
+    pub bwe: Option<EgressBwe>,
 }
 
 impl Conn {
@@ -51,6 +54,7 @@ impl Conn {
             ingress_ssrcs: HashMap::new(),
             published_mids: HashMap::new(),
             down_tracks: HashMap::new(),
+            bwe: None,
         }
     }
 }
@@ -65,4 +69,6 @@ pub(crate) struct DownTrack {
     pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
     pub history: RtpHistory<rtc::rtp::Packet>,
+
+
 }

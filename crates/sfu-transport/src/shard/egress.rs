@@ -8,6 +8,8 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -35,6 +37,10 @@ impl Shard {
         spec: DownTrackSpec,
         now: Instant,
     ) -> Result<(), MediaError> {
+        // Layers this shard already sees flowing (other subscribers of the track live here).
+        let flowing: Vec<u8> = self.layer_rates.get(&spec.key).map_or_else(Vec::new, |rates| {
+            rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some()).map(|(l, _)| l as u8).collect()
+        });
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
         if conn.down_tracks.contains_key(&spec.key) {
             return Ok(());
@@ -66,6 +72,7 @@ impl Shard {
             .collect();
         forwarder.set_layers(&dims);
         forwarder.set_preference(&spec.settings);
+        forwarder.seed_active_layers(flowing, now);
         forwarder.set_muted(spec.muted);
         if conn.connected {
             forwarder.on_connected(now);
@@ -80,6 +87,7 @@ impl Shard {
                 payload_type: None,
                 forwarder,
                 history: RtpHistory::new(capacity),
+
             },
         );
         self.subscribers.entry(spec.key).or_default().push(id);
@@ -100,6 +108,7 @@ impl Shard {
             list.retain(|c| *c != id);
             if list.is_empty() {
                 self.subscribers.remove(&key);
+                self.layer_rates.remove(&key);
             }
         }
         self.send_to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
@@ -172,6 +181,16 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         for down in conn.down_tracks.values_mut() {
             let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
+            let parameters = sender.get_parameters();
+            if let Some(bwe) = conn.bwe.as_mut()
+                && let Some(ext) = parameters
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == super::TRANSPORT_CC_URI)
+            {
+                bwe.extension_id = Some(ext.id as u8);
+            }
             down.payload_type = sender
                 .get_parameters()
                 .rtp_parameters
@@ -186,6 +205,7 @@ impl Shard {
         if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
             down.forwarder.set_preference(settings);
         }
+
     }
 
     pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
@@ -199,6 +219,7 @@ impl Shard {
 
     /// Runs one published packet through the forwarder of every local subscriber of its track.
     pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
+        self.layer_rates.entry(packet.key).or_default().on_packet(packet.meta.layer, packet.payload.len(), now);
         let count = self.subscribers.get(&packet.key).map_or(0, Vec::len);
         for i in 0..count {
             let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };
@@ -215,7 +236,7 @@ impl Shard {
                         self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
                     };
-                    let out = rtc::rtp::Packet {
+                    let mut out = rtc::rtp::Packet {
                         header: rtc::rtp::header::Header {
                             version: 2,
                             marker: t.marker,
@@ -228,6 +249,9 @@ impl Shard {
                         payload: packet.payload.clone(),
                     };
                     down.history.insert(t.seq, out.clone());
+                    if let Some(bwe) = conn.bwe.as_mut() {
+                        bwe.stamp(&mut out, now, None);
+                    }
                     let sent = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, out));
                     match sent {
                         Some(Ok(())) => {
@@ -330,15 +354,27 @@ impl Shard {
                 keyframes.push(pli.media_ssrc);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 keyframes.extend(fir.fir.iter().map(|entry| entry.ssrc));
+            } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                if let Some(bwe) = conn.bwe.as_mut() {
+                    bwe.on_transport_cc(cc, now);
+                    self.metrics.estimate.record(bwe.estimator.estimate().as_f64());
+                }
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                if let Some(bwe) = conn.bwe.as_mut() {
+                    bwe.on_remb(remb.bitrate, now);
+                }
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
                 let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
-                        let Some(p) = down.history.get(seq).cloned() else {
+                        let Some(mut p) = down.history.get(seq).cloned() else {
                             self.metrics.retransmissions_missed.increment(1);
                             continue;
                         };
+                        if let Some(bwe) = conn.bwe.as_mut() {
+                            bwe.stamp(&mut p, now, None);
+                        }
                         if let Some(Ok(())) = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p)) {
                             self.metrics.retransmissions.increment(1);
                         }
@@ -361,4 +397,5 @@ impl Shard {
         }
         self.mark_dirty(id);
     }
+
 }

@@ -61,7 +61,11 @@ impl Shard {
             let credentials = IceCredentials::random();
             let pc = build_peer_connection(direction, &credentials, self.announce, now)?;
             self.by_ufrag.insert(credentials.ufrag.clone(), id);
-            self.conns.insert(id, Conn::new(owner, direction, pc, credentials.ufrag));
+            let mut conn = Conn::new(owner, direction, pc, credentials.ufrag);
+            if direction == Direction::Egress {
+                conn.bwe = Some(super::egress_bwe::EgressBwe::new(now));
+            }
+            self.conns.insert(id, conn);
         }
         self.conns.get_mut(&id).ok_or(MediaError::NoConnection)
     }

@@ -3,6 +3,7 @@
 
 mod conn;
 mod egress;
+mod egress_bwe;
 mod ingress;
 mod sdp_info;
 
@@ -20,6 +21,7 @@ use crate::metrics::ShardMetrics;
 use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
+pub(crate) use egress_bwe::TRANSPORT_CC_URI;
 use ingress::{MediaPacket, Published};
 
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
@@ -65,6 +67,8 @@ pub(crate) struct Shard {
     published: HashMap<TrackKey, Published>,
     /// Connections on this shard subscribed to each track (wherever it is published).
     subscribers: HashMap<TrackKey, Vec<ConnId>>,
+    /// Bitrate of each layer of each subscribed track, as seen passing through this shard.
+    layer_rates: HashMap<TrackKey, sfu_core::LayerRates>,
     timers: BTreeSet<(Instant, ConnId)>,
     dirty: Vec<ConnId>,
     next_track_serial: u64,
@@ -98,6 +102,7 @@ impl Shard {
             by_addr: HashMap::new(),
             published: HashMap::new(),
             subscribers: HashMap::new(),
+            layer_rates: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             next_track_serial: 1,
@@ -212,6 +217,9 @@ impl Shard {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.deadline = None;
                 let _ = conn.pc.handle_timeout(now);
+                if let Some(bwe) = conn.bwe.as_mut() {
+                    bwe.handle_timeout(now);
+                }
                 self.mark_dirty(id);
             }
         }
@@ -265,7 +273,10 @@ impl Shard {
                 break;
             }
         }
-        let deadline = conn.pc.poll_timeout();
+        let deadline = match (conn.pc.poll_timeout(), conn.bwe.as_ref().and_then(|b| b.poll_timeout())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if conn.deadline != deadline {
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, id));

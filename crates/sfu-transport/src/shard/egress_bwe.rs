@@ -1,0 +1,163 @@
+//! Send-side bandwidth estimation of one subscriber connection: every RTP packet we send gets a
+//! transport-wide sequence number, and the subscriber's transport-cc feedback is matched against
+//! them by `sfu-bwe`.
+//!
+//! Probing is off: a probe must be packets the browser accepts and then discards (RTX or
+//! padding), and the rtc stack lets the application write neither. Re-sending media packets
+//! does not work either: SRTP replay protection drops them before they are counted, so they
+//! read as loss. Without probes the estimate follows what is actually sent.
+
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
+};
+use rtc::rtp::header::Extension;
+use sfu_bwe::{Bitrate, BweConfig, ProbeConfig, SendSideBwe, SentPacket, TransportFeedback};
+use std::time::{Duration, Instant};
+
+/// The transport-wide sequence number header extension (draft-holmer-rmcat-transport-wide-cc).
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+pub(crate) struct EgressBwe {
+    pub estimator: SendSideBwe,
+    next_seq: u16,
+    /// The extension id the subscriber negotiated; None until it answered (or if it declined
+    /// transport-cc, in which case there is no estimate beyond REMB).
+    pub extension_id: Option<u8>,
+}
+
+impl EgressBwe {
+    pub fn new(now: Instant) -> Self {
+        let config = BweConfig {
+            probe: ProbeConfig { initial: false, periodic_interval: None, ..ProbeConfig::default() },
+            ..BweConfig::default()
+        };
+        Self { estimator: SendSideBwe::new(config, now), next_seq: 0, extension_id: None }
+    }
+
+    /// Stamps the next transport-wide sequence number on `packet` and records its departure.
+    pub fn stamp(&mut self, packet: &mut rtc::rtp::Packet, now: Instant, probe_cluster: Option<u32>) {
+        let Some(id) = self.extension_id else { return };
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let payload = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
+        packet.header.extensions.retain(|e| e.id != id);
+        packet.header.extensions.push(Extension { id, payload });
+        packet.header.extension = true;
+        packet.header.extension_profile = 0xBEDE;
+        let size = 12 + 8 + packet.payload.len();
+        self.estimator.on_packet_sent(SentPacket { transport_seq: seq, size, at: now, probe_cluster });
+    }
+
+    pub fn on_transport_cc(&mut self, feedback: &TransportLayerCc, now: Instant) {
+        self.estimator.on_feedback(&to_feedback(feedback), now);
+        let stats = self.estimator.stats();
+        if stats.feedback_reports.is_multiple_of(32) {
+            tracing::debug!(?stats, "subscriber bandwidth estimate");
+        }
+    }
+
+    pub fn on_remb(&mut self, bitrate_bps: f32, now: Instant) {
+        if bitrate_bps.is_finite() && bitrate_bps > 0.0 {
+            self.estimator.on_remb(Bitrate::bps(bitrate_bps as u64), now);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.estimator.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.estimator.handle_timeout(now);
+    }
+}
+
+/// Expands a transport-cc report into one arrival (or loss) per sequence number. Arrivals are on
+/// the receiver's clock: reference time (64 ms units) plus the running sum of deltas.
+pub(crate) fn to_feedback(cc: &TransportLayerCc) -> TransportFeedback {
+    let count = usize::from(cc.packet_status_count);
+    let mut symbols = Vec::with_capacity(count);
+    for chunk in &cc.packet_chunks {
+        match chunk {
+            PacketStatusChunk::RunLengthChunk(run) => {
+                let n = usize::from(run.run_length).min(count.saturating_sub(symbols.len()));
+                symbols.extend(std::iter::repeat_n(run.packet_status_symbol, n));
+            }
+            PacketStatusChunk::StatusVectorChunk(vector) => {
+                let n = vector.symbol_list.len().min(count.saturating_sub(symbols.len()));
+                symbols.extend_from_slice(&vector.symbol_list[..n]);
+            }
+        }
+    }
+    let mut clock_us = i64::from(cc.reference_time) * 64_000;
+    let mut deltas = cc.recv_deltas.iter();
+    let arrivals = symbols
+        .into_iter()
+        .map(|symbol| match symbol {
+            SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta => {
+                clock_us += deltas.next().map_or(0, |d| d.delta);
+                Some(Duration::from_micros(clock_us.max(0) as u64))
+            }
+            SymbolTypeTcc::PacketNotReceived | SymbolTypeTcc::PacketReceivedWithoutDelta => None,
+        })
+        .collect();
+    TransportFeedback { base_seq: cc.base_sequence_number, arrivals }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::transport_feedbacks::transport_layer_cc::{RecvDelta, RunLengthChunk, StatusVectorChunk};
+
+    #[test]
+    fn expands_runs_and_vectors_with_running_arrival_clock() {
+        let cc = TransportLayerCc {
+            base_sequence_number: 65534,
+            packet_status_count: 5,
+            reference_time: 1,
+            packet_chunks: vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    run_length: 2,
+                    ..Default::default()
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    symbol_list: vec![
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedLargeDelta,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                        // Padding symbols beyond the status count are ignored.
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                    ],
+                    ..Default::default()
+                }),
+            ],
+            recv_deltas: [1000, 250, -500, 750, 9999]
+                .into_iter()
+                .map(|delta| RecvDelta { type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta, delta })
+                .collect(),
+            ..Default::default()
+        };
+        let fb = to_feedback(&cc);
+        assert_eq!(fb.base_seq, 65534);
+        let us = |v: u64| Some(Duration::from_micros(v));
+        assert_eq!(fb.arrivals, vec![us(65_000), us(65_250), None, us(64_750), us(65_500)]);
+        let seqs: Vec<u16> = fb.packets().map(|(s, _)| s).collect();
+        assert_eq!(seqs, vec![65534, 65535, 0, 1, 2]);
+    }
+
+    #[test]
+    fn truncated_report_yields_what_it_has() {
+        let cc = TransportLayerCc {
+            packet_status_count: 100,
+            packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                run_length: 3,
+                ..Default::default()
+            })],
+            recv_deltas: vec![],
+            ..Default::default()
+        };
+        assert_eq!(to_feedback(&cc).arrivals.len(), 3);
+    }
+}
