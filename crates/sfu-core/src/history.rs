@@ -1,6 +1,7 @@
 //! Bounded retransmission history of one outgoing stream, for answering subscriber NACKs.
 
 use crate::seq::SeqUnwrapper;
+use std::time::{Duration, Instant};
 
 /// The most recent packets of one outgoing stream, keyed by their output sequence number.
 ///
@@ -55,10 +56,47 @@ impl<T> RtpHistory<T> {
         }
     }
 
+    /// Mutable access to the packet sent with `seq` (to record that it was re-sent).
+    pub fn get_mut(&mut self, seq: u16) -> Option<&mut T> {
+        self.unwrapper.highest()?;
+        let extended = self.unwrapper.peek(seq);
+        match self.slots.get_mut((extended & self.mask) as usize)? {
+            Some((held, packet)) if *held == extended => Some(packet),
+            _ => None,
+        }
+    }
+
     /// Forgets every packet (for example after the stream was reset).
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|slot| *slot = None);
         self.unwrapper = SeqUnwrapper::new();
+    }
+}
+
+/// How often one packet may be re-sent on NACK. A congested subscriber NACKs what congestion
+/// lost, and answering every repeat of every NACK multiplies the very traffic that congests it.
+pub const MAX_RESENDS: u8 = 3;
+/// Repeats of a NACK closer than this are answered once (a NACK is normally repeated once per
+/// round trip; loopback and LAN round trips are shorter than a frame).
+pub const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(40);
+
+/// The re-send record of one stored packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResendGuard {
+    count: u8,
+    last: Option<Instant>,
+}
+
+impl ResendGuard {
+    /// Whether the packet may be re-sent now; if so, records it.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let too_soon = self.last.is_some_and(|last| now.saturating_duration_since(last) < MIN_RESEND_INTERVAL);
+        if self.count >= MAX_RESENDS || too_soon {
+            return false;
+        }
+        self.count += 1;
+        self.last = Some(now);
+        true
     }
 }
 
@@ -148,5 +186,29 @@ mod tests {
         history.insert(1, ());
         history.clear();
         assert_eq!(history.get(1), None);
+    }
+
+    #[test]
+    fn resends_are_limited_in_count_and_rate() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut guard = ResendGuard::default();
+        // (time in ms, allowed?)
+        let cases = [(0, true), (10, false), (39, false), (40, true), (100, true), (200, false), (1000, false)];
+        for (ms, allowed) in cases {
+            assert_eq!(guard.allow(at(ms)), allowed, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn get_mut_sees_only_the_stored_packet() {
+        let mut history = RtpHistory::new(4);
+        history.insert(10, 'a');
+        history.insert(14, 'b'); // same slot as 10 in a ring of 4
+        assert_eq!(history.get_mut(10), None);
+        if let Some(p) = history.get_mut(14) {
+            *p = 'c';
+        }
+        assert_eq!(history.get(14), Some(&'c'));
     }
 }

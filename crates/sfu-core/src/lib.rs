@@ -59,7 +59,7 @@ pub use allocator::{
 };
 pub use drop_reason::DropReason;
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
-pub use history::RtpHistory;
+pub use history::{ResendGuard, RtpHistory};
 pub use keyframe::{VideoCodec, is_h264_keyframe, is_vp8_keyframe, vp8_keyframe_size};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 pub use layer_activity::{LAYER_INACTIVE_AFTER, LayerActivity};

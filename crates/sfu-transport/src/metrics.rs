@@ -15,6 +15,7 @@ pub(crate) struct ShardMetrics {
     pub nacks_received: Counter,
     pub retransmissions: Counter,
     pub retransmissions_missed: Counter,
+    pub retransmissions_refused: Counter,
     pub unroutable_datagrams: Counter,
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
@@ -37,6 +38,7 @@ impl ShardMetrics {
             nacks_received: c("sfu_nack_received_total"),
             retransmissions: c("sfu_retransmitted_packets_total"),
             retransmissions_missed: c("sfu_retransmission_misses_total"),
+            retransmissions_refused: c("sfu_retransmissions_refused_total"),
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),

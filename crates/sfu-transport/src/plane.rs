@@ -114,7 +114,7 @@ impl MediaPlane {
                     MediaError::Io(std::io::Error::other("udp port range overflows 65535"))
                 })?,
             };
-            let socket = std::net::UdpSocket::bind(SocketAddr::new(config.bind, port))?;
+            let socket = bind_udp(SocketAddr::new(config.bind, port))?;
             let bind = socket.local_addr()?;
             let announce_ip = config.announce.unwrap_or(config.bind);
             if announce_ip.is_unspecified() {
@@ -233,4 +233,23 @@ impl MediaPlane {
     pub fn close(&self, conn: ConnId) {
         let _ = self.send(conn.shard(), Command::Close { conn });
     }
+}
+
+/// Socket buffers per shard: a shard serves hundreds of connections, and a burst (a keyframe
+/// fanned out, every client's STUN check at once) must not overflow the kernel's default
+/// ~200 KiB. The kernel caps the request at net.core.rmem_max / wmem_max.
+const SOCKET_BUFFER_BYTES: usize = 8 << 20;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner under bursts.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    if granted < SOCKET_BUFFER_BYTES {
+        tracing::warn!(requested = SOCKET_BUFFER_BYTES, granted, "UDP receive buffer capped by the kernel; raise net.core.rmem_max for large rooms");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }

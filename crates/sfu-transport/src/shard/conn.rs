@@ -3,7 +3,7 @@
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use sfu_core::{Forwarder, RtpHistory};
+use sfu_core::{Forwarder, ResendGuard, RtpHistory};
 use sfu_proto::ParticipantId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,7 +68,7 @@ pub(crate) struct DownTrack {
     pub payload_type: Option<u8>,
     pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
-    pub history: RtpHistory<rtc::rtp::Packet>,
+    pub history: RtpHistory<(rtc::rtp::Packet, ResendGuard)>,
 
 
 }

@@ -14,7 +14,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use sfu_core::{Decision, Forwarder, RtpHistory, VideoCodec};
+use sfu_core::{Decision, Forwarder, ResendGuard, RtpHistory, VideoCodec};
 use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
 use std::time::Instant;
 
@@ -248,7 +248,7 @@ impl Shard {
                         },
                         payload: packet.payload.clone(),
                     };
-                    down.history.insert(t.seq, out.clone());
+                    down.history.insert(t.seq, (out.clone(), ResendGuard::default()));
                     if let Some(bwe) = conn.bwe.as_mut() {
                         bwe.stamp(&mut out, now, None);
                     }
@@ -368,10 +368,15 @@ impl Shard {
                 let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
-                        let Some(mut p) = down.history.get(seq).cloned() else {
+                        let Some((packet, guard)) = down.history.get_mut(seq) else {
                             self.metrics.retransmissions_missed.increment(1);
                             continue;
                         };
+                        if !guard.allow(now) {
+                            self.metrics.retransmissions_refused.increment(1);
+                            continue;
+                        }
+                        let mut p = packet.clone();
                         if let Some(bwe) = conn.bwe.as_mut() {
                             bwe.stamp(&mut p, now, None);
                         }

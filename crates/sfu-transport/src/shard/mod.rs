@@ -142,8 +142,10 @@ impl Shard {
                     None => std::future::pending().await,
                 }
             };
+            // Not biased: under fan-out, commands from other shards never stop coming, and a
+            // loop that always served them first would let the socket buffer overflow (losing the
+            // clients' STUN keepalives along with media).
             tokio::select! {
-                biased;
                 command = self.commands.recv() => {
                     let Some(command) = command else { return };
                     let now = Instant::now();

@@ -1,0 +1,206 @@
+//! Figures from outside the harness: the server's CPU and memory from /proc, its counters from
+//! GET /metrics (Prometheus text), and the harness's own CPU use per thread.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Clock ticks per second for /proc CPU times (USER_HZ; 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of a process or thread, in seconds, from a /proc/.../stat file.
+pub fn cpu_seconds(stat_path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(stat_path).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state(0) ppid(1) ... utime is field 14 overall -> index 11 here, stime 12.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SEC)
+}
+
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// Resident set size in MiB.
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Total and idle jiffies of the whole machine, from /proc/stat.
+pub fn machine_cpu() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?;
+    let values: Vec<f64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: f64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    Some((total, idle))
+}
+
+
+/// The counters the report uses, summed over labels other than `reason`.
+#[derive(Clone, Debug, Default)]
+pub struct ServerMetrics {
+    pub forwarded_packets: f64,
+    pub received_packets: f64,
+    pub dropped_by_reason: BTreeMap<String, f64>,
+    pub udp_send_failures: f64,
+    pub nack_received: f64,
+    pub retransmitted: f64,
+    pub pli_sent: f64,
+    pub unroutable: f64,
+    /// Bandwidth estimation (when the server has it): transport-cc reports processed (the count
+    /// of the estimate summary) and their sum, layer changes made by the allocator, probes.
+    pub estimate_count: f64,
+    pub estimate_sum: f64,
+    pub allocation_switches: f64,
+    pub probe_packets: f64,
+    pub bandwidth_pauses: f64,
+}
+
+impl ServerMetrics {
+    pub fn parse(text: &str) -> Self {
+        let mut m = ServerMetrics::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = match line.rsplit_once(' ') {
+                Some((s, v)) => (s.trim(), v.trim()),
+                None => continue,
+            };
+            let Ok(value) = value.parse::<f64>() else { continue };
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            match name {
+                "sfu_forwarded_packets_total" => m.forwarded_packets += value,
+                "sfu_received_packets_total" => m.received_packets += value,
+                "sfu_udp_send_failures_total" => m.udp_send_failures += value,
+                "sfu_nack_received_total" => m.nack_received += value,
+                "sfu_retransmitted_packets_total" => m.retransmitted += value,
+                "sfu_pli_sent_total" => m.pli_sent += value,
+                "sfu_unroutable_datagrams_total" => m.unroutable += value,
+                "sfu_subscriber_estimate_bps_count" => m.estimate_count += value,
+                "sfu_subscriber_estimate_bps_sum" => m.estimate_sum += value,
+                "sfu_allocation_layer_changes_total" => m.allocation_switches += value,
+                "sfu_bwe_probe_packets_total" => m.probe_packets += value,
+                "sfu_video_pauses_total" => m.bandwidth_pauses += value,
+                "sfu_dropped_packets_total" => {
+                    let reason = label(labels, "reason").unwrap_or_else(|| "unknown".into());
+                    *m.dropped_by_reason.entry(reason).or_insert(0.0) += value;
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// `self - earlier`, per counter.
+    pub fn since(&self, earlier: &ServerMetrics) -> ServerMetrics {
+        let mut drops = BTreeMap::new();
+        for (reason, v) in &self.dropped_by_reason {
+            let before = earlier.dropped_by_reason.get(reason).copied().unwrap_or(0.0);
+            drops.insert(reason.clone(), (v - before).max(0.0));
+        }
+        ServerMetrics {
+            forwarded_packets: self.forwarded_packets - earlier.forwarded_packets,
+            received_packets: self.received_packets - earlier.received_packets,
+            dropped_by_reason: drops,
+            udp_send_failures: self.udp_send_failures - earlier.udp_send_failures,
+            nack_received: self.nack_received - earlier.nack_received,
+            retransmitted: self.retransmitted - earlier.retransmitted,
+            pli_sent: self.pli_sent - earlier.pli_sent,
+            unroutable: self.unroutable - earlier.unroutable,
+            estimate_count: self.estimate_count - earlier.estimate_count,
+            estimate_sum: self.estimate_sum - earlier.estimate_sum,
+            allocation_switches: self.allocation_switches - earlier.allocation_switches,
+            probe_packets: self.probe_packets - earlier.probe_packets,
+            bandwidth_pauses: self.bandwidth_pauses - earlier.bandwidth_pauses,
+        }
+    }
+}
+
+fn label(labels: &str, key: &str) -> Option<String> {
+    for part in labels.split(',') {
+        let (k, v) = part.split_once('=')?;
+        if k.trim() == key {
+            return Some(v.trim().trim_matches('"').to_owned());
+        }
+    }
+    None
+}
+
+/// GET `path` over plain HTTP/1.1 and return the body.
+pub async fn http_get(authority: &str, path: &str) -> anyhow::Result<String> {
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: text/plain\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        anyhow::Ok(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(5), fetch).await.map_err(|_| anyhow::anyhow!("timed out"))??;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("malformed HTTP response"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200") {
+        anyhow::bail!("GET {path}: {status}");
+    }
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    Ok(if chunked { dechunk(body) } else { body.to_owned() })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size_line, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_text() {
+        let text = "# TYPE sfu_forwarded_packets_total counter\n\
+            sfu_forwarded_packets_total{shard=\"0\"} 10\n\
+            sfu_forwarded_packets_total{shard=\"1\"} 5\n\
+            sfu_dropped_packets_total{reason=\"not_connected\",shard=\"0\"} 3\n\
+            sfu_dropped_packets_total{shard=\"1\",reason=\"not_connected\"} 4\n\
+            sfu_dropped_packets_total{reason=\"paused\",shard=\"1\"} 1\n";
+        let m = ServerMetrics::parse(text);
+        assert_eq!(m.forwarded_packets, 15.0);
+        assert_eq!(m.dropped_by_reason["not_connected"], 7.0);
+        assert_eq!(m.dropped_by_reason["paused"], 1.0);
+    }
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk("4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"), "abcdef");
+    }
+
+    #[test]
+    fn reads_own_cpu() {
+        assert!(process_cpu_seconds(std::process::id()).is_some());
+        assert!(rss_mb(std::process::id()).unwrap() > 0.0);
+    }
+}

@@ -1,0 +1,206 @@
+//! One simulated participant's signaling session over the server's WebSocket protocol
+//! (docs/protocol.md): join with a locally minted token, offer the publisher connection, answer
+//! every subscriber offer, ask for the configured layer of each video track, leave at the end.
+
+use futures_util::{SinkExt, StreamExt};
+use sfu_proto::{ClientMessage, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackId, TrackKind};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::media::peer::PublishSpec;
+use crate::media::{Command, WorkerHandle};
+use crate::token::{Grants, Minter};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Signaling counters shared by every session.
+#[derive(Default)]
+pub struct SignalCounters {
+    pub started: AtomicU64,
+    pub ws_connected: AtomicU64,
+    pub joined: AtomicU64,
+    pub offers_answered: AtomicU64,
+    pub publisher_answers: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub failures: AtomicU64,
+    pub closed_by_server: AtomicU64,
+}
+
+pub struct SessionContext {
+    pub ws_url: String,
+    pub minter: Minter,
+    pub layer: LayerPreference,
+    pub counters: SignalCounters,
+    /// First few failure messages, for the report.
+    pub failure_log: std::sync::Mutex<Vec<String>>,
+}
+
+impl SessionContext {
+    fn note_failure(&self, what: String) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut log) = self.failure_log.lock()
+            && log.len() < 20
+        {
+            log.push(what);
+        }
+    }
+}
+
+pub struct Participant {
+    /// Unique per run; the publisher connection is `2*id`, the subscriber connection `2*id+1`.
+    pub id: u64,
+    pub room: String,
+    pub identity: String,
+    pub publish: Option<PublishSpec>,
+    pub subscribe: bool,
+    pub worker: Arc<WorkerHandle>,
+}
+
+impl Participant {
+    pub fn publisher_conn(&self) -> u64 {
+        self.id * 2
+    }
+    pub fn subscriber_conn(&self) -> u64 {
+        self.id * 2 + 1
+    }
+}
+
+/// Runs the session until `stop` turns true (then leaves) or the server ends it.
+pub async fn run(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) {
+    ctx.counters.started.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = session(&p, &ctx, stop).await {
+        ctx.note_failure(format!("{}: {e:#}", p.identity));
+    }
+    p.worker.send(Command::Close { id: p.publisher_conn() });
+    p.worker.send(Command::Close { id: p.subscriber_conn() });
+}
+
+async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command) -> anyhow::Result<T> {
+    let (tx, rx) = oneshot::channel();
+    worker.send(make(tx));
+    tokio::time::timeout(REPLY_TIMEOUT, rx).await.map_err(|_| anyhow::anyhow!("media worker did not answer"))??
+}
+
+async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let grants = Grants { publish: p.publish.is_some(), subscribe: p.subscribe, publish_data: false, admin: false };
+    let token = ctx.minter.mint(&p.room, &p.identity, grants)?;
+    let (ws, _) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(ctx.ws_url.as_str(), None, true),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("websocket connect timed out"))??;
+    ctx.counters.ws_connected.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = ws.split();
+    let send = |m: &ClientMessage| Message::text(serde_json::to_string(m).unwrap_or_default());
+    sink.send(send(&ClientMessage::Join { token })).await?;
+
+    let mut subscribed: HashSet<TrackId> = HashSet::new();
+    let mut me: Option<ParticipantId> = None;
+    let mut pending: Vec<ClientMessage> = Vec::new();
+
+    let subscription = |track_id: TrackId| {
+        ClientMessage::Subscription(SubscriptionSettings {
+            track_id,
+            layer: ctx.layer,
+            max_width: None,
+            max_height: None,
+            paused: false,
+        })
+    };
+
+    loop {
+        for m in pending.drain(..) {
+            sink.send(send(&m)).await?;
+        }
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = stop.changed() => {
+                let _ = sink.send(send(&ClientMessage::Leave)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                return Ok(());
+            }
+        };
+        let text = match frame {
+            None => {
+                ctx.counters.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                anyhow::bail!("server closed the websocket");
+            }
+            Some(Err(e)) => anyhow::bail!("websocket: {e}"),
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(Message::Close(c))) => {
+                ctx.counters.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                anyhow::bail!("server closed the websocket: {c:?}");
+            }
+            Some(Ok(_)) => continue,
+        };
+        let message: ServerMessage = match serde_json::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => anyhow::bail!("unreadable server message ({e}): {text:.200}"),
+        };
+        match message {
+            ServerMessage::Joined { participant, participants, .. } => {
+                if !crate::media::debug_mode().is_empty() && p.id < 6 {
+                    eprintln!("{} joined {:.1} ms after websocket connect", p.identity, t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
+                me = Some(participant.id);
+                if p.subscribe {
+                    for other in participants {
+                        for track in other.tracks {
+                            if track.kind == TrackKind::Video && subscribed.insert(track.id.clone()) {
+                                pending.push(subscription(track.id));
+                            }
+                        }
+                    }
+                }
+                if let Some(spec) = p.publish {
+                    let label = p.identity.clone();
+                    let id = p.publisher_conn();
+                    let offer = ask(&p.worker, |reply| Command::Publish { id, spec, label, reply }).await?;
+                    pending.push(ClientMessage::Offer { sdp: offer.sdp, tracks: offer.tracks });
+                }
+            }
+            ServerMessage::Answer { sdp } => {
+                let id = p.publisher_conn();
+                ask(&p.worker, |reply| Command::PublisherAnswer { id, sdp, reply }).await?;
+                ctx.counters.publisher_answers.fetch_add(1, Ordering::Relaxed);
+            }
+            ServerMessage::Offer { sdp, .. } => {
+                if !crate::media::debug_mode().is_empty() && p.id < 6 {
+                    eprintln!(
+                        "{} offer {:.1} ms after websocket connect (transport-cc offered: {})",
+                        p.identity,
+                        t0.elapsed().as_secs_f64() * 1000.0,
+                        sdp.contains("transport-cc")
+                    );
+                    if crate::media::debug_mode() == "sdp" {
+                        eprintln!("{sdp}");
+                    }
+                }
+                let id = p.subscriber_conn();
+                let answer = ask(&p.worker, |reply| Command::SubscriberOffer { id, sdp, t0, reply }).await?;
+                pending.push(ClientMessage::Answer { sdp: answer });
+                ctx.counters.offers_answered.fetch_add(1, Ordering::Relaxed);
+            }
+            ServerMessage::TrackPublished { participant_id, track } => {
+                let mine = me.as_ref() == Some(&participant_id);
+                if p.subscribe && !mine && track.kind == TrackKind::Video && subscribed.insert(track.id.clone()) {
+                    pending.push(subscription(track.id));
+                }
+            }
+            ServerMessage::Error { code, message, request } => {
+                ctx.counters.server_errors.fetch_add(1, Ordering::Relaxed);
+                ctx.note_failure(format!("{}: server error {code:?} on {request:?}: {message}", p.identity));
+            }
+            _ => {}
+        }
+    }
+}
