@@ -17,6 +17,23 @@ test('layer switches: low/medium/high give 320/640/1280 with no stall', { timeou
   await sub.evaluate((room) => T.join('s', { room, identity: 'bob' }), ROOM);
   const [video] = (await waitForTracks(sub, 's', ['video'])).filter((t) => t.kind === 'video');
   await waitRising(sub, 's', { more: 10 });
+  // Switch times measure the server, so first wait until the publishing browser encodes all three
+  // layers: its own bandwidth estimate can take many seconds to allow the top one on a busy machine.
+  const t0 = Date.now();
+  await poll(async () => {
+    const widths = await pub.evaluate(async () => {
+      const out = [];
+      // A layer counts once it runs at a real frame rate: a bandwidth-limited layer is kept at
+      // full resolution but drops frames (the SDK prefers resolution), which a subscriber would
+      // see as stalls that are the publisher's, not the server's.
+      (await T.room('p').publisherPc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && (s.framesPerSecond ?? 0) >= 20) out.push(s.frameWidth);
+      });
+      return out;
+    });
+    return [320, 640, 1280].every((w) => widths.includes(w));
+  }, { timeoutMs: 90_000, intervalMs: 500, what: 'the publisher encoding all three layers' });
+  console.log(`publisher encodes all three layers ${Date.now() - t0} ms after the subscriber's first frames`);
 
   await sub.evaluate((id) => T.startSampler('s', id, 200), video.trackId);
   const sampleStart = Date.now();

@@ -68,3 +68,22 @@ test('a publisher resumes after its socket drops; its video keeps reaching the s
   assert.deepEqual(await sub.evaluate(() => T.events('s', 'participantLeft')), []);
   assert.deepEqual(await pub.evaluate(() => T.events('p', 'error')), []);
 });
+
+test('a publisher ICE restart (what resume does when the media path broke) keeps its video flowing', { timeout: 180_000 }, async () => {
+  const before = await sub.evaluate(() => T.stats('s', 'video'));
+  const ufrag = (sdp) => sdp.match(/a=ice-ufrag:(\S+)/)[1];
+  const oldUfrag = ufrag(await pub.evaluate(() => T.room('p').publisherPc.localDescription.sdp));
+  await pub.evaluate(() => T.room('p')._negotiatePublisher({ iceRestart: true }));
+  await poll(async () => {
+    const s = await pub.evaluate(() => T.pcState('p'));
+    return s.publisher.signalingState === 'stable' && s.publisher.connectionState === 'connected';
+  }, { timeoutMs: 20_000, what: 'publisher pc stable and connected after the ICE restart' });
+  assert.notEqual(ufrag(await pub.evaluate(() => T.room('p').publisherPc.localDescription.sdp)), oldUfrag);
+  // The re-offer must not cost the server its knowledge of which SSRC is which simulcast layer.
+  await poll(async () => {
+    const s = await sub.evaluate(() => T.stats('s', 'video'));
+    return s && s.framesDecoded > before.framesDecoded + 60;
+  }, { timeoutMs: 30_000, what: 'subscriber keeps decoding after the publisher ICE restart' });
+  assert.deepEqual(await sub.evaluate(() => T.events('s', 'trackUnsubscribed')), []);
+  assert.deepEqual(await pub.evaluate(() => T.events('p', 'error')), []);
+});

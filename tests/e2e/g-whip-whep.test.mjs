@@ -26,6 +26,12 @@ test('WHIP publish, WHEP play at each layer, DELETE', { timeout: 300_000 }, asyn
   const tracks = await waitForTracks(viewer, 'v', ['video', 'audio'], 30_000);
   assert.ok(tracks.every((t) => t.identity === 'whip1'), JSON.stringify(tracks));
   await waitRising(viewer, 'v', { more: 10 });
+  // WHEP times measure the server: first let the publishing browser's own bandwidth estimate
+  // allow all three layers (it can take many seconds on a busy machine).
+  await poll(async () => {
+    const widths = await page.evaluate(() => T.rawLiveLayers('whip'));
+    return [320, 640, 1280].every((w) => widths.includes(w));
+  }, { timeoutMs: 90_000, intervalMs: 500, what: 'the WHIP publisher encoding all three layers' });
 
   for (const layer of ['low', 'medium', 'high']) {
     const key = `whep-${layer}`;

@@ -272,11 +272,11 @@ impl Forwarder {
     /// Tells a new forwarder which layers are flowing right now (the caller has watched the track
     /// for longer), so it targets a live layer at once instead of learning that a layer is
     /// silent over its first second and a half.
-    pub fn seed_active_layers(&mut self, layers: impl IntoIterator<Item = u8>, now: Instant) {
-        for layer in layers {
-            self.activity.on_packet(layer, now);
+    pub fn seed_active_layers(&mut self, layers: &[u8], now: Instant) {
+        if self.kind == TrackKind::Video {
+            self.activity.seed(layers, now);
+            self.refresh_target(now);
         }
-        self.refresh_target(now);
     }
 
     /// Whether the allocator paused the track for lack of bandwidth.

@@ -34,6 +34,20 @@ impl LayerActivity {
         }
     }
 
+    /// Starts from what someone who has watched the track longer knows: `layers` are flowing
+    /// now, and the grace for layers never seen is already over (they are not being sent). With
+    /// no layer given, nothing is known and nothing changes.
+    pub fn seed(&mut self, layers: &[u8], now: Instant) {
+        if layers.is_empty() {
+            return;
+        }
+        for &layer in layers {
+            self.on_packet(layer, now);
+        }
+        let grace_over = LAYER_INACTIVE_AFTER + Duration::from_millis(1);
+        self.first_packet = Some(now.checked_sub(grace_over).unwrap_or(now));
+    }
+
     /// Layers that are active at `now`. A layer never seen counts as active until packets of
     /// other layers have flowed for [`LAYER_INACTIVE_AFTER`]: at the start, every layer the
     /// publisher announced gets the benefit of the doubt.
@@ -128,5 +142,16 @@ mod tests {
         assert_eq!(activity.seen_count(), 3);
         activity.on_packet(200, now);
         assert_eq!(activity.seen_count(), 3);
+    }
+
+    #[test]
+    fn seeding_rules_out_unseen_layers_at_once() {
+        let start = Instant::now() + Duration::from_secs(10);
+        let mut activity = LayerActivity::new();
+        activity.seed(&[0, 1], start);
+        assert_eq!(activity.active(start), [0u8, 1].into_iter().collect::<LayerSet>());
+        let mut unknown = LayerActivity::new();
+        unknown.seed(&[], start);
+        assert!(unknown.active(start).contains(2), "an empty seed keeps the benefit of the doubt");
     }
 }

@@ -81,6 +81,11 @@ pub struct RtcConfig {
     pub departure_timeout_secs: u64,
     /// Largest signaling (WebSocket) message accepted, in bytes. Default 65536.
     pub max_message_bytes: usize,
+    /// Subscriber connections negotiate transport-cc and each gets a send-side bandwidth
+    /// estimate (exported in /metrics; it does not choose layers yet). Off by default until it
+    /// does: processing every subscriber's feedback roughly doubles the server's CPU per
+    /// forwarded packet (measured with sfu-loadtest), for no effect on forwarding yet.
+    pub bandwidth_estimation: bool,
 }
 
 /// API key and secret used to sign and verify tokens.
@@ -128,6 +133,7 @@ impl Default for RtcConfig {
             shards: 0,
             departure_timeout_secs: 20,
             max_message_bytes: 65536,
+            bandwidth_estimation: false,
         }
     }
 }
@@ -610,7 +616,8 @@ mod tests {
                 udp_port_start: 50000,
                 shards: 4,
                 departure_timeout_secs: 5,
-                max_message_bytes: 131072
+                max_message_bytes: 131072,
+                bandwidth_estimation: false,
             }
         );
         assert_eq!(c.auth.api_key, "k1");

@@ -32,6 +32,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             announce: config.announce_ip(),
             udp_port_start: config.rtc.udp_port_start,
             shards: config.rtc.shards,
+            bandwidth_estimation: config.rtc.bandwidth_estimation,
         },
         events_tx,
     )

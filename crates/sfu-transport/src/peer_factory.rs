@@ -70,7 +70,7 @@ fn video_feedback() -> Vec<RTCPFeedback> {
         .collect()
 }
 
-fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
+fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, MediaError> {
     let mut engine = MediaEngine::default();
     let codecs = [
         (MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", PT_OPUS, RtpCodecKind::Audio),
@@ -100,7 +100,7 @@ fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
             kind,
         )?;
     }
-    if direction == Direction::Egress {
+    if direction == Direction::Egress && estimate {
         // We stamp transport-wide sequence numbers ourselves and estimate from the feedback.
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             engine.register_feedback(RTCPFeedback { typ: "transport-cc".into(), parameter: String::new() }, kind);
@@ -122,26 +122,35 @@ fn media_engine(direction: Direction) -> Result<MediaEngine, MediaError> {
     Ok(engine)
 }
 
-/// Builds a peer connection bound to `local` (the shard socket's address) announcing
-/// `announce` as its host candidate address.
+/// Builds a peer connection announcing `announce` (the shard socket's public address) as its
+/// host candidate. With `estimate_bandwidth`, an egress connection negotiates transport-cc.
 pub fn build_peer_connection(
     direction: Direction,
     credentials: &IceCredentials,
     announce: SocketAddr,
+    estimate_bandwidth: bool,
     now: Instant,
 ) -> Result<RTCPeerConnection, MediaError> {
-    let mut engine = media_engine(direction)?;
+    let mut engine = media_engine(direction, estimate_bandwidth)?;
     let mut registry = Registry::new();
     if direction == Direction::Ingress {
         // Transport-wide feedback to the publishing browser lets its own estimator ramp up to
-        // the top simulcast layer; receiver reports tell it about loss.
+        // the top simulcast layer and tells it about loss.
         registry = configure_twcc_receiver_only(registry, &mut engine)?;
         // Losses on the publisher's uplink are NACKed here; egress retransmissions are ours
         // (sfu-core's history), so no NACK responder is registered.
+        //
+        // No receiver reports to publishers: a browser stops sending the mid/rid header
+        // extensions of a stream once a receiver report acknowledges it, and the rtc stack forgets
+        // which SSRC is which simulcast layer on every renegotiation and can only re-learn it
+        // from those extensions. Without reports they stay on every packet (about 12 bytes), so
+        // an ICE restart or an added track keeps the simulcast video. Loss and delay still reach
+        // the publisher's estimator through transport-cc feedback, and NACKs repair losses.
         registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     }
-    registry = configure_rtcp_reports(registry);
     if direction == Direction::Egress {
+        // Sender reports let subscribers synchronise audio and video.
+        registry = configure_rtcp_reports(registry);
         // Just before the chain's end, where unvouched RTCP is dropped.
         registry = registry.with(Slot::Custom(FEEDBACK_SLOT), FeedbackToApplication::default());
     }

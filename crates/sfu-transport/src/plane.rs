@@ -26,6 +26,9 @@ pub struct MediaConfig {
     pub udp_port_start: u16,
     /// Number of shards; 0 means one per core.
     pub shards: usize,
+    /// Subscriber connections negotiate transport-cc and each gets a bandwidth estimate
+    /// (exported, not yet used to choose layers). Costs CPU per packet; off by default.
+    pub bandwidth_estimation: bool,
 }
 
 /// What the media plane tells the control plane, unprompted.
@@ -123,7 +126,15 @@ impl MediaPlane {
                 )));
             }
             let announce = SocketAddr::new(announce_ip, bind.port());
-            let shard = Shard::new(index, socket, announce, commands, senders.clone(), events.clone())?;
+            let shard = Shard::new(
+                index,
+                socket,
+                announce,
+                config.bandwidth_estimation,
+                commands,
+                senders.clone(),
+                events.clone(),
+            )?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-shard-{index}"))
                 .spawn(move || shard.run())?;

@@ -239,6 +239,15 @@
       };
     },
 
+    /** Widths of the simulcast layers a raw (WHIP) pc is encoding at >= `minFps` frames/s. */
+    async rawLiveLayers(key, minFps = 20) {
+      const widths = [];
+      (await rooms[key].pc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && (s.framesPerSecond ?? 0) >= minFps) widths.push(s.frameWidth);
+      });
+      return widths;
+    },
+
     rawState(key) {
       const pc = rooms[key].pc;
       return { connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState };

@@ -39,7 +39,7 @@ impl Shard {
     ) -> Result<(), MediaError> {
         // Layers this shard already sees flowing (other subscribers of the track live here).
         let flowing: Vec<u8> = self.layer_rates.get(&spec.key).map_or_else(Vec::new, |rates| {
-            rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some()).map(|(l, _)| l as u8).collect()
+            rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some_and(|bps| bps > 0)).map(|(l, _)| l as u8).collect()
         });
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
         if conn.down_tracks.contains_key(&spec.key) {
@@ -72,7 +72,7 @@ impl Shard {
             .collect();
         forwarder.set_layers(&dims);
         forwarder.set_preference(&spec.settings);
-        forwarder.seed_active_layers(flowing, now);
+        forwarder.seed_active_layers(&flowing, now);
         forwarder.set_muted(spec.muted);
         if conn.connected {
             forwarder.on_connected(now);
@@ -219,7 +219,10 @@ impl Shard {
 
     /// Runs one published packet through the forwarder of every local subscriber of its track.
     pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
-        self.layer_rates.entry(packet.key).or_default().on_packet(packet.meta.layer, packet.payload.len(), now);
+        // Padding says nothing about a layer being encoded (see Forwarder::on_packet).
+        if !packet.meta.padding_only {
+            self.layer_rates.entry(packet.key).or_default().on_packet(packet.meta.layer, packet.payload.len(), now);
+        }
         let count = self.subscribers.get(&packet.key).map_or(0, Vec::len);
         for i in 0..count {
             let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };

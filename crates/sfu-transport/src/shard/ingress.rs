@@ -59,10 +59,11 @@ impl Shard {
     ) -> Result<&mut Conn, MediaError> {
         if !self.conns.contains_key(&id) {
             let credentials = IceCredentials::random();
-            let pc = build_peer_connection(direction, &credentials, self.announce, now)?;
+            let estimate = direction == Direction::Egress && self.estimate_bandwidth;
+            let pc = build_peer_connection(direction, &credentials, self.announce, estimate, now)?;
             self.by_ufrag.insert(credentials.ufrag.clone(), id);
             let mut conn = Conn::new(owner, direction, pc, credentials.ufrag);
-            if direction == Direction::Egress {
+            if estimate {
                 conn.bwe = Some(super::egress_bwe::EgressBwe::new(now));
             }
             self.conns.insert(id, conn);

@@ -57,6 +57,8 @@ pub(crate) struct Shard {
     socket: Option<std::net::UdpSocket>,
     local_addr: SocketAddr,
     announce: SocketAddr,
+    /// Subscriber connections negotiate transport-cc and estimate their bandwidth.
+    estimate_bandwidth: bool,
     commands: mpsc::UnboundedReceiver<Command>,
     peers: Vec<mpsc::UnboundedSender<Command>>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -83,6 +85,7 @@ impl Shard {
         index: usize,
         socket: std::net::UdpSocket,
         announce: SocketAddr,
+        estimate_bandwidth: bool,
         commands: mpsc::UnboundedReceiver<Command>,
         peers: Vec<mpsc::UnboundedSender<Command>>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -94,6 +97,7 @@ impl Shard {
             socket: Some(socket),
             local_addr,
             announce,
+            estimate_bandwidth,
             commands,
             peers,
             events,
@@ -159,13 +163,15 @@ impl Shard {
                     }
                 }
                 received = socket.recv_from(&mut buf) => {
-                    let now = Instant::now();
+                    // Each datagram gets its own arrival instant: transport-cc feedback to
+                    // publishers reports these, and stamping a whole batch with one instant would
+                    // read to the browser's estimator as bursty delay.
                     if let Ok((len, from)) = received {
-                        self.handle_datagram(&buf[..len], from, now);
+                        self.handle_datagram(&buf[..len], from, Instant::now());
                     }
                     for _ in 0..RECV_BATCH {
                         match socket.try_recv_from(&mut buf) {
-                            Ok((len, from)) => self.handle_datagram(&buf[..len], from, now),
+                            Ok((len, from)) => self.handle_datagram(&buf[..len], from, Instant::now()),
                             Err(_) => break,
                         }
                     }
