@@ -66,11 +66,11 @@ fn vp8() -> RTCRtpCodec {
 pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCPeerConnection> {
     let mut engine = MediaEngine::default();
     engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS, ..Default::default() },
+        RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS },
         RtpCodecKind::Audio,
     )?;
     engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: PT_VP8, ..Default::default() },
+        RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: PT_VP8 },
         RtpCodecKind::Video,
     )?;
     let mut registry = Registry::new();

@@ -1,0 +1,359 @@
+//! Tests of configuration loading, environment overrides and validation.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// A config file in the temp dir, removed on drop.
+struct TempFile(PathBuf);
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "sfu-config-test-{}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&p, text).unwrap();
+        TempFile(p)
+    }
+}
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-prod";
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(c.announce, None);
+    assert_eq!(c.http_port, 7880);
+    assert_eq!(c.rtc.udp_port_start, 7882);
+    assert_eq!(c.rtc.shards, 0);
+    assert_eq!(c.rtc.departure_timeout_secs, 20);
+    assert_eq!(c.rtc.max_message_bytes, 65536);
+    assert_eq!(c.log, DEFAULT_LOG);
+    assert!(!c.dev);
+    assert_eq!(
+        c.http_addr(),
+        "127.0.0.1:7880".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(c.departure_timeout(), Duration::from_secs(20));
+    assert!(c.effective_shards() >= 1);
+}
+
+#[test]
+fn no_file_no_keys_is_dev_mode() {
+    let c = Config::load(None, env(&[("PATH", "/bin"), ("HOME", "/root")])).unwrap();
+    assert!(c.dev);
+    assert_eq!(c.auth.api_key, DEV_API_KEY);
+    assert_eq!(c.auth.api_secret, DEV_API_SECRET);
+    assert!(c.is_dev_keys());
+    assert_eq!(c, Config::for_dev());
+    c.validate().unwrap();
+    assert!(DEV_API_SECRET.len() >= MIN_SECRET_BYTES);
+}
+
+#[test]
+fn keys_from_env_disable_dev_mode() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("SFU_AUTH__API_KEY", "prodkey"),
+            ("SFU_AUTH__API_SECRET", SECRET),
+        ]),
+    )
+    .unwrap();
+    assert!(!c.dev);
+    assert!(!c.is_dev_keys());
+    c.validate().unwrap();
+}
+
+#[test]
+fn explicit_dev_false_without_keys_fails_validation() {
+    let c = Config::load(None, env(&[("SFU_DEV", "false")])).unwrap();
+    assert!(!c.dev);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("api_key"), "{err}");
+}
+
+#[test]
+fn toml_file_parse() {
+    let f = TempFile::new(
+        "parse",
+        r#"
+        bind = "0.0.0.0"
+        announce = "203.0.113.7"
+        http_port = 8080
+        log = "debug,sfu_core=trace"
+
+        [rtc]
+        udp_port_start = 50000
+        shards = 4
+        departure_timeout_secs = 5
+        max_message_bytes = 131072
+
+        [auth]
+        api_key = "k1"
+        api_secret = "0123456789abcdef0123456789abcdef-prod"
+        "#,
+    );
+    let c = Config::load(Some(&f.0), env(&[])).unwrap();
+    assert_eq!(c.bind, "0.0.0.0".parse::<IpAddr>().unwrap());
+    assert_eq!(c.announce, Some("203.0.113.7".parse::<IpAddr>().unwrap()));
+    assert_eq!(c.announce_ip(), c.announce);
+    assert_eq!(c.http_port, 8080);
+    assert_eq!(c.log, "debug,sfu_core=trace");
+    assert_eq!(
+        c.rtc,
+        RtcConfig {
+            udp_port_start: 50000,
+            shards: 4,
+            departure_timeout_secs: 5,
+            max_message_bytes: 131072,
+            bandwidth_estimation: false,
+        }
+    );
+    assert_eq!(c.auth.api_key, "k1");
+    assert!(!c.dev);
+    c.validate().unwrap();
+}
+
+#[test]
+fn file_without_keys_is_not_dev_mode() {
+    let f = TempFile::new("nokeys", "http_port = 9999\n");
+    let c = Config::load(Some(&f.0), env(&[])).unwrap();
+    assert!(!c.dev);
+    assert!(c.auth.api_secret.is_empty());
+    assert!(c.validate().is_err());
+
+    // ...unless it asks for dev mode, which fills in the dev keys.
+    let f = TempFile::new("devfile", "dev = true\n");
+    let c = Config::load(Some(&f.0), env(&[])).unwrap();
+    assert!(c.dev && c.is_dev_keys());
+    c.validate().unwrap();
+}
+
+#[test]
+fn env_overrides_top_level_and_nested() {
+    let f = TempFile::new(
+        "env",
+        "http_port = 8080\n[rtc]\nshards = 4\nudp_port_start = 40000\n",
+    );
+    let c = Config::load(
+        Some(&f.0),
+        env(&[
+            ("SFU_HTTP_PORT", "9000"),
+            ("SFU_RTC__SHARDS", "2"),
+            ("sfu_log", "warn"),
+            ("SFU_ANNOUNCE", "192.0.2.1"),
+            ("SFU_AUTH__API_KEY", "key"),
+            // All digits: parsed as an integer first, retried as the string it must be.
+            (
+                "SFU_AUTH__API_SECRET",
+                "12345678901234567890123456789012345",
+            ),
+            ("SFU_DEV", "FALSE"),
+            ("OTHER_HTTP_PORT", "1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.http_port, 9000);
+    assert_eq!(c.rtc.shards, 2);
+    assert_eq!(
+        c.rtc.udp_port_start, 40000,
+        "file value kept when not overridden"
+    );
+    assert_eq!(c.log, "warn");
+    assert_eq!(c.announce, Some("192.0.2.1".parse::<IpAddr>().unwrap()));
+    assert_eq!(c.auth.api_secret, "12345678901234567890123456789012345");
+    assert!(!c.dev);
+    c.validate().unwrap();
+}
+
+#[test]
+fn env_empty_value_resets_and_config_path_var_is_ignored() {
+    let f = TempFile::new("reset", "announce = \"192.0.2.9\"\ndev = true\n");
+    let c = Config::load(
+        Some(&f.0),
+        env(&[("SFU_ANNOUNCE", ""), ("SFU_CONFIG", "/etc/sfu.toml")]),
+    )
+    .unwrap();
+    assert_eq!(c.announce, None);
+}
+
+#[test]
+fn unknown_key_errors_name_the_key() {
+    let f = TempFile::new("unknown", "[rtc]\nshardz = 2\n");
+    let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::UnknownKey { key, .. } if key == "rtc.shardz"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("rtc.shardz") && msg.contains("config file"),
+        "{msg}"
+    );
+
+    let err = Config::load(None, env(&[("SFU_HTTP_PROT", "1")])).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`http_prot`") && msg.contains("SFU_HTTP_PROT"),
+        "{msg}"
+    );
+
+    let err = Config::load(None, env(&[("SFU_AUTH__TOKEN", "x")])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::UnknownKey { key, .. } if key == "auth.token"),
+        "{err:?}"
+    );
+
+    let err = Config::load(None, env(&[("SFU_RTC____X", "1")])).unwrap_err();
+    assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
+}
+
+#[test]
+fn invalid_values_are_reported() {
+    let err = Config::load(None, env(&[("SFU_HTTP_PORT", "70000")])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InvalidValue { key, .. } if key == "http_port"),
+        "{err:?}"
+    );
+    let err = Config::load(None, env(&[("SFU_BIND", "localhost")])).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`bind`") && msg.contains("SFU_BIND"), "{msg}");
+
+    let err = Config::load(None, env(&[("SFU_RTC", "3")])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InvalidValue { key, .. } if key == "rtc"),
+        "{err:?}"
+    );
+
+    let f = TempFile::new("syntax", "http_port = \n");
+    let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+
+    let missing = std::env::temp_dir().join("sfu-config-test-does-not-exist.toml");
+    let err = Config::load(Some(&missing), env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+}
+
+#[test]
+fn validation() {
+    let prod = Config {
+        auth: AuthConfig {
+            api_key: "k".into(),
+            api_secret: SECRET.into(),
+        },
+        ..Config::default()
+    };
+    prod.validate().unwrap();
+
+    let short = Config {
+        auth: AuthConfig {
+            api_key: "k".into(),
+            api_secret: "short".into(),
+        },
+        ..prod.clone()
+    };
+    assert!(
+        short
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 32")
+    );
+    // Dev mode tolerates a short secret.
+    Config { dev: true, ..short }.validate().unwrap();
+
+    let dev_secret_in_prod = Config {
+        auth: AuthConfig {
+            api_key: "k".into(),
+            api_secret: DEV_API_SECRET.into(),
+        },
+        ..prod.clone()
+    };
+    assert!(dev_secret_in_prod.validate().is_err());
+
+    for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255"] {
+        let c = Config {
+            announce: Some(bad.parse::<IpAddr>().unwrap()),
+            ..prod.clone()
+        };
+        assert!(c.validate().is_err(), "announce {bad}");
+    }
+
+    let c = Config {
+        rtc: RtcConfig {
+            udp_port_start: 65535,
+            shards: 2,
+            ..RtcConfig::default()
+        },
+        ..prod.clone()
+    };
+    assert!(c.validate().is_err());
+
+    let c = Config {
+        rtc: RtcConfig {
+            max_message_bytes: 10,
+            ..RtcConfig::default()
+        },
+        ..prod.clone()
+    };
+    assert!(c.validate().is_err());
+
+    let wildcard = Config {
+        bind: "0.0.0.0".parse::<IpAddr>().unwrap(),
+        ..prod.clone()
+    };
+    wildcard.validate().unwrap();
+    assert_eq!(wildcard.announce_ip(), None);
+    assert_eq!(prod.announce_ip(), Some(prod.bind));
+}
+
+#[test]
+fn debug_redacts_secret() {
+    let s = format!("{:?}", Config::for_dev());
+    assert!(s.contains("devkey") && !s.contains(DEV_API_SECRET), "{s}");
+}
+
+/// Every key of the example file (commented out there) exists and has a value of the right type.
+#[test]
+fn example_file_matches() {
+    let text = include_str!("../../../../config/sfu.example.toml");
+    let uncommented: String = text
+        .lines()
+        .map(|l| {
+            let t = l.trim_start_matches('#').trim_start();
+            let is_key = t.split_once('=').is_some_and(|(k, _)| {
+                let k = k.trim();
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            });
+            if is_key || (t.starts_with('[') && t.ends_with(']')) {
+                t
+            } else {
+                ""
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let f = TempFile::new("example", &uncommented);
+    let c = Config::load(Some(&f.0), env(&[])).unwrap();
+    // Defaults everywhere except the illustrative announce address and keys.
+    let expected = Config {
+        announce: c.announce,
+        auth: c.auth.clone(),
+        ..Config::default()
+    };
+    assert_eq!(c, expected);
+    assert!(c.announce.is_some());
+}
