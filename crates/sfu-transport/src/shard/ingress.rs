@@ -231,13 +231,18 @@ impl Shard {
             },
             payload: packet.payload,
         });
-        let shards: Vec<usize> = published.downstream.keys().copied().collect();
-        for shard in shards {
+        // Other shards get the packet through their queues; this shard's own subscribers last,
+        // once the borrow of `published` is over (no per-packet list of shards to allocate).
+        let mut local = false;
+        for &shard in published.downstream.keys() {
             if shard == self.index {
-                self.forward_local(&media, now);
+                local = true;
             } else if let Some(peer) = self.peers.get(shard) {
                 let _ = peer.send(Command::Forward(media.clone()));
             }
+        }
+        if local {
+            self.forward_local(&media, now);
         }
     }
 
