@@ -63,4 +63,4 @@ pub use config::{BweConfig, BweStats};
 pub use delay::BandwidthUsage;
 pub use estimator::SendSideBwe;
 pub use feedback::{SentPacket, TransportFeedback};
-pub use probe::{ProbeCluster, ProbeConfig};
+pub use probe::{ProbeCluster, ProbeConfig, ProbePacer};

@@ -167,6 +167,16 @@ pub enum ServerMessage {
     TrackPublished { participant_id: ParticipantId, track: TrackInfo },
     TrackUnpublished { participant_id: ParticipantId, track_id: TrackId },
     TrackMuted { participant_id: ParticipantId, track_id: TrackId, muted: bool },
+    /// The server stopped (or resumed) sending a track this participant subscribes to, e.g.
+    /// because its downlink cannot carry even the track's lowest layer.
+    StreamState {
+        participant_id: ParticipantId,
+        track_id: TrackId,
+        state: StreamState,
+        /// Why it is paused (`bandwidth`); absent when active.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     Pong { id: u64 },
     Error {
         code: ErrorCode,
@@ -175,6 +185,14 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
     },
+}
+
+/// Whether the server is sending a subscribed track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    Active,
+    Paused,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -81,10 +81,9 @@ pub struct RtcConfig {
     pub departure_timeout_secs: u64,
     /// Largest signaling (WebSocket) message accepted, in bytes. Default 65536.
     pub max_message_bytes: usize,
-    /// Subscriber connections negotiate transport-cc and each gets a send-side bandwidth
-    /// estimate (exported in /metrics; it does not choose layers yet). Off by default until it
-    /// does: processing every subscriber's feedback roughly doubles the server's CPU per
-    /// forwarded packet (measured with sfu-loadtest), for no effect on forwarding yet.
+    /// Subscriber connections negotiate transport-cc and RTX; each gets a send-side bandwidth
+    /// estimate, shared among its tracks by the allocator (which picks layers and pauses video
+    /// that does not fit). Default on; off forwards whatever layers subscribers ask for.
     pub bandwidth_estimation: bool,
 }
 
@@ -133,7 +132,7 @@ impl Default for RtcConfig {
             shards: 0,
             departure_timeout_secs: 20,
             max_message_bytes: 65536,
-            bandwidth_estimation: false,
+            bandwidth_estimation: true,
         }
     }
 }

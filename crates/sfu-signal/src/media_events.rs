@@ -1,4 +1,5 @@
-//! Reacts to what the media plane reports: relays data-channel messages to the room.
+//! Reacts to what the media plane reports: relays data-channel messages to the room, tracks
+//! connection state, and tells subscribers when a track is paused for bandwidth.
 
 use base64::Engine;
 use sfu_transport::MediaEvent;
@@ -13,6 +14,7 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
             MediaEvent::Data { conn, text, payload } => relay_data(&hub, conn, text, &payload).await,
             MediaEvent::Connected { conn } => hub.set_connected(conn, true),
             MediaEvent::Disconnected { conn } => on_disconnected(&hub, conn).await,
+            MediaEvent::StreamState { conn, key, paused } => stream_state(&hub, conn, key, paused).await,
         }
     }
 }
@@ -27,6 +29,29 @@ async fn on_disconnected(hub: &Hub, conn: sfu_transport::ConnId) {
     let is_whip = room.participants.get(&id).is_some_and(|p| p.kind == ParticipantKind::Whip && p.publisher_conn == conn);
     if is_whip {
         hub.remove_participant(&mut room, &id, sfu_proto::LeaveReason::Left).await;
+    }
+}
+
+/// Tells a subscriber that the server paused or resumed one of its tracks.
+async fn stream_state(
+    hub: &Hub,
+    conn: sfu_transport::ConnId,
+    key: sfu_transport::TrackKey,
+    paused: Option<sfu_core::PauseReason>,
+) {
+    let Some((room_id, subscriber)) = hub.owner_of(conn) else { return };
+    let Some(room_ref) = hub.room(&room_id) else { return };
+    let room = room_ref.lock().await;
+    let Some((publisher, track)) = room.track_by_key(key) else { return };
+    let message = sfu_proto::ServerMessage::StreamState {
+        participant_id: publisher.id.clone(),
+        track_id: track.info.id.clone(),
+        state: if paused.is_some() { sfu_proto::StreamState::Paused } else { sfu_proto::StreamState::Active },
+        reason: paused.map(|r| r.as_str().to_owned()),
+    };
+    tracing::info!(%subscriber, track = %track.info.id, ?paused, "stream state");
+    if let Some(p) = room.participants.get(&subscriber) {
+        p.send(message);
     }
 }
 

@@ -150,6 +150,7 @@ pub async fn whep_post(
                 paused: false,
             },
             muted: t.info.muted,
+            source: t.info.source,
         })
         .collect();
     let session = new_id("WV");

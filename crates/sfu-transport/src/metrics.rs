@@ -2,7 +2,7 @@
 //! packet costs an atomic add, not a registry lookup.
 
 use metrics::{Counter, Histogram, counter, histogram};
-use sfu_core::DropReason;
+use sfu_core::{DropReason, PauseReason};
 
 pub(crate) struct ShardMetrics {
     pub forwarded_packets: Counter,
@@ -20,7 +20,13 @@ pub(crate) struct ShardMetrics {
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
     pub send_failures: Counter,
+    /// Allocator decisions that changed a track, by kind of change.
+    pub allocation_up: Counter,
+    pub allocation_down: Counter,
+    pub probe_clusters: Counter,
+    pub probe_packets: Counter,
     drops: Vec<Counter>,
+    pauses: Vec<Counter>,
 }
 
 impl ShardMetrics {
@@ -42,10 +48,25 @@ impl ShardMetrics {
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
+            allocation_up: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "up"),
+            allocation_down: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "down"),
+            probe_clusters: c("sfu_probe_clusters_total"),
+            probe_packets: c("sfu_probe_packets_total"),
+            pauses: PauseReason::ALL
+                .iter()
+                .map(|r| counter!("sfu_track_pauses_total", "shard" => label.clone(), "reason" => r.as_str()))
+                .collect(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| counter!("sfu_dropped_packets_total", "shard" => label.clone(), "reason" => r.as_str()))
                 .collect(),
+        }
+    }
+
+    /// The allocator paused a track a subscriber receives.
+    pub fn paused(&self, reason: PauseReason) {
+        if let Some(c) = self.pauses.get(PauseReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
+            c.increment(1);
         }
     }
 

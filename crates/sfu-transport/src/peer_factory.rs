@@ -8,7 +8,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -37,6 +37,10 @@ pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
 pub const PT_H264: u8 = 102;
+/// RTX (RFC 4588) for VP8 and H.264 on subscriber connections: the carrier of bandwidth probes
+/// and retransmissions.
+pub const PT_RTX_VP8: u8 = 97;
+pub const PT_RTX_H264: u8 = 103;
 
 /// ICE credentials of one connection; the ufrag is also its routing key on the shard socket.
 #[derive(Clone, Debug)]
@@ -108,6 +112,24 @@ fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, Med
                 RTCRtpHeaderExtensionCapability { uri: crate::shard::TRANSPORT_CC_URI.into() },
                 kind,
                 None,
+            )?;
+        }
+        // RTX lets us send probe bursts made of recent packets again: each RTX packet has its
+        // own sequence number, so the browser's SRTP accepts it, counts it in its feedback,
+        // and then discards it as a duplicate.
+        for (pt, apt) in [(PT_RTX_VP8, PT_VP8), (PT_RTX_H264, PT_H264)] {
+            engine.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_RTX.into(),
+                        clock_rate: 90000,
+                        channels: 0,
+                        sdp_fmtp_line: format!("apt={apt}"),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: pt,
+                },
+                RtpCodecKind::Video,
             )?;
         }
     }

@@ -2,9 +2,10 @@
 //! into a command for the shard that owns the connection.
 
 use bytes::Bytes;
+use sfu_core::PauseReason;
 use sfu_proto::{
     IceCandidate, LayerInfo, ParticipantId, SubscriptionSettings, TrackDescription, TrackId,
-    TrackKind,
+    TrackKind, TrackSource,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub enum MediaEvent {
     Disconnected { conn: ConnId },
     /// A message arrived on a publisher connection's data channel.
     Data { conn: ConnId, text: bool, payload: Bytes },
+    /// The bandwidth allocator paused a track this subscriber connection receives (`paused`
+    /// says why), or resumed it (`None`).
+    StreamState { conn: ConnId, key: TrackKey, paused: Option<PauseReason> },
 }
 
 /// A track that a publisher's offer added, ready to announce to the room.
@@ -74,6 +78,8 @@ pub struct DownTrackSpec {
     pub layers: Vec<LayerInfo>,
     pub settings: SubscriptionSettings,
     pub muted: bool,
+    /// Camera, screen share, ...: screen shares come first when bandwidth is short.
+    pub source: TrackSource,
 }
 
 #[derive(Debug)]

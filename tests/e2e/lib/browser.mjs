@@ -32,8 +32,11 @@ export const CHROMIUM_ARGS = [
 ];
 
 export class TestBrowser {
-  constructor(name) {
+  /** `executablePath` and `extraArgs` let a test run Chromium elsewhere (see netns.mjs). */
+  constructor(name, { executablePath = CHROMIUM_PATH, extraArgs = [] } = {}) {
     this.name = name;
+    this.executablePath = executablePath;
+    this.extraArgs = extraArgs;
     this.context = null;
     this.userDataDir = null;
     mkdirSync(LOG_DIR, { recursive: true });
@@ -44,9 +47,9 @@ export class TestBrowser {
   async launch() {
     this.userDataDir = mkdtempSync(path.join(tmpdir(), 'sfu-e2e-chromium-'));
     this.context = await chromium.launchPersistentContext(this.userDataDir, {
-      executablePath: CHROMIUM_PATH,
+      executablePath: this.executablePath,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...this.extraArgs],
       viewport: { width: 1280, height: 800 },
       timeout: 60_000,
     });
@@ -80,8 +83,8 @@ export class TestBrowser {
   }
 }
 
-export async function launchBrowser(name) {
-  const b = new TestBrowser(name);
+export async function launchBrowser(name, options) {
+  const b = new TestBrowser(name, options);
   await b.launch();
   return b;
 }

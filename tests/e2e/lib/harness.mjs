@@ -44,3 +44,51 @@ export async function waitRising(page, key, { more = 20, timeoutMs = 30_000, tra
   const first = await waitDecoding(page, key, { timeoutMs, trackId });
   return waitDecoding(page, key, { frames: first.framesDecoded + more, timeoutMs, trackId });
 }
+
+/**
+ * Waits until the publishing page `key` encodes all three simulcast layers at a real frame rate
+ * (>= 20 fps); returns how long that took. A layer its own bandwidth estimate holds back is kept at
+ * full resolution but drops frames, which subscribers would see as stalls that are not the server's.
+ */
+export async function waitPublisherLayers(page, key, timeoutMs = 90_000) {
+  const t0 = Date.now();
+  let seen = [];
+  try {
+    await poll(async () => {
+      seen = await page.evaluate(async (k) => {
+        const out = [];
+        (await T.room(k).publisherPc.getStats()).forEach((s) => {
+          if (s.type === 'outbound-rtp' && s.kind === 'video') {
+            out.push({ width: s.frameWidth, fps: s.framesPerSecond ?? 0, limit: s.qualityLimitationReason });
+          }
+        });
+        return out;
+      }, key);
+      const live = seen.filter((l) => l.fps >= 20).map((l) => l.width);
+      return [320, 640, 1280].every((w) => live.includes(w));
+    }, { timeoutMs, intervalMs: 500, what: `${key} encoding all three layers` });
+  } catch (e) {
+    e.message += `; last seen ${JSON.stringify(seen)}`;
+    throw e;
+  }
+  return Date.now() - t0;
+}
+
+/**
+ * The longest time without a new decoded frame in sampler output ({t, framesDecoded}), counting
+ * only from time `from` on (same clock as `t`); returns {ms, at} where `at` is the sample index.
+ */
+export function longestStall(samples, from = -Infinity) {
+  const window = samples.filter((s) => s.t >= from);
+  if (window.length === 0) return { ms: Infinity, at: null };
+  let lastRise = window[0].t;
+  let worst = { ms: 0, at: null };
+  for (let i = 1; i < window.length; i++) {
+    if (window[i].framesDecoded > window[i - 1].framesDecoded) {
+      if (window[i].t - lastRise > worst.ms) worst = { ms: window[i].t - lastRise, at: i };
+      lastRise = window[i].t;
+    }
+  }
+  const tail = window.at(-1).t - lastRise;
+  return tail > worst.ms ? { ms: tail, at: window.length - 1 } : worst;
+}

@@ -6,12 +6,14 @@
 
 mod controller;
 mod estimator;
+mod pacer;
 
 use std::time::Duration;
 
 use crate::Bitrate;
 
 pub use controller::ProbeConfig;
+pub use pacer::ProbePacer;
 pub(crate) use controller::{ProbeContext, ProbeController};
 pub(crate) use estimator::{ProbeEstimator, ProbeOutcome};
 

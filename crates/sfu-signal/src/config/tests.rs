@@ -100,6 +100,7 @@ fn toml_file_parse() {
         shards = 4
         departure_timeout_secs = 5
         max_message_bytes = 131072
+        bandwidth_estimation = false
 
         [auth]
         api_key = "k1"

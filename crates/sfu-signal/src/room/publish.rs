@@ -128,6 +128,7 @@ impl Hub {
             layers: track.info.layers.clone(),
             settings,
             muted: track.info.muted,
+            source: track.info.source,
         };
         match self.media.subscriber_add_track(s.subscriber_conn, subscriber.clone(), spec).await {
             Ok(()) => {

@@ -3,14 +3,14 @@
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use sfu_core::{Forwarder, ResendGuard, RtpHistory};
-use sfu_proto::ParticipantId;
+use sfu_core::{AllocationDecision, Forwarder, ResendGuard, RtpHistory};
+use sfu_proto::{ParticipantId, TrackSource};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::peer_factory::Direction;
-use super::egress_bwe::EgressBwe;
+use super::egress::EgressBwe;
 use crate::TrackKey;
 
 pub(crate) struct Conn {
@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     pub down_tracks: HashMap<TrackKey, DownTrack>,
     /// Subscriber side: the bandwidth estimate of this connection.
     pub bwe: Option<EgressBwe>,
+    /// Subscriber side: the last id handed to a down track for the allocator.
+    pub next_alloc_id: u64,
 }
 
 impl Conn {
@@ -55,6 +57,7 @@ impl Conn {
             published_mids: HashMap::new(),
             down_tracks: HashMap::new(),
             bwe: None,
+            next_alloc_id: 0,
         }
     }
 }
@@ -69,6 +72,23 @@ pub(crate) struct DownTrack {
     pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
     pub history: RtpHistory<(rtc::rtp::Packet, ResendGuard)>,
+    /// The output sequence number of the last packet forwarded, where probes start looking.
+    pub last_seq: Option<u16>,
+    pub last_sent_at: Option<Instant>,
+    /// The RTX stream paired with this track, once the subscriber accepted it.
+    pub rtx: Option<RtxStream>,
+    /// What the allocator sees: an id unique on this connection, the source and the size the
+    /// subscriber renders the track at (pixels, 0 = unknown).
+    pub alloc_id: u64,
+    pub source: TrackSource,
+    pub rendered_area: u32,
+    /// The allocator's last decision applied to the forwarder.
+    pub allocation: Option<AllocationDecision>,
+}
 
-
+/// An RTX (RFC 4588) stream: its own SSRC, payload type and sequence numbers.
+pub(crate) struct RtxStream {
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub next_seq: u16,
 }

@@ -64,7 +64,7 @@ impl Shard {
             self.by_ufrag.insert(credentials.ufrag.clone(), id);
             let mut conn = Conn::new(owner, direction, pc, credentials.ufrag);
             if estimate {
-                conn.bwe = Some(super::egress_bwe::EgressBwe::new(now));
+                conn.bwe = Some(super::egress::EgressBwe::new(now));
             }
             self.conns.insert(id, conn);
         }

@@ -3,7 +3,6 @@
 
 mod conn;
 mod egress;
-mod egress_bwe;
 mod ingress;
 mod sdp_info;
 
@@ -21,7 +20,7 @@ use crate::metrics::ShardMetrics;
 use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
-pub(crate) use egress_bwe::TRANSPORT_CC_URI;
+pub(crate) use egress::TRANSPORT_CC_URI;
 use ingress::{MediaPacket, Published};
 
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
@@ -55,7 +54,6 @@ pub(crate) struct ShardHandle {
 pub(crate) struct Shard {
     index: usize,
     socket: Option<std::net::UdpSocket>,
-    local_addr: SocketAddr,
     announce: SocketAddr,
     /// Subscriber connections negotiate transport-cc and estimate their bandwidth.
     estimate_bandwidth: bool,
@@ -91,11 +89,9 @@ impl Shard {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
-        let local_addr = socket.local_addr()?;
         Ok(Self {
             index,
             socket: Some(socket),
-            local_addr,
             announce,
             estimate_bandwidth,
             commands,
@@ -203,7 +199,9 @@ impl Shard {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
-                local_addr: self.local_addr,
+                // The stack matches this against its host candidate, which names the announced
+                // address: with a wildcard bind or behind a 1:1 NAT the socket's own differs.
+                local_addr: self.announce,
                 peer_addr: from,
                 transport_protocol: TransportProtocol::UDP,
                 ecn: None,
@@ -225,9 +223,7 @@ impl Shard {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.deadline = None;
                 let _ = conn.pc.handle_timeout(now);
-                if let Some(bwe) = conn.bwe.as_mut() {
-                    bwe.handle_timeout(now);
-                }
+                self.on_bandwidth_timeout(id, now);
                 self.mark_dirty(id);
             }
         }
@@ -325,7 +321,7 @@ impl Shard {
             Command::RemoteCandidate { conn, candidate, reply } => {
                 let _ = reply.send(self.remote_candidate(conn, candidate));
             }
-            Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings),
+            Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings, now),
             Command::SetMuted { key, muted } => self.set_muted(key, muted),
             Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
             Command::Close { conn } => self.close_conn(conn),

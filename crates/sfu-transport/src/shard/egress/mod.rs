@@ -6,19 +6,22 @@ use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, R
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use sfu_core::{Decision, Forwarder, ResendGuard, RtpHistory, VideoCodec};
 use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
 use std::time::Instant;
 
-use super::conn::DownTrack;
+mod bandwidth;
+mod bwe;
+mod rtcp;
+
+pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
+
+use super::conn::{DownTrack, RtxStream};
 use super::ingress::MediaPacket;
 use super::{Command, Shard};
 use crate::peer_factory::Direction;
@@ -47,13 +50,17 @@ impl Shard {
         }
         let ssrc = rand::random::<u32>();
         let kind = if spec.kind == TrackKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+        // An RTX stream for video, kept only if the subscriber accepts it (see
+        // resolve_payload_types): the carrier of probes and retransmissions.
+        let rtx = (kind == RtpCodecKind::Video && conn.bwe.is_some())
+            .then(|| RTCRtpRtxParameters { ssrc: rand::random::<u32>() });
         let track = MediaStreamTrack::new(
             spec.publisher.to_string(),
             spec.track_id.to_string(),
             spec.track_id.to_string(),
             kind,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), rtx, ..Default::default() },
                 codec: RTCRtpCodec {
                     mime_type: spec.mime.clone(),
                     clock_rate: spec.clock_rate,
@@ -78,6 +85,11 @@ impl Shard {
             forwarder.on_connected(now);
         }
         let capacity = if spec.kind == TrackKind::Audio { AUDIO_HISTORY } else { VIDEO_HISTORY };
+        conn.next_alloc_id += 1;
+        let alloc_id = conn.next_alloc_id;
+        if let Some(bwe) = conn.bwe.as_mut() {
+            bwe.allocation_due = true;
+        }
         conn.down_tracks.insert(
             spec.key,
             DownTrack {
@@ -87,7 +99,13 @@ impl Shard {
                 payload_type: None,
                 forwarder,
                 history: RtpHistory::new(capacity),
-
+                last_seq: None,
+                last_sent_at: None,
+                rtx: None,
+                alloc_id,
+                source: spec.source,
+                rendered_area: rendered_area(&spec.settings),
+                allocation: None,
             },
         );
         self.subscribers.entry(spec.key).or_default().push(id);
@@ -99,6 +117,9 @@ impl Shard {
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
         let down = conn.down_tracks.remove(&key).ok_or(MediaError::NoTrack)?;
         conn.pc.remove_track(down.sender)?;
+        if let Some(bwe) = conn.bwe.as_mut() {
+            bwe.allocation_due = true;
+        }
         self.unlink_subscriber(id, key, Instant::now());
         Ok(())
     }
@@ -191,21 +212,36 @@ impl Shard {
             {
                 bwe.extension_id = Some(ext.id as u8);
             }
-            down.payload_type = sender
-                .get_parameters()
-                .rtp_parameters
-                .codecs
+            let codecs = &parameters.rtp_parameters.codecs;
+            down.payload_type = codecs
                 .iter()
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&down.mime))
                 .map(|c| c.payload_type);
+            // RTX survives negotiation only if the subscriber answered with it for our codec.
+            let apt = down.payload_type.map(|pt| format!("apt={pt}"));
+            let rtx_payload_type = codecs
+                .iter()
+                .find(|c| {
+                    c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX)
+                        && apt.as_deref().is_some_and(|apt| c.rtp_codec.sdp_fmtp_line.split(';').any(|p| p.trim() == apt))
+                })
+                .map(|c| c.payload_type);
+            let rtx_ssrc = parameters.encodings.first().and_then(|e| e.rtp_coding_parameters.rtx.as_ref()).map(|r| r.ssrc);
+            down.rtx = match (rtx_ssrc, rtx_payload_type, down.rtx.take()) {
+                (Some(ssrc), Some(payload_type), Some(kept)) if kept.ssrc == ssrc => Some(RtxStream { payload_type, ..kept }),
+                (Some(ssrc), Some(payload_type), _) => Some(RtxStream { ssrc, payload_type, next_seq: rand::random() }),
+                _ => None,
+            };
         }
     }
 
-    pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings) {
-        if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
+    pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if let Some(down) = conn.down_tracks.get_mut(&key) {
             down.forwarder.set_preference(settings);
+            down.rendered_area = rendered_area(settings);
+            self.reallocate(id, now);
         }
-
     }
 
     pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
@@ -252,8 +288,13 @@ impl Shard {
                         payload: packet.payload.clone(),
                     };
                     down.history.insert(t.seq, (out.clone(), ResendGuard::default()));
+                    down.last_seq = Some(t.seq);
+                    down.last_sent_at = Some(now);
                     if let Some(bwe) = conn.bwe.as_mut() {
-                        bwe.stamp(&mut out, now, None);
+                        if down.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
+                            bwe.on_video_started(now);
+                        }
+                        bwe.stamp(&mut out, now, false);
                     }
                     let sent = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, out));
                     match sent {
@@ -344,66 +385,12 @@ impl Shard {
             _ => {}
         }
     }
+}
 
-    /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
-    /// the track of its first report only, so each packet is routed by its own media SSRC.
-    fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
-        let mut keyframes = Vec::new();
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        for packet in &packets {
-            tracing::trace!(conn = id.0, ?packet, "subscriber rtcp");
-            let any = packet.as_any();
-            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                keyframes.push(pli.media_ssrc);
-            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                keyframes.extend(fir.fir.iter().map(|entry| entry.ssrc));
-            } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
-                if let Some(bwe) = conn.bwe.as_mut() {
-                    bwe.on_transport_cc(cc, now);
-                    self.metrics.estimate.record(bwe.estimator.estimate().as_f64());
-                }
-            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                if let Some(bwe) = conn.bwe.as_mut() {
-                    bwe.on_remb(remb.bitrate, now);
-                }
-            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                self.metrics.nacks_received.increment(1);
-                let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
-                for pair in &nack.nacks {
-                    for seq in pair.packet_list() {
-                        let Some((packet, guard)) = down.history.get_mut(seq) else {
-                            self.metrics.retransmissions_missed.increment(1);
-                            continue;
-                        };
-                        if !guard.allow(now) {
-                            self.metrics.retransmissions_refused.increment(1);
-                            continue;
-                        }
-                        let mut p = packet.clone();
-                        if let Some(bwe) = conn.bwe.as_mut() {
-                            bwe.stamp(&mut p, now, None);
-                        }
-                        if let Some(Ok(())) = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p)) {
-                            self.metrics.retransmissions.increment(1);
-                        }
-                    }
-                }
-            }
-        }
-        let mut requests = Vec::new();
-        for ssrc in keyframes {
-            if let Some((key, down)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc) {
-                let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
-                if let Some(layer) = layer {
-                    requests.push((*key, layer));
-                }
-            }
-        }
-        for (key, layer) in requests {
-            self.metrics.keyframe_requests_relayed.increment(1);
-            self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
-        }
-        self.mark_dirty(id);
+/// The pixels a subscriber renders a track at, from its viewport hint (0 = unknown).
+fn rendered_area(settings: &SubscriptionSettings) -> u32 {
+    match (settings.max_width, settings.max_height) {
+        (Some(w), Some(h)) => w.saturating_mul(h),
+        _ => 0,
     }
-
 }

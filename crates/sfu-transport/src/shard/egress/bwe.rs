@@ -1,22 +1,31 @@
 //! Send-side bandwidth estimation of one subscriber connection: every RTP packet we send gets a
 //! transport-wide sequence number, and the subscriber's transport-cc feedback is matched against
-//! them by `sfu-bwe`.
-//!
-//! Probing is off: a probe must be packets the browser accepts and then discards (RTX or
-//! padding), and the rtc stack lets the application write neither. Re-sending media packets
-//! does not work either: SRTP replay protection drops them before they are counted, so they
-//! read as loss. Without probes the estimate follows what is actually sent.
+//! them by `sfu-bwe`. The estimate is shared among the connection's tracks by sfu-core's
+//! allocator; probe bursts (RTX copies of recent packets) test for headroom before an up-switch.
 
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
 use rtc::rtp::header::Extension;
-use sfu_bwe::{Bitrate, BweConfig, ProbeConfig, SendSideBwe, SentPacket, TransportFeedback};
+use sfu_bwe::{
+    Bitrate, BweConfig, ProbeConfig, ProbePacer, SendSideBwe, SentPacket, TransportFeedback,
+};
+use sfu_core::Allocator;
 use std::time::{Duration, Instant};
 
 /// The transport-wide sequence number header extension (draft-holmer-rmcat-transport-wide-cc).
 pub const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The estimate before any feedback. Higher than a cold video call's usual 300 kbit/s: a
+/// subscriber mostly sits on a LAN or broadband link, and the initial probes (3x, 6x) then
+/// reach the top layer of a simulcast track in their first round.
+pub const SUBSCRIBER_START_BITRATE: Bitrate = Bitrate::kbps(1_000);
+
+/// How long after video starts flowing the estimate is left to find its level (initial probes
+/// and their feedback) before it caps anything. Until then tracks flow as the subscriber asked;
+/// the first allocation then places each on the best layer that fits.
+pub const SETTLE_TIME: Duration = Duration::from_millis(1_500);
 
 pub(crate) struct EgressBwe {
     pub estimator: SendSideBwe,
@@ -24,20 +33,58 @@ pub(crate) struct EgressBwe {
     /// The extension id the subscriber negotiated; None until it answered (or if it declined
     /// transport-cc, in which case there is no estimate beyond REMB).
     pub extension_id: Option<u8>,
+    pub allocator: Allocator,
+    /// The probe burst being sent, if any.
+    pub pacer: Option<ProbePacer>,
+    /// Where the next probe looks for a packet to copy (counts back from the newest).
+    pub probe_cursor: u16,
+    /// When allocation starts (set once video flows: [`SETTLE_TIME`] later).
+    pub allocate_from: Option<Instant>,
+    /// Allocation is due at the next timeout (the estimate or the tracks changed).
+    pub allocation_due: bool,
 }
 
 impl EgressBwe {
     pub fn new(now: Instant) -> Self {
-        let config = BweConfig {
-            probe: ProbeConfig { initial: false, periodic_interval: None, ..ProbeConfig::default() },
-            ..BweConfig::default()
-        };
-        Self { estimator: SendSideBwe::new(config, now), next_seq: 0, extension_id: None }
+        Self {
+            estimator: SendSideBwe::new(Self::config(), now),
+            next_seq: 0,
+            extension_id: None,
+            allocator: Allocator::new(),
+            pacer: None,
+            probe_cursor: 0,
+            allocate_from: None,
+            allocation_due: false,
+        }
     }
 
-    /// Stamps the next transport-wide sequence number on `packet` and records its departure.
-    pub fn stamp(&mut self, packet: &mut rtc::rtp::Packet, now: Instant, probe_cluster: Option<u32>) {
-        let Some(id) = self.extension_id else { return };
+    fn config() -> BweConfig {
+        BweConfig {
+            start_bitrate: SUBSCRIBER_START_BITRATE,
+            probe: ProbeConfig::default(),
+            ..BweConfig::default()
+        }
+    }
+
+    /// The first video packet went out: estimate afresh from here (the initial probes copy
+    /// recent video packets, which only exist now), and allocate once the estimate settled.
+    pub fn on_video_started(&mut self, now: Instant) {
+        if self.allocate_from.is_none() {
+            self.estimator = SendSideBwe::new(Self::config(), now);
+            self.allocate_from = Some(now + SETTLE_TIME);
+        }
+    }
+
+    /// Whether the allocator's decisions apply yet.
+    pub fn is_allocating(&self, now: Instant) -> bool {
+        self.allocate_from.is_some_and(|from| now >= from)
+    }
+
+    /// Stamps the next transport-wide sequence number on `packet` and records its departure,
+    /// as part of the probe burst under way, if any. Returns false (and records nothing)
+    /// when the subscriber did not negotiate transport-cc.
+    pub fn stamp(&mut self, packet: &mut rtc::rtp::Packet, now: Instant, probe: bool) -> bool {
+        let Some(id) = self.extension_id else { return false };
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let payload = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
@@ -46,7 +93,14 @@ impl EgressBwe {
         packet.header.extension = true;
         packet.header.extension_profile = 0xBEDE;
         let size = 12 + 8 + packet.payload.len();
+        let probe_cluster = self.pacer.as_mut().map(|pacer| {
+            if !probe {
+                pacer.on_media_sent(size);
+            }
+            pacer.cluster_id()
+        });
         self.estimator.on_packet_sent(SentPacket { transport_seq: seq, size, at: now, probe_cluster });
+        true
     }
 
     pub fn on_transport_cc(&mut self, feedback: &TransportLayerCc, now: Instant) {
@@ -64,7 +118,14 @@ impl EgressBwe {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.estimator.poll_timeout()
+        let allocation = match self.allocate_from {
+            Some(from) if self.allocation_due => Some(from),
+            _ => self.allocator.poll_timeout(),
+        };
+        [self.estimator.poll_timeout(), self.pacer.as_ref().map(ProbePacer::poll_timeout), allocation]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -1,0 +1,202 @@
+//! Applying a subscriber's bandwidth estimate: sfu-core's allocator shares it among the
+//! connection's tracks, each decision caps (or pauses) that track's forwarder, and probe bursts
+//! of RTX copies test for headroom before an up-switch.
+
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::sansio::Protocol;
+use sfu_bwe::{Bitrate, ProbePacer};
+use sfu_core::{AllocationDecision, PauseReason, TrackDemand};
+use sfu_proto::TrackKind;
+use std::time::Instant;
+
+use super::EgressBwe;
+use crate::ConnId;
+use crate::plane::MediaEvent;
+use crate::shard::Shard;
+use crate::shard::conn::DownTrack;
+
+/// How far back from the newest packet a probe burst looks for packets to copy.
+const PROBE_LOOKBACK: u16 = 64;
+
+impl Shard {
+    /// Time-driven bandwidth work of a subscriber connection: the estimator's timers, probe
+    /// packets that are due, and an allocation that is due.
+    pub(in crate::shard) fn on_bandwidth_timeout(&mut self, id: ConnId, now: Instant) {
+        let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.bwe.as_mut()) else { return };
+        bwe.handle_timeout(now);
+        let due = bwe.is_allocating(now)
+            && (bwe.allocation_due || bwe.allocator.poll_timeout().is_some_and(|at| at <= now));
+        if due {
+            self.reallocate(id, now);
+        }
+        self.send_due_probes(id, now);
+    }
+
+    /// Shares the connection's estimate among its tracks and applies the decisions that
+    /// changed.
+    pub(in crate::shard) fn reallocate(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(bwe) = conn.bwe.as_mut() else { return };
+        if !bwe.is_allocating(now) {
+            bwe.allocation_due = true;
+            return;
+        }
+        bwe.allocation_due = false;
+        let demands: Vec<TrackDemand> = conn
+            .down_tracks
+            .iter()
+            .map(|(key, down)| {
+                let rates = self.layer_rates.get(key).map(|r| r.bitrates(now)).unwrap_or_default();
+                demand(down, rates)
+            })
+            .collect();
+        let estimate = bwe.estimator.estimate().as_bps();
+        let allocations = bwe.allocator.allocate(estimate, &demands, now);
+        bwe.estimator.set_desired_bitrate(Some(Bitrate::bps(allocations.desired_bps)), now);
+        if let Some(blocked) = allocations.blocked_up_switch
+            && bwe.pacer.is_none()
+        {
+            bwe.estimator.request_probe(Bitrate::bps(blocked.needed_bps), now);
+        }
+        let mut events = Vec::new();
+        for (key, down) in conn.down_tracks.iter_mut() {
+            let Some(decision) = allocations.decision(down.alloc_id) else { continue };
+            let previous = down.allocation.replace(decision);
+            if previous == Some(decision) {
+                continue;
+            }
+            down.forwarder.set_bandwidth_allocation(decision);
+            tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate, "allocation");
+            if is_up(previous, decision) {
+                self.metrics.allocation_up.increment(1);
+            } else if previous.is_some() {
+                self.metrics.allocation_down.increment(1);
+            }
+            let paused = |d: Option<AllocationDecision>| d == Some(AllocationDecision::Paused(PauseReason::Bandwidth));
+            if paused(Some(decision)) != paused(previous) {
+                if paused(Some(decision)) {
+                    self.metrics.paused(PauseReason::Bandwidth);
+                }
+                events.push(MediaEvent::StreamState {
+                    conn: id,
+                    key: *key,
+                    paused: paused(Some(decision)).then_some(PauseReason::Bandwidth),
+                });
+            }
+        }
+        for event in events {
+            self.emit(event);
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Sends the probe packets due now: RTX copies of the newest packets of the connection's
+    /// video, so the path carries the cluster's rate without the browser seeing anything new.
+    fn send_due_probes(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(bwe) = conn.bwe.as_mut() else { return };
+        if !conn.connected {
+            return;
+        }
+        loop {
+            if bwe.pacer.is_none() {
+                let Some(cluster) = bwe.estimator.poll_probe(now) else { break };
+                tracing::debug!(conn = id.0, target = %cluster.target, "probe burst");
+                self.metrics.probe_clusters.increment(1);
+                bwe.pacer = Some(ProbePacer::new(cluster, now));
+            }
+            let Some(pacer) = bwe.pacer.as_mut() else { break };
+            if pacer.is_done() || pacer.has_expired(now) {
+                bwe.pacer = None;
+                continue;
+            }
+            if !pacer.is_due(now) {
+                break;
+            }
+            let sent = probe_source(conn.down_tracks.values_mut(), bwe.probe_cursor)
+                .and_then(|(down, seq)| send_rtx(&mut conn.pc, down, bwe, seq, now, true));
+            bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
+            let Some(pacer) = bwe.pacer.as_mut() else { break };
+            match sent {
+                Some(size) => {
+                    self.metrics.probe_packets.increment(1);
+                    pacer.on_probe_sent(size, now);
+                }
+                None => pacer.on_nothing_to_send(now),
+            }
+        }
+        self.mark_dirty(id);
+    }
+}
+
+/// What one down track asks of the allocator.
+fn demand(down: &DownTrack, rates: Vec<Option<u64>>) -> TrackDemand {
+    let kind = down.forwarder.kind();
+    TrackDemand {
+        id: down.alloc_id,
+        kind,
+        source: down.source,
+        active_speaker: false,
+        rendered_area: down.rendered_area,
+        max_layer: down.forwarder.preferred_layer(),
+        audio_bitrate: if kind == TrackKind::Audio { rates.first().copied().flatten() } else { None },
+        layer_bitrates: if kind == TrackKind::Video { rates } else { Vec::new() },
+    }
+}
+
+fn is_up(previous: Option<AllocationDecision>, next: AllocationDecision) -> bool {
+    match (previous, next) {
+        (Some(AllocationDecision::Layer(a)), AllocationDecision::Layer(b)) => b > a,
+        (Some(AllocationDecision::Paused(_)), AllocationDecision::Layer(_) | AllocationDecision::Audio) => true,
+        _ => false,
+    }
+}
+
+/// A packet to copy for a probe: `cursor` steps back from the newest packet of the video track
+/// (with RTX) sent most recently, or the newest itself when the history is not that deep yet.
+fn probe_source<'a>(
+    tracks: impl Iterator<Item = &'a mut DownTrack>,
+    cursor: u16,
+) -> Option<(&'a mut DownTrack, u16)> {
+    let down = tracks.filter(|d| d.rtx.is_some() && d.last_seq.is_some()).max_by_key(|d| d.last_sent_at)?;
+    let newest = down.last_seq?;
+    let seq = [newest.wrapping_sub(cursor), newest].into_iter().find(|&seq| down.history.get(seq).is_some())?;
+    Some((down, seq))
+}
+
+/// Sends the packet `seq` of `down`'s history again as RTX; returns its size, or None when
+/// there is no such packet, no RTX stream, or the stack refused it.
+pub(super) fn send_rtx(
+    pc: &mut RTCPeerConnection,
+    down: &mut DownTrack,
+    bwe: &mut EgressBwe,
+    seq: u16,
+    now: Instant,
+    probe: bool,
+) -> Option<usize> {
+    let rtx = down.rtx.as_mut()?;
+    let (original, _) = down.history.get(seq)?;
+    let mut payload = bytes::BytesMut::with_capacity(2 + original.payload.len());
+    payload.extend_from_slice(&seq.to_be_bytes());
+    payload.extend_from_slice(&original.payload);
+    let mut packet = rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            marker: original.header.marker,
+            payload_type: rtx.payload_type,
+            sequence_number: rtx.next_seq,
+            timestamp: original.header.timestamp,
+            ssrc: rtx.ssrc,
+            ..Default::default()
+        },
+        payload: payload.freeze(),
+    };
+    rtx.next_seq = rtx.next_seq.wrapping_add(1);
+    let size = packet.payload.len();
+    bwe.stamp(&mut packet, now, probe);
+    // Through the connection directly: the sender's own write path accepts only the primary
+    // SSRC. The stack still runs its interceptors and SRTP on the packet.
+    let message = TaggedRTCMessage { now, message: RTCMessage::RtpPacket(Default::default(), packet) };
+    pc.handle_write(message).ok().map(|()| size)
+}

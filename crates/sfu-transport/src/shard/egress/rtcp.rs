@@ -1,0 +1,88 @@
+//! A subscriber's RTCP: keyframe requests relayed to the publisher's shard, NACKs answered from
+//! the track's history (as RTX when negotiated), and congestion feedback fed to the estimator.
+
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use std::time::Instant;
+
+use super::bandwidth::send_rtx;
+use crate::ConnId;
+use crate::shard::{Command, Shard};
+
+impl Shard {
+    /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
+    /// the track of its first report only, so each packet is routed by its own media SSRC.
+    pub(super) fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
+        let mut keyframes = Vec::new();
+        let mut reallocate = false;
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        for packet in &packets {
+            tracing::trace!(conn = id.0, ?packet, "subscriber rtcp");
+            let any = packet.as_any();
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                keyframes.push(pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                keyframes.extend(fir.fir.iter().map(|entry| entry.ssrc));
+            } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                if let Some(bwe) = conn.bwe.as_mut() {
+                    bwe.on_transport_cc(cc, now);
+                    self.metrics.estimate.record(bwe.estimator.estimate().as_f64());
+                    reallocate = true;
+                }
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                if let Some(bwe) = conn.bwe.as_mut() {
+                    bwe.on_remb(remb.bitrate, now);
+                }
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                self.metrics.nacks_received.increment(1);
+                let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
+                for pair in &nack.nacks {
+                    for seq in pair.packet_list() {
+                        let Some((_, guard)) = down.history.get_mut(seq) else {
+                            self.metrics.retransmissions_missed.increment(1);
+                            continue;
+                        };
+                        if !guard.allow(now) {
+                            self.metrics.retransmissions_refused.increment(1);
+                            continue;
+                        }
+                        let resent = match conn.bwe.as_mut() {
+                            Some(bwe) if down.rtx.is_some() => send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some(),
+                            bwe => {
+                                let Some((packet, _)) = down.history.get(seq) else { continue };
+                                let mut p = packet.clone();
+                                if let Some(bwe) = bwe {
+                                    bwe.stamp(&mut p, now, false);
+                                }
+                                matches!(conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p)), Some(Ok(())))
+                            }
+                        };
+                        if resent {
+                            self.metrics.retransmissions.increment(1);
+                        }
+                    }
+                }
+            }
+        }
+        let mut requests = Vec::new();
+        for ssrc in keyframes {
+            if let Some((key, down)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc) {
+                let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
+                if let Some(layer) = layer {
+                    requests.push((*key, layer));
+                }
+            }
+        }
+        for (key, layer) in requests {
+            self.metrics.keyframe_requests_relayed.increment(1);
+            self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
+        }
+        if reallocate {
+            self.reallocate(id, now);
+        }
+        self.mark_dirty(id);
+    }
+}

@@ -1,0 +1,95 @@
+// Bandwidth estimation against a real bottleneck: a subscriber browser in its own network
+// namespace, its downlink capped with tc tbf at 600 kbit/s, drops to a lower layer within 5 s and
+// keeps decoding; with the cap lifted it climbs back to 1280 wide within 15 s. A second subscriber
+// on loopback stays on the top layer throughout.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, longestStall } from './lib/harness.mjs';
+import { launchBrowser, CHROMIUM_PATH } from './lib/browser.mjs';
+import { PeerNamespace } from './lib/netns.mjs';
+import { poll, sleep } from './lib/server.mjs';
+
+const ROOM = 'capped';
+const ns = new PeerNamespace('k').create();
+after(() => ns.destroy());
+// Both namespaces reach the server at the host end of the veth pair.
+const ctx = useServerAndBrowser('k-constrained-link', 11, {
+  env: { SFU_BIND: '0.0.0.0', SFU_ANNOUNCE: ns.hostAddr, SFU_LOG: 'info,sfu_transport::shard::egress=debug' },
+});
+
+async function width(page, key) {
+  return (await page.evaluate((k) => T.stats(k, 'video'), key))?.frameWidth;
+}
+
+async function metric(name, label) {
+  const text = await (await fetch(`${ctx.server.httpUrl}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name) && (!label || l.includes(label)))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+test('a capped subscriber drops a layer within 5 s and climbs back within 15 s of the cap lifting', { timeout: 300_000 }, async () => {
+  const url = `http://${ns.hostAddr}:${ctx.server.httpPort}`;
+  const capped = await launchBrowser('k-capped', {
+    executablePath: ns.chromiumWrapper(CHROMIUM_PATH),
+    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${url}`],
+  });
+  after(() => capped.close());
+
+  const pub = await ctx.page('pub');
+  await pub.evaluate((room) => T.join('p', { room, identity: 'alice', publish: true }), ROOM);
+  const free = await ctx.page('free');
+  await free.evaluate((room) => T.join('s', { room, identity: 'free' }), ROOM);
+  const cap = await capped.openPage(url, 'capped');
+  await cap.evaluate((room) => T.join('s', { room, identity: 'capped' }), ROOM);
+  const [freeVideo] = (await waitForTracks(free, 's', ['video'])).filter((t) => t.kind === 'video');
+  const [capVideo] = (await waitForTracks(cap, 's', ['video'])).filter((t) => t.kind === 'video');
+  await waitRising(free, 's');
+  await waitRising(cap, 's');
+  console.log(`publisher encodes all three layers after ${await waitPublisherLayers(pub, 'p')} ms`);
+  await poll(async () => (await width(free, 's')) === 1280 && (await width(cap, 's')) === 1280,
+    { timeoutMs: 30_000, intervalMs: 250, what: 'both subscribers at 1280 before the cap' });
+
+  await free.evaluate((id) => T.startSampler('s', id, 200), freeVideo.trackId);
+  await cap.evaluate((id) => T.startSampler('s', id, 200), capVideo.trackId);
+  const downBefore = await metric('sfu_allocation_changes_total', 'direction="down"');
+
+  ns.cap('600kbit');
+  const capAt = Date.now();
+  const capAtPage = await cap.evaluate(() => performance.now());
+  const dropped = await poll(async () => {
+    const w = await width(cap, 's');
+    return w !== undefined && w <= 640 && w;
+  }, { timeoutMs: 20_000, intervalMs: 100, what: 'the capped subscriber below 1280' });
+  const dropMs = Date.now() - capAt;
+  console.log(`cap 600 kbit/s: capped subscriber at ${dropped} px after ${dropMs} ms`);
+  await sleep(8_000); // it has to live on the constrained link for a while
+  const underCap = await width(cap, 's');
+  console.log(`after 8 s under the cap: ${underCap} px`);
+
+  ns.uncap();
+  const liftAt = Date.now();
+  await poll(async () => (await width(cap, 's')) === 1280,
+    { timeoutMs: 40_000, intervalMs: 250, what: 'the capped subscriber back at 1280' });
+  const climbMs = Date.now() - liftAt;
+  console.log(`cap lifted: capped subscriber back at 1280 after ${climbMs} ms`);
+
+  const capSamples = await cap.evaluate(() => T.stopSampler('s'));
+  const freeSamples = await free.evaluate(() => T.stopSampler('s'));
+  const capStall = longestStall(capSamples, capAtPage);
+  const freeStall = longestStall(freeSamples);
+  const freeWidths = [...new Set(freeSamples.map((s) => s.frameWidth))];
+  const probes = await metric('sfu_probe_clusters_total');
+  const downs = (await metric('sfu_allocation_changes_total', 'direction="down"')) - downBefore;
+  console.log(`capped: longest stall ${Math.round(capStall.ms)} ms; free: longest stall ${Math.round(freeStall.ms)} ms, widths ${freeWidths}`);
+  console.log(`server: ${downs} down-switches during the test, ${probes} probe bursts in all`);
+
+  assert.ok(dropMs <= 5_000, `took ${dropMs} ms to leave the top layer under the cap`);
+  assert.ok(underCap <= 640, `back on ${underCap} px while still capped`);
+  assert.ok(capStall.ms <= 1_000, `capped subscriber stalled for ${Math.round(capStall.ms)} ms`);
+  assert.ok(climbMs <= 15_000, `took ${climbMs} ms to climb back to 1280 after the cap was lifted`);
+  assert.deepEqual(freeWidths, [1280], 'the uncapped subscriber left the top layer');
+  assert.ok(freeStall.ms <= 1_000, `uncapped subscriber stalled for ${Math.round(freeStall.ms)} ms`);
+  assert.ok(downs >= 1, 'the allocator never switched down');
+  assert.ok(probes >= 1, 'no probe burst was sent');
+});

@@ -1,0 +1,63 @@
+// A second network namespace joined to the test's own by a veth pair, for a browser whose link
+// the test constrains with tc (token bucket filter) while everything else stays on loopback.
+//
+//   test namespace (server, other browsers)        peer namespace (constrained browser)
+//   HOST_ADDR on `vh-<tag>`  <------ veth ------>  PEER_ADDR on `vp-<tag>`
+//
+// A cap applies to the host side's egress: what the server sends to the peer's browser.
+
+import { execFileSync } from 'node:child_process';
+import { writeFileSync, chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+function ip(...args) {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export class PeerNamespace {
+  constructor(tag, { hostAddr = '10.77.0.1', peerAddr = '10.77.0.2' } = {}) {
+    this.name = `sfu-e2e-${tag}-${process.pid}`;
+    this.hostDev = `vh-${tag}`.slice(0, 15);
+    this.peerDev = `vp-${tag}`.slice(0, 15);
+    this.hostAddr = hostAddr;
+    this.peerAddr = peerAddr;
+    this.wrapperDir = null;
+  }
+
+  create() {
+    ip('netns', 'add', this.name);
+    ip('link', 'add', this.hostDev, 'type', 'veth', 'peer', 'name', this.peerDev, 'netns', this.name);
+    ip('addr', 'add', `${this.hostAddr}/30`, 'dev', this.hostDev);
+    ip('link', 'set', this.hostDev, 'up');
+    ip('-n', this.name, 'addr', 'add', `${this.peerAddr}/30`, 'dev', this.peerDev);
+    ip('-n', this.name, 'link', 'set', this.peerDev, 'up');
+    ip('-n', this.name, 'link', 'set', 'lo', 'up');
+    return this;
+  }
+
+  /** Caps what the test namespace sends to the peer at `rate` (tc syntax, e.g. '600kbit'). */
+  cap(rate) {
+    execFileSync('tc', ['qdisc', 'replace', 'dev', this.hostDev, 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '400ms']);
+  }
+
+  uncap() {
+    execFileSync('tc', ['qdisc', 'del', 'dev', this.hostDev, 'root']);
+  }
+
+  /** An executable that runs Chromium inside the peer namespace (for playwright's executablePath). */
+  chromiumWrapper(chromiumPath) {
+    this.wrapperDir = mkdtempSync(path.join(tmpdir(), 'sfu-e2e-netns-'));
+    const wrapper = path.join(this.wrapperDir, 'chromium');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${this.name} ${chromiumPath} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    return wrapper;
+  }
+
+  destroy() {
+    try {
+      ip('netns', 'del', this.name); // takes the veth pair with it
+    } catch {}
+    if (this.wrapperDir) rmSync(this.wrapperDir, { recursive: true, force: true });
+  }
+}
