@@ -8,14 +8,20 @@ import assert from 'node:assert/strict';
 import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, longestStall } from './lib/harness.mjs';
 import { launchBrowser, CHROMIUM_PATH } from './lib/browser.mjs';
 import { PeerNamespace } from './lib/netns.mjs';
-import { poll, sleep } from './lib/server.mjs';
+import { poll, sleep, portsFor } from './lib/server.mjs';
 
 const ROOM = 'capped';
 const ns = new PeerNamespace('k').create();
 after(() => ns.destroy());
-// Both namespaces reach the server at the host end of the veth pair.
-const ctx = useServerAndBrowser('k-constrained-link', 11, {
-  env: { SFU_BIND: '0.0.0.0', SFU_ANNOUNCE: ns.hostAddr, SFU_LOG: 'info,sfu_transport::shard::egress=debug' },
+// Both namespaces reach the server at the host end of the veth pair. It binds that address
+// (not the wildcard), so its replies always come from the address it announces. Pages are not
+// on localhost, so Chromium is told to treat that origin as secure (getUserMedia needs it).
+const secureOrigin = (host, slot) => `--unsafely-treat-insecure-origin-as-secure=http://${host}:${portsFor(slot).httpPort}`;
+const SLOT = 11;
+const ctx = useServerAndBrowser('k-constrained-link', SLOT, {
+  host: ns.hostAddr,
+  env: { SFU_LOG: 'info,sfu_transport::shard::egress=debug' },
+  browserOptions: { extraArgs: [secureOrigin(ns.hostAddr, SLOT)] },
 });
 
 async function width(page, key) {
@@ -29,10 +35,10 @@ async function metric(name, label) {
 }
 
 test('a capped subscriber drops a layer within 5 s and climbs back within 15 s of the cap lifting', { timeout: 300_000 }, async () => {
-  const url = `http://${ns.hostAddr}:${ctx.server.httpPort}`;
+  const url = ctx.server.httpUrl;
   const capped = await launchBrowser('k-capped', {
     executablePath: ns.chromiumWrapper(CHROMIUM_PATH),
-    extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${url}`],
+    extraArgs: [secureOrigin(ns.hostAddr, SLOT)],
   });
   after(() => capped.close());
 
@@ -81,7 +87,10 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   const freeWidths = [...new Set(freeSamples.map((s) => s.frameWidth))];
   const probes = await metric('sfu_probe_clusters_total');
   const downs = (await metric('sfu_allocation_changes_total', 'direction="down"')) - downBefore;
-  console.log(`capped: longest stall ${Math.round(capStall.ms)} ms; free: longest stall ${Math.round(freeStall.ms)} ms, widths ${freeWidths}`);
+  const liftAtPage = capAtPage + (liftAt - capAt);
+  console.log(`capped: longest stall ${Math.round(capStall.ms)} ms from ${Math.round(capStall.since - capAtPage)} ms after the cap` +
+    ` (lifted at ${Math.round(liftAtPage - capAtPage)} ms); widths ${capSamples.filter((s) => s.t >= capAtPage).map((s) => s.frameWidth).join(',')}`);
+  console.log(`free: longest stall ${Math.round(freeStall.ms)} ms, widths ${freeWidths}`);
   console.log(`server: ${downs} down-switches during the test, ${probes} probe bursts in all`);
 
   assert.ok(dropMs <= 5_000, `took ${dropMs} ms to leave the top layer under the cap`);

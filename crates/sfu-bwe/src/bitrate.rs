@@ -29,11 +29,6 @@ impl Bitrate {
         Bitrate(mbps * 1_000_000)
     }
 
-    /// Bits per second.
-    pub const fn as_bps(self) -> u64 {
-        self.0
-    }
-
     /// A rate from a float number of bits per second; negative and NaN become zero.
     pub fn from_f64(bps: f64) -> Self {
         if bps.is_nan() || bps <= 0.0 {

@@ -8,12 +8,12 @@ import { launchBrowser } from './browser.mjs';
  * Registers before/after hooks that start a server (ports from `slot`) and, unless `browser: false`,
  * a Chromium. Returns an object filled in by the time the tests run: {server, browser, page(label)}.
  */
-export function useServerAndBrowser(name, slot, { browser = true, env } = {}) {
+export function useServerAndBrowser(name, slot, { browser = true, env, host, browserOptions } = {}) {
   const ctx = { server: null, browser: null };
   ctx.page = (label) => ctx.browser.openPage(ctx.server.httpUrl, label);
   before(async () => {
-    ctx.server = await startServer({ name, slot, env });
-    if (browser) ctx.browser = await launchBrowser(name);
+    ctx.server = await startServer({ name, slot, env, host });
+    if (browser) ctx.browser = await launchBrowser(name, browserOptions);
   });
   after(async () => {
     await ctx.browser?.close();
@@ -76,19 +76,20 @@ export async function waitPublisherLayers(page, key, timeoutMs = 90_000) {
 
 /**
  * The longest time without a new decoded frame in sampler output ({t, framesDecoded}), counting
- * only from time `from` on (same clock as `t`); returns {ms, at} where `at` is the sample index.
+ * only from time `from` on (same clock as `t`); returns {ms, at, since}: `at` is the index (in the
+ * window) of the sample that ended it, `since` the time it began.
  */
 export function longestStall(samples, from = -Infinity) {
   const window = samples.filter((s) => s.t >= from);
-  if (window.length === 0) return { ms: Infinity, at: null };
+  if (window.length === 0) return { ms: Infinity, at: null, since: null };
   let lastRise = window[0].t;
-  let worst = { ms: 0, at: null };
+  let worst = { ms: 0, at: null, since: null };
   for (let i = 1; i < window.length; i++) {
     if (window[i].framesDecoded > window[i - 1].framesDecoded) {
-      if (window[i].t - lastRise > worst.ms) worst = { ms: window[i].t - lastRise, at: i };
+      if (window[i].t - lastRise > worst.ms) worst = { ms: window[i].t - lastRise, at: i, since: lastRise };
       lastRise = window[i].t;
     }
   }
   const tail = window.at(-1).t - lastRise;
-  return tail > worst.ms ? { ms: tail, at: window.length - 1 } : worst;
+  return tail > worst.ms ? { ms: tail, at: window.length - 1, since: lastRise } : worst;
 }

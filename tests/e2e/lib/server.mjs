@@ -40,14 +40,16 @@ export async function poll(fn, { timeoutMs = 20_000, intervalMs = 200, what = 'c
   }
 }
 
-function portsFor(slot) {
+export function portsFor(slot) {
   const offset = Number(process.env.E2E_PORT_OFFSET ?? 0);
   return { httpPort: 18000 + offset + slot, udpPortStart: 20000 + offset + 100 * slot };
 }
 
 export class SfuServer {
-  constructor({ name, slot, env = {} }) {
+  /** `host`: the address the server binds and is reached at (default loopback). */
+  constructor({ name, slot, env = {}, host = '127.0.0.1' }) {
     this.name = name;
+    this.host = host;
     Object.assign(this, portsFor(slot));
     this.extraEnv = env;
     this.proc = null;
@@ -56,11 +58,11 @@ export class SfuServer {
   }
 
   get httpUrl() {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return `http://${this.host}:${this.httpPort}`;
   }
 
   get wsUrl() {
-    return `ws://127.0.0.1:${this.httpPort}/rtc`;
+    return `ws://${this.host}:${this.httpPort}/rtc`;
   }
 
   /** The environment the server (and its CLI) run with. */
@@ -69,6 +71,7 @@ export class SfuServer {
       ...process.env,
       SFU_HTTP_PORT: String(this.httpPort),
       SFU_RTC__UDP_PORT_START: String(this.udpPortStart),
+      ...(this.host === '127.0.0.1' ? {} : { SFU_BIND: this.host }),
       ...this.extraEnv,
     };
   }

@@ -4,7 +4,10 @@
 //!   its first seconds ramping up from a guess.
 //! * **Further**: while a probe gets through nearly in full (≥ [`FURTHER_THRESHOLD`] of its
 //!   target), probe again at twice the result: exponential search up to the wanted rate.
-//! * **Requested**: the application asks before an up-switch ("can I have 2.5 Mbit/s?").
+//! * **Requested**: the application asks before an up-switch ("can I have 2.5 Mbit/s?"). It may
+//!   ask on every feedback report; a request is granted only when no probe is awaiting its result
+//!   and none was sent, nor the estimate cut, within [`REQUEST_QUIET`]. Otherwise a path that
+//!   cannot carry the higher layer would be probed back into congestion several times a second.
 //! * **Periodic**: the application wants more than the estimate, nothing has been congested for
 //!   [`ProbeConfig::periodic_interval`], and no probe ran for as long: probe at
 //!   [`PERIODIC_SCALE`] × estimate. This is what finds a capacity *increase* in seconds; AIMD alone
@@ -31,6 +34,8 @@ pub(crate) const PERIODIC_SCALE: f64 = 1.5;
 pub(crate) const WAIT_FOR_RESULT: Duration = Duration::from_secs(1);
 /// Probing to less than this multiple of the estimate is not worth a burst.
 pub(crate) const MIN_PROBE_GAIN: f64 = 1.1;
+/// A requested probe needs this long without a probe or a decrease before it.
+pub(crate) const REQUEST_QUIET: Duration = Duration::from_secs(1);
 /// How often the periodic condition is re-checked while it could become true.
 pub(crate) const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -145,9 +150,18 @@ impl ProbeController {
         true
     }
 
-    /// The application asks for a probe to `target`. Refused (false) while congested.
+    /// The application asks for a probe to `target`. Refused (false) while congested, while a
+    /// probe awaits its result, and within [`REQUEST_QUIET`] of the last probe or decrease.
     pub fn request(&mut self, target: Bitrate, ctx: &ProbeContext, now: Instant) -> bool {
-        !ctx.congested && self.enqueue(target, ProbeReason::Requested, ctx, now)
+        let waiting = matches!(self.state, State::Waiting { .. }) || !self.queue.is_empty();
+        let recent = [self.last_probe, ctx.last_decrease]
+            .into_iter()
+            .flatten()
+            .any(|t| now.saturating_duration_since(t) < REQUEST_QUIET);
+        !ctx.congested
+            && !waiting
+            && !recent
+            && self.enqueue(target, ProbeReason::Requested, ctx, now)
     }
 
     /// A probe measured `result`; `saturated` if the burst filled the bottleneck (then the
@@ -359,5 +373,28 @@ mod tests {
         // A requested probe is not followed up.
         c.on_result(Bitrate::mbps(2), false, &ctx(2000, None), t0);
         assert!(targets(&mut c).is_empty());
+    }
+
+    #[test]
+    fn requests_wait_for_the_result_and_a_quiet_second() {
+        let t0 = Instant::now();
+        let config = ProbeConfig { initial: false, periodic_interval: None, ..ProbeConfig::default() };
+        let mut c = ProbeController::new(config, t0);
+        let x = ctx(1000, None);
+        assert!(c.request(Bitrate::mbps(2), &x, t0));
+        let ms = |n| t0 + Duration::from_millis(n);
+        // Refused while the first is queued or awaiting its result, and for a second after it.
+        assert!(!c.request(Bitrate::mbps(2), &x, ms(50)));
+        targets(&mut c);
+        c.on_result(Bitrate::kbps(900), false, &x, ms(200));
+        assert!(!c.request(Bitrate::mbps(2), &x, ms(500)));
+        assert!(c.request(Bitrate::mbps(2), &x, ms(1000)));
+        targets(&mut c);
+        c.on_result(Bitrate::kbps(900), false, &x, ms(1100));
+        // A recent decrease holds requests back as well.
+        let mut cut = ctx(1000, None);
+        cut.last_decrease = Some(ms(2500));
+        assert!(!c.request(Bitrate::mbps(2), &cut, ms(3000)));
+        assert!(c.request(Bitrate::mbps(2), &cut, ms(3500)));
     }
 }

@@ -51,7 +51,7 @@ impl Shard {
                 demand(down, rates)
             })
             .collect();
-        let estimate = bwe.estimator.estimate().as_bps();
+        let estimate = bwe.estimator.estimate().as_u64();
         let allocations = bwe.allocator.allocate(estimate, &demands, now);
         bwe.estimator.set_desired_bitrate(Some(Bitrate::bps(allocations.desired_bps)), now);
         if let Some(blocked) = allocations.blocked_up_switch

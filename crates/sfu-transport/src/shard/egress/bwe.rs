@@ -27,6 +27,12 @@ pub const SUBSCRIBER_START_BITRATE: Bitrate = Bitrate::kbps(1_000);
 /// the first allocation then places each on the best layer that fits.
 pub const SETTLE_TIME: Duration = Duration::from_millis(1_500);
 
+/// Length of a probe burst. Longer than the estimator's default: an access link's token bucket
+/// passes a short burst at line rate, so a 30 ms probe "succeeds" on a link far slower than its
+/// target (a 600 kbit/s tbf with a 4 KB bucket passes a 1.7 Mbit/s probe of 30 ms in full) and
+/// the next up-switch lands in congestion. 100 ms outlasts such buckets.
+pub const PROBE_DURATION: Duration = Duration::from_millis(100);
+
 pub(crate) struct EgressBwe {
     pub estimator: SendSideBwe,
     next_seq: u16,
@@ -61,7 +67,7 @@ impl EgressBwe {
     fn config() -> BweConfig {
         BweConfig {
             start_bitrate: SUBSCRIBER_START_BITRATE,
-            probe: ProbeConfig::default(),
+            probe: ProbeConfig { duration: PROBE_DURATION, ..ProbeConfig::default() },
             ..BweConfig::default()
         }
     }
