@@ -114,10 +114,13 @@ function wire(r) {
     const info = r.participants.get(participantId)?.tracks.find((t) => t.id === trackId);
     if (!tile || !info) return;
     tile.el.dataset[info.kind === 'audio' ? 'audioMuted' : 'videoMuted'] = muted ? '1' : '';
-    const badges = [];
-    if (tile.el.dataset.audioMuted) badges.push('mic off');
-    if (tile.el.dataset.videoMuted) badges.push('camera off');
-    tile.el.querySelector('.badges').textContent = badges.join(' · ');
+    renderBadges(tile);
+  });
+  r.on('streamState', ({ participantId, state, reason }) => {
+    const tile = tiles.get(participantId);
+    if (!tile) return;
+    tile.el.dataset.streamPaused = state === 'paused' ? (reason ?? 'paused') : '';
+    renderBadges(tile);
   });
   r.on('reconnecting', ({ attempt }) => setStatus('reconnecting', `reconnecting (attempt ${attempt})`));
   r.on('reconnected', () => setStatus('connected', 'connected'));
@@ -184,3 +187,11 @@ leaveBtn.addEventListener('click', async () => {
   setStatus('idle', 'not connected');
   await r.leave();
 });
+
+function renderBadges(tile) {
+  const badges = [];
+  if (tile.el.dataset.audioMuted) badges.push('mic off');
+  if (tile.el.dataset.videoMuted) badges.push('camera off');
+  if (tile.el.dataset.streamPaused) badges.push(`paused (${tile.el.dataset.streamPaused})`);
+  tile.el.querySelector('.badges').textContent = badges.join(' · ');
+}

@@ -315,6 +315,16 @@ export class Room extends EventTarget {
       case 'track_muted':
         this._onTrackMuted(msg.participant_id, msg.track_id, msg.muted);
         break;
+      case 'stream_state':
+        // The server stopped sending a subscribed track (its downlink cannot carry it) or resumed.
+        this._emit('streamState', {
+          participantId: msg.participant_id,
+          identity: this.participants.get(msg.participant_id)?.identity ?? null,
+          trackId: msg.track_id,
+          state: msg.state,
+          reason: msg.reason ?? null,
+        });
+        break;
       case 'pong':
         this._lastPong = Date.now();
         this._emit('pong', { id: msg.id });

@@ -101,4 +101,22 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   assert.ok(freeStall.ms <= 1_000, `uncapped subscriber stalled for ${Math.round(freeStall.ms)} ms`);
   assert.ok(downs >= 1, 'the allocator never switched down');
   assert.ok(probes >= 1, 'no probe burst was sent');
+
+  // Too narrow for even the lowest layer: the video is paused, the client told why, and it comes
+  // back once the link does.
+  ns.cap('100kbit');
+  const pauseAt = Date.now();
+  const paused = await poll(async () => (await cap.evaluate(() => T.events('s', 'streamState')))
+    .find((e) => e.state === 'paused'), { timeoutMs: 20_000, intervalMs: 200, what: 'stream_state paused at 100 kbit/s' });
+  console.log(`cap 100 kbit/s: stream_state paused (${paused.reason}) after ${Date.now() - pauseAt} ms`);
+  assert.equal(paused.reason, 'bandwidth');
+  assert.equal(paused.trackId, capVideo.trackId);
+  ns.uncap();
+  const resumeAt = Date.now();
+  await poll(async () => (await cap.evaluate(() => T.events('s', 'streamState'))).some((e) => e.state === 'active'),
+    { timeoutMs: 20_000, intervalMs: 200, what: 'stream_state active after lifting the cap' });
+  const resumedMs = Date.now() - resumeAt;
+  await waitRising(cap, 's', { more: 10 });
+  console.log(`cap lifted: stream_state active after ${resumedMs} ms, decoding again after ${Date.now() - resumeAt} ms`);
+  assert.ok(await metric('sfu_track_pauses_total', 'reason="bandwidth"') >= 1);
 });

@@ -266,7 +266,10 @@ impl SendSideBwe {
             estimate: self.estimate,
             desired: self.desired,
             max: self.config.max_bitrate,
-            congested: self.delay.usage() == BandwidthUsage::Overuse || self.loss.cap().is_some(),
+            // A loss cap whose loss has stopped is recovering (8 %/s); a probe can lift it at
+            // once. While loss goes on, a burst would only add to it.
+            congested: self.delay.usage() == BandwidthUsage::Overuse
+                || (self.loss.cap().is_some() && self.loss.fraction() >= crate::loss::LOW_LOSS),
             last_decrease: self.aimd.last_decrease(),
         }
     }

@@ -49,7 +49,8 @@ mod tests;
 
 use choose::{Budget, Choice, TrackState};
 pub use demand::{
-    DEFAULT_AUDIO_BITRATE, DEFAULT_LAYER_BITRATES, TrackDemand, default_layer_bitrate,
+    DEFAULT_AUDIO_BITRATE, DEFAULT_LAYER_BITRATES, MEASURED_FLOOR_DIVISOR, TrackDemand,
+    default_layer_bitrate,
 };
 
 /// Least time between two switches of one track, unless the current layer no longer fits (a

@@ -4,7 +4,7 @@
 (() => {
   const EVENTS = [
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
-    'trackUnsubscribed', 'trackMuted', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
+    'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
     'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished',
   ];
   let sdkPromise = null;

@@ -15,6 +15,11 @@ pub const DEFAULT_AUDIO_BITRATE: u64 = 40_000;
 /// 180p, 360p, 720p). Higher layers double the last value per step.
 pub const DEFAULT_LAYER_BITRATES: [u64; 3] = [150_000, 500_000, 1_500_000];
 
+/// A measured layer costs at least its default divided by this. A layer the publisher's encoder
+/// is just bringing back (after its own bandwidth or CPU limit) measures a few kbit/s for a while;
+/// taken at face value it would "fit" on a link that cannot carry it a second later.
+pub const MEASURED_FLOOR_DIVISOR: u64 = 4;
+
 /// Assumed bitrate of video layer `layer` before it is measured (see
 /// [`DEFAULT_LAYER_BITRATES`]).
 pub fn default_layer_bitrate(layer: u8) -> u64 {
@@ -77,11 +82,12 @@ impl TrackDemand {
     }
 
     pub(super) fn layer_cost(&self, layer: u8) -> u64 {
+        let default = default_layer_bitrate(layer);
         self.layer_bitrates
             .get(usize::from(layer))
             .copied()
             .flatten()
-            .unwrap_or_else(|| default_layer_bitrate(layer))
+            .map_or(default, |measured| measured.max(default / MEASURED_FLOOR_DIVISOR))
     }
 
     /// Sort key: audio, then screen share, active speaker, larger area; ties by id.

@@ -467,3 +467,20 @@ fn pause_reason_labels() {
     assert_eq!(labels, ["bandwidth", "subscriber"]);
     assert_eq!(PauseReason::Bandwidth.to_string(), "bandwidth");
 }
+
+#[test]
+fn a_layer_just_coming_back_costs_at_least_a_quarter_of_its_default() {
+    let t0 = Instant::now();
+    // The encoder is restarting its medium and top layers: they measure a few kbit/s.
+    let restarting = TrackDemand {
+        layer_bitrates: vec![Some(100 * K), Some(4 * K), Some(12 * K)],
+        ..camera(2)
+    };
+    assert_eq!(restarting.layer_cost(1), DEFAULT_LAYER_BITRATES[1] / MEASURED_FLOOR_DIVISOR);
+    assert_eq!(restarting.layer_cost(0), 100 * K, "a plausible measurement is taken as is");
+    // At their measured rates the top layer would fit in 150 kbit/s next to the microphone; at
+    // their floors only the low one does.
+    let mut allocator = Allocator::new();
+    let got = allocator.allocate(150 * K, &[mic(1), restarting], t0);
+    assert_eq!(got.decision(2), Some(Layer(0)));
+}

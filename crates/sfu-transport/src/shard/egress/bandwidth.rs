@@ -67,7 +67,8 @@ impl Shard {
                 continue;
             }
             down.forwarder.set_bandwidth_allocation(decision);
-            tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate, "allocation");
+            let rates = demands.iter().find(|d| d.id == down.alloc_id).map(|d| (d.layer_bitrates.clone(), d.audio_bitrate));
+            tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate, ?rates, "allocation");
             if is_up(previous, decision) {
                 self.metrics.allocation_up.increment(1);
             } else if previous.is_some() {
