@@ -28,7 +28,10 @@
 //!      (and lose it again a moment later).
 //!
 //!    A new track, one the subscriber just un-paused, or one whose preferred maximum dropped
-//!    below its current layer is placed at once on the best layer that fits.
+//!    below its current layer is placed at once on the best layer that fits. When the maximum
+//!    rises (the subscriber asked for more, or a layer it wants is encoded again), the up-switch
+//!    needs room but does not wait for [`MIN_SWITCH_INTERVAL`]: it answers a request, not a
+//!    wandering estimate.
 //!
 //! # Prices
 //!
@@ -199,6 +202,7 @@ impl Allocator {
                 TrackState {
                     decision: choice.decision,
                     last_switch,
+                    max_layer: track.max_layer,
                 },
             );
             decisions[i] = choice.decision;

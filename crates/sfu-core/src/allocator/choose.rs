@@ -14,6 +14,8 @@ pub(super) struct TrackState {
     pub(super) decision: AllocationDecision,
     /// When `decision` was made (the track's last switch).
     pub(super) last_switch: Instant,
+    /// The track's maximum layer at that call ([`TrackDemand::max_layer`]).
+    pub(super) max_layer: Option<u8>,
 }
 
 /// The estimate and what higher-priority tracks took of it so far.
@@ -128,6 +130,8 @@ fn decide_video(
     now: Instant,
 ) -> Choice {
     let cost = |layer: u8| track.layer_cost(layer);
+    // A raised maximum is a request: its up-switch is not held back by the last switch's time.
+    let hold_since = |state: &TrackState| (track.max_layer <= state.max_layer).then_some(state.last_switch);
     // Highest layer that fits now, or a pause: for placing a track and for down-switches.
     let best_fit = || {
         (0..=top)
@@ -136,36 +140,22 @@ fn decide_video(
             .map_or(Paused(PauseReason::Bandwidth), Layer)
     };
     match previous {
-        Some(TrackState {
-            decision: Layer(current),
-            last_switch,
-        }) if current <= top => {
+        Some(state @ TrackState { decision: Layer(current), .. }) if current <= top => {
             if !budget.fits(cost(current)) {
                 return Choice::settled(best_fit());
             }
             if current == top {
                 return Choice::settled(Layer(current));
             }
-            move_up(
-                track,
-                Layer(current),
-                current + 1,
-                top,
-                budget,
-                last_switch,
-                now,
-            )
+            move_up(track, Layer(current), current + 1, top, budget, hold_since(&state), now)
         }
-        Some(TrackState {
-            decision: Paused(PauseReason::Bandwidth),
-            last_switch,
-        }) => move_up(
+        Some(state @ TrackState { decision: Paused(PauseReason::Bandwidth), .. }) => move_up(
             track,
             Paused(PauseReason::Bandwidth),
             0,
             top,
             budget,
-            last_switch,
+            hold_since(&state),
             now,
         ),
         // A new track, one the subscriber just un-paused, or one whose maximum dropped below
@@ -175,15 +165,15 @@ fn decide_video(
 }
 
 /// Moves a track now at `current` up to the highest layer in `lowest..=top` that has room, if
-/// its last switch is long enough ago; otherwise keeps `current` (holding the room if only
-/// time is missing).
+/// its last switch (`last_switch`, None: not to be waited for) is long enough ago; otherwise
+/// keeps `current` (holding the room if only time is missing).
 fn move_up(
     track: &TrackDemand,
     current: AllocationDecision,
     lowest: u8,
     top: u8,
     budget: &Budget,
-    last_switch: Instant,
+    last_switch: Option<Instant>,
     now: Instant,
 ) -> Choice {
     let target = (lowest..=top)
@@ -192,7 +182,9 @@ fn move_up(
     let Some(target) = target else {
         return Choice::settled(current);
     };
-    let allowed_at = last_switch + MIN_SWITCH_INTERVAL;
+    let Some(allowed_at) = last_switch.map(|at| at + MIN_SWITCH_INTERVAL) else {
+        return Choice::settled(Layer(target));
+    };
     if now >= allowed_at {
         return Choice::settled(Layer(target));
     }

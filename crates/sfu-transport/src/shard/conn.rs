@@ -36,8 +36,6 @@ pub(crate) struct Conn {
     pub down_tracks: HashMap<TrackKey, DownTrack>,
     /// Subscriber side: the bandwidth estimate of this connection.
     pub bwe: Option<EgressBwe>,
-    /// Subscriber side: the last id handed to a down track for the allocator.
-    pub next_alloc_id: u64,
 }
 
 impl Conn {
@@ -57,7 +55,6 @@ impl Conn {
             published_mids: HashMap::new(),
             down_tracks: HashMap::new(),
             bwe: None,
-            next_alloc_id: 0,
         }
     }
 }
@@ -77,9 +74,8 @@ pub(crate) struct DownTrack {
     pub last_sent_at: Option<Instant>,
     /// The RTX stream paired with this track, once the subscriber accepted it.
     pub rtx: Option<RtxStream>,
-    /// What the allocator sees: an id unique on this connection, the source and the size the
-    /// subscriber renders the track at (pixels, 0 = unknown).
-    pub alloc_id: u64,
+    /// What the allocator sees besides the forwarder's state (its track id is the `TrackKey`):
+    /// the source and the size the subscriber renders the track at (pixels, 0 = unknown).
     pub source: TrackSource,
     pub rendered_area: u32,
     /// The allocator's last decision applied to the forwarder.

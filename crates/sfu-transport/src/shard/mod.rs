@@ -307,7 +307,7 @@ impl Shard {
                 let _ = reply.send(self.add_down_track(conn, owner, *spec, now));
             }
             Command::RemoveDownTrack { conn, key, reply } => {
-                let _ = reply.send(self.remove_down_track(conn, key));
+                let _ = reply.send(self.remove_down_track(conn, key, now));
             }
             Command::SubscriberOffer { conn, ice_restart, reply } => {
                 let _ = reply.send(self.subscriber_offer(conn, ice_restart, now));

@@ -11,7 +11,7 @@ use sfu_proto::TrackKind;
 use std::time::Instant;
 
 use super::EgressBwe;
-use crate::ConnId;
+use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
 use crate::shard::conn::DownTrack;
@@ -48,7 +48,7 @@ impl Shard {
             .iter()
             .map(|(key, down)| {
                 let rates = self.layer_rates.get(key).map(|r| r.bitrates(now)).unwrap_or_default();
-                demand(down, rates)
+                demand(*key, down, rates)
             })
             .collect();
         let estimate = bwe.estimator.estimate().as_u64();
@@ -61,28 +61,29 @@ impl Shard {
         }
         let mut events = Vec::new();
         for (key, down) in conn.down_tracks.iter_mut() {
-            let Some(decision) = allocations.decision(down.alloc_id) else { continue };
+            let Some(decision) = allocations.decision(key.0) else { continue };
             let previous = down.allocation.replace(decision);
             if previous == Some(decision) {
                 continue;
             }
             down.forwarder.set_bandwidth_allocation(decision);
-            let rates = demands.iter().find(|d| d.id == down.alloc_id).map(|d| (d.layer_bitrates.clone(), d.audio_bitrate));
-            tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate, ?rates, "allocation");
+            tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate,
+                rates = ?demands.iter().find(|d| d.id == key.0).map(|d| (&d.layer_bitrates, d.audio_bitrate)), "allocation");
             if is_up(previous, decision) {
                 self.metrics.allocation_up.increment(1);
             } else if previous.is_some() {
                 self.metrics.allocation_down.increment(1);
             }
-            let paused = |d: Option<AllocationDecision>| d == Some(AllocationDecision::Paused(PauseReason::Bandwidth));
-            if paused(Some(decision)) != paused(previous) {
-                if paused(Some(decision)) {
+            const BANDWIDTH: AllocationDecision = AllocationDecision::Paused(PauseReason::Bandwidth);
+            let (was_paused, is_paused) = (previous == Some(BANDWIDTH), decision == BANDWIDTH);
+            if was_paused != is_paused {
+                if is_paused {
                     self.metrics.paused(PauseReason::Bandwidth);
                 }
                 events.push(MediaEvent::StreamState {
                     conn: id,
                     key: *key,
-                    paused: paused(Some(decision)).then_some(PauseReason::Bandwidth),
+                    paused: is_paused.then_some(PauseReason::Bandwidth),
                 });
             }
         }
@@ -132,10 +133,10 @@ impl Shard {
 }
 
 /// What one down track asks of the allocator.
-fn demand(down: &DownTrack, rates: Vec<Option<u64>>) -> TrackDemand {
+fn demand(key: TrackKey, down: &DownTrack, rates: Vec<Option<u64>>) -> TrackDemand {
     let kind = down.forwarder.kind();
     TrackDemand {
-        id: down.alloc_id,
+        id: key.0,
         kind,
         source: down.source,
         active_speaker: false,

@@ -33,6 +33,19 @@ pub const SETTLE_TIME: Duration = Duration::from_millis(1_500);
 /// the next up-switch lands in congestion. 100 ms outlasts such buckets.
 pub const PROBE_DURATION: Duration = Duration::from_millis(100);
 
+/// Every 16-bit sequence number, big-endian, back to back: the extension payload of any packet
+/// is a static slice of this, so stamping allocates nothing.
+static SEQ_BYTES: [u8; 2 * 65536] = {
+    let mut table = [0u8; 2 * 65536];
+    let mut seq = 0;
+    while seq < 65536 {
+        table[2 * seq] = (seq >> 8) as u8;
+        table[2 * seq + 1] = seq as u8;
+        seq += 1;
+    }
+    table
+};
+
 pub(crate) struct EgressBwe {
     pub estimator: SendSideBwe,
     next_seq: u16,
@@ -53,7 +66,8 @@ pub(crate) struct EgressBwe {
 impl EgressBwe {
     pub fn new(now: Instant) -> Self {
         Self {
-            estimator: SendSideBwe::new(Self::config(), now),
+            // No initial probes yet: they copy video packets, and none flow before video starts.
+            estimator: SendSideBwe::new(Self::config(false), now),
             next_seq: 0,
             extension_id: None,
             allocator: Allocator::new(),
@@ -64,10 +78,10 @@ impl EgressBwe {
         }
     }
 
-    fn config() -> BweConfig {
+    fn config(initial_probes: bool) -> BweConfig {
         BweConfig {
             start_bitrate: SUBSCRIBER_START_BITRATE,
-            probe: ProbeConfig { duration: PROBE_DURATION, ..ProbeConfig::default() },
+            probe: ProbeConfig { initial: initial_probes, duration: PROBE_DURATION, ..ProbeConfig::default() },
             ..BweConfig::default()
         }
     }
@@ -76,7 +90,7 @@ impl EgressBwe {
     /// recent video packets, which only exist now), and allocate once the estimate settled.
     pub fn on_video_started(&mut self, now: Instant) {
         if self.allocate_from.is_none() {
-            self.estimator = SendSideBwe::new(Self::config(), now);
+            self.estimator = SendSideBwe::new(Self::config(true), now);
             self.allocate_from = Some(now + SETTLE_TIME);
         }
     }
@@ -87,13 +101,14 @@ impl EgressBwe {
     }
 
     /// Stamps the next transport-wide sequence number on `packet` and records its departure,
-    /// as part of the probe burst under way, if any. Returns false (and records nothing)
-    /// when the subscriber did not negotiate transport-cc.
-    pub fn stamp(&mut self, packet: &mut rtc::rtp::Packet, now: Instant, probe: bool) -> bool {
-        let Some(id) = self.extension_id else { return false };
+    /// as part of the probe burst under way, if any. Does nothing when the subscriber did not
+    /// negotiate transport-cc.
+    pub fn stamp(&mut self, packet: &mut rtc::rtp::Packet, now: Instant, probe: bool) {
+        let Some(id) = self.extension_id else { return };
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        let payload = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
+        let at = 2 * usize::from(seq);
+        let payload = bytes::Bytes::from_static(&SEQ_BYTES[at..at + 2]);
         packet.header.extensions.retain(|e| e.id != id);
         packet.header.extensions.push(Extension { id, payload });
         packet.header.extension = true;
@@ -106,7 +121,6 @@ impl EgressBwe {
             pacer.cluster_id()
         });
         self.estimator.on_packet_sent(SentPacket { transport_seq: seq, size, at: now, probe_cluster });
-        true
     }
 
     pub fn on_transport_cc(&mut self, feedback: &TransportLayerCc, now: Instant) {
@@ -211,6 +225,25 @@ mod tests {
         assert_eq!(fb.arrivals, vec![us(65_000), us(65_250), None, us(64_750), us(65_500)]);
         let seqs: Vec<u16> = fb.packets().map(|(s, _)| s).collect();
         assert_eq!(seqs, vec![65534, 65535, 0, 1, 2]);
+    }
+
+    #[test]
+    fn stamps_consecutive_sequence_numbers_big_endian_across_the_wrap() {
+        let now = Instant::now();
+        let mut bwe = EgressBwe::new(now);
+        let mut packet = rtc::rtp::Packet::default();
+        bwe.stamp(&mut packet, now, false);
+        assert!(packet.header.extensions.is_empty(), "no transport-cc negotiated: nothing stamped");
+        bwe.extension_id = Some(5);
+        bwe.next_seq = 0xFFFE;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            bwe.stamp(&mut packet, now, false);
+            assert_eq!(packet.header.extensions.len(), 1, "re-stamping replaces the old value");
+            assert_eq!(packet.header.extensions[0].id, 5);
+            seen.push(packet.header.extensions[0].payload.to_vec());
+        }
+        assert_eq!(seen, vec![vec![0xFF, 0xFE], vec![0xFF, 0xFF], vec![0x00, 0x00]]);
     }
 
     #[test]

@@ -85,8 +85,6 @@ impl Shard {
             forwarder.on_connected(now);
         }
         let capacity = if spec.kind == TrackKind::Audio { AUDIO_HISTORY } else { VIDEO_HISTORY };
-        conn.next_alloc_id += 1;
-        let alloc_id = conn.next_alloc_id;
         if let Some(bwe) = conn.bwe.as_mut() {
             bwe.allocation_due = true;
         }
@@ -102,7 +100,6 @@ impl Shard {
                 last_seq: None,
                 last_sent_at: None,
                 rtx: None,
-                alloc_id,
                 source: spec.source,
                 rendered_area: rendered_area(&spec.settings),
                 allocation: None,
@@ -113,14 +110,14 @@ impl Shard {
         Ok(())
     }
 
-    pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey) -> Result<(), MediaError> {
+    pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey, now: Instant) -> Result<(), MediaError> {
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
         let down = conn.down_tracks.remove(&key).ok_or(MediaError::NoTrack)?;
         conn.pc.remove_track(down.sender)?;
         if let Some(bwe) = conn.bwe.as_mut() {
             bwe.allocation_due = true;
         }
-        self.unlink_subscriber(id, key, Instant::now());
+        self.unlink_subscriber(id, key, now);
         Ok(())
     }
 
