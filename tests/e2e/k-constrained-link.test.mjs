@@ -5,7 +5,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, longestStall } from './lib/harness.mjs';
+import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, waitSteady, longestStall } from './lib/harness.mjs';
 import { launchBrowser, CHROMIUM_PATH } from './lib/browser.mjs';
 import { PeerNamespace } from './lib/netns.mjs';
 import { poll, sleep, portsFor } from './lib/server.mjs';
@@ -55,6 +55,7 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   console.log(`publisher encodes all three layers after ${await waitPublisherLayers(pub, 'p')} ms`);
   await poll(async () => (await width(free, 's')) === 1280 && (await width(cap, 's')) === 1280,
     { timeoutMs: 30_000, intervalMs: 250, what: 'both subscribers at 1280 before the cap' });
+  await waitSteady(free, 's', freeVideo.trackId);
 
   await free.evaluate((id) => T.startSampler('s', id, 200), freeVideo.trackId);
   await cap.evaluate((id) => T.startSampler('s', id, 200), capVideo.trackId);
@@ -91,7 +92,10 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   console.log(`capped: longest stall ${Math.round(capStall.ms)} ms from ${Math.round(capStall.since - capAtPage)} ms after the cap` +
     ` (lifted at ${Math.round(liftAtPage - capAtPage)} ms); widths ${capSamples.filter((s) => s.t >= capAtPage).map((s) => s.frameWidth).join(',')}`);
   console.log(`free: longest stall ${Math.round(freeStall.ms)} ms, widths ${freeWidths}`);
-  console.log(`server: ${downs} down-switches during the test, ${probes} probe bursts in all`);
+  const plis = await metric('sfu_pli_sent_total');
+  const relayed = await metric('sfu_keyframe_requests_from_subscribers_total');
+  console.log(`server: ${downs} down-switches during the test, ${probes} probe bursts in all, ` +
+    `${relayed} keyframe requests from subscribers, ${plis} PLIs to the publisher`);
 
   assert.ok(dropMs <= 5_000, `took ${dropMs} ms to leave the top layer under the cap`);
   assert.ok(underCap <= 640, `back on ${underCap} px while still capped`);

@@ -93,3 +93,22 @@ export function longestStall(samples, from = -Infinity) {
   const tail = window.at(-1).t - lastRise;
   return tail > worst.ms ? { ms: tail, at: window.length - 1, since: lastRise } : worst;
 }
+
+/**
+ * Waits until the video of `key` has decoded without a gap over `maxGapMs` for a whole
+ * `windowMs` (retrying windows until `timeoutMs`). A publisher whose own estimate has just
+ * allowed its top layer may still stall it for seconds; timing the server against that would
+ * measure the publisher.
+ */
+export async function waitSteady(page, key, trackId, { windowMs = 4000, maxGapMs = 300, timeoutMs = 60_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    await page.evaluate(([k, id]) => T.startSampler(k, id, 100), [key, trackId]);
+    await new Promise((r) => setTimeout(r, windowMs));
+    const samples = await page.evaluate((k) => T.stopSampler(k), key);
+    last = longestStall(samples).ms;
+    if (last <= maxGapMs) return;
+  }
+  throw new Error(`${key}: no ${windowMs} ms window without a gap over ${maxGapMs} ms (last ${Math.round(last)} ms)`);
+}
