@@ -28,10 +28,11 @@
 //!      (and lose it again a moment later).
 //!
 //!    A new track, one the subscriber just un-paused, or one whose preferred maximum dropped
-//!    below its current layer is placed at once on the best layer that fits. When the maximum
-//!    rises (the subscriber asked for more, or a layer it wants is encoded again), the up-switch
-//!    needs room but does not wait for [`MIN_SWITCH_INTERVAL`]: it answers a request, not a
-//!    wandering estimate.
+//!    below its current layer is placed at once on the best layer that fits. After the subscriber
+//!    changed its wishes ([`Allocator::on_request`]), an up-switch needs room but does not wait
+//!    for [`MIN_SWITCH_INTERVAL`]: it answers a request, not a wandering estimate. (A layer the
+//!    publisher encodes again is not a request: its return is held like any up-switch, so a
+//!    publisher whose layers flap is not asked for a keyframe at every flap.)
 //!
 //! # Prices
 //!
@@ -202,7 +203,7 @@ impl Allocator {
                 TrackState {
                     decision: choice.decision,
                     last_switch,
-                    max_layer: track.max_layer,
+                    requested: false,
                 },
             );
             decisions[i] = choice.decision;
@@ -220,6 +221,14 @@ impl Allocator {
             allocated_bps: budget.used(),
             desired_bps: self.desired_bps(tracks),
             blocked_up_switch,
+        }
+    }
+
+    /// The subscriber changed its wishes for track `id` (layer, size, pause): the next
+    /// [`allocate`](Self::allocate) may move it up at once if there is room.
+    pub fn on_request(&mut self, id: u64) {
+        if let Some(state) = self.tracks.get_mut(&id) {
+            state.requested = true;
         }
     }
 

@@ -14,8 +14,9 @@ pub(super) struct TrackState {
     pub(super) decision: AllocationDecision,
     /// When `decision` was made (the track's last switch).
     pub(super) last_switch: Instant,
-    /// The track's maximum layer at that call ([`TrackDemand::max_layer`]).
-    pub(super) max_layer: Option<u8>,
+    /// The subscriber changed its wishes since: the next up-switch is a request, not held back
+    /// by the time since `last_switch` ([`super::Allocator::on_request`]).
+    pub(super) requested: bool,
 }
 
 /// The estimate and what higher-priority tracks took of it so far.
@@ -130,8 +131,8 @@ fn decide_video(
     now: Instant,
 ) -> Choice {
     let cost = |layer: u8| track.layer_cost(layer);
-    // A raised maximum is a request: its up-switch is not held back by the last switch's time.
-    let hold_since = |state: &TrackState| (track.max_layer <= state.max_layer).then_some(state.last_switch);
+    // An up-switch the subscriber asked for is not held back by the last switch's time.
+    let hold_since = |state: &TrackState| (!state.requested).then_some(state.last_switch);
     // Highest layer that fits now, or a pause: for placing a track and for down-switches.
     let best_fit = || {
         (0..=top)

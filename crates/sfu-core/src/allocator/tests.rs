@@ -486,13 +486,17 @@ fn a_layer_just_coming_back_costs_at_least_a_quarter_of_its_default() {
 }
 
 #[test]
-fn a_raised_maximum_moves_up_at_once_but_a_wandering_estimate_waits() {
+fn a_request_moves_up_at_once_but_a_returning_layer_or_estimate_waits() {
     let t0 = Instant::now();
     let ms = |n| t0 + Duration::from_millis(n);
     let mut allocator = Allocator::new();
-    // The subscriber asks for low, then for high half a second later: room is ample.
     let low = max(camera(2), Some(0));
     assert_eq!(allocator.allocate(5_000 * K, &[mic(1), low], t0).decision(2), Some(Layer(0)));
+    // The top layers come back (the maximum rises without a request): held for 2 s.
+    let got = allocator.allocate(5_000 * K, &[mic(1), camera(2)], ms(300));
+    assert_eq!(got.decision(2), Some(Layer(0)), "a returning layer waits like any up-switch");
+    // The subscriber asks for more: answered at once, room permitting.
+    allocator.on_request(2);
     let got = allocator.allocate(5_000 * K, &[mic(1), camera(2)], ms(500));
     assert_eq!(got.decision(2), Some(Layer(2)), "a request is answered without the 2 s hold");
     // The estimate drops, then recovers half a second later: that up-switch is held.

@@ -237,6 +237,9 @@ impl Shard {
         if let Some(down) = conn.down_tracks.get_mut(&key) {
             down.forwarder.set_preference(settings);
             down.rendered_area = rendered_area(settings);
+            if let Some(bwe) = conn.bwe.as_mut() {
+                bwe.allocator.on_request(key.0);
+            }
             self.reallocate(id, now);
         }
     }
