@@ -10,6 +10,9 @@
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
 //   await room.publish({ video: true, audio: true, simulcast: true });
 
+import { SerialQueue, base64ToBytes, sleep } from './sdk/util.js';
+import { applyLayerStates } from './sdk/publisher-layers.js';
+
 /** Simulcast layers the publisher sends, lowest first. */
 export const SIMULCAST_LAYERS = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -71,35 +74,6 @@ export async function fetchDevToken(room, identity, origin) {
   return body.token;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function bytesToBase64(bytes) {
-  let s = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
-}
-
-function base64ToBytes(b64) {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
-/** A serial queue: each task starts after the previous one settled. */
-class SerialQueue {
-  #tail = Promise.resolve();
-  run(task) {
-    const result = this.#tail.then(task);
-    this.#tail = result.catch(() => {});
-    return result;
-  }
-}
-
 export class Room extends EventTarget {
   /** Connects, joins with `token`, and resolves with the joined Room. */
   static async connect(url, token, options = {}) {
@@ -159,6 +133,7 @@ export class Room extends EventTarget {
     this._departed = new Set(); // participant ids that left: late events about them are ignored
     this._mediaStream = null;
     this._dataReady = null;
+    this._layerStates = new Map(); // own track id -> [{rid, active}] from the server (dynacast)
   }
 
   // ---------------------------------------------------------------- events
@@ -324,6 +299,9 @@ export class Room extends EventTarget {
           state: msg.state,
           reason: msg.reason ?? null,
         });
+        break;
+      case 'publisher_layers':
+        this._onPublisherLayers(msg.track_id, msg.layers ?? []);
         break;
       case 'pong':
         this._lastPong = Date.now();
@@ -701,8 +679,30 @@ export class Room extends EventTarget {
     for (const info of infos) {
       if (this.localTracks.some((t) => t.trackId === info.id)) continue;
       const local = this.localTracks.find((t) => !t.trackId && t.source === info.source && t.kind === info.kind);
-      if (local) local.trackId = info.id;
+      if (!local) continue;
+      local.trackId = info.id;
+      if (this._layerStates.has(info.id)) this._applyLayerStates(local);
     }
+  }
+
+  /** Dynacast: the server says which simulcast layers of our track anyone receives. */
+  _onPublisherLayers(trackId, layers) {
+    if (this.options.dynacast === false) return;
+    this._layerStates.set(trackId, layers);
+    const local = this.localTracks.find((t) => t.trackId === trackId);
+    if (local) this._applyLayerStates(local);
+  }
+
+  _applyLayerStates(local) {
+    local.paramQueue ??= new SerialQueue();
+    local.paramQueue.run(async () => {
+      const layers = this._layerStates.get(local.trackId);
+      if (!layers || local.transceiver.stopped) return;
+      if (await applyLayerStates(local.transceiver.sender, layers)) {
+        this._log('debug', 'publisher layers', local.trackId, layers);
+        this._emit('publisherLayers', { trackId: local.trackId, layers });
+      }
+    }).catch((e) => this._log('warn', 'publisher layers', e.message));
   }
 
   /**

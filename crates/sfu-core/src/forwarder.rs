@@ -269,6 +269,15 @@ impl Forwarder {
         }
     }
 
+    /// The layer the subscriber asks for, whatever is flowing and whatever its bandwidth allows
+    /// (audio: 0); `None` when it paused the track. What dynacast asks the publisher to encode.
+    pub fn requested_layer(&self) -> Option<u8> {
+        match self.kind {
+            TrackKind::Video if !self.layers.is_empty() => self.selector.preferred(&self.layers),
+            _ => (!self.selector.paused).then_some(0),
+        }
+    }
+
     /// Tells a new forwarder which layers are flowing right now (the caller has watched the track
     /// for longer), so it targets a live layer at once instead of learning that a layer is
     /// silent over its first second and a half.

@@ -34,11 +34,19 @@
 //!    ([`PauseReason`]), and pass [`Allocations::desired_bps`] and
 //!    [`Allocations::blocked_up_switch`] to the bandwidth estimator (desired rate, probe).
 //!
+//! One [`Dynacast`] per published simulcast track decides which layers its publisher encodes:
+//!
+//! 6. Give it the highest layer any subscriber wants ([`Forwarder::requested_layer`], the
+//!    maximum over all subscribers) whenever that changes, and call
+//!    [`Dynacast::handle_timeout`] when [`Dynacast::poll_timeout`] passes; tell the publisher
+//!    each [`EncodeLayers`] it returns.
+//!
 //! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
 //! common path, or panics on packet data.
 
 pub mod allocator;
 pub mod drop_reason;
+pub mod dynacast;
 pub mod forwarder;
 pub mod history;
 pub mod keyframe;
@@ -58,6 +66,7 @@ pub use allocator::{
     UP_SWITCH_MARGIN_PERCENT, default_layer_bitrate,
 };
 pub use drop_reason::DropReason;
+pub use dynacast::{DYNACAST_PAUSE_DELAY, Dynacast, EncodeLayers};
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
 pub use history::{ResendGuard, RtpHistory};
 pub use keyframe::{VideoCodec, is_h264_keyframe, is_vp8_keyframe, vp8_keyframe_size};

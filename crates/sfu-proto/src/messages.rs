@@ -177,6 +177,9 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Dynacast: encode exactly the simulcast layers marked active of this participant's own
+    /// track (no subscriber wants the others). Sent on change and again after a resume.
+    PublisherLayers { track_id: TrackId, layers: Vec<LayerState> },
     Pong { id: u64 },
     Error {
         code: ErrorCode,
@@ -185,6 +188,13 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
     },
+}
+
+/// Whether a publisher should encode one simulcast layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerState {
+    pub rid: Rid,
+    pub active: bool,
 }
 
 /// Whether the server is sending a subscribed track.

@@ -85,6 +85,9 @@ pub struct RtcConfig {
     /// estimate, shared among its tracks by the allocator (which picks layers and pauses video
     /// that does not fit). Default on; off forwards whatever layers subscribers ask for.
     pub bandwidth_estimation: bool,
+    /// Publishers are told to pause the simulcast layers no subscriber asks for, and to resume
+    /// them when one does (dynacast). Default on.
+    pub dynacast: bool,
 }
 
 /// API key and secret used to sign and verify tokens.
@@ -133,6 +136,7 @@ impl Default for RtcConfig {
             departure_timeout_secs: 20,
             max_message_bytes: 65536,
             bandwidth_estimation: true,
+            dynacast: true,
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
         .route("/", get(|| async { asset("index.html") }))
+        .route("/sdk/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&format!("sdk/{file}")) }))
         .route("/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
         .with_state(state)
 }
@@ -65,6 +66,8 @@ fn asset(name: &str) -> Response {
     let (body, mime) = match name {
         "index.html" => (include_str!("../../../web/index.html"), "text/html; charset=utf-8"),
         "sdk.js" => (include_str!("../../../web/sdk.js"), "text/javascript"),
+        "sdk/util.js" => (include_str!("../../../web/sdk/util.js"), "text/javascript"),
+        "sdk/publisher-layers.js" => (include_str!("../../../web/sdk/publisher-layers.js"), "text/javascript"),
         "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
         "style.css" => (include_str!("../../../web/style.css"), "text/css"),
         _ => return StatusCode::NOT_FOUND.into_response(),

@@ -33,6 +33,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             udp_port_start: config.rtc.udp_port_start,
             shards: config.rtc.shards,
             bandwidth_estimation: config.rtc.bandwidth_estimation,
+            dynacast: config.rtc.dynacast,
         },
         events_tx,
     )

@@ -15,6 +15,7 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
             MediaEvent::Connected { conn } => hub.set_connected(conn, true),
             MediaEvent::Disconnected { conn } => on_disconnected(&hub, conn).await,
             MediaEvent::StreamState { conn, key, paused } => stream_state(&hub, conn, key, paused).await,
+            MediaEvent::EncodeLayers { conn, key, layers } => encode_layers(&hub, conn, key, layers).await,
         }
     }
 }
@@ -53,6 +54,26 @@ async fn stream_state(
     if let Some(p) = room.participants.get(&subscriber) {
         p.send(message);
     }
+}
+
+/// Dynacast: tells a publisher which simulcast layers of its track anyone wants, and keeps that
+/// to repeat after a resume.
+async fn encode_layers(
+    hub: &Hub,
+    conn: sfu_transport::ConnId,
+    key: sfu_transport::TrackKey,
+    layers: Vec<(sfu_proto::Rid, bool)>,
+) {
+    let Some((room_id, publisher)) = hub.owner_of(conn) else { return };
+    let Some(room_ref) = hub.room(&room_id) else { return };
+    let mut room = room_ref.lock().await;
+    let Some(p) = room.participants.get_mut(&publisher) else { return };
+    let Some(track) = p.tracks.iter_mut().find(|t| t.key == key) else { return };
+    let layers: Vec<_> = layers.into_iter().map(|(rid, active)| sfu_proto::LayerState { rid, active }).collect();
+    track.encoding = Some(layers.clone());
+    let message = sfu_proto::ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers };
+    tracing::info!(%publisher, track = %track.info.id, ?message, "dynacast");
+    p.send(message);
 }
 
 /// Delivers a participant's data message to every other participant's data channel, as JSON

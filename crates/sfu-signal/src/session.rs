@@ -199,6 +199,12 @@ async fn resume(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Ou
     p.negotiation.ice_restart = !state.hub.is_connected(p.subscriber_conn);
     p.negotiation.needs_offer = true;
     let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
+    // Dynacast messages sent while the socket was away were lost with its queue.
+    for track in &p.tracks {
+        if let Some(layers) = &track.encoding {
+            p.send(ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers: layers.clone() });
+        }
+    }
     tracing::info!(room = %room.id, participant = %id, "session resumed");
     state.hub.subscribe_to_all(&mut room, &id).await;
     drop(room);

@@ -25,6 +25,8 @@ pub(crate) struct ShardMetrics {
     pub allocation_down: Counter,
     pub probe_clusters: Counter,
     pub probe_packets: Counter,
+    /// Dynacast messages to publishers (a change of the layers they encode).
+    pub dynacast_changes: Counter,
     drops: Vec<Counter>,
     pauses: Vec<Counter>,
 }
@@ -52,6 +54,7 @@ impl ShardMetrics {
             allocation_down: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "down"),
             probe_clusters: c("sfu_probe_clusters_total"),
             probe_packets: c("sfu_probe_packets_total"),
+            dynacast_changes: c("sfu_dynacast_changes_total"),
             pauses: PauseReason::ALL
                 .iter()
                 .map(|r| counter!("sfu_track_pauses_total", "shard" => label.clone(), "reason" => r.as_str()))

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use sfu_core::PauseReason;
 use sfu_proto::{
-    IceCandidate, LayerInfo, ParticipantId, SubscriptionSettings, TrackDescription, TrackId,
+    IceCandidate, LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId,
     TrackKind, TrackSource,
 };
 use std::net::{IpAddr, SocketAddr};
@@ -28,8 +28,10 @@ pub struct MediaConfig {
     /// Number of shards; 0 means one per core.
     pub shards: usize,
     /// Subscriber connections negotiate transport-cc and each gets a bandwidth estimate
-    /// (exported, not yet used to choose layers). Costs CPU per packet; off by default.
+    /// shared among its tracks by the allocator.
     pub bandwidth_estimation: bool,
+    /// Publishers are told which simulcast layers anyone wants ([`MediaEvent::EncodeLayers`]).
+    pub dynacast: bool,
 }
 
 /// What the media plane tells the control plane, unprompted.
@@ -44,6 +46,9 @@ pub enum MediaEvent {
     /// The bandwidth allocator paused a track this subscriber connection receives (`paused`
     /// says why), or resumed it (`None`).
     StreamState { conn: ConnId, key: TrackKey, paused: Option<PauseReason> },
+    /// Dynacast: the publisher on `conn` should encode exactly the simulcast layers marked
+    /// active (by rid) of this track.
+    EncodeLayers { conn: ConnId, key: TrackKey, layers: Vec<(Rid, bool)> },
 }
 
 /// A track that a publisher's offer added, ready to announce to the room.
@@ -137,6 +142,7 @@ impl MediaPlane {
                 socket,
                 announce,
                 config.bandwidth_estimation,
+                config.dynacast,
                 commands,
                 senders.clone(),
                 events.clone(),

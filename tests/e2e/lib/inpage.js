@@ -5,7 +5,7 @@
   const EVENTS = [
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
     'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
-    'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished',
+    'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished', 'publisherLayers',
   ];
   let sdkPromise = null;
   const sdk = () => (sdkPromise ??= import('/sdk.js'));

@@ -12,7 +12,7 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 export function serveWeb(port = 0) {
   const server = createServer(async (req, res) => {
     const name = new URL(req.url, 'http://x').pathname.replace(/^\/+/, '') || 'index.html';
-    if (!/^[a-z]+\.(html|js|css)$/.test(name)) {
+    if (!/^(sdk\/)?[a-z-]+\.(html|js|css)$/.test(name)) {
       res.writeHead(404).end();
       return;
     }

@@ -703,3 +703,23 @@ fn padding_on_a_dropped_top_layer_does_not_hold_the_target() {
         "layer 1 flows once layer 2 is seen to be padding only ({forwarded})"
     );
 }
+
+#[test]
+fn requested_layer_ignores_activity_and_bandwidth() {
+    let t0 = Instant::now();
+    let mut f = video();
+    f.set_layers(&[Some((320, 180)), Some((640, 360)), Some((1280, 720))]);
+    f.set_preference(&settings(High, false));
+    // Only layer 0 flows and bandwidth allows only layer 0: the subscriber still asks for 2.
+    f.seed_active_layers(&[0], t0);
+    f.set_max_layer_by_bandwidth(Some(0));
+    assert_eq!(f.preferred_layer(), Some(0));
+    assert_eq!(f.requested_layer(), Some(2));
+    f.set_preference(&SubscriptionSettings { max_width: Some(700), max_height: Some(400), ..settings(LayerPreference::Auto, false) });
+    assert_eq!(f.requested_layer(), Some(1), "a 700x400 tile needs the 640x360 layer");
+    f.set_preference(&settings(Low, false));
+    assert_eq!(f.requested_layer(), Some(0));
+    f.set_preference(&settings(High, true));
+    assert_eq!(f.requested_layer(), None, "paused by the subscriber");
+    assert_eq!(audio().requested_layer(), Some(0));
+}

@@ -36,6 +36,8 @@ pub struct TrackEntry {
     pub key: TrackKey,
     pub mime: String,
     pub clock_rate: u32,
+    /// Dynacast: the layers the publisher was last told to encode (`None`: all, never told).
+    pub encoding: Option<Vec<sfu_proto::LayerState>>,
 }
 
 /// The server-offers negotiation of a subscriber connection (one offer in flight at a time).

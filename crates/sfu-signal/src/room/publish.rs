@@ -70,6 +70,7 @@ impl Hub {
         for track in added {
             let description = descriptions.iter().find(|d| d.mid == track.mid);
             let entry = TrackEntry {
+                encoding: None,
                 info: TrackInfo {
                     id: TrackId(new_id("TR")),
                     kind: track.kind,

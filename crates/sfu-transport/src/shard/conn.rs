@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     pub down_tracks: HashMap<TrackKey, DownTrack>,
     /// Subscriber side: the bandwidth estimate of this connection.
     pub bwe: Option<EgressBwe>,
+    /// Publisher side: when a dynacast pause of one of its tracks is due.
+    pub dynacast_deadline: Option<Instant>,
 }
 
 impl Conn {
@@ -55,6 +57,7 @@ impl Conn {
             published_mids: HashMap::new(),
             down_tracks: HashMap::new(),
             bwe: None,
+            dynacast_deadline: None,
         }
     }
 }

@@ -47,6 +47,10 @@ pub(crate) struct Published {
     /// Layers whose keyframe request fell inside the throttle window: sent when it ends, so a
     /// subscriber arriving just after another one waits at most one window.
     pub deferred_plis: Vec<u8>,
+    /// Dynacast (simulcast tracks, when enabled): the highest layer wanted by each shard's
+    /// subscribers, and what the publisher is told to encode.
+    pub demand: HashMap<usize, u8>,
+    pub dynacast: Option<sfu_core::Dynacast>,
 }
 
 impl Shard {
@@ -137,6 +141,7 @@ impl Shard {
                 .collect();
             let layers = LayerOrder::new(hints);
             let ordered = ordered_layers(&layers);
+            let dynacast = self.new_dynacast(layers.len(), now);
             let key = TrackKey::new(self.index, self.next_track_serial);
             self.next_track_serial += 1;
             self.published.insert(
@@ -150,6 +155,8 @@ impl Shard {
                     downstream: HashMap::new(),
                     throttle: KeyframeRequestThrottle::new(),
                     deferred_plis: Vec::new(),
+                    demand: HashMap::new(),
+                    dynacast,
                 },
             );
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -176,7 +183,7 @@ impl Shard {
         for key in &removed {
             self.published.remove(key);
         }
-        self.mark_dirty(id);
+        self.rearm_dynacast(id);
         Ok(PublisherAnswer { sdp, added, removed })
     }
 

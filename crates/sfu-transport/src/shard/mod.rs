@@ -2,6 +2,7 @@
 //! their timers, and the forwarding state of the tracks published or subscribed on it.
 
 mod conn;
+mod dynacast;
 mod egress;
 mod ingress;
 mod sdp_info;
@@ -40,6 +41,9 @@ pub(crate) enum Command {
     Close { conn: ConnId },
     /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
     Downstream { key: TrackKey, shard: usize, attach: bool },
+    /// From a subscriber's shard to the publisher's: the highest layer of the track that
+    /// subscribers on `shard` ask for (`None`: none of them wants it any more).
+    LayerDemand { key: TrackKey, shard: usize, wanted: Option<u8> },
     /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
     KeyframeRequest { key: TrackKey, layer: u8 },
     /// From the publisher's shard: a packet for the subscribers living here.
@@ -57,6 +61,8 @@ pub(crate) struct Shard {
     announce: SocketAddr,
     /// Subscriber connections negotiate transport-cc and estimate their bandwidth.
     estimate_bandwidth: bool,
+    /// Publishers are told which simulcast layers anyone wants.
+    dynacast: bool,
     commands: mpsc::UnboundedReceiver<Command>,
     peers: Vec<mpsc::UnboundedSender<Command>>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -69,6 +75,9 @@ pub(crate) struct Shard {
     subscribers: HashMap<TrackKey, Vec<ConnId>>,
     /// Bitrate of each layer of each subscribed track, as seen passing through this shard.
     layer_rates: HashMap<TrackKey, sfu_core::LayerRates>,
+    /// The highest layer of each track this shard's subscribers ask for, as last told to the
+    /// track's publisher shard.
+    layer_demand: HashMap<TrackKey, u8>,
     timers: BTreeSet<(Instant, ConnId)>,
     dirty: Vec<ConnId>,
     next_track_serial: u64,
@@ -84,6 +93,7 @@ impl Shard {
         socket: std::net::UdpSocket,
         announce: SocketAddr,
         estimate_bandwidth: bool,
+        dynacast: bool,
         commands: mpsc::UnboundedReceiver<Command>,
         peers: Vec<mpsc::UnboundedSender<Command>>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -94,6 +104,7 @@ impl Shard {
             socket: Some(socket),
             announce,
             estimate_bandwidth,
+            dynacast,
             commands,
             peers,
             events,
@@ -103,6 +114,7 @@ impl Shard {
             published: HashMap::new(),
             subscribers: HashMap::new(),
             layer_rates: HashMap::new(),
+            layer_demand: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             next_track_serial: 1,
@@ -224,6 +236,7 @@ impl Shard {
                 conn.deadline = None;
                 let _ = conn.pc.handle_timeout(now);
                 self.on_bandwidth_timeout(id, now);
+                self.on_dynacast_timeout(id, now);
                 self.mark_dirty(id);
             }
         }
@@ -277,10 +290,10 @@ impl Shard {
                 break;
             }
         }
-        let deadline = match (conn.pc.poll_timeout(), conn.bwe.as_ref().and_then(|b| b.poll_timeout())) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [conn.pc.poll_timeout(), conn.bwe.as_ref().and_then(|b| b.poll_timeout()), conn.dynacast_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         if conn.deadline != deadline {
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, id));
@@ -326,6 +339,7 @@ impl Shard {
             Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
             Command::Close { conn } => self.close_conn(conn),
             Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach),
+            Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
             Command::Forward(packet) => self.forward_local(&packet, now),
         }

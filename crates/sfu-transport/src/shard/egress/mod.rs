@@ -107,6 +107,7 @@ impl Shard {
         );
         self.subscribers.entry(spec.key).or_default().push(id);
         self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
+        self.refresh_layer_demand(spec.key, now);
         Ok(())
     }
 
@@ -130,6 +131,7 @@ impl Shard {
             }
         }
         self.send_to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
+        self.refresh_layer_demand(key, now);
     }
 
     pub(super) fn subscriber_offer(
@@ -241,6 +243,7 @@ impl Shard {
                 bwe.allocator.on_request(key.0);
             }
             self.reallocate(id, now);
+            self.refresh_layer_demand(key, now);
         }
     }
 

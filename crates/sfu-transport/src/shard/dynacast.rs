@@ -1,0 +1,102 @@
+//! Dynacast across shards: each subscriber shard tells a track's publisher shard the highest
+//! layer its local subscribers ask for; the publisher shard keeps the maximum over all shards
+//! and lets sfu-core's [`Dynacast`] decide which layers the publisher encodes.
+
+use sfu_core::{Dynacast, EncodeLayers};
+use std::time::Instant;
+
+use super::{Command, Shard};
+use crate::plane::MediaEvent;
+use crate::{ConnId, TrackKey};
+
+impl Shard {
+    /// Subscriber side: recomputes what this shard's subscribers of `key` ask for and tells the
+    /// publisher's shard when it changed (`None` once nobody here wants the track).
+    pub(super) fn refresh_layer_demand(&mut self, key: TrackKey, now: Instant) {
+        if !self.dynacast {
+            return;
+        }
+        let wanted = self
+            .subscribers
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conns.get(id)?.down_tracks.get(&key)?.forwarder.requested_layer())
+            .max();
+        let previous = match wanted {
+            Some(layer) => self.layer_demand.insert(key, layer),
+            None => self.layer_demand.remove(&key),
+        };
+        if previous != wanted {
+            let command = Command::LayerDemand { key, shard: self.index, wanted };
+            self.send_to_shard(key.shard(), command, now);
+        }
+    }
+
+    /// Publisher side: shard `shard` now wants at most layer `wanted` of `key`.
+    pub(super) fn on_layer_demand(&mut self, key: TrackKey, shard: usize, wanted: Option<u8>, now: Instant) {
+        let Some(published) = self.published.get_mut(&key) else { return };
+        match wanted {
+            Some(layer) => published.demand.insert(shard, layer),
+            None => published.demand.remove(&shard),
+        };
+        let highest = published.demand.values().copied().max();
+        let conn = published.conn;
+        let Some(dynacast) = published.dynacast.as_mut() else { return };
+        if let Some(encode) = dynacast.set_wanted(highest, now) {
+            self.tell_publisher(key, encode);
+        }
+        self.rearm_dynacast(conn);
+    }
+
+    /// Publisher side: pauses the layers of `conn`'s tracks that nobody wanted for long enough.
+    pub(super) fn on_dynacast_timeout(&mut self, conn: ConnId, now: Instant) {
+        let due = self.conns.get(&conn).and_then(|c| c.dynacast_deadline).is_some_and(|at| at <= now);
+        if !due {
+            return;
+        }
+        let mut changes = Vec::new();
+        for (key, published) in self.published.iter_mut().filter(|(_, p)| p.conn == conn) {
+            if let Some(encode) = published.dynacast.as_mut().and_then(|d| d.handle_timeout(now)) {
+                changes.push((*key, encode));
+            }
+        }
+        for (key, encode) in changes {
+            self.tell_publisher(key, encode);
+        }
+        self.rearm_dynacast(conn);
+    }
+
+    /// A new simulcast track starts with every layer encoded and nobody wanting any yet.
+    pub(super) fn new_dynacast(&self, layer_count: usize, now: Instant) -> Option<Dynacast> {
+        (self.dynacast && layer_count > 1).then(|| Dynacast::new(layer_count, now))
+    }
+
+    /// Files `conn` under its tracks' earliest dynacast deadline (applied at the next drain).
+    pub(super) fn rearm_dynacast(&mut self, conn: ConnId) {
+        let deadline = self
+            .published
+            .values()
+            .filter(|p| p.conn == conn)
+            .filter_map(|p| p.dynacast.as_ref()?.poll_timeout())
+            .min();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.dynacast_deadline = deadline;
+        }
+        self.mark_dirty(conn);
+    }
+
+    fn tell_publisher(&mut self, key: TrackKey, encode: EncodeLayers) {
+        let Some(published) = self.published.get(&key) else { return };
+        let layers = (0..published.layers.len())
+            .filter_map(|i| {
+                let layer = u8::try_from(i).ok()?;
+                let rid = published.layers.rid_at(layer)?;
+                Some((sfu_proto::Rid(rid.to_owned()), encode.is_active(layer)))
+            })
+            .collect();
+        tracing::debug!(track = ?key, highest = ?encode.highest, "dynacast");
+        self.metrics.dynacast_changes.increment(1);
+        self.emit(MediaEvent::EncodeLayers { conn: published.conn, key, layers });
+    }
+}

@@ -1,0 +1,22 @@
+// Small helpers the SDK modules share.
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function base64ToBytes(b64) {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** A serial queue: each task starts after the previous one settled. */
+export class SerialQueue {
+  #tail = Promise.resolve();
+  run(task) {
+    const result = this.#tail.then(task);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+}
