@@ -101,6 +101,7 @@ fn toml_file_parse() {
         departure_timeout_secs = 5
         max_message_bytes = 131072
         bandwidth_estimation = false
+        dynacast = false
 
         [auth]
         api_key = "k1"
@@ -121,6 +122,7 @@ fn toml_file_parse() {
             departure_timeout_secs: 5,
             max_message_bytes: 131072,
             bandwidth_estimation: false,
+            dynacast: false,
         }
     );
     assert_eq!(c.auth.api_key, "k1");
