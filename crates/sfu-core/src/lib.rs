@@ -41,10 +41,18 @@
 //!    [`Dynacast::handle_timeout`] when [`Dynacast::poll_timeout`] passes; tell the publisher
 //!    each [`EncodeLayers`] it returns.
 //!
+//! Active speakers come from the audio-level header extension:
+//!
+//! 7. Keep one [`AudioLevelMeter`] per published audio track, feed it each packet's level
+//!    ([`parse_audio_level`]) and take its smoothed loudness every [`SPEAKER_REPORT_INTERVAL`].
+//!    One [`ActiveSpeakers`] per room ranks the participants; announce each ranking that
+//!    [`ActiveSpeakers::poll_change`] returns, and mark speakers' video in [`TrackDemand`].
+//!
 //! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
 //! common path, or panics on packet data.
 
 pub mod allocator;
+pub mod audio_level;
 pub mod drop_reason;
 pub mod dynacast;
 pub mod forwarder;
@@ -57,6 +65,7 @@ pub mod layers;
 pub mod munger;
 pub mod selector;
 pub mod seq;
+pub mod speakers;
 #[cfg(test)]
 mod test_rng;
 
@@ -65,6 +74,7 @@ pub use allocator::{
     DEFAULT_LAYER_BITRATES, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand,
     UP_SWITCH_MARGIN_PERCENT, default_layer_bitrate,
 };
+pub use audio_level::{AudioLevelMeter, SPEAKER_REPORT_INTERVAL, VOICE_DBOV, parse_audio_level};
 pub use drop_reason::DropReason;
 pub use dynacast::{DYNACAST_PAUSE_DELAY, Dynacast, EncodeLayers};
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
@@ -77,3 +87,4 @@ pub use layers::{LayerOrder, OrderBasis};
 pub use munger::RtpMunger;
 pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};
 pub use seq::{SeqUnwrapper, TsUnwrapper};
+pub use speakers::{ActiveSpeakers, DOMINANCE_MARGIN, SILENT_LEVEL, SPEAKING_LEVEL};
