@@ -93,7 +93,11 @@ function wire(r) {
   r.on('trackSubscribed', ({ track, trackId, participantId, identity, kind }) => {
     const tile = tileFor(participantId, identity ?? r.participants.get(participantId)?.identity);
     tile.stream.addTrack(track);
-    if (kind === 'video') tile.videoTrackId = trackId;
+    if (kind === 'video') {
+      tile.videoTrackId = trackId;
+      // Adaptive stream: on 'auto' the tile's size decides the layer; off screen, nothing comes.
+      r.observeVideo(trackId, tile.video);
+    }
     if (kind === 'audio') {
       tile.audio.srcObject = new MediaStream([track]);
       tile.audio.play().catch(() => {});
@@ -121,6 +125,14 @@ function wire(r) {
     if (!tile) return;
     tile.el.dataset.streamPaused = state === 'paused' ? (reason ?? 'paused') : '';
     renderBadges(tile);
+  });
+  r.on('activeSpeakers', ({ speakers }) => {
+    const speaking = new Set(speakers.map((s) => s.participantId));
+    const first = speakers[0]?.participantId;
+    for (const [id, tile] of tiles) {
+      tile.el.classList.toggle('speaking', speaking.has(id));
+      tile.el.classList.toggle('dominant', id === first);
+    }
   });
   r.on('reconnecting', ({ attempt }) => setStatus('reconnecting', `reconnecting (attempt ${attempt})`));
   r.on('reconnected', () => setStatus('connected', 'connected'));

@@ -12,6 +12,7 @@
 
 import { SerialQueue, base64ToBytes, sleep } from './sdk/util.js';
 import { applyLayerStates } from './sdk/publisher-layers.js';
+import { AdaptiveStream } from './sdk/adaptive-stream.js';
 
 /** Simulcast layers the publisher sends, lowest first. */
 export const SIMULCAST_LAYERS = [
@@ -125,6 +126,10 @@ export class Room extends EventTarget {
     this._pendingCandidates = { publisher: [], subscriber: [] };
     this._midToTrack = new Map(); // subscriber mid -> {track_id, participant_id}
     this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
+    this._appPrefs = new Map(); // track id -> what the application asked for in setSubscription
+    this._adaptive = null; // AdaptiveStream, once a video element is observed
+    /** The room's active speakers, loudest first: [{participantId, identity, level}] */
+    this.activeSpeakers = [];
     this._dataQueue = [];
     this._pingId = 0;
     this._pingTimer = null;
@@ -299,6 +304,16 @@ export class Room extends EventTarget {
           state: msg.state,
           reason: msg.reason ?? null,
         });
+        break;
+      case 'active_speakers':
+        this.activeSpeakers = (msg.speakers ?? []).map((s) => ({
+          participantId: s.participant_id,
+          identity: s.participant_id === this.localParticipant?.id
+            ? this.localParticipant.identity
+            : this.participants.get(s.participant_id)?.identity ?? null,
+          level: s.level,
+        }));
+        this._emit('activeSpeakers', { speakers: this.activeSpeakers });
         break;
       case 'publisher_layers':
         this._onPublisherLayers(msg.track_id, msg.layers ?? []);
@@ -544,6 +559,8 @@ export class Room extends EventTarget {
       this._ws = null;
     }
     for (const [trackId] of [...this.subscribedTracks]) this._unsubscribeTrack(trackId);
+    this._adaptive?.close();
+    this._adaptive = null;
     try { this.publisherPc?.close(); } catch {}
     try { this.subscriberPc?.close(); } catch {}
     for (const t of this.localTracks) t.track.stop();
@@ -823,6 +840,7 @@ export class Room extends EventTarget {
     if (!sub) return;
     this.subscribedTracks.delete(trackId);
     this._statsPrev.delete(trackId);
+    this._adaptive?.unobserve(trackId);
     this._emit('trackUnsubscribed', { ...sub });
   }
 
@@ -837,9 +855,42 @@ export class Room extends EventTarget {
    * @param {{layer?: 'low'|'medium'|'high'|'auto', maxWidth?: number, maxHeight?: number, paused?: boolean}} s
    */
   setSubscription(trackId, { layer = 'auto', maxWidth, maxHeight, paused = false } = {}) {
-    const msg = { type: 'subscription', track_id: trackId, layer, paused: !!paused };
-    if (maxWidth != null) msg.max_width = Math.round(maxWidth);
-    if (maxHeight != null) msg.max_height = Math.round(maxHeight);
+    this._appPrefs.set(trackId, { layer, maxWidth, maxHeight, paused: !!paused });
+    this._sendSubscription(trackId);
+  }
+
+  /**
+   * Adaptive stream: follows the size `element` shows `trackId` at, and whether it is on screen.
+   * The server then sends no layer larger than the element needs (unless setSubscription named
+   * a layer or a size), and nothing while it is hidden. Returns a function that stops following.
+   * Off with the Room option `adaptiveStream: false`.
+   * @param {string} trackId
+   * @param {HTMLElement} element
+   */
+  observeVideo(trackId, element) {
+    if (this.options.adaptiveStream === false || typeof ResizeObserver === 'undefined') return () => {};
+    this._adaptive ??= new AdaptiveStream((id) => this._sendSubscription(id));
+    this._adaptive.observe(trackId, element);
+    return () => this.unobserveVideo(trackId);
+  }
+
+  unobserveVideo(trackId) {
+    if (!this._adaptive) return;
+    this._adaptive.unobserve(trackId);
+    if (this._subscriptionPrefs.has(trackId)) this._sendSubscription(trackId);
+  }
+
+  /** Sends what the application asked for, completed by what its element shows. */
+  _sendSubscription(trackId) {
+    const app = this._appPrefs.get(trackId) ?? { layer: 'auto', paused: false };
+    const view = this._adaptive?.view(trackId);
+    const msg = { type: 'subscription', track_id: trackId, layer: app.layer, paused: app.paused || !!view?.hidden };
+    const maxWidth = app.maxWidth ?? view?.maxWidth;
+    const maxHeight = app.maxHeight ?? view?.maxHeight;
+    if (maxWidth != null && maxWidth > 0) msg.max_width = Math.round(maxWidth);
+    if (maxHeight != null && maxHeight > 0) msg.max_height = Math.round(maxHeight);
+    const last = this._subscriptionPrefs.get(trackId);
+    if (last && JSON.stringify(last) === JSON.stringify(msg)) return;
     this._subscriptionPrefs.set(trackId, msg);
     this._send(msg);
   }
@@ -953,6 +1004,8 @@ export class Room extends EventTarget {
     const p = this.participants.get(participantId);
     if (p) p.tracks = p.tracks.filter((t) => t.id !== trackId);
     this._subscriptionPrefs.delete(trackId);
+    this._appPrefs.delete(trackId);
+    this._adaptive?.unobserve(trackId);
     this._emit('trackUnpublished', { participantId, identity: p?.identity ?? null, trackId });
   }
 

@@ -293,6 +293,11 @@ impl Forwarder {
         self.paused_for_bandwidth
     }
 
+    /// How many layers the track is known to have (announced or seen).
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The track's kind.
     pub fn kind(&self) -> TrackKind {
         self.kind

@@ -180,6 +180,9 @@ pub enum ServerMessage {
     /// Dynacast: encode exactly the simulcast layers marked active of this participant's own
     /// track (no subscriber wants the others). Sent on change and again after a resume.
     PublisherLayers { track_id: TrackId, layers: Vec<LayerState> },
+    /// The room's active speakers changed: loudest first (the first is the dominant speaker);
+    /// empty when nobody speaks. Sent to everyone in the room, and on join.
+    ActiveSpeakers { speakers: Vec<SpeakerInfo> },
     Pong { id: u64 },
     Error {
         code: ErrorCode,
@@ -188,6 +191,14 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
     },
+}
+
+/// One active speaker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerInfo {
+    pub participant_id: ParticipantId,
+    /// Smoothed loudness, 0 (silent) to 1 (full scale).
+    pub level: f32,
 }
 
 /// Whether a publisher should encode one simulcast layer.

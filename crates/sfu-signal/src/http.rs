@@ -67,6 +67,7 @@ fn asset(name: &str) -> Response {
         "index.html" => (include_str!("../../../web/index.html"), "text/html; charset=utf-8"),
         "sdk.js" => (include_str!("../../../web/sdk.js"), "text/javascript"),
         "sdk/util.js" => (include_str!("../../../web/sdk/util.js"), "text/javascript"),
+        "sdk/adaptive-stream.js" => (include_str!("../../../web/sdk/adaptive-stream.js"), "text/javascript"),
         "sdk/publisher-layers.js" => (include_str!("../../../web/sdk/publisher-layers.js"), "text/javascript"),
         "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
         "style.css" => (include_str!("../../../web/style.css"), "text/css"),

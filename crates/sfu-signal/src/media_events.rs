@@ -16,6 +16,7 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
             MediaEvent::Disconnected { conn } => on_disconnected(&hub, conn).await,
             MediaEvent::StreamState { conn, key, paused } => stream_state(&hub, conn, key, paused).await,
             MediaEvent::EncodeLayers { conn, key, layers } => encode_layers(&hub, conn, key, layers).await,
+            MediaEvent::AudioLevels { levels } => hub.on_audio_levels(levels).await,
         }
     }
 }

@@ -170,6 +170,10 @@ async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outg
         participants: room.others(&id),
         departure_timeout_ms: state.hub.departure_timeout().as_millis() as u64,
     }));
+    if !room.announced_speakers.is_empty() {
+        let speakers = room.announced_speakers.clone();
+        let _ = tx.send(Outgoing::Message(ServerMessage::ActiveSpeakers { speakers }));
+    }
     state.hub.subscribe_to_all(&mut room, &id).await;
     drop(room);
     Ok((room_ref, id, 0))

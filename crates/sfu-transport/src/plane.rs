@@ -49,6 +49,9 @@ pub enum MediaEvent {
     /// Dynacast: the publisher on `conn` should encode exactly the simulcast layers marked
     /// active (by rid) of this track.
     EncodeLayers { conn: ConnId, key: TrackKey, layers: Vec<(Rid, bool)> },
+    /// Smoothed loudness (0 = silent .. 1 = full scale) of audio published on these
+    /// connections, every [`sfu_core::SPEAKER_REPORT_INTERVAL`] while any is audible.
+    AudioLevels { levels: Vec<(ConnId, f32)> },
 }
 
 /// A track that a publisher's offer added, ready to announce to the room.
@@ -245,6 +248,14 @@ impl MediaPlane {
     pub fn set_muted(&self, key: TrackKey, muted: bool) {
         for shard in 0..self.shards.len() {
             let _ = self.send(shard, Command::SetMuted { key, muted });
+        }
+    }
+
+    /// Tells every shard that `participant` started or stopped speaking (its video is favoured
+    /// when bandwidth is short).
+    pub fn set_speaking(&self, participant: &ParticipantId, speaking: bool) {
+        for shard in 0..self.shards.len() {
+            let _ = self.send(shard, Command::SetSpeaking { participant: participant.clone(), speaking });
         }
     }
 

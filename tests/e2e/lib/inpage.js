@@ -6,12 +6,15 @@
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
     'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
     'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished', 'publisherLayers',
+    'activeSpeakers',
   ];
   let sdkPromise = null;
   const sdk = () => (sdkPromise ??= import('/sdk.js'));
   const rooms = {};
   const logs = {};
   const samplers = {};
+  const tones = {};
+  const videos = {};
 
   // Events are kept as plain JSON-able records: {type, t, ...}.
   function plain(type, d) {
@@ -31,6 +34,8 @@
           data: d.binary ? Array.from(d.data instanceof Uint8Array ? d.data : new Uint8Array(d.data)) : d.data };
       case 'error':
         return { ...r, code: d.code, message: d.message, request: d.request };
+      case 'activeSpeakers':
+        return { ...r, speakers: d.speakers.map((s) => ({ participantId: s.participantId, identity: s.identity, level: s.level })) };
       default: {
         const out = { ...r };
         for (const [k, v] of Object.entries(d)) {
@@ -136,6 +141,49 @@
       clearInterval(s.timer);
       delete samplers[key];
       return s.samples;
+    },
+
+    /**
+     * Publishes a synthetic microphone for `key`: a 440 Hz tone whose loudness `setTone` changes
+     * (0 = silence), so a test decides who is speaking.
+     */
+    async publishTone(key, gain) {
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const osc = ctx.createOscillator();
+      osc.frequency.value = 440;
+      const amp = ctx.createGain();
+      amp.gain.value = gain;
+      const out = ctx.createMediaStreamDestination();
+      osc.connect(amp).connect(out);
+      osc.start();
+      tones[key] = amp;
+      await T.room(key).publish({ stream: out.stream, video: false, audio: true });
+    },
+
+    /** Shows a subscribed video in a <video> of `width`x`height` CSS pixels and lets the SDK follow its size. */
+    attachVideo(key, trackId, width, height) {
+      const el = document.createElement('video');
+      el.muted = true;
+      el.autoplay = true;
+      el.style.cssText = `display:block;width:${width}px;height:${height}px`;
+      el.srcObject = T.room(key).getTrack(trackId).stream;
+      document.body.prepend(el);
+      videos[key] = el;
+      T.room(key).observeVideo(trackId, el);
+    },
+
+    resizeVideo(key, width, height) {
+      videos[key].style.width = `${width}px`;
+      videos[key].style.height = `${height}px`;
+    },
+
+    setVideoShown(key, shown) {
+      videos[key].style.display = shown ? 'block' : 'none';
+    },
+
+    setTone(key, gain) {
+      tones[key].gain.value = gain;
     },
 
     samples(key) {

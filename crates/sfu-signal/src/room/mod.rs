@@ -5,6 +5,7 @@
 mod model;
 mod negotiate;
 mod publish;
+mod speakers;
 
 pub use model::*;
 pub use publish::RequestError;
@@ -181,6 +182,8 @@ impl Hub {
         self.set_connected(gone.publisher_conn, false);
         self.set_connected(gone.subscriber_conn, false);
         self.unpublish_tracks(room, &gone.id, &gone.tracks).await;
+        room.speakers.remove(&gone.id);
+        self.announce_speakers(room);
         room.broadcast_except(
             id,
             &ServerMessage::ParticipantLeft {

@@ -100,11 +100,21 @@ pub struct Room {
     pub id: RoomId,
     pub participants: HashMap<ParticipantId, Participant>,
     pub viewers: HashMap<String, Viewer>,
+    /// Who is speaking, from the publishers' audio levels.
+    pub speakers: sfu_core::ActiveSpeakers<ParticipantId>,
+    /// The ranking last announced (sent again to each participant that joins).
+    pub announced_speakers: Vec<sfu_proto::SpeakerInfo>,
 }
 
 impl Room {
     pub fn new(id: RoomId) -> Self {
-        Self { id, participants: HashMap::new(), viewers: HashMap::new() }
+        Self {
+            id,
+            participants: HashMap::new(),
+            viewers: HashMap::new(),
+            speakers: sfu_core::ActiveSpeakers::new(),
+            announced_speakers: Vec::new(),
+        }
     }
 
     pub fn by_identity(&self, identity: &str) -> Option<&Participant> {

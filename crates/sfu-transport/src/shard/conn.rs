@@ -81,6 +81,8 @@ pub(crate) struct DownTrack {
     /// the source and the size the subscriber renders the track at (pixels, 0 = unknown).
     pub source: TrackSource,
     pub rendered_area: u32,
+    /// Who publishes the track (their speaking moves it up the allocator's order).
+    pub publisher: ParticipantId,
     /// The allocator's last decision applied to the forwarder.
     pub allocation: Option<AllocationDecision>,
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::conn::Conn;
 use super::{Command, Shard};
-use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
+use crate::peer_factory::{AUDIO_LEVEL_URI, Direction, IceCredentials, build_peer_connection, with_start_bitrate};
 use crate::plane::{PublishedTrack, PublisherAnswer};
 use crate::{ConnId, MediaError, TrackKey};
 
@@ -51,6 +51,16 @@ pub(crate) struct Published {
     /// subscribers, and what the publisher is told to encode.
     pub demand: HashMap<usize, u8>,
     pub dynacast: Option<sfu_core::Dynacast>,
+    /// Audio tracks whose publisher sends the audio-level extension: its id and the meter.
+    pub audio_level: Option<AudioLevelTap>,
+}
+
+/// Reads a published audio track's loudness from its audio-level header extension.
+pub(crate) struct AudioLevelTap {
+    pub extension_id: u8,
+    pub meter: sfu_core::AudioLevelMeter,
+    /// The last report said this track was not silent (so its fall to silence is reported too).
+    pub audible: bool,
 }
 
 impl Shard {
@@ -107,19 +117,25 @@ impl Shard {
             let Some(receiver_id) = transceiver.receiver() else { continue };
             let Some(mut receiver) = conn.pc.rtp_receiver(receiver_id) else { continue };
             let kind = receiver.track().kind();
-            let codec = receiver.get_parameters().rtp_parameters.codecs.first().map(|c| c.rtp_codec.clone());
+            let parameters = &receiver.get_parameters().rtp_parameters;
+            let codec = parameters.codecs.first().map(|c| c.rtp_codec.clone());
+            let audio_level = parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .and_then(|e| u8::try_from(e.id).ok());
             let receiving = matches!(
                 direction,
                 rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly
                     | rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendrecv
             );
-            sections.push((mid, kind, codec, receiving));
+            sections.push((mid, kind, codec, receiving, audio_level));
         }
 
         let mut added = Vec::new();
         let mut removed = Vec::new();
         let mut live_mids = Vec::new();
-        for (mid, kind, codec, receiving) in sections {
+        for (mid, kind, codec, receiving, audio_level) in sections {
             let Some(codec) = codec.filter(|_| receiving) else { continue };
             live_mids.push(mid.clone());
             if self.conns.get(&id).is_some_and(|c| c.published_mids.contains_key(&mid)) {
@@ -157,6 +173,11 @@ impl Shard {
                     deferred_plis: Vec::new(),
                     demand: HashMap::new(),
                     dynacast,
+                    audio_level: audio_level.filter(|_| kind == RtpCodecKind::Audio).map(|extension_id| AudioLevelTap {
+                        extension_id,
+                        meter: sfu_core::AudioLevelMeter::new(),
+                        audible: false,
+                    }),
                 },
             );
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -214,6 +235,12 @@ impl Shard {
         }
         let Some(conn) = self.conns.get_mut(&id) else { return };
         let Some(published) = self.published.get_mut(&key) else { return };
+        if let Some(tap) = published.audio_level.as_mut()
+            && let Some(level) = packet.header.get_extension(tap.extension_id)
+            && let Some((_, dbov)) = sfu_core::parse_audio_level(&level)
+        {
+            tap.meter.on_packet(dbov);
+        }
         let keyframe = published.codec.is_keyframe(&packet.payload);
         if keyframe && let Some((w, h)) = sfu_core::vp8_keyframe_size(&packet.payload) {
             let rid = published.layers.rid_at(layer).map(str::to_owned);

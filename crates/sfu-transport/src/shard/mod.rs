@@ -6,12 +6,13 @@ mod dynacast;
 mod egress;
 mod ingress;
 mod sdp_info;
+mod speakers;
 
 use bytes::{Bytes, BytesMut};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +38,8 @@ pub(crate) enum Command {
     RemoteCandidate { conn: ConnId, candidate: IceCandidate, reply: Reply<()> },
     SetSubscription { conn: ConnId, key: TrackKey, settings: SubscriptionSettings },
     SetMuted { key: TrackKey, muted: bool },
+    /// The participant started or stopped being one of its room's active speakers.
+    SetSpeaking { participant: ParticipantId, speaking: bool },
     SendData { conn: ConnId, text: bool, payload: Bytes },
     Close { conn: ConnId },
     /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
@@ -78,6 +81,8 @@ pub(crate) struct Shard {
     /// The highest layer of each track this shard's subscribers ask for, as last told to the
     /// track's publisher shard.
     layer_demand: HashMap<TrackKey, u8>,
+    /// Participants (of any room) who are speaking now: their video goes first.
+    speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
     dirty: Vec<ConnId>,
     next_track_serial: u64,
@@ -115,6 +120,7 @@ impl Shard {
             subscribers: HashMap::new(),
             layer_rates: HashMap::new(),
             layer_demand: HashMap::new(),
+            speaking: HashSet::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             next_track_serial: 1,
@@ -145,6 +151,8 @@ impl Shard {
 
     async fn event_loop(&mut self, socket: tokio::net::UdpSocket) {
         let mut buf = vec![0u8; 2048];
+        let mut speaker_tick = tokio::time::interval(sfu_core::SPEAKER_REPORT_INTERVAL);
+        speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush(&socket);
             let deadline = self.timers.first().map(|(at, _)| *at);
@@ -185,6 +193,7 @@ impl Shard {
                     }
                 }
                 _ = sleep => self.handle_timeouts(Instant::now()),
+                _ = speaker_tick.tick() => self.report_audio_levels(),
             }
         }
     }
@@ -336,6 +345,7 @@ impl Shard {
             }
             Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings, now),
             Command::SetMuted { key, muted } => self.set_muted(key, muted),
+            Command::SetSpeaking { participant, speaking } => self.set_speaking(participant, speaking),
             Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
             Command::Close { conn } => self.close_conn(conn),
             Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach),

@@ -48,7 +48,7 @@ impl Shard {
             .iter()
             .map(|(key, down)| {
                 let rates = self.layer_rates.get(key).map(|r| r.bitrates(now)).unwrap_or_default();
-                demand(*key, down, rates)
+                demand(*key, down, rates, self.speaking.contains(&down.publisher))
             })
             .collect();
         let estimate = bwe.estimator.estimate().as_u64();
@@ -133,13 +133,18 @@ impl Shard {
 }
 
 /// What one down track asks of the allocator.
-fn demand(key: TrackKey, down: &DownTrack, rates: Vec<Option<u64>>) -> TrackDemand {
+fn demand(key: TrackKey, down: &DownTrack, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
     let kind = down.forwarder.kind();
+    // Layers that have not flowed through this shard yet (the publisher may have paused them
+    // for dynacast) still exist: priced at their defaults, they can be allocated.
+    if rates.len() < down.forwarder.layer_count() {
+        rates.resize(down.forwarder.layer_count(), None);
+    }
     TrackDemand {
         id: key.0,
         kind,
         source: down.source,
-        active_speaker: false,
+        active_speaker,
         rendered_area: down.rendered_area,
         max_layer: down.forwarder.preferred_layer(),
         audio_bitrate: if kind == TrackKind::Audio { rates.first().copied().flatten() } else { None },

@@ -102,6 +102,7 @@ impl Shard {
                 rtx: None,
                 source: spec.source,
                 rendered_area: rendered_area(&spec.settings),
+                publisher: spec.publisher.clone(),
                 allocation: None,
             },
         );
