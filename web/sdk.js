@@ -13,6 +13,7 @@
 import { SerialQueue, base64ToBytes, sleep } from './sdk/util.js';
 import { applyLayerStates } from './sdk/publisher-layers.js';
 import { AdaptiveStream } from './sdk/adaptive-stream.js';
+import { inboundStats, preferCodec } from './sdk/media.js';
 
 /** Simulcast layers the publisher sends, lowest first. */
 export const SIMULCAST_LAYERS = [
@@ -624,7 +625,9 @@ export class Room extends EventTarget {
       }));
     }
     const transceiver = pc.addTransceiver(track, init);
-    if (track.kind === 'video' && this.options.videoCodec) this._preferCodec(transceiver, this.options.videoCodec);
+    if (track.kind === 'video' && this.options.videoCodec) {
+      preferCodec(transceiver, this.options.videoCodec, (m) => this._log('warn', 'setCodecPreferences', m));
+    }
     const preference = degradationPreference ?? (track.kind === 'video' && simulcast ? 'maintain-resolution' : null);
     if (preference) {
       const params = transceiver.sender.getParameters();
@@ -635,21 +638,6 @@ export class Room extends EventTarget {
     this.localTracks.push(local);
     this._bindLocalTrackIds();
     return local;
-  }
-
-  _preferCodec(transceiver, name) {
-    if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
-    const caps = RTCRtpSender.getCapabilities('video');
-    if (!caps) return;
-    const want = `video/${name}`.toLowerCase();
-    const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
-    if (!first.length) return;
-    const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
-    try {
-      transceiver.setCodecPreferences([...first, ...rest]);
-    } catch (e) {
-      this._log('warn', 'setCodecPreferences', e.message);
-    }
   }
 
   /** Runs one publisher offer/answer exchange, serialized with any other. */
@@ -903,30 +891,7 @@ export class Room extends EventTarget {
   async statsFor(trackId) {
     const sub = this.subscribedTracks.get(trackId);
     if (!sub) return null;
-    const report = await sub.transceiver.receiver.getStats();
-    let inbound = null;
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (!inbound || (s.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = s;
-    });
-    if (!inbound) return null;
-    const now = performance.now();
-    const bytes = inbound.bytesReceived ?? 0;
-    const prev = this._statsPrev.get(trackId);
-    let bitrateKbps = 0;
-    if (prev && now > prev.t && bytes >= prev.bytes) bitrateKbps = ((bytes - prev.bytes) * 8) / (now - prev.t);
-    if (!prev || now - prev.t >= 500) this._statsPrev.set(trackId, { bytes, t: now });
-    return {
-      kind: inbound.kind ?? sub.kind,
-      frameWidth: inbound.frameWidth ?? 0,
-      frameHeight: inbound.frameHeight ?? 0,
-      framesDecoded: inbound.framesDecoded ?? 0,
-      framesPerSecond: inbound.framesPerSecond ?? 0,
-      bytesReceived: bytes,
-      packetsReceived: inbound.packetsReceived ?? 0,
-      packetsLost: inbound.packetsLost ?? 0,
-      bitrateKbps: Math.round(bitrateKbps),
-    };
+    return inboundStats(await sub.transceiver.receiver.getStats(), sub.kind, trackId, this._statsPrev);
   }
 
   // ---------------------------------------------------------------- room state

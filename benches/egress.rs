@@ -1,0 +1,219 @@
+//! The whole egress path of one forwarded video packet, step by step, as the shard runs it for
+//! each subscriber: the forwarder's decision and munging, a fresh RTP header, marshalling, SRTP
+//! protection (AES-128-CM-HMAC-SHA1-80 and AEAD-AES-128-GCM), and the send system call, either
+//! one `send_to` per datagram (what the shard does today) or `sendmmsg` in batches of 32.
+//!
+//! Datagrams go to a UDP socket bound on 127.0.0.1 that nobody reads: the kernel drops what
+//! overflows its buffer, which costs the sender the same.
+//!
+//! `cargo bench --bench egress` (numbers in docs/performance.md).
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
+use rtc::shared::marshal::Marshal;
+use rtc::srtp::context::Context;
+use rtc::srtp::protection_profile::ProtectionProfile;
+use sfu_core::{Decision, Forwarder, PacketMeta, VideoCodec};
+use sfu_proto::{LayerPreference, SubscriptionSettings, TrackKind};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+/// A typical video packet's payload: browsers fill packets to about 1100-1200 bytes.
+const PAYLOAD_BYTES: usize = 1100;
+/// Packets per run: 10 s of the 720p layer at 5 packets per frame, 30 fps.
+const PACKETS: usize = 1500;
+/// Datagrams per `sendmmsg` call.
+const BATCH: usize = 32;
+
+fn stream() -> Vec<PacketMeta> {
+    (0..PACKETS)
+        .map(|i| PacketMeta {
+            layer: 0,
+            ssrc: 0x1000,
+            seq: i as u16,
+            timestamp: 90_000 + (i / 5) as u32 * 3000,
+            marker: i % 5 == 4,
+            keyframe: i % 450 == 0,
+            padding_only: false,
+        })
+        .collect()
+}
+
+fn forwarder(now: Instant) -> Forwarder {
+    let mut f = Forwarder::new(TrackKind::Video, VideoCodec::Vp8, 90_000);
+    f.set_preference(&SubscriptionSettings {
+        track_id: "TR_bench".into(),
+        layer: LayerPreference::High,
+        max_width: None,
+        max_height: None,
+        paused: false,
+    });
+    f.on_connected(now);
+    f
+}
+
+fn srtp(profile: ProtectionProfile) -> Context {
+    let provider = rtc::crypto::default_provider().expect("a crypto provider");
+    let key = vec![7u8; profile.key_len()];
+    let salt = vec![9u8; profile.salt_len()];
+    Context::new(&key, &salt, profile, None, None, provider.crypto()).expect("SRTP context")
+}
+
+/// What the egress path does to each packet after the decision, up to the socket.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Decision, munging, header, marshalling.
+    Build,
+    /// ... and SRTP.
+    Protect,
+    /// ... and one `send_to` per datagram.
+    SendTo,
+    /// ... and `sendmmsg` per [`BATCH`] datagrams.
+    SendMmsg,
+}
+
+struct Path {
+    forwarder: Forwarder,
+    srtp: Context,
+    socket: UdpSocket,
+    sink: std::net::SocketAddr,
+    pending: Vec<bytes::BytesMut>,
+    start: Instant,
+}
+
+impl Path {
+    fn new(profile: ProtectionProfile, socket: &UdpSocket, sink: std::net::SocketAddr) -> Self {
+        let start = Instant::now();
+        Self {
+            forwarder: forwarder(start),
+            srtp: srtp(profile),
+            socket: socket.try_clone().expect("socket"),
+            sink,
+            pending: Vec::with_capacity(BATCH),
+            start,
+        }
+    }
+
+    /// Runs every packet through `stage`; returns the bytes that reached the send call (or would).
+    fn run(&mut self, packets: &[PacketMeta], payload: &Bytes, stage: Stage) -> usize {
+        let mut bytes = 0;
+        for p in packets {
+            let now = self.start + Duration::from_micros(u64::from(p.timestamp - 90_000) * 100 / 9);
+            let Decision::Forward(t) = self.forwarder.on_packet(p, now) else { continue };
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: t.marker,
+                    payload_type: 96,
+                    sequence_number: t.seq,
+                    timestamp: t.timestamp,
+                    ssrc: 0xabcd,
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+            };
+            let plain = packet.marshal().expect("marshal");
+            if let Stage::Build = stage {
+                bytes += black_box(plain).len();
+                continue;
+            }
+            let protected = self.srtp.encrypt_rtp_with_header(&plain, &packet.header).expect("SRTP");
+            bytes += protected.len();
+            match stage {
+                Stage::Build | Stage::Protect => {
+                    black_box(protected);
+                }
+                Stage::SendTo => {
+                    let _ = self.socket.send_to(&protected, self.sink);
+                }
+                Stage::SendMmsg => {
+                    self.pending.push(protected);
+                    if self.pending.len() == BATCH {
+                        self.flush();
+                    }
+                }
+            }
+        }
+        self.flush();
+        bytes
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            send_batch(&self.socket, self.sink, &self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// One `sendmmsg` call for all of `datagrams` (all to `to`).
+fn send_batch(socket: &UdpSocket, to: std::net::SocketAddr, datagrams: &[bytes::BytesMut]) {
+    use std::os::fd::AsRawFd;
+    let std::net::SocketAddr::V4(v4) = to else { return };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let mut iovecs: Vec<libc::iovec> = datagrams
+        .iter()
+        .map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: a zeroed msghdr is a valid empty header; the fields set below point into
+            // `addr` and `iovecs`, which outlive the call.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = &addr as *const libc::sockaddr_in as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: `headers` holds `headers.len()` initialized entries whose pointers stay valid for
+    // the duration of the call; the kernel only reads them (and writes `msg_len`).
+    unsafe {
+        libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), headers.len() as libc::c_uint, libc::MSG_DONTWAIT);
+    }
+}
+
+fn egress(c: &mut Criterion) {
+    let packets = stream();
+    let payload = Bytes::from(vec![0x5au8; PAYLOAD_BYTES]);
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("sink socket");
+    let sink_addr = sink.local_addr().expect("sink address");
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("send socket");
+    socket.set_nonblocking(true).expect("nonblocking");
+
+    // What is measured must forward every packet.
+    let mut check = Path::new(ProtectionProfile::AeadAes128Gcm, &socket, sink_addr);
+    let sent = check.run(&packets, &payload, Stage::Protect);
+    assert!(sent >= PACKETS * PAYLOAD_BYTES, "only {sent} bytes protected");
+
+    let mut group = c.benchmark_group("egress");
+    group.throughput(Throughput::Elements(packets.len() as u64));
+    let cases = [
+        ("build (decision, munge, header, marshal)", ProtectionProfile::AeadAes128Gcm, Stage::Build),
+        ("build + SRTP AES-CM-HMAC-SHA1-80", ProtectionProfile::Aes128CmHmacSha1_80, Stage::Protect),
+        ("build + SRTP AES-128-GCM", ProtectionProfile::AeadAes128Gcm, Stage::Protect),
+        ("build + SRTP AES-CM-HMAC-SHA1-80 + send_to", ProtectionProfile::Aes128CmHmacSha1_80, Stage::SendTo),
+        ("build + SRTP AES-128-GCM + send_to", ProtectionProfile::AeadAes128Gcm, Stage::SendTo),
+        ("build + SRTP AES-128-GCM + sendmmsg x32", ProtectionProfile::AeadAes128Gcm, Stage::SendMmsg),
+    ];
+    for (name, profile, stage) in cases {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || Path::new(profile, &socket, sink_addr),
+                |path| path.run(&packets, &payload, stage),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, egress);
+criterion_main!(benches);

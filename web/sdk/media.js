@@ -1,0 +1,47 @@
+// Helpers around RTCPeerConnection media: codec preference and receive statistics.
+
+/** Puts codec `name` (e.g. 'vp8') first in `transceiver`'s preferences; `warn` gets any failure. */
+export function preferCodec(transceiver, name, warn) {
+  if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
+  const caps = RTCRtpSender.getCapabilities('video');
+  if (!caps) return;
+  const want = `video/${name}`.toLowerCase();
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+  if (!first.length) return;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+  try {
+    transceiver.setCodecPreferences([...first, ...rest]);
+  } catch (e) {
+    warn(e.message);
+  }
+}
+
+/**
+ * Summarizes the inbound-rtp entry of a receiver's stats `report` (the one with the most bytes).
+ * `previous` (track id -> {bytes, t}) carries byte counts between calls for the bitrate.
+ */
+export function inboundStats(report, kind, trackId, previous) {
+  let inbound = null;
+  report.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (!inbound || (s.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = s;
+  });
+  if (!inbound) return null;
+  const now = performance.now();
+  const bytes = inbound.bytesReceived ?? 0;
+  const prev = previous.get(trackId);
+  let bitrateKbps = 0;
+  if (prev && now > prev.t && bytes >= prev.bytes) bitrateKbps = ((bytes - prev.bytes) * 8) / (now - prev.t);
+  if (!prev || now - prev.t >= 500) previous.set(trackId, { bytes, t: now });
+  return {
+    kind: inbound.kind ?? kind,
+    frameWidth: inbound.frameWidth ?? 0,
+    frameHeight: inbound.frameHeight ?? 0,
+    framesDecoded: inbound.framesDecoded ?? 0,
+    framesPerSecond: inbound.framesPerSecond ?? 0,
+    bytesReceived: bytes,
+    packetsReceived: inbound.packetsReceived ?? 0,
+    packetsLost: inbound.packetsLost ?? 0,
+    bitrateKbps: Math.round(bitrateKbps),
+  };
+}
