@@ -5,19 +5,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers } from './lib/harness.mjs';
+import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, publisherEncodings } from './lib/harness.mjs';
 import { poll, sleep } from './lib/server.mjs';
 
 const ctx = useServerAndBrowser('l-dynacast', 12);
 const ROOM = 'dynacast';
 
-/** The publisher's video encodings as the browser has them: {rid: active}. */
-async function encodings(page) {
-  return page.evaluate(() => {
-    const local = T.room('p').localTracks.find((t) => t.kind === 'video');
-    return Object.fromEntries(local.transceiver.sender.getParameters().encodings.map((e) => [e.rid, e.active]));
-  });
-}
+const encodings = (page) => publisherEncodings(page, 'p');
 
 /** Bytes sent so far per simulcast rid. */
 async function bytesByRid(page) {

@@ -5,18 +5,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers } from './lib/harness.mjs';
+import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, publisherEncodings } from './lib/harness.mjs';
 import { poll } from './lib/server.mjs';
 
 const ctx = useServerAndBrowser('n-adaptive-stream', 14);
 const ROOM = 'adaptive';
 
-async function encodings(page) {
-  return page.evaluate(() => {
-    const local = T.room('p').localTracks.find((t) => t.kind === 'video');
-    return local.transceiver.sender.getParameters().encodings.map((e) => e.active);
-  });
-}
+/** Which of the publisher's layers (q, h, f) are encoded, lowest first. */
+const encodings = async (page) => Object.values(await publisherEncodings(page, 'p'));
 
 async function waitFor(page, check, what, timeoutMs = 20_000) {
   const t0 = Date.now();

@@ -77,11 +77,6 @@ impl<K: Clone + Eq + Hash + Ord> ActiveSpeakers<K> {
         self.ranking = next;
         Some(self.ranking.iter().map(|k| (k.clone(), level(k))).collect())
     }
-
-    /// Whether `who` is speaking now (the allocator favours their video).
-    pub fn is_speaking(&self, who: &K) -> bool {
-        self.speaking.contains(who)
-    }
 }
 
 #[cfg(test)]
@@ -102,7 +97,6 @@ mod tests {
         assert_eq!(s.poll_change(), None, "nothing changed");
         s.update("a", 0.007);
         assert_eq!(s.poll_change(), None, "between the thresholds a speaker stays");
-        assert!(s.is_speaking(&"a"));
         s.update("a", 0.004);
         assert_eq!(ids(s.poll_change()), Some(vec!["b"]));
         s.update("a", 0.007);

@@ -112,3 +112,11 @@ export async function waitSteady(page, key, trackId, { windowMs = 4000, maxGapMs
   }
   throw new Error(`${key}: no ${windowMs} ms window without a gap over ${maxGapMs} ms (last ${Math.round(last)} ms)`);
 }
+
+/** The publishing page `key`'s video encodings as its browser has them: {rid: active}. */
+export async function publisherEncodings(page, key) {
+  return page.evaluate((k) => {
+    const local = T.room(k).localTracks.find((t) => t.kind === 'video');
+    return Object.fromEntries(local.transceiver.sender.getParameters().encodings.map((e) => [e.rid, e.active]));
+  }, key);
+}

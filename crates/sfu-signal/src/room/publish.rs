@@ -166,6 +166,12 @@ impl Hub {
                 let _ = self.media.subscriber_remove_track(viewer.conn, track.key).await;
             }
         }
+        // Its shard stops reporting an unpublished track's level, falling edge included: without
+        // this the publisher would stay a speaker. Another audio track of theirs reports again.
+        if tracks.iter().any(|t| t.info.kind == sfu_proto::TrackKind::Audio) {
+            room.speakers.update(publisher.clone(), 0.0);
+            self.announce_speakers(room);
+        }
     }
 
     pub fn set_subscription(&self, room: &mut Room, id: &ParticipantId, settings: SubscriptionSettings) -> Result<(), RequestError> {
