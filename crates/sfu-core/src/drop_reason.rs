@@ -31,6 +31,9 @@ pub enum DropReason {
     /// The subscriber's bandwidth cannot carry even the track's lowest layer right now (see
     /// [`PauseReason::Bandwidth`](crate::PauseReason::Bandwidth)).
     PausedForBandwidth,
+    /// The subscriber's connection has no SRTP context for its media (its DTLS handshake gave
+    /// none the shard could use) or protecting the packet failed.
+    SrtpFailed,
 }
 
 impl DropReason {
@@ -48,6 +51,7 @@ impl DropReason {
         DropReason::EgressQueueFull,
         DropReason::NotConnected,
         DropReason::PausedForBandwidth,
+        DropReason::SrtpFailed,
     ];
 
     /// A snake_case label, stable across releases (used as a Prometheus label value).
@@ -65,6 +69,7 @@ impl DropReason {
             DropReason::EgressQueueFull => "egress_queue_full",
             DropReason::NotConnected => "not_connected",
             DropReason::PausedForBandwidth => "paused_for_bandwidth",
+            DropReason::SrtpFailed => "srtp_failed",
         }
     }
 }
@@ -95,7 +100,7 @@ mod tests {
     #[test]
     fn all_lists_every_variant() {
         // Update the count together with ALL when a variant is added.
-        assert_eq!(DropReason::ALL.len(), 12);
+        assert_eq!(DropReason::ALL.len(), 13);
         assert_eq!(DropReason::Padding.to_string(), "padding");
     }
 }

@@ -16,7 +16,9 @@ mod ids;
 mod metrics;
 mod peer_factory;
 mod plane;
+mod send_batch;
 mod shard;
+mod srtp_keys;
 mod stun;
 
 pub use error::MediaError;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::peer_factory::Direction;
-use super::egress::EgressBwe;
+use super::egress::{EgressBwe, Outbound};
 use crate::TrackKey;
 
 pub(crate) struct Conn {
@@ -20,6 +20,8 @@ pub(crate) struct Conn {
     pub ufrag: String,
     /// Where the client's packets come from, learned from its STUN checks.
     pub remote: Option<SocketAddr>,
+    /// A STUN check came from a new address: the selected ICE pair may have changed.
+    pub path_changed: bool,
     pub connected: bool,
     /// The deadline this connection is filed under in the shard's timer set.
     pub deadline: Option<Instant>,
@@ -38,6 +40,10 @@ pub(crate) struct Conn {
     pub bwe: Option<EgressBwe>,
     /// Publisher side: when a dynacast pause of one of its tracks is due.
     pub dynacast_deadline: Option<Instant>,
+    /// Subscriber side: the SRTP context and path its media is written on, once DTLS is done.
+    pub outbound: Option<Outbound>,
+    /// Subscriber side: when its next RTCP sender reports are due.
+    pub sender_report_at: Option<Instant>,
 }
 
 impl Conn {
@@ -48,6 +54,7 @@ impl Conn {
             pc,
             ufrag,
             remote: None,
+            path_changed: false,
             connected: false,
             deadline: None,
             dirty: false,
@@ -58,6 +65,8 @@ impl Conn {
             down_tracks: HashMap::new(),
             bwe: None,
             dynacast_deadline: None,
+            outbound: None,
+            sender_report_at: None,
         }
     }
 }
@@ -75,6 +84,12 @@ pub(crate) struct DownTrack {
     /// The output sequence number of the last packet forwarded, where probes start looking.
     pub last_seq: Option<u16>,
     pub last_sent_at: Option<Instant>,
+    /// What sender reports tell about the stream: its clock, the RTP timestamp last sent, and
+    /// the packets and payload octets sent so far.
+    pub clock_rate: u32,
+    pub last_timestamp: u32,
+    pub sent_packets: u32,
+    pub sent_octets: u32,
     /// The RTX stream paired with this track, once the subscriber accepted it.
     pub rtx: Option<RtxStream>,
     /// What the allocator sees besides the forwarder's state (its track id is the `TrackKey`):
@@ -92,4 +107,13 @@ pub(crate) struct RtxStream {
     pub ssrc: u32,
     pub payload_type: u8,
     pub next_seq: u16,
+}
+
+/// The client's address on the ICE pair the stack selected, if it selected one.
+pub(crate) fn selected_remote(pc: &mut RTCPeerConnection) -> Option<SocketAddr> {
+    let sender = pc.get_senders().next()?;
+    let sender = pc.rtp_sender(sender)?;
+    let pair = sender.transport()?.ice_transport().get_selected_candidate_pair()?;
+    let ip = pair.remote().address.parse().ok()?;
+    Some(SocketAddr::new(ip, pair.remote().port))
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::ShardMetrics;
+use crate::send_batch::SendBatch;
 use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
@@ -85,6 +86,8 @@ pub(crate) struct Shard {
     speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
     dirty: Vec<ConnId>,
+    /// Datagrams to send at the end of this wakeup.
+    batch: SendBatch,
     next_track_serial: u64,
     metrics: ShardMetrics,
 }
@@ -123,6 +126,7 @@ impl Shard {
             speaking: HashSet::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
+            batch: SendBatch::default(),
             next_track_serial: 1,
             metrics: ShardMetrics::new(index),
         })
@@ -216,6 +220,7 @@ impl Shard {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(from, conn_id);
+            conn.path_changed = true;
         }
         let message = TaggedBytesMut {
             now,
@@ -232,6 +237,9 @@ impl Shard {
         if let Err(e) = conn.pc.handle_read(message) {
             tracing::debug!(conn = conn_id.0, error = %e, "datagram rejected");
         }
+        if crate::srtp_keys::has_notes() {
+            self.adopt_srtp_keys(conn_id);
+        }
         self.mark_dirty(conn_id);
     }
 
@@ -245,6 +253,7 @@ impl Shard {
                 conn.deadline = None;
                 let _ = conn.pc.handle_timeout(now);
                 self.on_bandwidth_timeout(id, now);
+                self.on_sender_report_timeout(id, now);
                 self.on_dynacast_timeout(id, now);
                 self.mark_dirty(id);
             }
@@ -268,12 +277,18 @@ impl Shard {
         while !self.dirty.is_empty() && rounds < 16 {
             rounds += 1;
             for id in std::mem::take(&mut self.dirty) {
-                self.drain(id, socket, now);
+                self.drain(id, now);
+            }
+        }
+        if !self.batch.is_empty() {
+            let flushed = self.batch.flush(socket);
+            if flushed.failed > 0 {
+                self.metrics.send_failures.increment(flushed.failed as u64);
             }
         }
     }
 
-    fn drain(&mut self, id: ConnId, socket: &tokio::net::UdpSocket, now: Instant) {
+    fn drain(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         conn.dirty = false;
         let mut events = Vec::new();
@@ -282,10 +297,14 @@ impl Shard {
             let mut progressed = false;
             while let Some(out) = conn.pc.poll_write() {
                 progressed = true;
-                match socket.try_send_to(&out.message, out.transport.peer_addr) {
-                    Ok(_) => {}
-                    Err(_) => self.metrics.send_failures.increment(1),
+                // The stack addresses everything but STUN replies to the selected ICE pair:
+                // media written by the shard follows it there.
+                if let Some(outbound) = conn.outbound.as_mut()
+                    && !crate::stun::is_stun(&out.message)
+                {
+                    outbound.dest = Some(out.transport.peer_addr);
                 }
+                self.batch.push(out.transport.peer_addr, out.message.freeze());
             }
             while let Some(event) = conn.pc.poll_event() {
                 progressed = true;
@@ -299,7 +318,18 @@ impl Shard {
                 break;
             }
         }
-        let deadline = [conn.pc.poll_timeout(), conn.bwe.as_ref().and_then(|b| b.poll_timeout()), conn.dynacast_deadline]
+        if std::mem::take(&mut conn.path_changed)
+            && let Some(outbound) = conn.outbound.as_mut()
+            && let Some(remote) = conn::selected_remote(&mut conn.pc)
+        {
+            outbound.dest = Some(remote);
+        }
+        let deadline = [
+            conn.pc.poll_timeout(),
+            conn.bwe.as_ref().and_then(|b| b.poll_timeout()),
+            conn.dynacast_deadline,
+            conn.sender_report_at,
+        ]
             .into_iter()
             .flatten()
             .min();

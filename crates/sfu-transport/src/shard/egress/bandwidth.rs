@@ -2,15 +2,14 @@
 //! connection's tracks, each decision caps (or pauses) that track's forwarder, and probe bursts
 //! of RTX copies test for headroom before an up-switch.
 
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::sansio::Protocol;
 use sfu_bwe::{Bitrate, ProbePacer};
 use sfu_core::{AllocationDecision, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
 
+use super::outbound::{Outbound, send_rtp};
 use super::EgressBwe;
+use crate::send_batch::SendBatch;
 use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
@@ -117,7 +116,7 @@ impl Shard {
                 break;
             }
             let sent = probe_source(conn.down_tracks.values_mut(), bwe.probe_cursor)
-                .and_then(|(down, seq)| send_rtx(&mut conn.pc, down, bwe, seq, now, true));
+                .and_then(|(down, seq)| send_rtx(conn.outbound.as_mut(), &mut self.batch, down, bwe, seq, now, true));
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };
             match sent {
@@ -173,9 +172,10 @@ fn probe_source<'a>(
 }
 
 /// Sends the packet `seq` of `down`'s history again as RTX; returns its size, or None when
-/// there is no such packet, no RTX stream, or the stack refused it.
+/// there is no such packet, no RTX stream, or it cannot be sent.
 pub(super) fn send_rtx(
-    pc: &mut RTCPeerConnection,
+    outbound: Option<&mut Outbound>,
+    batch: &mut SendBatch,
     down: &mut DownTrack,
     bwe: &mut EgressBwe,
     seq: u16,
@@ -202,8 +202,5 @@ pub(super) fn send_rtx(
     rtx.next_seq = rtx.next_seq.wrapping_add(1);
     let size = packet.payload.len();
     bwe.stamp(&mut packet, now, probe);
-    // Through the connection directly: the sender's own write path accepts only the primary
-    // SSRC. The stack still runs its interceptors and SRTP on the packet.
-    let message = TaggedRTCMessage { now, message: RTCMessage::RtpPacket(Default::default(), packet) };
-    pc.handle_write(message).ok().map(|()| size)
+    send_rtp(outbound, &packet, batch).ok().map(|_| size)
 }

@@ -17,9 +17,13 @@ use std::time::Instant;
 
 mod bandwidth;
 mod bwe;
+mod outbound;
+mod reports;
 mod rtcp;
 
 pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
+pub(crate) use outbound::Outbound;
+use outbound::send_rtp;
 
 use super::conn::{DownTrack, RtxStream};
 use super::ingress::MediaPacket;
@@ -99,6 +103,10 @@ impl Shard {
                 history: RtpHistory::new(capacity),
                 last_seq: None,
                 last_sent_at: None,
+                clock_rate: spec.clock_rate,
+                last_timestamp: 0,
+                sent_packets: 0,
+                sent_octets: 0,
                 rtx: None,
                 source: spec.source,
                 rendered_area: rendered_area(&spec.settings),
@@ -294,23 +302,26 @@ impl Shard {
                     down.history.insert(t.seq, (out.clone(), ResendGuard::default()));
                     down.last_seq = Some(t.seq);
                     down.last_sent_at = Some(now);
+                    down.last_timestamp = t.timestamp;
                     if let Some(bwe) = conn.bwe.as_mut() {
                         if down.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
                             bwe.on_video_started(now);
+                            // Its settling timer is new: the connection's deadline changes.
+                            if !conn.dirty {
+                                conn.dirty = true;
+                                self.dirty.push(id);
+                            }
                         }
                         bwe.stamp(&mut out, now, false);
                     }
-                    let sent = conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, out));
-                    match sent {
-                        Some(Ok(())) => {
+                    match send_rtp(conn.outbound.as_mut(), &out, &mut self.batch) {
+                        Ok(_) => {
+                            down.sent_packets = down.sent_packets.wrapping_add(1);
+                            down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
                             self.metrics.forwarded_packets.increment(1);
                             self.metrics.forwarded_bytes.increment(packet.payload.len() as u64);
                         }
-                        _ => self.metrics.dropped(sfu_core::DropReason::EgressQueueFull),
-                    }
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
+                        Err(reason) => self.metrics.dropped(reason),
                     }
                 }
             }
@@ -360,6 +371,9 @@ impl Shard {
     fn on_connected(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         conn.connected = true;
+        if conn.direction == Direction::Egress {
+            conn.sender_report_at = Some(now + reports::SENDER_REPORT_INTERVAL / 2);
+        }
         let mut requests = Vec::new();
         for (key, down) in conn.down_tracks.iter_mut() {
             down.forwarder.on_connected(now);
@@ -370,6 +384,8 @@ impl Shard {
         for (key, layer) in requests {
             self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
         }
+        // Its timers changed (sender reports).
+        self.mark_dirty(id);
         self.emit(MediaEvent::Connected { conn: id });
     }
 

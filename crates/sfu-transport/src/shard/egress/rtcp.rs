@@ -9,6 +9,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use std::time::Instant;
 
 use super::bandwidth::send_rtx;
+use super::outbound::send_rtp;
 use crate::ConnId;
 use crate::shard::{Command, Shard};
 
@@ -50,14 +51,16 @@ impl Shard {
                             continue;
                         }
                         let resent = match conn.bwe.as_mut() {
-                            Some(bwe) if down.rtx.is_some() => send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some(),
+                            Some(bwe) if down.rtx.is_some() => {
+                                send_rtx(conn.outbound.as_mut(), &mut self.batch, down, bwe, seq, now, false).is_some()
+                            }
                             bwe => {
                                 let Some((packet, _)) = down.history.get(seq) else { continue };
                                 let mut p = packet.clone();
                                 if let Some(bwe) = bwe {
                                     bwe.stamp(&mut p, now, false);
                                 }
-                                matches!(conn.pc.rtp_sender(down.sender).map(|mut s| s.write_rtp(now, p)), Some(Ok(())))
+                                send_rtp(conn.outbound.as_mut(), &p, &mut self.batch).is_ok()
                             }
                         };
                         if resent {
