@@ -93,6 +93,13 @@ impl ServerMetrics {
                 "sfu_allocation_layer_changes_total" => m.allocation_switches += value,
                 "sfu_bwe_probe_packets_total" => m.probe_packets += value,
                 "sfu_video_pauses_total" => m.bandwidth_pauses += value,
+                // Load shed before the router sees it, listed with the router's drops.
+                "sfu_udp_receive_drops_total" => {
+                    *m.dropped_by_reason.entry("udp_receive_buffer_full".into()).or_insert(0.0) += value;
+                }
+                "sfu_forward_queue_drops_total" => {
+                    *m.dropped_by_reason.entry("forward_queue_full".into()).or_insert(0.0) += value;
+                }
                 "sfu_dropped_packets_total" => {
                     let reason = label(labels, "reason").unwrap_or_else(|| "unknown".into());
                     *m.dropped_by_reason.entry(reason).or_insert(0.0) += value;

@@ -20,6 +20,7 @@ mod send_batch;
 mod shard;
 mod srtp_keys;
 mod stun;
+mod udp_stats;
 
 pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};

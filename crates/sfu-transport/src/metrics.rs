@@ -1,7 +1,7 @@
 //! Counters the shards bump on the per-packet path. Handles are resolved once per shard so a
 //! packet costs an atomic add, not a registry lookup.
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use sfu_core::{DropReason, PauseReason};
 
 pub(crate) struct ShardMetrics {
@@ -20,6 +20,12 @@ pub(crate) struct ShardMetrics {
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
     pub send_failures: Counter,
+    /// Datagrams the kernel dropped because the shard's socket buffer was full, and the bytes
+    /// waiting in it (read from /proc every second).
+    pub receive_drops: Counter,
+    pub receive_queue: Gauge,
+    /// Packets not handed to another shard because its queue was full (FORWARD_BACKLOG_LIMIT).
+    pub forward_queue_drops: Counter,
     /// Allocator decisions that changed a track, by kind of change.
     pub allocation_up: Counter,
     pub allocation_down: Counter,
@@ -50,6 +56,9 @@ impl ShardMetrics {
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
+            forward_queue_drops: c("sfu_forward_queue_drops_total"),
+            receive_drops: c("sfu_udp_receive_drops_total"),
+            receive_queue: gauge!("sfu_udp_receive_queue_bytes", "shard" => label.clone()),
             allocation_up: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "up"),
             allocation_down: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "down"),
             probe_clusters: c("sfu_probe_clusters_total"),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::shard::{Command, Shard, ShardHandle};
+use crate::shard::{Command, PeerShard, Shard, ShardHandle};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where and how the shards listen.
@@ -122,6 +122,10 @@ impl MediaPlane {
             senders.push(tx);
             receivers.push(rx);
         }
+        let peers: Vec<PeerShard> = senders
+            .iter()
+            .map(|commands| PeerShard { commands: commands.clone(), forward_backlog: Arc::new(AtomicUsize::new(0)) })
+            .collect();
         let mut handles = Vec::with_capacity(count);
         for (index, commands) in receivers.into_iter().enumerate() {
             // Port 0 lets the system pick a free port per shard.
@@ -147,7 +151,7 @@ impl MediaPlane {
                 config.bandwidth_estimation,
                 config.dynacast,
                 commands,
-                senders.clone(),
+                peers.clone(),
                 events.clone(),
             )?;
             let thread = std::thread::Builder::new()

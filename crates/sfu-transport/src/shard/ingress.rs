@@ -11,10 +11,11 @@ use sfu_core::{KeyframeRequestThrottle, LayerOrder, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::conn::Conn;
-use super::{Command, Shard};
+use super::{Command, FORWARD_BACKLOG_LIMIT, Shard};
 use crate::peer_factory::{AUDIO_LEVEL_URI, Direction, IceCredentials, build_peer_connection, with_start_bitrate};
 use crate::plane::{PublishedTrack, PublisherAnswer};
 use crate::{ConnId, MediaError, TrackKey};
@@ -272,7 +273,12 @@ impl Shard {
             if shard == self.index {
                 local = true;
             } else if let Some(peer) = self.peers.get(shard) {
-                let _ = peer.send(Command::Forward(media.clone()));
+                if peer.forward_backlog.load(Ordering::Relaxed) >= FORWARD_BACKLOG_LIMIT {
+                    self.metrics.forward_queue_drops.increment(1);
+                } else {
+                    peer.forward_backlog.fetch_add(1, Ordering::Relaxed);
+                    let _ = peer.commands.send(Command::Forward(media.clone()));
+                }
             }
         }
         if local {

@@ -15,6 +15,7 @@ use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescript
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +55,20 @@ pub(crate) enum Command {
     Forward(Arc<MediaPacket>),
 }
 
+/// Another shard as this one sees it: its command queue, and how many forwarded packets wait in
+/// that queue (the sending shards add, the receiving shard subtracts).
+#[derive(Clone)]
+pub(crate) struct PeerShard {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub forward_backlog: Arc<AtomicUsize>,
+}
+
+/// Forwarded packets allowed to wait in one shard's queue. Past it, a shard that cannot keep up
+/// gets no more packets from the others (counted in `sfu_forward_queue_drops_total`) instead of
+/// a queue, and the server's memory, growing without end: about 10 MB of 1200-byte packets,
+/// or a few tens of milliseconds of a saturated shard's work.
+pub(crate) const FORWARD_BACKLOG_LIMIT: usize = 8192;
+
 pub(crate) struct ShardHandle {
     pub commands: mpsc::UnboundedSender<Command>,
     pub _thread: Arc<std::thread::JoinHandle<()>>,
@@ -68,7 +83,7 @@ pub(crate) struct Shard {
     /// Publishers are told which simulcast layers anyone wants.
     dynacast: bool,
     commands: mpsc::UnboundedReceiver<Command>,
-    peers: Vec<mpsc::UnboundedSender<Command>>,
+    peers: Vec<PeerShard>,
     events: mpsc::UnboundedSender<MediaEvent>,
     conns: HashMap<ConnId, Conn>,
     by_ufrag: HashMap<String, ConnId>,
@@ -92,6 +107,9 @@ pub(crate) struct Shard {
     metrics: ShardMetrics,
 }
 
+/// How often the kernel's view of the shard's socket (drops, queued bytes) is read.
+const SOCKET_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Datagrams read per wakeup before the connections they touched are drained.
 const RECV_BATCH: usize = 64;
 
@@ -103,7 +121,7 @@ impl Shard {
         estimate_bandwidth: bool,
         dynacast: bool,
         commands: mpsc::UnboundedReceiver<Command>,
-        peers: Vec<mpsc::UnboundedSender<Command>>,
+        peers: Vec<PeerShard>,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
@@ -157,6 +175,9 @@ impl Shard {
         let mut buf = vec![0u8; 2048];
         let mut speaker_tick = tokio::time::interval(sfu_core::SPEAKER_REPORT_INTERVAL);
         speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stats_tick = tokio::time::interval(SOCKET_STATS_INTERVAL);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         loop {
             self.flush(&socket);
             let deadline = self.timers.first().map(|(at, _)| *at);
@@ -198,6 +219,12 @@ impl Shard {
                 }
                 _ = sleep => self.handle_timeouts(Instant::now()),
                 _ = speaker_tick.tick() => self.report_audio_levels(),
+                _ = stats_tick.tick() => {
+                    if let Some(stats) = crate::udp_stats::socket_stats(port) {
+                        self.metrics.receive_drops.absolute(stats.drops);
+                        self.metrics.receive_queue.set(stats.queued_bytes as f64);
+                    }
+                }
             }
         }
     }
@@ -381,7 +408,12 @@ impl Shard {
             Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach),
             Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
-            Command::Forward(packet) => self.forward_local(&packet, now),
+            Command::Forward(packet) => {
+                if let Some(me) = self.peers.get(self.index) {
+                    me.forward_backlog.fetch_sub(1, Ordering::Relaxed);
+                }
+                self.forward_local(&packet, now);
+            }
         }
     }
 
@@ -434,7 +466,7 @@ impl Shard {
         if shard == self.index {
             self.handle_command(command, now);
         } else if let Some(peer) = self.peers.get(shard) {
-            let _ = peer.send(command);
+            let _ = peer.commands.send(command);
         }
     }
 
