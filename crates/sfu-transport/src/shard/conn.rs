@@ -84,10 +84,11 @@ pub(crate) struct DownTrack {
     /// The output sequence number of the last packet forwarded, where probes start looking.
     pub last_seq: Option<u16>,
     pub last_sent_at: Option<Instant>,
-    /// What sender reports tell about the stream: its clock, the RTP timestamp last sent, and
-    /// the packets and payload octets sent so far.
+    /// What sender reports tell about the stream: its clock, the newest frame's RTP timestamp
+    /// with the instant its first packet went out (a large frame's later packets leave later,
+    /// and must not move the mapping), and the packets and payload octets sent so far.
     pub clock_rate: u32,
-    pub last_timestamp: u32,
+    pub clock_anchor: Option<(u32, Instant)>,
     pub sent_packets: u32,
     pub sent_octets: u32,
     /// The RTX stream paired with this track, once the subscriber accepted it.

@@ -7,9 +7,11 @@ use sfu_core::{AllocationDecision, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
 
-use super::outbound::{Outbound, send_rtp};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::sansio::Protocol;
+
 use super::EgressBwe;
-use crate::send_batch::SendBatch;
 use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
@@ -116,7 +118,7 @@ impl Shard {
                 break;
             }
             let sent = probe_source(conn.down_tracks.values_mut(), bwe.probe_cursor)
-                .and_then(|(down, seq)| send_rtx(conn.outbound.as_mut(), &mut self.batch, down, bwe, seq, now, true));
+                .and_then(|(down, seq)| send_rtx(&mut conn.pc, down, bwe, seq, now, true));
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };
             match sent {
@@ -172,10 +174,9 @@ fn probe_source<'a>(
 }
 
 /// Sends the packet `seq` of `down`'s history again as RTX; returns its size, or None when
-/// there is no such packet, no RTX stream, or it cannot be sent.
+/// there is no such packet, no RTX stream, or the stack refused it.
 pub(super) fn send_rtx(
-    outbound: Option<&mut Outbound>,
-    batch: &mut SendBatch,
+    pc: &mut RTCPeerConnection,
     down: &mut DownTrack,
     bwe: &mut EgressBwe,
     seq: u16,
@@ -202,5 +203,9 @@ pub(super) fn send_rtx(
     rtx.next_seq = rtx.next_seq.wrapping_add(1);
     let size = packet.payload.len();
     bwe.stamp(&mut packet, now, probe);
-    send_rtp(outbound, &packet, batch).ok().map(|_| size)
+    // RTX goes through the stack (its own SSRC, protected by the stack's context only): with
+    // the shard's own path, NACK repair of keyframes behind a congested link failed more often
+    // (docs/performance.md). The stack still runs its interceptors and SRTP on the packet.
+    let message = TaggedRTCMessage { now, message: RTCMessage::RtpPacket(Default::default(), packet) };
+    pc.handle_write(message).ok().map(|()| size)
 }

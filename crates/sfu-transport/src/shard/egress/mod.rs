@@ -104,7 +104,7 @@ impl Shard {
                 last_seq: None,
                 last_sent_at: None,
                 clock_rate: spec.clock_rate,
-                last_timestamp: 0,
+                clock_anchor: None,
                 sent_packets: 0,
                 sent_octets: 0,
                 rtx: None,
@@ -300,9 +300,12 @@ impl Shard {
                         payload: packet.payload.clone(),
                     };
                     down.history.insert(t.seq, (out.clone(), ResendGuard::default()));
+                    let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
+                    if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
+                        down.clock_anchor = Some((t.timestamp, now));
+                    }
                     down.last_seq = Some(t.seq);
                     down.last_sent_at = Some(now);
-                    down.last_timestamp = t.timestamp;
                     if let Some(bwe) = conn.bwe.as_mut() {
                         if down.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
                             bwe.on_video_started(now);

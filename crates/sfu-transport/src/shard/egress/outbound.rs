@@ -4,10 +4,10 @@
 //! sender's parameter checks, the interceptor chain, queues between pipeline stages, a copy at
 //! each). A forwarded packet needs none of it: the shard already decided, munged and stamped it.
 //! So once DTLS is done, each subscriber connection gets its own SRTP context with the keys the
-//! handshake derived (see `srtp_keys`), and media, retransmissions and probes go from the
-//! forwarder to the shard's send batch directly. RTCP, DTLS, STUN and data channels stay with
-//! the stack. The stack never protects RTP on these connections, so no SSRC's keystream is used
-//! by two contexts.
+//! handshake derived (see `srtp_keys`), and media and plain retransmissions go from the
+//! forwarder to the shard's send batch directly. RTCP, DTLS, STUN, data channels and the RTX
+//! stream stay with the stack. Each SSRC is protected by one context only, so no keystream is
+//! used twice.
 
 use rtc::rtp::Packet;
 use rtc::shared::marshal::Marshal;

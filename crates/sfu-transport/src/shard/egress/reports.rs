@@ -44,15 +44,16 @@ impl Shard {
 }
 
 /// The report of one stream, or None before its first packet. Its RTP time is where the
-/// stream's clock stands `now`: the last timestamp sent, advanced by the time since.
+/// stream's clock stands `now`: the newest frame's timestamp, advanced by the time since its
+/// first packet went out.
 fn sender_report(down: &DownTrack, ntp_time: u64, now: Instant) -> Option<SenderReport> {
-    let sent_at = down.last_sent_at?;
+    let (timestamp, sent_at) = down.clock_anchor?;
     let elapsed = now.saturating_duration_since(sent_at);
     let ticks = (elapsed.as_micros() as u64).saturating_mul(down.clock_rate as u64) / 1_000_000;
     Some(SenderReport {
         ssrc: down.ssrc,
         ntp_time,
-        rtp_time: down.last_timestamp.wrapping_add(ticks as u32),
+        rtp_time: timestamp.wrapping_add(ticks as u32),
         packet_count: down.sent_packets,
         octet_count: down.sent_octets,
         ..Default::default()

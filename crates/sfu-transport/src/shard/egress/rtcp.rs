@@ -52,7 +52,7 @@ impl Shard {
                         }
                         let resent = match conn.bwe.as_mut() {
                             Some(bwe) if down.rtx.is_some() => {
-                                send_rtx(conn.outbound.as_mut(), &mut self.batch, down, bwe, seq, now, false).is_some()
+                                send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some()
                             }
                             bwe => {
                                 let Some((packet, _)) = down.history.get(seq) else { continue };
