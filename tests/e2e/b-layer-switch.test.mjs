@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, longestStall } from './lib/harness.mjs';
+import { useServerAndBrowser, openPublisherAndSubscriber, longestStall } from './lib/harness.mjs';
 import { poll, sleep } from './lib/server.mjs';
 
 const ctx = useServerAndBrowser('b-layer-switch', 2);
@@ -11,15 +11,7 @@ const ROOM = 'layers';
 const WIDTH = { low: 320, medium: 640, high: 1280 };
 
 test('layer switches: low/medium/high give 320/640/1280 with no stall', { timeout: 240_000 }, async () => {
-  const pub = await ctx.page('pub');
-  await pub.evaluate((room) => T.join('p', { room, identity: 'alice', publish: true }), ROOM);
-  const sub = await ctx.page('sub');
-  await sub.evaluate((room) => T.join('s', { room, identity: 'bob' }), ROOM);
-  const [video] = (await waitForTracks(sub, 's', ['video'])).filter((t) => t.kind === 'video');
-  await waitRising(sub, 's', { more: 10 });
-  // Switch times measure the server, so first wait until the publishing browser encodes all three
-  // layers: its own bandwidth estimate can take many seconds to allow the top one on a busy machine.
-  const layersMs = await waitPublisherLayers(pub, 'p');
+  const { pub, sub, video, layersMs } = await openPublisherAndSubscriber(ctx, ROOM);
   console.log(`publisher encodes all three layers ${layersMs} ms after the subscriber's first frames`);
 
   await sub.evaluate((id) => T.startSampler('s', id, 200), video.trackId);

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, publisherEncodings } from './lib/harness.mjs';
+import { useServerAndBrowser, openPublisherAndSubscriber, publisherEncodings } from './lib/harness.mjs';
 import { poll, sleep } from './lib/server.mjs';
 
 const ctx = useServerAndBrowser('l-dynacast', 12);
@@ -49,13 +49,7 @@ async function waitWidth(page, width, what, timeoutMs = 30_000) {
 }
 
 test('dynacast: publishers encode only the layers subscribers ask for', { timeout: 240_000 }, async () => {
-  const pub = await ctx.page('pub');
-  await pub.evaluate((room) => T.join('p', { room, identity: 'alice', publish: true }), ROOM);
-  const sub = await ctx.page('sub');
-  await sub.evaluate((room) => T.join('s', { room, identity: 'bob' }), ROOM);
-  const [video] = (await waitForTracks(sub, 's', ['video'])).filter((t) => t.kind === 'video');
-  await waitRising(sub, 's', { more: 10 });
-  await waitPublisherLayers(pub, 'p');
+  const { pub, sub, video } = await openPublisherAndSubscriber(ctx, ROOM);
   assert.deepEqual(await encodings(pub), { q: true, h: true, f: true }, 'a subscriber on auto wants every layer');
 
   // Low only: medium and high stop after the pause delay (3 s), not before.

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServerAndBrowser, waitForTracks, waitRising, waitPublisherLayers, publisherEncodings } from './lib/harness.mjs';
+import { useServerAndBrowser, openPublisherAndSubscriber, publisherEncodings } from './lib/harness.mjs';
 import { poll } from './lib/server.mjs';
 
 const ctx = useServerAndBrowser('n-adaptive-stream', 14);
@@ -23,13 +23,7 @@ async function waitFor(page, check, what, timeoutMs = 20_000) {
 const width = async (page) => (await page.evaluate(() => T.stats('s', 'video')))?.frameWidth;
 
 test('adaptive stream: the tile size picks the layer, and a hidden tile gets nothing', { timeout: 240_000 }, async () => {
-  const pub = await ctx.page('pub');
-  await pub.evaluate((room) => T.join('p', { room, identity: 'alice', publish: true }), ROOM);
-  const sub = await ctx.page('sub');
-  await sub.evaluate((room) => T.join('s', { room, identity: 'bob' }), ROOM);
-  const [video] = (await waitForTracks(sub, 's', ['video'])).filter((t) => t.kind === 'video');
-  await waitRising(sub, 's', { more: 10 });
-  await waitPublisherLayers(pub, 'p');
+  const { pub, sub, video } = await openPublisherAndSubscriber(ctx, ROOM);
 
   // A 320x180 tile: the 320 layer, and the publisher stops the two larger ones.
   await sub.evaluate((id) => T.attachVideo('s', id, 320, 180), video.trackId);

@@ -22,10 +22,8 @@ pub enum DropReason {
     NoLayerAvailable,
     /// The subscriber's connection did not negotiate the packet's payload type.
     PayloadTypeNotNegotiated,
-    /// The packet could not be parsed.
+    /// The packet could not be parsed, or the one built for the subscriber could not be written.
     Malformed,
-    /// The subscriber's outgoing queue is full; sending more would only add delay.
-    EgressQueueFull,
     /// The subscriber's connection is not (or no longer) up: nothing can be sent yet.
     NotConnected,
     /// The subscriber's bandwidth cannot carry even the track's lowest layer right now (see
@@ -48,7 +46,6 @@ impl DropReason {
         DropReason::NoLayerAvailable,
         DropReason::PayloadTypeNotNegotiated,
         DropReason::Malformed,
-        DropReason::EgressQueueFull,
         DropReason::NotConnected,
         DropReason::PausedForBandwidth,
         DropReason::SrtpFailed,
@@ -66,7 +63,6 @@ impl DropReason {
             DropReason::NoLayerAvailable => "no_layer_available",
             DropReason::PayloadTypeNotNegotiated => "payload_type_not_negotiated",
             DropReason::Malformed => "malformed",
-            DropReason::EgressQueueFull => "egress_queue_full",
             DropReason::NotConnected => "not_connected",
             DropReason::PausedForBandwidth => "paused_for_bandwidth",
             DropReason::SrtpFailed => "srtp_failed",
@@ -100,7 +96,7 @@ mod tests {
     #[test]
     fn all_lists_every_variant() {
         // Update the count together with ALL when a variant is added.
-        assert_eq!(DropReason::ALL.len(), 13);
+        assert_eq!(DropReason::ALL.len(), 12);
         assert_eq!(DropReason::Padding.to_string(), "padding");
     }
 }

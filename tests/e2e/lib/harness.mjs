@@ -120,3 +120,22 @@ export async function publisherEncodings(page, key) {
     return Object.fromEntries(local.transceiver.sender.getParameters().encodings.map((e) => [e.rid, e.active]));
   }, key);
 }
+
+/**
+ * The common opening of a one-publisher, one-subscriber test: page 'pub' joins `room` as alice
+ * (key 'p') and publishes, page 'sub' joins as bob (key 's'), and both wait until bob decodes
+ * video and the publisher encodes all three layers. Returns the pages, bob's video track and how
+ * long the publisher took to encode every layer.
+ */
+export async function openPublisherAndSubscriber(ctx, room) {
+  const pub = await ctx.page('pub');
+  await pub.evaluate((r) => T.join('p', { room: r, identity: 'alice', publish: true }), room);
+  const sub = await ctx.page('sub');
+  await sub.evaluate((r) => T.join('s', { room: r, identity: 'bob' }), room);
+  const [video] = (await waitForTracks(sub, 's', ['video'])).filter((t) => t.kind === 'video');
+  await waitRising(sub, 's', { more: 10 });
+  // Switch and pause times measure the server, so first wait until the publishing browser encodes
+  // all three layers: its own bandwidth estimate can take many seconds to allow the top one.
+  const layersMs = await waitPublisherLayers(pub, 'p');
+  return { pub, sub, video, layersMs };
+}
