@@ -34,14 +34,16 @@ async function metric(name, label) {
     .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
-/** Records, every 200 ms, how many frames the publisher has encoded on its top layer ('f'). */
+/** Records, every 200 ms, how many frames the publisher has sent on its top layer ('f'). */
 async function startTopLayerSampler(page) {
   await page.evaluate(() => {
     window.topLayerSamples = [];
     window.topLayerTimer = setInterval(async () => {
       (await T.room('p').publisherPc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid === 'f') {
-          window.topLayerSamples.push({ at: performance.timeOrigin + performance.now(), frames: s.framesEncoded ?? 0 });
+          // Frames the publisher sent, not just encoded: a starved browser may encode and then hold
+          // them back in its pacer, which the server cannot help either.
+          window.topLayerSamples.push({ at: performance.timeOrigin + performance.now(), frames: s.framesSent ?? 0 });
         }
       });
     }, 200);
@@ -55,11 +57,18 @@ async function stopTopLayerSampler(page) {
   });
 }
 
-/** Frames the publisher encoded on its top layer between two wall-clock times (ms). */
+/** Frames the publisher sent on its top layer between two wall-clock times (ms). */
 function topLayerFrames(samples, from, to) {
   const before = samples.filter((s) => s.at <= from).at(-1) ?? samples[0];
   const after = samples.filter((s) => s.at <= to).at(-1) ?? before;
   return before && after ? after.frames - before.frames : 0;
+}
+
+/** Frames a subscriber decoded between two of its page times (ms), from its sampler's samples. */
+function decodedBetween(samples, from, to) {
+  const before = samples.filter((s) => s.t <= from).at(-1) ?? samples[0];
+  const after = samples.filter((s) => s.t <= to).at(-1) ?? before;
+  return before && after ? after.framesDecoded - before.framesDecoded : 0;
 }
 
 test('a capped subscriber drops a layer within 5 s and climbs back within 15 s of the cap lifting', { timeout: 300_000 }, async () => {
@@ -115,24 +124,33 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   const capStall = longestStall(capSamples, capAtPage);
   const freeStall = longestStall(freeSamples);
   const freeWidths = [...new Set(freeSamples.map((s) => s.frameWidth))];
-  // On a busy machine the publishing browser itself sometimes stops encoding its top layer for a
+  // On a busy machine the publishing browser itself sometimes stops sending its top layer for a
   // second; the uncapped subscriber then rightly falls back. Only its drops while the publisher
-  // kept encoding the top layer are the server's.
-  const encoded = await stopTopLayerSampler(pub);
+  // kept sending the top layer are the server's.
+  const topLayerSent = await stopTopLayerSampler(pub);
   const freeOrigin = await free.evaluate(() => performance.timeOrigin);
-  const publisherStalled = (from, to) => topLayerFrames(encoded, from, to) < ((to - from) / 1000) * 10;
+  const publisherStalled = (from, to) => topLayerFrames(topLayerSent, from, to) < ((to - from) / 1000) * 10;
   const freeDrops = freeSamples.filter((s) => s.frameWidth !== 1280);
   const serverDrops = freeDrops.filter((s) => !publisherStalled(freeOrigin + s.t - 1000, freeOrigin + s.t));
   const freeStallExcused = freeStall.ms > 1_000 &&
     publisherStalled(freeOrigin + freeStall.since, freeOrigin + freeStall.since + freeStall.ms);
+  // A stall the uncapped subscriber shared came from upstream of the cap (the publisher or the
+  // server as a whole): the uncapped subscriber's own checks below judge it, not the cap's.
+  const capOrigin = await cap.evaluate(() => performance.timeOrigin);
+  const capStallAt = capOrigin + capStall.since;
+  const freeDecodedMeanwhile = decodedBetween(freeSamples, capStallAt - freeOrigin + 200, capStallAt - freeOrigin + capStall.ms - 200);
+  const capStallShared = capStall.ms > 1_000 && freeDecodedMeanwhile === 0;
   const probes = await metric('sfu_probe_clusters_total');
   const downs = (await metric('sfu_allocation_changes_total', 'direction="down"')) - downBefore;
   const liftAtPage = capAtPage + (liftAt - capAt);
   console.log(`capped: longest stall ${Math.round(capStall.ms)} ms from ${Math.round(capStall.since - capAtPage)} ms after the cap` +
     ` (lifted at ${Math.round(liftAtPage - capAtPage)} ms); widths ${capSamples.filter((s) => s.t >= capAtPage).map((s) => s.frameWidth).join(',')}`);
-  console.log(`free: longest stall ${Math.round(freeStall.ms)} ms, widths ${freeWidths}; ` +
+  if (capStall.ms > 1_000) {
+    console.log(`  the uncapped subscriber decoded ${freeDecodedMeanwhile} frames meanwhile${capStallShared ? ': a shared stall' : ''}`);
+  }
+  console.log(`free: longest stall ${Math.round(freeStall.ms)} ms from ${Math.round(freeOrigin + freeStall.since - capOrigin - capAtPage)} ms after the cap, widths ${freeWidths}; ` +
     `${freeDrops.length - serverDrops.length} of ${freeDrops.length} samples below 1280 came while the publisher ` +
-    `encoded under 10 fps on its top layer${freeStallExcused ? ', and so did the longest stall' : ''}`);
+    `sent under 10 fps on its top layer${freeStallExcused ? ', and so did the longest stall' : ''}`);
   const plis = await metric('sfu_pli_sent_total');
   const relayed = await metric('sfu_keyframe_requests_from_subscribers_total');
   console.log(`server: ${downs} down-switches during the test, ${probes} probe bursts in all, ` +
@@ -140,11 +158,11 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
 
   assert.ok(dropMs <= 5_000, `took ${dropMs} ms to leave the top layer under the cap`);
   assert.ok(underCap <= 640, `back on ${underCap} px while still capped`);
-  assert.ok(capStall.ms <= 1_000, `capped subscriber stalled for ${Math.round(capStall.ms)} ms`);
+  assert.ok(capStall.ms <= 1_000 || capStallShared, `capped subscriber stalled for ${Math.round(capStall.ms)} ms`);
   assert.ok(climbMs <= 15_000, `took ${climbMs} ms to climb back to 1280 after the cap was lifted`);
   // The excuse above must rest on real measurements, not on a sampler that saw nothing.
-  assert.ok(encoded.length >= 10 && topLayerFrames(encoded, encoded[0].at, encoded.at(-1).at) > 100,
-    `publisher top-layer sampler: ${encoded.length} samples`);
+  assert.ok(topLayerSent.length >= 10 && topLayerFrames(topLayerSent, topLayerSent[0].at, topLayerSent.at(-1).at) > 100,
+    `publisher top-layer sampler: ${topLayerSent.length} samples`);
   assert.deepEqual(serverDrops.map((s) => s.frameWidth), [], 'the uncapped subscriber left the top layer');
   assert.ok(freeStall.ms <= 1_000 || freeStallExcused, `uncapped subscriber stalled for ${Math.round(freeStall.ms)} ms`);
   assert.ok(downs >= 1, 'the allocator never switched down');
