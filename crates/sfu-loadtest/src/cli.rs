@@ -16,9 +16,14 @@ pub struct Cli {
     /// What to simulate.
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server's HTTP address (signaling at /rtc, metrics at /metrics).
+    /// The server's HTTP address (signaling at /rtc, metrics at /metrics); with `--server janus`,
+    /// Janus's WebSocket transport (e.g. ws://127.0.0.1:8188).
     #[arg(long, default_value = "http://127.0.0.1:7880")]
     pub url: String,
+    /// Which server the harness talks to: this project's SFU, or Janus's VideoRoom plugin (for
+    /// side-by-side figures; livestream and audio-room only, no /metrics).
+    #[arg(long, value_enum, default_value_t = ServerKind::Sfu)]
+    pub server: ServerKind,
     /// Receiving participants (meeting: all participants).
     #[arg(long, default_value_t = 10)]
     pub subscribers: usize,
@@ -94,6 +99,21 @@ impl Scenario {
             Scenario::Livestream => "livestream",
             Scenario::Meeting => "meeting",
             Scenario::AudioRoom => "audio-room",
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    Sfu,
+    Janus,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Sfu => "sfu",
+            ServerKind::Janus => "janus",
         }
     }
 }
@@ -233,11 +253,12 @@ impl ServerUrl {
     }
 
     pub fn ws_url(&self) -> String {
-        if self.host.contains(':') {
-            format!("ws://[{}]:{}/rtc", self.host, self.port)
-        } else {
-            format!("ws://{}:{}/rtc", self.host, self.port)
-        }
+        format!("ws://{}/rtc", self.http_authority())
+    }
+
+    /// Janus listens at the root of its WebSocket port.
+    pub fn janus_ws_url(&self) -> String {
+        format!("ws://{}/", self.http_authority())
     }
 
     pub fn http_authority(&self) -> String {

@@ -3,6 +3,7 @@
 //! the server's own signaling protocol. See docs/loadtest.md.
 
 mod cli;
+mod janus;
 mod media;
 mod plot;
 mod probe;

@@ -134,6 +134,7 @@ pub fn build(o: &Outcome) -> (Value, String) {
 
     let doc = json!({
         "scenario": c.scenario.name(),
+        "server_kind": c.server.name(),
         "url": c.url,
         "subscribers": o.subscribers,
         "publishers": o.publishers,
@@ -215,8 +216,9 @@ pub fn build(o: &Outcome) -> (Value, String) {
     };
     let mut md = String::new();
     md.push_str(&format!(
-        "\n## sfu-loadtest {} — {} subscribers, {} publishers, {} rooms, layer {}, hold {:.1} s\n\n",
+        "\n## sfu-loadtest {} against {} — {} subscribers, {} publishers, {} rooms, layer {}, hold {:.1} s\n\n",
         c.scenario.name(),
+        c.server.name(),
         o.subscribers,
         o.publishers,
         o.plan_rooms,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cli::{Cli, Scenario, ServerUrl};
+use crate::cli::{Cli, Scenario, ServerKind, ServerUrl};
 use crate::media::link::LinkConfig;
 use crate::media::peer::PublishSpec;
 use crate::media::{self, Command, FinalReport, SubscriberSummary, WorkerConfig, WorkerHandle};
@@ -136,7 +136,8 @@ pub struct Outcome {
 struct Sampler {
     workers: Vec<Arc<WorkerHandle>>,
     counters: Arc<SessionContext>,
-    authority: String,
+    /// Where the server's /metrics are (Janus has none).
+    metrics_authority: Option<String>,
     server_pid: Option<u32>,
     epoch: Instant,
     last_at: Instant,
@@ -220,12 +221,15 @@ impl Sampler {
         let d_missing = stats.rx_missing as f64 - self.last.rx_missing as f64;
         let loss_pct = if d_expected > 0.0 { (d_missing / d_expected * 100.0).max(0.0) } else { 0.0 };
 
-        let metrics = match probe::http_get(&self.authority, "/metrics").await {
-            Ok(text) => Some(ServerMetrics::parse(&text)),
-            Err(e) => {
-                self.metrics_error.get_or_insert_with(|| e.to_string());
-                None
-            }
+        let metrics = match &self.metrics_authority {
+            None => None,
+            Some(authority) => match probe::http_get(authority, "/metrics").await {
+                Ok(text) => Some(ServerMetrics::parse(&text)),
+                Err(e) => {
+                    self.metrics_error.get_or_insert_with(|| e.to_string());
+                    None
+                }
+            },
         };
         let forwarded_pps = match (&metrics, &self.last_metrics) {
             (Some(m), Some(l)) => Some((m.forwarded_packets - l.forwarded_packets) / dt),
@@ -363,7 +367,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let (local_ip, _server) = local_ip_for(&url).await?;
     // Fail fast when nothing answers at --url (the server may still be starting: retry 5 s).
     let mut attempts = 0;
-    loop {
+    while cli.server == ServerKind::Sfu {
         match probe::http_get(&url.http_authority(), "/healthz").await {
             Ok(_) => break,
             Err(e) if attempts >= 50 => anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url),
@@ -390,7 +394,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 
     let ctx = Arc::new(SessionContext {
-        ws_url: url.ws_url(),
+        server: cli.server,
+        ws_url: match cli.server {
+            ServerKind::Sfu => url.ws_url(),
+            ServerKind::Janus => url.janus_ws_url(),
+        },
         minter: Minter::new(&cli.api_key, &cli.api_secret),
         layer: cli.layer.preference(),
         counters: SignalCounters::default(),
@@ -410,7 +418,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let mut sampler = Sampler {
         workers: workers.clone(),
         counters: ctx.clone(),
-        authority: url.http_authority(),
+        metrics_authority: (cli.server == ServerKind::Sfu).then(|| url.http_authority()),
         server_pid: cli.server_pid,
         epoch,
         last_at: Instant::now(),
@@ -427,7 +435,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         hold_wall: Vec::new(),
         hold_late: Duration::ZERO,
         rss_max: None,
-        metrics_error: None,
+        metrics_error: (cli.server == ServerKind::Janus).then(|| "janus has no /metrics".to_owned()),
         tty: std::io::stderr().is_terminal(),
         total_subscribers: plan.subscribers.len(),
         publishers: plan.publishers.len() as u64,
@@ -439,7 +447,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     {
         notes.push(format!("--server-pid {pid}: no such process readable in /proc; server CPU/RSS omitted"));
     }
-    if let Ok(text) = probe::http_get(&sampler.authority, "/metrics").await {
+    if let Some(authority) = &sampler.metrics_authority
+        && let Ok(text) = probe::http_get(authority, "/metrics").await
+    {
         sampler.last_metrics = Some(ServerMetrics::parse(&text));
     }
     let mut next_sample = Instant::now() + SAMPLE_EVERY;

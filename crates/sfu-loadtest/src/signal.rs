@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cli::ServerKind;
 use crate::media::peer::PublishSpec;
 use crate::media::{Command, WorkerHandle};
 use crate::token::{Grants, Minter};
@@ -32,6 +33,7 @@ pub struct SignalCounters {
 }
 
 pub struct SessionContext {
+    pub server: ServerKind,
     pub ws_url: String,
     pub minter: Minter,
     pub layer: LayerPreference,
@@ -73,14 +75,18 @@ impl Participant {
 /// Runs the session until `stop` turns true (then leaves) or the server ends it.
 pub async fn run(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) {
     ctx.counters.started.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = session(&p, &ctx, stop).await {
+    let outcome = match ctx.server {
+        ServerKind::Sfu => session(&p, &ctx, stop).await,
+        ServerKind::Janus => crate::janus::session(&p, &ctx, stop).await,
+    };
+    if let Err(e) = outcome {
         ctx.note_failure(format!("{}: {e:#}", p.identity));
     }
     p.worker.send(Command::Close { id: p.publisher_conn() });
     p.worker.send(Command::Close { id: p.subscriber_conn() });
 }
 
-async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command) -> anyhow::Result<T> {
+pub(crate) async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command) -> anyhow::Result<T> {
     let (tx, rx) = oneshot::channel();
     worker.send(make(tx));
     tokio::time::timeout(REPLY_TIMEOUT, rx).await.map_err(|_| anyhow::anyhow!("media worker did not answer"))??
