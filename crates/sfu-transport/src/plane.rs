@@ -177,6 +177,15 @@ impl MediaPlane {
         ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Reserves a participant's publisher and subscriber connections on one shard, the next in
+    /// turn. (Two single allocations would, with two shards, put every publisher connection on
+    /// one shard and every subscriber connection on the other.)
+    pub fn allocate_conn_pair(&self) -> (ConnId, ConnId) {
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let next = || ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed));
+        (next(), next())
+    }
+
     fn send(&self, shard: usize, command: Command) -> Result<(), MediaError> {
         let handle = self.shards.get(shard).ok_or(MediaError::ShardGone)?;
         handle.commands.send(command).map_err(|_| MediaError::ShardGone)
@@ -290,4 +299,30 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     }
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn participants_spread_over_shards_with_both_connections_together() {
+        let config = MediaConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            announce: None,
+            udp_port_start: 0,
+            shards: 2,
+            bandwidth_estimation: false,
+            dynacast: false,
+        };
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let plane = MediaPlane::start(&config, events).unwrap();
+        let pairs: Vec<_> = (0..4).map(|_| plane.allocate_conn_pair()).collect();
+        for (publisher, subscriber) in &pairs {
+            assert_eq!(publisher.shard(), subscriber.shard());
+            assert_ne!(publisher, subscriber);
+        }
+        let subscriber_shards: Vec<usize> = pairs.iter().map(|(_, s)| s.shard()).collect();
+        assert_eq!(subscriber_shards, [0, 1, 0, 1]);
+    }
 }

@@ -101,14 +101,15 @@ impl Hub {
             self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
         }
         let id = ParticipantId(new_id("PA"));
+        let (publisher_conn, subscriber_conn) = self.media.allocate_conn_pair();
         let participant = Participant {
             id: id.clone(),
             identity: identity.clone(),
             grants,
             kind,
             tracks: Vec::new(),
-            publisher_conn: self.media.allocate_conn(),
-            subscriber_conn: self.media.allocate_conn(),
+            publisher_conn,
+            subscriber_conn,
             outbox,
             generation: 0,
             negotiation: Negotiation::default(),
