@@ -61,6 +61,10 @@ pub struct ServerMetrics {
     pub allocation_switches: f64,
     pub probe_packets: f64,
     pub bandwidth_pauses: f64,
+    /// The server's own forwarding delay (socket read to `sendmmsg`), seconds: the worst shard's
+    /// median and 99th percentile over the exporter's rolling window (about the last minute).
+    pub forward_delay_p50: Option<f64>,
+    pub forward_delay_p99: Option<f64>,
 }
 
 impl ServerMetrics {
@@ -93,6 +97,14 @@ impl ServerMetrics {
                 "sfu_allocation_layer_changes_total" => m.allocation_switches += value,
                 "sfu_bwe_probe_packets_total" => m.probe_packets += value,
                 "sfu_video_pauses_total" => m.bandwidth_pauses += value,
+                "sfu_forward_delay_seconds" => {
+                    let slot = match label(labels, "quantile").as_deref() {
+                        Some("0.5") => &mut m.forward_delay_p50,
+                        Some("0.99") => &mut m.forward_delay_p99,
+                        _ => continue,
+                    };
+                    *slot = Some(slot.map_or(value, |v: f64| v.max(value)));
+                }
                 // Load shed before the router sees it, listed with the router's drops.
                 "sfu_udp_receive_drops_total" => {
                     *m.dropped_by_reason.entry("udp_receive_buffer_full".into()).or_insert(0.0) += value;
@@ -131,6 +143,9 @@ impl ServerMetrics {
             allocation_switches: self.allocation_switches - earlier.allocation_switches,
             probe_packets: self.probe_packets - earlier.probe_packets,
             bandwidth_pauses: self.bandwidth_pauses - earlier.bandwidth_pauses,
+            // Windowed figures, not counters: the later reading stands.
+            forward_delay_p50: self.forward_delay_p50,
+            forward_delay_p99: self.forward_delay_p99,
         }
     }
 }
@@ -198,6 +213,20 @@ mod tests {
         assert_eq!(m.forwarded_packets, 15.0);
         assert_eq!(m.dropped_by_reason["not_connected"], 7.0);
         assert_eq!(m.dropped_by_reason["paused"], 1.0);
+        assert_eq!(m.forward_delay_p50, None);
+    }
+
+    #[test]
+    fn takes_the_worst_shards_forwarding_delay() {
+        let text = "sfu_forward_delay_seconds{shard=\"0\",quantile=\"0.5\"} 0.0004\n\
+            sfu_forward_delay_seconds{shard=\"0\",quantile=\"0.99\"} 0.002\n\
+            sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.5\"} 0.0007\n\
+            sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.9\"} 0.009\n\
+            sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.99\"} 0.001\n\
+            sfu_forward_delay_seconds_count{shard=\"1\"} 12\n";
+        let m = ServerMetrics::parse(text);
+        assert_eq!(m.forward_delay_p50, Some(0.0007));
+        assert_eq!(m.forward_delay_p99, Some(0.002));
     }
 
     #[test]

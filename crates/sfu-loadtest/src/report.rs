@@ -175,6 +175,11 @@ pub fn build(o: &Outcome) -> (Value, String) {
         "plis_received_by_publishers": he.plis_received,
         "keyframes_received": he.keyframes_rx,
         "forwarded_pps": opt(forwarded_pps, 1),
+        // Measured by the server itself, so free of the harness's own queueing.
+        "server_forward_delay_ms": {
+            "p50": opt(metrics.as_ref().and_then(|m| m.forward_delay_p50).map(|s| s * 1000.0), 3),
+            "p99": opt(metrics.as_ref().and_then(|m| m.forward_delay_p99).map(|s| s * 1000.0), 3),
+        },
         "server_cpu_pct": opt(o.server_cpu_hold, 1),
         "server_rss_mb": opt(o.server_rss_mb, 1),
         "server_rss_max_mb": opt(o.server_rss_max_mb, 1),
@@ -237,6 +242,12 @@ pub fn build(o: &Outcome) -> (Value, String) {
     row("loss % (whole run / hold / worst subscriber)", format!("{:.3} / {:.3} / {:.3}", loss_all, loss_hold, worst_loss));
     row("loss % video / audio (whole run; audio is not NACKed)", format!("{loss_video:.3} / {loss_audio:.3}"));
     row("latency ms p50 / p95 / p99", format!("{} / {} / {}", fmt(&doc["latency_ms"]["p50"]), fmt(&doc["latency_ms"]["p95"]), fmt(&doc["latency_ms"]["p99"])));
+    if !doc["server_forward_delay_ms"]["p50"].is_null() {
+        row(
+            "server forwarding delay ms p50 / p99 (socket read to send, worst shard, last minute)",
+            format!("{} / {}", fmt(&doc["server_forward_delay_ms"]["p50"]), fmt(&doc["server_forward_delay_ms"]["p99"])),
+        );
+    }
     row("join ms p50 / p99 (WebSocket connect to first media)", format!("{} / {}", fmt(&doc["join_ms"]["p50"]), fmt(&doc["join_ms"]["p99"])));
     row("received pps / kbit/s (all subscribers)", format!("{rx_pps:.0} / {rx_kbps:.0}"));
     row("video packets by layer low / medium / high", format!("{} / {} / {}", layers[0], layers[1], layers[2]));

@@ -20,6 +20,9 @@ pub(crate) struct ShardMetrics {
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
     pub send_failures: Counter,
+    /// Seconds from reading a published packet off a socket to handing its copies to the kernel
+    /// (one sample per packet that had at least one copy): the delay the server adds.
+    pub forward_delay: Histogram,
     /// Datagrams the kernel dropped because the shard's socket buffer was full, and the bytes
     /// waiting in it (read from /proc every second).
     pub receive_drops: Counter,
@@ -56,6 +59,7 @@ impl ShardMetrics {
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
+            forward_delay: histogram!("sfu_forward_delay_seconds", "shard" => label.clone()),
             forward_queue_drops: c("sfu_forward_queue_drops_total"),
             receive_drops: c("sfu_udp_receive_drops_total"),
             receive_queue: gauge!("sfu_udp_receive_queue_bytes", "shard" => label.clone()),

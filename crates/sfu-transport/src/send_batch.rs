@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 
 /// Datagrams handed to the kernel per call.
-const MAX_PER_CALL: usize = 64;
+pub(crate) const MAX_PER_CALL: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct SendBatch {
@@ -29,6 +29,10 @@ impl SendBatch {
 
     pub fn is_empty(&self) -> bool {
         self.queued.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queued.len()
     }
 
     /// Sends everything queued on `socket`, in order.

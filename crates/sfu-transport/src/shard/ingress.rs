@@ -30,6 +30,8 @@ pub(crate) struct MediaPacket {
     /// Everything a forwarder decides on.
     pub meta: PacketMeta,
     pub payload: Bytes,
+    /// When its datagram was read from the socket: the start of the forwarding delay.
+    pub arrived: Instant,
 }
 
 /// A track published by a connection on this shard.
@@ -210,7 +212,7 @@ impl Shard {
     }
 
     /// A published RTP packet: classify it once, then hand it to every subscribing shard.
-    pub(super) fn on_published_rtp(&mut self, id: ConnId, rtc_track: &str, packet: rtc::rtp::Packet, now: Instant) {
+    pub(super) fn on_published_rtp(&mut self, id: ConnId, rtc_track: &str, packet: rtc::rtp::Packet, arrived: Instant, now: Instant) {
         self.metrics.received_packets.increment(1);
         self.metrics.received_bytes.increment(packet.payload.len() as u64);
         let ssrc = packet.header.ssrc;
@@ -265,6 +267,7 @@ impl Shard {
                 padding_only: packet.payload.is_empty(),
             },
             payload: packet.payload,
+            arrived,
         });
         // Other shards get the packet through their queues; this shard's own subscribers last,
         // once the borrow of `published` is over (no per-packet list of shards to allocate).

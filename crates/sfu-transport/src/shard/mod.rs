@@ -101,8 +101,14 @@ pub(crate) struct Shard {
     speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
     dirty: Vec<ConnId>,
-    /// Datagrams to send at the end of this wakeup.
+    /// Datagrams to send at the end of this wakeup, or sooner once a `sendmmsg` call's worth
+    /// is queued.
     batch: SendBatch,
+    /// The shard socket's descriptor, for sending the batch from anywhere in the loop.
+    send_fd: Option<std::os::fd::RawFd>,
+    /// When each published packet with copies in `batch` was read from a socket (this shard's
+    /// or another's): the forwarding delay ends when the batch is handed to the kernel.
+    forwarded_arrivals: Vec<Instant>,
     next_track_serial: u64,
     metrics: ShardMetrics,
 }
@@ -145,6 +151,8 @@ impl Shard {
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             batch: SendBatch::default(),
+            send_fd: None,
+            forwarded_arrivals: Vec::new(),
             next_track_serial: 1,
             metrics: ShardMetrics::new(index),
         })
@@ -178,8 +186,10 @@ impl Shard {
         let mut stats_tick = tokio::time::interval(SOCKET_STATS_INTERVAL);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        // `socket` outlives the loop, and with it the descriptor.
+        self.send_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&socket));
         loop {
-            self.flush(&socket);
+            self.flush();
             let deadline = self.timers.first().map(|(at, _)| *at);
             let sleep = async {
                 match deadline {
@@ -298,7 +308,7 @@ impl Shard {
 
     /// Drains every connection touched since the last flush: writes go to the socket, events and
     /// application messages are handled (which may touch more connections), timers are re-armed.
-    fn flush(&mut self, socket: &tokio::net::UdpSocket) {
+    fn flush(&mut self) {
         let now = Instant::now();
         let mut rounds = 0;
         while !self.dirty.is_empty() && rounds < 16 {
@@ -307,11 +317,23 @@ impl Shard {
                 self.drain(id, now);
             }
         }
-        if !self.batch.is_empty() {
-            let flushed = self.batch.flush(socket);
-            if flushed.failed > 0 {
-                self.metrics.send_failures.increment(flushed.failed as u64);
-            }
+        self.send_queued();
+    }
+
+    /// Hands the queued datagrams to the kernel. Every packet in `forwarded_arrivals` has all its
+    /// copies among them: its forwarding delay ends here.
+    pub(crate) fn send_queued(&mut self) {
+        let Some(fd) = self.send_fd else { return };
+        if self.batch.is_empty() {
+            return;
+        }
+        let flushed = self.batch.flush(&fd);
+        if flushed.failed > 0 {
+            self.metrics.send_failures.increment(flushed.failed as u64);
+        }
+        let sent_at = Instant::now();
+        for arrived in self.forwarded_arrivals.drain(..) {
+            self.metrics.forward_delay.record(sent_at.saturating_duration_since(arrived).as_secs_f64());
         }
     }
 
@@ -373,7 +395,7 @@ impl Shard {
             self.handle_event(id, event, now);
         }
         for message in reads {
-            self.handle_message(id, message.message, now);
+            self.handle_message(id, message.message, message.now, now);
         }
     }
 

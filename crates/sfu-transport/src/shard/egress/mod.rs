@@ -272,7 +272,13 @@ impl Shard {
             self.layer_rates.entry(packet.key).or_default().on_packet(packet.meta.layer, packet.payload.len(), now);
         }
         let count = self.subscribers.get(&packet.key).map_or(0, Vec::len);
+        let mut forwarded = false;
         for i in 0..count {
+            // Under fan-out, send as soon as a call's worth is queued: the first subscribers'
+            // copies need not wait for the last ones'.
+            if self.batch.len() >= crate::send_batch::MAX_PER_CALL {
+                self.send_queued();
+            }
             let Some(id) = self.subscribers.get(&packet.key).and_then(|l| l.get(i)).copied() else { break };
             let Some(conn) = self.conns.get_mut(&id) else { continue };
             let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
@@ -319,6 +325,7 @@ impl Shard {
                     }
                     match send_rtp(conn.outbound.as_mut(), &out, &mut self.batch) {
                         Ok(_) => {
+                            forwarded = true;
                             down.sent_packets = down.sent_packets.wrapping_add(1);
                             down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
                             self.metrics.forwarded_packets.increment(1);
@@ -331,6 +338,9 @@ impl Shard {
             if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
                 self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
             }
+        }
+        if forwarded {
+            self.forwarded_arrivals.push(packet.arrived);
         }
     }
 
@@ -392,9 +402,11 @@ impl Shard {
         self.emit(MediaEvent::Connected { conn: id });
     }
 
-    pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, now: Instant) {
+    /// An application message out of a connection's stack; `arrived` is when its datagram was
+    /// read from the socket.
+    pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, arrived: Instant, now: Instant) {
         match message {
-            RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, now),
+            RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, arrived, now),
             // Publishers' sender reports are consumed by the stack; only feedback about what we
             // send matters here.
             RTCMessage::RtcpPacket(_, packets)
