@@ -163,6 +163,11 @@ pub(super) fn on_rtp(conn: &mut Conn, packet: rtc::rtp::Packet, now: Instant, ct
 }
 
 /// Sends the publisher's due frames and audio packets; returns when to run next.
+/// A publisher sends its video at this percentage of the total video bitrate (WebRTC's pacer
+/// default is 2.5 times), so a keyframe takes a few tens of milliseconds to leave, a delta frame
+/// a few.
+const PACING_PERCENT: u64 = 250;
+
 pub(super) fn media_tick(conn: &mut Conn, now: Instant, ctx: &mut Ctx<'_>) -> Option<Instant> {
     if !conn.connected {
         return None;
@@ -175,6 +180,7 @@ pub(super) fn media_tick(conn: &mut Conn, now: Instant, ctx: &mut Ctx<'_>) -> Op
     let mut next = None::<Instant>;
 
     if let Some(video) = publisher.video.as_mut() {
+        let pacing_bps = PACING_PERCENT * LAYERS.iter().map(|l| u64::from(l.kbps) * 10).sum::<u64>();
         let mut due = started + frame_interval * publisher.video_frames as u32;
         if now.duration_since(due) > MAX_CATCH_UP {
             let behind = (now.duration_since(due).as_nanos() / frame_interval.as_nanos()) as u64;
@@ -220,19 +226,30 @@ pub(super) fn media_tick(conn: &mut Conn, now: Instant, ctx: &mut Ctx<'_>) -> Op
                             let _ = header.set_extension(id, bytes::Bytes::from_static(LAYERS[layer].rid.as_bytes()));
                         }
                     }
-                    let packet = rtc::rtp::Packet { header, payload };
-                    if let Some(mut sender) = conn.pc.rtp_sender(video.sender)
-                        && sender.write_rtp(now, packet).is_err()
-                    {
-                        ctx.stats.send_errors += 1;
-                    }
+                    // Paced like a browser's sender: a frame leaves as a train of packets
+                    // at a multiple of the video bitrate, not as one burst.
+                    let at = publisher.paced.back().map_or(now, |(last, _)| (*last).max(now));
+                    let at = at + Duration::from_nanos(payload.len() as u64 * 8 * 1_000_000_000 / pacing_bps);
+                    publisher.paced.push_back((at, rtc::rtp::Packet { header, payload }));
                 }
             }
             video.picture_id = (video.picture_id + 1) & 0x7fff;
             publisher.video_frames += 1;
             due = started + frame_interval * publisher.video_frames as u32;
         }
-        next = Some(due);
+        while let Some((at, _)) = publisher.paced.front()
+            && *at <= now
+        {
+            let Some((_, mut packet)) = publisher.paced.pop_front() else { break };
+            // Latency counts from when the packet leaves, as in a browser.
+            packet.payload = synth::restamp(&packet.payload, send_ns);
+            if let Some(mut sender) = conn.pc.rtp_sender(video.sender)
+                && sender.write_rtp(now, packet).is_err()
+            {
+                ctx.stats.send_errors += 1;
+            }
+        }
+        next = Some(publisher.paced.front().map_or(due, |(at, _)| (*at).min(due)));
     }
 
     if let Some(audio) = publisher.audio.as_mut() {

@@ -191,6 +191,8 @@ struct PublisherState {
     started: Option<Instant>,
     video_frames: u64,
     audio_packets: u64,
+    /// Video packets built but not yet sent, with when each is due (see `conn_io::PACING_PERCENT`).
+    paced: std::collections::VecDeque<(Instant, rtc::rtp::Packet)>,
 }
 
 struct SubscriberState {
@@ -532,7 +534,14 @@ impl Worker {
         conn.pc.set_local_description(now, offer)?;
         let sdp = conn.pc.local_description().map(|d| d.sdp).ok_or_else(|| anyhow::anyhow!("no local description"))?;
         let mut descriptions = Vec::new();
-        let mut state = PublisherState { video: None, audio: None, started: None, video_frames: 0, audio_packets: 0 };
+        let mut state = PublisherState {
+            video: None,
+            audio: None,
+            started: None,
+            video_frames: 0,
+            audio_packets: 0,
+            paced: Default::default(),
+        };
         if let Some((sender, ssrc)) = tracks.audio {
             let mid = peer::mid_of(&mut conn.pc, sender).unwrap_or_default();
             descriptions.push(TrackDescription { mid, source: TrackSource::Microphone, name: "mic".into(), layers: vec![] });

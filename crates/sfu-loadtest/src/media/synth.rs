@@ -58,6 +58,15 @@ pub fn write_trailer(buf: &mut BytesMut, send_ns: u64, kind: u8) {
     buf.put_bytes(0, 3);
 }
 
+/// The same payload with its trailer's send time replaced.
+pub fn restamp(payload: &Bytes, send_ns: u64) -> Bytes {
+    let mut out = BytesMut::from(&payload[..]);
+    if let Some(at) = out.len().checked_sub(TRAILER_LEN) {
+        out[at + 4..at + 12].copy_from_slice(&send_ns.to_be_bytes());
+    }
+    out.freeze()
+}
+
 /// (send time ns, kind) from the end of a payload written by this harness.
 pub fn read_trailer(payload: &[u8]) -> Option<(u64, u8)> {
     let t = payload.get(payload.len().checked_sub(TRAILER_LEN)?..)?;
@@ -163,6 +172,14 @@ mod tests {
         assert_eq!(read_trailer(&packets[1]), Some((42, 2)));
         let total: usize = packets.iter().map(|p| p.len() - VP8_DESCRIPTOR_LEN - TRAILER_LEN).sum();
         assert!(total >= 24_000);
+    }
+
+    #[test]
+    fn restamping_changes_only_the_send_time() {
+        let packet = vp8_frame(&LAYERS[1], 1, 7, false, 500, 42).remove(0);
+        let restamped = restamp(&packet, 99);
+        assert_eq!(read_trailer(&restamped), Some((99, 1)));
+        assert_eq!(restamped[..restamped.len() - TRAILER_LEN], packet[..packet.len() - TRAILER_LEN]);
     }
 
     #[test]
