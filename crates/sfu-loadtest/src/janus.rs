@@ -22,10 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::media::Command;
-use crate::signal::{Participant, SessionContext, ask};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::signal::{CONNECT_TIMEOUT, Participant, REPLY_TIMEOUT, SessionContext, ask};
 /// Janus drops sessions silent for `session_timeout` (120 s in benches/janus).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(25);
 /// How long a subscriber waits for its room's publishers to appear.
@@ -118,11 +115,11 @@ impl Janus {
             }
             if reply["janus"] == "error" {
                 let error = &reply["error"];
-                return Err(JanusError { code: error["code"].as_i64().unwrap_or(0), reason: error["reason"].to_string() }.into());
+                return Err(JanusError { code: error["code"].as_i64().unwrap_or(0), reason: text_of(&error["reason"]) }.into());
             }
             let data = &reply["plugindata"]["data"];
             if let Some(code) = data["error_code"].as_i64() {
-                return Err(JanusError { code, reason: data["error"].to_string() }.into());
+                return Err(JanusError { code, reason: text_of(&data["error"]) }.into());
             }
             return Ok(reply);
         }
@@ -156,6 +153,10 @@ impl Janus {
     }
 }
 
+fn text_of(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
 fn is_janus_error(e: &anyhow::Error, code: i64) -> bool {
     e.downcast_ref::<JanusError>().is_some_and(|j| j.code == code)
 }
@@ -167,7 +168,7 @@ fn jsep_of(reply: &Value) -> anyhow::Result<String> {
 /// One participant's session with Janus, until `stop` turns true.
 pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     if p.publish.is_some() && p.subscribe {
-        anyhow::bail!("the janus adapter runs livestream and audio-room only (participants that both publish and subscribe are not supported)");
+        anyhow::bail!("the janus adapter does not run participants that both publish and subscribe");
     }
     let t0 = Instant::now();
     let mut janus = Janus::connect(&ctx.ws_url).await?;

@@ -363,6 +363,9 @@ async fn local_ip_for(url: &ServerUrl) -> anyhow::Result<(IpAddr, SocketAddr)> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let url = ServerUrl::parse(&cli.url)?;
+    if cli.server == ServerKind::Janus && cli.scenario == Scenario::Meeting {
+        anyhow::bail!("--server janus runs livestream and audio-room only (meeting participants both publish and subscribe)");
+    }
     let plan = Plan::new(&cli)?;
     let (local_ip, _server) = local_ip_for(&url).await?;
     // Fail fast when nothing answers at --url (the server may still be starting: retry 5 s).

@@ -16,8 +16,8 @@ use crate::media::peer::PublishSpec;
 use crate::media::{Command, WorkerHandle};
 use crate::token::{Grants, Minter};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Signaling counters shared by every session.
 #[derive(Default)]

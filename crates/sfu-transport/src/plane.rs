@@ -173,17 +173,23 @@ impl MediaPlane {
 
     /// Reserves an id for a new connection, spreading connections over shards round-robin.
     pub fn allocate_conn(&self) -> ConnId {
-        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed))
+        self.conn_on(self.next_shard_in_turn())
     }
 
     /// Reserves a participant's publisher and subscriber connections on one shard, the next in
     /// turn. (Two single allocations would, with two shards, put every publisher connection on
     /// one shard and every subscriber connection on the other.)
     pub fn allocate_conn_pair(&self) -> (ConnId, ConnId) {
-        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        let next = || ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed));
-        (next(), next())
+        let shard = self.next_shard_in_turn();
+        (self.conn_on(shard), self.conn_on(shard))
+    }
+
+    fn next_shard_in_turn(&self) -> usize {
+        self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len()
+    }
+
+    fn conn_on(&self, shard: usize) -> ConnId {
+        ConnId::new(shard, self.next_serial.fetch_add(1, Ordering::Relaxed))
     }
 
     fn send(&self, shard: usize, command: Command) -> Result<(), MediaError> {

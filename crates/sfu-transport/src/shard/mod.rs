@@ -321,15 +321,17 @@ impl Shard {
     }
 
     /// Hands the queued datagrams to the kernel. Every packet in `forwarded_arrivals` has all its
-    /// copies among them: its forwarding delay ends here.
+    /// copies sent by now (some perhaps by an earlier call): its forwarding delay ends here.
     pub(crate) fn send_queued(&mut self) {
         let Some(fd) = self.send_fd else { return };
-        if self.batch.is_empty() {
-            return;
+        if !self.batch.is_empty() {
+            let flushed = self.batch.flush(&fd);
+            if flushed.failed > 0 {
+                self.metrics.send_failures.increment(flushed.failed as u64);
+            }
         }
-        let flushed = self.batch.flush(&fd);
-        if flushed.failed > 0 {
-            self.metrics.send_failures.increment(flushed.failed as u64);
+        if self.forwarded_arrivals.is_empty() {
+            return;
         }
         let sent_at = Instant::now();
         for arrived in self.forwarded_arrivals.drain(..) {
