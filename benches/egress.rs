@@ -10,10 +10,10 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
-use rtc::shared::marshal::Marshal;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::srtp::context::Context;
 use rtc::srtp::protection_profile::ProtectionProfile;
-use sfu_core::{Decision, Forwarder, PacketMeta, VideoCodec};
+use sfu_core::{Decision, Forwarder, PacketMeta, PictureId, VideoCodec, Vp8Descriptor};
 use sfu_proto::{LayerPreference, SubscriptionSettings, TrackKind};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -35,6 +35,11 @@ fn stream() -> Vec<PacketMeta> {
             marker: i % 5 == 4,
             keyframe: i % 450 == 0,
             padding_only: false,
+            vp8: Some(Vp8Descriptor {
+                picture_id: Some(PictureId { value: (i / 5) as u16 & 0x7fff, long: true }),
+                tl0_pic_idx: Some((i / 5) as u8),
+                key_idx: None,
+            }),
         })
         .collect()
 }
@@ -112,7 +117,12 @@ impl Path {
                 },
                 payload: payload.clone(),
             };
-            let plain = packet.marshal().expect("marshal");
+            // As the shard does: the subscriber's own copy, with its VP8 numbering written in.
+            let mut plain = bytes::BytesMut::zeroed(packet.marshal_size());
+            packet.marshal_to(&mut plain).expect("marshal");
+            if let Some(vp8) = &t.vp8 {
+                vp8.apply(&mut plain[packet.header.marshal_size()..]);
+            }
             if let Stage::Build = stage {
                 bytes += black_box(plain).len();
                 continue;
@@ -182,7 +192,10 @@ fn send_batch(socket: &UdpSocket, to: std::net::SocketAddr, datagrams: &[bytes::
 
 fn egress(c: &mut Criterion) {
     let packets = stream();
-    let payload = Bytes::from(vec![0x5au8; PAYLOAD_BYTES]);
+    // A VP8 descriptor (15-bit picture ID, TL0PICIDX, TID) before the frame data.
+    let mut payload = vec![0x90, 0xe0, 0x80, 0x01, 0x01, 0x00];
+    payload.resize(PAYLOAD_BYTES, 0x5a);
+    let payload = Bytes::from(payload);
     let sink = UdpSocket::bind("127.0.0.1:0").expect("sink socket");
     let sink_addr = sink.local_addr().expect("sink address");
     let socket = UdpSocket::bind("127.0.0.1:0").expect("send socket");

@@ -5,7 +5,7 @@
 //! `cargo bench --bench router` (numbers in docs/performance.md).
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
-use sfu_core::{Decision, Forwarder, PacketMeta, VideoCodec};
+use sfu_core::{Decision, Forwarder, PacketMeta, PictureId, VideoCodec, Vp8Descriptor};
 use sfu_proto::{LayerPreference, SubscriptionSettings, TrackKind};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,15 @@ fn stream() -> Vec<PacketMeta> {
                     marker: i + 1 == count,
                     keyframe: i == 0 && frame % 90 == 0,
                     padding_only: false,
+                    // Each layer numbers its pictures from its own start, as browsers do.
+                    vp8: Some(Vp8Descriptor {
+                        picture_id: Some(PictureId {
+                            value: (u16::from(layer) * 10_000 + frame as u16) & 0x7fff,
+                            long: true,
+                        }),
+                        tl0_pic_idx: Some(frame as u8),
+                        key_idx: None,
+                    }),
                 });
                 *s = s.wrapping_add(1);
             }
@@ -98,6 +107,7 @@ fn decision(c: &mut Criterion) {
             marker: false,
             keyframe: false,
             padding_only: false,
+            vp8: None,
         })
         .collect();
     group.throughput(Throughput::Elements(audio.len() as u64));

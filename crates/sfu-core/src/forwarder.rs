@@ -2,7 +2,7 @@
 //!
 //! For each packet of the track the caller asks [`Forwarder::on_packet`] what to do and gets a
 //! [`Decision`]: drop it (with a reason), or send it with the rewritten sequence number,
-//! timestamp and marker in the [`Translation`]. The forwarder never touches the packet; the
+//! timestamp, marker and VP8 picture numbering in the [`Translation`]. The forwarder never touches the packet; the
 //! caller applies the translation, so the decision logic stays pure and testable.
 //!
 //! Video rules: the subscriber receives one layer at a time (the *current* layer). The
@@ -27,6 +27,7 @@ use crate::keyframe_throttle::KeyframeRequestThrottle;
 use crate::layer_activity::LayerActivity;
 use crate::munger::RtpMunger;
 use crate::selector::{LayerSelector, LayerSet, MAX_LAYERS};
+use crate::vp8::{Vp8Descriptor, Vp8Munger, Vp8Rewrite};
 
 /// What the forwarder needs to know about one incoming RTP packet (already parsed and
 /// decrypted by the caller).
@@ -43,6 +44,8 @@ pub struct PacketMeta {
     pub keyframe: bool,
     /// The payload is empty (padding only), e.g. the publisher's bandwidth probing.
     pub padding_only: bool,
+    /// The VP8 descriptor's picture numbering (VP8 only; see [`crate::vp8`]).
+    pub vp8: Option<Vp8Descriptor>,
 }
 
 /// What to do with one packet for one subscriber.
@@ -66,6 +69,8 @@ pub struct Translation {
     /// Set on the first packet after the subscriber moved to this layer (or to a restarted
     /// stream of it): the caller can update stats and tell the client.
     pub switched_layer: Option<u8>,
+    /// New VP8 picture numbering, to be written into the payload's descriptor.
+    pub vp8: Option<Vp8Rewrite>,
 }
 
 /// The input stream currently forwarded: one layer, one publisher SSRC.
@@ -105,6 +110,7 @@ pub struct Forwarder {
     /// This subscriber's own request pacing, per layer.
     requests: KeyframeRequestThrottle,
     munger: RtpMunger,
+    vp8: Vp8Munger,
 }
 
 impl Forwarder {
@@ -128,6 +134,7 @@ impl Forwarder {
             connected_at: None,
             requests: KeyframeRequestThrottle::new(),
             munger: RtpMunger::new(clock_rate),
+            vp8: Vp8Munger::default(),
         };
         forwarder.update_target();
         forwarder
@@ -364,6 +371,9 @@ impl Forwarder {
         self.current = Some(stream);
         self.restart_pending = false;
         self.munger.switch_to(pkt.seq, pkt.timestamp, now);
+        if let Some(descriptor) = &pkt.vp8 {
+            self.vp8.switch_to(descriptor);
+        }
     }
 
     fn translate(
@@ -378,6 +388,7 @@ impl Forwarder {
                 timestamp,
                 marker: pkt.marker,
                 switched_layer,
+                vp8: pkt.vp8.as_ref().map(|descriptor| self.vp8.rewrite(descriptor)),
             }),
             Err(reason) => Decision::Drop(reason),
         }

@@ -66,6 +66,7 @@ pub mod munger;
 pub mod selector;
 pub mod seq;
 pub mod speakers;
+pub mod vp8;
 #[cfg(test)]
 mod test_rng;
 
@@ -88,3 +89,4 @@ pub use munger::RtpMunger;
 pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};
 pub use seq::{SeqUnwrapper, TsUnwrapper};
 pub use speakers::{ActiveSpeakers, DOMINANCE_MARGIN, SILENT_LEVEL, SPEAKING_LEVEL};
+pub use vp8::{PictureId, Vp8Descriptor, Vp8Munger, Vp8Rewrite, parse_vp8_descriptor};

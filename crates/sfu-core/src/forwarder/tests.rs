@@ -26,6 +26,7 @@ fn delta(layer: u8, seq: u16, timestamp: u32) -> PacketMeta {
         marker: false,
         keyframe: false,
         padding_only: false,
+        vp8: None,
     }
 }
 
@@ -651,6 +652,7 @@ fn random_operations_keep_invariants() {
                         marker: rng.chance(10),
                         keyframe: rng.chance(5),
                         padding_only: rng.chance(5),
+                        vp8: None,
                     };
                     let decision = forwarder.on_packet(&pkt, now);
                     if let Decision::Forward(translation) = decision {
@@ -722,4 +724,47 @@ fn requested_layer_ignores_activity_and_bandwidth() {
     f.set_preference(&settings(High, true));
     assert_eq!(f.requested_layer(), None, "paused by the subscriber");
     assert_eq!(audio().requested_layer(), Some(0));
+}
+
+/// A packet of `layer` carrying VP8 picture numbering: each layer numbers from its own start.
+fn vp8_packet(layer: u8, n: u16, keyframe: bool) -> PacketMeta {
+    let start = [20_000u16, 7, 32_700][usize::from(layer)];
+    PacketMeta {
+        keyframe,
+        vp8: Some(crate::vp8::Vp8Descriptor {
+            picture_id: Some(crate::vp8::PictureId { value: start.wrapping_add(n) & 0x7fff, long: true }),
+            tl0_pic_idx: Some((u16::from(layer) * 100 + n) as u8),
+            key_idx: None,
+        }),
+        ..delta(layer, 1000 * u16::from(layer) + n, u32::from(n) * 3000)
+    }
+}
+
+#[test]
+fn vp8_picture_numbering_continues_across_switches_and_pauses() {
+    let start = Instant::now();
+    let mut forwarder = video();
+    let mut pictures = Vec::new();
+    let mut send = |forwarder: &mut Forwarder, pkt: PacketMeta, ms: u64| {
+        if let Decision::Forward(t) = forwarder.on_packet(&pkt, start + Duration::from_millis(ms)) {
+            let rewrite = t.vp8.expect("a VP8 packet gets its numbering");
+            pictures.push((rewrite.picture_id.unwrap(), rewrite.tl0_pic_idx.unwrap()));
+        }
+    };
+    for n in 0..3 {
+        send(&mut forwarder, vp8_packet(2, n, n == 0), u64::from(n) * 33);
+    }
+    forwarder.set_preference(&settings(Low, false));
+    send(&mut forwarder, vp8_packet(0, 5, true), 100);
+    send(&mut forwarder, vp8_packet(0, 6, false), 133);
+    forwarder.set_paused_for_bandwidth(true);
+    send(&mut forwarder, vp8_packet(0, 7, false), 166);
+    forwarder.set_paused_for_bandwidth(false);
+    send(&mut forwarder, vp8_packet(0, 8, false), 200);
+    send(&mut forwarder, vp8_packet(0, 9, true), 233);
+    // The top layer's own numbers (32 700 on) first, then one sequence: every switch and the
+    // resume after the pause continue right after the last picture sent.
+    let first = 32_700u16;
+    let expected: Vec<(u16, u8)> = (0..6u16).map(|i| ((first + i) & 0x7fff, (200 + i) as u8)).collect();
+    assert_eq!(pictures, expected);
 }

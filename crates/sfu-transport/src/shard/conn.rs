@@ -3,7 +3,7 @@
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use sfu_core::{AllocationDecision, Forwarder, ResendGuard, RtpHistory};
+use sfu_core::{AllocationDecision, Forwarder, ResendGuard, RtpHistory, Vp8Rewrite};
 use sfu_proto::{ParticipantId, TrackSource};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,6 +72,15 @@ impl Conn {
 }
 
 /// A published track as sent to one subscriber.
+/// A forwarded packet as the subscriber got it, kept to answer its NACKs.
+pub(crate) struct SentPacket {
+    /// The packet with its output header; the payload is the publisher's, shared.
+    pub packet: rtc::rtp::Packet,
+    /// The VP8 renumbering written into the payload on the way out.
+    pub vp8: Option<Vp8Rewrite>,
+    pub guard: ResendGuard,
+}
+
 pub(crate) struct DownTrack {
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
@@ -80,7 +89,7 @@ pub(crate) struct DownTrack {
     pub payload_type: Option<u8>,
     pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
-    pub history: RtpHistory<(rtc::rtp::Packet, ResendGuard)>,
+    pub history: RtpHistory<SentPacket>,
     /// The output sequence number of the last packet forwarded, where probes start looking.
     pub last_seq: Option<u16>,
     pub last_sent_at: Option<Instant>,

@@ -265,6 +265,9 @@ impl Shard {
                 marker: packet.header.marker,
                 keyframe,
                 padding_only: packet.payload.is_empty(),
+                vp8: (published.codec == VideoCodec::Vp8)
+                    .then(|| sfu_core::parse_vp8_descriptor(&packet.payload))
+                    .flatten(),
             },
             payload: packet.payload,
             arrived,
@@ -320,6 +323,7 @@ impl Shard {
         let Some(mut receiver) = conn.pc.rtp_receiver(receiver) else { return };
         let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
         if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+            tracing::debug!(track = ?key, layer, "PLI to the publisher");
             self.metrics.plis_sent.increment(1);
         }
         self.mark_dirty(conn_id);

@@ -184,10 +184,14 @@ pub(super) fn send_rtx(
     probe: bool,
 ) -> Option<usize> {
     let rtx = down.rtx.as_mut()?;
-    let (original, _) = down.history.get(seq)?;
+    let sent = down.history.get(seq)?;
+    let original = &sent.packet;
     let mut payload = bytes::BytesMut::with_capacity(2 + original.payload.len());
     payload.extend_from_slice(&seq.to_be_bytes());
     payload.extend_from_slice(&original.payload);
+    if let Some(vp8) = &sent.vp8 {
+        vp8.apply(&mut payload[2..]);
+    }
     let mut packet = rtc::rtp::Packet {
         header: rtc::rtp::header::Header {
             version: 2,

@@ -25,7 +25,7 @@ pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
 pub(crate) use outbound::Outbound;
 use outbound::send_rtp;
 
-use super::conn::{DownTrack, RtxStream};
+use super::conn::{DownTrack, RtxStream, SentPacket};
 use super::ingress::MediaPacket;
 use super::{Command, Shard};
 use crate::peer_factory::Direction;
@@ -289,6 +289,9 @@ impl Shard {
             match down.forwarder.on_packet(&packet.meta, now) {
                 Decision::Drop(reason) => self.metrics.dropped(reason),
                 Decision::Forward(t) => {
+                    if let Some(layer) = t.switched_layer {
+                        tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
+                    }
                     let Some(payload_type) = down.payload_type else {
                         self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
@@ -305,7 +308,7 @@ impl Shard {
                         },
                         payload: packet.payload.clone(),
                     };
-                    down.history.insert(t.seq, (out.clone(), ResendGuard::default()));
+                    down.history.insert(t.seq, SentPacket { packet: out.clone(), vp8: t.vp8, guard: ResendGuard::default() });
                     let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
                     if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
                         down.clock_anchor = Some((t.timestamp, now));
@@ -323,7 +326,7 @@ impl Shard {
                         }
                         bwe.stamp(&mut out, now, false);
                     }
-                    match send_rtp(conn.outbound.as_mut(), &out, &mut self.batch) {
+                    match send_rtp(conn.outbound.as_mut(), &out, t.vp8.as_ref(), &mut self.batch) {
                         Ok(_) => {
                             forwarded = true;
                             down.sent_packets = down.sent_packets.wrapping_add(1);

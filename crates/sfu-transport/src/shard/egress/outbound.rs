@@ -12,7 +12,9 @@
 use rtc::rtp::Packet;
 use rtc::shared::marshal::Marshal;
 use rtc::srtp::context::Context;
-use sfu_core::DropReason;
+use bytes::BytesMut;
+use rtc::shared::marshal::MarshalSize;
+use sfu_core::{DropReason, Vp8Rewrite};
 use std::net::SocketAddr;
 
 use crate::ConnId;
@@ -32,10 +34,16 @@ impl Outbound {
         Ok(Self { srtp: keys.context()?, dest: None })
     }
 
-    /// Protects `packet` and queues it; returns the bytes queued.
-    pub fn send(&mut self, packet: &Packet, batch: &mut SendBatch) -> Result<usize, DropReason> {
+    /// Protects `packet`, with `vp8`'s numbering written into its payload, and queues it;
+    /// returns the bytes queued.
+    pub fn send(&mut self, packet: &Packet, vp8: Option<&Vp8Rewrite>, batch: &mut SendBatch) -> Result<usize, DropReason> {
         let dest = self.dest.ok_or(DropReason::NotConnected)?;
-        let plain = packet.marshal().map_err(|_| DropReason::Malformed)?;
+        let mut plain = BytesMut::zeroed(packet.marshal_size());
+        packet.marshal_to(&mut plain).map_err(|_| DropReason::Malformed)?;
+        if let Some(vp8) = vp8 {
+            // The payload is shared by every subscriber; this copy is this subscriber's own.
+            vp8.apply(&mut plain[packet.header.marshal_size()..]);
+        }
         let sealed = self.srtp.encrypt_rtp_with_header(&plain, &packet.header).map_err(|_| DropReason::SrtpFailed)?;
         let size = sealed.len();
         batch.push(dest, sealed.freeze());
@@ -44,8 +52,13 @@ impl Outbound {
 }
 
 /// Sends `packet` on the connection's own path, or says why it cannot.
-pub(crate) fn send_rtp(outbound: Option<&mut Outbound>, packet: &Packet, batch: &mut SendBatch) -> Result<usize, DropReason> {
-    outbound.ok_or(DropReason::SrtpFailed)?.send(packet, batch)
+pub(crate) fn send_rtp(
+    outbound: Option<&mut Outbound>,
+    packet: &Packet,
+    vp8: Option<&Vp8Rewrite>,
+    batch: &mut SendBatch,
+) -> Result<usize, DropReason> {
+    outbound.ok_or(DropReason::SrtpFailed)?.send(packet, vp8, batch)
 }
 
 impl Shard {

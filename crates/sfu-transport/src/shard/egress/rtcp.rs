@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::bandwidth::send_rtx;
 use super::outbound::send_rtp;
 use crate::ConnId;
+use crate::shard::conn::SentPacket;
 use crate::shard::{Command, Shard};
 
 impl Shard {
@@ -42,7 +43,7 @@ impl Shard {
                 let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
-                        let Some((_, guard)) = down.history.get_mut(seq) else {
+                        let Some(SentPacket { guard, .. }) = down.history.get_mut(seq) else {
                             self.metrics.retransmissions_missed.increment(1);
                             continue;
                         };
@@ -55,12 +56,12 @@ impl Shard {
                                 send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some()
                             }
                             bwe => {
-                                let Some((packet, _)) = down.history.get(seq) else { continue };
-                                let mut p = packet.clone();
+                                let Some(sent) = down.history.get(seq) else { continue };
+                                let mut p = sent.packet.clone();
                                 if let Some(bwe) = bwe {
                                     bwe.stamp(&mut p, now, false);
                                 }
-                                send_rtp(conn.outbound.as_mut(), &p, &mut self.batch).is_ok()
+                                send_rtp(conn.outbound.as_mut(), &p, sent.vp8.as_ref(), &mut self.batch).is_ok()
                             }
                         };
                         if resent {
@@ -80,6 +81,7 @@ impl Shard {
             }
         }
         for (key, layer) in requests {
+            tracing::debug!(conn = id.0, track = ?key, layer, "subscriber asks for a keyframe");
             self.metrics.keyframe_requests_relayed.increment(1);
             self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
         }
