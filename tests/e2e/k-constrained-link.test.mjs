@@ -110,7 +110,7 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
   console.log(`cap 600 kbit/s: capped subscriber at ${dropped} px after ${dropMs} ms`);
   await sleep(8_000); // it has to live on the constrained link for a while
   const underCap = await width(cap, 's');
-  console.log(`after 8 s under the cap: ${underCap} px`);
+  console.log(`after 8 s under the cap: ${underCap} px; the cap's queue dropped ${ns.capDrops()} packets`);
 
   ns.uncap();
   const liftAt = Date.now();
@@ -147,6 +147,15 @@ test('a capped subscriber drops a layer within 5 s and climbs back within 15 s o
     ` (lifted at ${Math.round(liftAtPage - capAtPage)} ms); widths ${capSamples.filter((s) => s.t >= capAtPage).map((s) => s.frameWidth).join(',')}`);
   if (capStall.ms > 1_000) {
     console.log(`  the uncapped subscriber decoded ${freeDecodedMeanwhile} frames meanwhile${capStallShared ? ': a shared stall' : ''}`);
+    const before = capSamples.filter((s) => s.t <= capStall.since).at(-1);
+    const after = capSamples.filter((s) => s.t <= capStall.since + capStall.ms).at(-1);
+    const delta = (field) => (after?.[field] ?? 0) - (before?.[field] ?? 0);
+    console.log(`  the capped subscriber meanwhile: ${delta('packetsReceived')} packets received, ${delta('packetsLost')} lost, ` +
+      `${delta('framesReceived')} frames received, ${delta('framesDropped')} dropped, ${delta('nackCount')} NACKs, ${delta('pliCount')} PLIs sent`);
+    // What the server decided around the stall, to tell its part from the machine's.
+    const around = ctx.server.logBetween(capStallAt - 3_000, capStallAt + capStall.ms + 1_000,
+      /allocation conn|forwarding starts|keyframe|PLI|stream state|dynacast/);
+    console.log(`  server log from 3 s before the stall (${around.length} lines):\n    ${around.join('\n    ')}`);
   }
   console.log(`free: longest stall ${Math.round(freeStall.ms)} ms from ${Math.round(freeOrigin + freeStall.since - capOrigin - capAtPage)} ms after the cap, widths ${freeWidths}; ` +
     `${freeDrops.length - serverDrops.length} of ${freeDrops.length} samples below 1280 came while the publisher ` +

@@ -42,6 +42,10 @@ export function inboundStats(report, kind, trackId, previous) {
     bytesReceived: bytes,
     packetsReceived: inbound.packetsReceived ?? 0,
     packetsLost: inbound.packetsLost ?? 0,
+    framesReceived: inbound.framesReceived ?? 0,
+    framesDropped: inbound.framesDropped ?? 0,
+    nackCount: inbound.nackCount ?? 0,
+    pliCount: inbound.pliCount ?? 0,
     bitrateKbps: Math.round(bitrateKbps),
   };
 }

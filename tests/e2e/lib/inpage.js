@@ -129,7 +129,10 @@
       const timer = setInterval(async () => {
         try {
           const s = await T.room(key).statsFor(trackId);
-          if (s) samples.push({ t: performance.now(), framesDecoded: s.framesDecoded, frameWidth: s.frameWidth });
+          if (s) {
+            const { framesDecoded, frameWidth, packetsReceived, packetsLost, framesReceived, framesDropped, nackCount, pliCount } = s;
+            samples.push({ t: performance.now(), framesDecoded, frameWidth, packetsReceived, packetsLost, framesReceived, framesDropped, nackCount, pliCount });
+          }
         } catch {}
       }, intervalMs);
       samplers[key] = { timer, samples };

@@ -41,6 +41,13 @@ export class PeerNamespace {
     execFileSync('tc', ['qdisc', 'replace', 'dev', this.hostDev, 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '400ms']);
   }
 
+  /** Packets the cap has dropped so far (its queue overflowed), or null when there is no cap. */
+  capDrops() {
+    const out = execFileSync('tc', ['-s', 'qdisc', 'show', 'dev', this.hostDev, 'root'], { encoding: 'utf8' });
+    const m = /^qdisc tbf[\s\S]*?dropped (\d+)/m.exec(out);
+    return m ? Number(m[1]) : null;
+  }
+
   uncap() {
     execFileSync('tc', ['qdisc', 'del', 'dev', this.hostDev, 'root']);
   }

@@ -109,6 +109,27 @@ export class SfuServer {
     }
   }
 
+  /**
+   * The log's lines from between two wall-clock times (ms since the epoch) whose text matches
+   * `pattern`, colours stripped, each as "+<ms after fromMs> <text>": for explaining a failure.
+   */
+  logBetween(fromMs, toMs, pattern) {
+    let text;
+    try {
+      text = readFileSync(this.logFile, 'utf8');
+    } catch {
+      return [];
+    }
+    const lines = [];
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/\x1b\[[0-9;]*m/g, '');
+      const at = Date.parse(line.slice(0, 27));
+      if (Number.isNaN(at) || at < fromMs || at > toMs || !pattern.test(line)) continue;
+      lines.push(`+${Math.round(at - fromMs)} ${line.slice(28).trim()}`);
+    }
+    return lines;
+  }
+
   async stop() {
     if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     this.proc.kill('SIGTERM');
