@@ -15,7 +15,7 @@ HOLD=${2:-60}
 OUT=target/loadtest
 mkdir -p "$OUT"
 ip link set lo up
-SFU_LOG=warn SFU_HTTP_PORT=17880 SFU_RTC__UDP_PORT_START=17882 taskset -c 0 ./target/release/sfu >"$OUT/overload-server.log" 2>&1 &
+SFU_LOG=warn,sfu_transport::shard::overload=info SFU_HTTP_PORT=17880 SFU_RTC__UDP_PORT_START=17882 taskset -c 0 ./target/release/sfu >"$OUT/overload-server.log" 2>&1 &
 server=$!
 taskset -c 0 sh -c 'while :; do :; done' &
 hog=$!
@@ -26,12 +26,19 @@ taskset -c 1 ./target/release/sfu-loadtest livestream --url http://127.0.0.1:178
   --layer high --duration "${HOLD}s" --server-pid $server --json "$OUT/overload.json" | grep '^|'
 kill $hog
 echo "== server memory after the overload: $(grep VmRSS /proc/$server/status)"
-curl -s http://127.0.0.1:17880/metrics | grep -E '^sfu_(udp_receive_drops|forward_queue_drops|udp_send_failures)_total'
-sleep 5
+curl -s http://127.0.0.1:17880/metrics | grep -E '^sfu_(udp_receive_drops_total|forward_queue_drops_total|udp_send_failures_total|shed_layers|shed_level_changes_total)'
+# The shard lifts one shed layer per 5 s of an empty socket: wait until it sheds none.
+for _ in $(seq 1 60); do
+  curl -s http://127.0.0.1:17880/metrics | grep -q '^sfu_shed_layers{shard="0"} 0$' && break
+  sleep 0.5
+done
+echo "== shed layers before the recovery: $(curl -s http://127.0.0.1:17880/metrics | grep '^sfu_shed_layers')"
 echo "== recovery: 100 subscribers for 10 s on the same server process, whole core"
 taskset -c 1 ./target/release/sfu-loadtest livestream --url http://127.0.0.1:17880 --subscribers 100 \
   --layer high --duration 10s --server-pid $server --json "$OUT/recovery.json" --require-media --max-loss 0.5% | grep '^|'
 echo "== server memory at the end: $(grep VmRSS /proc/$server/status)"
+curl -s http://127.0.0.1:17880/metrics | grep -E '^sfu_(shed_layers|shed_level_changes_total)'
+grep -E 'shedding|keeping up' "$OUT/overload-server.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c12-150
 python3 - "$OUT/overload.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -94,6 +94,8 @@ pub struct Forwarder {
     max_layer_by_bandwidth: Option<u8>,
     /// The allocator found no room for even the lowest layer: forward nothing.
     paused_for_bandwidth: bool,
+    /// Layers below the top that the shard sheds while overloaded (see [`crate::overload`]).
+    shed_levels: u8,
     activity: LayerActivity,
     /// Active layers as of the last packet or poll (the target is computed from this).
     active: LayerSet,
@@ -125,6 +127,7 @@ impl Forwarder {
             layers: Vec::new(),
             max_layer_by_bandwidth: None,
             paused_for_bandwidth: false,
+            shed_levels: 0,
             activity: LayerActivity::new(),
             active: LayerSet::ALL,
             target: None,
@@ -167,6 +170,13 @@ impl Forwarder {
     /// The bandwidth allocator's cap on the layer index (`None`: no cap).
     pub fn set_max_layer_by_bandwidth(&mut self, max_layer: Option<u8>) {
         self.max_layer_by_bandwidth = max_layer;
+        self.update_target();
+    }
+
+    /// Caps the video `levels` layers below the track's top layer (0: no cap), because the shard
+    /// is overloaded. Never below the lowest layer.
+    pub fn set_shed_levels(&mut self, levels: u8) {
+        self.shed_levels = levels;
         self.update_target();
     }
 
@@ -426,8 +436,13 @@ impl Forwarder {
             _ if self.muted || self.paused_for_bandwidth => None,
             TrackKind::Audio => (!self.selector.paused).then_some(0),
             TrackKind::Video => {
-                self.selector
-                    .target(&self.layers, self.active, self.max_layer_by_bandwidth)
+                let top = u8::try_from(self.layers.len().saturating_sub(1)).unwrap_or(u8::MAX);
+                let shed = (self.shed_levels > 0).then(|| top.saturating_sub(self.shed_levels));
+                let cap = match (self.max_layer_by_bandwidth, shed) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.selector.target(&self.layers, self.active, cap)
             }
         };
     }

@@ -29,6 +29,10 @@ pub(crate) struct ShardMetrics {
     pub receive_queue: Gauge,
     /// Packets not handed to another shard because its queue was full (FORWARD_BACKLOG_LIMIT).
     pub forward_queue_drops: Counter,
+    /// Video layers shed because the shard is behind its socket (sfu_core::overload), and how
+    /// often that level changed.
+    pub shed_level: Gauge,
+    pub shed_level_changes: Counter,
     /// Allocator decisions that changed a track, by kind of change.
     pub allocation_up: Counter,
     pub allocation_down: Counter,
@@ -61,6 +65,8 @@ impl ShardMetrics {
             send_failures: c("sfu_udp_send_failures_total"),
             forward_delay: histogram!("sfu_forward_delay_seconds", "shard" => label.clone()),
             forward_queue_drops: c("sfu_forward_queue_drops_total"),
+            shed_level: gauge!("sfu_shed_layers", "shard" => label.clone()),
+            shed_level_changes: c("sfu_shed_level_changes_total"),
             receive_drops: c("sfu_udp_receive_drops_total"),
             receive_queue: gauge!("sfu_udp_receive_queue_bytes", "shard" => label.clone()),
             allocation_up: counter!("sfu_allocation_changes_total", "shard" => label.clone(), "direction" => "up"),

@@ -18,6 +18,18 @@ pub(crate) fn socket_stats(port: u16) -> Option<SocketStats> {
         .find_map(|table| find_port(&table, port))
 }
 
+/// Bytes the kernel holds in the receive buffer of socket `fd` (its own accounting, which counts
+/// each datagram's buffer overhead too): one `getsockopt`, cheap enough to ask often.
+pub(crate) fn receive_backlog(fd: std::os::fd::RawFd) -> Option<usize> {
+    // SO_MEMINFO (Linux 4.6+) fills an array whose first entry is the receive memory in use.
+    const SO_MEMINFO: libc::c_int = 55;
+    let mut info = [0u32; 9];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for writes of `len` bytes; the kernel writes at most that.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len) };
+    (rc == 0 && len >= 4).then(|| info[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize)
+}
+
 /// Finds `port` in one table. A line reads
 /// `sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout inode ref pointer drops`
 /// with the address as `HEXIP:HEXPORT` and the queues in hexadecimal bytes.

@@ -768,3 +768,25 @@ fn vp8_picture_numbering_continues_across_switches_and_pauses() {
     let expected: Vec<(u16, u8)> = (0..6u16).map(|i| ((first + i) & 0x7fff, (200 + i) as u8)).collect();
     assert_eq!(pictures, expected);
 }
+
+#[test]
+fn shedding_caps_below_the_top_layer_and_lifts() {
+    let mut forwarder = video();
+    assert_eq!(forwarder.target_layer(), Some(2));
+    forwarder.set_shed_levels(1);
+    assert_eq!(forwarder.target_layer(), Some(1));
+    forwarder.set_shed_levels(5);
+    assert_eq!(forwarder.target_layer(), Some(0), "never below the lowest layer");
+    // The tighter of the bandwidth cap and the shed cap wins.
+    forwarder.set_shed_levels(1);
+    forwarder.set_max_layer_by_bandwidth(Some(0));
+    assert_eq!(forwarder.target_layer(), Some(0));
+    forwarder.set_max_layer_by_bandwidth(Some(2));
+    assert_eq!(forwarder.target_layer(), Some(1));
+    forwarder.set_shed_levels(0);
+    assert_eq!(forwarder.target_layer(), Some(2));
+    // Audio has no layers to shed.
+    let mut audio = audio();
+    audio.set_shed_levels(2);
+    assert_eq!(audio.target_layer(), Some(0));
+}

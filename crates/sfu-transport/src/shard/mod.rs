@@ -5,6 +5,7 @@ mod conn;
 mod dynacast;
 mod egress;
 mod ingress;
+mod overload;
 mod sdp_info;
 mod speakers;
 
@@ -110,6 +111,8 @@ pub(crate) struct Shard {
     /// or another's): the forwarding delay ends when the batch is handed to the kernel.
     forwarded_arrivals: Vec<Instant>,
     next_track_serial: u64,
+    /// How many video layers the shard sheds because it cannot keep up.
+    overload: sfu_core::OverloadGuard,
     metrics: ShardMetrics,
 }
 
@@ -154,6 +157,7 @@ impl Shard {
             send_fd: None,
             forwarded_arrivals: Vec::new(),
             next_track_serial: 1,
+            overload: sfu_core::OverloadGuard::new(),
             metrics: ShardMetrics::new(index),
         })
     }
@@ -185,6 +189,8 @@ impl Shard {
         speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stats_tick = tokio::time::interval(SOCKET_STATS_INTERVAL);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backlog_tick = tokio::time::interval(overload::BACKLOG_SAMPLE_INTERVAL);
+        backlog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         // `socket` outlives the loop, and with it the descriptor.
         self.send_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&socket));
@@ -229,6 +235,7 @@ impl Shard {
                 }
                 _ = sleep => self.handle_timeouts(Instant::now()),
                 _ = speaker_tick.tick() => self.report_audio_levels(),
+                _ = backlog_tick.tick() => self.check_overload(Instant::now()),
                 _ = stats_tick.tick() => {
                     if let Some(stats) = crate::udp_stats::socket_stats(port) {
                         self.metrics.receive_drops.absolute(stats.drops);

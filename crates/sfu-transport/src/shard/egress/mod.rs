@@ -48,6 +48,7 @@ impl Shard {
         let flowing: Vec<u8> = self.layer_rates.get(&spec.key).map_or_else(Vec::new, |rates| {
             rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some_and(|bps| bps > 0)).map(|(l, _)| l as u8).collect()
         });
+        let shed_levels = self.overload.level();
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
         if conn.down_tracks.contains_key(&spec.key) {
             return Ok(());
@@ -82,6 +83,7 @@ impl Shard {
             .map(|l| (l.width > 0).then_some((l.width as u16, l.height as u16)))
             .collect();
         forwarder.set_layers(&dims);
+        forwarder.set_shed_levels(shed_levels);
         forwarder.set_preference(&spec.settings);
         forwarder.seed_active_layers(&flowing, now);
         forwarder.set_muted(spec.muted);

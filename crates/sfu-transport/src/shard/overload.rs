@@ -1,0 +1,31 @@
+//! Shedding forwarding work when the shard falls behind its socket: sfu-core's
+//! [`OverloadGuard`](sfu_core::OverloadGuard) decides from the socket's backlog, every
+//! subscriber's video on this shard is capped accordingly, and /metrics shows the level.
+
+use std::time::{Duration, Instant};
+
+use crate::shard::Shard;
+
+/// How often the socket's backlog is measured.
+pub(super) const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Shard {
+    pub(super) fn check_overload(&mut self, now: Instant) {
+        let Some(backlog) = self.send_fd.and_then(crate::udp_stats::receive_backlog) else { return };
+        let Some(level) = self.overload.on_backlog(backlog, now) else { return };
+        if level > 0 {
+            tracing::warn!(shard = self.index, level, backlog, "shard behind its socket: shedding video layers");
+        } else {
+            tracing::info!(shard = self.index, backlog, "shard keeping up again: no layer shed");
+        }
+        self.metrics.shed_level.set(f64::from(level));
+        self.metrics.shed_level_changes.increment(1);
+        // Each forwarder moves to its new target at the next keyframe; it asks for one with the
+        // next packet of the track.
+        for conn in self.conns.values_mut() {
+            for down in conn.down_tracks.values_mut() {
+                down.forwarder.set_shed_levels(level);
+            }
+        }
+    }
+}
