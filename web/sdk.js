@@ -10,21 +10,18 @@
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
 //   await room.publish({ video: true, audio: true, simulcast: true });
 
-import { SerialQueue, base64ToBytes, sleep } from './sdk/util.js';
-import { applyLayerStates } from './sdk/publisher-layers.js';
-import { AdaptiveStream } from './sdk/adaptive-stream.js';
-import { inboundStats, preferCodec } from './sdk/media.js';
+import { SerialQueue, base64ToBytes, mixIn, sleep } from './sdk/util.js';
+import { RoomError } from './sdk/errors.js';
+import { Publishing } from './sdk/publishing.js';
+import { Subscribing } from './sdk/subscribing.js';
+import { RoomState } from './sdk/room-state.js';
 
-/** Simulcast layers the publisher sends, lowest first. */
-export const SIMULCAST_LAYERS = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
-];
+export { RoomError } from './sdk/errors.js';
+export { SIMULCAST_LAYERS } from './sdk/publishing.js';
+
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
 const JOIN_TIMEOUT_MS = 15_000;
-const ANSWER_TIMEOUT_MS = 15_000;
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 20_000;
 
@@ -39,17 +36,6 @@ const FATAL_CLOSE_CODES = new Map([
   [4409, 'replaced'],
 ]);
 
-/** An error from the server or from the SDK, with the server's code when there is one. */
-export class RoomError extends Error {
-  constructor(message, { code = 'client', closeCode, closeReason, request } = {}) {
-    super(message);
-    this.name = 'RoomError';
-    this.code = code;
-    this.closeCode = closeCode;
-    this.closeReason = closeReason;
-    this.request = request;
-  }
-}
 
 /**
  * Turns what the caller gave into the signaling URL: `ws(s)://host/rtc`.
@@ -578,152 +564,6 @@ export class Room extends EventTarget {
     return true;
   }
 
-  // ---------------------------------------------------------------- publishing
-
-  /**
-   * Captures and publishes the camera and/or microphone.
-   * @param {{video?: boolean|MediaTrackConstraints, audio?: boolean|MediaTrackConstraints,
-   *          simulcast?: boolean, stream?: MediaStream, degradationPreference?: RTCDegradationPreference}} opts
-   *   degradationPreference: what the encoder gives up under CPU or bandwidth pressure; simulcast video
-   *   defaults to 'maintain-resolution' so each layer keeps the size announced to the server.
-   * @returns {Promise<MediaStream>} the local stream (for a self-view)
-   */
-  async publish({ video = true, audio = true, simulcast = true, stream, degradationPreference } = {}) {
-    if (!this.publisherPc) throw new RoomError('publish() before join()');
-    if (!stream) {
-      const constraints = {
-        video: video ? (video === true ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } } : video) : false,
-        audio: audio ? (audio === true ? {} : audio) : false,
-      };
-      stream = await navigator.mediaDevices.getUserMedia(constraints);
-    }
-    if (!this._mediaStream) this._mediaStream = new MediaStream();
-    for (const track of stream.getTracks()) {
-      if (track.kind === 'video' && !video) continue;
-      if (track.kind === 'audio' && !audio) continue;
-      this._mediaStream.addTrack(track);
-      this._addLocalTrack(track, { simulcast, degradationPreference });
-    }
-    await this._negotiatePublisher();
-    return this._mediaStream;
-  }
-
-  _addLocalTrack(track, { simulcast, source, degradationPreference }) {
-    const pc = this.publisherPc;
-    source ??= track.kind === 'audio' ? 'microphone' : 'camera';
-    const init = { direction: 'sendonly', streams: [this._mediaStream] };
-    let layers = [];
-    if (track.kind === 'video' && simulcast) {
-      init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
-      const s = track.getSettings();
-      const w = s.width ?? 1280;
-      const h = s.height ?? 720;
-      layers = SIMULCAST_LAYERS.map((l) => ({
-        rid: l.rid,
-        width: Math.round(w / l.scaleResolutionDownBy),
-        height: Math.round(h / l.scaleResolutionDownBy),
-      }));
-    }
-    const transceiver = pc.addTransceiver(track, init);
-    if (track.kind === 'video' && this.options.videoCodec) {
-      preferCodec(transceiver, this.options.videoCodec, (m) => this._log('warn', 'setCodecPreferences', m));
-    }
-    const preference = degradationPreference ?? (track.kind === 'video' && simulcast ? 'maintain-resolution' : null);
-    if (preference) {
-      const params = transceiver.sender.getParameters();
-      params.degradationPreference = preference;
-      transceiver.sender.setParameters(params).catch((e) => this._log('warn', 'degradationPreference', e.message));
-    }
-    const local = { source, kind: track.kind, track, transceiver, trackId: null, layers, muted: false };
-    this.localTracks.push(local);
-    this._bindLocalTrackIds();
-    return local;
-  }
-
-  /** Runs one publisher offer/answer exchange, serialized with any other. */
-  _negotiatePublisher(offerOptions = {}) {
-    return this._pubQueue.run(async () => {
-      const pc = this.publisherPc;
-      if (!pc || pc.signalingState === 'closed' || this._closed) return;
-      const offer = await pc.createOffer(offerOptions);
-      await pc.setLocalDescription(offer);
-      const tracks = [];
-      for (const t of this.localTracks) {
-        if (!t.transceiver.mid || t.transceiver.stopped) continue;
-        const d = { mid: t.transceiver.mid, source: t.source, name: t.name ?? '' };
-        if (t.layers.length) d.layers = t.layers;
-        tracks.push(d);
-      }
-      const answerSdp = new Promise((resolve, reject) => {
-        this._pendingAnswer = { resolve, reject };
-        setTimeout(() => reject(new RoomError(`no answer within ${ANSWER_TIMEOUT_MS} ms`, { code: 'timeout' })), ANSWER_TIMEOUT_MS);
-      });
-      if (!this._send({ type: 'offer', sdp: pc.localDescription.sdp, tracks })) {
-        this._pendingAnswer = null;
-        // Disconnected: the ICE restart after the resume sends a fresh offer with these tracks.
-        answerSdp.catch(() => {});
-        return;
-      }
-      let sdp;
-      try {
-        sdp = await answerSdp;
-      } catch (e) {
-        if (this._pendingAnswer) this._pendingAnswer = null;
-        if (e.code === 'closed') return; // the resume renegotiates
-        throw e;
-      }
-      if (pc.signalingState !== 'have-local-offer') return;
-      await pc.setRemoteDescription({ type: 'answer', sdp });
-      this._flushCandidates('publisher');
-    });
-  }
-
-  /** Ties server track ids (from our own participant info) to local tracks, by source. */
-  _bindLocalTrackIds() {
-    const infos = this.localParticipant?.tracks ?? [];
-    for (const info of infos) {
-      if (this.localTracks.some((t) => t.trackId === info.id)) continue;
-      const local = this.localTracks.find((t) => !t.trackId && t.source === info.source && t.kind === info.kind);
-      if (!local) continue;
-      local.trackId = info.id;
-      if (this._layerStates.has(info.id)) this._applyLayerStates(local);
-    }
-  }
-
-  /** Dynacast: the server says which simulcast layers of our track anyone receives. */
-  _onPublisherLayers(trackId, layers) {
-    if (this.options.dynacast === false) return;
-    this._layerStates.set(trackId, layers);
-    const local = this.localTracks.find((t) => t.trackId === trackId);
-    if (local) this._applyLayerStates(local);
-  }
-
-  _applyLayerStates(local) {
-    local.paramQueue ??= new SerialQueue();
-    local.paramQueue.run(async () => {
-      const layers = this._layerStates.get(local.trackId);
-      if (!layers || local.transceiver.stopped) return;
-      if (await applyLayerStates(local.transceiver.sender, layers)) {
-        this._log('debug', 'publisher layers', local.trackId, layers);
-        this._emit('publisherLayers', { trackId: local.trackId, layers });
-      }
-    }).catch((e) => this._log('warn', 'publisher layers', e.message));
-  }
-
-  /**
-   * Mutes or unmutes a track. For a local track (by server id, or by source name such as
-   * 'camera'/'microphone') this also disables the outgoing media.
-   */
-  mute(trackIdOrSource, muted = true) {
-    const local = this.localTracks.find((t) => t.trackId === trackIdOrSource || t.source === trackIdOrSource);
-    if (local) {
-      local.track.enabled = !muted;
-      local.muted = muted;
-    }
-    const trackId = local?.trackId ?? trackIdOrSource;
-    this._send({ type: 'mute', track_id: trackId, muted: !!muted });
-  }
-
   // ---------------------------------------------------------------- data messages
 
   /** Resolves when the data channel is open. */
@@ -770,215 +610,9 @@ export class Room extends EventTarget {
       binary,
     });
   }
-
-  // ---------------------------------------------------------------- subscribing
-
-  async _onSubscriberOffer(msg) {
-    const pc = this.subscriberPc;
-    if (!pc || pc.signalingState === 'closed' || this._closed) return;
-    const map = new Map();
-    for (const t of msg.tracks ?? []) map.set(String(t.mid), { trackId: t.track_id, participantId: t.participant_id });
-    this._midToTrack = map;
-    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-    this._flushCandidates('subscriber');
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    this._send({ type: 'answer', sdp: pc.localDescription.sdp });
-    this._syncSubscribedTracks();
-  }
-
-  /** Compares the transceivers with the latest offer's track list and emits (un)subscribed events. */
-  _syncSubscribedTracks() {
-    const pc = this.subscriberPc;
-    const live = new Map(); // track id -> transceiver
-    for (const tr of pc.getTransceivers()) {
-      if (tr.mid == null || tr.stopped) continue;
-      const dir = tr.currentDirection ?? tr.direction;
-      if (dir === 'inactive' || dir === 'stopped' || dir === 'sendonly') continue;
-      const m = this._midToTrack.get(String(tr.mid));
-      if (m) live.set(m.trackId, { tr, ...m });
-    }
-    for (const [trackId, sub] of [...this.subscribedTracks]) {
-      const now = live.get(trackId);
-      if (!now || now.tr !== sub.transceiver || now.tr.receiver.track !== sub.track) this._unsubscribeTrack(trackId);
-    }
-    for (const [trackId, { tr, participantId }] of live) {
-      if (this.subscribedTracks.has(trackId)) continue;
-      const track = tr.receiver.track;
-      const p = this.participants.get(participantId);
-      const info = p?.tracks.find((t) => t.id === trackId) ?? null;
-      const sub = {
-        trackId,
-        participantId,
-        identity: p?.identity ?? null,
-        kind: track.kind,
-        track,
-        transceiver: tr,
-        mid: tr.mid,
-        info,
-        stream: new MediaStream([track]),
-      };
-      this.subscribedTracks.set(trackId, sub);
-      this._emit('trackSubscribed', { ...sub });
-    }
-  }
-
-  _unsubscribeTrack(trackId) {
-    const sub = this.subscribedTracks.get(trackId);
-    if (!sub) return;
-    this.subscribedTracks.delete(trackId);
-    this._statsPrev.delete(trackId);
-    this._adaptive?.unobserve(trackId);
-    this._emit('trackUnsubscribed', { ...sub });
-  }
-
-  /** Looks up a subscribed track by id. */
-  getTrack(trackId) {
-    return this.subscribedTracks.get(trackId) ?? null;
-  }
-
-  /**
-   * Sets the quality wanted for a remote track.
-   * @param {string} trackId
-   * @param {{layer?: 'low'|'medium'|'high'|'auto', maxWidth?: number, maxHeight?: number, paused?: boolean}} s
-   */
-  setSubscription(trackId, { layer = 'auto', maxWidth, maxHeight, paused = false } = {}) {
-    this._appPrefs.set(trackId, { layer, maxWidth, maxHeight, paused: !!paused });
-    this._sendSubscription(trackId);
-  }
-
-  /**
-   * Adaptive stream: follows the size `element` shows `trackId` at, and whether it is on screen.
-   * The server then sends no layer larger than the element needs (unless setSubscription named
-   * a layer or a size), and nothing while it is hidden. Returns a function that stops following.
-   * Off with the Room option `adaptiveStream: false`.
-   * @param {string} trackId
-   * @param {HTMLElement} element
-   */
-  observeVideo(trackId, element) {
-    if (this.options.adaptiveStream === false || typeof ResizeObserver === 'undefined') return () => {};
-    this._adaptive ??= new AdaptiveStream((id) => this._sendSubscription(id));
-    this._adaptive.observe(trackId, element);
-    return () => this.unobserveVideo(trackId);
-  }
-
-  unobserveVideo(trackId) {
-    if (!this._adaptive) return;
-    this._adaptive.unobserve(trackId);
-    if (this._subscriptionPrefs.has(trackId)) this._sendSubscription(trackId);
-  }
-
-  /** Sends what the application asked for, completed by what its element shows. */
-  _sendSubscription(trackId) {
-    const app = this._appPrefs.get(trackId) ?? { layer: 'auto', paused: false };
-    const view = this._adaptive?.view(trackId);
-    const msg = { type: 'subscription', track_id: trackId, layer: app.layer, paused: app.paused || !!view?.hidden };
-    const maxWidth = app.maxWidth ?? view?.maxWidth;
-    const maxHeight = app.maxHeight ?? view?.maxHeight;
-    if (maxWidth != null && maxWidth > 0) msg.max_width = Math.round(maxWidth);
-    if (maxHeight != null && maxHeight > 0) msg.max_height = Math.round(maxHeight);
-    const last = this._subscriptionPrefs.get(trackId);
-    if (last && JSON.stringify(last) === JSON.stringify(msg)) return;
-    this._subscriptionPrefs.set(trackId, msg);
-    this._send(msg);
-  }
-
-  /**
-   * Receive statistics of one subscribed track (from the inbound-rtp report of its receiver).
-   * @returns {Promise<null | {kind, frameWidth, frameHeight, framesDecoded, framesPerSecond,
-   *   bytesReceived, packetsReceived, packetsLost, bitrateKbps}>}
-   */
-  async statsFor(trackId) {
-    const sub = this.subscribedTracks.get(trackId);
-    if (!sub) return null;
-    return inboundStats(await sub.transceiver.receiver.getStats(), sub.kind, trackId, this._statsPrev);
-  }
-
-  // ---------------------------------------------------------------- room state
-
-  _upsertParticipant(info, announce) {
-    if (!info || !info.id) return;
-    if (this.localParticipant && info.id === this.localParticipant.id) return;
-    this._departed.delete(info.id);
-    const existing = this.participants.get(info.id);
-    const tracks = [...(info.tracks ?? [])];
-    if (existing) {
-      // Events may have raced ahead of this snapshot (a track_published before participant_joined).
-      const known = new Map(existing.tracks.map((t) => [t.id, t]));
-      for (const t of tracks) known.set(t.id, t);
-      const wasPlaceholder = existing.placeholder;
-      existing.identity = info.identity ?? existing.identity;
-      existing.tracks = [...known.values()];
-      existing.placeholder = false;
-      if (wasPlaceholder && announce) this._emit('participantJoined', { participant: existing });
-    } else {
-      const p = { id: info.id, identity: info.identity, tracks, placeholder: false };
-      this.participants.set(info.id, p);
-      if (announce) this._emit('participantJoined', { participant: p });
-      for (const t of tracks) this._emit('trackPublished', { participantId: p.id, identity: p.identity, track: t });
-    }
-    this._fillIdentities(info.id);
-  }
-
-  /** Fills the identity of subscribed tracks that arrived before their participant was known. */
-  _fillIdentities(participantId) {
-    const p = this.participants.get(participantId);
-    if (!p) return;
-    for (const sub of this.subscribedTracks.values()) {
-      if (sub.participantId === participantId && !sub.identity) sub.identity = p.identity;
-      if (sub.participantId === participantId && !sub.info) sub.info = p.tracks.find((t) => t.id === sub.trackId) ?? null;
-    }
-  }
-
-  _removeParticipant(id, identity, reason) {
-    const p = this.participants.get(id);
-    if (p) this.participants.delete(id);
-    if (this.localParticipant && id === this.localParticipant.id) return;
-    this._departed.add(id);
-    this._emit('participantLeft', { participantId: id, identity: identity ?? p?.identity ?? null, reason, participant: p ?? null });
-  }
-
-  _onTrackPublished(participantId, track) {
-    if (!track) return;
-    if (this.localParticipant && participantId === this.localParticipant.id) {
-      const tracks = this.localParticipant.tracks.filter((t) => t.id !== track.id);
-      tracks.push(track);
-      this.localParticipant.tracks = tracks;
-      this._bindLocalTrackIds();
-      this._emit('localTrackPublished', { track });
-      return;
-    }
-    if (this._departed.has(participantId)) return; // a late event about someone who left
-    let p = this.participants.get(participantId);
-    if (!p) {
-      // The participant_joined event is late: keep a placeholder until it comes.
-      p = { id: participantId, identity: null, tracks: [], placeholder: true };
-      this.participants.set(participantId, p);
-    }
-    p.tracks = p.tracks.filter((t) => t.id !== track.id);
-    p.tracks.push(track);
-    this._fillIdentities(participantId);
-    this._emit('trackPublished', { participantId, identity: p.identity, track });
-  }
-
-  _onTrackUnpublished(participantId, trackId) {
-    if (this.localParticipant && participantId === this.localParticipant.id) {
-      this.localParticipant.tracks = this.localParticipant.tracks.filter((t) => t.id !== trackId);
-      return;
-    }
-    const p = this.participants.get(participantId);
-    if (p) p.tracks = p.tracks.filter((t) => t.id !== trackId);
-    this._subscriptionPrefs.delete(trackId);
-    this._appPrefs.delete(trackId);
-    this._adaptive?.unobserve(trackId);
-    this._emit('trackUnpublished', { participantId, identity: p?.identity ?? null, trackId });
-  }
-
-  _onTrackMuted(participantId, trackId, muted) {
-    const p = this.participants.get(participantId) ??
-      (this.localParticipant?.id === participantId ? this.localParticipant : null);
-    const t = p?.tracks.find((x) => x.id === trackId);
-    if (t) t.muted = muted;
-    this._emit('trackMuted', { participantId, identity: p?.identity ?? null, trackId, muted });
-  }
 }
+
+// The rest of Room's methods, one file per concept.
+mixIn(Room, Publishing);
+mixIn(Room, Subscribing);
+mixIn(Room, RoomState);

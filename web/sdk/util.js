@@ -20,3 +20,11 @@ export class SerialQueue {
     return result;
   }
 }
+
+/** Copies the methods of class `source` onto class `target`'s prototype (one class, several files). */
+export function mixIn(target, source) {
+  for (const name of Object.getOwnPropertyNames(source.prototype)) {
+    if (name === 'constructor') continue;
+    Object.defineProperty(target.prototype, name, Object.getOwnPropertyDescriptor(source.prototype, name));
+  }
+}
