@@ -118,8 +118,7 @@ impl Path {
                 payload: payload.clone(),
             };
             // As the shard does: the subscriber's own copy, with its VP8 numbering written in.
-            let mut plain = bytes::BytesMut::zeroed(packet.marshal_size());
-            packet.marshal_to(&mut plain).expect("marshal");
+            let mut plain = packet.marshal().expect("marshal");
             if let Some(vp8) = &t.vp8 {
                 vp8.apply(&mut plain[packet.header.marshal_size()..]);
             }

@@ -438,10 +438,7 @@ impl Forwarder {
             TrackKind::Video => {
                 let top = u8::try_from(self.layers.len().saturating_sub(1)).unwrap_or(u8::MAX);
                 let shed = (self.shed_levels > 0).then(|| top.saturating_sub(self.shed_levels));
-                let cap = match (self.max_layer_by_bandwidth, shed) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let cap = [self.max_layer_by_bandwidth, shed].into_iter().flatten().min();
                 self.selector.target(&self.layers, self.active, cap)
             }
         };

@@ -37,14 +37,8 @@ impl VideoCodec {
 }
 
 // VP8 payload descriptor bits (RFC 7741 section 4.2).
-const VP8_X: u8 = 0x80; // extended control bits present
 const VP8_S: u8 = 0x10; // start of a partition
 const VP8_PID: u8 = 0x07; // partition index
-const VP8_I: u8 = 0x80; // picture id present
-const VP8_L: u8 = 0x40; // TL0PICIDX present
-const VP8_T: u8 = 0x20; // TID present
-const VP8_K: u8 = 0x10; // KEYIDX present (shares the TID byte)
-const VP8_M: u8 = 0x80; // picture id is 15 bits long
 /// The start code every VP8 keyframe header carries after its 3-byte frame tag.
 const VP8_START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 
@@ -54,23 +48,9 @@ fn vp8_first_partition_offset(payload: &[u8]) -> Option<usize> {
     if first & VP8_S == 0 || first & VP8_PID != 0 {
         return None;
     }
-    let mut offset = 1;
-    if first & VP8_X != 0 {
-        let extension = *payload.get(offset)?;
-        offset += 1;
-        if extension & VP8_I != 0 {
-            let picture_id = *payload.get(offset)?;
-            offset += if picture_id & VP8_M != 0 { 2 } else { 1 };
-        }
-        if extension & VP8_L != 0 {
-            offset += 1;
-        }
-        if extension & (VP8_T | VP8_K) != 0 {
-            offset += 1;
-        }
-    }
+    let (_, at) = crate::vp8::locate(payload)?;
     // The header itself must be present.
-    (offset < payload.len()).then_some(offset)
+    (at.header < payload.len()).then_some(at.header)
 }
 
 /// Whether a VP8 RTP payload (descriptor included) starts a keyframe: start of partition 0 and

@@ -40,18 +40,21 @@ pub struct Vp8Descriptor {
     pub key_idx: Option<u8>,
 }
 
-/// Byte offsets of the fields in the payload.
+/// Byte offsets of the fields in the payload, and of the VP8 payload header after them.
 #[derive(Clone, Copy, Debug, Default)]
-struct Positions {
+pub(crate) struct Positions {
     picture_id: Option<usize>,
     tl0_pic_idx: Option<usize>,
     key_idx: Option<usize>,
+    /// Where the descriptor ends (may equal the payload's length).
+    pub header: usize,
 }
 
-fn locate(payload: &[u8]) -> Option<(Vp8Descriptor, Positions)> {
+/// Walks the descriptor (RFC 7741 section 4.2); `None` when the payload is too short for it.
+pub(crate) fn locate(payload: &[u8]) -> Option<(Vp8Descriptor, Positions)> {
     let first = *payload.first()?;
     let mut descriptor = Vp8Descriptor::default();
-    let mut at = Positions::default();
+    let mut at = Positions { header: 1, ..Positions::default() };
     if first & X == 0 {
         return Some((descriptor, at));
     }
@@ -80,7 +83,9 @@ fn locate(payload: &[u8]) -> Option<(Vp8Descriptor, Positions)> {
             descriptor.key_idx = Some(byte & KEY_IDX_MASK);
             at.key_idx = Some(offset);
         }
+        offset += 1;
     }
+    at.header = offset;
     Some((descriptor, at))
 }
 

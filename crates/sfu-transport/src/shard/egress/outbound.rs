@@ -12,7 +12,6 @@
 use rtc::rtp::Packet;
 use rtc::shared::marshal::Marshal;
 use rtc::srtp::context::Context;
-use bytes::BytesMut;
 use rtc::shared::marshal::MarshalSize;
 use sfu_core::{DropReason, Vp8Rewrite};
 use std::net::SocketAddr;
@@ -38,8 +37,7 @@ impl Outbound {
     /// returns the bytes queued.
     pub fn send(&mut self, packet: &Packet, vp8: Option<&Vp8Rewrite>, batch: &mut SendBatch) -> Result<usize, DropReason> {
         let dest = self.dest.ok_or(DropReason::NotConnected)?;
-        let mut plain = BytesMut::zeroed(packet.marshal_size());
-        packet.marshal_to(&mut plain).map_err(|_| DropReason::Malformed)?;
+        let mut plain = packet.marshal().map_err(|_| DropReason::Malformed)?;
         if let Some(vp8) = vp8 {
             // The payload is shared by every subscriber; this copy is this subscriber's own.
             vp8.apply(&mut plain[packet.header.marshal_size()..]);
