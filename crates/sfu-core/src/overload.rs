@@ -5,8 +5,8 @@
 //! keepalives alike, and a publisher can lose its connection. Forwarding is most of a shard's
 //! work (every published packet is sent once per subscriber), so that is what the shard sheds:
 //! each shed level caps every subscriber's video one simulcast layer lower (the top layer has
-//! several packets per frame, the lowest one or two). Levels come one at a time while the
-//! backlog stays high, and go one at a time after it has stayed low for a while, so the
+//! several packets per frame, the lowest one or two). Levels come one at a time once the
+//! backlog has stayed high for a moment, and go one at a time after it has stayed low for a while, so the
 //! server does not oscillate between overload and relief.
 //!
 //! The caller measures its socket's backlog, feeds it to [`OverloadGuard::on_backlog`] and
@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 /// shard is behind. About 0.1 s of a busy shard's input: enough to ride out a keyframe burst,
 /// small against the 8 MiB buffer.
 pub const SHED_BACKLOG_BYTES: usize = 1024 * 1024;
+/// The backlog must stay high this long before the first level: a shard that stalls for a
+/// moment (a burst of handshakes as many subscribers join) catches up by itself.
+pub const SHED_AFTER: Duration = Duration::from_millis(200);
 /// Backlog at or below which the shard is keeping up.
 pub const CLEAR_BACKLOG_BYTES: usize = 128 * 1024;
 /// While still behind, the next level follows after this long: time for the previous level to
@@ -36,6 +39,7 @@ pub struct OverloadGuard {
     level: u8,
     changed_at: Option<Instant>,
     clear_since: Option<Instant>,
+    high_since: Option<Instant>,
 }
 
 impl OverloadGuard {
@@ -53,10 +57,15 @@ impl OverloadGuard {
         let since_change = |at: Option<Instant>| at.map_or(Duration::MAX, |at| now.saturating_duration_since(at));
         if queued_bytes >= SHED_BACKLOG_BYTES {
             self.clear_since = None;
-            if self.level < MAX_SHED_LEVEL && since_change(self.changed_at) >= SHED_STEP_INTERVAL {
+            let high_since = *self.high_since.get_or_insert(now);
+            if self.level < MAX_SHED_LEVEL
+                && now.saturating_duration_since(high_since) >= SHED_AFTER
+                && since_change(self.changed_at) >= SHED_STEP_INTERVAL
+            {
                 return Some(self.change(self.level + 1, now));
             }
         } else if queued_bytes <= CLEAR_BACKLOG_BYTES {
+            self.high_since = None;
             let clear_since = *self.clear_since.get_or_insert(now);
             if self.level > 0
                 && now.saturating_duration_since(clear_since) >= RECOVER_AFTER
@@ -68,6 +77,7 @@ impl OverloadGuard {
             }
         } else {
             self.clear_since = None;
+            self.high_since = None;
         }
         None
     }
@@ -104,32 +114,41 @@ mod tests {
 
     #[test]
     fn sheds_a_level_at_a_time_up_to_the_most() {
-        assert_eq!(run(&steady(0, 3_000, HIGH)), vec![(0, 1), (500, 2)]);
+        assert_eq!(run(&steady(0, 3_000, HIGH)), vec![(200, 1), (700, 2)]);
     }
 
     #[test]
-    fn a_short_spike_sheds_one_level_and_quiet_lifts_it() {
-        let mut samples = vec![(0, HIGH)];
-        samples.extend(steady(100, 10_000, LOW));
-        // Shed at once; lifted after 5 s of quiet, counted from the first low sample.
-        assert_eq!(run(&samples), vec![(0, 1), (5_100, 0)]);
+    fn a_moment_behind_sheds_nothing() {
+        let mut samples = steady(0, 200, HIGH);
+        samples.extend(steady(200, 1_000, LOW));
+        samples.extend(steady(1_000, 1_200, HIGH));
+        samples.extend(steady(1_200, 10_000, MIDDLE));
+        assert_eq!(run(&samples), vec![]);
+    }
+
+    #[test]
+    fn a_backlog_that_stays_sheds_one_level_and_quiet_lifts_it() {
+        let mut samples = steady(0, 300, HIGH);
+        samples.extend(steady(300, 10_000, LOW));
+        // Lifted after 5 s of quiet, counted from the first low sample.
+        assert_eq!(run(&samples), vec![(200, 1), (5_300, 0)]);
     }
 
     #[test]
     fn each_level_is_lifted_after_its_own_quiet_spell() {
-        let mut samples = steady(0, 600, HIGH);
-        samples.extend(steady(600, 20_000, LOW));
-        assert_eq!(run(&samples), vec![(0, 1), (500, 2), (5_600, 1), (10_600, 0)]);
+        let mut samples = steady(0, 800, HIGH);
+        samples.extend(steady(800, 20_000, LOW));
+        assert_eq!(run(&samples), vec![(200, 1), (700, 2), (5_800, 1), (10_800, 0)]);
     }
 
     #[test]
     fn a_backlog_between_the_thresholds_holds_the_level() {
-        let mut samples = vec![(0, HIGH)];
-        samples.extend(steady(100, 4_000, LOW));
+        let mut samples = steady(0, 300, HIGH);
+        samples.extend(steady(300, 4_000, LOW));
         // Not quite clear for a moment: the quiet spell starts again.
         samples.extend(steady(4_000, 4_500, MIDDLE));
         samples.extend(steady(4_500, 12_000, LOW));
-        assert_eq!(run(&samples), vec![(0, 1), (9_500, 0)]);
+        assert_eq!(run(&samples), vec![(200, 1), (9_500, 0)]);
     }
 
     #[test]
