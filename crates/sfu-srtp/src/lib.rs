@@ -1,12 +1,13 @@
-//! The SRTP master keys of a subscriber connection's outbound media, learned while the DTLS
-//! handshake derives them, so the shard can protect forwarded packets itself instead of pushing
-//! each one through the `rtc` stack's write pipeline.
+//! The SRTP master keys of a peer connection, learned while the `rtc` stack's DTLS handshake
+//! derives them, so media can be protected or opened outside the stack's pipeline: the server's
+//! shards protect forwarded packets themselves, and the load harness's subscribers open what they
+//! receive without the stack's read path.
 //!
 //! `rtc` keeps its SRTP contexts private, but it builds them with the crypto provider it is
 //! given. SRTP's key derivation (RFC 3711 4.3.3) is AES in counter mode keyed with the master
 //! key over a block made from the master salt: `salt XOR (label << 64) || counter`. A provider
 //! that wraps the default one and notes those block encryptions therefore sees every master key
-//! and salt go by. Everything happens on the shard's thread, inside the `handle_read` that
+//! and salt go by. Everything happens on the caller's thread, inside the `handle_read` that
 //! completes the handshake, so the notes are thread-local and read right after that call.
 
 use rtc::crypto::{
@@ -90,15 +91,30 @@ impl SrtpKeys {
     }
 }
 
-/// Takes this thread's notes and returns the keys of the *local* (sending) direction if a
-/// handshake completed since the last call. The stack derives its local context first, then
-/// the remote one, so the first master key noted is ours.
-pub fn take_local_keys() -> Option<SrtpKeys> {
+/// Both directions' keys from one completed handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionKeys {
+    /// What this side sends with.
+    pub local: SrtpKeys,
+    /// What the other side sends with (this side opens its packets with them).
+    pub remote: Option<SrtpKeys>,
+}
+
+/// Takes this thread's notes and returns the keys a handshake derived since the last call. The
+/// stack derives its local context first, then the remote one, so the first master key noted
+/// is ours.
+pub fn take_session_keys() -> Option<SessionKeys> {
     let notes = NOTES.with(|notes| {
         let mut notes = notes.borrow_mut();
         if notes.is_empty() { None } else { Some(std::mem::take(&mut *notes)) }
     })?;
-    master_keys(&notes).into_iter().next()
+    let mut keys = master_keys(&notes).into_iter();
+    Some(SessionKeys { local: keys.next()?, remote: keys.next() })
+}
+
+/// The keys of the *local* (sending) direction, if a handshake completed since the last call.
+pub fn take_local_keys() -> Option<SrtpKeys> {
+    take_session_keys().map(|keys| keys.local)
 }
 
 /// Whether anything is noted (cheap: checked after every datagram).
@@ -232,11 +248,14 @@ mod tests {
         let mut peer_view = Context::new(&key, &salt, profile, None, None, provider.crypto()).unwrap();
         let _remote = Context::new(&remote_key, &remote_salt, profile, None, None, provider.crypto()).unwrap();
 
-        let keys = take_local_keys().expect("keys noted");
+        let session = take_session_keys().expect("keys noted");
+        let remote = session.remote.expect("remote keys noted");
+        assert_eq!((remote.master_key, remote.master_salt), (remote_key, remote_salt));
+        let keys = session.local;
         assert_eq!(keys.profile, ours);
         assert_eq!(keys.master_key, key);
         assert_eq!(keys.master_salt, salt);
-        assert!(take_local_keys().is_none(), "notes are consumed");
+        assert!(take_session_keys().is_none(), "notes are consumed");
 
         let mut ours = keys.context().unwrap();
         let packet = rtc::rtp::Packet {

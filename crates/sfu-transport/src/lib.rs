@@ -18,7 +18,6 @@ mod peer_factory;
 mod plane;
 mod send_batch;
 mod shard;
-mod srtp_keys;
 mod stun;
 mod udp_stats;
 

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::MediaError;
-use crate::srtp_keys::KeyNotingProvider;
+use sfu_srtp::KeyNotingProvider;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use crate::feedback_interceptor::FeedbackToApplication;
 

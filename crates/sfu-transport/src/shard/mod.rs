@@ -281,7 +281,7 @@ impl Shard {
         if let Err(e) = conn.pc.handle_read(message) {
             tracing::debug!(conn = conn_id.0, error = %e, "datagram rejected");
         }
-        if crate::srtp_keys::has_notes() {
+        if sfu_srtp::has_notes() {
             self.adopt_srtp_keys(conn_id);
         }
         self.mark_dirty(conn_id);

@@ -4,7 +4,7 @@
 //! sender's parameter checks, the interceptor chain, queues between pipeline stages, a copy at
 //! each). A forwarded packet needs none of it: the shard already decided, munged and stamped it.
 //! So once DTLS is done, each subscriber connection gets its own SRTP context with the keys the
-//! handshake derived (see `srtp_keys`), and media and plain retransmissions go from the
+//! handshake derived (see `sfu_srtp`), and media and plain retransmissions go from the
 //! forwarder to the shard's send batch directly. RTCP, DTLS, STUN, data channels and the RTX
 //! stream stay with the stack. Each SSRC is protected by one context only, so no keystream is
 //! used twice.
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use crate::ConnId;
 use crate::send_batch::SendBatch;
 use crate::shard::Shard;
-use crate::srtp_keys::SrtpKeys;
+use sfu_srtp::SrtpKeys;
 
 pub(crate) struct Outbound {
     srtp: Context,
@@ -63,7 +63,7 @@ impl Shard {
     /// Right after `id` read a datagram that completed a DTLS handshake: its keys were noted
     /// while the stack derived them, and its media from now on is protected here.
     pub(in crate::shard) fn adopt_srtp_keys(&mut self, id: ConnId) {
-        let Some(keys) = crate::srtp_keys::take_local_keys() else { return };
+        let Some(keys) = sfu_srtp::take_local_keys() else { return };
         let Some(conn) = self.conns.get_mut(&id) else { return };
         match Outbound::new(&keys) {
             Ok(outbound) => {
