@@ -174,6 +174,9 @@ pub fn build(o: &Outcome) -> (Value, String) {
         "plis_sent": he.plis_sent,
         "plis_received_by_publishers": he.plis_received,
         "keyframes_received": he.keyframes_rx,
+        // Share of media the subscribers opened themselves rather than through the stack.
+        "harness_own_receive_pct": if he.rx_packets > 0 { json!(round(100.0 * he.rx_fast as f64 / he.rx_packets as f64, 1)) } else { Value::Null },
+        "harness_own_receive_off": he.fast_rx_off,
         "forwarded_pps": opt(forwarded_pps, 1),
         // Measured by the server itself, so free of the harness's own queueing.
         "server_forward_delay_ms": {
@@ -277,6 +280,10 @@ pub fn build(o: &Outcome) -> (Value, String) {
         ),
     );
     row("machine CPU %", fmt(&doc["machine_cpu_pct"]));
+    row(
+        "media opened on the harness's own path % (subscribers where it was off)",
+        format!("{} ({})", fmt(&doc["harness_own_receive_pct"]), he.fast_rx_off),
+    );
     row("PLIs sent by subscribers / received by publishers", format!("{} / {}", he.plis_sent, he.plis_received));
     if c.loss.is_some() || c.bandwidth.is_some() || c.delay.is_some() {
         row(

@@ -369,14 +369,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let plan = Plan::new(&cli)?;
     let (local_ip, _server) = local_ip_for(&url).await?;
     // Fail fast when nothing answers at --url (the server may still be starting: retry 5 s).
-    let mut attempts = 0;
-    while cli.server == ServerKind::Sfu {
-        match probe::http_get(&url.http_authority(), "/healthz").await {
-            Ok(_) => break,
-            Err(e) if attempts >= 50 => anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url),
-            Err(_) => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    if cli.server == ServerKind::Sfu {
+        let mut attempts = 0;
+        loop {
+            match probe::http_get(&url.http_authority(), "/healthz").await {
+                Ok(_) => break,
+                Err(e) if attempts >= 50 => anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url),
+                Err(_) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }

@@ -118,6 +118,10 @@ pub struct WorkerStats {
     /// Received video packets per simulcast layer (from the harness trailer), low first.
     pub rx_layers: [u64; 3],
     pub keyframes_rx: u64,
+    /// Media packets opened on the subscribers' own path (fast_rx) rather than by the stack.
+    pub rx_fast: u64,
+    /// Subscribers whose own path was switched off (it could not open the server's media).
+    pub fast_rx_off: u64,
     pub plis_sent: u64,
     pub plis_received: u64,
     pub tx_packets: u64,
@@ -166,6 +170,8 @@ impl WorkerStats {
             *a += b;
         }
         self.keyframes_rx += other.keyframes_rx;
+        self.rx_fast += other.rx_fast;
+        self.fast_rx_off += other.fast_rx_off;
         self.plis_sent += other.plis_sent;
         self.plis_received += other.plis_received;
         self.tx_packets += other.tx_packets;

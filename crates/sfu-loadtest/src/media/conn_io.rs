@@ -3,8 +3,34 @@
 //! functions, so a worker can hand one connection over while its other fields stay usable.
 
 use super::*;
+use crate::stats::WorkerStats;
+use bytes::BytesMut;
+use fast_rx::Opened;
 
-pub(super) fn feed(conn: &mut Conn, data: BytesMut, from: SocketAddr, now: Instant) {
+/// Hands a datagram to the subscriber's own path when it is media it can open, else to the
+/// stack. Returns true when the stack (or a PLI) has output to drain.
+pub(super) fn feed(conn: &mut Conn, data: &[u8], from: SocketAddr, now: Instant, ctx: &mut Ctx<'_>) -> bool {
+    if let Some(fast) = conn.fast.as_mut() {
+        match fast.open(data) {
+            Opened::Media(packet) => {
+                ctx.stats.rx_fast += 1;
+                let wrote = on_rtp(conn, &packet, now, ctx);
+                if let Some(fast) = conn.fast.as_mut() {
+                    fast.observe(packet, now);
+                }
+                return wrote;
+            }
+            Opened::ToStack(Some(why)) => {
+                if !fast.is_open() {
+                    ctx.stats.fast_rx_off += 1;
+                }
+                if debug() {
+                    eprintln!("conn {}: {why}", conn.id);
+                }
+            }
+            Opened::ToStack(None) => {}
+        }
+    }
     let message = TaggedBytesMut {
         now,
         transport: TransportContext {
@@ -13,9 +39,44 @@ pub(super) fn feed(conn: &mut Conn, data: BytesMut, from: SocketAddr, now: Insta
             transport_protocol: TransportProtocol::UDP,
             ecn: None,
         },
-        message: data,
+        message: BytesMut::from(data),
     };
     let _ = conn.pc.handle_read(message);
+    adopt_keys(conn);
+    true
+}
+
+/// Right after the stack read a datagram that completed a subscriber's DTLS handshake: its SRTP
+/// keys were noted while the stack derived them, and its media is opened here from now on.
+fn adopt_keys(conn: &mut Conn) {
+    if !sfu_srtp::has_notes() {
+        return;
+    }
+    let keys = sfu_srtp::take_session_keys();
+    let Some(fast) = conn.fast.as_mut() else { return };
+    match keys.and_then(|k| k.remote) {
+        Some(remote) if !fast.is_open() => {
+            if let Err(e) = fast.adopt(&remote) {
+                eprintln!("conn {}: no SRTP context of its own ({e}); the stack opens its media", conn.id);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs the subscriber's feedback chain and sends what it produced (transport-cc, NACKs,
+/// receiver reports) through the stack, which protects it as SRTCP. Returns when to run next.
+pub(super) fn send_feedback(conn: &mut Conn, now: Instant, stats: &mut WorkerStats) -> Option<Instant> {
+    let fast = conn.fast.as_mut()?;
+    fast.handle_timeout(now);
+    let receiver = conn.subscriber.as_ref().and_then(|s| s.receivers.values().next().copied());
+    while let Some(packets) = fast.poll_feedback() {
+        let Some(mut r) = receiver.and_then(|id| conn.pc.rtp_receiver(id)) else { continue };
+        if r.write_rtcp(now, packets).is_err() {
+            stats.send_errors += 1;
+        }
+    }
+    conn.fast.as_mut()?.poll_timeout()
 }
 
 /// Returns true when the publisher just connected (its media clock should start).
@@ -64,6 +125,9 @@ pub(super) fn on_event(conn: &mut Conn, event: RTCPeerConnectionEvent, now: Inst
             if let Some(sub) = conn.subscriber.as_mut() {
                 sub.receivers.insert(init.ssrc, init.receiver_id);
             }
+            if let Some(fast) = conn.fast.as_mut() {
+                fast.announce(init.ssrc);
+            }
         }
         _ => {}
     }
@@ -73,8 +137,18 @@ pub(super) fn on_event(conn: &mut Conn, event: RTCPeerConnectionEvent, now: Inst
 /// Returns true when handling wrote something (a PLI) that needs draining.
 pub(super) fn on_message(conn: &mut Conn, message: RTCMessage, now: Instant, ctx: &mut Ctx<'_>) -> bool {
     match message {
-        RTCMessage::RtpPacket(_, packet) => on_rtp(conn, packet, now, ctx),
+        RTCMessage::RtpPacket(_, packet) => {
+            let wrote = on_rtp(conn, &packet, now, ctx);
+            if let Some(fast) = conn.fast.as_mut() {
+                fast.observe(packet, now);
+            }
+            wrote
+        }
         RTCMessage::RtcpPacket(_, packets) => {
+            if let Some(fast) = conn.fast.as_mut() {
+                fast.observe_rtcp(packets, now);
+                return false;
+            }
             let Some(publisher) = conn.publisher.as_mut() else { return false };
             let Some(video) = publisher.video.as_mut() else { return false };
             for p in &packets {
@@ -98,7 +172,7 @@ pub(super) fn on_message(conn: &mut Conn, message: RTCMessage, now: Instant, ctx
     }
 }
 
-pub(super) fn on_rtp(conn: &mut Conn, packet: rtc::rtp::Packet, now: Instant, ctx: &mut Ctx<'_>) -> bool {
+pub(super) fn on_rtp(conn: &mut Conn, packet: &rtc::rtp::Packet, now: Instant, ctx: &mut Ctx<'_>) -> bool {
     let Some(sub) = conn.subscriber.as_mut() else { return false };
     let ssrc = packet.header.ssrc;
     if debug_mode() == "twcc" {

@@ -6,14 +6,15 @@
 //! Datagrams are demultiplexed by the poll token of the socket they arrive on. The control side
 //! (signaling tasks on tokio) talks to a worker through a command queue plus a `mio::Waker`.
 
+pub mod fast_rx;
 pub mod link;
 pub mod peer;
 pub mod receive;
+pub mod recv_batch;
 pub mod synth;
 pub mod tap;
 mod conn_io;
 
-use bytes::BytesMut;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rtc::peer_connection::RTCPeerConnection;
@@ -29,6 +30,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_proto::{LayerInfo, Rid, TrackDescription, TrackSource};
 use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -39,7 +41,7 @@ use crate::stats::{Histogram, WorkerStats};
 use link::{Admit, Link, LinkConfig};
 use peer::{PublishSpec, Role};
 use receive::{Arrival, StreamRx};
-use conn_io::{feed, media_tick, on_event, on_message};
+use conn_io::{feed, media_tick, on_event, on_message, send_feedback};
 use synth::{AUDIO_CLOCK, AUDIO_PACKETS_PER_SEC, FPS, KIND_AUDIO, LAYERS, VIDEO_CLOCK};
 
 const WAKE: Token = Token(usize::MAX);
@@ -161,6 +163,8 @@ enum TimerKind {
     Pc,
     Media,
     Link,
+    /// The subscriber's own feedback chain (fast_rx).
+    Feedback,
 }
 
 struct VideoOut {
@@ -210,7 +214,7 @@ struct Conn {
     pc: RTCPeerConnection,
     socket: UdpSocket,
     local: SocketAddr,
-    armed: [Option<Instant>; 3],
+    armed: [Option<Instant>; 4],
     dirty: bool,
     connected: bool,
     ever_connected: bool,
@@ -219,6 +223,8 @@ struct Conn {
     link: Option<Link>,
     publisher: Option<Box<PublisherState>>,
     subscriber: Option<Box<SubscriberState>>,
+    /// A subscriber's own receive path and feedback.
+    fast: Option<Box<fast_rx::FastRx>>,
 }
 
 struct Worker {
@@ -248,7 +254,7 @@ struct Ctx<'a> {
 impl Worker {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; 4096];
+        let mut batch = recv_batch::RecvBatch::default();
         let mut finish: Option<oneshot::Sender<FinalReport>> = None;
         let mut awake_since = Instant::now();
         loop {
@@ -275,7 +281,7 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     WAKE => {}
-                    Token(slot) => self.read_socket(slot, &mut buf),
+                    Token(slot) => self.read_socket(slot, &mut batch),
                 }
             }
             while let Ok(command) = self.commands.try_recv() {
@@ -295,21 +301,36 @@ impl Worker {
 
     // ---- sockets and timers ----------------------------------------------------------------------
 
-    fn read_socket(&mut self, slot: usize, buf: &mut [u8]) {
+    fn read_socket(&mut self, slot: usize, batch: &mut recv_batch::RecvBatch) {
         loop {
+            let Some(conn) = self.conns.get(slot) else { return };
+            if conn.closed {
+                return;
+            }
+            let count = match batch.recv(conn.socket.as_raw_fd()) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            for i in 0..count {
+                if let Some((datagram, from, at)) = batch.get(i) {
+                    self.on_datagram(slot, datagram, from, at);
+                }
+            }
+            if count < recv_batch::MAX_PER_CALL {
+                return;
+            }
+        }
+    }
+
+    /// One datagram read off a connection's socket, with the time the kernel received it (which
+    /// feeds latency and transport-cc feedback).
+    fn on_datagram(&mut self, slot: usize, datagram: &[u8], from: SocketAddr, now: Instant) {
+        let len = datagram.len();
+        {
             let Some(conn) = self.conns.get_mut(slot) else { return };
             if conn.closed {
                 return;
             }
-            let (len, from) = match conn.socket.recv_from(buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            };
-            // Stamped per datagram: the arrival time feeds latency and transport-cc feedback.
-            let now = Instant::now();
-            let datagram = &buf[..len];
             if conn.role == Role::Subscriber
                 && len > 12
                 && (128..192).contains(&datagram[0])
@@ -331,20 +352,25 @@ impl Worker {
                     Admit::Now => {}
                     Admit::Queued(at) => {
                         self.arm(slot, TimerKind::Link, Some(at));
-                        continue;
+                        return;
                     }
                     Admit::DroppedLoss => {
                         self.stats.impair_dropped_loss += 1;
-                        continue;
+                        return;
                     }
                     Admit::DroppedQueue => {
                         self.stats.impair_dropped_queue += 1;
-                        continue;
+                        return;
                     }
                 }
             }
-            let conn = &mut self.conns[slot];
-            feed(conn, BytesMut::from(datagram), from, now);
+        }
+        let mut ctx = Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
+        let conn = &mut self.conns[slot];
+        let dirty = feed(conn, datagram, from, now, &mut ctx);
+        let feedback_due = conn.fast.as_mut().and_then(|f| f.poll_timeout());
+        self.arm(slot, TimerKind::Feedback, feedback_due);
+        if dirty {
             self.mark_dirty(slot);
         }
     }
@@ -386,15 +412,22 @@ impl Worker {
                     self.arm(slot, TimerKind::Media, next);
                 }
                 TimerKind::Link => {
+                    let mut ctx = Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
                     let conn = &mut self.conns[slot];
                     if let Some(mut link) = conn.link.take() {
                         while let Some((from, data)) = link.pop_due(now) {
-                            feed(conn, data, from, now);
+                            feed(conn, &data, from, now, &mut ctx);
                         }
                         let next = link.next_due();
                         conn.link = Some(link);
                         self.arm(slot, TimerKind::Link, next);
                     }
+                    let feedback_due = self.conns[slot].fast.as_mut().and_then(|f| f.poll_timeout());
+                    self.arm(slot, TimerKind::Feedback, feedback_due);
+                }
+                TimerKind::Feedback => {
+                    let next = send_feedback(conn, now, &mut self.stats);
+                    self.arm(slot, TimerKind::Feedback, next);
                 }
             }
             self.mark_dirty(slot);
@@ -463,7 +496,9 @@ impl Worker {
             }
         }
         let deadline = conn.pc.poll_timeout();
+        let feedback_due = conn.fast.as_mut().and_then(|f| f.poll_timeout());
         self.arm(slot, TimerKind::Pc, deadline);
+        self.arm(slot, TimerKind::Feedback, feedback_due);
         if start_media {
             self.arm(slot, TimerKind::Media, Some(now));
         }
@@ -495,6 +530,7 @@ impl Worker {
     fn new_conn(&mut self, id: u64, role: Role, now: Instant) -> anyhow::Result<usize> {
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(self.config.local_ip, 0))?;
         std_socket.set_nonblocking(true)?;
+        recv_batch::enable_timestamps(std_socket.as_raw_fd())?;
         let local = std_socket.local_addr()?;
         let mut socket = UdpSocket::from_std(std_socket);
         let slot = self.conns.len();
@@ -508,7 +544,7 @@ impl Worker {
             pc,
             socket,
             local,
-            armed: [None; 3],
+            armed: [None; 4],
             dirty: false,
             connected: false,
             ever_connected: false,
@@ -517,6 +553,7 @@ impl Worker {
             link,
             publisher: None,
             subscriber: None,
+            fast: None,
         });
         self.by_id.insert(id, slot);
         match role {
@@ -609,6 +646,8 @@ impl Worker {
                     receivers: HashMap::new(),
                     keyframe: false,
                 }));
+                let twcc_ext = fast_rx::twcc_ext_id(&sdp);
+                self.conns[slot].fast = Some(Box::new(fast_rx::FastRx::new(twcc_ext, debug_mode() == "twcc")));
                 slot
             }
         };
@@ -635,7 +674,7 @@ impl Worker {
         }
         conn.closed = true;
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        for kind in [TimerKind::Pc, TimerKind::Media, TimerKind::Link] {
+        for kind in [TimerKind::Pc, TimerKind::Media, TimerKind::Link, TimerKind::Feedback] {
             self.arm(slot, kind, None);
         }
     }

@@ -2,12 +2,11 @@
 //! browser would be: full ICE (the server is ICE-lite), one host candidate on the connection's
 //! own UDP socket, mDNS off, Opus + VP8, NACK / PLI / transport-cc feedback, RTCP reports.
 
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
-    configure_twcc_sender_only,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_sender_only,
 };
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -15,14 +14,14 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCD
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::synth::{AUDIO_CLOCK, LAYERS, VIDEO_CLOCK};
-use super::tap::{KeyframeRequestTap, TAP_SLOT};
+use super::tap::{DeliverRtcpTap, TAP_SLOT};
 
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
@@ -81,29 +80,23 @@ pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCP
             registry = configure_twcc_sender_only(registry, &mut engine)?;
             // The server NACKs what it lost on the way in; answer from a send history.
             registry = registry.with(Slot::NackResponder, NackResponderBuilder::new().build());
-            registry = registry.with(Slot::Custom(TAP_SLOT), KeyframeRequestTap::default());
+            registry = registry.with(Slot::Custom(TAP_SLOT), DeliverRtcpTap::keyframe_requests());
         }
         Role::Subscriber => {
-            // Receiver reports only: a subscriber sends no media, so no sender reports.
-            registry = registry.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-            // Transport-cc feedback is sent whenever the server negotiates the extension.
-            registry = configure_twcc_receiver_only(registry, &mut engine)?;
-            if super::debug_mode() == "twcc" {
-                registry = registry.with(Slot::Custom(super::tap::PROBE_SLOT), super::tap::FeedbackProbe::default());
-            }
-            // Browser-like NACKing: every 100 ms, at most 10 times per missing packet (the
-            // library default re-asks forever, which is not what a browser does).
-            registry = registry.with(
-                Slot::NackGenerator,
-                NackGeneratorBuilder::new()
-                    .with_interval(std::time::Duration::from_millis(100))
-                    .with_max_nacks_per_packet(10)
-                    .build(),
-            );
+            // Receiver reports, NACKs and transport-cc feedback come from the subscriber's own
+            // chain (fast_rx), which sees every media packet; the stack sees only some. It
+            // still negotiates transport-cc, and hands over the sender reports.
+            register_transport_cc(&mut engine)?;
+            registry = registry.with(Slot::Custom(TAP_SLOT), DeliverRtcpTap::sender_reports());
         }
     }
 
-    let settings = SettingEngineBuilder::new()
+    let mut settings = SettingEngineBuilder::new();
+    if role == Role::Subscriber {
+        // Notes the SRTP keys as the handshake derives them, for fast_rx.
+        settings = settings.with_crypto_provider(sfu_srtp::KeyNotingProvider::new()?);
+    }
+    let settings = settings
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         // Check every 50 ms for up to 20 s, like a browser (the library default gives up after
         // 1.4 s): under load the server may apply the answer after the first checks arrive.
@@ -217,4 +210,18 @@ pub fn sender_params(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId, mime: &
         .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
         .map(|c| c.payload_type);
     (ext(MID_URI), ext(RID_URI), pt)
+}
+
+/// Offers transport-cc like a browser (the extension on every media section, and the feedback
+/// type), without the stack's own feedback interceptor.
+fn register_transport_cc(engine: &mut MediaEngine) -> anyhow::Result<()> {
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        engine.register_feedback(RTCPFeedback { typ: "transport-cc".into(), parameter: String::new() }, kind);
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: super::fast_rx::TRANSPORT_CC_URI.into() },
+            kind,
+            None,
+        )?;
+    }
+    Ok(())
 }

@@ -1,25 +1,44 @@
 //! Inbound RTCP ends at the rtc interceptor chain unless something marks it for the
-//! application. A simulated publisher must see the server's keyframe requests, so this
-//! interceptor marks compound packets that carry a PLI or FIR.
+//! application. A simulated publisher must see the server's keyframe requests, and a subscriber
+//! its sender reports (for the round trip in its own receiver reports), so this interceptor marks
+//! compound packets that carry what the connection wants.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
+use std::any::Any;
 use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Chain position: after the built-in interceptors.
 pub const TAP_SLOT: usize = 30_000;
 
-#[derive(Default)]
-pub struct KeyframeRequestTap {
+pub struct DeliverRtcpTap {
+    wanted: fn(&dyn Any) -> bool,
     inbound: VecDeque<TaggedPacket>,
     outbound: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+impl DeliverRtcpTap {
+    fn new(wanted: fn(&dyn Any) -> bool) -> Self {
+        Self { wanted, inbound: VecDeque::new(), outbound: VecDeque::new() }
+    }
+
+    /// PLI and FIR, for a publisher.
+    pub fn keyframe_requests() -> Self {
+        Self::new(|p| p.is::<PictureLossIndication>() || p.is::<FullIntraRequest>())
+    }
+
+    /// Sender reports, for a subscriber.
+    pub fn sender_reports() -> Self {
+        Self::new(|p| p.is::<SenderReport>())
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcpTap {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -28,10 +47,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
         let wanted = match &msg.message.packet {
-            Packet::Rtcp(list) => list.iter().any(|p| {
-                let any = p.as_any();
-                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-            }),
+            Packet::Rtcp(list) => list.iter().any(|p| (self.wanted)(p.as_any())),
             _ => false,
         };
         if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
@@ -75,7 +91,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     }
 }
 
-impl Interceptor for KeyframeRequestTap {
+impl Interceptor for DeliverRtcpTap {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
