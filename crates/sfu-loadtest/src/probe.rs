@@ -61,10 +61,14 @@ pub struct ServerMetrics {
     pub allocation_switches: f64,
     pub probe_packets: f64,
     pub bandwidth_pauses: f64,
-    /// The server's own forwarding delay (socket read to `sendmmsg`), seconds: the worst shard's
-    /// median and 99th percentile over the exporter's rolling window (about the last minute).
+    /// The server's own forwarding delay (socket read to the `sendmmsg` of each copy), seconds:
+    /// the worst shard's median and 99th percentile over the exporter's rolling window (about the
+    /// last minute).
     pub forward_delay_p50: Option<f64>,
     pub forward_delay_p99: Option<f64>,
+    /// The same up to each packet's last copy (how long a fan-out takes).
+    pub fanout_delay_p50: Option<f64>,
+    pub fanout_delay_p99: Option<f64>,
 }
 
 impl ServerMetrics {
@@ -97,10 +101,13 @@ impl ServerMetrics {
                 "sfu_allocation_layer_changes_total" => m.allocation_switches += value,
                 "sfu_bwe_probe_packets_total" => m.probe_packets += value,
                 "sfu_video_pauses_total" => m.bandwidth_pauses += value,
-                "sfu_forward_delay_seconds" => {
-                    let slot = match label(labels, "quantile").as_deref() {
-                        Some("0.5") => &mut m.forward_delay_p50,
-                        Some("0.99") => &mut m.forward_delay_p99,
+                "sfu_forward_delay_seconds" | "sfu_fanout_delay_seconds" => {
+                    let fanout = name == "sfu_fanout_delay_seconds";
+                    let slot = match (label(labels, "quantile").as_deref(), fanout) {
+                        (Some("0.5"), false) => &mut m.forward_delay_p50,
+                        (Some("0.99"), false) => &mut m.forward_delay_p99,
+                        (Some("0.5"), true) => &mut m.fanout_delay_p50,
+                        (Some("0.99"), true) => &mut m.fanout_delay_p99,
                         _ => continue,
                     };
                     *slot = Some(slot.map_or(value, |v: f64| v.max(value)));
@@ -146,6 +153,8 @@ impl ServerMetrics {
             // Windowed figures, not counters: the later reading stands.
             forward_delay_p50: self.forward_delay_p50,
             forward_delay_p99: self.forward_delay_p99,
+            fanout_delay_p50: self.fanout_delay_p50,
+            fanout_delay_p99: self.fanout_delay_p99,
         }
     }
 }
@@ -223,10 +232,13 @@ mod tests {
             sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.5\"} 0.0007\n\
             sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.9\"} 0.009\n\
             sfu_forward_delay_seconds{shard=\"1\",quantile=\"0.99\"} 0.001\n\
-            sfu_forward_delay_seconds_count{shard=\"1\"} 12\n";
+            sfu_forward_delay_seconds_count{shard=\"1\"} 12\n\
+            sfu_fanout_delay_seconds{shard=\"0\",quantile=\"0.5\"} 0.003\n\
+            sfu_fanout_delay_seconds{shard=\"0\",quantile=\"0.99\"} 0.006\n";
         let m = ServerMetrics::parse(text);
         assert_eq!(m.forward_delay_p50, Some(0.0007));
         assert_eq!(m.forward_delay_p99, Some(0.002));
+        assert_eq!((m.fanout_delay_p50, m.fanout_delay_p99), (Some(0.003), Some(0.006)));
     }
 
     #[test]

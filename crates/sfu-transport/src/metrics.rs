@@ -20,9 +20,13 @@ pub(crate) struct ShardMetrics {
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
     pub send_failures: Counter,
-    /// Seconds from reading a published packet off a socket to handing its copies to the kernel
-    /// (one sample per packet that had at least one copy): the delay the server adds.
+    /// Seconds from reading a published packet off a socket to handing its copies to the kernel,
+    /// one sample per `sendmmsg` call that carried copies of it (up to 64 copies each): the delay
+    /// the server adds to what each subscriber receives.
     pub forward_delay: Histogram,
+    /// The same up to the packet's last copy on this shard, one sample per packet: how long one
+    /// packet's fan-out keeps the shard.
+    pub fanout_delay: Histogram,
     /// Datagrams the kernel dropped because the shard's socket buffer was full, and the bytes
     /// waiting in it (read from /proc every second).
     pub receive_drops: Counter,
@@ -64,6 +68,7 @@ impl ShardMetrics {
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
             forward_delay: histogram!("sfu_forward_delay_seconds", "shard" => label.clone()),
+            fanout_delay: histogram!("sfu_fanout_delay_seconds", "shard" => label.clone()),
             forward_queue_drops: c("sfu_forward_queue_drops_total"),
             shed_level: gauge!("sfu_shed_layers", "shard" => label.clone()),
             shed_level_changes: c("sfu_shed_level_changes_total"),

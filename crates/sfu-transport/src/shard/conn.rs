@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::peer_factory::Direction;
 use super::egress::{EgressBwe, Outbound};
 use crate::TrackKey;
+use crate::ids::IdMap;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,
@@ -35,7 +36,7 @@ pub(crate) struct Conn {
     /// Publisher side: mid -> track, so a re-offer keeps existing tracks.
     pub published_mids: HashMap<String, TrackKey>,
     /// Subscriber side.
-    pub down_tracks: HashMap<TrackKey, DownTrack>,
+    pub down_tracks: IdMap<TrackKey, DownTrack>,
     /// Subscriber side: the bandwidth estimate of this connection.
     pub bwe: Option<EgressBwe>,
     /// Publisher side: when a dynacast pause of one of its tracks is due.
@@ -62,7 +63,7 @@ impl Conn {
             ingress_tracks: HashMap::new(),
             ingress_ssrcs: HashMap::new(),
             published_mids: HashMap::new(),
-            down_tracks: HashMap::new(),
+            down_tracks: IdMap::default(),
             bwe: None,
             dynacast_deadline: None,
             outbound: None,

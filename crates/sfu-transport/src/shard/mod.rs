@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::ShardMetrics;
 use crate::send_batch::SendBatch;
 use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
+use crate::ids::IdMap;
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
 pub(crate) use egress::TRANSPORT_CC_URI;
@@ -86,18 +87,18 @@ pub(crate) struct Shard {
     commands: mpsc::UnboundedReceiver<Command>,
     peers: Vec<PeerShard>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    conns: HashMap<ConnId, Conn>,
+    conns: IdMap<ConnId, Conn>,
     by_ufrag: HashMap<String, ConnId>,
     by_addr: HashMap<SocketAddr, ConnId>,
     /// Tracks published by connections on this shard.
-    published: HashMap<TrackKey, Published>,
+    published: IdMap<TrackKey, Published>,
     /// Connections on this shard subscribed to each track (wherever it is published).
-    subscribers: HashMap<TrackKey, Vec<ConnId>>,
+    subscribers: IdMap<TrackKey, Vec<ConnId>>,
     /// Bitrate of each layer of each subscribed track, as seen passing through this shard.
-    layer_rates: HashMap<TrackKey, sfu_core::LayerRates>,
+    layer_rates: IdMap<TrackKey, sfu_core::LayerRates>,
     /// The highest layer of each track this shard's subscribers ask for, as last told to the
     /// track's publisher shard.
-    layer_demand: HashMap<TrackKey, u8>,
+    layer_demand: IdMap<TrackKey, u8>,
     /// Participants (of any room) who are speaking now: their video goes first.
     speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
@@ -108,8 +109,10 @@ pub(crate) struct Shard {
     /// The shard socket's descriptor, for sending the batch from anywhere in the loop.
     send_fd: Option<std::os::fd::RawFd>,
     /// When each published packet with copies in `batch` was read from a socket (this shard's
-    /// or another's): the forwarding delay ends when the batch is handed to the kernel.
+    /// or another's): the fan-out delay ends when the batch is handed to the kernel.
     forwarded_arrivals: Vec<Instant>,
+    /// The same for each packet with copies in `batch` now: their delay ends at the next send.
+    queued_copies: Vec<Instant>,
     next_track_serial: u64,
     /// How many video layers the shard sheds because it cannot keep up.
     overload: sfu_core::OverloadGuard,
@@ -143,19 +146,20 @@ impl Shard {
             commands,
             peers,
             events,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
-            published: HashMap::new(),
-            subscribers: HashMap::new(),
-            layer_rates: HashMap::new(),
-            layer_demand: HashMap::new(),
+            published: IdMap::default(),
+            subscribers: IdMap::default(),
+            layer_rates: IdMap::default(),
+            layer_demand: IdMap::default(),
             speaking: HashSet::new(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             batch: SendBatch::default(),
             send_fd: None,
             forwarded_arrivals: Vec::new(),
+            queued_copies: Vec::new(),
             next_track_serial: 1,
             overload: sfu_core::OverloadGuard::new(),
             metrics: ShardMetrics::new(index),
@@ -327,8 +331,11 @@ impl Shard {
         self.send_queued();
     }
 
-    /// Hands the queued datagrams to the kernel. Every packet in `forwarded_arrivals` has all its
-    /// copies sent by now (some perhaps by an earlier call): its forwarding delay ends here.
+    /// Hands the queued datagrams to the kernel: the copies of each packet in `queued_copies`
+    /// leave now (one delay sample per packet and call, not per copy: a sample costs about as
+    /// much as encrypting a copy), and
+    /// every packet in `forwarded_arrivals` has all its copies sent by now (some perhaps by an
+    /// earlier call), so its fan-out delay ends here.
     pub(crate) fn send_queued(&mut self) {
         let Some(fd) = self.send_fd else { return };
         if !self.batch.is_empty() {
@@ -337,12 +344,15 @@ impl Shard {
                 self.metrics.send_failures.increment(flushed.failed as u64);
             }
         }
-        if self.forwarded_arrivals.is_empty() {
+        if self.queued_copies.is_empty() && self.forwarded_arrivals.is_empty() {
             return;
         }
         let sent_at = Instant::now();
-        for arrived in self.forwarded_arrivals.drain(..) {
+        for arrived in self.queued_copies.drain(..) {
             self.metrics.forward_delay.record(sent_at.saturating_duration_since(arrived).as_secs_f64());
+        }
+        for arrived in self.forwarded_arrivals.drain(..) {
+            self.metrics.fanout_delay.record(sent_at.saturating_duration_since(arrived).as_secs_f64());
         }
     }
 
