@@ -175,6 +175,9 @@ mod tests {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         receiver.set_nonblocking(true).unwrap();
         enable_timestamps(receiver.as_raw_fd()).unwrap();
+        // The first socket to ask for timestamps turns the kernel's stamping on from a work
+        // queue, a moment later; until then datagrams are stamped when read.
+        std::thread::sleep(Duration::from_millis(200));
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut batch = RecvBatch::default();
         assert_eq!(batch.recv(receiver.as_raw_fd()).unwrap(), 0, "nothing queued yet");
@@ -192,7 +195,12 @@ mod tests {
             assert_eq!(from, sender.local_addr().unwrap());
             // Stamped on arrival, not when read 50 ms later (with a millisecond for the
             // conversion between clocks).
-            assert!(at + Duration::from_millis(1) >= before && at < after - Duration::from_millis(25), "{at:?}");
+            assert!(
+                at + Duration::from_millis(1) >= before && at < after - Duration::from_millis(25),
+                "arrival {:?} after the sends began, read {:?} after",
+                at.saturating_duration_since(before),
+                after.saturating_duration_since(before)
+            );
         }
         assert_eq!(batch.recv(receiver.as_raw_fd()).unwrap(), 0);
     }
