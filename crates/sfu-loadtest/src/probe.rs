@@ -98,9 +98,11 @@ impl ServerMetrics {
                 "sfu_unroutable_datagrams_total" => m.unroutable += value,
                 "sfu_subscriber_estimate_bps_count" => m.estimate_count += value,
                 "sfu_subscriber_estimate_bps_sum" => m.estimate_sum += value,
-                "sfu_allocation_layer_changes_total" => m.allocation_switches += value,
-                "sfu_bwe_probe_packets_total" => m.probe_packets += value,
-                "sfu_video_pauses_total" => m.bandwidth_pauses += value,
+                "sfu_allocation_changes_total" => m.allocation_switches += value,
+                "sfu_probe_packets_total" => m.probe_packets += value,
+                "sfu_track_pauses_total" if label(labels, "reason").as_deref() == Some("bandwidth") => {
+                    m.bandwidth_pauses += value
+                }
                 "sfu_forward_delay_seconds" | "sfu_fanout_delay_seconds" => {
                     let fanout = name == "sfu_fanout_delay_seconds";
                     let slot = match (label(labels, "quantile").as_deref(), fanout) {
@@ -217,8 +219,14 @@ mod tests {
             sfu_forwarded_packets_total{shard=\"1\"} 5\n\
             sfu_dropped_packets_total{reason=\"not_connected\",shard=\"0\"} 3\n\
             sfu_dropped_packets_total{shard=\"1\",reason=\"not_connected\"} 4\n\
-            sfu_dropped_packets_total{reason=\"paused\",shard=\"1\"} 1\n";
+            sfu_dropped_packets_total{reason=\"paused\",shard=\"1\"} 1\n\
+            sfu_probe_packets_total{shard=\"0\"} 30\n\
+            sfu_allocation_changes_total{shard=\"0\",direction=\"up\"} 2\n\
+            sfu_allocation_changes_total{shard=\"0\",direction=\"down\"} 1\n\
+            sfu_track_pauses_total{shard=\"0\",reason=\"bandwidth\"} 6\n\
+            sfu_track_pauses_total{shard=\"0\",reason=\"overload\"} 9\n";
         let m = ServerMetrics::parse(text);
+        assert_eq!((m.probe_packets, m.allocation_switches, m.bandwidth_pauses), (30.0, 3.0, 6.0));
         assert_eq!(m.forwarded_packets, 15.0);
         assert_eq!(m.dropped_by_reason["not_connected"], 7.0);
         assert_eq!(m.dropped_by_reason["paused"], 1.0);

@@ -171,6 +171,7 @@ pub fn build(o: &Outcome) -> (Value, String) {
         "received_kbps": round(rx_kbps, 1),
         "received_video_packets_by_layer": { "low": layers[0], "medium": layers[1], "high": layers[2] },
         "duplicates": he.rx_duplicates,
+        "rtx_packets_received": he.rx_rtx,
         "plis_sent": he.plis_sent,
         "plis_received_by_publishers": he.plis_received,
         "keyframes_received": he.keyframes_rx,

@@ -122,6 +122,8 @@ pub struct WorkerStats {
     pub rx_fast: u64,
     /// Subscribers whose own path was switched off (it could not open the server's media).
     pub fast_rx_off: u64,
+    /// Packets received on RTX streams (retransmissions and bandwidth probes).
+    pub rx_rtx: u64,
     pub plis_sent: u64,
     pub plis_received: u64,
     pub tx_packets: u64,
@@ -172,6 +174,7 @@ impl WorkerStats {
         self.keyframes_rx += other.keyframes_rx;
         self.rx_fast += other.rx_fast;
         self.fast_rx_off += other.fast_rx_off;
+        self.rx_rtx += other.rx_rtx;
         self.plis_sent += other.plis_sent;
         self.plis_received += other.plis_received;
         self.tx_packets += other.tx_packets;

@@ -20,6 +20,17 @@ pub(super) fn feed(conn: &mut Conn, data: &[u8], from: SocketAddr, now: Instant,
                 }
                 return wrote;
             }
+            Opened::Rtx { rtx, original } => {
+                ctx.stats.rx_rtx += 1;
+                let wrote = original.as_ref().is_some_and(|packet| on_rtp(conn, packet, now, ctx));
+                if let Some(fast) = conn.fast.as_mut() {
+                    fast.observe(rtx, now);
+                    if let Some(packet) = original {
+                        fast.observe(packet, now);
+                    }
+                }
+                return wrote;
+            }
             Opened::ToStack(Some(why)) => {
                 if !fast.is_open() {
                     ctx.stats.fast_rx_off += 1;

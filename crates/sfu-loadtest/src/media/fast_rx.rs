@@ -8,6 +8,10 @@
 //! feedback, NACKs and receiver reports, configured like a browser. The stack keeps STUN, DTLS,
 //! RTCP and any RTP stream it has not announced yet; those packets reach the same chain through
 //! the stack, so the server sees one consistent set of feedback either way.
+//!
+//! Retransmissions and bandwidth probes come on RTX streams (RFC 4588), paired with their media
+//! streams in the offer's `a=ssrc-group:FID` lines. Like a browser, the subscriber reports each
+//! RTX packet in its transport-cc feedback and unwraps the original packet it carries.
 
 use bytes::Bytes;
 use rtc::interceptor::{
@@ -21,10 +25,10 @@ use rtc::shared::marshal::{MarshalSize, Unmarshal};
 use rtc::srtp::context::Context;
 use rtc::shared::TransportContext;
 use sfu_srtp::SrtpKeys;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::peer::PT_VP8;
+use super::peer::{PT_RTX, PT_VP8};
 use super::synth::{AUDIO_CLOCK, VIDEO_CLOCK};
 
 pub use rtc::sdp::extmap::TRANSPORT_CC_URI;
@@ -40,6 +44,8 @@ pub enum Opened {
     /// Media on an announced stream, opened. A packet that comes twice (a retransmission of
     /// one that was not lost) is opened twice: the subscriber counts it as a duplicate.
     Media(rtc::rtp::Packet),
+    /// A packet on an RTX stream, and the original it carries (None when it carries none).
+    Rtx { rtx: rtc::rtp::Packet, original: Option<rtc::rtp::Packet> },
     /// Not ours to open: the stack handles it.
     ToStack(
         /// Why, when opening was tried and failed (the fast path is then switched off).
@@ -55,6 +61,8 @@ pub struct FastRx {
     /// SSRCs the stack announced as tracks: only these are opened here, so each SSRC has one
     /// SRTP context at a time (the stack's until announced, then this one).
     announced: HashSet<u32>,
+    /// RTX SSRC -> the media SSRC it repairs, from the offers.
+    rtx: HashMap<u32, u32>,
     feedback: Box<dyn Interceptor>,
     bound: HashSet<u32>,
     twcc_ext: Option<u8>,
@@ -80,6 +88,7 @@ impl FastRx {
             srtp: None,
             proven: false,
             announced: HashSet::new(),
+            rtx: HashMap::new(),
             feedback: Box::new(registry.build()),
             bound: HashSet::new(),
             twcc_ext,
@@ -101,14 +110,20 @@ impl FastRx {
         self.announced.insert(ssrc);
     }
 
-    /// Opens `datagram` if it is media on an announced stream.
+    /// Learns the RTX streams an offer pairs with its media streams.
+    pub fn learn_rtx(&mut self, sdp: &str) {
+        self.rtx.extend(rtx_pairs(sdp));
+    }
+
+    /// Opens `datagram` if it is media on an announced stream or on an RTX stream.
     pub fn open(&mut self, datagram: &[u8]) -> Opened {
         let Some(srtp) = self.srtp.as_mut() else { return Opened::ToStack(None) };
         if !is_rtp(datagram) {
             return Opened::ToStack(None);
         }
         let Ok(header) = Header::unmarshal(&mut &datagram[..]) else { return Opened::ToStack(None) };
-        if !self.announced.contains(&header.ssrc) {
+        let repairs = self.rtx.get(&header.ssrc).copied();
+        if repairs.is_none() && !self.announced.contains(&header.ssrc) {
             return Opened::ToStack(None);
         }
         match srtp.decrypt_rtp_with_header(datagram, &header) {
@@ -121,7 +136,11 @@ impl FastRx {
                     end = end.saturating_sub(pad);
                 }
                 let start = header.marshal_size().min(end);
-                Opened::Media(rtc::rtp::Packet { payload: plain.slice(start..end), header })
+                let packet = rtc::rtp::Packet { payload: plain.slice(start..end), header };
+                match repairs {
+                    Some(media_ssrc) => Opened::Rtx { original: unwrap_rtx(&packet, media_ssrc), rtx: packet },
+                    None => Opened::Media(packet),
+                }
             }
             Err(e) if self.proven => Opened::ToStack(Some(e.to_string())),
             Err(e) => {
@@ -178,7 +197,7 @@ impl FastRx {
         StreamInfo {
             ssrc,
             payload_type,
-            clock_rate: if video { VIDEO_CLOCK } else { AUDIO_CLOCK },
+            clock_rate: if video || payload_type == PT_RTX { VIDEO_CLOCK } else { AUDIO_CLOCK },
             rtp_header_extensions: self
                 .twcc_ext
                 .map(|id| RTPHeaderExtension { uri: TRANSPORT_CC_URI.into(), id: id.into() })
@@ -195,6 +214,34 @@ impl FastRx {
             ..Default::default()
         }
     }
+}
+
+/// The original packet inside an RTX packet: its sequence number is the first two bytes of the
+/// payload. Header extensions are left out, so the transport-cc sequence number is counted once
+/// (on the RTX packet) and the chain's NACKs and reports see the original as received.
+fn unwrap_rtx(rtx: &rtc::rtp::Packet, media_ssrc: u32) -> Option<rtc::rtp::Packet> {
+    let osn = rtx.payload.get(..2)?;
+    let header = Header {
+        version: 2,
+        marker: rtx.header.marker,
+        payload_type: PT_VP8,
+        sequence_number: u16::from_be_bytes([osn[0], osn[1]]),
+        timestamp: rtx.header.timestamp,
+        ssrc: media_ssrc,
+        ..Default::default()
+    };
+    Some(rtc::rtp::Packet { header, payload: rtx.payload.slice(2..) })
+}
+
+/// `(rtx, media)` SSRC pairs from an SDP's `a=ssrc-group:FID <media> <rtx>` lines.
+pub fn rtx_pairs(sdp: &str) -> Vec<(u32, u32)> {
+    sdp.lines()
+        .filter_map(|line| {
+            let mut ssrcs = line.trim_end().strip_prefix("a=ssrc-group:FID ")?.split_whitespace().map(str::parse::<u32>);
+            let (Some(Ok(media)), Some(Ok(rtx))) = (ssrcs.next(), ssrcs.next()) else { return None };
+            Some((rtx, media))
+        })
+        .collect()
 }
 
 /// RTP, not RTCP (RFC 5761: RTCP packet types 192-223 sit where RTP has marker + payload type).
@@ -302,6 +349,52 @@ mod tests {
             .flat_map(|n| n.nacks.iter().flat_map(|pair| pair.packet_list()))
             .collect();
         assert!(nacked.contains(&3), "the missing packet is NACKed: {nacked:?}");
+    }
+
+    /// An RTX packet as the server sends it: the original's sequence number, then its payload.
+    fn sealed_rtx(server: &mut Context, ssrc: u32, seq: u16, original_seq: u16, twcc: u16) -> Vec<u8> {
+        let mut header = Header { version: 2, payload_type: PT_RTX, sequence_number: seq, timestamp: 90 * u32::from(original_seq), ssrc, ..Default::default() };
+        header.extension = true;
+        header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+        header.set_extension(TWCC_ID, Bytes::copy_from_slice(&twcc.to_be_bytes())).unwrap();
+        let mut payload = original_seq.to_be_bytes().to_vec();
+        payload.extend_from_slice(&[original_seq as u8; 100]);
+        let packet = rtc::rtp::Packet { header, payload: Bytes::from(payload) };
+        server.encrypt_rtp(&packet.marshal().unwrap()).unwrap().to_vec()
+    }
+
+    #[test]
+    fn unwraps_rtx_and_reports_it_once() {
+        let mut server = keys(7).context().unwrap();
+        let mut rx = FastRx::new(Some(TWCC_ID), false);
+        rx.adopt(&keys(7)).unwrap();
+        rx.announce(42);
+        rx.learn_rtx("a=ssrc-group:FID 42 4242\r\na=ssrc:42 cname:x\r\n");
+        let t0 = Instant::now();
+        // Media 1 and 3 arrive; 2 is lost and comes back on the RTX stream as transport seq 3.
+        for (twcc, seq) in [(1u16, 1u16), (2, 3)] {
+            let Opened::Media(p) = rx.open(&sealed(&mut server, 42, seq, twcc)) else { panic!("opened") };
+            rx.observe(p, t0);
+        }
+        let Opened::Rtx { rtx: carrier, original } = rx.open(&sealed_rtx(&mut server, 4242, 500, 2, 3)) else { panic!("RTX opened") };
+        let original = original.expect("carries a packet");
+        assert_eq!((original.header.ssrc, original.header.sequence_number, original.header.payload_type), (42, 2, PT_VP8));
+        assert_eq!(&original.payload[..], &[2u8; 100][..]);
+        assert!(original.header.extensions.is_empty(), "transport-cc is counted on the RTX packet only");
+        rx.observe(carrier, t0 + Duration::from_millis(1));
+        rx.observe(original, t0 + Duration::from_millis(1));
+        let sent = feedback_until(&mut rx, t0 + Duration::from_millis(250));
+        let cc: Vec<_> = sent.iter().filter_map(|p| p.as_any().downcast_ref::<TransportLayerCc>()).collect();
+        assert_eq!(cc[0].packet_status_count, 3);
+        assert_eq!(cc[0].recv_deltas.len(), 3, "every transport sequence number arrived, the RTX one too");
+        let nacked = sent.iter().filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>()).count();
+        assert_eq!(nacked, 0, "the repaired packet is not NACKed");
+    }
+
+    #[test]
+    fn pairs_rtx_with_media_from_the_offer() {
+        let sdp = "a=ssrc-group:FID 1454265503 712411883\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc-group:FID 7\r\n";
+        assert_eq!(rtx_pairs(sdp), vec![(712411883, 1454265503)]);
     }
 
     #[test]

@@ -652,6 +652,9 @@ impl Worker {
             }
         };
         let conn = &mut self.conns[slot];
+        if let Some(fast) = conn.fast.as_mut() {
+            fast.learn_rtx(&sdp);
+        }
         conn.pc.set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
         let answer = conn.pc.create_answer(None)?;
         conn.pc.set_local_description(now, answer)?;

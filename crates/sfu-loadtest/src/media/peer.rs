@@ -8,7 +8,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_sender_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -25,6 +25,7 @@ use super::tap::{DeliverRtcpTap, TAP_SLOT};
 
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
+pub const PT_RTX: u8 = 97;
 
 const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 const MAX_BINDING_REQUESTS: u16 = 400;
@@ -62,6 +63,16 @@ fn vp8() -> RTCRtpCodec {
     }
 }
 
+fn rtx(apt: u8) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.into(),
+        clock_rate: VIDEO_CLOCK,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: vec![],
+    }
+}
+
 pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCPeerConnection> {
     let mut engine = MediaEngine::default();
     engine.register_codec(
@@ -87,6 +98,12 @@ pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCP
             // chain (fast_rx), which sees every media packet; the stack sees only some. It
             // still negotiates transport-cc, and hands over the sender reports.
             register_transport_cc(&mut engine)?;
+            // RTX for VP8, like a browser: the server's retransmissions and bandwidth probes
+            // come as RTX, which fast_rx unwraps.
+            engine.register_codec(
+                RTCRtpCodecParameters { rtp_codec: rtx(PT_VP8), payload_type: PT_RTX },
+                RtpCodecKind::Video,
+            )?;
             registry = registry.with(Slot::Custom(TAP_SLOT), DeliverRtcpTap::sender_reports());
         }
     }
