@@ -63,6 +63,12 @@ impl Hub {
         room
     }
 
+    /// Whether `room` is still the room registered under `id`. A room leaves the registry under
+    /// its own lock, so with that lock held the answer stays true.
+    fn is_open(&self, id: &RoomId, room: &RoomRef) -> bool {
+        self.rooms.lock().get(id).is_some_and(|registered| Arc::ptr_eq(registered, room))
+    }
+
     /// The room and participant owning a media connection.
     pub fn owner_of(&self, conn: ConnId) -> Option<(RoomId, ParticipantId)> {
         self.conns.lock().get(&conn).cloned()
@@ -95,8 +101,15 @@ impl Hub {
         kind: ParticipantKind,
         outbox: Option<Outbox>,
     ) -> (RoomRef, ParticipantId) {
-        let room_ref = self.room_or_create(room_id);
-        let mut room = room_ref.lock().await;
+        let (room_ref, mut room) = loop {
+            let room_ref = self.room_or_create(room_id);
+            let room = room_ref.clone().lock_owned().await;
+            // The last participant may have left while we waited for the lock, closing the
+            // room: join the room that now has this name (a new one) instead.
+            if self.is_open(room_id, &room_ref) {
+                break (room_ref, room);
+            }
+        };
         if let Some(old) = room.by_identity(identity.as_str()).map(|p| p.id.clone()) {
             self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
         }
@@ -226,5 +239,50 @@ impl Hub {
         tracks += room.participants.values().map(|p| p.tracks.len()).sum::<usize>();
         metrics::gauge!("sfu_participants").set(participants as f64);
         metrics::gauge!("sfu_tracks").set(tracks as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfu_transport::MediaConfig;
+
+    fn hub() -> Arc<Hub> {
+        let config = MediaConfig {
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            announce: None,
+            udp_port_start: 0,
+            shards: 1,
+            bandwidth_estimation: false,
+            dynacast: false,
+        };
+        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+        Hub::new(MediaPlane::start(&config, events).unwrap(), Duration::from_secs(1))
+    }
+
+    async fn join(hub: &Arc<Hub>, room: &RoomId, who: &str) -> (RoomRef, ParticipantId) {
+        hub.join(room, Identity(who.into()), Grants::default(), ParticipantKind::Signaling, None).await
+    }
+
+    /// A participant that joins while the room's last participant leaves must land in a room
+    /// others can find, not in the one being closed.
+    #[tokio::test]
+    async fn a_join_racing_the_last_leave_lands_in_an_open_room() {
+        let hub = hub();
+        let id = RoomId("race".into());
+        let (room_ref, alice) = join(&hub, &id, "alice").await;
+        // Alice's departure holds the room's lock while Bob's join waits for it.
+        let mut closing = room_ref.lock().await;
+        let joining = tokio::spawn({
+            let (hub, id) = (hub.clone(), id.clone());
+            async move { join(&hub, &id, "bob").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hub.remove_participant(&mut closing, &alice, LeaveReason::Left).await;
+        drop(closing);
+        let (bob_room, bob) = joining.await.unwrap();
+        let registered = hub.room(&id).expect("the room Bob is in is registered");
+        assert!(Arc::ptr_eq(&registered, &bob_room));
+        assert!(registered.lock().await.participants.contains_key(&bob));
     }
 }
