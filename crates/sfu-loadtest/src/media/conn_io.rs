@@ -172,8 +172,11 @@ pub(super) fn on_message(conn: &mut Conn, message: RTCMessage, now: Instant, ctx
                 }
                 for ssrc in ssrcs {
                     if let Some(layer) = video.ssrcs.iter().position(|s| *s == ssrc) {
-                        video.keyframe_wanted[layer] = true;
                         ctx.stats.plis_received += 1;
+                        let recent = video.last_keyframe[layer].is_some_and(|at| now.duration_since(at) < MIN_KEYFRAME_INTERVAL);
+                        if !recent {
+                            video.keyframe_wanted[layer] = true;
+                        }
                     }
                 }
             }
@@ -280,6 +283,9 @@ pub(super) fn media_tick(conn: &mut Conn, now: Instant, ctx: &mut Ctx<'_>) -> Op
             for (layer, spec) in LAYERS.iter().enumerate() {
                 let keyframe = periodic || video.keyframe_wanted[layer];
                 video.keyframe_wanted[layer] = false;
+                if keyframe {
+                    video.last_keyframe[layer] = Some(now);
+                }
                 let (key_size, delta_size) = video.sizes[layer];
                 let payloads = synth::vp8_frame(
                     spec,

@@ -66,6 +66,9 @@ const KEYFRAME_EVERY_FRAMES: u64 = 3 * FPS as u64;
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 /// Minimum spacing of a subscriber's PLIs for one stream.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// A publisher answers at most one keyframe request per layer in this time, as a browser's
+/// encoder does (libwebrtc ignores requests within 300 ms of the last keyframe it sent for one).
+const MIN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 /// How often a worker publishes its counters.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
@@ -172,6 +175,8 @@ struct VideoOut {
     ssrcs: [u32; 3],
     seqs: [u16; 3],
     keyframe_wanted: [bool; 3],
+    /// When each layer's last keyframe left (requests soon after it are ignored).
+    last_keyframe: [Option<Instant>; 3],
     picture_id: u16,
     timestamp_base: u32,
     payload_type: u8,
@@ -600,6 +605,7 @@ impl Worker {
                 ssrcs,
                 seqs: std::array::from_fn(|_| rand::random()),
                 keyframe_wanted: [true; 3],
+                last_keyframe: [None; 3],
                 picture_id: rand::random::<u16>() & 0x7fff,
                 timestamp_base: rand::random(),
                 payload_type: peer::PT_VP8,

@@ -2,6 +2,7 @@
 //! browser would be: full ICE (the server is ICE-lite), one host candidate on the connection's
 //! own UDP socket, mDNS off, Opus + VP8, NACK / PLI / transport-cc feedback, RTCP reports.
 
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -110,8 +111,14 @@ pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCP
 
     let mut settings = SettingEngineBuilder::new();
     if role == Role::Subscriber {
-        // Notes the SRTP keys as the handshake derives them, for fast_rx.
-        settings = settings.with_crypto_provider(sfu_srtp::KeyNotingProvider::new()?);
+        // Notes the SRTP keys as the handshake derives them, for fast_rx, which knows the two
+        // 128-bit profiles (a peer such as Janus would otherwise pick AES-256).
+        settings = settings
+            .with_crypto_provider(sfu_srtp::KeyNotingProvider::new()?)
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ]);
     }
     let settings = settings
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
