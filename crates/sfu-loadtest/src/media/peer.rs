@@ -1,6 +1,7 @@
 //! Building the harness's peer connections on the sans-IO `rtc` core, configured the way a
 //! browser would be: full ICE (the server is ICE-lite), one host candidate on the connection's
-//! own UDP socket, mDNS off, Opus + VP8, NACK / PLI / transport-cc feedback, RTCP reports.
+//! own UDP socket, mDNS off, Opus + VP8 (with RTX), NACK / PLI / transport-cc feedback, RTCP
+//! reports.
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
