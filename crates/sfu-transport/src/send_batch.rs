@@ -11,6 +11,9 @@ pub(crate) const MAX_PER_CALL: usize = 64;
 #[derive(Default)]
 pub(crate) struct SendBatch {
     queued: Vec<(SocketAddr, Bytes)>,
+    /// Where a packet is marshalled before it is protected into its own datagram: reused, so
+    /// the protected copy is the only allocation per datagram.
+    scratch: Vec<u8>,
 }
 
 /// What a flush did.
@@ -25,6 +28,19 @@ pub(crate) struct Flushed {
 impl SendBatch {
     pub fn push(&mut self, to: SocketAddr, datagram: Bytes) {
         self.queued.push((to, datagram));
+    }
+
+    /// A scratch buffer of `len` bytes (its contents are left over from earlier use).
+    pub fn scratch(&mut self, len: usize) -> &mut [u8] {
+        if self.scratch.len() < len {
+            self.scratch.resize(len, 0);
+        }
+        &mut self.scratch[..len]
+    }
+
+    #[cfg(test)]
+    pub fn queued(&self) -> &[(SocketAddr, Bytes)] {
+        &self.queued
     }
 
     pub fn is_empty(&self) -> bool {

@@ -37,12 +37,14 @@ impl Outbound {
     /// returns the bytes queued.
     pub fn send(&mut self, packet: &Packet, vp8: Option<&Vp8Rewrite>, batch: &mut SendBatch) -> Result<usize, DropReason> {
         let dest = self.dest.ok_or(DropReason::NotConnected)?;
-        let mut plain = packet.marshal().map_err(|_| DropReason::Malformed)?;
+        let plain = batch.scratch(packet.marshal_size());
+        let written = packet.marshal_to(plain).map_err(|_| DropReason::Malformed)?;
+        let plain = &mut plain[..written];
         if let Some(vp8) = vp8 {
             // The payload is shared by every subscriber; this copy is this subscriber's own.
             vp8.apply(&mut plain[packet.header.marshal_size()..]);
         }
-        let sealed = self.srtp.encrypt_rtp_with_header(&plain, &packet.header).map_err(|_| DropReason::SrtpFailed)?;
+        let sealed = self.srtp.encrypt_rtp_with_header(plain, &packet.header).map_err(|_| DropReason::SrtpFailed)?;
         let size = sealed.len();
         batch.push(dest, sealed.freeze());
         Ok(size)
@@ -72,6 +74,39 @@ impl Shard {
                 conn.path_changed = true;
             }
             Err(e) => tracing::error!(conn = id.0, error = %e, "no outbound SRTP context: this subscriber gets no media"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfu_srtp::SrtpProfile;
+
+    fn packet(seq: u16, payload: &[u8]) -> Packet {
+        let header = rtc::rtp::header::Header { version: 2, payload_type: 96, sequence_number: seq, ssrc: 7, ..Default::default() };
+        Packet { header, payload: bytes::Bytes::copy_from_slice(payload) }
+    }
+
+    /// Packets are marshalled into one reused buffer: a short packet after a long one must not
+    /// carry the long one's bytes.
+    #[test]
+    fn each_datagram_opens_to_exactly_its_packet() {
+        for profile in [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80] {
+            let keys = SrtpKeys { profile, master_key: vec![3; 16], master_salt: vec![5; profile.rtc().salt_len()] };
+            let mut outbound = Outbound::new(&keys).unwrap();
+            let mut batch = SendBatch::default();
+            assert_eq!(outbound.send(&packet(1, b"x"), None, &mut batch), Err(DropReason::NotConnected));
+            outbound.dest = Some("127.0.0.1:9".parse().unwrap());
+            let sent = [packet(1, &[0xaa; 1100]), packet(2, b"short")];
+            for p in &sent {
+                outbound.send(p, None, &mut batch).unwrap();
+            }
+            let mut receiver = keys.context().unwrap();
+            for (p, (_, datagram)) in sent.iter().zip(batch.queued()) {
+                let opened = receiver.decrypt_rtp(datagram).unwrap();
+                assert_eq!(&opened[..], &p.marshal().unwrap()[..]);
+            }
         }
     }
 }
