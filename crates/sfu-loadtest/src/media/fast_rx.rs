@@ -272,14 +272,19 @@ mod tests {
         SrtpKeys { profile: SrtpProfile::AeadAes128Gcm, master_key: vec![byte; 16], master_salt: vec![byte ^ 0x55; 12] }
     }
 
-    /// A protected video packet as the server sends it: transport-cc extension, then payload.
-    fn sealed(server: &mut Context, ssrc: u32, seq: u16, twcc: u16) -> Vec<u8> {
-        let mut header = Header { version: 2, payload_type: PT_VP8, sequence_number: seq, timestamp: 90 * u32::from(seq), ssrc, ..Default::default() };
+    /// A protected packet as the server sends it: transport-cc extension, then payload.
+    fn seal(server: &mut Context, payload_type: u8, ssrc: u32, seq: u16, twcc: u16, payload: Vec<u8>) -> Vec<u8> {
+        let mut header = Header { version: 2, payload_type, sequence_number: seq, timestamp: 90 * u32::from(seq), ssrc, ..Default::default() };
         header.extension = true;
         header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
         header.set_extension(TWCC_ID, Bytes::copy_from_slice(&twcc.to_be_bytes())).unwrap();
-        let packet = rtc::rtp::Packet { header, payload: Bytes::from(vec![seq as u8; 100]) };
+        let packet = rtc::rtp::Packet { header, payload: Bytes::from(payload) };
         server.encrypt_rtp(&packet.marshal().unwrap()).unwrap().to_vec()
+    }
+
+    /// A video packet with 100 payload bytes.
+    fn sealed(server: &mut Context, ssrc: u32, seq: u16, twcc: u16) -> Vec<u8> {
+        seal(server, PT_VP8, ssrc, seq, twcc, vec![seq as u8; 100])
     }
 
     fn feedback_until(rx: &mut FastRx, now: Instant) -> Vec<Box<dyn rtc::rtcp::Packet>> {
@@ -353,14 +358,9 @@ mod tests {
 
     /// An RTX packet as the server sends it: the original's sequence number, then its payload.
     fn sealed_rtx(server: &mut Context, ssrc: u32, seq: u16, original_seq: u16, twcc: u16) -> Vec<u8> {
-        let mut header = Header { version: 2, payload_type: PT_RTX, sequence_number: seq, timestamp: 90 * u32::from(original_seq), ssrc, ..Default::default() };
-        header.extension = true;
-        header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
-        header.set_extension(TWCC_ID, Bytes::copy_from_slice(&twcc.to_be_bytes())).unwrap();
         let mut payload = original_seq.to_be_bytes().to_vec();
         payload.extend_from_slice(&[original_seq as u8; 100]);
-        let packet = rtc::rtp::Packet { header, payload: Bytes::from(payload) };
-        server.encrypt_rtp(&packet.marshal().unwrap()).unwrap().to_vec()
+        seal(server, PT_RTX, ssrc, seq, twcc, payload)
     }
 
     #[test]
