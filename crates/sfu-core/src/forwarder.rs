@@ -2,8 +2,9 @@
 //!
 //! For each packet of the track the caller asks [`Forwarder::on_packet`] what to do and gets a
 //! [`Decision`]: drop it (with a reason), or send it with the rewritten sequence number,
-//! timestamp, marker and VP8 picture numbering in the [`Translation`]. The forwarder never touches the packet; the
-//! caller applies the translation, so the decision logic stays pure and testable.
+//! timestamp, marker and VP8 picture numbering in the [`Translation`]. The forwarder never
+//! touches the packet; the caller applies the translation, so the decision logic stays pure and
+//! testable.
 //!
 //! Video rules: the subscriber receives one layer at a time (the *current* layer). The
 //! [`LayerSelector`] names the *target* layer; the switch happens only at a keyframe of the

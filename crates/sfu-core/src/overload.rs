@@ -6,8 +6,8 @@
 //! work (every published packet is sent once per subscriber), so that is what the shard sheds:
 //! each shed level caps every subscriber's video one simulcast layer lower (the top layer has
 //! several packets per frame, the lowest one or two). Levels come one at a time once the
-//! backlog has stayed high for a moment, and go one at a time after it has stayed low for a while, so the
-//! server does not oscillate between overload and relief.
+//! backlog has stayed high for a moment, and go one at a time after it has stayed low for a
+//! while, so the server does not oscillate between overload and relief.
 //!
 //! The caller measures its socket's backlog, feeds it to [`OverloadGuard::on_backlog`] and
 //! applies a changed level to its forwarders

@@ -72,7 +72,6 @@ impl Conn {
     }
 }
 
-/// A published track as sent to one subscriber.
 /// A forwarded packet as the subscriber got it, kept to answer its NACKs.
 pub(crate) struct SentPacket {
     /// The packet with its output header; the payload is the publisher's, shared.
@@ -82,6 +81,7 @@ pub(crate) struct SentPacket {
     pub guard: ResendGuard,
 }
 
+/// A published track as sent to one subscriber.
 pub(crate) struct DownTrack {
     pub sender: RTCRtpSenderId,
     pub ssrc: u32,
