@@ -72,13 +72,35 @@ impl Conn {
     }
 }
 
-/// A forwarded packet as the subscriber got it, kept to answer its NACKs.
+/// A forwarded packet as the subscriber got it, kept to answer its NACKs: what its header had
+/// beyond the stream's own SSRC and payload type, and the payload. Small, because every
+/// subscriber keeps one per packet sent (its slot is written on every copy).
 pub(crate) struct SentPacket {
-    /// The packet with its output header; the payload is the publisher's, shared.
-    pub packet: rtc::rtp::Packet,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The publisher's payload, shared with every other subscriber's history.
+    pub payload: bytes::Bytes,
     /// The VP8 renumbering written into the payload on the way out.
     pub vp8: Option<Vp8Rewrite>,
     pub guard: ResendGuard,
+}
+
+impl SentPacket {
+    /// The packet as first sent, sequence number `seq`, on the stream `ssrc` / `payload_type`.
+    pub fn to_packet(&self, seq: u16, ssrc: u32, payload_type: u8) -> rtc::rtp::Packet {
+        rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: self.marker,
+                payload_type,
+                sequence_number: seq,
+                timestamp: self.timestamp,
+                ssrc,
+                ..Default::default()
+            },
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 /// A published track as sent to one subscriber.
@@ -127,4 +149,33 @@ pub(crate) fn selected_remote(pc: &mut RTCPeerConnection) -> Option<SocketAddr> 
     let pair = sender.transport()?.ice_transport().get_selected_candidate_pair()?;
     let ip = pair.remote().address.parse().ok()?;
     Some(SocketAddr::new(ip, pair.remote().port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::shared::marshal::Marshal;
+
+    /// A NACKed packet is rebuilt from the small history entry: it must go out exactly as the
+    /// copy the subscriber lost.
+    #[test]
+    fn a_packet_rebuilt_from_history_is_the_one_first_sent() {
+        let payload = bytes::Bytes::from_static(&[0x90, 0x80, 0x12, 0x34, 0x9d, 0x01, 0x2a]);
+        let first = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type: 96,
+                sequence_number: 4242,
+                timestamp: 90_000,
+                ssrc: 0xfeed,
+                ..Default::default()
+            },
+            payload: payload.clone(),
+        };
+        let sent = SentPacket { timestamp: 90_000, marker: true, payload, vp8: None, guard: ResendGuard::default() };
+        let rebuilt = sent.to_packet(4242, 0xfeed, 96);
+        assert_eq!(rebuilt.marshal().unwrap(), first.marshal().unwrap());
+        assert_ne!(sent.to_packet(4243, 0xfeed, 96).marshal().unwrap(), first.marshal().unwrap());
+    }
 }

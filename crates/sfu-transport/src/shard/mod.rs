@@ -106,6 +106,9 @@ pub(crate) struct Shard {
     /// Datagrams to send at the end of this wakeup, or sooner once a `sendmmsg` call's worth
     /// is queued.
     batch: SendBatch,
+    /// The packet each forwarded copy is built in before it is marshalled into `batch`: reused,
+    /// so stamping the transport-cc extension allocates nothing per copy.
+    outgoing: rtc::rtp::Packet,
     /// The shard socket's descriptor, for sending the batch from anywhere in the loop.
     send_fd: Option<std::os::fd::RawFd>,
     /// When each published packet with copies in `batch` was read from a socket (this shard's
@@ -157,6 +160,7 @@ impl Shard {
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             batch: SendBatch::default(),
+            outgoing: rtc::rtp::Packet::default(),
             send_fd: None,
             forwarded_arrivals: Vec::new(),
             queued_copies: Vec::new(),

@@ -185,20 +185,19 @@ pub(super) fn send_rtx(
 ) -> Option<usize> {
     let rtx = down.rtx.as_mut()?;
     let sent = down.history.get(seq)?;
-    let original = &sent.packet;
-    let mut payload = bytes::BytesMut::with_capacity(2 + original.payload.len());
+    let mut payload = bytes::BytesMut::with_capacity(2 + sent.payload.len());
     payload.extend_from_slice(&seq.to_be_bytes());
-    payload.extend_from_slice(&original.payload);
+    payload.extend_from_slice(&sent.payload);
     if let Some(vp8) = &sent.vp8 {
         vp8.apply(&mut payload[2..]);
     }
     let mut packet = rtc::rtp::Packet {
         header: rtc::rtp::header::Header {
             version: 2,
-            marker: original.header.marker,
+            marker: sent.marker,
             payload_type: rtx.payload_type,
             sequence_number: rtx.next_seq,
-            timestamp: original.header.timestamp,
+            timestamp: sent.timestamp,
             ssrc: rtx.ssrc,
             ..Default::default()
         },

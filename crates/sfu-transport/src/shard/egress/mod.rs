@@ -299,19 +299,21 @@ impl Shard {
                         self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
                     };
-                    let mut out = rtc::rtp::Packet {
-                        header: rtc::rtp::header::Header {
-                            version: 2,
-                            marker: t.marker,
-                            payload_type,
-                            sequence_number: t.seq,
-                            timestamp: t.timestamp,
-                            ssrc: down.ssrc,
-                            ..Default::default()
-                        },
-                        payload: packet.payload.clone(),
-                    };
-                    down.history.insert(t.seq, SentPacket { packet: out.clone(), vp8: t.vp8, guard: ResendGuard::default() });
+                    let out = &mut self.outgoing;
+                    out.header.version = 2;
+                    out.header.marker = t.marker;
+                    out.header.payload_type = payload_type;
+                    out.header.sequence_number = t.seq;
+                    out.header.timestamp = t.timestamp;
+                    out.header.ssrc = down.ssrc;
+                    out.header.extension = false;
+                    out.header.extension_profile = 0;
+                    out.header.extensions.clear();
+                    out.payload = packet.payload.clone();
+                    down.history.insert(
+                        t.seq,
+                        SentPacket { timestamp: t.timestamp, marker: t.marker, payload: packet.payload.clone(), vp8: t.vp8, guard: ResendGuard::default() },
+                    );
                     let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
                     if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
                         down.clock_anchor = Some((t.timestamp, now));
@@ -327,9 +329,9 @@ impl Shard {
                                 self.dirty.push(id);
                             }
                         }
-                        bwe.stamp(&mut out, now, false);
+                        bwe.stamp(out, now, false);
                     }
-                    match send_rtp(conn.outbound.as_mut(), &out, t.vp8.as_ref(), &mut self.batch) {
+                    match send_rtp(conn.outbound.as_mut(), out, t.vp8.as_ref(), &mut self.batch) {
                         Ok(_) => {
                             forwarded = true;
                             if self.queued_copies.last() != Some(&packet.arrived) {

@@ -56,8 +56,8 @@ impl Shard {
                                 send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some()
                             }
                             bwe => {
-                                let Some(sent) = down.history.get(seq) else { continue };
-                                let mut p = sent.packet.clone();
+                                let (Some(sent), Some(payload_type)) = (down.history.get(seq), down.payload_type) else { continue };
+                                let mut p = sent.to_packet(seq, down.ssrc, payload_type);
                                 if let Some(bwe) = bwe {
                                     bwe.stamp(&mut p, now, false);
                                 }
