@@ -303,6 +303,26 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     if granted < SOCKET_BUFFER_BYTES {
         tracing::warn!(requested = SOCKET_BUFFER_BYTES, granted, "UDP receive buffer capped by the kernel; raise net.core.rmem_max for large rooms");
     }
+    if addr.is_ipv4() {
+        // Media is never fragmented: with "don't fragment" set, the kernel also skips the IP
+        // ID generator (a hash and a shared atomic per datagram) that only fragments need.
+        // PROBE sets the bit without acting on path-MTU reports; every datagram we send fits
+        // the 1200-byte budget WebRTC stacks keep to.
+        let probe: libc::c_int = libc::IP_PMTUDISC_PROBE;
+        // SAFETY: a valid descriptor we own, and a pointer to a c_int of the size given.
+        let set = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&probe as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set don't-fragment on the media socket");
+        }
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
@@ -310,6 +330,25 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_sockets_send_with_dont_fragment() {
+        let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let mut mode: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid descriptor, and a c_int-sized buffer with its length.
+        let got = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&mut mode as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(got, 0);
+        assert_eq!(mode, libc::IP_PMTUDISC_PROBE);
+    }
 
     #[test]
     fn participants_spread_over_shards_with_both_connections_together() {
