@@ -41,14 +41,8 @@ for f in benches/janus/*.jcfg; do
     "$f" >"$CONFIG/$(basename "$f")"
 done
 
-wait_for_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/$ADDR/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $ADDR:$1" >&2
-  return 1
-}
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 load() { # SERVER URL PID JSON
   taskset -c 1 "$ROOT/target/release/sfu-loadtest" livestream --server "$1" --url "$2" --subscribers "$SUBS" \
@@ -59,7 +53,7 @@ echo "== janus $(janus --version 2>/dev/null | head -1 | awk '{print $NF}'), Vid
 taskset -c 0 janus -C "$CONFIG/janus.jcfg" -F "$CONFIG" >"$OUT/compare-janus.janus.log" 2>&1 &
 janus=$!
 trap 'kill $janus 2>/dev/null || true' EXIT
-wait_for_port $JANUS_PORT
+wait_for_port "$ADDR" $JANUS_PORT
 load janus "ws://$ADDR:$JANUS_PORT" $janus "$OUT/compare-janus.janus.json"
 kill $janus
 wait $janus 2>/dev/null || true
@@ -69,7 +63,7 @@ SFU_LOG=warn SFU_BIND=$ADDR SFU_HTTP_PORT=$SFU_PORT SFU_RTC__UDP_PORT_START=$((S
   taskset -c 0 "$ROOT/target/release/sfu" >"$OUT/compare-janus.sfu.log" 2>&1 &
 sfu=$!
 trap 'kill $sfu 2>/dev/null || true' EXIT
-wait_for_port $SFU_PORT
+wait_for_port "$ADDR" $SFU_PORT
 load sfu "http://$ADDR:$SFU_PORT" $sfu "$OUT/compare-janus.sfu.json"
 kill $sfu
 

@@ -47,14 +47,8 @@ fi
 ip link set lo up
 mkdir -p "$OUT"
 
-wait_for_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Puts each shard thread of process $1 in a cgroup of its own, capped at QUOTA % of a core.
 cap_shards() {
@@ -85,7 +79,7 @@ run() {
   SFU_LOG=warn SFU_HTTP_PORT=$PORT SFU_RTC__UDP_PORT_START=$((PORT + 2)) SFU_RTC__SHARDS=$shards SFU_RTC__BANDWIDTH_ESTIMATION=${BANDWIDTH_ESTIMATION:-false} \
     taskset -c 0 ./target/release/sfu >"$OUT/shard-scaling-server.log" 2>&1 &
   local server=$!
-  wait_for_port $PORT
+  wait_for_port 127.0.0.1 $PORT
   local capped
   capped=$(cap_shards $server)
   if [ "$capped" != "$shards" ]; then
