@@ -88,18 +88,25 @@ pub(crate) struct SentPacket {
 impl SentPacket {
     /// The packet as first sent, sequence number `seq`, on the stream `ssrc` / `payload_type`.
     pub fn to_packet(&self, seq: u16, ssrc: u32, payload_type: u8) -> rtc::rtp::Packet {
-        rtc::rtp::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                marker: self.marker,
-                payload_type,
-                sequence_number: seq,
-                timestamp: self.timestamp,
-                ssrc,
-                ..Default::default()
-            },
-            payload: self.payload.clone(),
-        }
+        let mut packet = rtc::rtp::Packet::default();
+        self.write_to(&mut packet, seq, ssrc, payload_type);
+        packet
+    }
+
+    /// Rewrites `out` (a packet reused from copy to copy) into this one: the header fields a
+    /// forwarded copy has, no extensions, and the shared payload.
+    pub fn write_to(&self, out: &mut rtc::rtp::Packet, seq: u16, ssrc: u32, payload_type: u8) {
+        let header = &mut out.header;
+        header.version = 2;
+        header.marker = self.marker;
+        header.payload_type = payload_type;
+        header.sequence_number = seq;
+        header.timestamp = self.timestamp;
+        header.ssrc = ssrc;
+        header.extension = false;
+        header.extension_profile = 0;
+        header.extensions.clear();
+        out.payload = self.payload.clone();
     }
 }
 
@@ -177,5 +184,10 @@ mod tests {
         let rebuilt = sent.to_packet(4242, 0xfeed, 96);
         assert_eq!(rebuilt.marshal().unwrap(), first.marshal().unwrap());
         assert_ne!(sent.to_packet(4243, 0xfeed, 96).marshal().unwrap(), first.marshal().unwrap());
+        // The shard's reused packet still carries the previous copy's transport-cc extension.
+        let mut reused = sent.to_packet(1, 0xbeef, 97);
+        reused.header.set_extension(5, bytes::Bytes::from_static(&[0, 9])).unwrap();
+        sent.write_to(&mut reused, 4242, 0xfeed, 96);
+        assert_eq!(reused.marshal().unwrap(), first.marshal().unwrap());
     }
 }

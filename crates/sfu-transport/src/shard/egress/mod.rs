@@ -299,21 +299,10 @@ impl Shard {
                         self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
                     };
+                    let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, payload: packet.payload.clone(), vp8: t.vp8, guard: ResendGuard::default() };
                     let out = &mut self.outgoing;
-                    out.header.version = 2;
-                    out.header.marker = t.marker;
-                    out.header.payload_type = payload_type;
-                    out.header.sequence_number = t.seq;
-                    out.header.timestamp = t.timestamp;
-                    out.header.ssrc = down.ssrc;
-                    out.header.extension = false;
-                    out.header.extension_profile = 0;
-                    out.header.extensions.clear();
-                    out.payload = packet.payload.clone();
-                    down.history.insert(
-                        t.seq,
-                        SentPacket { timestamp: t.timestamp, marker: t.marker, payload: packet.payload.clone(), vp8: t.vp8, guard: ResendGuard::default() },
-                    );
+                    sent.write_to(out, t.seq, down.ssrc, payload_type);
+                    down.history.insert(t.seq, sent);
                     let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
                     if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
                         down.clock_anchor = Some((t.timestamp, now));
