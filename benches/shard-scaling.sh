@@ -46,6 +46,8 @@ if [ -z "${SHARD_SCALING_NETNS:-}" ]; then
 fi
 ip link set lo up
 mkdir -p "$OUT"
+# The shard cgroups go away with the bench, also when it stops early (they are empty by then).
+trap 'rmdir "$CGROUP"/sfu-bench-shard-* 2>/dev/null || true' EXIT
 
 # shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -126,7 +128,6 @@ for shards in ${SHARD_COUNTS:-1 2}; do
   saturation[$shards]=$best
   echo "   saturation: $best forwarded packets/s"
 done
-rmdir "$CGROUP"/sfu-bench-shard-* 2>/dev/null || true
 if [ "${saturation[1]:-0}" -gt 0 ] && [ -n "${saturation[2]:-}" ]; then
   python3 -c "print(f'scaling {${saturation[2]} / ${saturation[1]}:.2f}')"
 elif [ -n "${saturation[1]:-}" ] && [ -n "${saturation[2]:-}" ]; then
