@@ -9,6 +9,11 @@
 //! that wraps the default one and notes those block encryptions therefore sees every master key
 //! and salt go by. Everything happens on the caller's thread, inside the `handle_read` that
 //! completes the handshake, so the notes are thread-local and read right after that call.
+//!
+//! [`SrtpSender`] then protects a connection's outgoing media with those keys, in place.
+
+mod sender;
+pub use sender::{ProtectError, SrtpSender};
 
 use rtc::crypto::{
     ActiveKeyExchange, AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, CbcAlgorithm, CbcCipher,
