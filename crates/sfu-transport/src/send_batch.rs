@@ -1,19 +1,31 @@
 //! Datagrams a shard queues while it handles one wakeup, sent together at its end with
 //! `sendmmsg`: one system call per batch of up to [`MAX_PER_CALL`] datagrams instead of one per
 //! datagram.
+//!
+//! Forwarded media is written straight into the batch's own buffer and protected there
+//! ([`SendBatch::push_with`]): no allocation and no copy per datagram. Everything else the
+//! stack writes arrives as `Bytes` and is queued as it is.
 
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::ops::Range;
 
 /// Datagrams handed to the kernel per call.
 pub(crate) const MAX_PER_CALL: usize = 64;
+/// A written buffer that grew past this (a burst of retransmissions) is given back after the
+/// flush; the usual batch of [`MAX_PER_CALL`] copies stays well under it.
+const KEPT_WRITTEN_CAPACITY: usize = 1 << 20;
 
 #[derive(Default)]
 pub(crate) struct SendBatch {
-    queued: Vec<(SocketAddr, Bytes)>,
-    /// Where a packet is marshalled before it is protected into its own datagram: reused, so
-    /// the protected copy is the only allocation per datagram.
-    scratch: Vec<u8>,
+    queued: Vec<(SocketAddr, Datagram)>,
+    /// The bytes of every [`Datagram::Written`] queued.
+    written: Vec<u8>,
+}
+
+enum Datagram {
+    Shared(Bytes),
+    Written(Range<usize>),
 }
 
 /// What a flush did.
@@ -27,20 +39,36 @@ pub(crate) struct Flushed {
 
 impl SendBatch {
     pub fn push(&mut self, to: SocketAddr, datagram: Bytes) {
-        self.queued.push((to, datagram));
+        self.queued.push((to, Datagram::Shared(datagram)));
     }
 
-    /// A scratch buffer of `len` bytes (its contents are left over from earlier use).
-    pub fn scratch(&mut self, len: usize) -> &mut [u8] {
-        if self.scratch.len() < len {
-            self.scratch.resize(len, 0);
+    /// Queues a datagram of `len` bytes that `write` fills in place (its initial contents are
+    /// unspecified). If `write` fails nothing is queued.
+    pub fn push_with<E>(&mut self, to: SocketAddr, len: usize, write: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<(), E> {
+        let start = self.written.len();
+        self.written.resize(start + len, 0);
+        match write(&mut self.written[start..]) {
+            Ok(()) => {
+                self.queued.push((to, Datagram::Written(start..start + len)));
+                Ok(())
+            }
+            Err(e) => {
+                self.written.truncate(start);
+                Err(e)
+            }
         }
-        &mut self.scratch[..len]
+    }
+
+    fn bytes<'a>(&'a self, datagram: &'a Datagram) -> &'a [u8] {
+        match datagram {
+            Datagram::Shared(bytes) => bytes,
+            Datagram::Written(range) => &self.written[range.clone()],
+        }
     }
 
     #[cfg(test)]
-    pub fn queued(&self) -> &[(SocketAddr, Bytes)] {
-        &self.queued
+    pub fn queued(&self) -> Vec<(SocketAddr, &[u8])> {
+        self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -54,7 +82,8 @@ impl SendBatch {
     /// Sends everything queued on `socket`, in order.
     pub fn flush(&mut self, socket: &impl std::os::fd::AsRawFd) -> Flushed {
         let mut flushed = Flushed::default();
-        let mut rest = &self.queued[..];
+        let datagrams: Vec<(SocketAddr, &[u8])> = self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect();
+        let mut rest = &datagrams[..];
         while !rest.is_empty() {
             let chunk = &rest[..rest.len().min(MAX_PER_CALL)];
             flushed.calls += 1;
@@ -70,14 +99,19 @@ impl SendBatch {
                 }
             }
         }
+        drop(datagrams);
         self.queued.clear();
+        self.written.clear();
+        if self.written.capacity() > KEPT_WRITTEN_CAPACITY {
+            self.written.shrink_to(KEPT_WRITTEN_CAPACITY / 4);
+        }
         flushed
     }
 }
 
 /// One `sendmmsg` call: how many of `datagrams` (from the first) the kernel took.
 #[cfg(target_os = "linux")]
-fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, Bytes)]) -> std::io::Result<usize> {
+fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, &[u8])]) -> std::io::Result<usize> {
     let addresses: Vec<socket2::SockAddr> = datagrams.iter().map(|(to, _)| socket2::SockAddr::from(*to)).collect();
     let mut iovecs: Vec<libc::iovec> = datagrams
         .iter()
@@ -112,7 +146,7 @@ fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, Bytes)]) -> std::
 
 /// Elsewhere: one `sendto` per datagram.
 #[cfg(not(target_os = "linux"))]
-fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, Bytes)]) -> std::io::Result<usize> {
+fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, &[u8])]) -> std::io::Result<usize> {
     use std::os::fd::BorrowedFd;
     // SAFETY: the fd belongs to the caller's socket, which outlives this call.
     let socket = socket2::SockRef::from(unsafe { &BorrowedFd::borrow_raw(fd) });
@@ -139,7 +173,12 @@ mod tests {
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut batch = SendBatch::default();
         for i in 0..100u8 {
-            batch.push(receiver.local_addr().unwrap(), Bytes::from(vec![i; 1 + i as usize]));
+            let (to, len) = (receiver.local_addr().unwrap(), 1 + i as usize);
+            if i % 2 == 0 {
+                batch.push(to, Bytes::from(vec![i; len]));
+            } else {
+                batch.push_with(to, len, |d| Ok::<_, ()>(d.fill(i))).unwrap();
+            }
         }
         let flushed = batch.flush(&sender);
         assert_eq!(flushed, Flushed { sent: 100, failed: 0, calls: 2 });
@@ -150,6 +189,16 @@ mod tests {
             assert_eq!(n, 1 + i as usize);
             assert!(buf[..n].iter().all(|b| *b == i));
         }
+    }
+
+    #[test]
+    fn a_failed_write_queues_nothing() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut batch = SendBatch::default();
+        batch.push_with(to, 3, |d| Ok::<_, ()>(d.copy_from_slice(b"one"))).unwrap();
+        assert_eq!(batch.push_with(to, 500, |d| { d.fill(7); Err("refused") }), Err("refused"));
+        batch.push_with(to, 3, |d| Ok::<_, ()>(d.copy_from_slice(b"two"))).unwrap();
+        assert_eq!(batch.queued(), vec![(to, &b"one"[..]), (to, &b"two"[..])]);
     }
 
     #[test]

@@ -3,26 +3,24 @@
 //! Going through the `rtc` stack's write path costs several microseconds per packet (the
 //! sender's parameter checks, the interceptor chain, queues between pipeline stages, a copy at
 //! each). A forwarded packet needs none of it: the shard already decided, munged and stamped it.
-//! So once DTLS is done, each subscriber connection gets its own SRTP context with the keys the
-//! handshake derived (see `sfu_srtp`), and media and plain retransmissions go from the
-//! forwarder to the shard's send batch directly. RTCP, DTLS, STUN, data channels and the RTX
-//! stream stay with the stack. Each SSRC is protected by one context only, so no keystream is
+//! So once DTLS is done, each subscriber connection gets its own SRTP sender with the keys the
+//! handshake derived (see `sfu_srtp`), and media and plain retransmissions are marshalled and
+//! protected in the shard's send batch directly. RTCP, DTLS, STUN, data channels and the RTX
+//! stream stay with the stack. Each SSRC is protected by one sender only, so no keystream is
 //! used twice.
 
 use rtc::rtp::Packet;
-use rtc::shared::marshal::Marshal;
-use rtc::srtp::context::Context;
-use rtc::shared::marshal::MarshalSize;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use sfu_core::{DropReason, Vp8Rewrite};
 use std::net::SocketAddr;
 
 use crate::ConnId;
 use crate::send_batch::SendBatch;
 use crate::shard::Shard;
-use sfu_srtp::SrtpKeys;
+use sfu_srtp::{ProtectError, SrtpKeys, SrtpSender};
 
 pub(crate) struct Outbound {
-    srtp: Context,
+    srtp: SrtpSender,
     /// Where the client receives: the remote side of the ICE pair the stack selected (learned
     /// from the stack's own writes, which it addresses there).
     pub dest: Option<SocketAddr>,
@@ -30,24 +28,31 @@ pub(crate) struct Outbound {
 
 impl Outbound {
     pub fn new(keys: &SrtpKeys) -> Result<Self, String> {
-        Ok(Self { srtp: keys.context()?, dest: None })
+        Ok(Self { srtp: SrtpSender::new(keys)?, dest: None })
     }
 
-    /// Protects `packet`, with `vp8`'s numbering written into its payload, and queues it;
-    /// returns the bytes queued.
+    /// Marshals `packet` into `batch`, writes `vp8`'s numbering into its payload, protects it
+    /// there and queues it; returns the bytes queued.
     pub fn send(&mut self, packet: &Packet, vp8: Option<&Vp8Rewrite>, batch: &mut SendBatch) -> Result<usize, DropReason> {
         let dest = self.dest.ok_or(DropReason::NotConnected)?;
-        let plain = batch.scratch(packet.marshal_size());
-        let written = packet.marshal_to(plain).map_err(|_| DropReason::Malformed)?;
-        let plain = &mut plain[..written];
-        if let Some(vp8) = vp8 {
-            // The payload is shared by every subscriber; this copy is this subscriber's own.
-            vp8.apply(&mut plain[packet.header.marshal_size()..]);
-        }
-        let sealed = self.srtp.encrypt_rtp_with_header(plain, &packet.header).map_err(|_| DropReason::SrtpFailed)?;
-        let size = sealed.len();
-        batch.push(dest, sealed.freeze());
-        Ok(size)
+        let header_len = packet.header.marshal_size();
+        let plain_len = packet.marshal_size();
+        let len = plain_len + self.srtp.tag_len();
+        batch.push_with(dest, len, |datagram| {
+            let written = packet.marshal_to(&mut datagram[..plain_len]).map_err(|_| DropReason::Malformed)?;
+            if written != plain_len {
+                return Err(DropReason::Malformed);
+            }
+            if let Some(vp8) = vp8 {
+                // The payload is shared by every subscriber; this copy is this subscriber's own.
+                vp8.apply(&mut datagram[header_len..plain_len]);
+            }
+            self.srtp.protect(datagram, header_len).map_err(|e| match e {
+                ProtectError::BadLayout => DropReason::Malformed,
+                ProtectError::IndexExhausted | ProtectError::Cipher => DropReason::SrtpFailed,
+            })
+        })?;
+        Ok(len)
     }
 }
 
@@ -100,7 +105,8 @@ mod tests {
             outbound.dest = Some("127.0.0.1:9".parse().unwrap());
             let sent = [packet(1, &[0xaa; 1100]), packet(2, b"short")];
             for p in &sent {
-                outbound.send(p, None, &mut batch).unwrap();
+                let queued = outbound.send(p, None, &mut batch).unwrap();
+                assert_eq!(queued, p.marshal_size() + outbound.srtp.tag_len());
             }
             let mut receiver = keys.context().unwrap();
             for (p, (_, datagram)) in sent.iter().zip(batch.queued()) {
