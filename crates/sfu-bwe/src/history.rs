@@ -9,6 +9,9 @@ use crate::feedback::{PacketResult, SentPacket, SeqUnwrapper, TransportFeedback}
 /// Packets older than this are forgotten even if never reported: a report that late is useless
 /// for delay estimation and would only cost memory.
 const MAX_AGE: Duration = Duration::from_secs(10);
+/// How long a packet reported lost is kept in case a later report says it arrived after all
+/// (reordering); past this it counts as lost for good.
+const LOST_KEPT: Duration = Duration::from_secs(1);
 /// Hard cap on remembered packets (about 10 s at 5000 packets/s).
 const MAX_ENTRIES: usize = 1 << 15;
 
@@ -96,10 +99,20 @@ impl SendHistory {
         self.entries.len()
     }
 
+    /// Forgets the oldest packets while nothing more can come of them: received ones as soon as
+    /// they are reported, so the history spans about a round trip and stays in cache (a sender
+    /// of thousands of streams writes one entry per packet).
     fn prune(&mut self, now: Instant) {
         while let Some(front) = self.entries.front() {
-            let too_old = front.is_none_or(|e| now.saturating_duration_since(e.sent_at) > MAX_AGE);
-            if self.entries.len() > MAX_ENTRIES || too_old {
+            let done = front.is_none_or(|e| {
+                let age = now.saturating_duration_since(e.sent_at);
+                match e.reported {
+                    Reported::Received => true,
+                    Reported::Lost => age > LOST_KEPT,
+                    Reported::No => age > MAX_AGE,
+                }
+            });
+            if self.entries.len() > MAX_ENTRIES || done {
                 self.entries.pop_front();
                 self.first_seq += 1;
             } else {
@@ -177,5 +190,34 @@ mod tests {
         h.on_sent(&sent(0, t0));
         h.on_sent(&sent(1, t0 + MAX_AGE + ms(1)));
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forgets_reported_packets_but_keeps_a_lost_one_a_while() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        for s in 0..4u16 {
+            h.on_sent(&sent(s, t0 + ms(s as u64)));
+        }
+        let fb = TransportFeedback { base_seq: 0, arrivals: vec![Some(ms(10)), Some(ms(11))] };
+        assert_eq!(h.on_feedback(&fb).len(), 2);
+        h.on_sent(&sent(4, t0 + ms(20)));
+        assert_eq!(h.len(), 3, "0 and 1 are reported: nothing more can come of them");
+        // 2 is reported lost, 3 received: 2 stays, in case it turns up, and 3 behind it.
+        let fb = TransportFeedback { base_seq: 2, arrivals: vec![None, Some(ms(30))] };
+        assert_eq!(h.on_feedback(&fb).len(), 2);
+        h.on_sent(&sent(5, t0 + ms(40)));
+        assert_eq!(h.len(), 4);
+        let late = TransportFeedback { base_seq: 2, arrivals: vec![Some(ms(45))] };
+        assert_eq!(h.on_feedback(&late)[0].arrival, Some(ms(45)));
+        h.on_sent(&sent(6, t0 + ms(50)));
+        assert_eq!(h.len(), 3, "4, 5 and 6 are left");
+        // A lost packet is given up after a while.
+        let fb = TransportFeedback { base_seq: 4, arrivals: vec![None] };
+        assert_eq!(h.on_feedback(&fb).len(), 1);
+        h.on_sent(&sent(7, t0 + ms(60)));
+        assert_eq!(h.len(), 4);
+        h.on_sent(&sent(8, t0 + LOST_KEPT + ms(61)));
+        assert_eq!(h.len(), 4, "5 to 8: 4 was given up");
     }
 }
