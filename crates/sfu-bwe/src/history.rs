@@ -9,9 +9,9 @@ use crate::feedback::{PacketResult, SentPacket, SeqUnwrapper, TransportFeedback}
 /// Packets older than this are forgotten even if never reported: a report that late is useless
 /// for delay estimation and would only cost memory.
 const MAX_AGE: Duration = Duration::from_secs(10);
-/// How long a packet reported lost is kept in case a later report says it arrived after all
-/// (reordering); past this it counts as lost for good.
-const LOST_KEPT: Duration = Duration::from_secs(1);
+/// How long a packet reported lost, or passed over by the reports (sent before the receiver's
+/// reports start, say), is kept in case a later report says it arrived after all.
+const REPORT_GRACE: Duration = Duration::from_secs(1);
 /// Hard cap on remembered packets (about 10 s at 5000 packets/s).
 const MAX_ENTRIES: usize = 1 << 15;
 
@@ -38,6 +38,8 @@ pub(crate) struct SendHistory {
     /// Consecutive entries; a sequence number never sent (a gap) holds `None`.
     entries: VecDeque<Option<Entry>>,
     unwrapper: SeqUnwrapper,
+    /// The highest extended sequence number a report has covered.
+    newest_reported: Option<u64>,
 }
 
 impl SendHistory {
@@ -76,6 +78,7 @@ impl SendHistory {
             let Some(Some(e)) = self.entries.get_mut(idx as usize) else {
                 continue;
             };
+            self.newest_reported = self.newest_reported.max(Some(seq));
             let next = match (e.reported, arrival) {
                 (Reported::Received, _) | (Reported::Lost, None) => continue,
                 (_, Some(_)) => Reported::Received,
@@ -104,12 +107,13 @@ impl SendHistory {
     /// of thousands of streams writes one entry per packet).
     fn prune(&mut self, now: Instant) {
         while let Some(front) = self.entries.front() {
+            let passed_over = self.newest_reported.is_some_and(|newest| self.first_seq < newest);
             let done = front.is_none_or(|e| {
                 let age = now.saturating_duration_since(e.sent_at);
                 match e.reported {
                     Reported::Received => true,
-                    Reported::Lost => age > LOST_KEPT,
-                    Reported::No => age > MAX_AGE,
+                    Reported::Lost => age > REPORT_GRACE,
+                    Reported::No => age > MAX_AGE || (passed_over && age > REPORT_GRACE),
                 }
             });
             if self.entries.len() > MAX_ENTRIES || done {
@@ -217,7 +221,27 @@ mod tests {
         assert_eq!(h.on_feedback(&fb).len(), 1);
         h.on_sent(&sent(7, t0 + ms(60)));
         assert_eq!(h.len(), 4);
-        h.on_sent(&sent(8, t0 + LOST_KEPT + ms(61)));
+        h.on_sent(&sent(8, t0 + REPORT_GRACE + ms(61)));
         assert_eq!(h.len(), 4, "5 to 8: 4 was given up");
+    }
+
+    /// Packets a receiver never reports (sent before its reports start) must not hold every
+    /// later packet in the history until they are old.
+    #[test]
+    fn gives_up_on_packets_the_reports_passed_over() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        for s in 0..3u16 {
+            h.on_sent(&sent(s, t0 + ms(s as u64)));
+        }
+        let fb = TransportFeedback { base_seq: 2, arrivals: vec![Some(ms(10))] };
+        assert_eq!(h.on_feedback(&fb).len(), 1);
+        h.on_sent(&sent(3, t0 + ms(20)));
+        assert_eq!(h.len(), 4, "0 and 1 might still be reported");
+        h.on_sent(&sent(4, t0 + REPORT_GRACE + ms(5)));
+        assert_eq!(h.len(), 2, "3 and 4: 0 and 1 given up, 2 reported");
+        // Unreported packets after the newest report are kept as long as ever.
+        h.on_sent(&sent(5, t0 + REPORT_GRACE * 3));
+        assert_eq!(h.len(), 3);
     }
 }
