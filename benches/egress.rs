@@ -1,7 +1,11 @@
 //! The whole egress path of one forwarded video packet, step by step, as the shard runs it for
 //! each subscriber: the forwarder's decision and munging, a fresh RTP header, marshalling, SRTP
 //! protection (AES-128-CM-HMAC-SHA1-80 and AEAD-AES-128-GCM), and the send system call, either
-//! one `send_to` per datagram (what the shard does today) or `sendmmsg` in batches of 32.
+//! one `send_to` per datagram or `sendmmsg` in batches of 32.
+//!
+//! SRTP runs two ways: the `rtc` stack's `Context` (a fresh buffer per packet), and
+//! `sfu_srtp::SrtpSender`, which seals each packet in place in one reused buffer, as the shard
+//! does.
 //!
 //! Datagrams go to a UDP socket bound on 127.0.0.1 that nobody reads: the kernel drops what
 //! overflows its buffer, which costs the sender the same.
@@ -64,25 +68,40 @@ fn srtp(profile: ProtectionProfile) -> Context {
     Context::new(&key, &salt, profile, None, None, provider.crypto()).expect("SRTP context")
 }
 
+fn sender(profile: ProtectionProfile) -> sfu_srtp::SrtpSender {
+    let profile = match profile {
+        ProtectionProfile::AeadAes128Gcm => sfu_srtp::SrtpProfile::AeadAes128Gcm,
+        _ => sfu_srtp::SrtpProfile::Aes128CmHmacSha1_80,
+    };
+    let salt_len = profile.rtc().salt_len();
+    let keys = sfu_srtp::SrtpKeys { profile, master_key: vec![7; 16], master_salt: vec![9; salt_len] };
+    sfu_srtp::SrtpSender::new(&keys).expect("SRTP sender")
+}
+
 /// What the egress path does to each packet after the decision, up to the socket.
 #[derive(Clone, Copy)]
 enum Stage {
     /// Decision, munging, header, marshalling.
     Build,
-    /// ... and SRTP.
+    /// ... and SRTP with the stack's context.
     Protect,
-    /// ... and one `send_to` per datagram.
+    /// ... and SRTP sealed in place in a reused buffer.
+    ProtectInPlace,
+    /// ... and (stack's context) one `send_to` per datagram.
     SendTo,
-    /// ... and `sendmmsg` per [`BATCH`] datagrams.
+    /// ... and (in place) `sendmmsg` per [`BATCH`] datagrams.
     SendMmsg,
 }
 
 struct Path {
     forwarder: Forwarder,
     srtp: Context,
+    sender: sfu_srtp::SrtpSender,
     socket: UdpSocket,
     sink: std::net::SocketAddr,
-    pending: Vec<bytes::BytesMut>,
+    /// Sealed datagrams waiting for `sendmmsg`, back to back, and where each ends.
+    written: Vec<u8>,
+    ends: Vec<usize>,
     start: Instant,
 }
 
@@ -92,9 +111,11 @@ impl Path {
         Self {
             forwarder: forwarder(start),
             srtp: srtp(profile),
+            sender: sender(profile),
             socket: socket.try_clone().expect("socket"),
             sink,
-            pending: Vec::with_capacity(BATCH),
+            written: Vec::new(),
+            ends: Vec::with_capacity(BATCH),
             start,
         }
     }
@@ -117,7 +138,24 @@ impl Path {
                 },
                 payload: payload.clone(),
             };
-            // As the shard does: the subscriber's own copy, with its VP8 numbering written in.
+            if let Stage::ProtectInPlace | Stage::SendMmsg = stage {
+                // As the shard does: marshalled into the batch's buffer, numbered, sealed there.
+                let (header_len, plain_len) = (packet.header.marshal_size(), packet.marshal_size());
+                let start = self.written.len();
+                self.written.resize(start + plain_len + self.sender.tag_len(), 0);
+                let datagram = &mut self.written[start..];
+                packet.marshal_to(&mut datagram[..plain_len]).expect("marshal");
+                if let Some(vp8) = &t.vp8 {
+                    vp8.apply(&mut datagram[header_len..plain_len]);
+                }
+                self.sender.protect(datagram, header_len).expect("SRTP");
+                bytes += datagram.len();
+                self.ends.push(self.written.len());
+                if self.ends.len() == BATCH || matches!(stage, Stage::ProtectInPlace) {
+                    self.flush(stage);
+                }
+                continue;
+            }
             let mut plain = packet.marshal().expect("marshal");
             if let Some(vp8) = &t.vp8 {
                 vp8.apply(&mut plain[packet.header.marshal_size()..]);
@@ -128,35 +166,41 @@ impl Path {
             }
             let protected = self.srtp.encrypt_rtp_with_header(&plain, &packet.header).expect("SRTP");
             bytes += protected.len();
-            match stage {
-                Stage::Build | Stage::Protect => {
-                    black_box(protected);
-                }
-                Stage::SendTo => {
-                    let _ = self.socket.send_to(&protected, self.sink);
-                }
-                Stage::SendMmsg => {
-                    self.pending.push(protected);
-                    if self.pending.len() == BATCH {
-                        self.flush();
-                    }
-                }
+            if let Stage::SendTo = stage {
+                let _ = self.socket.send_to(&protected, self.sink);
+            } else {
+                black_box(protected);
             }
         }
-        self.flush();
+        self.flush(stage);
         bytes
     }
 
-    fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            send_batch(&self.socket, self.sink, &self.pending);
-            self.pending.clear();
+    /// Sends (or, protecting only, drops) the sealed datagrams waiting.
+    fn flush(&mut self, stage: Stage) {
+        if let Stage::SendMmsg = stage
+            && !self.ends.is_empty()
+        {
+            let mut start = 0;
+            let datagrams: Vec<&[u8]> = self
+                .ends
+                .iter()
+                .map(|&end| {
+                    let d = &self.written[start..end];
+                    start = end;
+                    d
+                })
+                .collect();
+            send_batch(&self.socket, self.sink, &datagrams);
         }
+        black_box(&self.written);
+        self.written.clear();
+        self.ends.clear();
     }
 }
 
 /// One `sendmmsg` call for all of `datagrams` (all to `to`).
-fn send_batch(socket: &UdpSocket, to: std::net::SocketAddr, datagrams: &[bytes::BytesMut]) {
+fn send_batch(socket: &UdpSocket, to: std::net::SocketAddr, datagrams: &[&[u8]]) {
     use std::os::fd::AsRawFd;
     let std::net::SocketAddr::V4(v4) = to else { return };
     let addr = libc::sockaddr_in {
@@ -201,9 +245,11 @@ fn egress(c: &mut Criterion) {
     socket.set_nonblocking(true).expect("nonblocking");
 
     // What is measured must forward every packet.
-    let mut check = Path::new(ProtectionProfile::AeadAes128Gcm, &socket, sink_addr);
-    let sent = check.run(&packets, &payload, Stage::Protect);
-    assert!(sent >= PACKETS * PAYLOAD_BYTES, "only {sent} bytes protected");
+    for stage in [Stage::Protect, Stage::ProtectInPlace] {
+        let mut check = Path::new(ProtectionProfile::AeadAes128Gcm, &socket, sink_addr);
+        let sent = check.run(&packets, &payload, stage);
+        assert!(sent >= PACKETS * PAYLOAD_BYTES, "only {sent} bytes protected");
+    }
 
     let mut group = c.benchmark_group("egress");
     group.throughput(Throughput::Elements(packets.len() as u64));
@@ -211,9 +257,11 @@ fn egress(c: &mut Criterion) {
         ("build (decision, munge, header, marshal)", ProtectionProfile::AeadAes128Gcm, Stage::Build),
         ("build + SRTP AES-CM-HMAC-SHA1-80", ProtectionProfile::Aes128CmHmacSha1_80, Stage::Protect),
         ("build + SRTP AES-128-GCM", ProtectionProfile::AeadAes128Gcm, Stage::Protect),
+        ("build + SRTP in place AES-CM-HMAC-SHA1-80", ProtectionProfile::Aes128CmHmacSha1_80, Stage::ProtectInPlace),
+        ("build + SRTP in place AES-128-GCM", ProtectionProfile::AeadAes128Gcm, Stage::ProtectInPlace),
         ("build + SRTP AES-CM-HMAC-SHA1-80 + send_to", ProtectionProfile::Aes128CmHmacSha1_80, Stage::SendTo),
         ("build + SRTP AES-128-GCM + send_to", ProtectionProfile::AeadAes128Gcm, Stage::SendTo),
-        ("build + SRTP AES-128-GCM + sendmmsg x32", ProtectionProfile::AeadAes128Gcm, Stage::SendMmsg),
+        ("build + SRTP in place AES-128-GCM + sendmmsg x32", ProtectionProfile::AeadAes128Gcm, Stage::SendMmsg),
     ];
     for (name, profile, stage) in cases {
         group.bench_function(name, |b| {
