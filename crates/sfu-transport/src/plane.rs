@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::shard::{Command, PeerShard, Shard, ShardHandle};
+use crate::shard::{Command, PeerShard, Shard, ShardChannels, ShardHandle};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where and how the shards listen.
@@ -150,9 +150,7 @@ impl MediaPlane {
                 announce,
                 config.bandwidth_estimation,
                 config.dynacast,
-                commands,
-                peers.clone(),
-                events.clone(),
+                ShardChannels { commands, peers: peers.clone(), events: events.clone() },
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-shard-{index}"))

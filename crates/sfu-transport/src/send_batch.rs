@@ -177,7 +177,10 @@ mod tests {
             if i % 2 == 0 {
                 batch.push(to, Bytes::from(vec![i; len]));
             } else {
-                batch.push_with(to, len, |d| Ok::<_, ()>(d.fill(i))).unwrap();
+                batch.push_with(to, len, |d| {
+                    d.fill(i);
+                    Ok::<_, ()>(())
+                }).unwrap();
             }
         }
         let flushed = batch.flush(&sender);
@@ -195,9 +198,15 @@ mod tests {
     fn a_failed_write_queues_nothing() {
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let mut batch = SendBatch::default();
-        batch.push_with(to, 3, |d| Ok::<_, ()>(d.copy_from_slice(b"one"))).unwrap();
+        batch.push_with(to, 3, |d| {
+            d.copy_from_slice(b"one");
+            Ok::<_, ()>(())
+        }).unwrap();
         assert_eq!(batch.push_with(to, 500, |d| { d.fill(7); Err("refused") }), Err("refused"));
-        batch.push_with(to, 3, |d| Ok::<_, ()>(d.copy_from_slice(b"two"))).unwrap();
+        batch.push_with(to, 3, |d| {
+            d.copy_from_slice(b"two");
+            Ok::<_, ()>(())
+        }).unwrap();
         assert_eq!(batch.queued(), vec![(to, &b"one"[..]), (to, &b"two"[..])]);
     }
 

@@ -128,6 +128,16 @@ const SOCKET_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 /// Datagrams read per wakeup before the connections they touched are drained.
 const RECV_BATCH: usize = 64;
 
+/// How a shard talks to the rest of the plane.
+pub(crate) struct ShardChannels {
+    /// Commands for this shard, from the plane and from other shards.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Every shard's command sender, this one's included, by index.
+    pub peers: Vec<PeerShard>,
+    /// Media events for the signaling side.
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+}
+
 impl Shard {
     pub fn new(
         index: usize,
@@ -135,11 +145,10 @@ impl Shard {
         announce: SocketAddr,
         estimate_bandwidth: bool,
         dynacast: bool,
-        commands: mpsc::UnboundedReceiver<Command>,
-        peers: Vec<PeerShard>,
-        events: mpsc::UnboundedSender<MediaEvent>,
+        channels: ShardChannels,
     ) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
+        let ShardChannels { commands, peers, events } = channels;
         Ok(Self {
             index,
             socket: Some(socket),
