@@ -48,15 +48,17 @@ fn derives_the_rfc_3711_session_keys() {
 }
 
 /// Byte for byte what the `rtc` stack's own context writes, over a sequence-number wrap and
-/// for two streams, so any receiver that reads the stack's packets reads these.
+/// for more streams than the sender keeps inline, so any receiver that reads the stack's
+/// packets reads these.
 #[test]
 fn writes_what_the_stacks_context_writes() {
     for profile in [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80] {
         let keys = keys(profile);
         let mut ours = SrtpSender::new(&keys).unwrap();
         let mut theirs = keys.context().unwrap();
+        let streams: Vec<(u32, usize)> = (0..INLINE_STREAMS as u32 + 2).map(|i| (0x1111_0000 + i, 3 + 500 * i as usize)).collect();
         for seq in (65_530..=65_535).chain(0..6) {
-            for (ssrc, len) in [(0x1111_2222, 1100), (0x3333_4444, 3)] {
+            for &(ssrc, len) in &streams {
                 let p = packet(ssrc, seq, len);
                 let expected = theirs.encrypt_rtp_with_header(&p.marshal().unwrap(), &p.header).unwrap();
                 assert_eq!(seal(&mut ours, &p), &expected[..], "{profile:?} ssrc {ssrc:x} seq {seq}");
@@ -114,7 +116,7 @@ fn refuses_a_datagram_without_room_for_the_tag() {
 #[test]
 fn refuses_to_reuse_an_exhausted_stream() {
     let mut sender = SrtpSender::new(&keys(SrtpProfile::AeadAes128Gcm)).unwrap();
-    sender.streams.push(Stream { ssrc: 5, highest: MAX_INDEX });
+    sender.add(Stream { ssrc: 5, highest: MAX_INDEX });
     let p = packet(5, 0, 10);
     let mut datagram = p.marshal().unwrap().to_vec();
     datagram.resize(datagram.len() + 16, 0);

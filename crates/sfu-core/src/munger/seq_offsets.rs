@@ -13,26 +13,34 @@ const MAX_RANGES: usize = 64;
 
 #[derive(Clone, Debug)]
 pub(crate) struct SeqOffsets {
-    /// `(first input seq, offset)` in increasing input order; each applies up to the next.
-    /// Offsets are wrapping (an output below the input is a "negative" offset).
-    ranges: VecDeque<(u64, u64)>,
+    /// `(first input seq, offset)` of the range that applies from there on. Offsets are
+    /// wrapping (an output below the input is a "negative" offset). Kept apart from the older
+    /// ranges, and those are usually none: every forwarded copy reads this, and a range in the
+    /// struct itself costs no cache miss of its own.
+    newest: (u64, u64),
+    /// Earlier ranges in increasing input order; each applies up to the next.
+    older: VecDeque<(u64, u64)>,
 }
 
 impl SeqOffsets {
     pub(crate) fn new(first_input: u64, offset: u64) -> Self {
         Self {
-            ranges: VecDeque::from([(first_input, offset)]),
+            newest: (first_input, offset),
+            older: VecDeque::new(),
         }
     }
 
     /// The oldest input sequence number that still has an output slot.
     pub(crate) fn floor(&self) -> u64 {
-        self.ranges.front().map_or(u64::MAX, |&(first, _)| first)
+        self.older.front().map_or(self.newest.0, |&(first, _)| first)
     }
 
     /// The offset for `input`, or `None` if it is older than every range.
     pub(crate) fn offset_for(&self, input: u64) -> Option<u64> {
-        self.ranges
+        if self.newest.0 <= input {
+            return Some(self.newest.1);
+        }
+        self.older
             .iter()
             .rev()
             .find(|&&(first, _)| first <= input)
@@ -41,30 +49,32 @@ impl SeqOffsets {
 
     /// Removes the output slot of `input`, the newest input so far: later inputs move down one.
     pub(crate) fn remove_slot(&mut self, input: u64) {
-        let Some(last) = self.ranges.back_mut() else {
-            return;
-        };
-        let shifted = (input + 1, last.1.wrapping_sub(1));
-        if last.0 == input {
+        let shifted = (input + 1, self.newest.1.wrapping_sub(1));
+        if self.newest.0 == input {
             // The range would cover only the removed input: reuse it.
-            *last = shifted;
+            self.newest = shifted;
         } else {
-            self.ranges.push_back(shifted);
+            self.older.push_back(std::mem::replace(&mut self.newest, shifted));
         }
-        if self.ranges.len() > MAX_RANGES {
-            self.ranges.pop_front();
+        if self.older.len() >= MAX_RANGES {
+            self.older.pop_front();
         }
     }
 
     /// Drops ranges that only cover inputs older than `oldest_useful`.
     pub(crate) fn forget_before(&mut self, oldest_useful: u64) {
-        while self
-            .ranges
-            .get(1)
-            .is_some_and(|&(first, _)| first <= oldest_useful)
-        {
-            self.ranges.pop_front();
+        while !self.older.is_empty() {
+            let next_first = self.older.get(1).map_or(self.newest.0, |&(first, _)| first);
+            if next_first > oldest_useful {
+                break;
+            }
+            self.older.pop_front();
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.older.len() + 1
     }
 }
 
@@ -88,7 +98,7 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(offsets.offset_for(input), expected, "{input}");
         }
-        assert_eq!(offsets.ranges.len(), 3);
+        assert_eq!(offsets.len(), 3);
     }
 
     #[test]
@@ -97,7 +107,7 @@ mod tests {
         for input in (1..1000).step_by(2) {
             offsets.remove_slot(input);
         }
-        assert_eq!(offsets.ranges.len(), MAX_RANGES);
+        assert_eq!(offsets.len(), MAX_RANGES);
         assert!(offsets.floor() > 0);
         assert_eq!(offsets.offset_for(1000), Some(0u64.wrapping_sub(500)));
         offsets.forget_before(990);
