@@ -100,6 +100,27 @@ impl ResendGuard {
     }
 }
 
+/// The re-send records of one stream's NACKed packets, by output sequence number. Kept apart
+/// from the [`RtpHistory`] of sent packets, which is written on every copy and so must stay
+/// small, and made on the first NACK: most subscribers never send one.
+#[derive(Debug, Default)]
+pub struct ResendLog {
+    guards: Option<RtpHistory<ResendGuard>>,
+}
+
+impl ResendLog {
+    /// Whether the packet sent as `seq` may be re-sent now; if so, records it. `capacity` is
+    /// the length of the stream's history. A packet whose slot holds a newer NACKed one is
+    /// refused: it is at least `capacity` behind, so it has left the history too.
+    pub fn allow(&mut self, seq: u16, capacity: usize, now: Instant) -> bool {
+        let guards = self.guards.get_or_insert_with(|| RtpHistory::new(capacity));
+        if guards.get(seq).is_none() {
+            guards.insert(seq, ResendGuard::default());
+        }
+        guards.get_mut(seq).is_some_and(|guard| guard.allow(now))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +218,32 @@ mod tests {
         let cases = [(0, true), (10, false), (39, false), (40, true), (100, true), (200, false), (1000, false)];
         for (ms, allowed) in cases {
             assert_eq!(guard.allow(at(ms)), allowed, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn the_resend_log_guards_each_packet_on_its_own() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut log = ResendLog::default();
+        // (time in ms, seq, allowed?)
+        let cases = [
+            (0, 10, true),
+            (0, 11, true),
+            (10, 10, false),
+            (50, 10, true),
+            (100, 10, true),
+            (200, 10, false),
+            (200, 11, true),
+            // Older than 11 and in its slot (ring of 4): refused.
+            (200, 65535, false),
+            (200, 9, true),
+            // 14 shares 10's slot in a log of 4: its own first re-send, and 10 is gone.
+            (300, 14, true),
+            (300, 10, false),
+        ];
+        for (ms, seq, allowed) in cases {
+            assert_eq!(log.allow(seq, 4, at(ms)), allowed, "seq {seq} at {ms} ms");
         }
     }
 

@@ -18,7 +18,8 @@
 //!    [`Forwarder::on_packet`]. It returns a [`Decision`]: drop (with a [`DropReason`] to count)
 //!    or forward with a [`Translation`]; the caller rewrites the header (sequence number,
 //!    timestamp, marker), stores the packet in the subscriber's [`RtpHistory`] under the output
-//!    sequence number, and sends it.
+//!    sequence number, and sends it. The payload itself can be kept once per track, in a
+//!    [`PacketRing`], with only its index in each subscriber's history.
 //! 3. After packets and whenever [`Forwarder::poll_timeout`] passes, call
 //!    [`Forwarder::poll_keyframe_request`]. A returned layer is passed through the published
 //!    track's shared [`KeyframeRequestThrottle`]; if that allows it, send a PLI for that layer.
@@ -64,6 +65,7 @@ pub mod layer_rates;
 pub mod layers;
 pub mod munger;
 pub mod overload;
+pub mod packet_ring;
 pub mod selector;
 pub mod seq;
 pub mod speakers;
@@ -80,7 +82,7 @@ pub use audio_level::{AudioLevelMeter, SPEAKER_REPORT_INTERVAL, VOICE_DBOV, pars
 pub use drop_reason::DropReason;
 pub use dynacast::{DYNACAST_PAUSE_DELAY, Dynacast, EncodeLayers};
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};
-pub use history::{ResendGuard, RtpHistory};
+pub use history::{ResendGuard, ResendLog, RtpHistory};
 pub use keyframe::{VideoCodec, is_h264_keyframe, is_vp8_keyframe, vp8_keyframe_size};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeRequestThrottle};
 pub use layer_activity::{LAYER_INACTIVE_AFTER, LayerActivity};
@@ -88,6 +90,7 @@ pub use layer_rates::{LAYER_RATE_BUCKET, LAYER_RATE_BUCKETS, LAYER_RATE_MIN_SPAN
 pub use layers::{LayerOrder, OrderBasis};
 pub use munger::RtpMunger;
 pub use overload::{MAX_SHED_LEVEL, OverloadGuard};
+pub use packet_ring::PacketRing;
 pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};
 pub use seq::{SeqUnwrapper, TsUnwrapper};
 pub use speakers::{ActiveSpeakers, DOMINANCE_MARGIN, SILENT_LEVEL, SPEAKING_LEVEL};

@@ -3,8 +3,9 @@
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use sfu_core::{AllocationDecision, Forwarder, ResendGuard, RtpHistory, Vp8Rewrite};
+use sfu_core::{AllocationDecision, Forwarder, ResendLog, RtpHistory, Vp8Rewrite};
 use sfu_proto::{ParticipantId, TrackSource};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -73,29 +74,33 @@ impl Conn {
 }
 
 /// A forwarded packet as the subscriber got it, kept to answer its NACKs: what its header had
-/// beyond the stream's own SSRC and payload type, and the payload. Small, because every
-/// subscriber keeps one per packet sent (its slot is written on every copy).
+/// beyond the stream's own SSRC and payload type, and where its payload is in the track's
+/// shared ring ([`super::egress::Fanout`]). Small and free of references, because every
+/// subscriber writes one per copy sent.
+#[derive(Clone, Copy)]
 pub(crate) struct SentPacket {
     pub timestamp: u32,
     pub marker: bool,
-    /// The publisher's payload, shared with every other subscriber's history.
-    pub payload: bytes::Bytes,
+    /// The payload's index in the track's packet ring.
+    pub source: u32,
     /// The VP8 renumbering written into the payload on the way out.
     pub vp8: Option<Vp8Rewrite>,
-    pub guard: ResendGuard,
 }
+
+// Two history slots to a cache line: the slot written per copy is the one cold line it costs.
+const _: () = assert!(std::mem::size_of::<Option<(u64, SentPacket)>>() <= 32);
 
 impl SentPacket {
     /// The packet as first sent, sequence number `seq`, on the stream `ssrc` / `payload_type`.
-    pub fn to_packet(&self, seq: u16, ssrc: u32, payload_type: u8) -> rtc::rtp::Packet {
+    pub fn to_packet(self, payload: &Bytes, seq: u16, ssrc: u32, payload_type: u8) -> rtc::rtp::Packet {
         let mut packet = rtc::rtp::Packet::default();
-        self.write_to(&mut packet, seq, ssrc, payload_type);
+        self.write_to(&mut packet, payload, seq, ssrc, payload_type);
         packet
     }
 
     /// Rewrites `out` (a packet reused from copy to copy) into this one: the header fields a
-    /// forwarded copy has, no extensions, and the shared payload.
-    pub fn write_to(&self, out: &mut rtc::rtp::Packet, seq: u16, ssrc: u32, payload_type: u8) {
+    /// forwarded copy has, no extensions, and the publisher's payload.
+    pub fn write_to(&self, out: &mut rtc::rtp::Packet, payload: &Bytes, seq: u16, ssrc: u32, payload_type: u8) {
         let header = &mut out.header;
         header.version = 2;
         header.marker = self.marker;
@@ -106,7 +111,7 @@ impl SentPacket {
         header.extension = false;
         header.extension_profile = 0;
         header.extensions.clear();
-        out.payload = self.payload.clone();
+        out.payload = payload.clone();
     }
 }
 
@@ -120,6 +125,8 @@ pub(crate) struct DownTrack {
     pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
     pub history: RtpHistory<SentPacket>,
+    /// How often each NACKed packet was re-sent.
+    pub resends: ResendLog,
     /// The output sequence number of the last packet forwarded, where probes start looking.
     pub last_seq: Option<u16>,
     pub last_sent_at: Option<Instant>,
@@ -140,6 +147,13 @@ pub(crate) struct DownTrack {
     pub publisher: ParticipantId,
     /// The allocator's last decision applied to the forwarder.
     pub allocation: Option<AllocationDecision>,
+}
+
+impl DownTrack {
+    /// Whether the copy sent as `seq` may be re-sent now; if so, records it.
+    pub fn allow_resend(&mut self, seq: u16, now: Instant) -> bool {
+        self.resends.allow(seq, self.history.capacity(), now)
+    }
 }
 
 /// An RTX (RFC 4588) stream: its own SSRC, payload type and sequence numbers.
@@ -180,14 +194,14 @@ mod tests {
             },
             payload: payload.clone(),
         };
-        let sent = SentPacket { timestamp: 90_000, marker: true, payload, vp8: None, guard: ResendGuard::default() };
-        let rebuilt = sent.to_packet(4242, 0xfeed, 96);
+        let sent = SentPacket { timestamp: 90_000, marker: true, source: 7, vp8: None };
+        let rebuilt = sent.to_packet(&payload, 4242, 0xfeed, 96);
         assert_eq!(rebuilt.marshal().unwrap(), first.marshal().unwrap());
-        assert_ne!(sent.to_packet(4243, 0xfeed, 96).marshal().unwrap(), first.marshal().unwrap());
+        assert_ne!(sent.to_packet(&payload, 4243, 0xfeed, 96).marshal().unwrap(), first.marshal().unwrap());
         // The shard's reused packet still carries the previous copy's transport-cc extension.
-        let mut reused = sent.to_packet(1, 0xbeef, 97);
+        let mut reused = sent.to_packet(&payload, 1, 0xbeef, 97);
         reused.header.set_extension(5, bytes::Bytes::from_static(&[0, 9])).unwrap();
-        sent.write_to(&mut reused, 4242, 0xfeed, 96);
+        sent.write_to(&mut reused, &payload, 4242, 0xfeed, 96);
         assert_eq!(reused.marshal().unwrap(), first.marshal().unwrap());
     }
 }

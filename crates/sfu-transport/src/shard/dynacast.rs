@@ -17,10 +17,10 @@ impl Shard {
             return;
         }
         let wanted = self
-            .subscribers
+            .fanouts
             .get(&key)
             .into_iter()
-            .flatten()
+            .flat_map(|fanout| &fanout.subscribers)
             .filter_map(|id| self.conns.get(id)?.down_tracks.get(&key)?.forwarder.requested_layer())
             .max();
         let previous = match wanted {

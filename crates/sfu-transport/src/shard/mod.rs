@@ -92,10 +92,9 @@ pub(crate) struct Shard {
     by_addr: HashMap<SocketAddr, ConnId>,
     /// Tracks published by connections on this shard.
     published: IdMap<TrackKey, Published>,
-    /// Connections on this shard subscribed to each track (wherever it is published).
-    subscribers: IdMap<TrackKey, Vec<ConnId>>,
-    /// Bitrate of each layer of each subscribed track, as seen passing through this shard.
-    layer_rates: IdMap<TrackKey, sfu_core::LayerRates>,
+    /// Each track connections on this shard subscribe to (wherever it is published): who,
+    /// its layers' bitrates here, its recent payloads.
+    fanouts: IdMap<TrackKey, egress::Fanout>,
     /// The highest layer of each track this shard's subscribers ask for, as last told to the
     /// track's publisher shard.
     layer_demand: IdMap<TrackKey, u8>,
@@ -162,8 +161,7 @@ impl Shard {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             published: IdMap::default(),
-            subscribers: IdMap::default(),
-            layer_rates: IdMap::default(),
+            fanouts: IdMap::default(),
             layer_demand: IdMap::default(),
             speaking: HashSet::new(),
             timers: BTreeSet::new(),

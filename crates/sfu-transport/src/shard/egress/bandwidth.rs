@@ -3,7 +3,8 @@
 //! of RTX copies test for headroom before an up-switch.
 
 use sfu_bwe::{Bitrate, ProbePacer};
-use sfu_core::{AllocationDecision, PauseReason, TrackDemand};
+use bytes::Bytes;
+use sfu_core::{AllocationDecision, PacketRing, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
 
@@ -11,7 +12,8 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 
-use super::EgressBwe;
+use super::{EgressBwe, Fanout};
+use crate::ids::IdMap;
 use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
@@ -48,7 +50,7 @@ impl Shard {
             .down_tracks
             .iter()
             .map(|(key, down)| {
-                let rates = self.layer_rates.get(key).map(|r| r.bitrates(now)).unwrap_or_default();
+                let rates = self.fanouts.get(key).map(|f| f.layer_rates.bitrates(now)).unwrap_or_default();
                 demand(*key, down, rates, self.speaking.contains(&down.publisher))
             })
             .collect();
@@ -117,8 +119,8 @@ impl Shard {
             if !pacer.is_due(now) {
                 break;
             }
-            let sent = probe_source(conn.down_tracks.values_mut(), bwe.probe_cursor)
-                .and_then(|(down, seq)| send_rtx(&mut conn.pc, down, bwe, seq, now, true));
+            let sent = probe_source(conn.down_tracks.iter_mut(), &self.fanouts, bwe.probe_cursor)
+                .and_then(|(down, payloads, seq)| send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, true));
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };
             match sent {
@@ -164,13 +166,19 @@ fn is_up(previous: Option<AllocationDecision>, next: AllocationDecision) -> bool
 /// A packet to copy for a probe: `cursor` steps back from the newest packet of the video track
 /// (with RTX) sent most recently, or the newest itself when the history is not that deep yet.
 fn probe_source<'a>(
-    tracks: impl Iterator<Item = &'a mut DownTrack>,
+    tracks: impl Iterator<Item = (&'a TrackKey, &'a mut DownTrack)>,
+    fanouts: &'a IdMap<TrackKey, Fanout>,
     cursor: u16,
-) -> Option<(&'a mut DownTrack, u16)> {
-    let down = tracks.filter(|d| d.rtx.is_some() && d.last_seq.is_some()).max_by_key(|d| d.last_sent_at)?;
+) -> Option<(&'a mut DownTrack, &'a PacketRing<Bytes>, u16)> {
+    let (key, down) = tracks
+        .filter(|(_, d)| d.rtx.is_some() && d.last_seq.is_some())
+        .max_by_key(|(_, d)| d.last_sent_at)?;
+    let payloads = &fanouts.get(key)?.payloads;
     let newest = down.last_seq?;
-    let seq = [newest.wrapping_sub(cursor), newest].into_iter().find(|&seq| down.history.get(seq).is_some())?;
-    Some((down, seq))
+    let seq = [newest.wrapping_sub(cursor), newest]
+        .into_iter()
+        .find(|&seq| down.history.get(seq).is_some_and(|sent| payloads.get(sent.source).is_some()))?;
+    Some((down, payloads, seq))
 }
 
 /// Sends the packet `seq` of `down`'s history again as RTX; returns its size, or None when
@@ -178,16 +186,18 @@ fn probe_source<'a>(
 pub(super) fn send_rtx(
     pc: &mut RTCPeerConnection,
     down: &mut DownTrack,
+    payloads: &PacketRing<Bytes>,
     bwe: &mut EgressBwe,
     seq: u16,
     now: Instant,
     probe: bool,
 ) -> Option<usize> {
+    let sent = *down.history.get(seq)?;
+    let original = payloads.get(sent.source)?;
     let rtx = down.rtx.as_mut()?;
-    let sent = down.history.get(seq)?;
-    let mut payload = bytes::BytesMut::with_capacity(2 + sent.payload.len());
+    let mut payload = bytes::BytesMut::with_capacity(2 + original.len());
     payload.extend_from_slice(&seq.to_be_bytes());
-    payload.extend_from_slice(&sent.payload);
+    payload.extend_from_slice(original);
     if let Some(vp8) = &sent.vp8 {
         vp8.apply(&mut payload[2..]);
     }

@@ -11,17 +11,19 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
     RtpCodecKind,
 };
-use sfu_core::{Decision, Forwarder, ResendGuard, RtpHistory, VideoCodec};
+use sfu_core::{Decision, Forwarder, ResendLog, RtpHistory, VideoCodec};
 use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
 use std::time::Instant;
 
 mod bandwidth;
 mod bwe;
+mod fanout;
 mod outbound;
 mod reports;
 mod rtcp;
 
 pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
+pub(crate) use fanout::Fanout;
 pub(crate) use outbound::Outbound;
 use outbound::send_rtp;
 
@@ -32,10 +34,6 @@ use crate::peer_factory::Direction;
 use crate::plane::{DownTrackSpec, MediaEvent, SubscriberOffer};
 use crate::{ConnId, MediaError, TrackKey};
 
-/// Sent packets kept per down track for NACKs: ~1 s of a 1.5 Mbit/s layer.
-const VIDEO_HISTORY: usize = 512;
-const AUDIO_HISTORY: usize = 64;
-
 impl Shard {
     pub(super) fn add_down_track(
         &mut self,
@@ -45,8 +43,8 @@ impl Shard {
         now: Instant,
     ) -> Result<(), MediaError> {
         // Layers this shard already sees flowing (other subscribers of the track live here).
-        let flowing: Vec<u8> = self.layer_rates.get(&spec.key).map_or_else(Vec::new, |rates| {
-            rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some_and(|bps| bps > 0)).map(|(l, _)| l as u8).collect()
+        let flowing: Vec<u8> = self.fanouts.get(&spec.key).map_or_else(Vec::new, |fanout| {
+            fanout.layer_rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some_and(|bps| bps > 0)).map(|(l, _)| l as u8).collect()
         });
         let shed_levels = self.overload.level();
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
@@ -90,7 +88,7 @@ impl Shard {
         if conn.connected {
             forwarder.on_connected(now);
         }
-        let capacity = if spec.kind == TrackKind::Audio { AUDIO_HISTORY } else { VIDEO_HISTORY };
+        let capacity = fanout::history_capacity(spec.kind);
         if let Some(bwe) = conn.bwe.as_mut() {
             bwe.allocation_due = true;
         }
@@ -103,6 +101,7 @@ impl Shard {
                 payload_type: None,
                 forwarder,
                 history: RtpHistory::new(capacity),
+                resends: ResendLog::default(),
                 last_seq: None,
                 last_sent_at: None,
                 clock_rate: spec.clock_rate,
@@ -116,7 +115,7 @@ impl Shard {
                 allocation: None,
             },
         );
-        self.subscribers.entry(spec.key).or_default().push(id);
+        self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind)).subscribers.push(id);
         self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
         self.refresh_layer_demand(spec.key, now);
         Ok(())
@@ -134,11 +133,10 @@ impl Shard {
     }
 
     pub(super) fn unlink_subscriber(&mut self, id: ConnId, key: TrackKey, now: Instant) {
-        if let Some(list) = self.subscribers.get_mut(&key) {
-            list.retain(|c| *c != id);
-            if list.is_empty() {
-                self.subscribers.remove(&key);
-                self.layer_rates.remove(&key);
+        if let Some(fanout) = self.fanouts.get_mut(&key) {
+            fanout.subscribers.retain(|c| *c != id);
+            if fanout.subscribers.is_empty() {
+                self.fanouts.remove(&key);
             }
         }
         self.send_to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
@@ -259,8 +257,8 @@ impl Shard {
     }
 
     pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
-        let Some(list) = self.subscribers.get(&key) else { return };
-        for id in list.clone() {
+        let Some(fanout) = self.fanouts.get(&key) else { return };
+        for id in fanout.subscribers.clone() {
             if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
                 down.forwarder.set_muted(muted);
             }
@@ -269,13 +267,15 @@ impl Shard {
 
     /// Runs one published packet through the forwarder of every local subscriber of its track.
     pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
+        let Some(fanout) = self.fanouts.get_mut(&packet.key) else { return };
         // Padding says nothing about a layer being encoded (see Forwarder::on_packet).
         if !packet.meta.padding_only {
-            self.layer_rates.entry(packet.key).or_default().on_packet(packet.meta.layer, packet.payload.len(), now);
+            fanout.layer_rates.on_packet(packet.meta.layer, packet.payload.len(), now);
         }
+        let source = fanout.payloads.push(packet.payload.clone());
         // Borrowed out of the map for the fan-out (one lookup per packet, not per copy); nothing
         // in the loop changes who subscribes.
-        let subscribers = self.subscribers.get_mut(&packet.key).map(std::mem::take).unwrap_or_default();
+        let subscribers = std::mem::take(&mut fanout.subscribers);
         let mut forwarded = false;
         for &id in &subscribers {
             // Under fan-out, send as soon as a call's worth is queued: the first subscribers'
@@ -299,9 +299,9 @@ impl Shard {
                         self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
                     };
-                    let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, payload: packet.payload.clone(), vp8: t.vp8, guard: ResendGuard::default() };
+                    let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, source, vp8: t.vp8 };
                     let out = &mut self.outgoing;
-                    sent.write_to(out, t.seq, down.ssrc, payload_type);
+                    sent.write_to(out, &packet.payload, t.seq, down.ssrc, payload_type);
                     down.history.insert(t.seq, sent);
                     let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
                     if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
@@ -339,8 +339,8 @@ impl Shard {
                 self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
             }
         }
-        if let Some(list) = self.subscribers.get_mut(&packet.key) {
-            *list = subscribers;
+        if let Some(fanout) = self.fanouts.get_mut(&packet.key) {
+            fanout.subscribers = subscribers;
         }
         if forwarded {
             self.forwarded_arrivals.push(packet.arrived);

@@ -11,7 +11,6 @@ use std::time::Instant;
 use super::bandwidth::send_rtx;
 use super::outbound::send_rtp;
 use crate::ConnId;
-use crate::shard::conn::SentPacket;
 use crate::shard::{Command, Shard};
 
 impl Shard {
@@ -40,24 +39,29 @@ impl Shard {
                 }
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
-                let Some(down) = conn.down_tracks.values_mut().find(|d| d.ssrc == nack.media_ssrc) else { continue };
+                let Some((key, down)) = conn.down_tracks.iter_mut().find(|(_, d)| d.ssrc == nack.media_ssrc) else { continue };
+                let Some(payloads) = self.fanouts.get(key).map(|f| &f.payloads) else { continue };
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
-                        let Some(SentPacket { guard, .. }) = down.history.get_mut(seq) else {
+                        let Some(sent) = down.history.get(seq).copied() else {
                             self.metrics.retransmissions_missed.increment(1);
                             continue;
                         };
-                        if !guard.allow(now) {
+                        let Some(original) = payloads.get(sent.source) else {
+                            self.metrics.retransmissions_missed.increment(1);
+                            continue;
+                        };
+                        if !down.allow_resend(seq, now) {
                             self.metrics.retransmissions_refused.increment(1);
                             continue;
                         }
                         let resent = match conn.bwe.as_mut() {
                             Some(bwe) if down.rtx.is_some() => {
-                                send_rtx(&mut conn.pc, down, bwe, seq, now, false).is_some()
+                                send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, false).is_some()
                             }
                             bwe => {
-                                let (Some(sent), Some(payload_type)) = (down.history.get(seq), down.payload_type) else { continue };
-                                let mut p = sent.to_packet(seq, down.ssrc, payload_type);
+                                let Some(payload_type) = down.payload_type else { continue };
+                                let mut p = sent.to_packet(original, seq, down.ssrc, payload_type);
                                 if let Some(bwe) = bwe {
                                     bwe.stamp(&mut p, now, false);
                                 }
