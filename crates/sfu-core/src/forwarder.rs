@@ -100,6 +100,9 @@ pub struct Forwarder {
     activity: LayerActivity,
     /// Active layers as of the last packet or poll (the target is computed from this).
     active: LayerSet,
+    /// Until when `active` stays true without another look at `activity` (see
+    /// [`LayerActivity::stable_until`]): most packets then cost no recomputation.
+    active_until: Option<Instant>,
     target: Option<u8>,
     current: Option<CurrentStream>,
     /// The current layer's publisher stream restarted (new SSRC): its keyframe is needed even
@@ -131,6 +134,7 @@ impl Forwarder {
             shed_levels: 0,
             activity: LayerActivity::new(),
             active: LayerSet::ALL,
+            active_until: None,
             target: None,
             current: None,
             restart_pending: false,
@@ -213,13 +217,19 @@ impl Forwarder {
         if self.kind == TrackKind::Video {
             // Padding says nothing about a layer being encoded: a browser whose encoder dropped
             // its top layer keeps sending probe padding on that layer's SSRC.
+            // A packet can only make its own layer active.
+            let mut stale = self.active_is_stale(now);
             if !pkt.padding_only {
                 self.activity.on_packet(pkt.layer, now);
+                stale |= !self.active.contains(pkt.layer);
             }
             if usize::from(pkt.layer) < MAX_LAYERS && self.layers.len() <= usize::from(pkt.layer) {
                 self.layers.resize(usize::from(pkt.layer) + 1, None);
+                stale = true;
             }
-            self.refresh_target(now);
+            if stale {
+                self.refresh_target(now);
+            }
         }
         if self.is_paused() {
             return Decision::Drop(DropReason::Paused);
@@ -240,7 +250,7 @@ impl Forwarder {
     /// this subscriber has not asked for that layer within the throttle interval. The caller
     /// should also pass it through the track's shared [`KeyframeRequestThrottle`].
     pub fn poll_keyframe_request(&mut self, now: Instant) -> Option<u8> {
-        if self.kind == TrackKind::Video {
+        if self.kind == TrackKind::Video && self.active_is_stale(now) {
             self.refresh_target(now);
         }
         self.connected_at?;
@@ -427,8 +437,13 @@ impl Forwarder {
         self.update_target();
     }
 
+    fn active_is_stale(&self, now: Instant) -> bool {
+        self.active_until.is_none_or(|until| now > until)
+    }
+
     fn refresh_target(&mut self, now: Instant) {
         self.active = self.activity.active(now);
+        self.active_until = self.activity.stable_until(now);
         self.update_target();
     }
 

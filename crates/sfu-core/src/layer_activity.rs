@@ -62,6 +62,22 @@ impl LayerActivity {
             .collect()
     }
 
+    /// Until when [`active`](Self::active) gives the same set as at `now`, barring new packets
+    /// (which can only add layers): the moment the first of its layers goes quiet for too
+    /// long. `None` before any packet: then only a packet changes anything.
+    pub fn stable_until(&self, now: Instant) -> Option<Instant> {
+        let first = self.first_packet?;
+        let unseen_grace_end = (now.saturating_duration_since(first) <= LAYER_INACTIVE_AFTER).then_some(first);
+        self.last_packet
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&at| now.saturating_duration_since(at) <= LAYER_INACTIVE_AFTER)
+            .chain(unseen_grace_end)
+            .min()
+            .map(|at| at + LAYER_INACTIVE_AFTER)
+    }
+
     /// One more than the highest layer seen so far (0 before any packet).
     pub fn seen_count(&self) -> usize {
         self.last_packet
@@ -131,6 +147,36 @@ mod tests {
             let first3: LayerSet = (0..3).filter(|&l| active.contains(l)).collect();
             assert_eq!(first3, *expected, "{name}");
         }
+    }
+
+    #[test]
+    fn the_active_set_holds_until_stable_until_and_changes_right_after() {
+        let ms = Duration::from_millis;
+        let start = Instant::now();
+        // (name, packets as (layer, ms), query time in ms)
+        type Case = (&'static str, &'static [(u8, u64)], u64);
+        let cases: &[Case] = &[
+            ("unseen layers' grace ends first", &[(0, 0), (1, 900)], 1000),
+            ("oldest layer goes quiet first", &[(0, 0), (1, 0), (2, 0), (0, 2000), (1, 2500)], 2600),
+            ("one layer left", &[(0, 0), (1, 0), (0, 3000)], 3000),
+        ];
+        for (name, packets, at) in cases {
+            let mut activity = LayerActivity::new();
+            for &(layer, t) in *packets {
+                activity.on_packet(layer, start + ms(t));
+            }
+            let at = start + ms(*at);
+            let until = activity.stable_until(at).expect(name);
+            let set = activity.active(at);
+            let mut t = at;
+            while t <= until {
+                assert_eq!(activity.active(t), set, "{name}: changed before {until:?}");
+                t += ms(7);
+            }
+            assert_eq!(activity.active(until), set, "{name}: at the limit");
+            assert_ne!(activity.active(until + ms(1)), set, "{name}: nothing changed after");
+        }
+        assert_eq!(LayerActivity::new().stable_until(start), None, "no packet yet");
     }
 
     #[test]

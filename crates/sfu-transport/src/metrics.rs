@@ -97,9 +97,38 @@ impl ShardMetrics {
         }
     }
 
-    pub fn dropped(&self, reason: DropReason) {
-        if let Some(c) = self.drops.get(DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
-            c.increment(1);
+    /// Adds what one packet's fan-out counted ([`FanoutTally`]).
+    pub fn add_fanout(&self, tally: &FanoutTally) {
+        if tally.copies > 0 {
+            self.forwarded_packets.increment(tally.copies);
+            self.forwarded_bytes.increment(tally.bytes);
+        }
+        for (counter, &count) in self.drops.iter().zip(&tally.drops) {
+            if count > 0 {
+                counter.increment(u64::from(count));
+            }
+        }
+    }
+}
+
+/// Copies and drops of one packet's fan-out, counted locally and added to the shared counters
+/// once per packet rather than once per subscriber (each add is an atomic operation).
+#[derive(Default)]
+pub struct FanoutTally {
+    copies: u64,
+    bytes: u64,
+    drops: [u32; DropReason::ALL.len()],
+}
+
+impl FanoutTally {
+    pub fn forwarded(&mut self, bytes: usize) {
+        self.copies += 1;
+        self.bytes += bytes as u64;
+    }
+
+    pub fn dropped(&mut self, reason: DropReason) {
+        if let Some(count) = DropReason::ALL.iter().position(|r| *r == reason).and_then(|i| self.drops.get_mut(i)) {
+            *count += 1;
         }
     }
 }

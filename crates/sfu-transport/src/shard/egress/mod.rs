@@ -32,6 +32,7 @@ use super::ingress::MediaPacket;
 use super::{Command, Shard};
 use crate::peer_factory::Direction;
 use crate::plane::{DownTrackSpec, MediaEvent, SubscriberOffer};
+use crate::metrics::FanoutTally;
 use crate::{ConnId, MediaError, TrackKey};
 
 impl Shard {
@@ -277,6 +278,7 @@ impl Shard {
         // in the loop changes who subscribes.
         let subscribers = std::mem::take(&mut fanout.subscribers);
         let mut forwarded = false;
+        let mut tally = FanoutTally::default();
         for &id in &subscribers {
             // Under fan-out, send as soon as a call's worth is queued: the first subscribers'
             // copies need not wait for the last ones'.
@@ -286,17 +288,17 @@ impl Shard {
             let Some(conn) = self.conns.get_mut(&id) else { continue };
             let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
             if !conn.connected {
-                self.metrics.dropped(sfu_core::DropReason::NotConnected);
+                tally.dropped(sfu_core::DropReason::NotConnected);
                 continue;
             }
             match down.forwarder.on_packet(&packet.meta, now) {
-                Decision::Drop(reason) => self.metrics.dropped(reason),
+                Decision::Drop(reason) => tally.dropped(reason),
                 Decision::Forward(t) => {
                     if let Some(layer) = t.switched_layer {
                         tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
                     }
                     let Some(payload_type) = down.payload_type else {
-                        self.metrics.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
+                        tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                         continue;
                     };
                     let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, source, vp8: t.vp8 };
@@ -328,10 +330,9 @@ impl Shard {
                             }
                             down.sent_packets = down.sent_packets.wrapping_add(1);
                             down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
-                            self.metrics.forwarded_packets.increment(1);
-                            self.metrics.forwarded_bytes.increment(packet.payload.len() as u64);
+                            tally.forwarded(packet.payload.len());
                         }
-                        Err(reason) => self.metrics.dropped(reason),
+                        Err(reason) => tally.dropped(reason),
                     }
                 }
             }
@@ -342,6 +343,7 @@ impl Shard {
         if let Some(fanout) = self.fanouts.get_mut(&packet.key) {
             fanout.subscribers = subscribers;
         }
+        self.metrics.add_fanout(&tally);
         if forwarded {
             self.forwarded_arrivals.push(packet.arrived);
         }
