@@ -36,11 +36,15 @@ impl<T> RtpHistory<T> {
     /// Stores the packet sent with output sequence number `seq`. A packet older than the one
     /// already in its slot is not stored (it fell out of the window).
     pub fn insert(&mut self, seq: u16, packet: T) {
+        let newest = self.unwrapper.highest();
         let extended = self.unwrapper.unwrap(seq);
         let Some(slot) = self.slots.get_mut((extended & self.mask) as usize) else {
             return;
         };
-        if slot.as_ref().is_some_and(|(held, _)| *held > extended) {
+        // Only a late packet can find a newer one in its slot. The usual, newest packet does
+        // not read the slot: its line is long out of cache, and a store need not wait for it.
+        let late = newest.is_some_and(|newest| extended <= newest);
+        if late && slot.as_ref().is_some_and(|(held, _)| *held > extended) {
             return;
         }
         *slot = Some((extended, packet));
