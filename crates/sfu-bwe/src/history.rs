@@ -40,6 +40,10 @@ pub(crate) struct SendHistory {
     unwrapper: SeqUnwrapper,
     /// The highest extended sequence number a report has covered.
     newest_reported: Option<u64>,
+    /// Nothing can be pruned until after this (the oldest entry's deadline), unless a report
+    /// comes first; `None`: look now. Spares each send a read of the oldest entry, which is
+    /// long out of cache.
+    prune_after: Option<Instant>,
 }
 
 impl SendHistory {
@@ -62,13 +66,16 @@ impl SendHistory {
             probe_cluster: p.probe_cluster,
             reported: Reported::No,
         });
-        self.prune(p.at);
+        if self.entries.len() > MAX_ENTRIES || self.prune_after.is_none_or(|after| p.at > after) {
+            self.prune(p.at);
+        }
     }
 
     /// Match a report against the history. Each packet yields at most one result as received; a
     /// packet reported lost yields a lost result once, and a received result if a later report
     /// says it arrived after all. Unknown sequence numbers are ignored.
     pub fn on_feedback(&mut self, fb: &TransportFeedback) -> Vec<PacketResult> {
+        self.prune_after = None;
         let mut out = Vec::with_capacity(fb.arrivals.len());
         for (seq16, arrival) in fb.packets() {
             let seq = self.unwrapper.peek(seq16);
@@ -106,21 +113,25 @@ impl SendHistory {
     /// they are reported, so the history spans about a round trip and stays in cache (a sender
     /// of thousands of streams writes one entry per packet).
     fn prune(&mut self, now: Instant) {
+        self.prune_after = None;
         while let Some(front) = self.entries.front() {
             let passed_over = self.newest_reported.is_some_and(|newest| self.first_seq < newest);
-            let done = front.is_none_or(|e| {
-                let age = now.saturating_duration_since(e.sent_at);
-                match e.reported {
-                    Reported::Received => true,
-                    Reported::Lost => age > REPORT_GRACE,
-                    Reported::No => age > MAX_AGE || (passed_over && age > REPORT_GRACE),
-                }
+            // When the front entry stops mattering; None: it already has.
+            let kept_until = front.and_then(|e| match e.reported {
+                Reported::Received => None,
+                Reported::Lost => Some(e.sent_at + REPORT_GRACE),
+                Reported::No if passed_over => Some(e.sent_at + REPORT_GRACE),
+                Reported::No => Some(e.sent_at + MAX_AGE),
             });
-            if self.entries.len() > MAX_ENTRIES || done {
-                self.entries.pop_front();
-                self.first_seq += 1;
-            } else {
-                break;
+            match kept_until {
+                Some(until) if now <= until && self.entries.len() <= MAX_ENTRIES => {
+                    self.prune_after = Some(until);
+                    break;
+                }
+                _ => {
+                    self.entries.pop_front();
+                    self.first_seq += 1;
+                }
             }
         }
     }
