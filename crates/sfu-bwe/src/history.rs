@@ -1,6 +1,7 @@
 //! Send history: remembers what was sent under which transport sequence number until a report
 //! about it arrives, and turns reports into [`PacketResult`]s.
 
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ enum Reported {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    size: usize,
+    /// Bytes (a datagram's size fits; kept small, one entry is written per packet sent).
+    size: u32,
     sent_at: Instant,
     probe_cluster: Option<u32>,
     reported: Reported,
@@ -57,15 +59,21 @@ impl SendHistory {
             return; // older than anything kept: ignore
         }
         let idx = (seq - self.first_seq) as usize;
-        if idx >= self.entries.len() {
-            self.entries.resize(idx + 1, None);
-        }
-        self.entries[idx] = Some(Entry {
-            size: p.size,
+        let entry = Some(Entry {
+            size: u32::try_from(p.size).unwrap_or(u32::MAX),
             sent_at: p.at,
             probe_cluster: p.probe_cluster,
             reported: Reported::No,
         });
+        // Usually the next in line: one store, no placeholder written first.
+        match idx.cmp(&self.entries.len()) {
+            Ordering::Less => self.entries[idx] = entry,
+            Ordering::Equal => self.entries.push_back(entry),
+            Ordering::Greater => {
+                self.entries.resize(idx, None);
+                self.entries.push_back(entry);
+            }
+        }
         if self.entries.len() > MAX_ENTRIES || self.prune_after.is_none_or(|after| p.at > after) {
             self.prune(p.at);
         }
@@ -94,7 +102,7 @@ impl SendHistory {
             e.reported = next;
             out.push(PacketResult {
                 seq,
-                size: e.size,
+                size: e.size as usize,
                 sent_at: e.sent_at,
                 probe_cluster: e.probe_cluster,
                 arrival,
