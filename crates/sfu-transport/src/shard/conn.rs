@@ -3,7 +3,7 @@
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use sfu_core::{AllocationDecision, Forwarder, ResendLog, RtpHistory, Vp8Rewrite};
+use sfu_core::{AllocationDecision, ResendLog, RtpHistory, Vp8Rewrite};
 use sfu_proto::{ParticipantId, TrackSource};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -122,7 +122,6 @@ pub(crate) struct DownTrack {
     pub mime: String,
     /// The payload type the subscriber negotiated for this codec; None until it answered.
     pub payload_type: Option<u8>,
-    pub forwarder: Forwarder,
     /// Recently sent packets, by output sequence number, to answer NACKs.
     pub history: RtpHistory<SentPacket>,
     /// How often each NACKed packet was re-sent.

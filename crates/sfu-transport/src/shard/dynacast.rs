@@ -20,8 +20,8 @@ impl Shard {
             .fanouts
             .get(&key)
             .into_iter()
-            .flat_map(|fanout| &fanout.subscribers)
-            .filter_map(|id| self.conns.get(id)?.down_tracks.get(&key)?.forwarder.requested_layer())
+            .flat_map(|fanout| fanout.subscriptions())
+            .filter_map(|subscription| subscription.forwarder.requested_layer())
             .max();
         let previous = match wanted {
             Some(layer) => self.layer_demand.insert(key, layer),

@@ -22,9 +22,9 @@ impl Shard {
         self.metrics.shed_level_changes.increment(1);
         // Each forwarder moves to its new target at the next keyframe; it asks for one with the
         // next packet of the track.
-        for conn in self.conns.values_mut() {
-            for down in conn.down_tracks.values_mut() {
-                down.forwarder.set_shed_levels(level);
+        for fanout in self.fanouts.values_mut() {
+            for subscription in fanout.subscriptions_mut() {
+                subscription.forwarder.set_shed_levels(level);
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use sfu_bwe::{Bitrate, ProbePacer};
 use bytes::Bytes;
-use sfu_core::{AllocationDecision, PacketRing, PauseReason, TrackDemand};
+use sfu_core::{AllocationDecision, Forwarder, PacketRing, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
 
@@ -49,9 +49,11 @@ impl Shard {
         let demands: Vec<TrackDemand> = conn
             .down_tracks
             .iter()
-            .map(|(key, down)| {
-                let rates = self.fanouts.get(key).map(|f| f.layer_rates.bitrates(now)).unwrap_or_default();
-                demand(*key, down, rates, self.speaking.contains(&down.publisher))
+            .filter_map(|(key, down)| {
+                let fanout = self.fanouts.get(key)?;
+                let forwarder = &fanout.get(id)?.forwarder;
+                let rates = fanout.layer_rates.bitrates(now);
+                Some(demand(*key, down, forwarder, rates, self.speaking.contains(&down.publisher)))
             })
             .collect();
         let estimate = bwe.estimator.estimate().as_u64();
@@ -69,7 +71,9 @@ impl Shard {
             if previous == Some(decision) {
                 continue;
             }
-            down.forwarder.set_bandwidth_allocation(decision);
+            if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
+                subscription.forwarder.set_bandwidth_allocation(decision);
+            }
             tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate,
                 rates = ?demands.iter().find(|d| d.id == key.0).map(|d| (&d.layer_bitrates, d.audio_bitrate)), "allocation");
             if is_up(previous, decision) {
@@ -136,12 +140,12 @@ impl Shard {
 }
 
 /// What one down track asks of the allocator.
-fn demand(key: TrackKey, down: &DownTrack, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
-    let kind = down.forwarder.kind();
+fn demand(key: TrackKey, down: &DownTrack, forwarder: &Forwarder, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
+    let kind = forwarder.kind();
     // Layers that have not flowed through this shard yet (the publisher may have paused them
     // for dynacast) still exist: priced at their defaults, they can be allocated.
-    if rates.len() < down.forwarder.layer_count() {
-        rates.resize(down.forwarder.layer_count(), None);
+    if rates.len() < forwarder.layer_count() {
+        rates.resize(forwarder.layer_count(), None);
     }
     TrackDemand {
         id: key.0,
@@ -149,7 +153,7 @@ fn demand(key: TrackKey, down: &DownTrack, mut rates: Vec<Option<u64>>, active_s
         source: down.source,
         active_speaker,
         rendered_area: down.rendered_area,
-        max_layer: down.forwarder.preferred_layer(),
+        max_layer: forwarder.preferred_layer(),
         audio_bitrate: if kind == TrackKind::Audio { rates.first().copied().flatten() } else { None },
         layer_bitrates: if kind == TrackKind::Video { rates } else { Vec::new() },
     }

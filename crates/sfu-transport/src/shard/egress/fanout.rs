@@ -1,18 +1,23 @@
-//! A subscribed track as one shard fans it out: who gets it, how its layers flow, and its
-//! recent payloads.
+//! A subscribed track as one shard fans it out: who gets it and each one's forwarding state,
+//! how its layers flow, and its recent payloads.
 
-use sfu_core::{LayerRates, PacketRing};
+use sfu_core::{Forwarder, LayerRates, PacketRing};
 use sfu_proto::TrackKind;
 
 use crate::ConnId;
+use crate::ids::IdMap;
 
 /// Sent packets kept per down track for NACKs: ~1 s of a 1.5 Mbit/s layer.
 pub(super) const VIDEO_HISTORY: usize = 512;
 pub(super) const AUDIO_HISTORY: usize = 64;
 
 pub(crate) struct Fanout {
-    /// Connections on this shard subscribed to the track.
-    pub subscribers: Vec<ConnId>,
+    /// The connections on this shard subscribed to the track, each with its forwarder. They
+    /// live here, side by side, so that a packet's decisions walk one array, and a copy that is
+    /// dropped (most often: a layer the subscriber does not get) never touches its connection.
+    subscriptions: Vec<Subscription>,
+    /// Where each connection's subscription is in `subscriptions`.
+    positions: IdMap<ConnId, usize>,
     /// Bitrate of each layer, as seen passing through this shard.
     pub layer_rates: LayerRates,
     /// The track's recent payloads, every layer's, stored once: the subscribers' NACK
@@ -21,13 +26,76 @@ pub(crate) struct Fanout {
     pub payloads: PacketRing<bytes::Bytes>,
 }
 
+/// One connection's subscription to the track, as the fan-out needs it per packet.
+pub(crate) struct Subscription {
+    pub conn: ConnId,
+    /// The connection is up (kept in step with its `connected`): nothing goes out before.
+    pub connected: bool,
+    pub forwarder: Forwarder,
+}
+
 impl Fanout {
     pub fn new(kind: TrackKind) -> Self {
         Self {
-            subscribers: Vec::new(),
+            subscriptions: Vec::new(),
+            positions: IdMap::default(),
             layer_rates: LayerRates::default(),
             payloads: PacketRing::new(2 * history_capacity(kind)),
         }
+    }
+
+    /// Adds `conn`'s subscription, replacing any it had.
+    pub fn add(&mut self, subscription: Subscription) {
+        match self.positions.get(&subscription.conn) {
+            Some(&at) => {
+                if let Some(held) = self.subscriptions.get_mut(at) {
+                    *held = subscription;
+                }
+            }
+            None => {
+                self.positions.insert(subscription.conn, self.subscriptions.len());
+                self.subscriptions.push(subscription);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, conn: ConnId) -> Option<Subscription> {
+        let at = self.positions.remove(&conn)?;
+        let removed = self.subscriptions.swap_remove(at);
+        if let Some(moved) = self.subscriptions.get(at) {
+            self.positions.insert(moved.conn, at);
+        }
+        Some(removed)
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&Subscription> {
+        self.subscriptions.get(*self.positions.get(&conn)?)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Subscription> {
+        self.subscriptions.get_mut(*self.positions.get(&conn)?)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty()
+    }
+
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    pub fn subscriptions_mut(&mut self) -> &mut [Subscription] {
+        &mut self.subscriptions
+    }
+
+    /// Lends the subscriptions out for one packet's fan-out (the shard is borrowed meanwhile);
+    /// [`put_back`](Self::put_back) returns them.
+    pub fn take(&mut self) -> Vec<Subscription> {
+        std::mem::take(&mut self.subscriptions)
+    }
+
+    pub fn put_back(&mut self, subscriptions: Vec<Subscription>) {
+        self.subscriptions = subscriptions;
     }
 }
 
@@ -36,5 +104,42 @@ pub(super) fn history_capacity(kind: TrackKind) -> usize {
     match kind {
         TrackKind::Audio => AUDIO_HISTORY,
         TrackKind::Video => VIDEO_HISTORY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sfu_core::VideoCodec;
+
+    fn subscription(conn: u64) -> Subscription {
+        Subscription {
+            conn: ConnId(conn),
+            connected: false,
+            forwarder: Forwarder::new(TrackKind::Audio, VideoCodec::from_mime("audio/opus"), 48_000),
+        }
+    }
+
+    #[test]
+    fn finds_each_subscription_after_removals_reorder_them() {
+        let mut fanout = Fanout::new(TrackKind::Audio);
+        for conn in 1..=4 {
+            fanout.add(subscription(conn));
+        }
+        fanout.add(subscription(2)); // again: replaced, not added
+        assert_eq!(fanout.subscriptions().len(), 4);
+        assert_eq!(fanout.remove(ConnId(1)).map(|s| s.conn), Some(ConnId(1)));
+        assert!(fanout.remove(ConnId(1)).is_none(), "removed once");
+        if let Some(s) = fanout.get_mut(ConnId(4)) {
+            s.connected = true;
+        }
+        for conn in [2, 3, 4] {
+            assert_eq!(fanout.get(ConnId(conn)).map(|s| s.conn), Some(ConnId(conn)), "conn {conn}");
+        }
+        assert!(fanout.get(ConnId(4)).is_some_and(|s| s.connected));
+        for conn in [3, 2, 4] {
+            assert!(fanout.remove(ConnId(conn)).is_some());
+        }
+        assert!(fanout.is_empty() && fanout.get(ConnId(2)).is_none());
     }
 }

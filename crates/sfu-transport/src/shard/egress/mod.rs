@@ -23,7 +23,7 @@ mod reports;
 mod rtcp;
 
 pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
-pub(crate) use fanout::Fanout;
+pub(crate) use fanout::{Fanout, Subscription};
 pub(crate) use outbound::Outbound;
 use outbound::send_rtp;
 
@@ -86,7 +86,8 @@ impl Shard {
         forwarder.set_preference(&spec.settings);
         forwarder.seed_active_layers(&flowing, now);
         forwarder.set_muted(spec.muted);
-        if conn.connected {
+        let connected = conn.connected;
+        if connected {
             forwarder.on_connected(now);
         }
         let capacity = fanout::history_capacity(spec.kind);
@@ -100,7 +101,6 @@ impl Shard {
                 ssrc,
                 mime: spec.mime,
                 payload_type: None,
-                forwarder,
                 history: RtpHistory::new(capacity),
                 resends: ResendLog::default(),
                 last_seq: None,
@@ -116,7 +116,8 @@ impl Shard {
                 allocation: None,
             },
         );
-        self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind)).subscribers.push(id);
+        let fanout = self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind));
+        fanout.add(Subscription { conn: id, connected, forwarder });
         self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
         self.refresh_layer_demand(spec.key, now);
         Ok(())
@@ -135,8 +136,8 @@ impl Shard {
 
     pub(super) fn unlink_subscriber(&mut self, id: ConnId, key: TrackKey, now: Instant) {
         if let Some(fanout) = self.fanouts.get_mut(&key) {
-            fanout.subscribers.retain(|c| *c != id);
-            if fanout.subscribers.is_empty() {
+            fanout.remove(id);
+            if fanout.is_empty() {
                 self.fanouts.remove(&key);
             }
         }
@@ -247,7 +248,9 @@ impl Shard {
     pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if let Some(down) = conn.down_tracks.get_mut(&key) {
-            down.forwarder.set_preference(settings);
+            if let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) {
+                subscription.forwarder.set_preference(settings);
+            }
             down.rendered_area = rendered_area(settings);
             if let Some(bwe) = conn.bwe.as_mut() {
                 bwe.allocator.on_request(key.0);
@@ -258,11 +261,9 @@ impl Shard {
     }
 
     pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
-        let Some(fanout) = self.fanouts.get(&key) else { return };
-        for id in fanout.subscribers.clone() {
-            if let Some(down) = self.conns.get_mut(&id).and_then(|c| c.down_tracks.get_mut(&key)) {
-                down.forwarder.set_muted(muted);
-            }
+        let Some(fanout) = self.fanouts.get_mut(&key) else { return };
+        for subscription in fanout.subscriptions_mut() {
+            subscription.forwarder.set_muted(muted);
         }
     }
 
@@ -274,76 +275,87 @@ impl Shard {
             fanout.layer_rates.on_packet(packet.meta.layer, packet.payload.len(), now);
         }
         let source = fanout.payloads.push(packet.payload.clone());
-        // Borrowed out of the map for the fan-out (one lookup per packet, not per copy); nothing
+        // Lent out of the map for the fan-out (one lookup per packet, not per copy); nothing
         // in the loop changes who subscribes.
-        let subscribers = std::mem::take(&mut fanout.subscribers);
+        let mut subscriptions = fanout.take();
         let mut forwarded = false;
         let mut tally = FanoutTally::default();
-        for &id in &subscribers {
+        let mut keyframes_wanted = sfu_core::LayerSet::EMPTY;
+        for subscription in subscriptions.iter_mut() {
             // Under fan-out, send as soon as a call's worth is queued: the first subscribers'
             // copies need not wait for the last ones'.
             if self.batch.len() >= crate::send_batch::MAX_PER_CALL {
                 self.send_queued();
             }
-            let Some(conn) = self.conns.get_mut(&id) else { continue };
-            let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
-            if !conn.connected {
+            if !subscription.connected {
                 tally.dropped(sfu_core::DropReason::NotConnected);
                 continue;
             }
-            match down.forwarder.on_packet(&packet.meta, now) {
-                Decision::Drop(reason) => tally.dropped(reason),
-                Decision::Forward(t) => {
-                    if let Some(layer) = t.switched_layer {
-                        tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
-                    }
-                    let Some(payload_type) = down.payload_type else {
-                        tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
-                        continue;
-                    };
-                    let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, source, vp8: t.vp8 };
-                    let out = &mut self.outgoing;
-                    sent.write_to(out, &packet.payload, t.seq, down.ssrc, payload_type);
-                    down.history.insert(t.seq, sent);
-                    let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
-                    if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
-                        down.clock_anchor = Some((t.timestamp, now));
-                    }
-                    down.last_seq = Some(t.seq);
-                    down.last_sent_at = Some(now);
-                    if let Some(bwe) = conn.bwe.as_mut() {
-                        if down.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
-                            bwe.on_video_started(now);
-                            // Its settling timer is new: the connection's deadline changes.
-                            if !conn.dirty {
-                                conn.dirty = true;
-                                self.dirty.push(id);
-                            }
-                        }
-                        bwe.stamp(out, now, false);
-                    }
-                    match send_rtp(conn.outbound.as_mut(), out, t.vp8.as_ref(), &mut self.batch) {
-                        Ok(_) => {
-                            forwarded = true;
-                            if self.queued_copies.last() != Some(&packet.arrived) {
-                                self.queued_copies.push(packet.arrived);
-                            }
-                            down.sent_packets = down.sent_packets.wrapping_add(1);
-                            down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
-                            tally.forwarded(packet.payload.len());
-                        }
-                        Err(reason) => tally.dropped(reason),
+            let forwarder = &mut subscription.forwarder;
+            let decision = forwarder.on_packet(&packet.meta, now);
+            // Sent after the loop, one per layer: the publisher's shard throttles them per
+            // layer anyway.
+            if let Some(layer) = forwarder.poll_keyframe_request(now) {
+                keyframes_wanted = keyframes_wanted.with(layer);
+            }
+            let t = match decision {
+                Decision::Drop(reason) => {
+                    tally.dropped(reason);
+                    continue;
+                }
+                Decision::Forward(t) => t,
+            };
+            let id = subscription.conn;
+            if let Some(layer) = t.switched_layer {
+                tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
+            }
+            let Some(conn) = self.conns.get_mut(&id) else { continue };
+            let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
+            let Some(payload_type) = down.payload_type else {
+                tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
+                continue;
+            };
+            let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, source, vp8: t.vp8 };
+            let out = &mut self.outgoing;
+            sent.write_to(out, &packet.payload, t.seq, down.ssrc, payload_type);
+            down.history.insert(t.seq, sent);
+            let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
+            if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
+                down.clock_anchor = Some((t.timestamp, now));
+            }
+            down.last_seq = Some(t.seq);
+            down.last_sent_at = Some(now);
+            if let Some(bwe) = conn.bwe.as_mut() {
+                if subscription.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
+                    bwe.on_video_started(now);
+                    // Its settling timer is new: the connection's deadline changes.
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
                     }
                 }
+                bwe.stamp(out, now, false);
             }
-            if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
-                self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
+            match send_rtp(conn.outbound.as_mut(), out, t.vp8.as_ref(), &mut self.batch) {
+                Ok(_) => {
+                    forwarded = true;
+                    if self.queued_copies.last() != Some(&packet.arrived) {
+                        self.queued_copies.push(packet.arrived);
+                    }
+                    down.sent_packets = down.sent_packets.wrapping_add(1);
+                    down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
+                    tally.forwarded(packet.payload.len());
+                }
+                Err(reason) => tally.dropped(reason),
             }
         }
         if let Some(fanout) = self.fanouts.get_mut(&packet.key) {
-            fanout.subscribers = subscribers;
+            fanout.put_back(subscriptions);
         }
         self.metrics.add_fanout(&tally);
+        for layer in (0..sfu_core::MAX_LAYERS as u8).filter(|&l| keyframes_wanted.contains(l)) {
+            self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
+        }
         if forwarded {
             self.forwarded_arrivals.push(packet.arrived);
         }
@@ -360,6 +372,11 @@ impl Shard {
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         if let Some(conn) = self.conns.get_mut(&id) {
                             conn.connected = false;
+                            for key in conn.down_tracks.keys() {
+                                if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
+                                    subscription.connected = false;
+                                }
+                            }
                         }
                         self.emit(MediaEvent::Disconnected { conn: id });
                     }
@@ -393,9 +410,11 @@ impl Shard {
             conn.sender_report_at = Some(now + reports::SENDER_REPORT_INTERVAL / 2);
         }
         let mut requests = Vec::new();
-        for (key, down) in conn.down_tracks.iter_mut() {
-            down.forwarder.on_connected(now);
-            if let Some(layer) = down.forwarder.poll_keyframe_request(now) {
+        for key in conn.down_tracks.keys() {
+            let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
+            subscription.connected = true;
+            subscription.forwarder.on_connected(now);
+            if let Some(layer) = subscription.forwarder.poll_keyframe_request(now) {
                 requests.push((*key, layer));
             }
         }

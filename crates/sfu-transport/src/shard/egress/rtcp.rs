@@ -77,8 +77,11 @@ impl Shard {
         }
         let mut requests = Vec::new();
         for ssrc in keyframes {
-            if let Some((key, down)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc) {
-                let layer = down.forwarder.current_layer().or(down.forwarder.target_layer());
+            if let Some((key, _)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc)
+                && let Some(subscription) = self.fanouts.get(key).and_then(|f| f.get(id))
+            {
+                let forwarder = &subscription.forwarder;
+                let layer = forwarder.current_layer().or(forwarder.target_layer());
                 if let Some(layer) = layer {
                     requests.push((*key, layer));
                 }
