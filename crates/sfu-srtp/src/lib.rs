@@ -94,6 +94,22 @@ impl SrtpKeys {
         Context::new(&self.master_key, &self.master_salt, self.profile.rtc(), None, None, provider.crypto())
             .map_err(|e| e.to_string())
     }
+
+    /// A context for opening what the other side sends, refusing replays within the same
+    /// windows as the stack's own (64 packets for SRTP and for SRTCP).
+    pub fn receiving_context(&self) -> Result<Context, String> {
+        const REPLAY_WINDOW: usize = 64;
+        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
+        Context::new(
+            &self.master_key,
+            &self.master_salt,
+            self.profile.rtc(),
+            Some(rtc::srtp::option::srtp_replay_protection(REPLAY_WINDOW)),
+            Some(rtc::srtp::option::srtcp_replay_protection(REPLAY_WINDOW)),
+            provider.crypto(),
+        )
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// Both directions' keys from one completed handshake.

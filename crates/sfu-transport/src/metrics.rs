@@ -17,6 +17,8 @@ pub(crate) struct ShardMetrics {
     pub retransmissions_missed: Counter,
     pub retransmissions_refused: Counter,
     pub unroutable_datagrams: Counter,
+    /// Subscribers' RTCP datagrams that failed authentication or did not parse.
+    pub rtcp_rejected: Counter,
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
     pub estimate: Histogram,
     pub send_failures: Counter,
@@ -65,6 +67,7 @@ impl ShardMetrics {
             retransmissions_missed: c("sfu_retransmission_misses_total"),
             retransmissions_refused: c("sfu_retransmissions_refused_total"),
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
+            rtcp_rejected: c("sfu_rtcp_rejected_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
             forward_delay: histogram!("sfu_forward_delay_seconds", "shard" => label.clone()),

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::peer_factory::Direction;
-use super::egress::{EgressBwe, Outbound};
+use super::egress::{EgressBwe, InboundRtcp, Outbound};
 use crate::TrackKey;
 use crate::ids::IdMap;
 
@@ -44,6 +44,8 @@ pub(crate) struct Conn {
     pub dynacast_deadline: Option<Instant>,
     /// Subscriber side: the SRTP context and path its media is written on, once DTLS is done.
     pub outbound: Option<Outbound>,
+    /// Subscriber side: its RTCP, opened by the shard once DTLS is done.
+    pub inbound_rtcp: Option<InboundRtcp>,
     /// Subscriber side: when its next RTCP sender reports are due.
     pub sender_report_at: Option<Instant>,
 }
@@ -68,6 +70,7 @@ impl Conn {
             bwe: None,
             dynacast_deadline: None,
             outbound: None,
+            inbound_rtcp: None,
             sender_report_at: None,
         }
     }

@@ -281,6 +281,26 @@ impl Shard {
             self.by_addr.insert(from, conn_id);
             conn.path_changed = true;
         }
+        if conn.remote == Some(from)
+            && egress::is_rtcp(datagram)
+            && let Some(inbound) = conn.inbound_rtcp.as_mut()
+        {
+            match inbound.open(datagram) {
+                Ok(packets) => {
+                    self.on_subscriber_rtcp(conn_id, packets, now);
+                    return;
+                }
+                Err(reason) if !inbound.given_up() => {
+                    tracing::debug!(conn = conn_id.0, ?reason, "subscriber RTCP rejected");
+                    self.metrics.rtcp_rejected.increment(1);
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(conn = conn_id.0, "SRTCP keys open nothing: the stack reads this subscriber's RTCP");
+                    conn.inbound_rtcp = None;
+                }
+            }
+        }
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -325,6 +345,17 @@ impl Shard {
         {
             conn.dirty = true;
             self.dirty.push(id);
+        }
+    }
+
+    /// After work done outside the connection's stack (its RTCP read here, an allocation): the
+    /// stack has nothing new to write, so a drain is needed only if the estimator now wants a
+    /// timer sooner than the one armed. A timer that fires early finds nothing due.
+    pub(crate) fn rearm_if_sooner(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        let due = conn.bwe.as_ref().and_then(|bwe| bwe.poll_timeout());
+        if due.is_some_and(|due| conn.deadline.is_none_or(|armed| due < armed)) {
+            self.mark_dirty(id);
         }
     }
 

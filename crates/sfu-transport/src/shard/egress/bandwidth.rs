@@ -97,7 +97,7 @@ impl Shard {
         for event in events {
             self.emit(event);
         }
-        self.mark_dirty(id);
+        self.rearm_if_sooner(id);
     }
 
     /// Sends the probe packets due now: RTX copies of the newest packets of the connection's

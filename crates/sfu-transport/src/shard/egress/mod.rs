@@ -18,12 +18,14 @@ use std::time::Instant;
 mod bandwidth;
 mod bwe;
 mod fanout;
+mod inbound_rtcp;
 mod outbound;
 mod reports;
 mod rtcp;
 
 pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
 pub(crate) use fanout::{Fanout, Subscription};
+pub(crate) use inbound_rtcp::{InboundRtcp, is_rtcp};
 pub(crate) use outbound::Outbound;
 use outbound::send_rtp;
 

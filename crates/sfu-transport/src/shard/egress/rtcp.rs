@@ -16,9 +16,11 @@ use crate::shard::{Command, Shard};
 impl Shard {
     /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
     /// the track of its first report only, so each packet is routed by its own media SSRC.
-    pub(super) fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
+    pub(in crate::shard) fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
         let mut keyframes = Vec::new();
         let mut reallocate = false;
+        // RTX is written through the stack, which then needs a drain.
+        let mut wrote_to_stack = false;
         let Some(conn) = self.conns.get_mut(&id) else { return };
         for packet in &packets {
             tracing::trace!(conn = id.0, ?packet, "subscriber rtcp");
@@ -57,6 +59,7 @@ impl Shard {
                         }
                         let resent = match conn.bwe.as_mut() {
                             Some(bwe) if down.rtx.is_some() => {
+                                wrote_to_stack = true;
                                 send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, false).is_some()
                             }
                             bwe => {
@@ -95,6 +98,10 @@ impl Shard {
         if reallocate {
             self.reallocate(id, now);
         }
-        self.mark_dirty(id);
+        if wrote_to_stack {
+            self.mark_dirty(id);
+        } else {
+            self.rearm_if_sooner(id);
+        }
     }
 }
