@@ -13,7 +13,6 @@ use std::time::Instant;
 use crate::peer_factory::Direction;
 use super::egress::{EgressBwe, InboundRtcp, Outbound};
 use crate::TrackKey;
-use crate::ids::IdMap;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,
@@ -36,8 +35,9 @@ pub(crate) struct Conn {
     pub ingress_ssrcs: HashMap<u32, (TrackKey, u8)>,
     /// Publisher side: mid -> track, so a re-offer keeps existing tracks.
     pub published_mids: HashMap<String, TrackKey>,
-    /// Subscriber side.
-    pub down_tracks: IdMap<TrackKey, DownTrack>,
+    /// Subscriber side: the tracks it receives. Each one's down track lives in the track's
+    /// fan-out (`Fanout`), beside its forwarder, where the per-packet path finds it.
+    pub subscribed: Vec<TrackKey>,
     /// Subscriber side: the bandwidth estimate of this connection.
     pub bwe: Option<EgressBwe>,
     /// Publisher side: when a dynacast pause of one of its tracks is due.
@@ -66,7 +66,7 @@ impl Conn {
             ingress_tracks: HashMap::new(),
             ingress_ssrcs: HashMap::new(),
             published_mids: HashMap::new(),
-            down_tracks: IdMap::default(),
+            subscribed: Vec::new(),
             bwe: None,
             dynacast_deadline: None,
             outbound: None,

@@ -564,7 +564,7 @@ impl Shard {
             self.timers.remove(&(deadline, id));
         }
         let now = Instant::now();
-        for key in conn.down_tracks.keys().copied().collect::<Vec<_>>() {
+        for key in conn.subscribed {
             self.unlink_subscriber(id, key, now);
         }
         let owned: Vec<TrackKey> =

@@ -4,7 +4,7 @@
 
 use sfu_bwe::{Bitrate, ProbePacer};
 use bytes::Bytes;
-use sfu_core::{AllocationDecision, Forwarder, PacketRing, PauseReason, TrackDemand};
+use sfu_core::{AllocationDecision, PacketRing, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 
-use super::{EgressBwe, Fanout};
+use super::{EgressBwe, Fanout, Subscription};
 use crate::ids::IdMap;
 use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
@@ -47,13 +47,14 @@ impl Shard {
         }
         bwe.allocation_due = false;
         let demands: Vec<TrackDemand> = conn
-            .down_tracks
+            .subscribed
             .iter()
-            .filter_map(|(key, down)| {
+            .filter_map(|key| {
                 let fanout = self.fanouts.get(key)?;
-                let forwarder = &fanout.get(id)?.forwarder;
+                let subscription = fanout.get(id)?;
                 let rates = fanout.layer_rates.bitrates(now);
-                Some(demand(*key, down, forwarder, rates, self.speaking.contains(&down.publisher)))
+                let speaking = self.speaking.contains(&subscription.down.publisher);
+                Some(demand(*key, subscription, rates, speaking))
             })
             .collect();
         let estimate = bwe.estimator.estimate().as_u64();
@@ -65,15 +66,14 @@ impl Shard {
             bwe.estimator.request_probe(Bitrate::bps(blocked.needed_bps), now);
         }
         let mut events = Vec::new();
-        for (key, down) in conn.down_tracks.iter_mut() {
+        for key in &conn.subscribed {
             let Some(decision) = allocations.decision(key.0) else { continue };
-            let previous = down.allocation.replace(decision);
+            let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
+            let previous = subscription.down.allocation.replace(decision);
             if previous == Some(decision) {
                 continue;
             }
-            if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
-                subscription.forwarder.set_bandwidth_allocation(decision);
-            }
+            subscription.forwarder.set_bandwidth_allocation(decision);
             tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate,
                 rates = ?demands.iter().find(|d| d.id == key.0).map(|d| (&d.layer_bitrates, d.audio_bitrate)), "allocation");
             if is_up(previous, decision) {
@@ -123,7 +123,7 @@ impl Shard {
             if !pacer.is_due(now) {
                 break;
             }
-            let sent = probe_source(conn.down_tracks.iter_mut(), &self.fanouts, bwe.probe_cursor)
+            let sent = probe_source(&conn.subscribed, &mut self.fanouts, id, bwe.probe_cursor)
                 .and_then(|(down, payloads, seq)| send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, true));
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };
@@ -140,7 +140,8 @@ impl Shard {
 }
 
 /// What one down track asks of the allocator.
-fn demand(key: TrackKey, down: &DownTrack, forwarder: &Forwarder, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
+fn demand(key: TrackKey, subscription: &Subscription, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
+    let (forwarder, down) = (&subscription.forwarder, &subscription.down);
     let kind = forwarder.kind();
     // Layers that have not flowed through this shard yet (the publisher may have paused them
     // for dynacast) still exist: priced at their defaults, they can be allocated.
@@ -170,14 +171,19 @@ fn is_up(previous: Option<AllocationDecision>, next: AllocationDecision) -> bool
 /// A packet to copy for a probe: `cursor` steps back from the newest packet of the video track
 /// (with RTX) sent most recently, or the newest itself when the history is not that deep yet.
 fn probe_source<'a>(
-    tracks: impl Iterator<Item = (&'a TrackKey, &'a mut DownTrack)>,
-    fanouts: &'a IdMap<TrackKey, Fanout>,
+    subscribed: &[TrackKey],
+    fanouts: &'a mut IdMap<TrackKey, Fanout>,
+    conn: ConnId,
     cursor: u16,
 ) -> Option<(&'a mut DownTrack, &'a PacketRing<Bytes>, u16)> {
-    let (key, down) = tracks
+    let key = subscribed
+        .iter()
+        .filter_map(|key| Some((key, &fanouts.get(key)?.get(conn)?.down)))
         .filter(|(_, d)| d.rtx.is_some() && d.last_seq.is_some())
-        .max_by_key(|(_, d)| d.last_sent_at)?;
-    let payloads = &fanouts.get(key)?.payloads;
+        .max_by_key(|(_, d)| d.last_sent_at)?
+        .0;
+    let (subscription, payloads) = fanouts.get_mut(key)?.with_payloads_mut(conn)?;
+    let down = &mut subscription.down;
     let newest = down.last_seq?;
     let seq = [newest.wrapping_sub(cursor), newest]
         .into_iter()

@@ -1,11 +1,13 @@
 //! A subscribed track as one shard fans it out: who gets it and each one's forwarding state,
 //! how its layers flow, and its recent payloads.
 
+use bytes::Bytes;
 use sfu_core::{Forwarder, LayerRates, PacketRing};
 use sfu_proto::TrackKind;
 
-use crate::ConnId;
 use crate::ids::IdMap;
+use crate::shard::conn::DownTrack;
+use crate::{ConnId, TrackKey};
 
 /// Sent packets kept per down track for NACKs: ~1 s of a 1.5 Mbit/s layer.
 pub(super) const VIDEO_HISTORY: usize = 512;
@@ -23,15 +25,17 @@ pub(crate) struct Fanout {
     /// The track's recent payloads, every layer's, stored once: the subscribers' NACK
     /// histories hold indices into it. Twice a history's length, so with every layer flowing
     /// it still reaches seconds back, far beyond what a NACK can usefully ask for.
-    pub payloads: PacketRing<bytes::Bytes>,
+    pub payloads: PacketRing<Bytes>,
 }
 
-/// One connection's subscription to the track, as the fan-out needs it per packet.
+/// One connection's subscription to the track: everything a copy needs but the connection's
+/// SRTP and estimator, so that a copy looks up nothing but its connection.
 pub(crate) struct Subscription {
     pub conn: ConnId,
     /// The connection is up (kept in step with its `connected`): nothing goes out before.
     pub connected: bool,
     pub forwarder: Forwarder,
+    pub down: DownTrack,
 }
 
 impl Fanout {
@@ -76,6 +80,12 @@ impl Fanout {
         self.subscriptions.get_mut(*self.positions.get(&conn)?)
     }
 
+    /// `conn`'s subscription, with the payloads its history points into.
+    pub fn with_payloads_mut(&mut self, conn: ConnId) -> Option<(&mut Subscription, &PacketRing<Bytes>)> {
+        let at = *self.positions.get(&conn)?;
+        Some((self.subscriptions.get_mut(at)?, &self.payloads))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.subscriptions.is_empty()
     }
@@ -99,6 +109,14 @@ impl Fanout {
     }
 }
 
+/// Which of `subscribed` (one connection's tracks) it receives as `ssrc`.
+pub(crate) fn track_sent_as(fanouts: &IdMap<TrackKey, Fanout>, subscribed: &[TrackKey], conn: ConnId, ssrc: u32) -> Option<TrackKey> {
+    subscribed
+        .iter()
+        .copied()
+        .find(|key| fanouts.get(key).and_then(|f| f.get(conn)).is_some_and(|s| s.down.ssrc == ssrc))
+}
+
 /// How many sent packets a subscriber's down track of this kind keeps for NACKs.
 pub(super) fn history_capacity(kind: TrackKind) -> usize {
     match kind {
@@ -113,10 +131,30 @@ mod tests {
     use sfu_core::VideoCodec;
 
     fn subscription(conn: u64) -> Subscription {
+        let down = DownTrack {
+            sender: Default::default(),
+            ssrc: 1000 + conn as u32,
+            mime: "audio/opus".into(),
+            payload_type: Some(111),
+            history: sfu_core::RtpHistory::new(AUDIO_HISTORY),
+            resends: Default::default(),
+            last_seq: None,
+            last_sent_at: None,
+            clock_rate: 48_000,
+            clock_anchor: None,
+            sent_packets: 0,
+            sent_octets: 0,
+            rtx: None,
+            source: Default::default(),
+            rendered_area: 0,
+            publisher: "PA_test".into(),
+            allocation: None,
+        };
         Subscription {
             conn: ConnId(conn),
             connected: false,
             forwarder: Forwarder::new(TrackKind::Audio, VideoCodec::from_mime("audio/opus"), 48_000),
+            down,
         }
     }
 
@@ -141,5 +179,25 @@ mod tests {
             assert!(fanout.remove(ConnId(conn)).is_some());
         }
         assert!(fanout.is_empty() && fanout.get(ConnId(2)).is_none());
+    }
+
+    #[test]
+    fn finds_the_track_a_connection_receives_as_an_ssrc() {
+        let (audio, other) = (TrackKey::new(0, 1), TrackKey::new(0, 2));
+        let mut fanouts = IdMap::default();
+        for key in [audio, other] {
+            let mut fanout = Fanout::new(TrackKind::Audio);
+            for conn in 1..=3 {
+                let mut s = subscription(conn);
+                s.down.ssrc += if key == audio { 0 } else { 100 };
+                fanout.add(s);
+            }
+            fanouts.insert(key, fanout);
+        }
+        let subscribed = [audio, other];
+        assert_eq!(track_sent_as(&fanouts, &subscribed, ConnId(2), 1002), Some(audio));
+        assert_eq!(track_sent_as(&fanouts, &subscribed, ConnId(2), 1102), Some(other));
+        assert_eq!(track_sent_as(&fanouts, &subscribed, ConnId(2), 1003), None, "another connection's");
+        assert_eq!(track_sent_as(&fanouts, &subscribed[..1], ConnId(2), 1102), None, "not subscribed");
     }
 }

@@ -51,7 +51,7 @@ impl Shard {
         });
         let shed_levels = self.overload.level();
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
-        if conn.down_tracks.contains_key(&spec.key) {
+        if conn.subscribed.contains(&spec.key) {
             return Ok(());
         }
         let ssrc = rand::random::<u32>();
@@ -96,30 +96,28 @@ impl Shard {
         if let Some(bwe) = conn.bwe.as_mut() {
             bwe.allocation_due = true;
         }
-        conn.down_tracks.insert(
-            spec.key,
-            DownTrack {
-                sender,
-                ssrc,
-                mime: spec.mime,
-                payload_type: None,
-                history: RtpHistory::new(capacity),
-                resends: ResendLog::default(),
-                last_seq: None,
-                last_sent_at: None,
-                clock_rate: spec.clock_rate,
-                clock_anchor: None,
-                sent_packets: 0,
-                sent_octets: 0,
-                rtx: None,
-                source: spec.source,
-                rendered_area: rendered_area(&spec.settings),
-                publisher: spec.publisher.clone(),
-                allocation: None,
-            },
-        );
+        conn.subscribed.push(spec.key);
+        let down = DownTrack {
+            sender,
+            ssrc,
+            mime: spec.mime,
+            payload_type: None,
+            history: RtpHistory::new(capacity),
+            resends: ResendLog::default(),
+            last_seq: None,
+            last_sent_at: None,
+            clock_rate: spec.clock_rate,
+            clock_anchor: None,
+            sent_packets: 0,
+            sent_octets: 0,
+            rtx: None,
+            source: spec.source,
+            rendered_area: rendered_area(&spec.settings),
+            publisher: spec.publisher.clone(),
+            allocation: None,
+        };
         let fanout = self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind));
-        fanout.add(Subscription { conn: id, connected, forwarder });
+        fanout.add(Subscription { conn: id, connected, forwarder, down });
         self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
         self.refresh_layer_demand(spec.key, now);
         Ok(())
@@ -127,24 +125,30 @@ impl Shard {
 
     pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey, now: Instant) -> Result<(), MediaError> {
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
-        let down = conn.down_tracks.remove(&key).ok_or(MediaError::NoTrack)?;
-        conn.pc.remove_track(down.sender)?;
+        let at = conn.subscribed.iter().position(|k| *k == key).ok_or(MediaError::NoTrack)?;
+        conn.subscribed.swap_remove(at);
         if let Some(bwe) = conn.bwe.as_mut() {
             bwe.allocation_due = true;
         }
-        self.unlink_subscriber(id, key, now);
+        let removed = self.unlink_subscriber(id, key, now);
+        if let (Some(conn), Some(subscription)) = (self.conns.get_mut(&id), removed) {
+            conn.pc.remove_track(subscription.down.sender)?;
+        }
         Ok(())
     }
 
-    pub(super) fn unlink_subscriber(&mut self, id: ConnId, key: TrackKey, now: Instant) {
+    /// Takes `id`'s subscription out of the track's fan-out, and tells the publisher's shard.
+    pub(super) fn unlink_subscriber(&mut self, id: ConnId, key: TrackKey, now: Instant) -> Option<Subscription> {
+        let mut removed = None;
         if let Some(fanout) = self.fanouts.get_mut(&key) {
-            fanout.remove(id);
+            removed = fanout.remove(id);
             if fanout.is_empty() {
                 self.fanouts.remove(&key);
             }
         }
         self.send_to_shard(key.shard(), Command::Downstream { key, shard: self.index, attach: false }, now);
         self.refresh_layer_demand(key, now);
+        removed
     }
 
     pub(super) fn subscriber_offer(
@@ -167,7 +171,8 @@ impl Shard {
         for t in transceivers {
             let Some(transceiver) = conn.pc.rtp_transceiver(t) else { continue };
             let (Some(mid), Some(sender)) = (transceiver.mid().clone(), transceiver.sender()) else { continue };
-            if let Some((key, _)) = conn.down_tracks.iter().find(|(_, d)| d.sender == sender) {
+            let sent_by = |key: &&TrackKey| self.fanouts.get(key).and_then(|f| f.get(id)).is_some_and(|s| s.down.sender == sender);
+            if let Some(key) = conn.subscribed.iter().find(sent_by) {
                 tracks.push((mid, *key));
             }
         }
@@ -212,7 +217,8 @@ impl Shard {
     /// After negotiation, learns which payload type the subscriber uses for each codec.
     fn resolve_payload_types(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        for down in conn.down_tracks.values_mut() {
+        for key in &conn.subscribed {
+            let Some(down) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)).map(|s| &mut s.down) else { continue };
             let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
             let parameters = sender.get_parameters();
             if let Some(bwe) = conn.bwe.as_mut()
@@ -248,18 +254,14 @@ impl Shard {
     }
 
     pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if let Some(down) = conn.down_tracks.get_mut(&key) {
-            if let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) {
-                subscription.forwarder.set_preference(settings);
-            }
-            down.rendered_area = rendered_area(settings);
-            if let Some(bwe) = conn.bwe.as_mut() {
-                bwe.allocator.on_request(key.0);
-            }
-            self.reallocate(id, now);
-            self.refresh_layer_demand(key, now);
+        let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) else { return };
+        subscription.forwarder.set_preference(settings);
+        subscription.down.rendered_area = rendered_area(settings);
+        if let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.bwe.as_mut()) {
+            bwe.allocator.on_request(key.0);
         }
+        self.reallocate(id, now);
+        self.refresh_layer_demand(key, now);
     }
 
     pub(super) fn set_muted(&mut self, key: TrackKey, muted: bool) {
@@ -312,7 +314,7 @@ impl Shard {
                 tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
             }
             let Some(conn) = self.conns.get_mut(&id) else { continue };
-            let Some(down) = conn.down_tracks.get_mut(&packet.key) else { continue };
+            let down = &mut subscription.down;
             let Some(payload_type) = down.payload_type else {
                 tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                 continue;
@@ -374,7 +376,7 @@ impl Shard {
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         if let Some(conn) = self.conns.get_mut(&id) {
                             conn.connected = false;
-                            for key in conn.down_tracks.keys() {
+                            for key in &conn.subscribed {
                                 if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
                                     subscription.connected = false;
                                 }
@@ -412,7 +414,7 @@ impl Shard {
             conn.sender_report_at = Some(now + reports::SENDER_REPORT_INTERVAL / 2);
         }
         let mut requests = Vec::new();
-        for key in conn.down_tracks.keys() {
+        for key in &conn.subscribed {
             let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
             subscription.connected = true;
             subscription.forwarder.on_connected(now);

@@ -27,9 +27,10 @@ impl Shard {
         conn.sender_report_at = Some(now + SENDER_REPORT_INTERVAL);
         let ntp_time = ntp_timestamp(SystemTime::now());
         let reports: Vec<Box<dyn rtc::rtcp::Packet>> = conn
-            .down_tracks
-            .values()
-            .filter_map(|down| sender_report(down, ntp_time, now))
+            .subscribed
+            .iter()
+            .filter_map(|key| self.fanouts.get(key)?.get(id))
+            .filter_map(|subscription| sender_report(&subscription.down, ntp_time, now))
             .map(|report| Box::new(report) as Box<dyn rtc::rtcp::Packet>)
             .collect();
         if reports.is_empty() {

@@ -9,6 +9,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use std::time::Instant;
 
 use super::bandwidth::send_rtx;
+use super::fanout::track_sent_as;
 use super::outbound::send_rtp;
 use crate::ConnId;
 use crate::shard::{Command, Shard};
@@ -41,8 +42,9 @@ impl Shard {
                 }
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
-                let Some((key, down)) = conn.down_tracks.iter_mut().find(|(_, d)| d.ssrc == nack.media_ssrc) else { continue };
-                let Some(payloads) = self.fanouts.get(key).map(|f| &f.payloads) else { continue };
+                let Some(key) = track_sent_as(&self.fanouts, &conn.subscribed, id, nack.media_ssrc) else { continue };
+                let Some((subscription, payloads)) = self.fanouts.get_mut(&key).and_then(|f| f.with_payloads_mut(id)) else { continue };
+                let down = &mut subscription.down;
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
                         let Some(sent) = down.history.get(seq).copied() else {
@@ -80,13 +82,13 @@ impl Shard {
         }
         let mut requests = Vec::new();
         for ssrc in keyframes {
-            if let Some((key, _)) = conn.down_tracks.iter().find(|(_, d)| d.ssrc == ssrc)
-                && let Some(subscription) = self.fanouts.get(key).and_then(|f| f.get(id))
+            if let Some(key) = track_sent_as(&self.fanouts, &conn.subscribed, id, ssrc)
+                && let Some(subscription) = self.fanouts.get(&key).and_then(|f| f.get(id))
             {
                 let forwarder = &subscription.forwarder;
                 let layer = forwarder.current_layer().or(forwarder.target_layer());
                 if let Some(layer) = layer {
-                    requests.push((*key, layer));
+                    requests.push((key, layer));
                 }
             }
         }
