@@ -78,6 +78,17 @@ impl LayerActivity {
             .map(|at| at + LAYER_INACTIVE_AFTER)
     }
 
+    /// Layers that had a packet within [`LAYER_INACTIVE_AFTER`]: what is known to flow, without
+    /// the benefit of the doubt [`active`](Self::active) gives layers never seen.
+    pub fn recently_seen(&self, now: Instant) -> Vec<u8> {
+        (0..MAX_LAYERS as u8)
+            .filter(|&layer| {
+                self.last_packet[usize::from(layer)]
+                    .is_some_and(|at| now.saturating_duration_since(at) <= LAYER_INACTIVE_AFTER)
+            })
+            .collect()
+    }
+
     /// One more than the highest layer seen so far (0 before any packet).
     pub fn seen_count(&self) -> usize {
         self.last_packet
@@ -93,6 +104,20 @@ mod tests {
 
     /// (name, packets as (layer, ms), query time in ms, expected active among layers 0..3)
     type Case = (&'static str, &'static [(u8, u64)], u64, LayerSet);
+
+    #[test]
+    fn recently_seen_gives_unseen_layers_no_benefit_of_the_doubt() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut activity = LayerActivity::new();
+        assert!(activity.recently_seen(t0).is_empty());
+        activity.on_packet(0, ms(0));
+        activity.on_packet(1, ms(10));
+        assert_eq!(activity.recently_seen(ms(100)), vec![0, 1]);
+        assert!(activity.active(ms(100)).contains(2), "active() still expects layer 2");
+        activity.on_packet(1, ms(1500));
+        assert_eq!(activity.recently_seen(ms(1505)), vec![1], "layer 0 went quiet");
+    }
 
     #[test]
     fn layers_become_inactive_when_packets_stop() {

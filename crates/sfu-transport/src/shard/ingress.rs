@@ -7,7 +7,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use sfu_core::{KeyframeRequestThrottle, LayerOrder, PacketMeta, VideoCodec};
+use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub(crate) struct Published {
     /// subscribers, and what the publisher is told to encode.
     pub demand: HashMap<usize, u8>,
     pub dynacast: Option<sfu_core::Dynacast>,
+    /// Which layers the publisher is sending, told to a shard that starts subscribing.
+    pub activity: LayerActivity,
     /// Audio tracks whose publisher sends the audio-level extension: its id and the meter.
     pub audio_level: Option<AudioLevelTap>,
 }
@@ -176,6 +178,7 @@ impl Shard {
                     deferred_plis: Vec::new(),
                     demand: HashMap::new(),
                     dynacast,
+                    activity: LayerActivity::new(),
                     audio_level: audio_level.filter(|_| kind == RtpCodecKind::Audio).map(|extension_id| AudioLevelTap {
                         extension_id,
                         meter: sfu_core::AudioLevelMeter::new(),
@@ -232,6 +235,10 @@ impl Shard {
             }
         };
         let Some(published) = self.published.get_mut(&key) else { return };
+        // Padding says nothing about a layer being encoded (browsers pad on paused layers too).
+        if !packet.payload.is_empty() {
+            published.activity.on_packet(layer, now);
+        }
         if let Some(i) = published.deferred_plis.iter().position(|l| published.throttle.is_allowed(*l, now)) {
             let layer = published.deferred_plis.swap_remove(i);
             self.request_keyframe(key, layer, now);
@@ -293,11 +300,17 @@ impl Shard {
     }
 
     /// A subscription on `shard` starts or ends for a track published here.
-    pub(super) fn set_downstream(&mut self, key: TrackKey, shard: usize, attach: bool) {
+    pub(super) fn set_downstream(&mut self, key: TrackKey, shard: usize, attach: bool, now: Instant) {
         let Some(published) = self.published.get_mut(&key) else { return };
         let count = published.downstream.entry(shard).or_insert(0);
         if attach {
             *count += 1;
+            // A shard new to the track cannot tell a layer the publisher does not send from one
+            // it has not seen yet, and would wait for it: say which ones flow.
+            let layers = published.activity.recently_seen(now);
+            if !layers.is_empty() {
+                self.send_to_shard(shard, Command::LayersFlowing { key, layers }, now);
+            }
         } else {
             *count = count.saturating_sub(1);
             if *count == 0 {

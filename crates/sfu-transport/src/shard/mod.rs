@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Close { conn: ConnId },
     /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
     Downstream { key: TrackKey, shard: usize, attach: bool },
+    /// From the publisher's shard to one that just attached: the layers the publisher sends.
+    LayersFlowing { key: TrackKey, layers: Vec<u8> },
     /// From a subscriber's shard to the publisher's: the highest layer of the track that
     /// subscribers on `shard` ask for (`None`: none of them wants it any more).
     LayerDemand { key: TrackKey, shard: usize, wanted: Option<u8> },
@@ -488,7 +490,8 @@ impl Shard {
             Command::SetSpeaking { participant, speaking } => self.set_speaking(participant, speaking),
             Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
             Command::Close { conn } => self.close_conn(conn),
-            Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach),
+            Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach, now),
+            Command::LayersFlowing { key, layers } => self.on_layers_flowing(key, &layers, now),
             Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
             Command::Forward(packet) => {

@@ -253,6 +253,18 @@ impl Shard {
         }
     }
 
+    /// The publisher's shard says which layers flow: subscriptions that have not started yet
+    /// target one of those at once, instead of waiting a second and a half for a layer the
+    /// publisher does not send (when this shard had not seen the track before).
+    pub(super) fn on_layers_flowing(&mut self, key: TrackKey, layers: &[u8], now: Instant) {
+        let Some(fanout) = self.fanouts.get_mut(&key) else { return };
+        for subscription in fanout.subscriptions_mut() {
+            if subscription.forwarder.current_layer().is_none() {
+                subscription.forwarder.seed_active_layers(layers, now);
+            }
+        }
+    }
+
     pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings, now: Instant) {
         let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) else { return };
         subscription.forwarder.set_preference(settings);
