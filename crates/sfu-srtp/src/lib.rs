@@ -22,6 +22,7 @@ use rtc::crypto::{
     StreamCipher, StreamCipherAlgorithm,
 };
 use rtc::srtp::context::Context;
+use rtc::srtp::option::ContextOption;
 use rtc::srtp::protection_profile::ProtectionProfile;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -90,25 +91,23 @@ impl std::fmt::Debug for SrtpKeys {
 impl SrtpKeys {
     /// An SRTP context for these keys, with the default provider (whose calls are not noted).
     pub fn context(&self) -> Result<Context, String> {
-        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
-        Context::new(&self.master_key, &self.master_salt, self.profile.rtc(), None, None, provider.crypto())
-            .map_err(|e| e.to_string())
+        self.build_context(None, None)
     }
 
     /// A context for opening what the other side sends, refusing replays within the same
     /// windows as the stack's own (64 packets for SRTP and for SRTCP).
     pub fn receiving_context(&self) -> Result<Context, String> {
         const REPLAY_WINDOW: usize = 64;
-        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
-        Context::new(
-            &self.master_key,
-            &self.master_salt,
-            self.profile.rtc(),
+        self.build_context(
             Some(rtc::srtp::option::srtp_replay_protection(REPLAY_WINDOW)),
             Some(rtc::srtp::option::srtcp_replay_protection(REPLAY_WINDOW)),
-            provider.crypto(),
         )
-        .map_err(|e| e.to_string())
+    }
+
+    fn build_context(&self, srtp: Option<ContextOption>, srtcp: Option<ContextOption>) -> Result<Context, String> {
+        let provider = rtc::crypto::default_provider().map_err(|e| e.to_string())?;
+        Context::new(&self.master_key, &self.master_salt, self.profile.rtc(), srtp, srtcp, provider.crypto())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -131,11 +130,6 @@ pub fn take_session_keys() -> Option<SessionKeys> {
     })?;
     let mut keys = master_keys(&notes).into_iter();
     Some(SessionKeys { local: keys.next()?, remote: keys.next() })
-}
-
-/// The keys of the *local* (sending) direction, if a handshake completed since the last call.
-pub fn take_local_keys() -> Option<SrtpKeys> {
-    take_session_keys().map(|keys| keys.local)
 }
 
 /// Whether anything is noted (cheap: checked after every datagram).
@@ -175,7 +169,7 @@ fn master_keys(notes: &[Note]) -> Vec<SrtpKeys> {
     found
 }
 
-/// The default crypto provider, with SRTP key derivations noted for [`take_local_keys`].
+/// The default crypto provider, with SRTP key derivations noted for [`take_session_keys`].
 pub struct KeyNotingProvider {
     inner: Arc<dyn RTCCryptoProvider>,
     crypto: NotingCrypto,
@@ -262,7 +256,7 @@ mod tests {
     fn round_trip(ours: SrtpProfile) {
         let profile = ours.rtc();
         let provider = KeyNotingProvider::new().unwrap();
-        let _ = take_local_keys();
+        let _ = take_session_keys();
         let (key, salt) = (vec![0x5a; 16], (0..profile.salt_len() as u8).collect::<Vec<_>>());
         let (remote_key, remote_salt) = (vec![0x33; 16], vec![0x11; profile.salt_len()]);
         let _local = Context::new(&key, &salt, profile, None, None, provider.crypto()).unwrap();
@@ -301,10 +295,10 @@ mod tests {
     #[test]
     fn ignores_aes_blocks_that_are_not_a_derivation() {
         let provider = KeyNotingProvider::new().unwrap();
-        let _ = take_local_keys();
+        let _ = take_session_keys();
         let mut block = [1u8; 16];
         provider.crypto().block_encrypt(BlockCipherAlgorithm::Aes128, &[2u8; 16], &mut block).unwrap();
         provider.crypto().new_aead(AeadAlgorithm::Aes128Gcm, &[3u8; 16]).unwrap();
-        assert!(take_local_keys().is_none());
+        assert!(take_session_keys().is_none());
     }
 }
