@@ -45,10 +45,6 @@ impl Shard {
         spec: DownTrackSpec,
         now: Instant,
     ) -> Result<(), MediaError> {
-        // Layers this shard already sees flowing (other subscribers of the track live here).
-        let flowing: Vec<u8> = self.fanouts.get(&spec.key).map_or_else(Vec::new, |fanout| {
-            fanout.layer_rates.bitrates(now).into_iter().enumerate().filter(|(_, r)| r.is_some_and(|bps| bps > 0)).map(|(l, _)| l as u8).collect()
-        });
         let shed_levels = self.overload.level();
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
         if conn.subscribed.contains(&spec.key) {
@@ -86,7 +82,8 @@ impl Shard {
         forwarder.set_layers(&dims);
         forwarder.set_shed_levels(shed_levels);
         forwarder.set_preference(&spec.settings);
-        forwarder.seed_active_layers(&flowing, now);
+        // Which layers flow comes from the publisher's shard, in answer to the attach below
+        // (`LayersFlowing`, see on_layers_flowing).
         forwarder.set_muted(spec.muted);
         let connected = conn.connected;
         if connected {
