@@ -49,6 +49,14 @@
 //!    One [`ActiveSpeakers`] per room ranks the participants; announce each ranking that
 //!    [`ActiveSpeakers::poll_change`] returns, and mark speakers' video in [`TrackDemand`].
 //!
+//! Losses on a publisher's uplink are asked for again:
+//!
+//! 8. Keep one [`UplinkNacks`] per incoming video stream (per simulcast SSRC) and feed it every
+//!    packet's sequence number, retransmissions included (after RTX is unwrapped); forward
+//!    only what it calls [`Arrival::New`] or [`Arrival::Repaired`]. When
+//!    [`UplinkNacks::poll_timeout`] passes, send a NACK for what [`UplinkNacks::poll_nacks`]
+//!    returns.
+//!
 //! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
 //! common path, or panics on packet data.
 
@@ -69,6 +77,7 @@ pub mod packet_ring;
 pub mod selector;
 pub mod seq;
 pub mod speakers;
+pub mod uplink_nacks;
 pub mod vp8;
 #[cfg(test)]
 mod test_rng;
@@ -94,4 +103,7 @@ pub use packet_ring::PacketRing;
 pub use selector::{LayerSelector, LayerSet, MAX_LAYERS};
 pub use seq::{SeqUnwrapper, TsUnwrapper};
 pub use speakers::{ActiveSpeakers, DOMINANCE_MARGIN, SILENT_LEVEL, SPEAKING_LEVEL};
+pub use uplink_nacks::{
+    Arrival, MAX_NACK_AGE, MAX_NACKS_PER_PACKET, NACK_RETRY_INTERVAL, SRTP_REPLAY_WINDOW, UplinkNacks,
+};
 pub use vp8::{PictureId, Vp8Descriptor, Vp8Munger, Vp8Rewrite, parse_vp8_descriptor};

@@ -16,6 +16,7 @@ mod ids;
 mod metrics;
 mod peer_factory;
 mod plane;
+mod repair_tap;
 mod send_batch;
 mod shard;
 mod stun;

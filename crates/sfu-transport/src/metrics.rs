@@ -4,6 +4,8 @@
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use sfu_core::{DropReason, PauseReason};
 
+use crate::shard::IngressRejection;
+
 pub(crate) struct ShardMetrics {
     pub forwarded_packets: Counter,
     pub forwarded_bytes: Counter,
@@ -16,7 +18,22 @@ pub(crate) struct ShardMetrics {
     pub retransmissions: Counter,
     pub retransmissions_missed: Counter,
     pub retransmissions_refused: Counter,
+    /// Datagrams from an address no connection validated, naming no ufrag we know.
     pub unroutable_datagrams: Counter,
+    /// Client addresses ICE validated (a multi-homed client has several per connection).
+    pub validated_paths: Counter,
+    /// Connections that went [`crate::shard`]'s consent timeout without a word, and that spoke
+    /// again after it.
+    pub consent_lapses: Counter,
+    pub consent_revivals: Counter,
+    /// Publishers' packets asked for again (one per sequence number per NACK), those that came
+    /// back (on RTX or on their own stream), those that came twice, and those given up on.
+    pub uplink_nacks_sent: Counter,
+    pub uplink_repairs: Counter,
+    pub uplink_duplicates: Counter,
+    pub uplink_nack_give_ups: Counter,
+    /// RTX packets from publishers, unwrapped into the layer they repair.
+    pub uplink_rtx_packets: Counter,
     /// Subscribers' RTCP datagrams that failed authentication or did not parse.
     pub rtcp_rejected: Counter,
     /// Subscribers' bandwidth estimates, recorded at each transport-cc report.
@@ -48,6 +65,7 @@ pub(crate) struct ShardMetrics {
     pub dynacast_changes: Counter,
     drops: Vec<Counter>,
     pauses: Vec<Counter>,
+    rejections: Vec<Counter>,
 }
 
 impl ShardMetrics {
@@ -67,6 +85,14 @@ impl ShardMetrics {
             retransmissions_missed: c("sfu_retransmission_misses_total"),
             retransmissions_refused: c("sfu_retransmissions_refused_total"),
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
+            validated_paths: c("sfu_ice_validated_paths_total"),
+            consent_lapses: c("sfu_consent_lapses_total"),
+            consent_revivals: c("sfu_consent_revivals_total"),
+            uplink_nacks_sent: c("sfu_uplink_nacks_sent_total"),
+            uplink_repairs: c("sfu_uplink_repairs_total"),
+            uplink_duplicates: c("sfu_uplink_duplicates_total"),
+            uplink_nack_give_ups: c("sfu_uplink_nack_give_ups_total"),
+            uplink_rtx_packets: c("sfu_uplink_rtx_packets_total"),
             rtcp_rejected: c("sfu_rtcp_rejected_total"),
             estimate: histogram!("sfu_subscriber_estimate_bps", "shard" => label.clone()),
             send_failures: c("sfu_udp_send_failures_total"),
@@ -86,6 +112,10 @@ impl ShardMetrics {
                 .iter()
                 .map(|r| counter!("sfu_track_pauses_total", "shard" => label.clone(), "reason" => r.as_str()))
                 .collect(),
+            rejections: IngressRejection::ALL
+                .iter()
+                .map(|r| counter!("sfu_ingress_rejected_total", "shard" => label.clone(), "reason" => r.as_str()))
+                .collect(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| counter!("sfu_dropped_packets_total", "shard" => label.clone(), "reason" => r.as_str()))
@@ -96,6 +126,13 @@ impl ShardMetrics {
     /// The allocator paused a track a subscriber receives.
     pub fn paused(&self, reason: PauseReason) {
         if let Some(c) = self.pauses.get(PauseReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
+            c.increment(1);
+        }
+    }
+
+    /// The stack refused a client's datagram.
+    pub fn rejected(&self, reason: IngressRejection) {
+        if let Some(c) = self.rejections.get(IngressRejection::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
             c.increment(1);
         }
     }

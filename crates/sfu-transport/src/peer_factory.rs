@@ -3,7 +3,7 @@
 //! shard's socket, and a fixed codec set so payload types match across publishers and
 //! subscribers.
 
-use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
@@ -21,12 +21,13 @@ use rtc::rtp_transceiver::rtp_sender::{
     RtpCodecKind,
 };
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::MediaError;
 use sfu_srtp::KeyNotingProvider;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use crate::feedback_interceptor::FeedbackToApplication;
+use crate::repair_tap::RepairTap;
 
 /// Chain position of [`FeedbackToApplication`]: after every built-in interceptor.
 const FEEDBACK_SLOT: usize = 20_000;
@@ -116,9 +117,13 @@ fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, Med
                 None,
             )?;
         }
-        // RTX lets us send probe bursts made of recent packets again: each RTX packet has its
-        // own sequence number, so the browser's SRTP accepts it, counts it in its feedback,
-        // and then discards it as a duplicate.
+    }
+    // Egress: RTX lets us send probe bursts made of recent packets again: each RTX packet has
+    // its own sequence number, so the browser's SRTP accepts it, counts it in its feedback, and
+    // then discards it as a duplicate.
+    // Ingress: a publisher answered with RTX resends what we NACK on its own stream, whose
+    // fresh sequence numbers the SRTP replay window never refuses however late the repair.
+    if direction == Direction::Ingress || estimate {
         for (pt, apt) in [(PT_RTX_VP8, PT_VP8), (PT_RTX_H264, PT_H264)] {
             engine.register_codec(
                 RTCRtpCodecParameters {
@@ -170,7 +175,11 @@ pub fn build_peer_connection(
         // from those extensions. Without reports they stay on every packet (about 12 bytes), so
         // an ICE restart or an added track keeps the simulcast video. Loss and delay still reach
         // the publisher's estimator through transport-cc feedback, and NACKs repair losses.
-        registry = registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        //
+        // The NACKs are the shard's own (sfu_core::UplinkNacks), not the stack's generator: that
+        // one never learns of a packet repaired on an RTX stream it cannot place, and asks for it
+        // again and again. RTX packets the stack cannot place come out through the repair tap.
+        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), RepairTap::default());
     }
     if direction == Direction::Egress {
         // No report interceptors: the shard writes the media itself, so it sends the sender
@@ -191,7 +200,16 @@ pub fn build_peer_connection(
                 SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
             ]);
     }
+    if direction == Direction::Ingress {
+        // A publisher without RTX resends on the original sequence numbers; they must still be
+        // accepted as late as the shard asks for them (sfu_core::MAX_NACK_DISTANCE).
+        settings = settings.with_srtp_replay_protection_window(sfu_core::SRTP_REPLAY_WINDOW);
+    }
     let settings = settings
+        // No disconnected or failed state from the ICE agent: it counts only STUN, and clients
+        // that check every 5 or 25 s flapped. The shard's consent timer counts everything the
+        // client sends (shard::consent).
+        .with_ice_timeouts(Some(Duration::ZERO), Some(Duration::ZERO), None)
         .with_lite(true)
         .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

@@ -11,19 +11,22 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::peer_factory::Direction;
+use super::consent::Consent;
 use super::egress::{EgressBwe, InboundRtcp, Outbound};
+use super::uplink::RepairExtensionIds;
 use crate::TrackKey;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,
     pub direction: Direction,
     pub pc: RTCPeerConnection,
-    pub ufrag: String,
-    /// Where the client's packets come from, learned from its STUN checks.
-    pub remote: Option<SocketAddr>,
-    /// A STUN check came from a new address: the selected ICE pair may have changed.
+    /// ICE validated a new client address: the selected ICE pair may have changed.
     pub path_changed: bool,
     pub connected: bool,
+    /// Whether the client is still there (RFC 7675), from everything authenticated it sends.
+    pub consent: Consent,
+    /// Consent lapsed while connected: a word from the client reconnects it.
+    pub reconnect_on_word: bool,
     /// The deadline this connection is filed under in the shard's timer set.
     pub deadline: Option<Instant>,
     /// Queued for draining at the next flush.
@@ -35,6 +38,12 @@ pub(crate) struct Conn {
     pub ingress_ssrcs: HashMap<u32, (TrackKey, u8)>,
     /// Publisher side: mid -> track, so a re-offer keeps existing tracks.
     pub published_mids: HashMap<String, TrackKey>,
+    /// Publisher side: the header extensions that name an RTX packet's layer, once negotiated.
+    pub repair_ids: Option<RepairExtensionIds>,
+    /// Publisher side: RTX SSRC -> the SSRC of the layer it repairs, learned from repaired rids.
+    pub repair_ssrcs: HashMap<u32, u32>,
+    /// Publisher side: when packets missing on its uplink are next due to be NACKed.
+    pub uplink_nack_at: Option<Instant>,
     /// Subscriber side: the tracks it receives. Each one's down track lives in the track's
     /// fan-out (`Fanout`), beside its forwarder, where the per-packet path finds it.
     pub subscribed: Vec<TrackKey>,
@@ -51,21 +60,24 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(owner: ParticipantId, direction: Direction, pc: RTCPeerConnection, ufrag: String) -> Self {
+    pub fn new(owner: ParticipantId, direction: Direction, pc: RTCPeerConnection, now: Instant) -> Self {
         Self {
             owner,
             direction,
             pc,
-            ufrag,
-            remote: None,
             path_changed: false,
             connected: false,
+            consent: Consent::new(now),
+            reconnect_on_word: false,
             deadline: None,
             dirty: false,
             data_channel: None,
             ingress_tracks: HashMap::new(),
             ingress_ssrcs: HashMap::new(),
             published_mids: HashMap::new(),
+            repair_ids: None,
+            repair_ssrcs: HashMap::new(),
+            uplink_nack_at: None,
             subscribed: Vec::new(),
             bwe: None,
             dynacast_deadline: None,

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::conn::Conn;
+use super::uplink::{RepairExtensionIds, TrackUplink};
 use super::{Command, FORWARD_BACKLOG_LIMIT, Shard};
 use crate::peer_factory::{AUDIO_LEVEL_URI, Direction, IceCredentials, build_peer_connection, with_start_bitrate};
 use crate::plane::{PublishedTrack, PublisherAnswer};
@@ -58,6 +59,8 @@ pub(crate) struct Published {
     pub activity: LayerActivity,
     /// Audio tracks whose publisher sends the audio-level extension: its id and the meter.
     pub audio_level: Option<AudioLevelTap>,
+    /// Video tracks: what arrived and what is missing on each incoming stream, to NACK.
+    pub uplink: Option<TrackUplink>,
 }
 
 /// Reads a published audio track's loudness from its audio-level header extension.
@@ -80,8 +83,8 @@ impl Shard {
             let credentials = IceCredentials::random();
             let estimate = direction == Direction::Egress && self.estimate_bandwidth;
             let pc = build_peer_connection(direction, &credentials, self.announce, estimate, now)?;
-            self.by_ufrag.insert(credentials.ufrag.clone(), id);
-            let mut conn = Conn::new(owner, direction, pc, credentials.ufrag);
+            self.demux.set_ufrag(id, &credentials.ufrag);
+            let mut conn = Conn::new(owner, direction, pc, now);
             if estimate {
                 conn.bwe = Some(super::egress::EgressBwe::new(now));
             }
@@ -112,6 +115,7 @@ impl Shard {
 
         self.learn_ufrag(id, &sdp);
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        conn.repair_ids = RepairExtensionIds::from_sdp(&sdp);
         // Collect every receiving media section: (mid, kind, codec mime, clock rate, receiver).
         let mut sections = Vec::new();
         let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
@@ -184,6 +188,7 @@ impl Shard {
                         meter: sfu_core::AudioLevelMeter::new(),
                         audible: false,
                     }),
+                    uplink: (kind == RtpCodecKind::Video).then(TrackUplink::default),
                 },
             );
             if let Some(conn) = self.conns.get_mut(&id) {
@@ -234,6 +239,9 @@ impl Shard {
                 (key, layer)
             }
         };
+        if !self.note_uplink_arrival(id, key, ssrc, packet.header.sequence_number, now) {
+            return;
+        }
         let Some(published) = self.published.get_mut(&key) else { return };
         // Padding says nothing about a layer being encoded (browsers pad on paused layers too).
         if !packet.payload.is_empty() {

@@ -2,18 +2,22 @@
 //! their timers, and the forwarding state of the tracks published or subscribed on it.
 
 mod conn;
+mod consent;
+mod demux;
 mod dynacast;
 mod egress;
 mod ingress;
 mod overload;
+mod rejection;
 mod sdp_info;
 mod speakers;
+mod uplink;
 
 use bytes::{Bytes, BytesMut};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +30,9 @@ use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::ids::IdMap;
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
+use consent::ConsentCheck;
+use demux::{Demux, Route};
+pub(crate) use rejection::IngressRejection;
 pub(crate) use egress::TRANSPORT_CC_URI;
 use ingress::{MediaPacket, Published};
 
@@ -90,8 +97,8 @@ pub(crate) struct Shard {
     peers: Vec<PeerShard>,
     events: mpsc::UnboundedSender<MediaEvent>,
     conns: IdMap<ConnId, Conn>,
-    by_ufrag: HashMap<String, ConnId>,
-    by_addr: HashMap<SocketAddr, ConnId>,
+    /// Which connection each datagram belongs to.
+    demux: Demux,
     /// Tracks published by connections on this shard.
     published: IdMap<TrackKey, Published>,
     /// Each track connections on this shard subscribe to (wherever it is published): who,
@@ -160,8 +167,7 @@ impl Shard {
             peers,
             events,
             conns: IdMap::default(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
+            demux: Demux::default(),
             published: IdMap::default(),
             fanouts: IdMap::default(),
             layer_demand: IdMap::default(),
@@ -264,31 +270,23 @@ impl Shard {
     }
 
     fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
-        let conn_id = match self.by_addr.get(&from) {
-            Some(id) => *id,
-            None => {
-                let Some(id) = crate::stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) else {
-                    self.metrics.unroutable_datagrams.increment(1);
-                    return;
-                };
-                *id
+        let (conn_id, validated) = match self.demux.route(datagram, from) {
+            Route::Validated(id) => (id, true),
+            // STUN from an address ICE has not validated: only the agent may see it.
+            Route::Unvalidated(id) => (id, false),
+            Route::Unroutable => {
+                self.metrics.unroutable_datagrams.increment(1);
+                return;
             }
         };
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-        if conn.remote != Some(from) && crate::stun::is_stun(datagram) {
-            // A new or changed path (first contact, ICE restart, NAT rebinding).
-            if let Some(old) = conn.remote.replace(from) {
-                self.by_addr.remove(&old);
-            }
-            self.by_addr.insert(from, conn_id);
-            conn.path_changed = true;
-        }
-        if conn.remote == Some(from)
+        if validated
             && egress::is_rtcp(datagram)
             && let Some(inbound) = conn.inbound_rtcp.as_mut()
         {
             match inbound.open(datagram) {
                 Ok(packets) => {
+                    self.on_heard(conn_id, now);
                     self.on_subscriber_rtcp(conn_id, packets, now);
                     return;
                 }
@@ -315,13 +313,55 @@ impl Shard {
             },
             message: BytesMut::from(datagram),
         };
-        if let Err(e) = conn.pc.handle_read(message) {
-            tracing::debug!(conn = conn_id.0, error = %e, "datagram rejected");
+        let publisher = conn.direction == crate::Direction::Ingress;
+        match conn.pc.handle_read(message) {
+            // Authenticated (STUN that passed its integrity check, SRTP that opened, DTLS): the
+            // client is there.
+            Ok(()) => self.on_heard(conn_id, now),
+            Err(e) => {
+                let reason = IngressRejection::of(&e, datagram);
+                tracing::debug!(conn = conn_id.0, error = %e, reason = reason.as_str(), "datagram rejected");
+                self.metrics.rejected(reason);
+            }
         }
         if sfu_srtp::has_notes() {
             self.adopt_srtp_keys(conn_id);
         }
+        if publisher {
+            while let Some(packet) = crate::repair_tap::take() {
+                self.on_unbound_rtp(conn_id, packet, now, now);
+            }
+        }
         self.mark_dirty(conn_id);
+    }
+
+    /// Something authenticated came from the client of `id` (see `consent`).
+    fn on_heard(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.consent.on_heard(now) {
+            self.metrics.consent_revivals.increment(1);
+            tracing::info!(conn = id.0, participant = %conn.owner, "client heard from again after its consent lapsed");
+            if std::mem::take(&mut conn.reconnect_on_word) {
+                self.on_connected(id, now);
+            } else {
+                // Its consent deadline is back.
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    /// The consent deadline of `id` passed: if nothing was heard for the whole timeout, the
+    /// client is gone for now.
+    fn on_consent_timeout(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.consent.on_timeout(now) != ConsentCheck::Lapsed {
+            return;
+        }
+        self.metrics.consent_lapses.increment(1);
+        tracing::info!(conn = id.0, participant = %conn.owner, direction = ?conn.direction,
+            "nothing heard from the client for {:?}: consent lapsed", consent::CONSENT_TIMEOUT);
+        conn.reconnect_on_word = conn.connected;
+        self.on_disconnected(id);
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
@@ -336,6 +376,8 @@ impl Shard {
                 self.on_bandwidth_timeout(id, now);
                 self.on_sender_report_timeout(id, now);
                 self.on_dynacast_timeout(id, now);
+                self.on_uplink_nack_timeout(id, now);
+                self.on_consent_timeout(id, now);
                 self.mark_dirty(id);
             }
         }
@@ -409,14 +451,21 @@ impl Shard {
             let mut progressed = false;
             while let Some(out) = conn.pc.poll_write() {
                 progressed = true;
-                // The stack addresses everything but STUN replies to the selected ICE pair:
-                // media written by the shard follows it there.
-                if let Some(outbound) = conn.outbound.as_mut()
-                    && !crate::stun::is_stun(&out.message)
-                {
-                    outbound.dest = Some(out.transport.peer_addr);
+                let peer = out.transport.peer_addr;
+                if crate::stun::is_stun(&out.message) {
+                    // The agent answers only checks that passed its integrity check: the
+                    // address they came from is the client's.
+                    if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
+                        tracing::debug!(conn = id.0, %peer, "client address validated by ICE");
+                        self.metrics.validated_paths.increment(1);
+                        conn.path_changed = true;
+                    }
+                } else if let Some(outbound) = conn.outbound.as_mut() {
+                    // The stack addresses everything but STUN replies to the selected ICE pair:
+                    // media written by the shard follows it there.
+                    outbound.dest = Some(peer);
                 }
-                self.batch.push(out.transport.peer_addr, out.message.freeze());
+                self.batch.push(peer, out.message.freeze());
             }
             while let Some(event) = conn.pc.poll_event() {
                 progressed = true;
@@ -441,6 +490,8 @@ impl Shard {
             conn.bwe.as_ref().and_then(|b| b.poll_timeout()),
             conn.dynacast_deadline,
             conn.sender_report_at,
+            conn.uplink_nack_at,
+            conn.consent.deadline(),
         ]
             .into_iter()
             .flatten()
@@ -535,11 +586,8 @@ impl Shard {
     /// restart brings a new ufrag, and the client's checks may come from a new address.
     pub(crate) fn learn_ufrag(&mut self, id: ConnId, sdp: &str) {
         let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")) else { return };
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if conn.ufrag != ufrag {
-            self.by_ufrag.remove(&conn.ufrag);
-            conn.ufrag = ufrag.to_owned();
-            self.by_ufrag.insert(conn.ufrag.clone(), id);
+        if self.conns.contains_key(&id) {
+            self.demux.set_ufrag(id, ufrag);
         }
     }
 
@@ -559,10 +607,7 @@ impl Shard {
     fn close_conn(&mut self, id: ConnId) {
         let Some(mut conn) = self.conns.remove(&id) else { return };
         let _ = conn.pc.close();
-        self.by_ufrag.remove(&conn.ufrag);
-        if let Some(remote) = conn.remote {
-            self.by_addr.remove(&remote);
-        }
+        self.demux.remove(id);
         if let Some(deadline) = conn.deadline {
             self.timers.remove(&(deadline, id));
         }

@@ -382,17 +382,7 @@ impl Shard {
                 }
                 match state {
                     RTCPeerConnectionState::Connected => self.on_connected(id, now),
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        if let Some(conn) = self.conns.get_mut(&id) {
-                            conn.connected = false;
-                            for key in &conn.subscribed {
-                                if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
-                                    subscription.connected = false;
-                                }
-                            }
-                        }
-                        self.emit(MediaEvent::Disconnected { conn: id });
-                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => self.on_disconnected(id),
                     _ => {}
                 }
             }
@@ -416,7 +406,21 @@ impl Shard {
         }
     }
 
-    fn on_connected(&mut self, id: ConnId, now: Instant) {
+    /// The connection failed, closed, or its client went quiet (see `consent`): nothing is
+    /// sent to it, and the control plane is told.
+    pub(super) fn on_disconnected(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.connected = false;
+            for key in &conn.subscribed {
+                if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
+                    subscription.connected = false;
+                }
+            }
+        }
+        self.emit(MediaEvent::Disconnected { conn: id });
+    }
+
+    pub(super) fn on_connected(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         conn.connected = true;
         if conn.direction == Direction::Egress {

@@ -1,0 +1,231 @@
+//! Which connection a datagram on the shard socket belongs to.
+//!
+//! A connection is found by the remote addresses ICE has validated for it, and, for STUN from
+//! an address not validated yet, by the ICE ufrag its USERNAME names. A datagram routed by ufrag
+//! is only a candidate: it goes to the connection's ICE agent, which checks MESSAGE-INTEGRITY,
+//! and the address joins the connection only when the agent answers it with a Binding success
+//! (RFC 8445 section 7.3: a request that fails the check gets no success). Until then the
+//! address routes nothing else, so unauthenticated STUN from anywhere cannot take a connection's
+//! media (RFC 7675 consent: media flows only to and from a peer that proved it holds the
+//! password).
+//!
+//! A client with several interfaces (Wi-Fi and Ethernet, a VPN, a container bridge) sends checks
+//! from each, so a connection holds several validated addresses at once, and media from any of
+//! them is accepted. Where media is *sent* is not decided here: it follows the pair the ICE
+//! agent selected on nomination.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::ConnId;
+
+/// Validated addresses kept per connection. A laptop with a few interfaces and both IP
+/// families fits; past it the address validated longest ago is forgotten (a client's checks
+/// from it would validate it again).
+pub(crate) const MAX_PATHS_PER_CONN: usize = 8;
+
+/// Where a datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// From an address validated for this connection: anything may be read.
+    Validated(ConnId),
+    /// STUN naming this connection's ufrag from an address not validated for it: only its ICE
+    /// agent may see it.
+    Unvalidated(ConnId),
+    /// Nobody's.
+    Unroutable,
+}
+
+#[derive(Default)]
+struct Paths {
+    ufrag: String,
+    /// Oldest validation first.
+    addrs: Vec<SocketAddr>,
+}
+
+/// The shard's demultiplexer: ufrags and validated addresses to connections.
+#[derive(Default)]
+pub(crate) struct Demux {
+    by_ufrag: HashMap<String, ConnId>,
+    by_addr: HashMap<SocketAddr, ConnId>,
+    conns: HashMap<ConnId, Paths>,
+}
+
+impl Demux {
+    /// The connection `datagram` from `from` belongs to.
+    pub fn route(&self, datagram: &[u8], from: SocketAddr) -> Route {
+        if let Some(id) = self.by_addr.get(&from) {
+            return Route::Validated(*id);
+        }
+        match crate::stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
+            Some(id) => Route::Unvalidated(*id),
+            None => Route::Unroutable,
+        }
+    }
+
+    /// STUN naming `ufrag` (our side's) is routed to `id`; an ICE restart replaces the old one.
+    pub fn set_ufrag(&mut self, id: ConnId, ufrag: &str) {
+        let paths = self.conns.entry(id).or_default();
+        if paths.ufrag == ufrag {
+            return;
+        }
+        if !paths.ufrag.is_empty() {
+            self.by_ufrag.remove(&paths.ufrag);
+        }
+        paths.ufrag = ufrag.to_owned();
+        self.by_ufrag.insert(ufrag.to_owned(), id);
+    }
+
+    /// ICE answered a check from `addr` for `id`: datagrams from it are `id`'s. Returns whether
+    /// the address is new to the connection.
+    pub fn validate(&mut self, id: ConnId, addr: SocketAddr) -> bool {
+        let Some(paths) = self.conns.get_mut(&id) else { return false };
+        if paths.addrs.contains(&addr) {
+            return false;
+        }
+        // Another connection's address now (a port reused by a new client): it moves here.
+        if let Some(previous) = self.by_addr.insert(addr, id)
+            && let Some(other) = self.conns.get_mut(&previous)
+        {
+            other.addrs.retain(|a| *a != addr);
+        }
+        let paths = self.conns.get_mut(&id).expect("checked above");
+        if paths.addrs.len() >= MAX_PATHS_PER_CONN {
+            let oldest = paths.addrs.remove(0);
+            self.by_addr.remove(&oldest);
+        }
+        paths.addrs.push(addr);
+        true
+    }
+
+    /// The addresses validated for `id`, oldest first.
+    #[cfg(test)]
+    pub fn addrs(&self, id: ConnId) -> &[SocketAddr] {
+        self.conns.get(&id).map_or(&[], |p| &p.addrs)
+    }
+
+    /// Forgets everything routed to `id`.
+    pub fn remove(&mut self, id: ConnId) {
+        let Some(paths) = self.conns.remove(&id) else { return };
+        if self.by_ufrag.get(&paths.ufrag) == Some(&id) {
+            self.by_ufrag.remove(&paths.ufrag);
+        }
+        for addr in paths.addrs {
+            if self.by_addr.get(&addr) == Some(&id) {
+                self.by_addr.remove(&addr);
+            }
+        }
+    }
+}
+
+/// Whether `datagram` is a STUN Binding success response (what an ICE agent sends only after
+/// a request passed its integrity check).
+pub(crate) fn is_binding_success(datagram: &[u8]) -> bool {
+    crate::stun::is_stun(datagram) && datagram[0] == 0x01 && datagram[1] == 0x01
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ufrag: &str) -> Vec<u8> {
+        let username = format!("{ufrag}:client");
+        let padded = username.len().div_ceil(4) * 4;
+        let mut p = vec![0x00, 0x01];
+        p.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        p.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        p.extend_from_slice(&[1; 12]);
+        p.extend_from_slice(&[0x00, 0x06]);
+        p.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        p.extend_from_slice(username.as_bytes());
+        p.resize(20 + 4 + padded, 0);
+        p
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    const MEDIA: &[u8] = &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+
+    #[test]
+    fn stun_from_a_new_address_reaches_ice_but_routes_nothing_else() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "srv1");
+        demux.validate(ConnId(1), addr(1000));
+        // A forged check from elsewhere: only the ICE agent sees it.
+        assert_eq!(demux.route(&check("srv1"), addr(6666)), Route::Unvalidated(ConnId(1)));
+        assert_eq!(demux.route(MEDIA, addr(6666)), Route::Unroutable);
+        // The real path is untouched.
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Validated(ConnId(1)));
+        assert_eq!(demux.route(&check("other"), addr(7777)), Route::Unroutable);
+    }
+
+    #[test]
+    fn every_validated_address_of_a_multihomed_client_routes_to_it() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "srv1");
+        for port in [1000, 1001, 1002] {
+            assert!(demux.validate(ConnId(1), addr(port)));
+        }
+        assert!(!demux.validate(ConnId(1), addr(1001)), "already known");
+        for port in [1000, 1001, 1002] {
+            assert_eq!(demux.route(MEDIA, addr(port)), Route::Validated(ConnId(1)));
+        }
+        assert_eq!(demux.addrs(ConnId(1)), &[addr(1000), addr(1001), addr(1002)]);
+    }
+
+    #[test]
+    fn addresses_per_connection_are_bounded_oldest_forgotten() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "srv1");
+        for port in 0..(MAX_PATHS_PER_CONN as u16 + 3) {
+            demux.validate(ConnId(1), addr(2000 + port));
+        }
+        assert_eq!(demux.addrs(ConnId(1)).len(), MAX_PATHS_PER_CONN);
+        assert_eq!(demux.route(MEDIA, addr(2000)), Route::Unroutable);
+        assert_eq!(demux.route(MEDIA, addr(2002)), Route::Unroutable);
+        assert_eq!(demux.route(MEDIA, addr(2003)), Route::Validated(ConnId(1)));
+        assert_eq!(demux.by_addr.len(), MAX_PATHS_PER_CONN);
+    }
+
+    #[test]
+    fn an_address_validated_by_another_connection_moves_to_it() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "a");
+        demux.set_ufrag(ConnId(2), "b");
+        demux.validate(ConnId(1), addr(1000));
+        demux.validate(ConnId(2), addr(1000));
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Validated(ConnId(2)));
+        assert!(demux.addrs(ConnId(1)).is_empty());
+        demux.remove(ConnId(1));
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Validated(ConnId(2)), "removing 1 leaves 2's address");
+    }
+
+    #[test]
+    fn an_ice_restart_replaces_the_ufrag_and_removal_forgets_everything() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "old");
+        demux.validate(ConnId(1), addr(1000));
+        demux.set_ufrag(ConnId(1), "new");
+        assert_eq!(demux.route(&check("old"), addr(9)), Route::Unroutable);
+        assert_eq!(demux.route(&check("new"), addr(9)), Route::Unvalidated(ConnId(1)));
+        demux.remove(ConnId(1));
+        assert_eq!(demux.route(&check("new"), addr(9)), Route::Unroutable);
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Unroutable);
+        assert!(demux.conns.is_empty() && demux.by_addr.is_empty() && demux.by_ufrag.is_empty());
+    }
+
+    #[test]
+    fn binding_success_is_told_from_requests_and_media() {
+        let mut success = check("x");
+        success[0] = 0x01;
+        success[1] = 0x01;
+        assert!(is_binding_success(&success));
+        assert!(!is_binding_success(&check("x")));
+        assert!(!is_binding_success(MEDIA));
+        let mut error = success.clone();
+        error[1] = 0x11;
+        assert!(!is_binding_success(&error));
+    }
+}
