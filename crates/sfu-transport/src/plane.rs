@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::sdp_candidates::tidy_candidates;
 use crate::shard::{Command, PeerShard, Shard, ShardChannels, ShardHandle};
 use crate::{ConnId, MediaError, TrackKey};
 
@@ -214,7 +215,9 @@ impl MediaPlane {
         sdp: String,
         tracks: Vec<TrackDescription>,
     ) -> Result<PublisherAnswer, MediaError> {
-        self.ask(conn, |reply| Command::PublisherOffer { conn, owner, sdp, tracks, reply }).await
+        let mut answer = self.ask(conn, |reply| Command::PublisherOffer { conn, owner, sdp, tracks, reply }).await?;
+        answer.sdp = tidy_candidates(&answer.sdp);
+        Ok(answer)
     }
 
     /// Adds a track to a subscriber connection (creating it on first use). Takes effect for
@@ -234,7 +237,9 @@ impl MediaPlane {
 
     /// Creates the subscriber connection's next offer.
     pub async fn subscriber_offer(&self, conn: ConnId, ice_restart: bool) -> Result<SubscriberOffer, MediaError> {
-        self.ask(conn, |reply| Command::SubscriberOffer { conn, ice_restart, reply }).await
+        let mut offer = self.ask(conn, |reply| Command::SubscriberOffer { conn, ice_restart, reply }).await?;
+        offer.sdp = tidy_candidates(&offer.sdp);
+        Ok(offer)
     }
 
     pub async fn subscriber_answer(&self, conn: ConnId, sdp: String) -> Result<(), MediaError> {
@@ -250,7 +255,8 @@ impl MediaPlane {
         sdp: String,
         tracks: Vec<DownTrackSpec>,
     ) -> Result<String, MediaError> {
-        self.ask(conn, |reply| Command::EgressOffer { conn, owner, sdp, tracks, reply }).await
+        let answer = self.ask(conn, |reply| Command::EgressOffer { conn, owner, sdp, tracks, reply }).await?;
+        Ok(tidy_candidates(&answer))
     }
 
     pub async fn add_remote_candidate(&self, conn: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {
