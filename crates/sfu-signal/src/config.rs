@@ -57,6 +57,8 @@ pub struct Config {
     /// HTTP/WebSocket port (signaling, WHIP/WHEP, metrics, web client). 0 = any free port.
     /// Default 7880.
     pub http_port: u16,
+    /// HTTP settings beyond the port: which other origins' pages may call WHIP/WHEP.
+    pub http: HttpConfig,
     /// Media plane.
     pub rtc: RtcConfig,
     /// Token authentication.
@@ -88,6 +90,126 @@ pub struct RtcConfig {
     /// Publishers are told to pause the simulcast layers no subscriber asks for, and to resume
     /// them when one does (dynacast). Default on.
     pub dynacast: bool,
+    /// STUN/TURN servers offered to WHIP/WHEP clients in `Link: <url>; rel="ice-server"`
+    /// headers (RFC 9725 section 4.6). The server itself needs none: it is ICE-lite and
+    /// reachable at its announced address. Default: none (no Link header).
+    #[serde(deserialize_with = "ice_server_list")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// HTTP settings.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins (`scheme://host[:port]`) whose pages may call the WHIP/WHEP endpoints from a
+    /// browser (CORS), or `"*"` for any. Default `["*"]`: the endpoints are authorised by bearer
+    /// tokens, never by cookies, so a page on another origin can do no more than the tokens it
+    /// holds allow. An empty list sends no CORS headers (same-origin pages only). From the
+    /// environment: a comma-separated list.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+}
+
+/// One STUN or TURN server for clients.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]` or `turns:...`.
+    pub url: String,
+    /// TURN long-term credentials, when the server needs them.
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A list given as a TOML array or as one comma-separated string (what the environment gives).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrCsv<T> {
+    Csv(String),
+    List(Vec<T>),
+}
+
+fn split_csv(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match ListOrCsv::<String>::deserialize(d)? {
+        ListOrCsv::Csv(text) => split_csv(&text).collect(),
+        ListOrCsv::List(items) => items,
+    })
+}
+
+/// An ICE server entry: a URL alone, or a table with TURN credentials.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IceServerEntry {
+    Url(String),
+    Full {
+        url: String,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        credential: Option<String>,
+    },
+}
+
+fn ice_server_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IceServer>, D::Error> {
+    let plain = |url| IceServer { url, username: None, credential: None };
+    Ok(match ListOrCsv::<IceServerEntry>::deserialize(d)? {
+        ListOrCsv::Csv(text) => split_csv(&text).map(plain).collect(),
+        ListOrCsv::List(items) => items
+            .into_iter()
+            .map(|e| match e {
+                IceServerEntry::Url(url) => plain(url),
+                IceServerEntry::Full { url, username, credential } => IceServer { url, username, credential },
+            })
+            .collect(),
+    })
+}
+
+/// Why `origin` cannot be an entry of `http.cors_origins`, if it cannot. Browsers send
+/// `scheme://host[:port]` exactly, so a path or a trailing slash would never match.
+fn cors_origin_problem(origin: &str) -> Option<&'static str> {
+    if origin == "*" {
+        return None;
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else { return Some("must be scheme://host[:port] or \"*\"") };
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        return Some("has an invalid scheme");
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ', ',']) {
+        return Some("must not have a path, a trailing slash, a wildcard or spaces");
+    }
+    None
+}
+
+/// Why an ICE server entry would make a broken or unsafe `Link` header, if it would.
+fn ice_server_problem(server: &IceServer) -> Option<&'static str> {
+    let known = ["stun:", "stuns:", "turn:", "turns:"];
+    if !known.iter().any(|p| server.url.starts_with(p)) {
+        return Some("url must start with stun:, stuns:, turn: or turns:");
+    }
+    let unsafe_char = |s: &str| s.chars().any(|c| c.is_control() || c == '"' || c == '\\');
+    if server.url.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c)) {
+        return Some("url must not contain spaces, quotes or angle brackets");
+    }
+    if server.username.as_deref().is_some_and(unsafe_char) || server.credential.as_deref().is_some_and(unsafe_char) {
+        return Some("username and credential must not contain quotes, backslashes or control characters");
+    }
+    if server.username.is_some() != server.credential.is_some() {
+        return Some("give both username and credential, or neither");
+    }
+    None
 }
 
 /// API key and secret used to sign and verify tokens.
@@ -120,6 +242,7 @@ impl Default for Config {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             announce: None,
             http_port: 7880,
+            http: HttpConfig::default(),
             rtc: RtcConfig::default(),
             auth: AuthConfig::default(),
             dev: false,
@@ -137,7 +260,14 @@ impl Default for RtcConfig {
             max_message_bytes: 65536,
             bandwidth_estimation: true,
             dynacast: true,
+            ice_servers: Vec::new(),
         }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { cors_origins: vec!["*".to_owned()] }
     }
 }
 
@@ -455,6 +585,16 @@ impl Config {
                     self.rtc.udp_port_start,
                     self.effective_shards()
                 ));
+            }
+        }
+        for origin in &self.http.cors_origins {
+            if let Some(problem) = cors_origin_problem(origin) {
+                return invalid(format!("http.cors_origins entry {origin:?} {problem}"));
+            }
+        }
+        for server in &self.rtc.ice_servers {
+            if let Some(problem) = ice_server_problem(server) {
+                return invalid(format!("rtc.ice_servers entry {:?}: {problem}", server.url));
             }
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.rtc.max_message_bytes) {

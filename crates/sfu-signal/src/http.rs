@@ -11,15 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::auth::{Grants, unix_time};
 use crate::state::AppState;
-use crate::whip;
+use crate::{cors, trickle, whip, whip_options};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/rtc", get(rtc))
-        .route("/whip/{room}", post(whip::whip_post))
-        .route("/whip/{room}/{participant}", delete(whip::whip_delete))
-        .route("/whep/{room}/{identity}", post(whip::whep_post))
-        .route("/whep/{room}/{identity}/{session}", delete(whip::whep_delete))
+        .merge(whip_routes(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
@@ -27,6 +24,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sdk/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&format!("sdk/{file}")) }))
         .route("/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
         .with_state(state)
+}
+
+/// WHIP/WHEP, behind the CORS layer so pages on other origins can use them.
+fn whip_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/whip/{room}", post(whip::whip_post).options(whip_options::endpoint))
+        .route(
+            "/whip/{room}/{participant}",
+            delete(whip::whip_delete).patch(trickle::whip_patch).options(whip_options::session),
+        )
+        .route("/whep/{room}/{identity}", post(whip::whep_post).options(whip_options::endpoint))
+        .route(
+            "/whep/{room}/{identity}/{session}",
+            delete(whip::whep_delete).patch(trickle::whep_patch).options(whip_options::session),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state, cors::layer))
 }
 
 async fn rtc(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {

@@ -3,13 +3,16 @@
 
 pub mod auth;
 pub mod config;
+mod cors;
 mod handlers;
 mod http;
 mod media_events;
 pub mod room;
 mod session;
 mod state;
+mod trickle;
 mod whip;
+mod whip_options;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;

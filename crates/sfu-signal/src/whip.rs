@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sfu_proto::{Identity, LayerPreference, LeaveReason, ParticipantId, RoomId, SubscriptionSettings};
@@ -16,13 +16,15 @@ use std::time::SystemTime;
 use crate::auth::{Claims, unix_time};
 use crate::room::{ParticipantKind, Viewer, new_id};
 use crate::state::AppState;
+use crate::trickle;
+use crate::whip_options::{TRICKLE_SDPFRAG, add_ice_links};
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain")], message.into()).into_response()
 }
 
 /// The bearer token's claims, checked against the room in the URL.
-fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, Response> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -46,13 +48,31 @@ fn require_sdp(headers: &HeaderMap) -> Result<(), Response> {
     if is_sdp { Ok(()) } else { Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type must be application/sdp")) }
 }
 
-fn created(location: String, sdp: String) -> Response {
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, location), (header::CONTENT_TYPE, "application/sdp".to_owned())],
-        sdp,
-    )
-        .into_response()
+/// A URL path segment: room names and identities may hold any character, a header only ASCII.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `201 Created` with the answer, the session's URL and what a client needs for trickle ICE.
+/// `location` is built from [`segment`]s and `session` is a generated id: both are valid header
+/// values.
+fn created(state: &AppState, location: String, session: &str, sdp: String) -> Response {
+    let mut headers = HeaderMap::new();
+    let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    headers.insert(header::LOCATION, value(&location));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    headers.insert(header::ETAG, value(&trickle::etag(session)));
+    headers.insert("accept-patch", HeaderValue::from_static(TRICKLE_SDPFRAG));
+    add_ice_links(&mut headers, state);
+    (StatusCode::CREATED, headers, sdp).into_response()
 }
 
 pub async fn whip_post(
@@ -75,7 +95,7 @@ pub async fn whip_post(
         .await;
     let mut guard = room_ref.lock().await;
     match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {
-        Ok(answer) => created(format!("/whip/{room}/{id}"), answer),
+        Ok(answer) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, answer),
         Err(e) => {
             state.hub.remove_participant(&mut guard, &id, LeaveReason::Left).await;
             error(StatusCode::BAD_REQUEST, e.message)
@@ -159,7 +179,7 @@ pub async fn whep_post(
         Ok(answer) => {
             guard.viewers.insert(session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
             tracing::info!(room = %room, %identity, viewer = %session, layer = ?query.layer, "whep session started");
-            created(format!("/whep/{room}/{identity}/{session}"), answer)
+            created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, answer)
         }
         Err(e) => {
             state.hub.media.close(conn);
@@ -184,5 +204,18 @@ pub async fn whep_delete(
             StatusCode::OK.into_response()
         }
         None => error(StatusCode::NOT_FOUND, "no such session"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn location_segments_are_percent_encoded() {
+        let cases = [("standup", "standup"), ("a b/c", "a%20b%2Fc"), ("café", "caf%C3%A9"), ("x~y-z_1.2", "x~y-z_1.2")];
+        for (raw, encoded) in cases {
+            assert_eq!(segment(raw), encoded, "{raw}");
+        }
     }
 }

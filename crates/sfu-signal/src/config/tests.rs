@@ -123,6 +123,7 @@ fn toml_file_parse() {
             max_message_bytes: 131072,
             bandwidth_estimation: false,
             dynacast: false,
+            ice_servers: Vec::new(),
         }
     );
     assert_eq!(c.auth.api_key, "k1");
@@ -359,4 +360,82 @@ fn example_file_matches() {
     };
     assert_eq!(c, expected);
     assert!(c.announce.is_some());
+}
+
+#[test]
+fn cors_origins_default_to_any_and_read_lists_from_file_or_env() {
+    assert_eq!(Config::default().http.cors_origins, ["*"]);
+    assert_eq!(Config::for_dev().http.cors_origins, ["*"]);
+    let c = Config::load(None, env(&[("SFU_HTTP__CORS_ORIGINS", "https://a.example, http://127.0.0.1:8080")])).unwrap();
+    assert_eq!(c.http.cors_origins, ["https://a.example", "http://127.0.0.1:8080"]);
+    c.validate().unwrap();
+    // The port key beside the table is untouched.
+    assert_eq!(c.http_port, 7880);
+    let f = TempFile::new("cors", "[http]\ncors_origins = []\n[auth]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef-prod\"\n");
+    let c = Config::load(Some(&f.0), env(&[])).unwrap();
+    assert!(c.http.cors_origins.is_empty());
+    c.validate().unwrap();
+}
+
+#[test]
+fn bad_cors_origins_are_refused() {
+    for bad in ["https://a.example/", "https://a.example/app", "a.example", "https://*.example.com", "://x", ""] {
+        let c = Config { http: HttpConfig { cors_origins: vec![bad.into()] }, ..Config::for_dev() };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("http.cors_origins"), "{bad}: {err}");
+    }
+    for good in ["*", "https://a.example", "http://127.0.0.1:18100", "http://[::1]:8080"] {
+        let c = Config { http: HttpConfig { cors_origins: vec![good.into()] }, ..Config::for_dev() };
+        c.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}
+
+#[test]
+fn ice_servers_from_file_and_env() {
+    assert!(Config::default().rtc.ice_servers.is_empty());
+    let f = TempFile::new(
+        "ice",
+        r#"
+        [rtc]
+        ice_servers = ["stun:stun.example.org:3478", { url = "turn:turn.example.org:3478?transport=udp", username = "u", credential = "p" }]
+        "#,
+    );
+    let c = Config::load(Some(&f.0), env(&[("SFU_DEV", "true")])).unwrap();
+    assert_eq!(
+        c.rtc.ice_servers,
+        [
+            IceServer { url: "stun:stun.example.org:3478".into(), username: None, credential: None },
+            IceServer {
+                url: "turn:turn.example.org:3478?transport=udp".into(),
+                username: Some("u".into()),
+                credential: Some("p".into()),
+            },
+        ]
+    );
+    c.validate().unwrap();
+    assert!(!format!("{c:?}").contains("credential: Some(\"p\")"), "TURN credential shown in Debug");
+    let c = Config::load(None, env(&[("SFU_RTC__ICE_SERVERS", "stun:a.example:3478,stun:b.example")])).unwrap();
+    let urls: Vec<&str> = c.rtc.ice_servers.iter().map(|s| s.url.as_str()).collect();
+    assert_eq!(urls, ["stun:a.example:3478", "stun:b.example"]);
+}
+
+#[test]
+fn bad_ice_servers_are_refused() {
+    let server = |url: &str, username: Option<&str>, credential: Option<&str>| IceServer {
+        url: url.into(),
+        username: username.map(Into::into),
+        credential: credential.map(Into::into),
+    };
+    let bad = [
+        server("http://stun.example.org", None, None),
+        server("stun:a.example>; rel=\"x\"", None, None),
+        server("stun:a example", None, None),
+        server("turn:t.example", Some("u"), None),
+        server("turn:t.example", Some("u\""), Some("p")),
+        server("turn:t.example", Some("u"), Some("p\r\nX: y")),
+    ];
+    for s in bad {
+        let c = Config { rtc: RtcConfig { ice_servers: vec![s.clone()], ..RtcConfig::default() }, ..Config::for_dev() };
+        assert!(c.validate().is_err(), "{s:?} accepted");
+    }
 }
