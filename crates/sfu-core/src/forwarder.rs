@@ -17,7 +17,7 @@
 //! [`Forwarder::set_bandwidth_allocation`]: a layer cap, or a pause for bandwidth (every packet
 //! dropped as [`DropReason::PausedForBandwidth`]; on resume a keyframe is requested at once).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sfu_proto::{SubscriptionSettings, TrackKind};
 
@@ -57,6 +57,12 @@ pub enum Decision {
     /// Do not send it.
     Drop(DropReason),
 }
+
+/// How long a subscriber with nothing forwarded yet waits for its target layer's keyframe
+/// before it also asks for the lowest flowing layer's: a publisher answers a keyframe request in
+/// well under this when the layer flows, and the first picture should come within a second of
+/// connecting.
+pub const START_FALLBACK_AFTER: Duration = Duration::from_millis(300);
 
 /// How to rewrite a forwarded packet's RTP header for this subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,9 +259,21 @@ impl Forwarder {
         if self.kind == TrackKind::Video && self.active_is_stale(now) {
             self.refresh_target(now);
         }
-        self.connected_at?;
-        let layer = self.wanted_keyframe()?;
-        self.requests.should_send(layer, now).then_some(layer)
+        let connected_at = self.connected_at?;
+        let target = self.wanted_keyframe()?;
+        if self.requests.should_send(target, now) {
+            return Some(target);
+        }
+        // Still nothing forwarded well after the connection came up: ask for the lowest flowing
+        // layer's keyframe too, and start on whichever comes first (see `on_video_packet`).
+        if self.current.is_none()
+            && now.saturating_duration_since(connected_at) >= START_FALLBACK_AFTER
+            && let Some(lowest) = (0..target).find(|l| self.active.contains(*l))
+            && self.requests.should_send(lowest, now)
+        {
+            return Some(lowest);
+        }
+        None
     }
 
     /// When [`poll_keyframe_request`](Self::poll_keyframe_request) may next return a layer, if
@@ -369,6 +387,13 @@ impl Forwarder {
         if pkt.layer == target && pkt.keyframe {
             self.start_stream(stream, pkt, now);
             return self.translate(pkt, now, Some(target));
+        }
+        if self.current.is_none() && pkt.keyframe && pkt.layer < target && self.active.contains(pkt.layer) {
+            // Nothing forwarded yet: a flowing layer below the target gives the subscriber a
+            // picture now, and the target's keyframe moves it up when it comes (a publisher
+            // may have just stopped encoding the target without the activity showing it yet).
+            self.start_stream(stream, pkt, now);
+            return self.translate(pkt, now, Some(pkt.layer));
         }
         if self.current_layer() == Some(pkt.layer) {
             // Same layer, new SSRC, not a keyframe: the publisher restarted this layer.

@@ -181,10 +181,29 @@ fn video_scenarios() {
                 },
                 dropped(delta(0, 1, 0), NotTargetLayer),
                 dropped(delta(2, 1, 0), AwaitingKeyframe),
-                dropped(key(0, 2, 3000), NotTargetLayer),
                 switch(key(2, 2, 3000), 2),
                 fwd(delta(2, 3, 3000), 3),
+                dropped(key(0, 3, 3000), NotTargetLayer),
                 dropped(delta(1, 3, 3000), NotTargetLayer),
+                Step::Layer {
+                    current: Some(2),
+                    target: Some(2),
+                },
+            ],
+        ),
+        (
+            "start takes a lower layer's keyframe first, then moves up at the target's",
+            vec![
+                dropped(delta(0, 1, 0), NotTargetLayer),
+                switch(key(0, 2, 3000), 2),
+                fwd(delta(0, 3, 3000), 3),
+                dropped(delta(2, 2, 3000), AwaitingKeyframe),
+                Step::Layer {
+                    current: Some(0),
+                    target: Some(2),
+                },
+                switch(key(2, 3, 6000), 4),
+                dropped(delta(0, 4, 6000), NotTargetLayer),
                 Step::Layer {
                     current: Some(2),
                     target: Some(2),
@@ -239,10 +258,14 @@ fn video_scenarios() {
             ],
         ),
         (
-            "keyframe request repeats no sooner than 500 ms",
+            "keyframe request repeats no sooner than 500 ms; a slow start asks for the lowest layer too",
             vec![
                 Connected,
                 PollKeyframe(Some(2)),
+                At(299),
+                PollKeyframe(None),
+                At(300),
+                PollKeyframe(Some(0)),
                 At(499),
                 PollKeyframe(None),
                 At(500),
@@ -251,6 +274,20 @@ fn video_scenarios() {
                 switch(key(2, 1, 0), 1),
                 At(2000),
                 PollKeyframe(None),
+            ],
+        ),
+        (
+            "once forwarding, only the target's keyframe is asked for",
+            vec![
+                Connected,
+                PollKeyframe(Some(2)),
+                switch(key(0, 1, 0), 1),
+                At(400),
+                PollKeyframe(None),
+                At(500),
+                PollKeyframe(Some(2)),
+                At(1000),
+                PollKeyframe(Some(2)),
             ],
         ),
         (

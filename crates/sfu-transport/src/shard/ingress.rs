@@ -234,6 +234,7 @@ impl Shard {
                     .and_then(|r| conn.pc.rtp_receiver(r))
                     .and_then(|r| r.track().rid(ssrc).map(|s| s.to_string()));
                 let layer = rid.as_deref().and_then(|r| published.layers.index_of(r)).unwrap_or(0);
+                tracing::debug!(conn = id.0, track = ?key, ssrc, ?rid, layer, "publisher stream mapped to a layer");
                 published.layer_ssrcs.insert(layer, ssrc);
                 conn.ingress_ssrcs.insert(ssrc, (key, layer));
                 (key, layer)
@@ -266,6 +267,7 @@ impl Shard {
                 && published.layers.set_resolution(&rid, w, h)
             {
                 // The order changed: layer numbers cached per SSRC are stale.
+                tracing::debug!(track = ?key, rid, w, h, "layer order changed by a keyframe's size");
                 conn.ingress_ssrcs.clear();
                 published.layer_ssrcs.clear();
             }
@@ -344,7 +346,7 @@ impl Shard {
         let Some(mut receiver) = conn.pc.rtp_receiver(receiver) else { return };
         let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
         if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-            tracing::debug!(track = ?key, layer, "PLI to the publisher");
+            tracing::debug!(track = ?key, layer, ssrc, "PLI to the publisher");
             self.metrics.plis_sent.increment(1);
         }
         self.mark_dirty(conn_id);
