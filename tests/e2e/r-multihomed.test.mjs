@@ -15,7 +15,7 @@ import { poll, sleep, portsFor } from './lib/server.mjs';
 import { metric, replayRefusals, waitEncodedWidths, lostConnections, checks } from './lib/ingress.mjs';
 
 const ROOM = 'multihomed';
-const SLOT = 15;
+const SLOT = 18;
 const LINKS = 3;
 const HOLD_AFTER_CONNECT_MS = 32_000;
 const hostAddr = (i) => `10.78.${i}.1`;

@@ -12,7 +12,7 @@ import { useServerAndBrowser, waitForTracks, waitRising, longestStall } from './
 import { poll, sleep } from './lib/server.mjs';
 import { metric, lostConnections, checks } from './lib/ingress.mjs';
 
-const ctx = useServerAndBrowser('s-forged-stun', 16);
+const ctx = useServerAndBrowser('s-forged-stun', 19);
 const ROOM = 'forged';
 const ATTACK_RATE = 10; // per second
 const ATTACK_MS = 5000;

@@ -13,7 +13,7 @@ import { poll, sleep, portsFor } from './lib/server.mjs';
 import { metric, metricOrNull, replayRefusals, publisherOutbound, waitEncodedWidths, lostConnections, checks } from './lib/ingress.mjs';
 import { LossyRelay } from './lib/udp-relay.mjs';
 
-const SLOT = 17;
+const SLOT = 20;
 const SHARDS = 2;
 const LOSS = 0.05;
 const WINDOW_MS = 10_000;
