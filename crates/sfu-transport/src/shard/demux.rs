@@ -9,6 +9,12 @@
 //! media (RFC 7675 consent: media flows only to and from a peer that proved it holds the
 //! password).
 //!
+//! The agent also sends checks of its own to an address it has not validated yet (a triggered
+//! check, RFC 8445 section 7.3.1.4), and a response carries no USERNAME: a STUN response from
+//! that address with the transaction id of such a check is routed to the agent too. Firefox
+//! depends on it: towards an ICE-lite server it nominates on its first check, and the agent
+//! answers that only once its own check of the pair has succeeded.
+//!
 //! A client with several interfaces (Wi-Fi and Ethernet, a VPN, a container bridge) sends checks
 //! from each, so a connection holds several validated addresses at once, and media from any of
 //! them is accepted. Where media is *sent* is not decided here: it follows the pair the ICE
@@ -24,13 +30,17 @@ use crate::ConnId;
 /// from it would validate it again).
 pub(crate) const MAX_PATHS_PER_CONN: usize = 8;
 
+/// Checks sent to unvalidated addresses whose responses are awaited, per shard. A check is
+/// answered within a round trip; past this many the oldest is forgotten.
+pub(crate) const MAX_PENDING_CHECKS: usize = 1024;
+
 /// Where a datagram goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     /// From an address validated for this connection: anything may be read.
     Validated(ConnId),
-    /// STUN naming this connection's ufrag from an address not validated for it: only its ICE
-    /// agent may see it.
+    /// STUN naming this connection's ufrag, or answering its agent's check, from an address not
+    /// validated for it: only its ICE agent may see it.
     Unvalidated(ConnId),
     /// Nobody's.
     Unroutable,
@@ -49,6 +59,10 @@ pub(crate) struct Demux {
     by_ufrag: HashMap<String, ConnId>,
     by_addr: HashMap<SocketAddr, ConnId>,
     conns: HashMap<ConnId, Paths>,
+    /// Transaction id of a check sent to an unvalidated address -> (connection, address).
+    pending_checks: HashMap<[u8; 12], (ConnId, SocketAddr)>,
+    /// The same ids, oldest first, to bound the map.
+    pending_order: std::collections::VecDeque<[u8; 12]>,
 }
 
 impl Demux {
@@ -57,9 +71,29 @@ impl Demux {
         if let Some(id) = self.by_addr.get(&from) {
             return Route::Validated(*id);
         }
-        match crate::stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
-            Some(id) => Route::Unvalidated(*id),
-            None => Route::Unroutable,
+        if let Some(id) = crate::stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
+            return Route::Unvalidated(*id);
+        }
+        match transaction_id(datagram).filter(|_| is_response(datagram)).and_then(|t| self.pending_checks.get(&t)) {
+            Some((id, to)) if *to == from => Route::Unvalidated(*id),
+            _ => Route::Unroutable,
+        }
+    }
+
+    /// The agent of `id` sent `datagram` to `to`: if it is a check of an address not validated
+    /// yet, its response is routed back to `id`.
+    pub fn on_sent(&mut self, id: ConnId, to: SocketAddr, datagram: &[u8]) {
+        if self.by_addr.get(&to) == Some(&id) || !is_request(datagram) {
+            return;
+        }
+        let Some(transaction) = transaction_id(datagram) else { return };
+        if self.pending_checks.insert(transaction, (id, to)).is_none() {
+            self.pending_order.push_back(transaction);
+        }
+        while self.pending_order.len() > MAX_PENDING_CHECKS {
+            if let Some(oldest) = self.pending_order.pop_front() {
+                self.pending_checks.remove(&oldest);
+            }
         }
     }
 
@@ -106,6 +140,7 @@ impl Demux {
 
     /// Forgets everything routed to `id`.
     pub fn remove(&mut self, id: ConnId) {
+        self.pending_checks.retain(|_, (conn, _)| *conn != id);
         let Some(paths) = self.conns.remove(&id) else { return };
         if self.by_ufrag.get(&paths.ufrag) == Some(&id) {
             self.by_ufrag.remove(&paths.ufrag);
@@ -122,6 +157,20 @@ impl Demux {
 /// a request passed its integrity check).
 pub(crate) fn is_binding_success(datagram: &[u8]) -> bool {
     crate::stun::is_stun(datagram) && datagram[0] == 0x01 && datagram[1] == 0x01
+}
+
+/// A STUN Binding request.
+fn is_request(datagram: &[u8]) -> bool {
+    crate::stun::is_stun(datagram) && datagram[0] == 0x00 && datagram[1] == 0x01
+}
+
+/// A STUN Binding response, success (0x0101) or error (0x0111).
+fn is_response(datagram: &[u8]) -> bool {
+    crate::stun::is_stun(datagram) && datagram[0] == 0x01 && (datagram[1] == 0x01 || datagram[1] == 0x11)
+}
+
+fn transaction_id(datagram: &[u8]) -> Option<[u8; 12]> {
+    datagram.get(8..20)?.try_into().ok()
 }
 
 #[cfg(test)]
@@ -214,6 +263,53 @@ mod tests {
         assert_eq!(demux.route(&check("new"), addr(9)), Route::Unroutable);
         assert_eq!(demux.route(MEDIA, addr(1000)), Route::Unroutable);
         assert!(demux.conns.is_empty() && demux.by_addr.is_empty() && demux.by_ufrag.is_empty());
+    }
+
+    fn response_to(request: &[u8]) -> Vec<u8> {
+        let mut response = request[..20].to_vec();
+        response[0] = 0x01;
+        response[1] = 0x01;
+        response[2] = 0;
+        response[3] = 0;
+        response
+    }
+
+    #[test]
+    fn the_response_to_our_own_check_of_a_new_address_reaches_ice() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "srv1");
+        let mut our_check = check("client");
+        our_check[8..20].copy_from_slice(&[9; 12]);
+        demux.on_sent(ConnId(1), addr(3000), &our_check);
+        let response = response_to(&our_check);
+        // From elsewhere, or answering another transaction: nobody's.
+        assert_eq!(demux.route(&response, addr(3001)), Route::Unroutable);
+        let mut other = response.clone();
+        other[19] ^= 1;
+        assert_eq!(demux.route(&other, addr(3000)), Route::Unroutable);
+        assert_eq!(demux.route(&response, addr(3000)), Route::Unvalidated(ConnId(1)));
+        // Still nothing but STUN from there until the agent answers a check from it.
+        assert_eq!(demux.route(MEDIA, addr(3000)), Route::Unroutable);
+        demux.remove(ConnId(1));
+        assert_eq!(demux.route(&response, addr(3000)), Route::Unroutable);
+    }
+
+    #[test]
+    fn awaited_responses_are_bounded() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "srv1");
+        let mut request = check("client");
+        for i in 0..(MAX_PENDING_CHECKS as u32 + 10) {
+            request[8..12].copy_from_slice(&i.to_be_bytes());
+            demux.on_sent(ConnId(1), addr(3000), &request);
+        }
+        assert_eq!(demux.pending_checks.len(), MAX_PENDING_CHECKS);
+        assert_eq!(demux.pending_order.len(), MAX_PENDING_CHECKS);
+        request[8..12].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(demux.route(&response_to(&request), addr(3000)), Route::Unroutable, "the oldest was forgotten");
+        // Responses and media written by the agent are not awaited.
+        demux.on_sent(ConnId(1), addr(4000), MEDIA);
+        assert_eq!(demux.pending_checks.len(), MAX_PENDING_CHECKS);
     }
 
     #[test]

@@ -453,6 +453,7 @@ impl Shard {
                 progressed = true;
                 let peer = out.transport.peer_addr;
                 if crate::stun::is_stun(&out.message) {
+                    self.demux.on_sent(id, peer, &out.message);
                     // The agent answers only checks that passed its integrity check: the
                     // address they came from is the client's.
                     if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
