@@ -16,6 +16,7 @@ mod ids;
 mod metrics;
 mod peer_factory;
 mod plane;
+mod read_filter;
 mod sdp_candidates;
 mod repair_tap;
 mod send_batch;

@@ -27,9 +27,11 @@ use crate::MediaError;
 use sfu_srtp::KeyNotingProvider;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use crate::feedback_interceptor::FeedbackToApplication;
+use crate::read_filter::ReadOnly;
 use crate::repair_tap::RepairTap;
 
-/// Chain position of [`FeedbackToApplication`]: after every built-in interceptor.
+/// Chain position of the interceptors this crate adds ([`FeedbackToApplication`] on subscriber
+/// connections, [`RepairTap`] on publisher ones): after every built-in interceptor.
 const FEEDBACK_SLOT: usize = 20_000;
 
 /// RFC 6464 audio level, read later for active-speaker detection.
@@ -179,13 +181,13 @@ pub fn build_peer_connection(
         // The NACKs are the shard's own (sfu_core::UplinkNacks), not the stack's generator: that
         // one never learns of a packet repaired on an RTX stream it cannot place, and asks for it
         // again and again. RTX packets the stack cannot place come out through the repair tap.
-        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), RepairTap::default());
+        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), ReadOnly::<RepairTap>::default());
     }
     if direction == Direction::Egress {
         // No report interceptors: the shard writes the media itself, so it sends the sender
         // reports too (shard::egress::reports).
         // Just before the chain's end, where unvouched RTCP is dropped.
-        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), FeedbackToApplication::default());
+        registry = registry.with(Slot::Custom(FEEDBACK_SLOT), ReadOnly::<FeedbackToApplication>::default());
     }
 
     let mut settings = SettingEngineBuilder::new();

@@ -10,12 +10,11 @@
 //! unwraps them into the layer they repair. RTX streams the SDP declares (`a=ssrc-group:FID`)
 //! are bound, so the stack unwraps those itself and they pass through here untouched.
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+use rtc::interceptor::{Packet, StreamInfo, TaggedPacket};
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+
+use crate::read_filter::ReadFilter;
 
 /// Unbound packets a read may leave before the oldest are dropped: one datagram yields at most
 /// one packet, and the shard empties the queue after each.
@@ -43,70 +42,25 @@ fn put(packet: rtc::rtp::Packet) {
 #[derive(Default)]
 pub struct RepairTap {
     bound: HashSet<u32>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RepairTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+impl ReadFilter for RepairTap {
+    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtp(rtp) = &msg.message.packet
             && !self.bound.contains(&rtp.header.ssrc)
         {
             put(rtp.clone());
-            return Ok(());
+            return None;
         }
-        self.reads.push_back(msg);
-        Ok(())
+        Some(msg)
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-
-    fn handle_event(&mut self, _: ()) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn poll_event(&mut self) -> Option<()> {
-        None
-    }
-
-    fn handle_timeout(&mut self, _: Instant) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        None
-    }
-
-    fn close(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-impl Interceptor for RepairTap {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         self.bound.insert(info.ssrc);
         self.bound.extend(info.ssrc_rtx);
         self.bound.extend(info.ssrc_fec);
     }
+
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.bound.remove(&info.ssrc);
     }

@@ -63,15 +63,7 @@ export class TestBrowser {
    */
   async openPage(baseUrl, label = 'page') {
     const page = await this.context.newPage();
-    page.on('console', (m) => this.log.write(`${new Date().toISOString()} [${label}] ${m.type()}: ${m.text()}\n`));
-    page.on('pageerror', (e) => this.log.write(`${new Date().toISOString()} [${label}] pageerror: ${e.message}\n`));
-    page.setDefaultTimeout(60_000);
-    await page.addInitScript({ path: INPAGE_SCRIPT });
-    await page.goto(`${baseUrl}/`, { waitUntil: 'load' });
-    await page.evaluate(async () => {
-      window.sdk = await import('/sdk.js');
-    });
-    return page;
+    return preparePage(page, this.log, label, baseUrl, () => page.addInitScript({ path: INPAGE_SCRIPT }));
   }
 
   async close() {
@@ -81,6 +73,23 @@ export class TestBrowser {
     this.log.end();
     if (this.userDataDir) rmSync(this.userDataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * What every test page gets, whichever browser drives it: console output in `log` prefixed with
+ * `label`, a 60 s default timeout, the in-page helpers (`installHelpers` adds them before any
+ * page script runs), `baseUrl`/ loaded and the SDK imported as `window.sdk`.
+ */
+export async function preparePage(page, log, label, baseUrl, installHelpers) {
+  page.on('console', (m) => log.write(`${new Date().toISOString()} [${label}] ${m.type()}: ${m.text()}\n`));
+  page.on('pageerror', (e) => log.write(`${new Date().toISOString()} [${label}] pageerror: ${e.message}\n`));
+  page.setDefaultTimeout(60_000);
+  await installHelpers();
+  await page.goto(`${baseUrl}/`, { waitUntil: 'load' });
+  await page.evaluate(async () => {
+    window.sdk = await import('/sdk.js');
+  });
+  return page;
 }
 
 export async function launchBrowser(name, options) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { LOG_DIR } from './server.mjs';
+import { preparePage } from './browser.mjs';
 
 export const FIREFOX_PATH = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
 const INPAGE_SOURCE = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'inpage.js'), 'utf8');
@@ -103,15 +104,7 @@ export class FirefoxBrowser {
   /** Like TestBrowser.openPage: `baseUrl`/ with `window.T` installed and `window.sdk` imported. */
   async openPage(baseUrl, label = 'page') {
     const page = await this.browser.newPage();
-    page.on('console', (m) => this.log.write(`${new Date().toISOString()} [${label}] ${m.type()}: ${m.text()}\n`));
-    page.on('pageerror', (e) => this.log.write(`${new Date().toISOString()} [${label}] pageerror: ${e.message}\n`));
-    page.setDefaultTimeout(60_000);
-    await page.evaluateOnNewDocument(INPAGE_SOURCE);
-    await page.goto(`${baseUrl}/`, { waitUntil: 'load' });
-    await page.evaluate(async () => {
-      window.sdk = await import('/sdk.js');
-    });
-    return page;
+    return preparePage(page, this.log, label, baseUrl, () => page.evaluateOnNewDocument(INPAGE_SOURCE));
   }
 
   async close() {
