@@ -64,9 +64,11 @@ test('5 % uplink loss is repaired: no replays, the top layer keeps its frame rat
 
   const nacksName = 'sfu_uplink_nacks_sent_total';
   const repairsName = 'sfu_uplink_repairs_total';
+  const rtxName = 'sfu_uplink_rtx_packets_total';
   const before = {
     sub: await inbound(sub), pub: await publisherOutbound(pub), relay: { ...relay.counts },
     nacks: await metricOrNull(url, nacksName), repairs: await metricOrNull(url, repairsName),
+    rtx: await metricOrNull(url, rtxName),
     misses: await metric(url, 'sfu_retransmission_misses_total'),
   };
   await sub.evaluate((id) => T.startSampler('s', id, 200), video.trackId);
@@ -75,6 +77,7 @@ test('5 % uplink loss is repaired: no replays, the top layer keeps its frame rat
   const end = {
     sub: await inbound(sub), pub: await publisherOutbound(pub), relay: { ...relay.counts },
     nacks: await metricOrNull(url, nacksName), repairs: await metricOrNull(url, repairsName),
+    rtx: await metricOrNull(url, rtxName),
     misses: await metric(url, 'sfu_retransmission_misses_total'),
   };
   const replays = await replayRefusals(ctx.server);
@@ -98,6 +101,7 @@ test('5 % uplink loss is repaired: no replays, the top layer keeps its frame rat
   const rtp = end.relay.rtp - before.relay.rtp;
   const nacksSent = end.nacks === null ? null : end.nacks - before.nacks;
   const repairs = end.repairs === null ? null : end.repairs - before.repairs;
+  const rtx = end.rtx === null ? null : end.rtx - before.rtx;
 
   console.log(`relay over the ${WINDOW_MS / 1000} s window: ${dropped} of ${rtp} RTP packets dropped (${((dropped / rtp) * 100).toFixed(1)} %); ` +
     `whole session ${end.relay.dropped} of ${end.relay.rtp}`);
@@ -106,7 +110,7 @@ test('5 % uplink loss is repaired: no replays, the top layer keeps its frame rat
     `(publisher sent ${top(end).framesEncoded - (top(before).framesEncoded ?? 0)} top-layer frames)`);
   console.log(`publisher: ${publisherNacksInWindow} NACKs received and ${retransmittedInWindow} packets retransmitted in the window ` +
     `(${publisherNacks} and ${retransmitted} in all)`);
-  console.log(`server: ${nacksName} ${nacksSent ?? 'absent'}, ${repairsName} ${repairs ?? 'absent'}, ` +
+  console.log(`server: ${nacksName} ${nacksSent ?? 'absent'}, ${repairsName} ${repairs ?? 'absent'}, ${rtxName} ${rtx ?? 'absent'}, ` +
     `subscriber NACKs it could not answer ${end.misses - before.misses}; ` +
     `SRTP replay refusals ${replays.count} (${replays.source}; ${replays.logged} in the log); ` +
     `server-side connections lost: ${lostConnections(ctx.server.logFile).join(', ') || 'none'}`);
@@ -117,6 +121,8 @@ test('5 % uplink loss is repaired: no replays, the top layer keeps its frame rat
   if (nacksSent !== null) check(nacksSent > 0, `${nacksName} did not rise`);
   else check(publisherNacksInWindow > 0, 'the publisher received no NACKs');
   if (repairs !== null) check(repairs > 0, `${repairsName} did not rise`);
+  // The repairs come on the publisher's RTX streams (named by repaired-rid), not as replays.
+  if (rtx !== null) check(rtx > 0, `${rtxName} did not rise: no retransmission came over RTX`);
   check(retransmitted > 0, 'the publisher retransmitted nothing');
   check(lost <= received * 0.01, `the subscriber lost ${lost} of ${received + lost} packets`);
   check(topFps >= 20, `the subscriber decoded ${topFps.toFixed(1)} frames/s at 1280`);
