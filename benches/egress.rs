@@ -209,10 +209,8 @@ fn send_batch(socket: &UdpSocket, to: std::net::SocketAddr, datagrams: &[&[u8]])
         sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
         sin_zero: [0; 8],
     };
-    let mut iovecs: Vec<libc::iovec> = datagrams
-        .iter()
-        .map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() })
-        .collect();
+    let mut iovecs: Vec<libc::iovec> =
+        datagrams.iter().map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() }).collect();
     let mut headers: Vec<libc::mmsghdr> = iovecs
         .iter_mut()
         .map(|iov| {

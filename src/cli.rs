@@ -31,9 +31,7 @@ pub struct Cli {
 impl Cli {
     /// The subcommand to run, `serve` when none was given.
     pub fn command_or_serve(&self) -> Command {
-        self.command
-            .clone()
-            .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+        self.command.clone().unwrap_or_else(|| Command::Serve(ServeArgs::default()))
     }
 }
 
@@ -99,19 +97,13 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let mut total: u64 = 0;
     let mut rest = input.as_str();
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad("expected a number"));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| bad("number too large"))?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad("number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale = match unit {
@@ -122,15 +114,10 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
             "w" => 604_800,
             "" => return Err(bad("missing unit")),
             other => {
-                return Err(bad(&format!(
-                    "unknown unit `{other}` (use s, m, h, d or w)"
-                )));
+                return Err(bad(&format!("unknown unit `{other}` (use s, m, h, d or w)")));
             }
         };
-        total = n
-            .checked_mul(scale)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| bad("too large"))?;
+        total = n.checked_mul(scale).and_then(|v| total.checked_add(v)).ok_or_else(|| bad("too large"))?;
     }
     positive(total, s)
 }
@@ -170,8 +157,7 @@ pub fn parse_grants(s: &str) -> Result<Grants, String> {
 /// variables, then `--bind`/`--announce`; validates the result.
 pub fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
     // Variables that are not valid Unicode cannot be config values; skip them rather than panic.
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let mut cfg = Config::load(args.config.as_deref(), env)?;
     if let Some(bind) = args.bind {
         cfg.bind = bind;
@@ -188,10 +174,7 @@ pub fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
 /// when `cfg.is_dev_keys()`.)
 pub fn run_token(cfg: &Config, args: &TokenArgs) -> anyhow::Result<String> {
     anyhow::ensure!(!args.room.trim().is_empty(), "--room must not be empty");
-    anyhow::ensure!(
-        !args.identity.trim().is_empty(),
-        "--identity must not be empty"
-    );
+    anyhow::ensure!(!args.identity.trim().is_empty(), "--identity must not be empty");
     anyhow::ensure!(!cfg.auth.api_secret.is_empty(), "no API secret configured");
     let now = unix_time(SystemTime::now());
     let claims = Claims {
@@ -224,17 +207,7 @@ mod tests {
 
     #[test]
     fn ttl_errors() {
-        for bad in [
-            "",
-            "h",
-            "6x",
-            "1h30",
-            "-5m",
-            "0",
-            "0s",
-            "1.5h",
-            "99999999999999999999s",
-        ] {
+        for bad in ["", "h", "6x", "1h30", "-5m", "0", "0s", "1.5h", "99999999999999999999s"] {
             assert!(parse_ttl(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(parse_ttl("18446744073709551615d").is_err());
@@ -242,14 +215,8 @@ mod tests {
 
     #[test]
     fn grants_lists() {
-        assert_eq!(
-            parse_grants("publish,subscribe,publish_data"),
-            Ok(Grants::participant())
-        );
-        assert_eq!(
-            parse_grants("publish, subscribe, publish-data"),
-            Ok(Grants::participant())
-        );
+        assert_eq!(parse_grants("publish,subscribe,publish_data"), Ok(Grants::participant()));
+        assert_eq!(parse_grants("publish, subscribe, publish-data"), Ok(Grants::participant()));
         assert_eq!(parse_grants("all"), Ok(Grants::all()));
         assert_eq!(parse_grants("subscribe,admin,all"), Ok(Grants::all()));
         assert_eq!(parse_grants("none"), Ok(Grants::none()));
@@ -273,29 +240,15 @@ mod tests {
 
         let cli = Cli::try_parse_from(["sfu", "serve", "--announce", "192.0.2.1"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Serve(_))));
-        assert_eq!(
-            cli.global.announce,
-            Some("192.0.2.1".parse::<IpAddr>().unwrap())
-        );
+        assert_eq!(cli.global.announce, Some("192.0.2.1".parse::<IpAddr>().unwrap()));
     }
 
     #[test]
     fn token_subcommand() {
-        let cli = Cli::try_parse_from([
-            "sfu",
-            "--config",
-            "x.toml",
-            "token",
-            "--room",
-            "r1",
-            "--identity",
-            "alice",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["sfu", "--config", "x.toml", "token", "--room", "r1", "--identity", "alice"]).unwrap();
         assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
-        let Some(Command::Token(t)) = cli.command else {
-            panic!("expected token")
-        };
+        let Some(Command::Token(t)) = cli.command else { panic!("expected token") };
         assert_eq!((t.room.as_str(), t.identity.as_str()), ("r1", "alice"));
         assert_eq!(t.grants, Grants::participant());
         assert_eq!(t.ttl, Duration::from_secs(6 * 3600));
@@ -316,26 +269,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.global.config, Some(PathBuf::from("y.toml")));
-        let Some(Command::Token(t)) = cli.command else {
-            panic!("expected token")
-        };
+        let Some(Command::Token(t)) = cli.command else { panic!("expected token") };
         assert_eq!(t.grants, parse_grants("subscribe").unwrap());
         assert_eq!(t.ttl, Duration::from_secs(600));
 
         assert!(Cli::try_parse_from(["sfu", "token", "--room", "r"]).is_err());
-        assert!(
-            Cli::try_parse_from([
-                "sfu",
-                "token",
-                "--room",
-                "r",
-                "--identity",
-                "i",
-                "--ttl",
-                "x"
-            ])
-            .is_err()
-        );
+        assert!(Cli::try_parse_from(["sfu", "token", "--room", "r", "--identity", "i", "--ttl", "x"]).is_err());
     }
 
     #[test]
@@ -350,17 +289,12 @@ mod tests {
         };
         let token = run_token(&cfg, &args).unwrap();
         let now = unix_time(SystemTime::now());
-        let claims = TokenAuthority::from_config(&cfg.auth)
-            .verify(&token, now)
-            .unwrap();
+        let claims = TokenAuthority::from_config(&cfg.auth).verify(&token, now).unwrap();
         assert_eq!((claims.room.as_str(), claims.sub.as_str()), ("r1", "alice"));
         assert_eq!(claims.grants, Grants::all());
         assert_eq!(claims.name.as_deref(), Some("Alice"));
 
-        let empty = TokenArgs {
-            room: " ".into(),
-            ..args
-        };
+        let empty = TokenArgs { room: " ".into(), ..args };
         assert!(run_token(&cfg, &empty).is_err());
     }
 }

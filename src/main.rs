@@ -26,10 +26,7 @@ fn main() -> anyhow::Result<()> {
                      set auth.api_key/api_secret and dev = false for production"
                 );
             }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(sfu_signal::serve(config))
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(sfu_signal::serve(config))
         }
     }
 }

@@ -27,18 +27,10 @@ impl AckedBitrate {
     /// Add one received packet.
     pub fn add(&mut self, arrival: Duration, size: usize) {
         // Keep arrival order; reports are nearly sorted so the scan is short.
-        let pos = self
-            .packets
-            .iter()
-            .rposition(|(a, _)| *a <= arrival)
-            .map_or(0, |p| p + 1);
+        let pos = self.packets.iter().rposition(|(a, _)| *a <= arrival).map_or(0, |p| p + 1);
         self.packets.insert(pos, (arrival, size));
         let newest = self.packets.back().map_or(arrival, |p| p.0);
-        while self
-            .packets
-            .front()
-            .is_some_and(|p| newest.saturating_sub(p.0) > MAX_WINDOW)
-        {
+        while self.packets.front().is_some_and(|p| newest.saturating_sub(p.0) > MAX_WINDOW) {
             self.packets.pop_front();
         }
     }

@@ -65,8 +65,7 @@ impl LinkCapacity {
             Some(e) => (1.0 - LINK_CAPACITY_ALPHA) * e + LINK_CAPACITY_ALPHA * sample,
         };
         let norm = est.max(1.0);
-        self.var = ((1.0 - LINK_CAPACITY_ALPHA) * self.var
-            + LINK_CAPACITY_ALPHA * (est - sample).powi(2) / norm)
+        self.var = ((1.0 - LINK_CAPACITY_ALPHA) * self.var + LINK_CAPACITY_ALPHA * (est - sample).powi(2) / norm)
             .clamp(0.4, 2.5);
         self.estimate = Some(est);
     }
@@ -76,13 +75,11 @@ impl LinkCapacity {
     }
 
     fn upper(&self) -> Option<Bitrate> {
-        self.estimate
-            .map(|e| Bitrate::from_f64((e + 3.0 * self.deviation(e)) * 1000.0))
+        self.estimate.map(|e| Bitrate::from_f64((e + 3.0 * self.deviation(e)) * 1000.0))
     }
 
     fn lower(&self) -> Option<Bitrate> {
-        self.estimate
-            .map(|e| Bitrate::from_f64((e - 3.0 * self.deviation(e)) * 1000.0))
+        self.estimate.map(|e| Bitrate::from_f64((e - 3.0 * self.deviation(e)) * 1000.0))
     }
 }
 
@@ -135,12 +132,7 @@ impl Aimd {
     }
 
     /// Apply one delay verdict together with the current acknowledged bitrate.
-    pub fn update(
-        &mut self,
-        usage: BandwidthUsage,
-        acked: Option<Bitrate>,
-        now: Instant,
-    ) -> Bitrate {
+    pub fn update(&mut self, usage: BandwidthUsage, acked: Option<Bitrate>, now: Instant) -> Bitrate {
         self.state = match (usage, self.state) {
             (BandwidthUsage::Overuse, _) => RateControlState::Decrease,
             (BandwidthUsage::Underuse, _) => RateControlState::Hold,
@@ -159,9 +151,7 @@ impl Aimd {
     }
 
     fn increase(&mut self, acked: Option<Bitrate>, now: Instant) {
-        let dt = self
-            .last_change
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let dt = self.last_change.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.last_change = Some(now);
         if let (Some(a), Some(upper)) = (acked, self.link.upper())
             && a > upper
@@ -198,12 +188,8 @@ impl Aimd {
             return;
         };
         // One decrease per round trip, unless the link collapsed to under half the estimate.
-        let guard = self
-            .rtt
-            .clamp(Duration::from_millis(10), Duration::from_millis(200));
-        let recent = self
-            .last_decrease
-            .is_some_and(|t| now.saturating_duration_since(t) < guard);
+        let guard = self.rtt.clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let recent = self.last_decrease.is_some_and(|t| now.saturating_duration_since(t) < guard);
         if recent && acked >= self.estimate * 0.5 {
             self.state = RateControlState::Hold;
             return;
@@ -245,25 +231,16 @@ mod tests {
         assert_eq!(e, Bitrate::kbps(850));
         assert_eq!(a.state(), RateControlState::Hold);
         // Repeated overuse within one RTT guard is ignored...
-        assert_eq!(
-            a.update(Overuse, Some(Bitrate::kbps(900)), t0 + ms(150)),
-            Bitrate::kbps(850)
-        );
+        assert_eq!(a.update(Overuse, Some(Bitrate::kbps(900)), t0 + ms(150)), Bitrate::kbps(850));
         // ...unless throughput collapsed.
-        assert_eq!(
-            a.update(Overuse, Some(Bitrate::kbps(400)), t0 + ms(160)),
-            Bitrate::kbps(340)
-        );
+        assert_eq!(a.update(Overuse, Some(Bitrate::kbps(400)), t0 + ms(160)), Bitrate::kbps(340));
     }
 
     #[test]
     fn increase_modes() {
         let t0 = Instant::now();
         // (near congestion point?, expected growth over 1 s from 1 Mbit/s, tolerance)
-        let cases = [
-            (false, 80_000.0 + 1000.0, 2_000.0),
-            (true, 41_667.0, 2_000.0),
-        ];
+        let cases = [(false, 80_000.0 + 1000.0, 2_000.0), (true, 41_667.0, 2_000.0)];
         for (near, want, tol) in cases {
             let mut a = Aimd::new(Bitrate::mbps(1), Bitrate::kbps(50), Bitrate::mbps(10));
             a.set_rtt(ms(100));
@@ -276,10 +253,7 @@ mod tests {
             }
             let grown = a.estimate().as_f64() - 1e6;
             // Multiplicative compounds per update: allow a little more.
-            assert!(
-                (grown - want).abs() < tol + want * 0.01,
-                "near {near}: grew {grown}"
-            );
+            assert!((grown - want).abs() < tol + want * 0.01, "near {near}: grew {grown}");
         }
     }
 
@@ -288,19 +262,11 @@ mod tests {
         let t0 = Instant::now();
         let mut a = Aimd::new(Bitrate::mbps(1), Bitrate::kbps(50), Bitrate::mbps(10));
         a.update(Normal, Some(Bitrate::kbps(500)), t0);
-        let e = a.update(
-            Normal,
-            Some(Bitrate::kbps(500)),
-            t0 + Duration::from_secs(5),
-        );
+        let e = a.update(Normal, Some(Bitrate::kbps(500)), t0 + Duration::from_secs(5));
         assert_eq!(e, Bitrate::mbps(1), "already above 1.5 x acked: no growth");
         let mut b = Aimd::new(Bitrate::kbps(700), Bitrate::kbps(50), Bitrate::mbps(10));
         for i in 0..10 {
-            b.update(
-                Normal,
-                Some(Bitrate::kbps(500)),
-                t0 + Duration::from_secs(i),
-            );
+            b.update(Normal, Some(Bitrate::kbps(500)), t0 + Duration::from_secs(i));
         }
         assert_eq!(b.estimate(), Bitrate::kbps(760));
     }
@@ -312,9 +278,6 @@ mod tests {
         a.update(Normal, Some(Bitrate::mbps(1)), t0);
         a.update(Underuse, Some(Bitrate::mbps(1)), t0 + ms(500));
         assert_eq!(a.state(), RateControlState::Hold);
-        assert_eq!(
-            a.update(Underuse, Some(Bitrate::mbps(1)), t0 + ms(1500)),
-            a.estimate()
-        );
+        assert_eq!(a.update(Underuse, Some(Bitrate::mbps(1)), t0 + ms(1500)), a.estimate());
     }
 }

@@ -135,10 +135,7 @@ mod tests {
         assert_eq!(r.bytes_in(Duration::from_millis(8)), 1000.0);
         assert_eq!(r.time_for(1250), Some(Duration::from_millis(10)));
         assert_eq!(Bitrate::ZERO.time_for(1), None);
-        assert_eq!(
-            Bitrate::from_bytes(125_000, Duration::from_secs(1)),
-            Some(Bitrate::mbps(1))
-        );
+        assert_eq!(Bitrate::from_bytes(125_000, Duration::from_secs(1)), Some(Bitrate::mbps(1)));
         assert_eq!(Bitrate::from_bytes(1, Duration::ZERO), None);
     }
 

@@ -150,14 +150,7 @@ impl SendSideBwe {
             // A probe result stands for this round: its own burst would read as overuse.
             self.aimd.update(self.delay.usage(), self.acked.rate(), now);
         }
-        self.loss.on_reports(
-            lost,
-            received,
-            self.estimate,
-            self.aimd.estimate(),
-            rtt,
-            now,
-        );
+        self.loss.on_reports(lost, received, self.estimate, self.aimd.estimate(), rtt, now);
         self.recompute(now);
     }
 
@@ -201,9 +194,7 @@ impl SendSideBwe {
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let feedback = match (self.last_sent, self.last_feedback) {
-            (Some(s), Some(f)) if s > f => {
-                Some(self.last_timeout_cut.unwrap_or(f) + FEEDBACK_TIMEOUT)
-            }
+            (Some(s), Some(f)) if s > f => Some(self.last_timeout_cut.unwrap_or(f) + FEEDBACK_TIMEOUT),
             _ => None,
         };
         [
@@ -219,10 +210,7 @@ impl SendSideBwe {
 
     /// Run time-driven work due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self
-            .remb
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) >= REMB_TIMEOUT)
-        {
+        if self.remb.is_some_and(|(_, at)| now.saturating_duration_since(at) >= REMB_TIMEOUT) {
             self.remb = None;
         }
         // Feedback went silent while we kept sending: the path may be broken or badly congested.
@@ -256,8 +244,7 @@ impl SendSideBwe {
             self.recompute(now);
         }
         let ctx = self.probe_context();
-        self.probe_control
-            .on_result(rate, outcome.saturated, &ctx, now);
+        self.probe_control.on_result(rate, outcome.saturated, &ctx, now);
         raised
     }
 

@@ -36,10 +36,7 @@ pub struct TransportFeedback {
 impl TransportFeedback {
     /// Iterate `(sequence number, arrival)` over the report.
     pub fn packets(&self) -> impl Iterator<Item = (u16, Option<Duration>)> + '_ {
-        self.arrivals
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (self.base_seq.wrapping_add(i as u16), *a))
+        self.arrivals.iter().enumerate().map(|(i, a)| (self.base_seq.wrapping_add(i as u16), *a))
     }
 }
 
@@ -105,10 +102,7 @@ mod tests {
 
     #[test]
     fn feedback_iterates_with_wrap() {
-        let fb = TransportFeedback {
-            base_seq: 65535,
-            arrivals: vec![Some(Duration::from_millis(1)), None],
-        };
+        let fb = TransportFeedback { base_seq: 65535, arrivals: vec![Some(Duration::from_millis(1)), None] };
         let v: Vec<_> = fb.packets().collect();
         assert_eq!(v, vec![(65535, Some(Duration::from_millis(1))), (0, None)]);
     }

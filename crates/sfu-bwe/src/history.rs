@@ -150,12 +150,7 @@ mod tests {
     use super::*;
 
     fn sent(seq: u16, at: Instant) -> SentPacket {
-        SentPacket {
-            transport_seq: seq,
-            size: 1000,
-            at,
-            probe_cluster: None,
-        }
+        SentPacket { transport_seq: seq, size: 1000, at, probe_cluster: None }
     }
 
     fn ms(v: u64) -> Duration {
@@ -169,20 +164,14 @@ mod tests {
         for s in 0..4u16 {
             h.on_sent(&sent(s, t0 + ms(s as u64)));
         }
-        let fb = TransportFeedback {
-            base_seq: 0,
-            arrivals: vec![Some(ms(50)), None, Some(ms(52))],
-        };
+        let fb = TransportFeedback { base_seq: 0, arrivals: vec![Some(ms(50)), None, Some(ms(52))] };
         let r = h.on_feedback(&fb);
         assert_eq!(r.len(), 3);
         assert_eq!(r[1].arrival, None);
         // Same report again: nothing new.
         assert!(h.on_feedback(&fb).is_empty());
         // Packet 1 turns up late; packet 3 reported lost.
-        let fb2 = TransportFeedback {
-            base_seq: 1,
-            arrivals: vec![Some(ms(60)), Some(ms(52)), None],
-        };
+        let fb2 = TransportFeedback { base_seq: 1, arrivals: vec![Some(ms(60)), Some(ms(52)), None] };
         let r2 = h.on_feedback(&fb2);
         assert_eq!(r2.len(), 2);
         assert_eq!((r2[0].seq, r2[0].arrival), (65537, Some(ms(60))));
@@ -196,10 +185,7 @@ mod tests {
         for (i, s) in [65534u16, 65535, 0, 1].iter().enumerate() {
             h.on_sent(&sent(*s, t0 + ms(i as u64)));
         }
-        let fb = TransportFeedback {
-            base_seq: 65535,
-            arrivals: vec![Some(ms(1)); 5],
-        };
+        let fb = TransportFeedback { base_seq: 65535, arrivals: vec![Some(ms(1)); 5] };
         let r = h.on_feedback(&fb);
         // 65535, 0, 1 known; 2 and 3 never sent.
         assert_eq!(r.len(), 3);

@@ -76,9 +76,8 @@ impl LossBased {
         self.total = 0;
 
         if loss > HIGH_LOSS {
-            let allowed = self
-                .last_decrease
-                .is_none_or(|t| now.saturating_duration_since(t) >= rtt + DECREASE_INTERVAL_EXTRA);
+            let allowed =
+                self.last_decrease.is_none_or(|t| now.saturating_duration_since(t) >= rtt + DECREASE_INTERVAL_EXTRA);
             if allowed {
                 let base = self.cap.map_or(estimate, |c| c.min(estimate));
                 self.cap = Some(base * (1.0 - 0.5 * loss));
@@ -87,11 +86,8 @@ impl LossBased {
             self.last_increase = Some(now);
         } else if loss < LOW_LOSS {
             if let Some(cap) = self.cap {
-                let dt = self
-                    .last_increase
-                    .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-                let grown = cap * INCREASE_PER_SEC.powf(dt.min(1.0))
-                    + Bitrate::from_f64(1000.0 * dt.min(1.0));
+                let dt = self.last_increase.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+                let grown = cap * INCREASE_PER_SEC.powf(dt.min(1.0)) + Bitrate::from_f64(1000.0 * dt.min(1.0));
                 self.cap = (grown < delay_based).then_some(grown);
             }
             self.last_increase = Some(now);
@@ -121,29 +117,14 @@ mod tests {
             ("small batch not judged", &[(5, 5)], None),
             ("moderate loss holds", &[(1, 19), (1, 19)], None),
             ("heavy loss cuts", &[(10, 30)], Some(875)),
-            (
-                "second cut waits rtt+300ms",
-                &[(10, 30), (10, 30)],
-                Some(875),
-            ),
-            (
-                "cut then grow 8 %/s",
-                &[(10, 30), (0, 50), (0, 50), (0, 50)],
-                Some(895),
-            ),
+            ("second cut waits rtt+300ms", &[(10, 30), (10, 30)], Some(875)),
+            ("cut then grow 8 %/s", &[(10, 30), (0, 50), (0, 50), (0, 50)], Some(895)),
         ];
         for (name, batches, want) in cases {
             let t0 = Instant::now();
             let mut l = LossBased::default();
             for (i, (lost, recv)) in batches.iter().enumerate() {
-                l.on_reports(
-                    *lost,
-                    *recv,
-                    Bitrate::mbps(1),
-                    Bitrate::kbps(1200),
-                    RTT,
-                    t0 + ms(100 * i as u64),
-                );
+                l.on_reports(*lost, *recv, Bitrate::mbps(1), Bitrate::kbps(1200), RTT, t0 + ms(100 * i as u64));
             }
             assert_eq!(l.cap().map(|c| c.as_u64() / 1000), *want, "{name}");
         }
@@ -156,14 +137,7 @@ mod tests {
         l.on_reports(10, 30, Bitrate::mbps(1), Bitrate::kbps(900), RTT, t0);
         assert!(l.cap().is_some());
         for i in 1..=10 {
-            l.on_reports(
-                0,
-                50,
-                Bitrate::mbps(1),
-                Bitrate::kbps(900),
-                RTT,
-                t0 + Duration::from_secs(i),
-            );
+            l.on_reports(0, 50, Bitrate::mbps(1), Bitrate::kbps(900), RTT, t0 + Duration::from_secs(i));
         }
         assert_eq!(l.cap(), None);
     }

@@ -13,24 +13,14 @@ fn ms(v: u64) -> Duration {
 fn quiet_config() -> BweConfig {
     BweConfig {
         start_bitrate: Bitrate::mbps(1),
-        probe: ProbeConfig {
-            initial: false,
-            periodic_interval: None,
-            ..ProbeConfig::default()
-        },
+        probe: ProbeConfig { initial: false, periodic_interval: None, ..ProbeConfig::default() },
         ..BweConfig::default()
     }
 }
 
 /// Send 1200-byte packets every `gap` for `n` packets, report them all as arriving with a fixed
 /// 40 ms delay (`lost_every`: every k-th reported lost), feedback every 50 ms.
-fn drive(
-    bwe: &mut SendSideBwe,
-    t0: Instant,
-    gap: Duration,
-    n: u16,
-    lost_every: Option<u16>,
-) -> Instant {
+fn drive(bwe: &mut SendSideBwe, t0: Instant, gap: Duration, n: u16, lost_every: Option<u16>) -> Instant {
     let mut pending = Vec::new();
     let mut next_fb = t0 + ms(50);
     let mut now = t0;
@@ -39,22 +29,11 @@ fn drive(
         while now >= next_fb {
             if let Some(&(base, _)) = pending.first() {
                 let arrivals = pending.drain(..).map(|(_, a)| a).collect();
-                bwe.on_feedback(
-                    &TransportFeedback {
-                        base_seq: base,
-                        arrivals,
-                    },
-                    next_fb,
-                );
+                bwe.on_feedback(&TransportFeedback { base_seq: base, arrivals }, next_fb);
             }
             next_fb += ms(50);
         }
-        bwe.on_packet_sent(SentPacket {
-            transport_seq: seq,
-            size: 1200,
-            at: now,
-            probe_cluster: None,
-        });
+        bwe.on_packet_sent(SentPacket { transport_seq: seq, size: 1200, at: now, probe_cluster: None });
         let lost = lost_every.is_some_and(|k| seq % k == 0);
         pending.push((seq, (!lost).then(|| (now - t0) + ms(40))));
     }
@@ -111,10 +90,7 @@ fn remb_caps_and_expires() {
 fn requested_probe_is_handed_out_and_counted() {
     let t0 = Instant::now();
     let mut bwe = SendSideBwe::new(quiet_config(), t0);
-    assert!(
-        !bwe.request_probe(Bitrate::kbps(1050), t0),
-        "not worth a burst"
-    );
+    assert!(!bwe.request_probe(Bitrate::kbps(1050), t0), "not worth a burst");
     assert!(bwe.request_probe(Bitrate::mbps(3), t0));
     let p = bwe.poll_probe(t0).expect("a cluster");
     assert_eq!(p.target, Bitrate::mbps(3));
@@ -134,21 +110,10 @@ fn probe_result_raises_the_estimate() {
     let mut arrivals = Vec::new();
     for seq in 0..10u16 {
         let at = t0 + gap * seq as u32;
-        bwe.on_packet_sent(SentPacket {
-            transport_seq: seq,
-            size: 1250,
-            at,
-            probe_cluster: Some(p.id),
-        });
+        bwe.on_packet_sent(SentPacket { transport_seq: seq, size: 1250, at, probe_cluster: Some(p.id) });
         arrivals.push(Some(gap * seq as u32 + ms(40)));
     }
-    bwe.on_feedback(
-        &TransportFeedback {
-            base_seq: 0,
-            arrivals,
-        },
-        t0 + ms(100),
-    );
+    bwe.on_feedback(&TransportFeedback { base_seq: 0, arrivals }, t0 + ms(100));
     let st = bwe.stats();
     assert_eq!(st.probes_succeeded, 1, "{st:?}");
     assert!(bwe.estimate() > Bitrate::kbps(2900), "{st:?}");

@@ -30,11 +30,7 @@ fn link(steps: &[(u64, u64)]) -> LinkConfig {
 }
 
 fn flow(start_s: u64) -> FlowConfig {
-    FlowConfig {
-        start: Duration::from_secs(start_s),
-        max_rate: Bitrate::mbps(4),
-        ..FlowConfig::default()
-    }
+    FlowConfig { start: Duration::from_secs(start_s), max_rate: Bitrate::mbps(4), ..FlowConfig::default() }
 }
 
 fn scenario(name: &str, secs: u64, link: LinkConfig, flows: Vec<FlowConfig>) -> Scenario {
@@ -50,24 +46,12 @@ fn scenario(name: &str, secs: u64, link: LinkConfig, flows: Vec<FlowConfig>) -> 
 
 /// Phase boundaries `(from, to, capacity bps)` of a capacity schedule over `secs`.
 fn phases(steps: &[(u64, u64)], extra_cuts: &[u64], secs: u64) -> Vec<(f64, f64, f64)> {
-    let mut cuts: Vec<u64> = steps
-        .iter()
-        .map(|s| s.0)
-        .chain(extra_cuts.iter().copied())
-        .collect();
+    let mut cuts: Vec<u64> = steps.iter().map(|s| s.0).chain(extra_cuts.iter().copied()).collect();
     cuts.push(secs);
     cuts.sort();
     cuts.dedup();
     let cap = CapacitySchedule::steps_kbps(steps);
-    cuts.windows(2)
-        .map(|w| {
-            (
-                w[0] as f64,
-                w[1] as f64,
-                cap.at(Duration::from_secs(w[0])).as_f64(),
-            )
-        })
-        .collect()
+    cuts.windows(2).map(|w| (w[0] as f64, w[1] as f64, cap.at(Duration::from_secs(w[0])).as_f64())).collect()
 }
 
 /// Run, write artefacts, print and check the figures. Returns the report for extra checks.
@@ -78,16 +62,9 @@ fn run_case(s: &Scenario, steps: &[(u64, u64)], joins: &[u64]) -> Report {
     let mut failures = Vec::new();
 
     println!("\n== {} ==", s.name);
-    println!(
-        "mean queuing delay: {:.1} ms, bottleneck drops: {}",
-        report.mean_queuing_ms(),
-        report.drops
-    );
+    println!("mean queuing delay: {:.1} ms, bottleneck drops: {}", report.mean_queuing_ms(), report.drops);
     if report.mean_queuing_ms() >= 100.0 {
-        failures.push(format!(
-            "mean queuing delay {:.1} ms",
-            report.mean_queuing_ms()
-        ));
+        failures.push(format!("mean queuing delay {:.1} ms", report.mean_queuing_ms()));
     }
     for w in steps.windows(2) {
         let (at, before, after) = (w[1].0 as f64, w[0].1 as f64 * 1e3, w[1].1 as f64 * 1e3);
@@ -161,12 +138,7 @@ fn case_5_2_two_flows_variable_capacity() {
 #[test]
 fn case_5_4_three_flows_joining() {
     let steps = [(0, 3500)];
-    let s = scenario(
-        "rfc8867_5_4",
-        120,
-        link(&steps),
-        vec![flow(0), flow(20), flow(40)],
-    );
+    let s = scenario("rfc8867_5_4", 120, link(&steps), vec![flow(0), flow(20), flow(40)]);
     let report = run_case(&s, &steps, &[20, 40]);
     let rates = report.flow_rates(50.0, 120.0);
     let j = jain_index(&rates);

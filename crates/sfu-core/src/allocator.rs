@@ -53,8 +53,7 @@ mod tests;
 
 use choose::{Budget, Choice, TrackState};
 pub use demand::{
-    DEFAULT_AUDIO_BITRATE, DEFAULT_LAYER_BITRATES, MEASURED_FLOOR_DIVISOR, TrackDemand,
-    default_layer_bitrate,
+    DEFAULT_AUDIO_BITRATE, DEFAULT_LAYER_BITRATES, MEASURED_FLOOR_DIVISOR, TrackDemand, default_layer_bitrate,
 };
 
 /// Least time between two switches of one track, unless the current layer no longer fits (a
@@ -163,12 +162,7 @@ impl Allocator {
 
     /// Shares `estimate_bps` among `tracks` (ids unique) at `now`. Tracks absent from `tracks`
     /// are forgotten: given again later, they start afresh.
-    pub fn allocate(
-        &mut self,
-        estimate_bps: u64,
-        tracks: &[TrackDemand],
-        now: Instant,
-    ) -> Allocations {
+    pub fn allocate(&mut self, estimate_bps: u64, tracks: &[TrackDemand], now: Instant) -> Allocations {
         let mut order: Vec<usize> = (0..tracks.len()).collect();
         order.sort_by_key(|&i| tracks[i].priority());
         let mut decisions = vec![AllocationDecision::Paused(PauseReason::Subscriber); tracks.len()];
@@ -188,24 +182,14 @@ impl Allocator {
                 self.next_check = Some(self.next_check.map_or(at, |next| next.min(at)));
             }
             if blocked_up_switch.is_none() {
-                blocked_up_switch = choice.blocked.map(|(layer, needed_bps)| BlockedUpSwitch {
-                    id: track.id,
-                    layer,
-                    needed_bps,
-                });
+                blocked_up_switch =
+                    choice.blocked.map(|(layer, needed_bps)| BlockedUpSwitch { id: track.id, layer, needed_bps });
             }
             let last_switch = match previous {
                 Some(state) if state.decision == choice.decision => state.last_switch,
                 _ => now,
             };
-            states.insert(
-                track.id,
-                TrackState {
-                    decision: choice.decision,
-                    last_switch,
-                    requested: false,
-                },
-            );
+            states.insert(track.id, TrackState { decision: choice.decision, last_switch, requested: false });
             decisions[i] = choice.decision;
         }
         self.tracks = states;
@@ -213,10 +197,7 @@ impl Allocator {
             tracks: tracks
                 .iter()
                 .zip(decisions)
-                .map(|(track, decision)| Allocation {
-                    id: track.id,
-                    decision,
-                })
+                .map(|(track, decision)| Allocation { id: track.id, decision })
                 .collect(),
             allocated_bps: budget.used(),
             desired_bps: self.desired_bps(tracks),
@@ -235,10 +216,7 @@ impl Allocator {
     /// What all `tracks` would cost at their preferred maximum layers. While this exceeds the
     /// estimate, the caller may probe for more (and tells the estimator it wants this much).
     pub fn desired_bps(&self, tracks: &[TrackDemand]) -> u64 {
-        tracks
-            .iter()
-            .map(TrackDemand::desired_bps)
-            .fold(0, u64::saturating_add)
+        tracks.iter().map(TrackDemand::desired_bps).fold(0, u64::saturating_add)
     }
 
     /// When an up-switch that the last [`allocate`](Self::allocate) held back (only because

@@ -86,10 +86,7 @@ mod tests {
         let labels: HashSet<&str> = DropReason::ALL.iter().map(DropReason::as_str).collect();
         assert_eq!(labels.len(), DropReason::ALL.len());
         for label in labels {
-            assert!(
-                label.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{label}"
-            );
+            assert!(label.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{label}");
         }
     }
 

@@ -208,9 +208,7 @@ impl Forwarder {
         if let AllocationDecision::Layer(layer) = decision {
             self.max_layer_by_bandwidth = Some(layer);
         }
-        self.set_paused_for_bandwidth(
-            decision == AllocationDecision::Paused(PauseReason::Bandwidth),
-        );
+        self.set_paused_for_bandwidth(decision == AllocationDecision::Paused(PauseReason::Bandwidth));
     }
 
     /// The subscriber's connection is up: keyframe requests may go out from now on.
@@ -281,11 +279,7 @@ impl Forwarder {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let connected_at = self.connected_at?;
         let layer = self.wanted_keyframe()?;
-        Some(
-            self.requests
-                .next_allowed(layer)
-                .map_or(connected_at, |at| at.max(connected_at)),
-        )
+        Some(self.requests.next_allowed(layer).map_or(connected_at, |at| at.max(connected_at)))
     }
 
     /// The layer being forwarded, if any.
@@ -355,10 +349,7 @@ impl Forwarder {
     }
 
     fn on_audio_packet(&mut self, pkt: &PacketMeta, now: Instant) -> Decision {
-        let stream = CurrentStream {
-            layer: 0,
-            ssrc: pkt.ssrc,
-        };
+        let stream = CurrentStream { layer: 0, ssrc: pkt.ssrc };
         if self.current == Some(stream) {
             return self.translate(pkt, now, None);
         }
@@ -370,10 +361,7 @@ impl Forwarder {
         let Some(target) = self.target else {
             return Decision::Drop(DropReason::NoLayerAvailable);
         };
-        let stream = CurrentStream {
-            layer: pkt.layer,
-            ssrc: pkt.ssrc,
-        };
+        let stream = CurrentStream { layer: pkt.layer, ssrc: pkt.ssrc };
         let on_current = self.current == Some(stream);
         if pkt.padding_only {
             if on_current {
@@ -422,12 +410,7 @@ impl Forwarder {
         }
     }
 
-    fn translate(
-        &mut self,
-        pkt: &PacketMeta,
-        now: Instant,
-        switched_layer: Option<u8>,
-    ) -> Decision {
+    fn translate(&mut self, pkt: &PacketMeta, now: Instant, switched_layer: Option<u8>) -> Decision {
         match self.munger.forward(pkt.seq, pkt.timestamp, now) {
             Ok((seq, timestamp)) => Decision::Forward(Translation {
                 seq,

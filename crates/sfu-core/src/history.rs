@@ -131,14 +131,7 @@ mod tests {
 
     #[test]
     fn capacity_is_a_bounded_power_of_two() {
-        let cases = [
-            (0, 1),
-            (1, 1),
-            (3, 4),
-            (512, 512),
-            (513, 1024),
-            (1 << 20, 1 << 16),
-        ];
+        let cases = [(0, 1), (1, 1), (3, 4), (512, 512), (513, 1024), (1 << 20, 1 << 16)];
         for (asked, expected) in cases {
             assert_eq!(RtpHistory::<()>::new(asked).capacity(), expected, "{asked}");
         }
@@ -155,37 +148,13 @@ mod tests {
             ("overwritten by newer", 4, &[1, 2, 3, 4, 5], 1, false),
             ("last of full ring", 4, &[1, 2, 3, 4, 5], 5, true),
             ("oldest kept", 4, &[1, 2, 3, 4, 5], 2, true),
-            (
-                "across the wrap, old side",
-                8,
-                &[65534, 65535, 0, 1],
-                65535,
-                true,
-            ),
-            (
-                "across the wrap, new side",
-                8,
-                &[65534, 65535, 0, 1],
-                0,
-                true,
-            ),
-            (
-                "overwritten across the wrap",
-                4,
-                &[65533, 65534, 65535, 0, 1],
-                65533,
-                false,
-            ),
+            ("across the wrap, old side", 8, &[65534, 65535, 0, 1], 65535, true),
+            ("across the wrap, new side", 8, &[65534, 65535, 0, 1], 0, true),
+            ("overwritten across the wrap", 4, &[65533, 65534, 65535, 0, 1], 65533, false),
             ("reordered insert", 8, &[10, 12, 11], 11, true),
             ("late insert older than slot", 4, &[10, 14, 10], 10, false),
             // Only slot 0 was ever written; 65536 packets later seq 0 means a different packet.
-            (
-                "stale slot from previous cycle",
-                4,
-                &[0, 32001, 64001, 65535],
-                0,
-                false,
-            ),
+            ("stale slot from previous cycle", 4, &[0, 32001, 64001, 65535], 0, false),
         ];
         for (name, capacity, inserted, wanted, hit) in cases {
             let mut history = RtpHistory::new(*capacity);

@@ -56,9 +56,7 @@ fn vp8_first_partition_offset(payload: &[u8]) -> Option<usize> {
 /// Whether a VP8 RTP payload (descriptor included) starts a keyframe: start of partition 0 and
 /// the inverse key frame flag (P) of the VP8 payload header clear.
 pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
-    vp8_first_partition_offset(payload)
-        .and_then(|offset| payload.get(offset))
-        .is_some_and(|header| header & 0x01 == 0)
+    vp8_first_partition_offset(payload).and_then(|offset| payload.get(offset)).is_some_and(|header| header & 0x01 == 0)
 }
 
 /// Width and height of a VP8 keyframe, read from the keyframe header (RFC 6386 section 9.1).
@@ -97,9 +95,7 @@ pub fn is_h264_keyframe(payload: &[u8]) -> bool {
     };
     match first & NAL_TYPE_MASK {
         NAL_STAP_A => stap_a_has_keyframe(payload.get(1..).unwrap_or_default()),
-        NAL_FU_A => payload
-            .get(1)
-            .is_some_and(|fu| fu & FU_START != 0 && is_h264_keyframe_nal(fu & NAL_TYPE_MASK)),
+        NAL_FU_A => payload.get(1).is_some_and(|fu| fu & FU_START != 0 && is_h264_keyframe_nal(fu & NAL_TYPE_MASK)),
         nal_type => is_h264_keyframe_nal(nal_type),
     }
 }
@@ -112,10 +108,7 @@ fn stap_a_has_keyframe(mut body: &[u8]) -> bool {
         let Some(nal) = body.get(2..2 + size) else {
             return false;
         };
-        if nal
-            .first()
-            .is_some_and(|h| is_h264_keyframe_nal(h & NAL_TYPE_MASK))
-        {
+        if nal.first().is_some_and(|h| is_h264_keyframe_nal(h & NAL_TYPE_MASK)) {
             return true;
         }
         body = &body[2 + size..];
@@ -140,43 +133,19 @@ mod tests {
         let cases: &[(&str, Vec<u8>, bool)] = &[
             ("minimal descriptor", vp8(&[0x10], &VP8_KEY_HEADER), true),
             ("delta frame", vp8(&[0x10], &delta_header), false),
-            (
-                "not start of partition",
-                vp8(&[0x00], &VP8_KEY_HEADER),
-                false,
-            ),
+            ("not start of partition", vp8(&[0x00], &VP8_KEY_HEADER), false),
             ("partition 1", vp8(&[0x11], &VP8_KEY_HEADER), false),
-            (
-                "7-bit picture id",
-                vp8(&[0x90, 0x80, 0x05], &VP8_KEY_HEADER),
-                true,
-            ),
-            (
-                "15-bit picture id",
-                vp8(&[0x90, 0x80, 0x81, 0x23], &VP8_KEY_HEADER),
-                true,
-            ),
-            (
-                "15-bit id, delta",
-                vp8(&[0x90, 0x80, 0x81, 0x23], &delta_header),
-                false,
-            ),
-            (
-                "I L T K",
-                vp8(&[0x90, 0xf0, 0x85, 0x01, 0x07, 0x40], &VP8_KEY_HEADER),
-                true,
-            ),
+            ("7-bit picture id", vp8(&[0x90, 0x80, 0x05], &VP8_KEY_HEADER), true),
+            ("15-bit picture id", vp8(&[0x90, 0x80, 0x81, 0x23], &VP8_KEY_HEADER), true),
+            ("15-bit id, delta", vp8(&[0x90, 0x80, 0x81, 0x23], &delta_header), false),
+            ("I L T K", vp8(&[0x90, 0xf0, 0x85, 0x01, 0x07, 0x40], &VP8_KEY_HEADER), true),
             ("only K", vp8(&[0x90, 0x10, 0x01], &VP8_KEY_HEADER), true),
             ("only L", vp8(&[0x90, 0x40, 0x09], &delta_header), false),
             ("empty", vec![], false),
             ("descriptor only", vec![0x10], false),
             ("extension byte missing", vec![0x90], false),
             ("15-bit id cut short", vec![0x90, 0x80, 0x81], false),
-            (
-                "header missing after I L T",
-                vec![0x90, 0xe0, 0x05, 0x01, 0x07],
-                false,
-            ),
+            ("header missing after I L T", vec![0x90, 0xe0, 0x05, 0x01, 0x07], false),
         ];
         for (name, payload, expected) in cases {
             assert_eq!(is_vp8_keyframe(payload), *expected, "{name}");
@@ -190,41 +159,16 @@ mod tests {
     #[test]
     fn vp8_keyframe_dimensions() {
         let cases: &[SizeCase] = &[
-            (
-                "640x360, scaling masked",
-                vp8(&[0x10], &VP8_KEY_HEADER),
-                Some((640, 360)),
-            ),
+            ("640x360, scaling masked", vp8(&[0x10], &VP8_KEY_HEADER), Some((640, 360))),
             (
                 "1280x720 after picture id",
-                vp8(
-                    &[0x90, 0x80, 0x81, 0x23],
-                    &[0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02],
-                ),
+                vp8(&[0x90, 0x80, 0x81, 0x23], &[0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02]),
                 Some((1280, 720)),
             ),
-            (
-                "delta frame",
-                vp8(
-                    &[0x10],
-                    &[0x11, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0, 5, 0xd0, 2],
-                ),
-                None,
-            ),
-            (
-                "bad start code",
-                vp8(
-                    &[0x10],
-                    &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2b, 0, 5, 0xd0, 2],
-                ),
-                None,
-            ),
+            ("delta frame", vp8(&[0x10], &[0x11, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0, 5, 0xd0, 2]), None),
+            ("bad start code", vp8(&[0x10], &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2b, 0, 5, 0xd0, 2]), None),
             ("truncated size", vp8(&[0x10], &VP8_KEY_HEADER[..9]), None),
-            (
-                "truncated start code",
-                vp8(&[0x10], &VP8_KEY_HEADER[..4]),
-                None,
-            ),
+            ("truncated start code", vp8(&[0x10], &VP8_KEY_HEADER[..4]), None),
             ("empty", vec![], None),
         ];
         for (name, payload, expected) in cases {
@@ -239,33 +183,13 @@ mod tests {
             ("single SPS", &[0x67, 0x42, 0xc0, 0x1f], true),
             ("single PPS", &[0x68, 0xce], false),
             ("single non-IDR slice", &[0x41, 0x9a], false),
-            (
-                "STAP-A with SPS",
-                &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68],
-                true,
-            ),
-            (
-                "STAP-A with IDR second",
-                &[0x78, 0x00, 0x01, 0x68, 0x00, 0x02, 0x65, 0x88],
-                true,
-            ),
-            (
-                "STAP-A without keyframe",
-                &[0x78, 0x00, 0x01, 0x68, 0x00, 0x01, 0x06],
-                false,
-            ),
+            ("STAP-A with SPS", &[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68], true),
+            ("STAP-A with IDR second", &[0x78, 0x00, 0x01, 0x68, 0x00, 0x02, 0x65, 0x88], true),
+            ("STAP-A without keyframe", &[0x78, 0x00, 0x01, 0x68, 0x00, 0x01, 0x06], false),
             ("STAP-A truncated size", &[0x78, 0x00], false),
-            (
-                "STAP-A size past end",
-                &[0x78, 0x00, 0x09, 0x67, 0x42],
-                false,
-            ),
+            ("STAP-A size past end", &[0x78, 0x00, 0x09, 0x67, 0x42], false),
             ("STAP-A empty", &[0x78], false),
-            (
-                "STAP-A zero-size unit",
-                &[0x78, 0x00, 0x00, 0x00, 0x01, 0x65],
-                true,
-            ),
+            ("STAP-A zero-size unit", &[0x78, 0x00, 0x00, 0x00, 0x01, 0x65], true),
             ("FU-A start IDR", &[0x7c, 0x85, 0x88], true),
             ("FU-A middle IDR", &[0x7c, 0x05, 0x88], false),
             ("FU-A start non-IDR", &[0x7c, 0x81, 0x9a], false),

@@ -64,34 +64,16 @@ mod tests {
             ("first request goes out", &[(0, 0)], &[true]),
             ("repeat too soon", &[(0, 0), (0, 499)], &[true, false]),
             ("repeat at the interval", &[(0, 0), (0, 500)], &[true, true]),
-            (
-                "layers are independent",
-                &[(0, 0), (1, 10), (2, 20), (1, 30)],
-                &[true, true, true, false],
-            ),
-            (
-                "refused request does not restart the wait",
-                &[(0, 0), (0, 400), (0, 500)],
-                &[true, false, true],
-            ),
-            (
-                "clock going backwards is refused",
-                &[(0, 1000), (0, 0)],
-                &[true, false],
-            ),
-            (
-                "highest layer index",
-                &[(255, 0), (255, 100)],
-                &[true, false],
-            ),
+            ("layers are independent", &[(0, 0), (1, 10), (2, 20), (1, 30)], &[true, true, true, false]),
+            ("refused request does not restart the wait", &[(0, 0), (0, 400), (0, 500)], &[true, false, true]),
+            ("clock going backwards is refused", &[(0, 1000), (0, 0)], &[true, false]),
+            ("highest layer index", &[(255, 0), (255, 100)], &[true, false]),
         ];
         let start = Instant::now();
         for (name, requests, expected) in cases {
             let mut throttle = KeyframeRequestThrottle::new();
-            let got: Vec<bool> = requests
-                .iter()
-                .map(|&(layer, at)| throttle.should_send(layer, start + ms(at)))
-                .collect();
+            let got: Vec<bool> =
+                requests.iter().map(|&(layer, at)| throttle.should_send(layer, start + ms(at))).collect();
             assert_eq!(&got, expected, "{name}");
         }
     }
@@ -102,10 +84,7 @@ mod tests {
         let mut throttle = KeyframeRequestThrottle::new();
         assert_eq!(throttle.next_allowed(1), None);
         assert!(throttle.should_send(1, start));
-        assert_eq!(
-            throttle.next_allowed(1),
-            Some(start + KEYFRAME_REQUEST_INTERVAL)
-        );
+        assert_eq!(throttle.next_allowed(1), Some(start + KEYFRAME_REQUEST_INTERVAL));
         assert!(!throttle.is_allowed(1, start));
     }
 }

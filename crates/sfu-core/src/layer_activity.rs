@@ -91,10 +91,7 @@ impl LayerActivity {
 
     /// One more than the highest layer seen so far (0 before any packet).
     pub fn seen_count(&self) -> usize {
-        self.last_packet
-            .iter()
-            .rposition(Option::is_some)
-            .map_or(0, |highest| highest + 1)
+        self.last_packet.iter().rposition(Option::is_some).map_or(0, |highest| highest + 1)
     }
 }
 
@@ -125,42 +122,12 @@ mod tests {
         let set = |layers: &[u8]| layers.iter().copied().collect::<LayerSet>();
         let cases: &[Case] = &[
             ("nothing seen: all", &[], 10_000, set(&[0, 1, 2])),
-            (
-                "early: unseen still active",
-                &[(0, 0), (1, 0)],
-                1000,
-                set(&[0, 1, 2]),
-            ),
-            (
-                "unseen inactive after grace",
-                &[(0, 0), (1, 0), (0, 1600), (1, 1600)],
-                1600,
-                set(&[0, 1]),
-            ),
-            (
-                "stopped layer",
-                &[(0, 0), (1, 0), (2, 0), (0, 2000), (1, 2000)],
-                2000,
-                set(&[0, 1]),
-            ),
-            (
-                "at the limit still active",
-                &[(2, 0)],
-                1500,
-                set(&[0, 1, 2]),
-            ),
-            (
-                "everything stopped",
-                &[(0, 0), (1, 0), (2, 0)],
-                5000,
-                LayerSet::EMPTY,
-            ),
-            (
-                "resumed layer",
-                &[(0, 0), (2, 0), (0, 3000), (2, 3000)],
-                3000,
-                set(&[0, 2]),
-            ),
+            ("early: unseen still active", &[(0, 0), (1, 0)], 1000, set(&[0, 1, 2])),
+            ("unseen inactive after grace", &[(0, 0), (1, 0), (0, 1600), (1, 1600)], 1600, set(&[0, 1])),
+            ("stopped layer", &[(0, 0), (1, 0), (2, 0), (0, 2000), (1, 2000)], 2000, set(&[0, 1])),
+            ("at the limit still active", &[(2, 0)], 1500, set(&[0, 1, 2])),
+            ("everything stopped", &[(0, 0), (1, 0), (2, 0)], 5000, LayerSet::EMPTY),
+            ("resumed layer", &[(0, 0), (2, 0), (0, 3000), (2, 3000)], 3000, set(&[0, 2])),
         ];
         let start = Instant::now();
         for (name, packets, at, expected) in cases {

@@ -75,15 +75,11 @@ impl LayerRates {
             if slot.index > index {
                 return; // Older than the window: its slot already holds newer data.
             }
-            *slot = Bucket {
-                index,
-                bytes: [0; MAX_LAYERS],
-            };
+            *slot = Bucket { index, bytes: [0; MAX_LAYERS] };
         }
         slot.bytes[layer] = slot.bytes[layer].saturating_add(bytes as u64);
         let window = LAYER_RATE_BUCKET * LAYER_RATE_BUCKETS as u32;
-        let silent =
-            self.last[layer].is_none_or(|last| now.saturating_duration_since(last) > window);
+        let silent = self.last[layer].is_none_or(|last| now.saturating_duration_since(last) > window);
         if silent {
             self.since[layer] = Some(now);
         }
@@ -121,14 +117,8 @@ impl LayerRates {
     /// [`bitrate`](Self::bitrate) of every layer seen so far, lowest first (the list ends at the
     /// highest layer that ever had a packet; empty before any).
     pub fn bitrates(&self, now: Instant) -> Vec<Option<u64>> {
-        let seen = self
-            .last
-            .iter()
-            .rposition(Option::is_some)
-            .map_or(0, |i| i + 1);
-        (0..seen as u8)
-            .map(|layer| self.bitrate(layer, now))
-            .collect()
+        let seen = self.last.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        (0..seen as u8).map(|layer| self.bitrate(layer, now)).collect()
     }
 
     /// Absolute bucket number of `now`, fixing the origin at the first call.
@@ -159,31 +149,16 @@ mod tests {
     }
 
     const fn stream(layer: u8, bytes: usize, every_ms: u64, from_ms: u64, to_ms: u64) -> Stream {
-        Stream {
-            layer,
-            bytes,
-            every_ms,
-            from_ms,
-            to_ms,
-        }
+        Stream { layer, bytes, every_ms, from_ms, to_ms }
     }
 
     /// (name, streams, query time in ms, expected rate per layer as (layer, bits/s or None))
-    type Case = (
-        &'static str,
-        &'static [Stream],
-        u64,
-        &'static [(u8, Option<u64>)],
-    );
+    type Case = (&'static str, &'static [Stream], u64, &'static [(u8, Option<u64>)]);
 
     fn feed(rates: &mut LayerRates, start: Instant, streams: &[Stream]) {
         let mut packets: Vec<(u64, u8, usize)> = streams
             .iter()
-            .flat_map(|s| {
-                (s.from_ms..s.to_ms)
-                    .step_by(s.every_ms as usize)
-                    .map(move |t| (t, s.layer, s.bytes))
-            })
+            .flat_map(|s| (s.from_ms..s.to_ms).step_by(s.every_ms as usize).map(move |t| (t, s.layer, s.bytes)))
             .collect();
         packets.sort_by_key(|&(t, ..)| t);
         for (t, layer, bytes) in packets {
@@ -204,24 +179,9 @@ mod tests {
         // 1000 bytes every 10 ms = 800 kbit/s; 125 bytes every 10 ms = 100 kbit/s.
         const CASES: &[Case] = &[
             ("nothing seen", &[], 1000, &[(0, None)]),
-            (
-                "too early",
-                &[stream(0, 1000, 10, 0, 400)],
-                400,
-                &[(0, None)],
-            ),
-            (
-                "after the minimum span",
-                &[stream(0, 1000, 10, 0, 600)],
-                600,
-                &[(0, Some(800_000))],
-            ),
-            (
-                "full window",
-                &[stream(0, 1000, 10, 0, 5000)],
-                5000,
-                &[(0, Some(800_000))],
-            ),
+            ("too early", &[stream(0, 1000, 10, 0, 400)], 400, &[(0, None)]),
+            ("after the minimum span", &[stream(0, 1000, 10, 0, 600)], 600, &[(0, Some(800_000))]),
+            ("full window", &[stream(0, 1000, 10, 0, 5000)], 5000, &[(0, Some(800_000))]),
             (
                 "layers apart",
                 &[stream(0, 125, 10, 0, 3000), stream(2, 1000, 10, 0, 3000)],
@@ -234,12 +194,7 @@ mod tests {
                 6000,
                 &[(0, Some(100_000))],
             ),
-            (
-                "stopped layer fades, then is gone",
-                &[stream(1, 1000, 10, 0, 3000)],
-                6000,
-                &[(1, None)],
-            ),
+            ("stopped layer fades, then is gone", &[stream(1, 1000, 10, 0, 3000)], 6000, &[(1, None)]),
             (
                 // The window starts at the bucket edge 2100 ms: 720 kbit over 1.9 s.
                 "a silent half window lowers the rate",
@@ -249,19 +204,11 @@ mod tests {
             ),
             (
                 "restarted layer is measured afresh",
-                &[
-                    stream(1, 1000, 10, 0, 1000),
-                    stream(1, 1000, 10, 5000, 5300),
-                ],
+                &[stream(1, 1000, 10, 0, 1000), stream(1, 1000, 10, 5000, 5300)],
                 5300,
                 &[(1, None)],
             ),
-            (
-                "layer past the supported count",
-                &[stream(9, 1000, 10, 0, 2000)],
-                2000,
-                &[(9, None)],
-            ),
+            ("layer past the supported count", &[stream(9, 1000, 10, 0, 2000)], 2000, &[(9, None)]),
         ];
         for (name, streams, at, expected) in CASES {
             let start = Instant::now();
@@ -270,10 +217,7 @@ mod tests {
             let now = start + Duration::from_millis(*at);
             for &(layer, want) in *expected {
                 let got = rates.bitrate(layer, now);
-                assert!(
-                    close(got, want),
-                    "{name}: layer {layer}: {got:?} != {want:?}"
-                );
+                assert!(close(got, want), "{name}: layer {layer}: {got:?} != {want:?}");
             }
         }
     }
@@ -283,11 +227,7 @@ mod tests {
         let start = Instant::now();
         let mut rates = LayerRates::new();
         assert!(rates.bitrates(start).is_empty());
-        feed(
-            &mut rates,
-            start,
-            &[stream(0, 125, 10, 0, 1000), stream(2, 1000, 10, 500, 1000)],
-        );
+        feed(&mut rates, start, &[stream(0, 125, 10, 0, 1000), stream(2, 1000, 10, 500, 1000)]);
         let got = rates.bitrates(start + Duration::from_millis(1000));
         assert_eq!(got.len(), 3);
         assert!(close(got[0], Some(100_000)), "{got:?}");

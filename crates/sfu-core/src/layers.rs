@@ -45,9 +45,7 @@ impl RidLayer {
         if elapsed < BITRATE_RANK_AFTER {
             return None;
         }
-        let millis = u64::try_from(elapsed.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX).max(1);
         Some(self.bytes.saturating_mul(8_000) / millis)
     }
 }
@@ -71,20 +69,10 @@ impl LayerOrder {
             let rid = rid.into();
             if layers.len() < MAX_LAYERS && !layers.iter().any(|layer| layer.rid == rid) {
                 let hint = hint.filter(|&(w, h)| w > 0 && h > 0);
-                layers.push(RidLayer {
-                    rid,
-                    hint,
-                    learned: None,
-                    bytes: 0,
-                    first_seen: None,
-                });
+                layers.push(RidLayer { rid, hint, learned: None, bytes: 0, first_seen: None });
             }
         }
-        let mut order = Self {
-            order: (0..layers.len()).collect(),
-            layers,
-            basis: OrderBasis::SdpOrder,
-        };
+        let mut order = Self { order: (0..layers.len()).collect(), layers, basis: OrderBasis::SdpOrder };
         order.rank_by_resolution();
         order
     }
@@ -120,10 +108,7 @@ impl LayerOrder {
     ///
     /// [`Forwarder::set_layers`]: crate::Forwarder::set_layers
     pub fn resolutions(&self) -> Vec<Option<(u16, u16)>> {
-        self.order
-            .iter()
-            .map(|&i| self.layers[i].resolution())
-            .collect()
+        self.order.iter().map(|&i| self.layers[i].resolution()).collect()
     }
 
     /// Counts `bytes` of media received on `rid`. Returns whether the order changed (then layer
@@ -158,11 +143,7 @@ impl LayerOrder {
         if self.layers.is_empty() || self.layers.iter().any(|layer| layer.resolution().is_none()) {
             return false;
         }
-        let area = |layer: &RidLayer| {
-            layer
-                .resolution()
-                .map_or(0, |(w, h)| u32::from(w) * u32::from(h))
-        };
+        let area = |layer: &RidLayer| layer.resolution().map_or(0, |(w, h)| u32::from(w) * u32::from(h));
         let mut order: Vec<usize> = (0..self.layers.len()).collect();
         order.sort_by_key(|&i| area(&self.layers[i]));
         self.basis = OrderBasis::Resolution;
@@ -171,11 +152,7 @@ impl LayerOrder {
 
     /// Orders by average bitrate once every layer has been observed long enough.
     fn rank_by_bitrate(&mut self, now: Instant) -> bool {
-        let rates: Option<Vec<u64>> = self
-            .layers
-            .iter()
-            .map(|layer| layer.bits_per_second(now))
-            .collect();
+        let rates: Option<Vec<u64>> = self.layers.iter().map(|layer| layer.bits_per_second(now)).collect();
         let Some(rates) = rates else {
             return false;
         };
@@ -217,33 +194,20 @@ mod tests {
     fn traffic(rates: &[(&'static str, usize)], from_ms: u64, to_ms: u64) -> Vec<Event> {
         (from_ms..=to_ms)
             .step_by(100)
-            .flat_map(|at| {
-                rates
-                    .iter()
-                    .map(move |&(rid, kbps)| Observe(rid, per_100ms(kbps), at))
-            })
+            .flat_map(|at| rates.iter().map(move |&(rid, kbps)| Observe(rid, per_100ms(kbps), at)))
             .collect()
     }
 
     /// (name, rids in SDP order with hints, events, expected basis, expected rids lowest first)
-    type Case<'a> = (
-        &'a str,
-        &'a [(&'a str, Option<(u16, u16)>)],
-        &'a [Event],
-        OrderBasis,
-        &'a [&'a str],
-    );
+    type Case<'a> = (&'a str, &'a [(&'a str, Option<(u16, u16)>)], &'a [Event], OrderBasis, &'a [&'a str]);
 
     #[test]
     fn orders_layers_whatever_their_names() {
         let bitrates = traffic(&[("a", 1500), ("b", 150), ("c", 500)], 0, 2000);
         let short = traffic(&[("a", 1500), ("b", 150), ("c", 500)], 0, 1900);
         let one_silent = traffic(&[("a", 1500), ("b", 150)], 0, 3000);
-        let late_layer: Vec<Event> = [
-            traffic(&[("a", 1500), ("b", 150)], 0, 3000),
-            traffic(&[("c", 500)], 1500, 3500),
-        ]
-        .concat();
+        let late_layer: Vec<Event> =
+            [traffic(&[("a", 1500), ("b", 150)], 0, 3000), traffic(&[("c", 500)], 1500, 3500)].concat();
         let cases: &[Case] = &[
             (
                 "q/h/f in SDP order",
@@ -252,20 +216,8 @@ mod tests {
                 OrderBasis::SdpOrder,
                 &["q", "h", "f"],
             ),
-            (
-                "l/m/h with hints",
-                &[("l", QVGA), ("m", VGA), ("h", HD)],
-                &[],
-                OrderBasis::Resolution,
-                &["l", "m", "h"],
-            ),
-            (
-                "0/1/2",
-                &[("0", None), ("1", None), ("2", None)],
-                &[],
-                OrderBasis::SdpOrder,
-                &["0", "1", "2"],
-            ),
+            ("l/m/h with hints", &[("l", QVGA), ("m", VGA), ("h", HD)], &[], OrderBasis::Resolution, &["l", "m", "h"]),
+            ("0/1/2", &[("0", None), ("1", None), ("2", None)], &[], OrderBasis::SdpOrder, &["0", "1", "2"]),
             (
                 "reversed SDP order with hints",
                 &[("f", HD), ("h", VGA), ("q", QVGA)],
@@ -325,15 +277,7 @@ mod tests {
             (
                 "resolutions override a bitrate order",
                 &[("a", None), ("b", None), ("c", None)],
-                &[
-                    bitrates.as_slice(),
-                    &[
-                        Learn("a", 320, 180),
-                        Learn("b", 1280, 720),
-                        Learn("c", 640, 360),
-                    ],
-                ]
-                .concat(),
+                &[bitrates.as_slice(), &[Learn("a", 320, 180), Learn("b", 1280, 720), Learn("c", 640, 360)]].concat(),
                 OrderBasis::Resolution,
                 &["a", "c", "b"],
             ),
@@ -351,13 +295,7 @@ mod tests {
                 OrderBasis::SdpOrder,
                 &["a"],
             ),
-            (
-                "repeated rid ignored",
-                &[("a", None), ("a", None), ("b", None)],
-                &[],
-                OrderBasis::SdpOrder,
-                &["a", "b"],
-            ),
+            ("repeated rid ignored", &[("a", None), ("a", None), ("b", None)], &[], OrderBasis::SdpOrder, &["a", "b"]),
         ];
         let start = Instant::now();
         for (name, rids, events, basis, expected) in cases {
@@ -372,9 +310,7 @@ mod tests {
                     }
                 }
             }
-            let got: Vec<&str> = (0..order.len() as u8)
-                .filter_map(|i| order.rid_at(i))
-                .collect();
+            let got: Vec<&str> = (0..order.len() as u8).filter_map(|i| order.rid_at(i)).collect();
             assert_eq!(&got, expected, "{name}");
             assert_eq!(order.basis(), *basis, "{name}");
             for (index, rid) in expected.iter().enumerate() {
@@ -391,25 +327,13 @@ mod tests {
         assert_eq!(order.resolutions(), vec![None, None]);
         assert!(!order.observe("hi", 10_000, start));
         assert!(!order.observe("lo", 100, start));
-        assert!(
-            order.observe("lo", 100, start + BITRATE_RANK_AFTER),
-            "bitrate reorders"
-        );
-        assert!(
-            !order.observe("hi", 10_000, start + BITRATE_RANK_AFTER * 2),
-            "bitrate order is fixed"
-        );
+        assert!(order.observe("lo", 100, start + BITRATE_RANK_AFTER), "bitrate reorders");
+        assert!(!order.observe("hi", 10_000, start + BITRATE_RANK_AFTER * 2), "bitrate order is fixed");
         assert!(!order.set_resolution("lo", 320, 180));
-        assert!(
-            !order.set_resolution("hi", 1280, 720),
-            "same order, now by resolution"
-        );
+        assert!(!order.set_resolution("hi", 1280, 720), "same order, now by resolution");
         assert_eq!(order.basis(), OrderBasis::Resolution);
         assert_eq!(order.resolutions(), vec![QVGA, HD]);
-        assert!(
-            order.set_resolution("lo", 1920, 1080),
-            "a learned size can change the order"
-        );
+        assert!(order.set_resolution("lo", 1920, 1080), "a learned size can change the order");
         assert_eq!(order.rid_at(0), Some("hi"));
     }
 }

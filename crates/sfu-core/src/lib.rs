@@ -77,15 +77,15 @@ pub mod packet_ring;
 pub mod selector;
 pub mod seq;
 pub mod speakers;
-pub mod uplink_nacks;
-pub mod vp8;
 #[cfg(test)]
 mod test_rng;
+pub mod uplink_nacks;
+pub mod vp8;
 
 pub use allocator::{
     Allocation, AllocationDecision, Allocations, Allocator, BlockedUpSwitch, DEFAULT_AUDIO_BITRATE,
-    DEFAULT_LAYER_BITRATES, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand,
-    UP_SWITCH_MARGIN_PERCENT, default_layer_bitrate,
+    DEFAULT_LAYER_BITRATES, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand, UP_SWITCH_MARGIN_PERCENT,
+    default_layer_bitrate,
 };
 pub use audio_level::{AudioLevelMeter, SPEAKER_REPORT_INTERVAL, VOICE_DBOV, parse_audio_level};
 pub use drop_reason::DropReason;

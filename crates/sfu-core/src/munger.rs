@@ -50,25 +50,14 @@ struct InputStream {
 
 impl InputStream {
     /// Maps `(seq, ts)` right after `last_out`, or to itself for the very first stream.
-    fn start(
-        seq: u16,
-        ts: u32,
-        last_out: Option<&LastOutput>,
-        clock_rate: u32,
-        now: Instant,
-    ) -> Self {
+    fn start(seq: u16, ts: u32, last_out: Option<&LastOutput>, clock_rate: u32, now: Instant) -> Self {
         let mut unwrapper = SeqUnwrapper::new();
         let first = unwrapper.unwrap(seq);
         let (seq_offset, ts_offset) = match last_out {
             None => (0, 0),
             Some(last) => {
-                let out_ts = last
-                    .ts
-                    .wrapping_add(ticks_between(last.at, now, clock_rate));
-                (
-                    last.seq.wrapping_add(1).wrapping_sub(first),
-                    out_ts.wrapping_sub(ts),
-                )
+                let out_ts = last.ts.wrapping_add(ticks_between(last.at, now, clock_rate));
+                (last.seq.wrapping_add(1).wrapping_sub(first), out_ts.wrapping_sub(ts))
             }
         };
         Self {
@@ -89,8 +78,7 @@ impl InputStream {
         let newest = self.seen.highest().is_none_or(|highest| seq > highest);
         self.seen.insert(seq);
         if newest {
-            self.offsets
-                .forget_before((seq + 1).saturating_sub(REORDER_WINDOW));
+            self.offsets.forget_before((seq + 1).saturating_sub(REORDER_WINDOW));
         }
         newest
     }
@@ -108,11 +96,7 @@ fn ticks_between(earlier: Instant, later: Instant, clock_rate: u32) -> u32 {
 impl RtpMunger {
     /// A munger for a stream whose RTP clock runs at `clock_rate` Hz (90000 for video).
     pub fn new(clock_rate: u32) -> Self {
-        Self {
-            clock_rate,
-            input: None,
-            last_out: None,
-        }
+        Self { clock_rate, input: None, last_out: None }
     }
 
     /// Starts forwarding a new input stream at the packet `(input_seq, input_ts)`, which is
@@ -120,13 +104,7 @@ impl RtpMunger {
     /// Call it before [`forward`](Self::forward)ing that packet. The first stream ever keeps its
     /// own numbering.
     pub fn switch_to(&mut self, input_seq: u16, input_ts: u32, now: Instant) {
-        let stream = InputStream::start(
-            input_seq,
-            input_ts,
-            self.last_out.as_ref(),
-            self.clock_rate,
-            now,
-        );
+        let stream = InputStream::start(input_seq, input_ts, self.last_out.as_ref(), self.clock_rate, now);
         self.input = Some(stream);
     }
 
@@ -135,16 +113,10 @@ impl RtpMunger {
     ///
     /// Errors: [`DropReason::Duplicate`] if it was already forwarded or skipped,
     /// [`DropReason::OutOfOrderTooOld`] if it predates the switch or is too far behind to place.
-    pub fn forward(
-        &mut self,
-        input_seq: u16,
-        input_ts: u32,
-        now: Instant,
-    ) -> Result<(u16, u32), DropReason> {
+    pub fn forward(&mut self, input_seq: u16, input_ts: u32, now: Instant) -> Result<(u16, u32), DropReason> {
         let (last_out, clock_rate) = (self.last_out.as_ref(), self.clock_rate);
-        let input = self.input.get_or_insert_with(|| {
-            InputStream::start(input_seq, input_ts, last_out, clock_rate, now)
-        });
+        let input =
+            self.input.get_or_insert_with(|| InputStream::start(input_seq, input_ts, last_out, clock_rate, now));
         let seq = input.unwrapper.unwrap(input_seq);
         if input.seen.contains(seq) {
             return Err(DropReason::Duplicate);
@@ -159,11 +131,7 @@ impl RtpMunger {
         let out_ts = input_ts.wrapping_add(input.ts_offset);
         input.mark_handled(seq);
         if self.last_out.is_none_or(|last| out_seq > last.seq) {
-            self.last_out = Some(LastOutput {
-                seq: out_seq,
-                ts: out_ts,
-                at: now,
-            });
+            self.last_out = Some(LastOutput { seq: out_seq, ts: out_ts, at: now });
         }
         Ok((out_seq as u16, out_ts))
     }

@@ -21,11 +21,7 @@ impl<T> PacketRing<T> {
 
     fn starting_at(capacity: usize, next: u32) -> Self {
         let capacity = capacity.clamp(1, 1 << 16).next_power_of_two();
-        Self {
-            slots: std::iter::repeat_with(|| None).take(capacity).collect(),
-            mask: capacity as u32 - 1,
-            next,
-        }
+        Self { slots: std::iter::repeat_with(|| None).take(capacity).collect(), mask: capacity as u32 - 1, next }
     }
 
     /// How many packets fit.

@@ -32,20 +32,12 @@ impl LayerSet {
 
     /// The set with `layer` added (layers beyond [`MAX_LAYERS`] are ignored).
     pub fn with(self, layer: u8) -> Self {
-        if usize::from(layer) < MAX_LAYERS {
-            LayerSet(self.0 | (1 << layer))
-        } else {
-            self
-        }
+        if usize::from(layer) < MAX_LAYERS { LayerSet(self.0 | (1 << layer)) } else { self }
     }
 
     /// The set with `layer` removed.
     pub fn without(self, layer: u8) -> Self {
-        if usize::from(layer) < MAX_LAYERS {
-            LayerSet(self.0 & !(1 << layer))
-        } else {
-            self
-        }
+        if usize::from(layer) < MAX_LAYERS { LayerSet(self.0 & !(1 << layer)) } else { self }
     }
 }
 
@@ -108,10 +100,7 @@ impl LayerSelector {
         let preferred = self.preferred(layers)?;
         let wanted = max_layer_by_bandwidth.map_or(preferred, |cap| preferred.min(cap));
         let count = layers.len().min(MAX_LAYERS) as u8;
-        (0..=wanted)
-            .rev()
-            .chain(wanted + 1..count)
-            .find(|&layer| active.contains(layer))
+        (0..=wanted).rev().chain(wanted + 1..count).find(|&layer| active.contains(layer))
     }
 
     /// Index of the highest layer whose known resolution fits the size limits; the lowest layer
@@ -135,36 +124,19 @@ mod tests {
     use super::*;
     use LayerPreference::{Auto, High, Low, Medium};
 
-    const SIMULCAST3: &[Option<(u16, u16)>] =
-        &[Some((320, 180)), Some((640, 360)), Some((1280, 720))];
+    const SIMULCAST3: &[Option<(u16, u16)>] = &[Some((320, 180)), Some((640, 360)), Some((1280, 720))];
     const SIMULCAST2: &[Option<(u16, u16)>] = &[Some((640, 360)), Some((1280, 720))];
     const SINGLE: &[Option<(u16, u16)>] = &[Some((1280, 720))];
     const UNKNOWN3: &[Option<(u16, u16)>] = &[None, None, None];
 
     fn selector(preference: LayerPreference, max: Option<(u32, u32)>) -> LayerSelector {
-        LayerSelector {
-            preference,
-            max_width: max.map(|(w, _)| w),
-            max_height: max.map(|(_, h)| h),
-            paused: false,
-        }
+        LayerSelector { preference, max_width: max.map(|(w, _)| w), max_height: max.map(|(_, h)| h), paused: false }
     }
 
     /// (name, selector, layers, expected layer)
-    type PreferenceCase = (
-        &'static str,
-        LayerSelector,
-        &'static [Option<(u16, u16)>],
-        Option<u8>,
-    );
+    type PreferenceCase = (&'static str, LayerSelector, &'static [Option<(u16, u16)>], Option<u8>);
     /// (name, preference, active layers, bandwidth cap, expected layer)
-    type TargetCase = (
-        &'static str,
-        LayerPreference,
-        LayerSet,
-        Option<u8>,
-        Option<u8>,
-    );
+    type TargetCase = (&'static str, LayerPreference, LayerSet, Option<u8>, Option<u8>);
 
     #[test]
     fn preference_picks_a_layer() {
@@ -175,54 +147,14 @@ mod tests {
             ("medium of 1", selector(Medium, None), SINGLE, Some(0)),
             ("high", selector(High, None), SIMULCAST3, Some(2)),
             ("high of 1", selector(High, None), SINGLE, Some(0)),
-            (
-                "auto without limits",
-                selector(Auto, None),
-                SIMULCAST3,
-                Some(2),
-            ),
-            (
-                "auto fits 640x360",
-                selector(Auto, Some((640, 360))),
-                SIMULCAST3,
-                Some(1),
-            ),
-            (
-                "auto fits between layers",
-                selector(Auto, Some((1000, 600))),
-                SIMULCAST3,
-                Some(1),
-            ),
-            (
-                "auto large viewport",
-                selector(Auto, Some((1920, 1080))),
-                SIMULCAST3,
-                Some(2),
-            ),
-            (
-                "auto nothing fits",
-                selector(Auto, Some((100, 100))),
-                SIMULCAST3,
-                Some(0),
-            ),
-            (
-                "auto width only",
-                selector(Auto, Some((400, u32::MAX))),
-                SIMULCAST3,
-                Some(0),
-            ),
-            (
-                "auto unknown sizes",
-                selector(Auto, Some((640, 360))),
-                UNKNOWN3,
-                Some(0),
-            ),
-            (
-                "auto unknown, no limits",
-                selector(Auto, None),
-                UNKNOWN3,
-                Some(2),
-            ),
+            ("auto without limits", selector(Auto, None), SIMULCAST3, Some(2)),
+            ("auto fits 640x360", selector(Auto, Some((640, 360))), SIMULCAST3, Some(1)),
+            ("auto fits between layers", selector(Auto, Some((1000, 600))), SIMULCAST3, Some(1)),
+            ("auto large viewport", selector(Auto, Some((1920, 1080))), SIMULCAST3, Some(2)),
+            ("auto nothing fits", selector(Auto, Some((100, 100))), SIMULCAST3, Some(0)),
+            ("auto width only", selector(Auto, Some((400, u32::MAX))), SIMULCAST3, Some(0)),
+            ("auto unknown sizes", selector(Auto, Some((640, 360))), UNKNOWN3, Some(0)),
+            ("auto unknown, no limits", selector(Auto, None), UNKNOWN3, Some(2)),
             (
                 "auto skips unknown layer",
                 selector(Auto, Some((1280, 720))),
@@ -230,23 +162,11 @@ mod tests {
                 Some(2),
             ),
             ("no layers", selector(High, None), &[], None),
-            (
-                "paused",
-                LayerSelector {
-                    paused: true,
-                    ..selector(High, None)
-                },
-                SIMULCAST3,
-                None,
-            ),
+            ("paused", LayerSelector { paused: true, ..selector(High, None) }, SIMULCAST3, None),
         ];
         for (name, selector, layers, expected) in cases {
             assert_eq!(selector.preferred(layers), *expected, "{name}");
-            assert_eq!(
-                selector.target(layers, LayerSet::ALL, None),
-                *expected,
-                "{name}"
-            );
+            assert_eq!(selector.target(layers, LayerSet::ALL, None), *expected, "{name}");
         }
     }
 
@@ -255,64 +175,16 @@ mod tests {
         let only = |layers: &[u8]| layers.iter().copied().collect::<LayerSet>();
         let cases: &[TargetCase] = &[
             ("all active", High, LayerSet::ALL, None, Some(2)),
-            (
-                "top inactive: next below",
-                High,
-                only(&[0, 1]),
-                None,
-                Some(1),
-            ),
+            ("top inactive: next below", High, only(&[0, 1]), None, Some(1)),
             ("only lowest active", High, only(&[0]), None, Some(0)),
-            (
-                "below inactive: nearest above",
-                Low,
-                only(&[2]),
-                None,
-                Some(2),
-            ),
-            (
-                "medium, middle inactive: below first",
-                Medium,
-                only(&[0, 2]),
-                None,
-                Some(0),
-            ),
+            ("below inactive: nearest above", Low, only(&[2]), None, Some(2)),
+            ("medium, middle inactive: below first", Medium, only(&[0, 2]), None, Some(0)),
             ("nothing active", High, LayerSet::EMPTY, None, None),
-            (
-                "bandwidth cap lowers",
-                High,
-                LayerSet::ALL,
-                Some(0),
-                Some(0),
-            ),
-            (
-                "bandwidth cap above preference",
-                Low,
-                LayerSet::ALL,
-                Some(2),
-                Some(0),
-            ),
-            (
-                "cap then activity below",
-                High,
-                only(&[0, 2]),
-                Some(1),
-                Some(0),
-            ),
-            (
-                "cap with nothing below: above",
-                High,
-                only(&[2]),
-                Some(1),
-                Some(2),
-            ),
-            (
-                "cap beyond layer count",
-                High,
-                LayerSet::ALL,
-                Some(9),
-                Some(2),
-            ),
+            ("bandwidth cap lowers", High, LayerSet::ALL, Some(0), Some(0)),
+            ("bandwidth cap above preference", Low, LayerSet::ALL, Some(2), Some(0)),
+            ("cap then activity below", High, only(&[0, 2]), Some(1), Some(0)),
+            ("cap with nothing below: above", High, only(&[2]), Some(1), Some(2)),
+            ("cap beyond layer count", High, LayerSet::ALL, Some(9), Some(2)),
         ];
         for (name, preference, active, cap, expected) in cases {
             let got = selector(*preference, None).target(SIMULCAST3, *active, *cap);
@@ -332,12 +204,7 @@ mod tests {
         let selector = LayerSelector::from_settings(&settings);
         assert_eq!(
             selector,
-            LayerSelector {
-                preference: Medium,
-                max_width: Some(640),
-                max_height: None,
-                paused: true
-            }
+            LayerSelector { preference: Medium, max_width: Some(640), max_height: None, paused: true }
         );
     }
 

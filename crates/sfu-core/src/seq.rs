@@ -97,47 +97,20 @@ mod tests {
     fn sequence_numbers_unwrap() {
         // Each case feeds the inputs in order and expects these extended values.
         let cases: &[(&str, &[u16], &[u64])] = &[
-            (
-                "in order",
-                &[1, 2, 3],
-                &[SEQ_CYCLE + 1, SEQ_CYCLE + 2, SEQ_CYCLE + 3],
-            ),
+            ("in order", &[1, 2, 3], &[SEQ_CYCLE + 1, SEQ_CYCLE + 2, SEQ_CYCLE + 3]),
             (
                 "wrap 65535 -> 0",
                 &[65534, 65535, 0, 1],
-                &[
-                    SEQ_CYCLE + 65534,
-                    SEQ_CYCLE + 65535,
-                    2 * SEQ_CYCLE,
-                    2 * SEQ_CYCLE + 1,
-                ],
+                &[SEQ_CYCLE + 65534, SEQ_CYCLE + 65535, 2 * SEQ_CYCLE, 2 * SEQ_CYCLE + 1],
             ),
             (
                 "reordered across the wrap",
                 &[65535, 1, 0, 65534, 2],
-                &[
-                    SEQ_CYCLE + 65535,
-                    2 * SEQ_CYCLE + 1,
-                    2 * SEQ_CYCLE,
-                    SEQ_CYCLE + 65534,
-                    2 * SEQ_CYCLE + 2,
-                ],
+                &[SEQ_CYCLE + 65535, 2 * SEQ_CYCLE + 1, 2 * SEQ_CYCLE, SEQ_CYCLE + 65534, 2 * SEQ_CYCLE + 2],
             ),
-            (
-                "late packet from before the first",
-                &[0, 65535],
-                &[SEQ_CYCLE, SEQ_CYCLE - 1],
-            ),
-            (
-                "jump within half range",
-                &[10, 32777],
-                &[SEQ_CYCLE + 10, SEQ_CYCLE + 32777],
-            ),
-            (
-                "jump past half range reads as old",
-                &[10, 32779],
-                &[SEQ_CYCLE + 10, 32779],
-            ),
+            ("late packet from before the first", &[0, 65535], &[SEQ_CYCLE, SEQ_CYCLE - 1]),
+            ("jump within half range", &[10, 32777], &[SEQ_CYCLE + 10, SEQ_CYCLE + 32777]),
+            ("jump past half range reads as old", &[10, 32779], &[SEQ_CYCLE + 10, 32779]),
             ("duplicate", &[7, 7], &[SEQ_CYCLE + 7, SEQ_CYCLE + 7]),
         ];
         for (name, inputs, expected) in cases {
@@ -169,35 +142,18 @@ mod tests {
     fn timestamps_unwrap() {
         let max = u32::MAX;
         let cases: &[(&str, &[u32], &[u64])] = &[
-            (
-                "in order",
-                &[0, 3000, 6000],
-                &[TS_CYCLE, TS_CYCLE + 3000, TS_CYCLE + 6000],
-            ),
+            ("in order", &[0, 3000, 6000], &[TS_CYCLE, TS_CYCLE + 3000, TS_CYCLE + 6000]),
             (
                 "wrap at 2^32",
                 &[max - 2999, max, 2999],
-                &[
-                    TS_CYCLE + u64::from(max - 2999),
-                    TS_CYCLE + u64::from(max),
-                    2 * TS_CYCLE + 2999,
-                ],
+                &[TS_CYCLE + u64::from(max - 2999), TS_CYCLE + u64::from(max), 2 * TS_CYCLE + 2999],
             ),
             (
                 "reordered across the wrap",
                 &[max, 100, max - 100, 200],
-                &[
-                    TS_CYCLE + u64::from(max),
-                    2 * TS_CYCLE + 100,
-                    TS_CYCLE + u64::from(max - 100),
-                    2 * TS_CYCLE + 200,
-                ],
+                &[TS_CYCLE + u64::from(max), 2 * TS_CYCLE + 100, TS_CYCLE + u64::from(max - 100), 2 * TS_CYCLE + 200],
             ),
-            (
-                "late frame from before the first",
-                &[10, max - 10],
-                &[TS_CYCLE + 10, TS_CYCLE - 11],
-            ),
+            ("late frame from before the first", &[10, max - 10], &[TS_CYCLE + 10, TS_CYCLE - 11]),
         ];
         for (name, inputs, expected) in cases {
             let mut unwrapper = TsUnwrapper::new();

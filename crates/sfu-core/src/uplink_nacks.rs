@@ -130,7 +130,8 @@ impl UplinkNacks {
         let mut due = Vec::new();
         let mut expired = Vec::new();
         for (&seq, missing) in self.missing.iter_mut() {
-            if now.saturating_duration_since(missing.detected) >= MAX_NACK_AGE || missing.nacks >= MAX_NACKS_PER_PACKET {
+            if now.saturating_duration_since(missing.detected) >= MAX_NACK_AGE || missing.nacks >= MAX_NACKS_PER_PACKET
+            {
                 expired.push(seq);
             } else if missing.due <= now {
                 missing.nacks += 1;

@@ -63,11 +63,7 @@ pub(crate) fn locate(payload: &[u8]) -> Option<(Vp8Descriptor, Positions)> {
     if extension & I != 0 {
         let high = *payload.get(offset)?;
         let long = high & M != 0;
-        let value = if long {
-            u16::from_be_bytes([high & 0x7f, *payload.get(offset + 1)?])
-        } else {
-            u16::from(high)
-        };
+        let value = if long { u16::from_be_bytes([high & 0x7f, *payload.get(offset + 1)?]) } else { u16::from(high) };
         descriptor.picture_id = Some(PictureId { value, long });
         at.picture_id = Some(offset);
         offset += if long { 2 } else { 1 };

@@ -67,7 +67,12 @@ pub struct Cli {
     #[arg(long, env = "SFU_AUTH__API_KEY", default_value = "devkey")]
     pub api_key: String,
     /// API secret the server verifies tokens with (HS256).
-    #[arg(long, env = "SFU_AUTH__API_SECRET", default_value = "devsecret-change-me-not-for-production", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SFU_AUTH__API_SECRET",
+        default_value = "devsecret-change-me-not-for-production",
+        hide_env_values = true
+    )]
     pub api_secret: String,
     /// Prefix of room names (rooms are PREFIX-0, PREFIX-1, ...).
     #[arg(long, default_value = "loadtest")]

@@ -81,13 +81,15 @@ impl Janus {
     async fn connect(url: &str) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", "janus-protocol".parse()?);
-        let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async_with_config(request, None, true))
-            .await
-            .map_err(|_| anyhow::anyhow!("websocket connect to janus timed out"))??;
+        let (ws, _) =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async_with_config(request, None, true))
+                .await
+                .map_err(|_| anyhow::anyhow!("websocket connect to janus timed out"))??;
         let (sink, stream) = ws.split();
         let mut janus = Janus { sink, stream, session: None, next_transaction: 0 };
         let created = janus.call(json!({ "janus": "create" })).await?;
-        janus.session = Some(created["data"]["id"].as_u64().ok_or_else(|| anyhow::anyhow!("no session id in {created}"))?);
+        janus.session =
+            Some(created["data"]["id"].as_u64().ok_or_else(|| anyhow::anyhow!("no session id in {created}"))?);
         Ok(janus)
     }
 
@@ -115,7 +117,11 @@ impl Janus {
             }
             if reply["janus"] == "error" {
                 let error = &reply["error"];
-                return Err(JanusError { code: error["code"].as_i64().unwrap_or(0), reason: text_of(&error["reason"]) }.into());
+                return Err(JanusError {
+                    code: error["code"].as_i64().unwrap_or(0),
+                    reason: text_of(&error["reason"]),
+                }
+                .into());
             }
             let data = &reply["plugindata"]["data"];
             if let Some(code) = data["error_code"].as_i64() {
@@ -148,7 +154,8 @@ impl Janus {
                 Some(Ok(Message::Close(c))) => anyhow::bail!("janus closed the websocket: {c:?}"),
                 Some(Ok(_)) => continue,
             };
-            return serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("unreadable janus message ({e}): {text:.200}"));
+            return serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("unreadable janus message ({e}): {text:.200}"));
         }
     }
 }
@@ -162,7 +169,10 @@ fn is_janus_error(e: &anyhow::Error, code: i64) -> bool {
 }
 
 fn jsep_of(reply: &Value) -> anyhow::Result<String> {
-    reply["jsep"]["sdp"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no jsep in janus reply {reply:.300}"))
+    reply["jsep"]["sdp"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no jsep in janus reply {reply:.300}"))
 }
 
 /// One participant's session with Janus, until `stop` turns true.
@@ -187,12 +197,20 @@ pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Rec
             Err(e) if is_janus_error(&e, ROOM_EXISTS) => {}
             Err(e) => return Err(e),
         }
-        janus.message(handle, json!({ "request": "join", "ptype": "publisher", "room": room, "display": p.identity }), None).await?;
+        janus
+            .message(
+                handle,
+                json!({ "request": "join", "ptype": "publisher", "room": room, "display": p.identity }),
+                None,
+            )
+            .await?;
         ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
         let (label, id) = (p.identity.clone(), p.publisher_conn());
         let offer = ask(&p.worker, |reply| Command::Publish { id, spec, label, reply }).await?;
         let jsep = json!({ "type": "offer", "sdp": offer.sdp, "trickle": false, "rid_order": "lmh" });
-        let answer = janus.message(handle, json!({ "request": "publish", "audio": spec.audio, "video": spec.video }), Some(jsep)).await?;
+        let answer = janus
+            .message(handle, json!({ "request": "publish", "audio": spec.audio, "video": spec.video }), Some(jsep))
+            .await?;
         let sdp = jsep_of(&answer)?;
         ask(&p.worker, |reply| Command::PublisherAnswer { id, sdp, reply }).await?;
         ctx.counters.publisher_answers.fetch_add(1, Ordering::Relaxed);
@@ -208,7 +226,13 @@ pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Rec
                 None => json!({ "feed": feed }),
             })
             .collect();
-        let attached = janus.message(handle, json!({ "request": "join", "ptype": "subscriber", "room": room, "streams": streams }), None).await?;
+        let attached = janus
+            .message(
+                handle,
+                json!({ "request": "join", "ptype": "subscriber", "room": room, "streams": streams }),
+                None,
+            )
+            .await?;
         let sdp = jsep_of(&attached)?;
         let id = p.subscriber_conn();
         let answer = ask(&p.worker, |reply| Command::SubscriberOffer { id, sdp, t0, reply }).await?;

@@ -89,10 +89,8 @@ fn main() -> std::process::ExitCode {
 
 /// Plots go to --plots DIR, else next to the JSON file, named after its stem.
 fn plot_target(json: Option<&Path>, plots: Option<&Path>) -> Option<(PathBuf, String)> {
-    let stem = json
-        .and_then(|j| j.file_stem())
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "loadtest".into());
+    let stem =
+        json.and_then(|j| j.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "loadtest".into());
     if let Some(dir) = plots {
         return Some((dir.to_path_buf(), stem));
     }

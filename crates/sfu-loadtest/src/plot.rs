@@ -307,10 +307,7 @@ pub fn write_all(timeline: &[Sample], dir: &Path, stem: &str) -> anyhow::Result<
                 &[
                     Series { name: "server", points: points(timeline, |s| s.server_cpu_pct) },
                     Series { name: "harness", points: points(timeline, |s| Some(s.harness_cpu_pct)) },
-                    Series {
-                        name: "machine (all cores, % of total)",
-                        points: points(timeline, |s| s.machine_cpu_pct),
-                    },
+                    Series { name: "machine (all cores, % of total)", points: points(timeline, |s| s.machine_cpu_pct) },
                 ],
                 hold,
             ),
@@ -406,9 +403,8 @@ fn literal(bits: &mut Bits, sym: u32) {
     }
 }
 
-const LEN_BASE: [u32; 29] = [
-    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258,
-];
+const LEN_BASE: [u32; 29] =
+    [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
 const LEN_EXTRA: [u32; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
 
 /// zlib stream: one fixed-Huffman deflate block using literals and distance-1 runs.

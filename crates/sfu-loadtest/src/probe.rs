@@ -42,7 +42,6 @@ pub fn machine_cpu() -> Option<(f64, f64)> {
     Some((total, idle))
 }
 
-
 /// The counters the report uses, summed over labels other than `reason`.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
@@ -175,7 +174,8 @@ fn label(labels: &str, key: &str) -> Option<String> {
 pub async fn http_get(authority: &str, path: &str) -> anyhow::Result<String> {
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(authority).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: text/plain\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: text/plain\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;

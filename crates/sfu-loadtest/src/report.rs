@@ -76,7 +76,9 @@ pub fn verdict(o: &Outcome, loss_pct: f64) -> Verdict {
     if loss_pct >= 1.0 {
         return Verdict {
             bottleneck: "server",
-            message: format!("Loss {loss_pct:.2}% with the harness below saturation: the server (or the impairment) is dropping media."),
+            message: format!(
+                "Loss {loss_pct:.2}% with the harness below saturation: the server (or the impairment) is dropping media."
+            ),
         };
     }
     Verdict { bottleneck: "none", message: "No saturation detected.".into() }
@@ -94,10 +96,8 @@ pub fn build(o: &Outcome) -> (Value, String) {
 
     let ratio = |missing: u64, expected: u64| if expected > 0 { missing as f64 / expected as f64 * 100.0 } else { 0.0 };
     let loss_video = ratio(he.rx_video_missing, he.rx_video_expected);
-    let loss_audio = ratio(
-        he.rx_missing.saturating_sub(he.rx_video_missing),
-        he.rx_expected.saturating_sub(he.rx_video_expected),
-    );
+    let loss_audio =
+        ratio(he.rx_missing.saturating_sub(he.rx_video_missing), he.rx_expected.saturating_sub(he.rx_video_expected));
     let with_media = o.summaries.iter().filter(|s| s.received > 0).count();
     let with_keyframe = o.summaries.iter().filter(|s| s.keyframe).count();
     // Connected at the end of the hold (connections close when the sessions leave).
@@ -248,20 +248,38 @@ pub fn build(o: &Outcome) -> (Value, String) {
     if o.final_stats.disconnects > 0 {
         row("connection drops (connected -> disconnected)", o.final_stats.disconnects.to_string());
     }
-    row("loss % (whole run / hold / worst subscriber)", format!("{:.3} / {:.3} / {:.3}", loss_all, loss_hold, worst_loss));
+    row(
+        "loss % (whole run / hold / worst subscriber)",
+        format!("{:.3} / {:.3} / {:.3}", loss_all, loss_hold, worst_loss),
+    );
     row("loss % video / audio (whole run; audio is not NACKed)", format!("{loss_video:.3} / {loss_audio:.3}"));
-    row("latency ms p50 / p95 / p99", format!("{} / {} / {}", fmt(&doc["latency_ms"]["p50"]), fmt(&doc["latency_ms"]["p95"]), fmt(&doc["latency_ms"]["p99"])));
+    row(
+        "latency ms p50 / p95 / p99",
+        format!(
+            "{} / {} / {}",
+            fmt(&doc["latency_ms"]["p50"]),
+            fmt(&doc["latency_ms"]["p95"]),
+            fmt(&doc["latency_ms"]["p99"])
+        ),
+    );
     if !doc["server_forward_delay_ms"]["p50"].is_null() {
         row(
             "server forwarding delay ms p50 / p99 per copy (socket read to send, worst shard, last minute)",
-            format!("{} / {}", fmt(&doc["server_forward_delay_ms"]["p50"]), fmt(&doc["server_forward_delay_ms"]["p99"])),
+            format!(
+                "{} / {}",
+                fmt(&doc["server_forward_delay_ms"]["p50"]),
+                fmt(&doc["server_forward_delay_ms"]["p99"])
+            ),
         );
         row(
             "server fan-out delay ms p50 / p99 (socket read to a packet's last copy sent)",
             format!("{} / {}", fmt(&doc["server_fanout_delay_ms"]["p50"]), fmt(&doc["server_fanout_delay_ms"]["p99"])),
         );
     }
-    row("join ms p50 / p99 (WebSocket connect to first media)", format!("{} / {}", fmt(&doc["join_ms"]["p50"]), fmt(&doc["join_ms"]["p99"])));
+    row(
+        "join ms p50 / p99 (WebSocket connect to first media)",
+        format!("{} / {}", fmt(&doc["join_ms"]["p50"]), fmt(&doc["join_ms"]["p99"])),
+    );
     row("received pps / kbit/s (all subscribers)", format!("{rx_pps:.0} / {rx_kbps:.0}"));
     row("video packets by layer low / medium / high", format!("{} / {} / {}", layers[0], layers[1], layers[2]));
     row("server forwarded pps", fmt(&doc["forwarded_pps"]));

@@ -237,7 +237,8 @@ impl Sampler {
         };
         let server_estimate_kbps = match (&metrics, &self.last_metrics) {
             (Some(m), Some(l)) if m.estimate_count > l.estimate_count => Some(
-                ((m.estimate_sum - l.estimate_sum) / (m.estimate_count - l.estimate_count) / 1000.0 * 10.0).round() / 10.0,
+                ((m.estimate_sum - l.estimate_sum) / (m.estimate_count - l.estimate_count) / 1000.0 * 10.0).round()
+                    / 10.0,
             ),
             _ => None,
         };
@@ -351,11 +352,8 @@ async fn local_ip_for(url: &ServerUrl) -> anyhow::Result<(IpAddr, SocketAddr)> {
             .next()
             .ok_or_else(|| anyhow::anyhow!("cannot resolve {host}"))?,
     };
-    let any: SocketAddr = if server.is_ipv4() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-    } else {
-        "[::]:0".parse()?
-    };
+    let any: SocketAddr =
+        if server.is_ipv4() { SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0) } else { "[::]:0".parse()? };
     let probe = std::net::UdpSocket::bind(any)?;
     probe.connect(server)?;
     Ok((probe.local_addr()?.ip(), server))
@@ -364,7 +362,9 @@ async fn local_ip_for(url: &ServerUrl) -> anyhow::Result<(IpAddr, SocketAddr)> {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let url = ServerUrl::parse(&cli.url)?;
     if cli.server == ServerKind::Janus && cli.scenario == Scenario::Meeting {
-        anyhow::bail!("--server janus runs livestream and audio-room only (meeting participants both publish and subscribe)");
+        anyhow::bail!(
+            "--server janus runs livestream and audio-room only (meeting participants both publish and subscribe)"
+        );
     }
     let plan = Plan::new(&cli)?;
     let (local_ip, _server) = local_ip_for(&url).await?;
@@ -374,7 +374,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         loop {
             match probe::http_get(&url.http_authority(), "/healthz").await {
                 Ok(_) => break,
-                Err(e) if attempts >= 50 => anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url),
+                Err(e) if attempts >= 50 => {
+                    anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url)
+                }
                 Err(_) => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -384,7 +386,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
     let epoch = Instant::now();
     let mut notes = Vec::new();
-    let loadavg = || std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    };
     let loadavg_start = loadavg();
 
     let link = LinkConfig {
@@ -412,13 +418,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
     let mut next_id = 0u64;
-    let mut spawn = |sessions: &mut JoinSet<()>, room: String, identity: String, publish: Option<PublishSpec>, subscribe: bool| {
-        let id = next_id;
-        next_id += 1;
-        let worker = workers[id as usize % workers.len()].clone();
-        let p = Participant { id, room, identity, publish, subscribe, worker };
-        sessions.spawn(signal::run(p, ctx.clone(), stop_rx.clone()));
-    };
+    let mut spawn =
+        |sessions: &mut JoinSet<()>, room: String, identity: String, publish: Option<PublishSpec>, subscribe: bool| {
+            let id = next_id;
+            next_id += 1;
+            let worker = workers[id as usize % workers.len()].clone();
+            let p = Participant { id, room, identity, publish, subscribe, worker };
+            sessions.spawn(signal::run(p, ctx.clone(), stop_rx.clone()));
+        };
 
     let mut sampler = Sampler {
         workers: workers.clone(),
@@ -467,12 +474,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if publishers > 0 {
         let deadline = Instant::now() + PUBLISHER_TIMEOUT;
         loop {
-            let connected: u64 = workers.iter().filter_map(|w| w.shared.lock().ok().map(|s| s.publishers_connected)).sum();
+            let connected: u64 =
+                workers.iter().filter_map(|w| w.shared.lock().ok().map(|s| s.publishers_connected)).sum();
             if connected as usize >= publishers {
                 break;
             }
             if Instant::now() >= deadline {
-                notes.push(format!("only {connected} of {publishers} publishers connected within {PUBLISHER_TIMEOUT:?}"));
+                notes.push(format!(
+                    "only {connected} of {publishers} publishers connected within {PUBLISHER_TIMEOUT:?}"
+                ));
                 break;
             }
             if Instant::now() >= next_sample {
@@ -562,7 +572,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         (Some(e), Some(s)) if hold_seconds > 0.0 => Some((e - s) / hold_seconds * 100.0),
         _ => None,
     };
-    let harness_cpu_hold = if hold_seconds > 0.0 { (sampler.last_own_cpu - own_cpu_start) / hold_seconds * 100.0 } else { 0.0 };
+    let harness_cpu_hold =
+        if hold_seconds > 0.0 { (sampler.last_own_cpu - own_cpu_start) / hold_seconds * 100.0 } else { 0.0 };
     let machine_cpu_hold = match (sampler.last_machine, machine_start) {
         (Some((t, i)), Some((lt, li))) if t > lt => Some((1.0 - (i - li) / (t - lt)) * 100.0),
         _ => None,

@@ -3,7 +3,9 @@
 //! every subscriber offer, ask for the configured layer of each video track, leave at the end.
 
 use futures_util::{SinkExt, StreamExt};
-use sfu_proto::{ClientMessage, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackId, TrackKind};
+use sfu_proto::{
+    ClientMessage, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackId, TrackKind,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +88,10 @@ pub async fn run(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver
     p.worker.send(Command::Close { id: p.subscriber_conn() });
 }
 
-pub(crate) async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command) -> anyhow::Result<T> {
+pub(crate) async fn ask<T>(
+    worker: &WorkerHandle,
+    make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command,
+) -> anyhow::Result<T> {
     let (tx, rx) = oneshot::channel();
     worker.send(make(tx));
     tokio::time::timeout(REPLY_TIMEOUT, rx).await.map_err(|_| anyhow::anyhow!("media worker did not answer"))??
@@ -154,7 +159,11 @@ async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Receive
         match message {
             ServerMessage::Joined { participant, participants, .. } => {
                 if !crate::media::debug_mode().is_empty() && p.id < 6 {
-                    eprintln!("{} joined {:.1} ms after websocket connect", p.identity, t0.elapsed().as_secs_f64() * 1000.0);
+                    eprintln!(
+                        "{} joined {:.1} ms after websocket connect",
+                        p.identity,
+                        t0.elapsed().as_secs_f64() * 1000.0
+                    );
                 }
                 ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
                 me = Some(participant.id);

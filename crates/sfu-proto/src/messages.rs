@@ -87,9 +87,13 @@ pub struct SubscriptionSettings {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// First message of a new session.
-    Join { token: String },
+    Join {
+        token: String,
+    },
     /// First message of a reconnecting session, within the departure timeout.
-    Resume { session_token: String },
+    Resume {
+        session_token: String,
+    },
     /// The publisher connection's offer, with a description of each of its media sections.
     Offer {
         sdp: String,
@@ -97,11 +101,22 @@ pub enum ClientMessage {
         tracks: Vec<TrackDescription>,
     },
     /// The answer to a subscriber-connection `offer` from the server.
-    Answer { sdp: String },
-    Candidate { target: PeerRole, candidate: IceCandidate },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        target: PeerRole,
+        candidate: IceCandidate,
+    },
     Subscription(SubscriptionSettings),
-    Mute { track_id: TrackId, muted: bool },
-    Ping { #[serde(default)] id: u64 },
+    Mute {
+        track_id: TrackId,
+        muted: bool,
+    },
+    Ping {
+        #[serde(default)]
+        id: u64,
+    },
     Leave,
 }
 
@@ -158,15 +173,39 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
     },
     /// Answer to the publisher connection's offer.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     /// Offer for the subscriber connection; `tracks` maps each media section's mid to its track.
-    Offer { sdp: String, tracks: Vec<MidTrack> },
-    Candidate { target: PeerRole, candidate: IceCandidate },
-    ParticipantJoined { participant: ParticipantInfo },
-    ParticipantLeft { participant_id: ParticipantId, identity: Identity, reason: LeaveReason },
-    TrackPublished { participant_id: ParticipantId, track: TrackInfo },
-    TrackUnpublished { participant_id: ParticipantId, track_id: TrackId },
-    TrackMuted { participant_id: ParticipantId, track_id: TrackId, muted: bool },
+    Offer {
+        sdp: String,
+        tracks: Vec<MidTrack>,
+    },
+    Candidate {
+        target: PeerRole,
+        candidate: IceCandidate,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: ParticipantId,
+        identity: Identity,
+        reason: LeaveReason,
+    },
+    TrackPublished {
+        participant_id: ParticipantId,
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        participant_id: ParticipantId,
+        track_id: TrackId,
+    },
+    TrackMuted {
+        participant_id: ParticipantId,
+        track_id: TrackId,
+        muted: bool,
+    },
     /// The server stopped (or resumed) sending a track this participant subscribes to, e.g.
     /// because its downlink cannot carry even the track's lowest layer.
     StreamState {
@@ -179,11 +218,18 @@ pub enum ServerMessage {
     },
     /// Dynacast: encode exactly the simulcast layers marked active of this participant's own
     /// track (no subscriber wants the others). Sent on change and again after a resume.
-    PublisherLayers { track_id: TrackId, layers: Vec<LayerState> },
+    PublisherLayers {
+        track_id: TrackId,
+        layers: Vec<LayerState>,
+    },
     /// The room's active speakers changed: loudest first (the first is the dominant speaker);
     /// empty when nobody speaks. Sent to everyone in the room, and on join.
-    ActiveSpeakers { speakers: Vec<SpeakerInfo> },
-    Pong { id: u64 },
+    ActiveSpeakers {
+        speakers: Vec<SpeakerInfo>,
+    },
+    Pong {
+        id: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,

@@ -51,32 +51,17 @@ pub struct Grants {
 impl Grants {
     /// No rights at all.
     pub const fn none() -> Self {
-        Grants {
-            publish: false,
-            subscribe: false,
-            publish_data: false,
-            admin: false,
-        }
+        Grants { publish: false, subscribe: false, publish_data: false, admin: false }
     }
 
     /// An ordinary conference participant: publish, subscribe and publish data; no admin.
     pub const fn participant() -> Self {
-        Grants {
-            publish: true,
-            subscribe: true,
-            publish_data: true,
-            admin: false,
-        }
+        Grants { publish: true, subscribe: true, publish_data: true, admin: false }
     }
 
     /// Every grant, including admin.
     pub const fn all() -> Self {
-        Grants {
-            publish: true,
-            subscribe: true,
-            publish_data: true,
-            admin: true,
-        }
+        Grants { publish: true, subscribe: true, publish_data: true, admin: true }
     }
 }
 
@@ -171,9 +156,7 @@ impl AuthError {
 fn map_jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
     match err.kind() {
         ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            AuthError::UnsupportedAlgorithm
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::UnsupportedAlgorithm,
         ErrorKind::MissingRequiredClaim(c) if c == "exp" => AuthError::MissingExpiry,
         ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
             AuthError::InvalidClaims(format!("claim `{c}`"))
@@ -186,9 +169,7 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
 /// Seconds since the Unix epoch of `t` (0 for times before the epoch). Callers use it to turn
 /// `SystemTime::now()` into the `now_unix` argument of this module's functions.
 pub fn unix_time(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Issues and verifies tokens under one API key and secret.
@@ -255,19 +236,11 @@ impl TokenAuthority {
     fn encode<T: Serialize>(&self, claims: &T) -> String {
         // HS256 signing of a plain struct cannot fail: HMAC takes keys of any length and the
         // claims serialize to JSON infallibly.
-        jsonwebtoken::encode(&self.header(), claims, &self.encoding)
-            .expect("HS256 token encoding is infallible")
+        jsonwebtoken::encode(&self.header(), claims, &self.encoding).expect("HS256 token encoding is infallible")
     }
 
     /// Issues an access token for `identity` in `room`, valid for `ttl` from `now_unix`.
-    pub fn issue(
-        &self,
-        room: &str,
-        identity: &str,
-        grants: Grants,
-        ttl: Duration,
-        now_unix: u64,
-    ) -> String {
+    pub fn issue(&self, room: &str, identity: &str, grants: Grants, ttl: Duration, now_unix: u64) -> String {
         self.sign(&Claims {
             sub: identity.to_owned(),
             room: room.to_owned(),
@@ -285,12 +258,8 @@ impl TokenAuthority {
 
     /// Decodes and checks signature, algorithm, key id and expiry; returns the raw JSON claims.
     fn decode_checked(&self, token: &str, now_unix: u64) -> Result<serde_json::Value, AuthError> {
-        let data = jsonwebtoken::decode::<serde_json::Value>(
-            token.trim(),
-            &self.decoding,
-            &self.validation,
-        )
-        .map_err(map_jwt_error)?;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token.trim(), &self.decoding, &self.validation)
+            .map_err(map_jwt_error)?;
         if let Some(kid) = &data.header.kid
             && *kid != self.key_id
         {
@@ -317,22 +286,14 @@ impl TokenAuthority {
             None => {}
             Some(serde_json::Value::String(k)) if k == ACCESS_KIND => {}
             Some(_) => {
-                return Err(AuthError::WrongKind {
-                    expected: ACCESS_KIND,
-                });
+                return Err(AuthError::WrongKind { expected: ACCESS_KIND });
             }
         }
         serde_json::from_value(raw).map_err(|e| AuthError::InvalidClaims(e.to_string()))
     }
 
     /// Issues a session (resume) token for `participant_id` in `room`, valid for `ttl`.
-    pub fn issue_session(
-        &self,
-        room: &str,
-        participant_id: &str,
-        ttl: Duration,
-        now_unix: u64,
-    ) -> String {
+    pub fn issue_session(&self, room: &str, participant_id: &str, ttl: Duration, now_unix: u64) -> String {
         self.encode(&SessionClaims {
             kind: SESSION_KIND.to_owned(),
             room: room.to_owned(),
@@ -348,9 +309,7 @@ impl TokenAuthority {
         match raw.get("kind") {
             Some(serde_json::Value::String(k)) if k == SESSION_KIND => {}
             _ => {
-                return Err(AuthError::WrongKind {
-                    expected: SESSION_KIND,
-                });
+                return Err(AuthError::WrongKind { expected: SESSION_KIND });
             }
         }
         serde_json::from_value(raw).map_err(|e| AuthError::InvalidClaims(e.to_string()))
@@ -370,24 +329,13 @@ mod tests {
 
     /// Signs an arbitrary JSON payload with `secret`, for hand-made tokens.
     fn raw_token(payload: serde_json::Value, secret: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &payload,
-            &EncodingKey::from_secret(secret),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &payload, &EncodingKey::from_secret(secret)).unwrap()
     }
 
     #[test]
     fn round_trip() {
         let a = authority();
-        let t = a.issue(
-            "room1",
-            "alice",
-            Grants::participant(),
-            Duration::from_secs(3600),
-            NOW,
-        );
+        let t = a.issue("room1", "alice", Grants::participant(), Duration::from_secs(3600), NOW);
         let c = a.verify(&t, NOW + 10).unwrap();
         assert_eq!(c.sub, "alice");
         assert_eq!(c.room, "room1");
@@ -396,14 +344,8 @@ mod tests {
         assert_eq!(c.iat, NOW);
         assert_eq!(c.name, None);
 
-        let named = a.sign(&Claims {
-            name: Some("Alice A.".into()),
-            ..c.clone()
-        });
-        assert_eq!(
-            a.verify(&named, NOW).unwrap().name.as_deref(),
-            Some("Alice A.")
-        );
+        let named = a.sign(&Claims { name: Some("Alice A.".into()), ..c.clone() });
+        assert_eq!(a.verify(&named, NOW).unwrap().name.as_deref(), Some("Alice A."));
     }
 
     #[test]
@@ -426,18 +368,12 @@ mod tests {
         // With leeway the same token is accepted a little longer.
         let lenient = authority().with_leeway(5);
         assert!(lenient.verify(&t, NOW + 64).is_ok());
-        assert_eq!(
-            lenient.verify(&t, NOW + 65).unwrap_err(),
-            AuthError::Expired
-        );
+        assert_eq!(lenient.verify(&t, NOW + 65).unwrap_err(), AuthError::Expired);
     }
 
     #[test]
     fn missing_exp_rejected() {
-        let t = raw_token(
-            serde_json::json!({ "sub": "a", "room": "r", "iat": NOW }),
-            SECRET,
-        );
+        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "iat": NOW }), SECRET);
         let err = authority().verify(&t, NOW).unwrap_err();
         assert_eq!(err, AuthError::MissingExpiry);
         assert_eq!(err.code(), "token_missing_expiry");
@@ -445,14 +381,8 @@ mod tests {
 
     #[test]
     fn non_numeric_exp_rejected() {
-        let t = raw_token(
-            serde_json::json!({ "sub": "a", "room": "r", "exp": "never" }),
-            SECRET,
-        );
-        assert_eq!(
-            authority().verify(&t, NOW).unwrap_err(),
-            AuthError::MissingExpiry
-        );
+        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "exp": "never" }), SECRET);
+        assert_eq!(authority().verify(&t, NOW).unwrap_err(), AuthError::MissingExpiry);
     }
 
     #[test]
@@ -476,11 +406,7 @@ mod tests {
     fn malformed() {
         let a = authority();
         for t in ["", "abc", "a.b", "a.b.c", "....", "not a jwt at all"] {
-            assert_eq!(
-                a.verify(t, NOW).unwrap_err(),
-                AuthError::Malformed,
-                "token {t:?}"
-            );
+            assert_eq!(a.verify(t, NOW).unwrap_err(), AuthError::Malformed, "token {t:?}");
         }
     }
 
@@ -498,26 +424,14 @@ mod tests {
 
     #[test]
     fn other_key_id_rejected() {
-        let t = TokenAuthority::new("otherkey", SECRET).issue(
-            "r",
-            "a",
-            Grants::all(),
-            Duration::from_secs(60),
-            NOW,
-        );
-        assert_eq!(
-            authority().verify(&t, NOW).unwrap_err(),
-            AuthError::UnknownKey
-        );
+        let t = TokenAuthority::new("otherkey", SECRET).issue("r", "a", Grants::all(), Duration::from_secs(60), NOW);
+        assert_eq!(authority().verify(&t, NOW).unwrap_err(), AuthError::UnknownKey);
     }
 
     #[test]
     fn grants_parse() {
         // Missing grants object: no rights.
-        let t = raw_token(
-            serde_json::json!({ "sub": "a", "room": "r", "exp": NOW + 60 }),
-            SECRET,
-        );
+        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "exp": NOW + 60 }), SECRET);
         let c = authority().verify(&t, NOW).unwrap();
         assert_eq!(c.grants, Grants::none());
         assert_eq!(c.iat, 0);
@@ -531,15 +445,7 @@ mod tests {
             SECRET,
         );
         let g = authority().verify(&t, NOW).unwrap().grants;
-        assert_eq!(
-            g,
-            Grants {
-                publish: false,
-                subscribe: true,
-                publish_data: false,
-                admin: true
-            }
-        );
+        assert_eq!(g, Grants { publish: false, subscribe: true, publish_data: false, admin: true });
 
         // Grants serialize with snake_case names.
         let json = serde_json::to_value(Grants::participant()).unwrap();
@@ -568,10 +474,7 @@ mod tests {
         assert_eq!(s.room, "room1");
         assert_eq!(s.participant_id, "PA_123");
         assert_eq!(s.exp, NOW + 30);
-        assert_eq!(
-            a.verify_session(&t, NOW + 30).unwrap_err(),
-            AuthError::Expired
-        );
+        assert_eq!(a.verify_session(&t, NOW + 30).unwrap_err(), AuthError::Expired);
     }
 
     #[test]
@@ -581,17 +484,9 @@ mod tests {
         let session = a.issue_session("r", "PA_1", Duration::from_secs(60), NOW);
 
         let err = a.verify_session(&access, NOW).unwrap_err();
-        assert_eq!(
-            err,
-            AuthError::WrongKind {
-                expected: "session"
-            }
-        );
+        assert_eq!(err, AuthError::WrongKind { expected: "session" });
         assert_eq!(err.code(), "token_wrong_kind");
-        assert_eq!(
-            a.verify(&session, NOW).unwrap_err(),
-            AuthError::WrongKind { expected: "access" }
-        );
+        assert_eq!(a.verify(&session, NOW).unwrap_err(), AuthError::WrongKind { expected: "access" });
 
         // A hand-made access token that smuggles in extra session-like fields is still an access
         // token only if it says so; any other `kind` is refused by both verifiers.
@@ -599,20 +494,12 @@ mod tests {
             serde_json::json!({ "kind": "refresh", "sub": "a", "room": "r", "pid": "x", "exp": NOW + 60 }),
             SECRET,
         );
-        assert!(matches!(
-            a.verify(&odd, NOW),
-            Err(AuthError::WrongKind { .. })
-        ));
-        assert!(matches!(
-            a.verify_session(&odd, NOW),
-            Err(AuthError::WrongKind { .. })
-        ));
+        assert!(matches!(a.verify(&odd, NOW), Err(AuthError::WrongKind { .. })));
+        assert!(matches!(a.verify_session(&odd, NOW), Err(AuthError::WrongKind { .. })));
 
         // An explicit `kind: "access"` is accepted as an access token.
-        let explicit = raw_token(
-            serde_json::json!({ "kind": "access", "sub": "a", "room": "r", "exp": NOW + 60 }),
-            SECRET,
-        );
+        let explicit =
+            raw_token(serde_json::json!({ "kind": "access", "sub": "a", "room": "r", "exp": NOW + 60 }), SECRET);
         assert_eq!(a.verify(&explicit, NOW).unwrap().sub, "a");
     }
 

@@ -46,7 +46,6 @@ pub const DEFAULT_LOG: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srt
 
 /// Complete server configuration.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server and the media UDP sockets bind to. Default `127.0.0.1`.
@@ -224,15 +223,8 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = if self.api_secret.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
-        f.debug_struct("AuthConfig")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &secret)
-            .finish()
+        let secret = if self.api_secret.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AuthConfig").field("api_key", &self.api_key).field("api_secret", &secret).finish()
     }
 }
 
@@ -276,10 +268,7 @@ impl Default for HttpConfig {
 pub enum ConfigError {
     /// The config file could not be read.
     #[error("cannot read config file {}: {error}", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
     /// The config file is not valid TOML.
     #[error("cannot parse config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -288,11 +277,7 @@ pub enum ConfigError {
     UnknownKey { key: String, origin: String },
     /// A key whose value has the wrong type or cannot be parsed.
     #[error("invalid value for config key `{key}` (from {origin}): {message}")]
-    InvalidValue {
-        key: String,
-        origin: String,
-        message: String,
-    },
+    InvalidValue { key: String, origin: String, message: String },
     /// An `SFU_*` environment variable that does not name a key properly.
     #[error("invalid environment variable {var}: {message}")]
     Env { var: String, message: String },
@@ -346,9 +331,7 @@ fn set_path(table: &mut Table, path: &[String], value: Option<Value>) -> Result<
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut cur = table;
     for (i, seg) in parents.iter().enumerate() {
-        let entry = cur
-            .entry(seg.clone())
-            .or_insert_with(|| Value::Table(Table::new()));
+        let entry = cur.entry(seg.clone()).or_insert_with(|| Value::Table(Table::new()));
         cur = match entry {
             Value::Table(t) => t,
             _ => return Err(format!("`{}` is not a table", path[..=i].join("."))),
@@ -391,10 +374,7 @@ impl Config {
     pub fn for_dev() -> Self {
         Config {
             dev: true,
-            auth: AuthConfig {
-                api_key: DEV_API_KEY.to_owned(),
-                api_secret: DEV_API_SECRET.to_owned(),
-            },
+            auth: AuthConfig { api_key: DEV_API_KEY.to_owned(), api_secret: DEV_API_SECRET.to_owned() },
             ..Config::default()
         }
     }
@@ -402,16 +382,11 @@ impl Config {
     /// Loads the configuration: defaults, then the TOML file at `path` (if any), then the `SFU_*`
     /// variables among `env` (pass `std::env::vars()`; other variables are ignored), then the dev
     /// mode rule (see the module docs). Does not call [`Config::validate`].
-    pub fn load(
-        path: Option<&Path>,
-        env: impl Iterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
-                    path: p.to_owned(),
-                    error,
-                })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|error| ConfigError::Read { path: p.to_owned(), error })?;
                 text.parse::<Table>().map_err(|e| ConfigError::Parse {
                     path: p.to_owned(),
                     message: e.to_string().trim_end().to_owned(),
@@ -420,10 +395,7 @@ impl Config {
             None => Table::new(),
         };
 
-        let mut origins = Origins {
-            file: path,
-            env: HashMap::new(),
-        };
+        let mut origins = Origins { file: path, env: HashMap::new() };
         let mut env: Vec<(String, String)> = env
             .filter(|(k, _)| {
                 k.len() >= ENV_PREFIX.len()
@@ -442,23 +414,15 @@ impl Config {
                     message: "expected SFU_<KEY> with nested keys joined by `__`".to_owned(),
                 });
             }
-            let value = if raw.is_empty() {
-                None
-            } else {
-                Some(env_scalar(&raw))
-            };
-            set_path(&mut table, &segments, value).map_err(|message| ConfigError::Env {
-                var: var.clone(),
-                message,
-            })?;
+            let value = if raw.is_empty() { None } else { Some(env_scalar(&raw)) };
+            set_path(&mut table, &segments, value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
             origins.env.insert(segments.join("."), var);
         }
 
         let dev_explicit = table.contains_key("dev");
         let mut cfg = Self::from_table(table, &origins)?;
         if !dev_explicit {
-            cfg.dev =
-                path.is_none() && cfg.auth.api_key.is_empty() && cfg.auth.api_secret.is_empty();
+            cfg.dev = path.is_none() && cfg.auth.api_key.is_empty() && cfg.auth.api_secret.is_empty();
         }
         if cfg.dev {
             if cfg.auth.api_key.is_empty() {
@@ -478,8 +442,7 @@ impl Config {
         // Keys retried as strings, with the error their original value produced.
         let mut retried: HashMap<String, String> = HashMap::new();
         loop {
-            let result: Result<Config, _> =
-                serde_path_to_error::deserialize(Value::Table(table.clone()));
+            let result: Result<Config, _> = serde_path_to_error::deserialize(Value::Table(table.clone()));
             let err = match result {
                 Ok(cfg) => return Ok(cfg),
                 Err(e) => e,
@@ -487,12 +450,7 @@ impl Config {
             let key = dotted(err.path());
             // toml appends "in `key`" on a line of its own; the key is reported separately.
             let inner = err.inner().to_string();
-            let mut message = inner
-                .split("\nin `")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
+            let mut message = inner.split("\nin `").next().unwrap_or_default().trim().to_owned();
             if let Some(original) = retried.get(&key) {
                 // The string form fails too: report what was wrong with the value as given.
                 message = original.clone();
@@ -505,21 +463,10 @@ impl Config {
                 continue;
             }
             if message.starts_with("unknown field") {
-                return Err(ConfigError::UnknownKey {
-                    origin: origins.describe(&key),
-                    key,
-                });
+                return Err(ConfigError::UnknownKey { origin: origins.describe(&key), key });
             }
-            let shown = if key.is_empty() {
-                "<root>".to_owned()
-            } else {
-                key
-            };
-            return Err(ConfigError::InvalidValue {
-                origin: origins.describe(&shown),
-                key: shown,
-                message,
-            });
+            let shown = if key.is_empty() { "<root>".to_owned() } else { key };
+            return Err(ConfigError::InvalidValue { origin: origins.describe(&shown), key: shown, message });
         }
     }
 
@@ -572,10 +519,7 @@ impl Config {
             return invalid(format!("bind = {} is a multicast address", self.bind));
         }
         if self.rtc.shards > 1024 {
-            return invalid(format!(
-                "rtc.shards = {} is more than 1024",
-                self.rtc.shards
-            ));
+            return invalid(format!("rtc.shards = {} is more than 1024", self.rtc.shards));
         }
         if self.rtc.udp_port_start != 0 {
             let last = self.rtc.udp_port_start as usize + self.effective_shards() - 1;
@@ -619,16 +563,13 @@ impl Config {
     /// Address to put in ICE candidates: `announce`, else `bind` unless it is a wildcard
     /// (`None`: the caller has to find the host's address itself).
     pub fn announce_ip(&self) -> Option<IpAddr> {
-        self.announce
-            .or((!self.bind.is_unspecified()).then_some(self.bind))
+        self.announce.or((!self.bind.is_unspecified()).then_some(self.bind))
     }
 
     /// Number of worker shards to run: `rtc.shards`, or the number of CPU cores when 0.
     pub fn effective_shards(&self) -> usize {
         match self.rtc.shards {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         }
     }

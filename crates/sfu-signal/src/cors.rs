@@ -35,11 +35,7 @@ pub fn allow_origin(allowed: &[String], origin: &str) -> Option<HeaderValue> {
     if allowed.iter().any(|a| a == "*") {
         return Some(HeaderValue::from_static("*"));
     }
-    allowed
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(origin))
-        .then(|| HeaderValue::from_str(origin).ok())
-        .flatten()
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)).then(|| HeaderValue::from_str(origin).ok()).flatten()
 }
 
 /// A preflight is an OPTIONS request naming the method the page wants to send.

@@ -21,7 +21,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
         .route("/", get(|| async { asset("index.html") }))
-        .route("/sdk/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&format!("sdk/{file}")) }))
+        .route(
+            "/sdk/{file}",
+            get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&format!("sdk/{file}")) }),
+        )
         .route("/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
         .with_state(state)
 }

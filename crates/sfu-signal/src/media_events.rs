@@ -28,7 +28,8 @@ async fn on_disconnected(hub: &Hub, conn: sfu_transport::ConnId) {
     let Some((room_id, id)) = hub.owner_of(conn) else { return };
     let Some(room_ref) = hub.room(&room_id) else { return };
     let mut room = room_ref.lock().await;
-    let is_whip = room.participants.get(&id).is_some_and(|p| p.kind == ParticipantKind::Whip && p.publisher_conn == conn);
+    let is_whip =
+        room.participants.get(&id).is_some_and(|p| p.kind == ParticipantKind::Whip && p.publisher_conn == conn);
     if is_whip {
         hub.remove_participant(&mut room, &id, sfu_proto::LeaveReason::Left).await;
     }

@@ -143,12 +143,13 @@ fn request_type(text: &str) -> Option<String> {
 
 type Joined = (RoomRef, ParticipantId, u64);
 
-async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outgoing>) -> Result<Joined, (u16, String)> {
+async fn join(
+    state: &Arc<AppState>,
+    token: &str,
+    tx: mpsc::UnboundedSender<Outgoing>,
+) -> Result<Joined, (u16, String)> {
     let now = unix_time(SystemTime::now());
-    let claims = state
-        .auth
-        .verify(token, now)
-        .map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+    let claims = state.auth.verify(token, now).map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
     if !claims.grants.subscribe && !claims.grants.publish && !claims.grants.publish_data {
         return Err((close::FORBIDDEN, "token grants nothing in this room".into()));
     }
@@ -179,7 +180,11 @@ async fn join(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outg
     Ok((room_ref, id, 0))
 }
 
-async fn resume(state: &Arc<AppState>, token: &str, tx: mpsc::UnboundedSender<Outgoing>) -> Result<Joined, (u16, String)> {
+async fn resume(
+    state: &Arc<AppState>,
+    token: &str,
+    tx: mpsc::UnboundedSender<Outgoing>,
+) -> Result<Joined, (u16, String)> {
     let now = unix_time(SystemTime::now());
     // Any failure to resume means the same to the client: the session is gone, join again.
     let claims = state

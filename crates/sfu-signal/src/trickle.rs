@@ -34,7 +34,11 @@ pub fn fragment_candidates(fragment: &str) -> Vec<IceCandidate> {
         } else if let Some(m) = line.strip_prefix("a=mid:") {
             mid = Some(m.to_owned());
         } else if let Some(c) = line.strip_prefix("a=").filter(|c| c.starts_with("candidate:")) {
-            out.push(IceCandidate { candidate: c.to_owned(), sdp_mid: mid.clone(), sdp_m_line_index: Some(index.unwrap_or(0)) });
+            out.push(IceCandidate {
+                candidate: c.to_owned(),
+                sdp_mid: mid.clone(),
+                sdp_m_line_index: Some(index.unwrap_or(0)),
+            });
         }
     }
     out
@@ -61,10 +65,8 @@ pub fn classify(if_match: Option<&str>, etag: &str) -> PatchKind {
 }
 
 async fn apply(state: &AppState, conn: ConnId, session: &str, headers: &HeaderMap, body: &str) -> Response {
-    let is_fragment = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(TRICKLE_SDPFRAG));
+    let is_fragment =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(TRICKLE_SDPFRAG));
     if !is_fragment {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type must be {TRICKLE_SDPFRAG}"));
     }
@@ -148,7 +150,11 @@ mod tests {
             got.iter().map(|c| (&c.candidate[..11], c.sdp_mid.as_deref(), c.sdp_m_line_index)).collect();
         assert_eq!(
             summary,
-            [("candidate:1", Some("0"), Some(0)), ("candidate:2", Some("0"), Some(0)), ("candidate:3", Some("1"), Some(1))]
+            [
+                ("candidate:1", Some("0"), Some(0)),
+                ("candidate:2", Some("0"), Some(0)),
+                ("candidate:3", Some("1"), Some(1))
+            ]
         );
         assert!(got[0].candidate.ends_with("typ host"), "no line end kept: {:?}", got[0].candidate);
     }

@@ -89,10 +89,8 @@ pub async fn whip_post(
         return error(StatusCode::FORBIDDEN, "token does not grant publish");
     }
     let room_id = RoomId(room.clone());
-    let (room_ref, id) = state
-        .hub
-        .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Whip, None)
-        .await;
+    let (room_ref, id) =
+        state.hub.join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Whip, None).await;
     let mut guard = room_ref.lock().await;
     match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {
         Ok(answer) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, answer),

@@ -16,10 +16,9 @@ mod sender;
 pub use sender::{ProtectError, SrtpSender};
 
 use rtc::crypto::{
-    ActiveKeyExchange, AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, CbcAlgorithm, CbcCipher,
-    CryptoAlgorithm, CryptoError, HashAlgorithm, HmacAlgorithm, KeyExchangeAlgorithm, Mac,
-    PublicKey, RTCCrypto, RTCCryptoProvider, RTCRandom, SignatureScheme, SigningKey,
-    StreamCipher, StreamCipherAlgorithm,
+    ActiveKeyExchange, AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, CbcAlgorithm, CbcCipher, CryptoAlgorithm,
+    CryptoError, HashAlgorithm, HmacAlgorithm, KeyExchangeAlgorithm, Mac, PublicKey, RTCCrypto, RTCCryptoProvider,
+    RTCRandom, SignatureScheme, SigningKey, StreamCipher, StreamCipherAlgorithm,
 };
 use rtc::srtp::context::Context;
 use rtc::srtp::option::ContextOption;
@@ -214,7 +213,11 @@ impl RTCCrypto for NotingCrypto {
     fn new_hmac(&self, algorithm: HmacAlgorithm, key: &[u8]) -> Result<Box<dyn Mac>, CryptoError> {
         self.inner.crypto().new_hmac(algorithm, key)
     }
-    fn new_stream_cipher(&self, algorithm: StreamCipherAlgorithm, key: &[u8]) -> Result<Box<dyn StreamCipher>, CryptoError> {
+    fn new_stream_cipher(
+        &self,
+        algorithm: StreamCipherAlgorithm,
+        key: &[u8],
+    ) -> Result<Box<dyn StreamCipher>, CryptoError> {
         note(Note::Stream);
         self.inner.crypto().new_stream_cipher(algorithm, key)
     }
@@ -231,7 +234,11 @@ impl RTCCrypto for NotingCrypto {
     fn generate_signing_key(&self, scheme: SignatureScheme) -> Result<Arc<dyn SigningKey>, CryptoError> {
         self.inner.crypto().generate_signing_key(scheme)
     }
-    fn import_signing_key(&self, scheme: SignatureScheme, pkcs8_der: &[u8]) -> Result<Arc<dyn SigningKey>, CryptoError> {
+    fn import_signing_key(
+        &self,
+        scheme: SignatureScheme,
+        pkcs8_der: &[u8],
+    ) -> Result<Arc<dyn SigningKey>, CryptoError> {
         self.inner.crypto().import_signing_key(scheme, pkcs8_der)
     }
     fn verify_signature(
@@ -274,7 +281,14 @@ mod tests {
 
         let mut ours = keys.context().unwrap();
         let packet = rtc::rtp::Packet {
-            header: Header { version: 2, payload_type: 96, sequence_number: 7, timestamp: 9, ssrc: 42, ..Default::default() },
+            header: Header {
+                version: 2,
+                payload_type: 96,
+                sequence_number: 7,
+                timestamp: 9,
+                ssrc: 42,
+                ..Default::default()
+            },
             payload: bytes::Bytes::from_static(b"forwarded media"),
         };
         let sealed = ours.encrypt_rtp(&packet.marshal().unwrap()).unwrap();

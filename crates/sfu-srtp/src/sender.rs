@@ -13,8 +13,7 @@
 
 use crate::{SrtpKeys, SrtpProfile};
 use rtc::crypto::{
-    AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, HmacAlgorithm, Mac, RTCCrypto, StreamCipher,
-    StreamCipherAlgorithm,
+    AeadAlgorithm, AeadCipher, BlockCipherAlgorithm, HmacAlgorithm, Mac, RTCCrypto, StreamCipher, StreamCipherAlgorithm,
 };
 
 const LABEL_RTP_ENCRYPTION: u8 = 0x00;
@@ -141,7 +140,8 @@ impl SrtpSender {
     /// index sent so far, as the receiver will: a retransmission of a packet sent before the
     /// sequence number wrapped keeps the rollover counter it was first sent with.
     fn index_of(&mut self, ssrc: u32, seq: u16) -> Result<u64, ProtectError> {
-        let Some(stream) = self.inline[..self.inline_len].iter_mut().chain(self.more.iter_mut()).find(|s| s.ssrc == ssrc)
+        let Some(stream) =
+            self.inline[..self.inline_len].iter_mut().chain(self.more.iter_mut()).find(|s| s.ssrc == ssrc)
         else {
             self.add(Stream { ssrc, highest: u64::from(seq) });
             return Ok(u64::from(seq));

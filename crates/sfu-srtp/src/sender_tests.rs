@@ -56,7 +56,8 @@ fn writes_what_the_stacks_context_writes() {
         let keys = keys(profile);
         let mut ours = SrtpSender::new(&keys).unwrap();
         let mut theirs = keys.context().unwrap();
-        let streams: Vec<(u32, usize)> = (0..INLINE_STREAMS as u32 + 2).map(|i| (0x1111_0000 + i, 3 + 500 * i as usize)).collect();
+        let streams: Vec<(u32, usize)> =
+            (0..INLINE_STREAMS as u32 + 2).map(|i| (0x1111_0000 + i, 3 + 500 * i as usize)).collect();
         for seq in (65_530..=65_535).chain(0..6) {
             for &(ssrc, len) in &streams {
                 let p = packet(ssrc, seq, len);

@@ -17,8 +17,8 @@ mod metrics;
 mod peer_factory;
 mod plane;
 mod read_filter;
-mod sdp_candidates;
 mod repair_tap;
+mod sdp_candidates;
 mod send_batch;
 mod shard;
 mod stun;
@@ -26,8 +26,5 @@ mod udp_stats;
 
 pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};
-pub use plane::{
-    DownTrackSpec, MediaConfig, MediaEvent, MediaPlane, PublishedTrack, PublisherAnswer,
-    SubscriberOffer,
-};
 pub use peer_factory::Direction;
+pub use plane::{DownTrackSpec, MediaConfig, MediaEvent, MediaPlane, PublishedTrack, PublisherAnswer, SubscriberOffer};

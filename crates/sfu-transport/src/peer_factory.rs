@@ -4,6 +4,7 @@
 //! subscribers.
 
 use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
@@ -11,24 +12,20 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
-};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::MediaError;
-use sfu_srtp::KeyNotingProvider;
-use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
 use crate::repair_tap::RepairTap;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use sfu_srtp::KeyNotingProvider;
 
 /// Chain position of the interceptors this crate adds ([`FeedbackToApplication`] on subscriber
 /// connections, [`RepairTap`] on publisher ones): after every built-in interceptor.
@@ -58,10 +55,7 @@ impl IceCredentials {
     pub fn random() -> Self {
         use rand::distr::{Alphanumeric, SampleString};
         let mut rng = rand::rng();
-        Self {
-            ufrag: Alphanumeric.sample_string(&mut rng, 16),
-            pwd: Alphanumeric.sample_string(&mut rng, 32),
-        }
+        Self { ufrag: Alphanumeric.sample_string(&mut rng, 16), pwd: Alphanumeric.sample_string(&mut rng, 32) }
     }
 }
 

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use sfu_core::PauseReason;
 use sfu_proto::{
-    IceCandidate, LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId,
-    TrackKind, TrackSource,
+    IceCandidate, LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId, TrackKind,
+    TrackSource,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -108,10 +108,7 @@ pub struct MediaPlane {
 
 impl MediaPlane {
     /// Binds every shard's socket and starts its thread.
-    pub fn start(
-        config: &MediaConfig,
-        events: mpsc::UnboundedSender<MediaEvent>,
-    ) -> Result<Self, MediaError> {
+    pub fn start(config: &MediaConfig, events: mpsc::UnboundedSender<MediaEvent>) -> Result<Self, MediaError> {
         let count = match config.shards {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
@@ -132,9 +129,9 @@ impl MediaPlane {
             // Port 0 lets the system pick a free port per shard.
             let port = match config.udp_port_start {
                 0 => 0,
-                start => start.checked_add(index as u16).ok_or_else(|| {
-                    MediaError::Io(std::io::Error::other("udp port range overflows 65535"))
-                })?,
+                start => start
+                    .checked_add(index as u16)
+                    .ok_or_else(|| MediaError::Io(std::io::Error::other("udp port range overflows 65535")))?,
             };
             let socket = bind_udp(SocketAddr::new(config.bind, port))?;
             let bind = socket.local_addr()?;
@@ -153,9 +150,7 @@ impl MediaPlane {
                 config.dynacast,
                 ShardChannels { commands, peers: peers.clone(), events: events.clone() },
             )?;
-            let thread = std::thread::Builder::new()
-                .name(format!("media-shard-{index}"))
-                .spawn(move || shard.run())?;
+            let thread = std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || shard.run())?;
             handles.push(ShardHandle { commands: senders[index].clone(), _thread: Arc::new(thread) });
             tracing::info!(shard = index, %bind, %announce, "media shard listening");
         }
@@ -305,7 +300,11 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
     let granted = socket.recv_buffer_size().unwrap_or(0);
     if granted < SOCKET_BUFFER_BYTES {
-        tracing::warn!(requested = SOCKET_BUFFER_BYTES, granted, "UDP receive buffer capped by the kernel; raise net.core.rmem_max for large rooms");
+        tracing::warn!(
+            requested = SOCKET_BUFFER_BYTES,
+            granted,
+            "UDP receive buffer capped by the kernel; raise net.core.rmem_max for large rooms"
+        );
     }
     if addr.is_ipv4() {
         // Media is never fragmented: with "don't fragment" set, the kernel also skips the IP

@@ -96,7 +96,10 @@ mod tests {
             // Without rtcp-mux component 2 is needed and stays.
             (vec![audio, "a=mid:0", HOST1, HOST2, HOST1], vec![audio, "a=mid:0", HOST1, HOST2, END]),
             // rtcp-mux before the candidates counts as well; a dropped last line still ends the list.
-            (vec![audio, "a=rtcp-mux", HOST1, HOST2, "a=sendrecv"], vec![audio, "a=rtcp-mux", HOST1, END, "a=sendrecv"]),
+            (
+                vec![audio, "a=rtcp-mux", HOST1, HOST2, "a=sendrecv"],
+                vec![audio, "a=rtcp-mux", HOST1, END, "a=sendrecv"],
+            ),
             // Distinct candidates stay, in order.
             (vec![audio, "a=rtcp-mux", OTHER, HOST1, OTHER], vec![audio, "a=rtcp-mux", OTHER, HOST1, END]),
             // Each media section keeps its own copy (bundled sections may repeat candidates).

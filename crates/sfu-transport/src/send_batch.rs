@@ -44,7 +44,12 @@ impl SendBatch {
 
     /// Queues a datagram of `len` bytes that `write` fills in place (its initial contents are
     /// unspecified). If `write` fails nothing is queued.
-    pub fn push_with<E>(&mut self, to: SocketAddr, len: usize, write: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<(), E> {
+    pub fn push_with<E>(
+        &mut self,
+        to: SocketAddr,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let start = self.written.len();
         self.written.resize(start + len, 0);
         match write(&mut self.written[start..]) {
@@ -133,7 +138,8 @@ fn send_many(fd: std::os::fd::RawFd, datagrams: &[(SocketAddr, &[u8])]) -> std::
     loop {
         // SAFETY: every header points at an address and an iovec that outlive the call, and the
         // iovecs at buffers owned by `datagrams`, which the kernel only reads.
-        let sent = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), headers.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+        let sent =
+            unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), headers.len() as libc::c_uint, libc::MSG_DONTWAIT) };
         if sent >= 0 {
             return Ok(sent as usize);
         }
@@ -177,10 +183,12 @@ mod tests {
             if i % 2 == 0 {
                 batch.push(to, Bytes::from(vec![i; len]));
             } else {
-                batch.push_with(to, len, |d| {
-                    d.fill(i);
-                    Ok::<_, ()>(())
-                }).unwrap();
+                batch
+                    .push_with(to, len, |d| {
+                        d.fill(i);
+                        Ok::<_, ()>(())
+                    })
+                    .unwrap();
             }
         }
         let flushed = batch.flush(&sender);
@@ -198,15 +206,25 @@ mod tests {
     fn a_failed_write_queues_nothing() {
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let mut batch = SendBatch::default();
-        batch.push_with(to, 3, |d| {
-            d.copy_from_slice(b"one");
-            Ok::<_, ()>(())
-        }).unwrap();
-        assert_eq!(batch.push_with(to, 500, |d| { d.fill(7); Err("refused") }), Err("refused"));
-        batch.push_with(to, 3, |d| {
-            d.copy_from_slice(b"two");
-            Ok::<_, ()>(())
-        }).unwrap();
+        batch
+            .push_with(to, 3, |d| {
+                d.copy_from_slice(b"one");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!(
+            batch.push_with(to, 500, |d| {
+                d.fill(7);
+                Err("refused")
+            }),
+            Err("refused")
+        );
+        batch
+            .push_with(to, 3, |d| {
+                d.copy_from_slice(b"two");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert_eq!(batch.queued(), vec![(to, &b"one"[..]), (to, &b"two"[..])]);
     }
 

@@ -41,10 +41,7 @@ fn find_port(table: &str, port: u16) -> Option<SocketStats> {
             return None;
         }
         let rx_queue = fields.get(4)?.split(':').nth(1)?;
-        Some(SocketStats {
-            drops: fields.last()?.parse().ok()?,
-            queued_bytes: u64::from_str_radix(rx_queue, 16).ok()?,
-        })
+        Some(SocketStats { drops: fields.last()?.parse().ok()?, queued_bytes: u64::from_str_radix(rx_queue, 16).ok()? })
     })
 }
 

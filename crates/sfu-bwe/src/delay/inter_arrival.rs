@@ -41,12 +41,7 @@ struct Group {
 
 impl Group {
     fn new(send: Instant, arrival: Duration) -> Self {
-        Group {
-            first_send: send,
-            last_send: send,
-            first_arrival: arrival,
-            last_arrival: arrival,
-        }
+        Group { first_send: send, last_send: send, first_arrival: arrival, last_arrival: arrival }
     }
 }
 
@@ -131,52 +126,26 @@ mod tests {
     fn groups_table() {
         type Case<'a> = (&'a str, &'a [(u64, u64)], &'a [(f64, f64)]);
         let cases: &[Case] = &[
-            (
-                "one group emits nothing",
-                &[(0, 100), (1000, 1100), (4000, 4100)],
-                &[],
-            ),
+            ("one group emits nothing", &[(0, 100), (1000, 1100), (4000, 4100)], &[]),
             (
                 "three groups 10 ms apart, constant delay",
-                &[
-                    (0, 100),
-                    (10_000, 10_100),
-                    (20_000, 20_100),
-                    (30_000, 30_100),
-                ],
+                &[(0, 100), (10_000, 10_100), (20_000, 20_100), (30_000, 30_100)],
                 &[(10.0, 10.0), (10.0, 10.0)],
             ),
             (
                 "growing delay shows in arrival deltas",
-                &[
-                    (0, 100),
-                    (10_000, 12_100),
-                    (20_000, 24_100),
-                    (30_000, 36_100),
-                ],
+                &[(0, 100), (10_000, 12_100), (20_000, 24_100), (30_000, 36_100)],
                 &[(10.0, 12.0), (10.0, 12.0)],
             ),
             (
                 "burst arrival joins the group",
                 // third packet sent 8 ms later but arrives 1 ms after: burst
-                &[
-                    (0, 100),
-                    (10_000, 10_100),
-                    (18_000, 11_100),
-                    (30_000, 30_100),
-                    (40_000, 40_100),
-                ],
+                &[(0, 100), (10_000, 10_100), (18_000, 11_100), (30_000, 30_100), (40_000, 40_100)],
                 &[(18.0, 11.0), (12.0, 19.0)],
             ),
             (
                 "send-reordered packet skipped",
-                &[
-                    (0, 100),
-                    (10_000, 10_100),
-                    (5_000, 10_200),
-                    (20_000, 20_100),
-                    (30_000, 30_100),
-                ],
+                &[(0, 100), (10_000, 10_100), (5_000, 10_200), (20_000, 20_100), (30_000, 30_100)],
                 &[(10.0, 10.0), (10.0, 10.0)],
             ),
         ];

@@ -27,15 +27,11 @@ impl DelaySignal {
         let Some(d) = self.inter_arrival.add(sent_at, arrival) else {
             return;
         };
-        let Some(t) = self
-            .trendline
-            .update(d.send_delta_ms, d.arrival_delta_ms, d.arrival_ms)
-        else {
+        let Some(t) = self.trendline.update(d.send_delta_ms, d.arrival_delta_ms, d.arrival_ms) else {
             return;
         };
         self.last_trend = t.modified;
-        self.detector
-            .detect(t.modified, t.num_deltas, d.send_delta_ms, d.arrival_ms);
+        self.detector.detect(t.modified, t.num_deltas, d.send_delta_ms, d.arrival_ms);
     }
 
     /// The current verdict.
@@ -61,21 +57,14 @@ mod tests {
         let mut arrival: i64 = 50_000;
         for i in 0..n {
             arrival += 10_000 + if i > 100 { extra_us } else { 0 };
-            s.add(
-                t0 + Duration::from_micros(i as u64 * 10_000),
-                Duration::from_micros(arrival as u64),
-            );
+            s.add(t0 + Duration::from_micros(i as u64 * 10_000), Duration::from_micros(arrival as u64));
         }
         s.usage()
     }
 
     #[test]
     fn end_to_end_table() {
-        let cases = [
-            (0, BandwidthUsage::Normal),
-            (1_500, BandwidthUsage::Overuse),
-            (-1_500, BandwidthUsage::Underuse),
-        ];
+        let cases = [(0, BandwidthUsage::Normal), (1_500, BandwidthUsage::Overuse), (-1_500, BandwidthUsage::Underuse)];
         for (extra, want) in cases {
             assert_eq!(verdict(extra, 140), want, "extra {extra} us");
         }

@@ -70,13 +70,7 @@ impl OveruseDetector {
 
     /// Judge one modified trend. `send_delta_ms` is the send spacing of the group that produced
     /// it; `now_ms` is that group's arrival time (the threshold adapts in the receiver's time).
-    pub fn detect(
-        &mut self,
-        trend: f64,
-        num_deltas: usize,
-        send_delta_ms: f64,
-        now_ms: f64,
-    ) -> BandwidthUsage {
+    pub fn detect(&mut self, trend: f64, num_deltas: usize, send_delta_ms: f64, now_ms: f64) -> BandwidthUsage {
         if num_deltas < 2 {
             return self.usage;
         }
@@ -88,10 +82,7 @@ impl OveruseDetector {
                 self.overuse_ms += send_delta_ms;
             }
             self.overuse_count += 1;
-            if self.overuse_ms > OVERUSE_TIME_MS
-                && self.overuse_count > 1
-                && trend >= self.prev_trend
-            {
+            if self.overuse_ms > OVERUSE_TIME_MS && self.overuse_count > 1 && trend >= self.prev_trend {
                 self.overuse_ms = 0.0;
                 self.overuse_count = 0;
                 self.usage = BandwidthUsage::Overuse;
@@ -119,8 +110,7 @@ impl OveruseDetector {
         }
         let k = if abs < self.threshold { K_DOWN } else { K_UP };
         let dt = (now_ms - last).clamp(0.0, MAX_ADAPT_STEP_MS);
-        self.threshold =
-            (self.threshold + k * (abs - self.threshold) * dt).clamp(MIN_THRESHOLD, MAX_THRESHOLD);
+        self.threshold = (self.threshold + k * (abs - self.threshold) * dt).clamp(MIN_THRESHOLD, MAX_THRESHOLD);
     }
 }
 
@@ -131,11 +121,7 @@ mod tests {
     /// Run a sequence of trends 5 ms apart; return the verdict after each.
     fn run(trends: &[f64]) -> Vec<BandwidthUsage> {
         let mut d = OveruseDetector::default();
-        trends
-            .iter()
-            .enumerate()
-            .map(|(i, t)| d.detect(*t, 100, 5.0, i as f64 * 5.0))
-            .collect()
+        trends.iter().enumerate().map(|(i, t)| d.detect(*t, 100, 5.0, i as f64 * 5.0)).collect()
     }
 
     #[test]
@@ -144,16 +130,8 @@ mod tests {
         let cases: &[(&str, &[f64], BandwidthUsage)] = &[
             ("flat is normal", &[0.0, 1.0, -1.0, 0.5], Normal),
             ("one spike is not overuse", &[0.0, 40.0], Normal),
-            (
-                "sustained rising trend is overuse",
-                &[20.0, 25.0, 30.0, 35.0],
-                Overuse,
-            ),
-            (
-                "falling trend above threshold holds off",
-                &[40.0, 30.0, 20.0],
-                Normal,
-            ),
+            ("sustained rising trend is overuse", &[20.0, 25.0, 30.0, 35.0], Overuse),
+            ("falling trend above threshold holds off", &[40.0, 30.0, 20.0], Normal),
             ("negative trend is underuse", &[-30.0], Underuse),
             ("back to normal", &[20.0, 25.0, 30.0, 35.0, 0.0], Normal),
         ];
@@ -167,18 +145,9 @@ mod tests {
         let mut d = OveruseDetector::default();
         // Moderate jitter just above the threshold raises it slowly.
         for i in 0..2000 {
-            d.detect(
-                if i % 2 == 0 { 20.0 } else { -20.0 },
-                100,
-                5.0,
-                i as f64 * 5.0,
-            );
+            d.detect(if i % 2 == 0 { 20.0 } else { -20.0 }, 100, 5.0, i as f64 * 5.0);
         }
-        assert!(
-            d.threshold() > 15.0 && d.threshold() <= 20.0,
-            "{}",
-            d.threshold()
-        );
+        assert!(d.threshold() > 15.0 && d.threshold() <= 20.0, "{}", d.threshold());
         // Quiet traffic brings it down to the floor.
         for i in 2000..4000 {
             d.detect(0.0, 100, 5.0, i as f64 * 5.0);

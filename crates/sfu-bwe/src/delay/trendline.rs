@@ -39,12 +39,7 @@ pub(crate) struct Trendline {
 
 impl Trendline {
     /// Fold in one inter-group delay variation. Returns a trend once the window is full.
-    pub fn update(
-        &mut self,
-        send_delta_ms: f64,
-        arrival_delta_ms: f64,
-        arrival_ms: f64,
-    ) -> Option<Trend> {
+    pub fn update(&mut self, send_delta_ms: f64, arrival_delta_ms: f64, arrival_ms: f64) -> Option<Trend> {
         let first = *self.first_arrival_ms.get_or_insert(arrival_ms);
         self.num_deltas = (self.num_deltas + 1).min(1000);
         self.accumulated += arrival_delta_ms - send_delta_ms;
@@ -69,13 +64,10 @@ impl Trendline {
 /// Least-squares slope of y over x; `None` when all x are equal.
 fn slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
     let n = points.len() as f64;
-    let (sx, sy) = points
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
-    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (x, y)| {
-        (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
-    });
+    let (num, den) =
+        points.iter().fold((0.0, 0.0), |(num, den), (x, y)| (num + (x - mx) * (y - my), den + (x - mx) * (x - mx)));
     (den != 0.0).then(|| num / den)
 }
 
@@ -98,12 +90,8 @@ mod tests {
     #[test]
     fn trend_table() {
         // (extra delay per group ms, groups, expected sign of modified trend: 1, 0, -1 or None)
-        let cases: &[(f64, usize, Option<i32>)] = &[
-            (0.0, 5, None),
-            (0.0, 30, Some(0)),
-            (1.0, 30, Some(1)),
-            (-1.0, 30, Some(-1)),
-        ];
+        let cases: &[(f64, usize, Option<i32>)] =
+            &[(0.0, 5, None), (0.0, 30, Some(0)), (1.0, 30, Some(1)), (-1.0, 30, Some(-1))];
         for (extra, n, want) in cases {
             let got = feed(*extra, *n).map(|t| {
                 if t.modified > 1e-9 {
@@ -123,10 +111,6 @@ mod tests {
         // 1 ms extra per 11 ms of arrival: slope ~ 1/11, modified ~ 30 * 4 / 11 after 30 deltas.
         let t = feed(1.0, 200).unwrap();
         let want = MAX_DELTA_COUNT_SCALE as f64 * GAIN / 11.0;
-        assert!(
-            (t.modified - want).abs() < 0.05 * want,
-            "{} vs {want}",
-            t.modified
-        );
+        assert!((t.modified - want).abs() < 0.05 * want, "{} vs {want}", t.modified);
     }
 }

@@ -119,23 +119,12 @@ impl ProbeController {
     }
 
     /// Queue a cluster at `target` (capped to the context's ceiling) if it is worth it.
-    fn enqueue(
-        &mut self,
-        target: Bitrate,
-        reason: ProbeReason,
-        ctx: &ProbeContext,
-        now: Instant,
-    ) -> bool {
+    fn enqueue(&mut self, target: Bitrate, reason: ProbeReason, ctx: &ProbeContext, now: Instant) -> bool {
         let target = target.min(ctx.max);
         if target.as_f64() < ctx.estimate.as_f64() * MIN_PROBE_GAIN {
             return false;
         }
-        let cluster = ProbeCluster::new(
-            self.next_id,
-            target,
-            self.config.duration,
-            self.config.min_packets,
-        );
+        let cluster = ProbeCluster::new(self.next_id, target, self.config.duration, self.config.min_packets);
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.queue.push_back((cluster, reason));
         self.last_probe = Some(now);
@@ -143,10 +132,7 @@ impl ProbeController {
             ProbeReason::Requested => None,
             _ => Some(target * FURTHER_THRESHOLD),
         };
-        self.state = State::Waiting {
-            further_above,
-            until: now + WAIT_FOR_RESULT,
-        };
+        self.state = State::Waiting { further_above, until: now + WAIT_FOR_RESULT };
         true
     }
 
@@ -158,25 +144,13 @@ impl ProbeController {
             .into_iter()
             .flatten()
             .any(|t| now.saturating_duration_since(t) < REQUEST_QUIET);
-        !ctx.congested
-            && !waiting
-            && !recent
-            && self.enqueue(target, ProbeReason::Requested, ctx, now)
+        !ctx.congested && !waiting && !recent && self.enqueue(target, ProbeReason::Requested, ctx, now)
     }
 
     /// A probe measured `result`; `saturated` if the burst filled the bottleneck (then the
     /// capacity is found and probing further would only build a queue).
-    pub fn on_result(
-        &mut self,
-        result: Bitrate,
-        saturated: bool,
-        ctx: &ProbeContext,
-        now: Instant,
-    ) {
-        if let State::Waiting {
-            further_above: Some(above),
-            ..
-        } = self.state
+    pub fn on_result(&mut self, result: Bitrate, saturated: bool, ctx: &ProbeContext, now: Instant) {
+        if let State::Waiting { further_above: Some(above), .. } = self.state
             && !saturated
             && result >= above
             && self.queue.is_empty()
@@ -221,10 +195,7 @@ impl ProbeController {
         if desired.as_f64() < ctx.estimate.as_f64() * MIN_PROBE_GAIN {
             return;
         }
-        let quiet_since = [self.last_probe, ctx.last_decrease]
-            .into_iter()
-            .flatten()
-            .max();
+        let quiet_since = [self.last_probe, ctx.last_decrease].into_iter().flatten().max();
         let due = quiet_since.is_none_or(|t| now.saturating_duration_since(t) >= interval);
         if due && !ctx.congested {
             let target = (ctx.estimate * PERIODIC_SCALE).min(ctx.ceiling());
@@ -267,9 +238,7 @@ mod tests {
     }
 
     fn targets(c: &mut ProbeController) -> Vec<(u64, ProbeReason)> {
-        std::iter::from_fn(|| c.poll())
-            .map(|(p, r)| (p.target.as_u64() / 1000, r))
-            .collect()
+        std::iter::from_fn(|| c.poll()).map(|(p, r)| (p.target.as_u64() / 1000, r)).collect()
     }
 
     #[test]
@@ -278,36 +247,18 @@ mod tests {
         let mut c = ProbeController::new(ProbeConfig::default(), t0);
         assert_eq!(c.poll_timeout(), Some(t0));
         c.handle_timeout(&ctx(300, None), t0);
-        assert_eq!(
-            targets(&mut c),
-            vec![(900, ProbeReason::Initial), (1800, ProbeReason::Initial)]
-        );
+        assert_eq!(targets(&mut c), vec![(900, ProbeReason::Initial), (1800, ProbeReason::Initial)]);
         // 1.8 Mbit/s got through: probe 3.6.
-        c.on_result(
-            Bitrate::kbps(1800),
-            false,
-            &ctx(1800, None),
-            t0 + Duration::from_millis(200),
-        );
+        c.on_result(Bitrate::kbps(1800), false, &ctx(1800, None), t0 + Duration::from_millis(200));
         assert_eq!(targets(&mut c), vec![(3600, ProbeReason::Further)]);
         // A saturated result ends the search even when it is close to the target.
         let mut d = ProbeController::new(ProbeConfig::default(), t0);
         d.handle_timeout(&ctx(300, None), t0);
         let _ = targets(&mut d);
-        d.on_result(
-            Bitrate::kbps(1700),
-            true,
-            &ctx(1700, None),
-            t0 + Duration::from_millis(200),
-        );
+        d.on_result(Bitrate::kbps(1700), true, &ctx(1700, None), t0 + Duration::from_millis(200));
         assert!(targets(&mut d).is_empty());
         // Only 2 of 3.6 got through: stop.
-        c.on_result(
-            Bitrate::kbps(2000),
-            false,
-            &ctx(2000, None),
-            t0 + Duration::from_millis(400),
-        );
+        c.on_result(Bitrate::kbps(2000), false, &ctx(2000, None), t0 + Duration::from_millis(400));
         assert!(targets(&mut c).is_empty());
         assert_eq!(c.state, State::Idle);
     }
@@ -317,10 +268,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = ProbeController::new(ProbeConfig::default(), t0);
         c.handle_timeout(&ctx(300, Some(1000)), t0);
-        assert_eq!(
-            targets(&mut c),
-            vec![(900, ProbeReason::Initial), (1000, ProbeReason::Initial)]
-        );
+        assert_eq!(targets(&mut c), vec![(900, ProbeReason::Initial), (1000, ProbeReason::Initial)]);
         let mut c = ProbeController::new(ProbeConfig::default(), t0);
         c.handle_timeout(&ctx(300, Some(310)), t0);
         assert!(targets(&mut c).is_empty());
@@ -341,10 +289,7 @@ mod tests {
             (Some(5000), false, Some(1), None), // decreased 1 s ago
         ];
         for (desired, congested, decrease_ago, want) in cases {
-            let cfg = ProbeConfig {
-                initial: false,
-                ..ProbeConfig::default()
-            };
+            let cfg = ProbeConfig { initial: false, ..ProbeConfig::default() };
             let mut c = ProbeController::new(cfg, t0);
             c.handle_timeout(&ctx(1000, None), t0); // leaves Init
             let mut x = ctx(1000, *desired);
@@ -353,10 +298,7 @@ mod tests {
             c.last_probe = Some(t0);
             c.handle_timeout(&x, t0 + s(3));
             let got = targets(&mut c).first().map(|(t, _)| *t);
-            assert_eq!(
-                got, *want,
-                "desired {desired:?} congested {congested} decrease {decrease_ago:?}"
-            );
+            assert_eq!(got, *want, "desired {desired:?} congested {congested} decrease {decrease_ago:?}");
         }
     }
 

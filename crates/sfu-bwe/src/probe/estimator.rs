@@ -61,25 +61,19 @@ impl Cluster {
     }
 
     fn sending_done(&self) -> bool {
-        self.sent_packets as usize >= self.cluster.min_packets
-            && self.sent_bytes >= self.cluster.min_bytes
+        self.sent_packets as usize >= self.cluster.min_packets && self.sent_bytes >= self.cluster.min_bytes
     }
 
     /// The proven rate, and whether the link was saturated.
     fn measure(&self) -> Option<(Bitrate, bool)> {
-        let min_recv =
-            MIN_RECEIVED_PACKETS.max((self.sent_packets as f64 * MIN_RECEIVED_SHARE).ceil() as u32);
+        let min_recv = MIN_RECEIVED_PACKETS.max((self.sent_packets as f64 * MIN_RECEIVED_SHARE).ceil() as u32);
         if self.recv_packets < min_recv {
             return None;
         }
         let send_span = self.last_send?.duration_since(self.first_send?);
         let (first_arrival, first_size) = self.first_arrival?;
         let recv_span = self.last_arrival?.checked_sub(first_arrival)?;
-        if send_span.is_zero()
-            || recv_span.is_zero()
-            || send_span > MAX_SPAN
-            || recv_span > MAX_SPAN
-        {
+        if send_span.is_zero() || recv_span.is_zero() || send_span > MAX_SPAN || recv_span > MAX_SPAN {
             return None;
         }
         let send = Bitrate::from_bytes((self.sent_bytes - self.last_send_size) as u64, send_span)?;
@@ -154,20 +148,12 @@ impl ProbeEstimator {
         })?;
         let c = self.clusters.remove(idx)?;
         let m = c.measure();
-        Some(ProbeOutcome {
-            cluster: c.cluster,
-            result: m.map(|m| m.0),
-            saturated: m.is_some_and(|m| m.1),
-        })
+        Some(ProbeOutcome { cluster: c.cluster, result: m.map(|m| m.0), saturated: m.is_some_and(|m| m.1) })
     }
 
     /// When the oldest in-flight cluster times out.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.clusters
-            .iter()
-            .map(|c| c.last_activity())
-            .min()
-            .map(|t| t + RESULT_TIMEOUT)
+        self.clusters.iter().map(|c| c.last_activity()).min().map(|t| t + RESULT_TIMEOUT)
     }
 
     fn find(&mut self, id: u32) -> Option<&mut Cluster> {
@@ -211,11 +197,7 @@ mod tests {
             (2000, 2000, 3, 0, None),       // too few packets (also not done: times out below)
         ];
         for (send, recv, n, lost, want) in cases {
-            assert_eq!(
-                probe(*send, *recv, *n, *lost),
-                *want,
-                "{send}->{recv} n={n} lost={lost}"
-            );
+            assert_eq!(probe(*send, *recv, *n, *lost), *want, "{send}->{recv} n={n} lost={lost}");
         }
     }
 
@@ -223,10 +205,7 @@ mod tests {
     fn incomplete_cluster_waits_then_times_out() {
         let t0 = Instant::now();
         let mut e = ProbeEstimator::default();
-        e.start(
-            ProbeCluster::new(1, Bitrate::mbps(1), Duration::from_millis(30), 5),
-            t0,
-        );
+        e.start(ProbeCluster::new(1, Bitrate::mbps(1), Duration::from_millis(30), 5), t0);
         e.on_sent(1, 1250, t0);
         assert_eq!(e.poll_outcome(t0), None);
         assert_eq!(e.poll_timeout(), Some(t0 + RESULT_TIMEOUT));

@@ -13,9 +13,9 @@ use std::time::Duration;
 use crate::Bitrate;
 
 pub use controller::ProbeConfig;
-pub use pacer::ProbePacer;
 pub(crate) use controller::{ProbeContext, ProbeController};
 pub(crate) use estimator::{ProbeEstimator, ProbeOutcome};
+pub use pacer::ProbePacer;
 
 /// A burst the caller should send to measure headroom.
 ///
@@ -40,13 +40,7 @@ pub struct ProbeCluster {
 
 impl ProbeCluster {
     pub(crate) fn new(id: u32, target: Bitrate, duration: Duration, min_packets: usize) -> Self {
-        ProbeCluster {
-            id,
-            target,
-            duration,
-            min_bytes: target.bytes_in(duration).ceil() as usize,
-            min_packets,
-        }
+        ProbeCluster { id, target, duration, min_bytes: target.bytes_in(duration).ceil() as usize, min_packets }
     }
 }
 

@@ -62,16 +62,7 @@ impl SimSender {
     pub fn new(index: usize, cfg: FlowConfig, now: Instant) -> Self {
         let mut bwe = SendSideBwe::new(cfg.bwe, now);
         bwe.set_desired_bitrate(Some(cfg.max_rate), now);
-        SimSender {
-            index,
-            bwe,
-            seq: 0,
-            next_send: now,
-            probe: None,
-            media_credit: 0.0,
-            last_credit: now,
-            cfg,
-        }
+        SimSender { index, bwe, seq: 0, next_send: now, probe: None, media_credit: 0.0, last_credit: now, cfg }
     }
 
     pub fn index(&self) -> usize {
@@ -89,11 +80,7 @@ impl SimSender {
     /// Produce the packet due at `now` (call when `now >= next_send`).
     pub fn send(&mut self, now: Instant) -> SimPacket {
         if self.probe.is_none() {
-            self.probe = self.bwe.poll_probe(now).map(|cluster| ActiveProbe {
-                cluster,
-                bytes: 0,
-                packets: 0,
-            });
+            self.probe = self.bwe.poll_probe(now).map(|cluster| ActiveProbe { cluster, bytes: 0, packets: 0 });
         }
         let size = self.cfg.packet_size;
         let media_rate = self.media_rate();
@@ -114,38 +101,20 @@ impl SimSender {
         if media {
             self.media_credit = (self.media_credit - size as f64).max(0.0);
         }
-        if self
-            .probe
-            .as_ref()
-            .is_some_and(|p| p.bytes >= p.cluster.min_bytes && p.packets >= p.cluster.min_packets)
-        {
+        if self.probe.as_ref().is_some_and(|p| p.bytes >= p.cluster.min_bytes && p.packets >= p.cluster.min_packets) {
             self.probe = None;
         }
         let seq = self.seq;
         self.seq += 1;
-        self.bwe.on_packet_sent(SentPacket {
-            transport_seq: seq as u16,
-            size,
-            at: now,
-            probe_cluster: cluster_id,
-        });
+        self.bwe.on_packet_sent(SentPacket { transport_seq: seq as u16, size, at: now, probe_cluster: cluster_id });
         self.next_send = now + rate.time_for(size).unwrap_or(Duration::from_millis(100));
-        SimPacket {
-            flow: self.index,
-            seq,
-            size,
-            sent_at: now,
-            media,
-        }
+        SimPacket { flow: self.index, seq, size, sent_at: now, media }
     }
 
     /// Re-pace after the estimate changed a lot (so a collapse takes effect before the next
     /// long gap ends, and a probe starts promptly).
     pub fn repace(&mut self, now: Instant) {
-        let gap = self
-            .media_rate()
-            .time_for(self.cfg.packet_size)
-            .unwrap_or(Duration::from_millis(100));
+        let gap = self.media_rate().time_for(self.cfg.packet_size).unwrap_or(Duration::from_millis(100));
         if self.next_send > now + gap {
             self.next_send = now + gap;
         }
@@ -166,13 +135,7 @@ pub(crate) struct SimReceiver {
 
 impl SimReceiver {
     pub fn new(interval: Duration, epoch: Instant, start: Instant) -> Self {
-        SimReceiver {
-            interval,
-            epoch,
-            next_base: None,
-            pending: Vec::new(),
-            next_report: start + interval,
-        }
+        SimReceiver { interval, epoch, next_base: None, pending: Vec::new(), next_report: start + interval }
     }
 
     pub fn on_arrival(&mut self, seq: u64, at: Instant) {
@@ -187,9 +150,7 @@ impl SimReceiver {
     pub fn report(&mut self, now: Instant) -> Option<TransportFeedback> {
         self.next_report = now + self.interval;
         let highest = self.pending.iter().map(|p| p.0).max()?;
-        let base = self
-            .next_base
-            .unwrap_or_else(|| self.pending.iter().map(|p| p.0).min().unwrap_or(highest));
+        let base = self.next_base.unwrap_or_else(|| self.pending.iter().map(|p| p.0).min().unwrap_or(highest));
         let mut arrivals = vec![None; (highest + 1 - base) as usize];
         for (seq, at) in self.pending.drain(..) {
             if seq >= base {
@@ -197,10 +158,7 @@ impl SimReceiver {
             }
         }
         self.next_base = Some(highest + 1);
-        Some(TransportFeedback {
-            base_seq: base as u16,
-            arrivals,
-        })
+        Some(TransportFeedback { base_seq: base as u16, arrivals })
     }
 }
 
@@ -219,10 +177,7 @@ mod tests {
         }
         let fb = r.report(t0 + ms(100)).unwrap();
         assert_eq!(fb.base_seq, 0);
-        assert_eq!(
-            fb.arrivals,
-            vec![Some(ms(10)), Some(ms(20)), None, Some(ms(30))]
-        );
+        assert_eq!(fb.arrivals, vec![Some(ms(10)), Some(ms(20)), None, Some(ms(30))]);
         r.on_arrival(5, t0 + ms(120));
         let fb = r.report(t0 + ms(150)).unwrap();
         assert_eq!((fb.base_seq, fb.arrivals.len()), (4, 2));

@@ -19,21 +19,12 @@ impl CapacitySchedule {
 
     /// Steps of `(seconds, kbit/s)`.
     pub fn steps_kbps(steps: &[(u64, u64)]) -> Self {
-        CapacitySchedule(
-            steps
-                .iter()
-                .map(|(s, k)| (Duration::from_secs(*s), Bitrate::kbps(*k)))
-                .collect(),
-        )
+        CapacitySchedule(steps.iter().map(|(s, k)| (Duration::from_secs(*s), Bitrate::kbps(*k))).collect())
     }
 
     /// The capacity at offset `t`.
     pub fn at(&self, t: Duration) -> Bitrate {
-        self.0
-            .iter()
-            .take_while(|(from, _)| *from <= t)
-            .last()
-            .map_or(Bitrate::ZERO, |s| s.1)
+        self.0.iter().take_while(|(from, _)| *from <= t).last().map_or(Bitrate::ZERO, |s| s.1)
     }
 }
 
@@ -96,9 +87,7 @@ impl Link {
     }
 
     pub fn capacity(&self, now: Instant) -> Bitrate {
-        self.cfg
-            .capacity
-            .at(now.saturating_duration_since(self.start))
+        self.cfg.capacity.at(now.saturating_duration_since(self.start))
     }
 
     pub fn feedback_delay(&self) -> Duration {
@@ -107,14 +96,8 @@ impl Link {
 
     /// Current queuing delay a new packet would see.
     pub fn queue_delay(&self, now: Instant) -> Duration {
-        let in_service = self.serving.map_or(Duration::ZERO, |(_, _, done)| {
-            done.saturating_duration_since(now)
-        });
-        in_service
-            + self
-                .capacity(now)
-                .time_for(self.queued_bytes)
-                .unwrap_or(Duration::MAX)
+        let in_service = self.serving.map_or(Duration::ZERO, |(_, _, done)| done.saturating_duration_since(now));
+        in_service + self.capacity(now).time_for(self.queued_bytes).unwrap_or(Duration::MAX)
     }
 
     /// Offer a packet. Returns false if it was dropped.
@@ -137,10 +120,7 @@ impl Link {
             return;
         };
         self.queued_bytes -= p.size;
-        let tx = self
-            .capacity(now)
-            .time_for(p.size)
-            .unwrap_or(Duration::from_secs(3600));
+        let tx = self.capacity(now).time_for(p.size).unwrap_or(Duration::from_secs(3600));
         self.serving = Some((p, enq, now + tx));
     }
 
@@ -158,16 +138,9 @@ impl Link {
                 break;
             }
             self.serving = None;
-            let tx = self
-                .capacity(enq.max(done))
-                .time_for(p.size)
-                .unwrap_or_default();
+            let tx = self.capacity(enq.max(done)).time_for(p.size).unwrap_or_default();
             let queuing = done.saturating_duration_since(enq).saturating_sub(tx);
-            self.propagating.push_back(Delivery {
-                packet: p,
-                arrival: done + self.cfg.one_way_delay,
-                queuing,
-            });
+            self.propagating.push_back(Delivery { packet: p, arrival: done + self.cfg.one_way_delay, queuing });
             self.start_service(done);
         }
         let mut out = Vec::new();
@@ -193,26 +166,13 @@ mod tests {
     }
 
     fn pkt(seq: u64, at: Instant) -> SimPacket {
-        SimPacket {
-            flow: 0,
-            seq,
-            size: 1250,
-            sent_at: at,
-            media: true,
-        }
+        SimPacket { flow: 0, seq, size: 1250, sent_at: at, media: true }
     }
 
     #[test]
     fn schedule_lookup() {
         let s = CapacitySchedule::steps_kbps(&[(0, 1000), (40, 2500), (60, 600)]);
-        let cases = [
-            (0, 1000),
-            (39, 1000),
-            (40, 2500),
-            (59, 2500),
-            (60, 600),
-            (1000, 600),
-        ];
+        let cases = [(0, 1000), (39, 1000), (40, 2500), (59, 2500), (60, 600), (1000, 600)];
         for (t, want) in cases {
             assert_eq!(s.at(Duration::from_secs(t)), Bitrate::kbps(want), "t={t}");
         }
@@ -228,10 +188,7 @@ mod tests {
         let arrivals: Vec<_> = got.iter().map(|d| (d.arrival - t0, d.queuing)).collect();
         assert_eq!(
             arrivals,
-            vec![
-                (Duration::from_millis(60), Duration::ZERO),
-                (Duration::from_millis(70), Duration::from_millis(10))
-            ]
+            vec![(Duration::from_millis(60), Duration::ZERO), (Duration::from_millis(70), Duration::from_millis(10))]
         );
         assert_eq!(l.next_event(), None);
     }

@@ -136,11 +136,7 @@ pub fn run(scenario: &Scenario, epoch: Instant) -> Report {
                         media_send_bps: b.sent_media as f64 * 8.0 / secs,
                         recv_media_bps: b.delivered_media as f64 * 8.0 / secs,
                         recv_bps: b.delivered as f64 * 8.0 / secs,
-                        estimate_bps: if now >= f.start {
-                            f.sender.bwe.estimate().as_f64()
-                        } else {
-                            0.0
-                        },
+                        estimate_bps: if now >= f.start { f.sender.bwe.estimate().as_f64() } else { 0.0 },
                     }
                 })
                 .collect();
@@ -148,11 +144,7 @@ pub fn run(scenario: &Scenario, epoch: Instant) -> Report {
             report.samples.push(Sample {
                 t: (now - epoch).as_secs_f64(),
                 capacity_bps: link.capacity(now).as_f64(),
-                queuing_ms: if q.1 > 0 {
-                    q.0.as_secs_f64() * 1000.0 / q.1 as f64
-                } else {
-                    0.0
-                },
+                queuing_ms: if q.1 > 0 { q.0.as_secs_f64() * 1000.0 / q.1 as f64 } else { 0.0 },
                 flows: samples,
             });
             next_sample += scenario.sample_interval;
@@ -179,13 +171,7 @@ pub fn run(scenario: &Scenario, epoch: Instant) -> Report {
         }
         now = next;
     }
-    report.finish(
-        &flows
-            .iter()
-            .map(|f| f.sender.bwe.stats())
-            .collect::<Vec<_>>(),
-        link.drops,
-    );
+    report.finish(&flows.iter().map(|f| f.sender.bwe.stats()).collect::<Vec<_>>(), link.drops);
     report
 }
 

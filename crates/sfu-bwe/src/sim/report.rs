@@ -53,11 +53,7 @@ pub struct Report {
 
 impl Report {
     pub(crate) fn new(s: &Scenario, flows: usize) -> Self {
-        Report {
-            name: s.name.clone(),
-            flows,
-            ..Report::default()
-        }
+        Report { name: s.name.clone(), flows, ..Report::default() }
     }
 
     pub(crate) fn add_queuing(&mut self, q: Duration) {
@@ -112,10 +108,7 @@ impl Report {
     /// Delivered media over offered capacity in `(from, to]`.
     pub fn utilization(&self, from: f64, to: f64) -> f64 {
         let (used, cap) = self.window(from, to).fold((0.0, 0.0), |(u, c), s| {
-            (
-                u + s.flows.iter().map(|f| f.recv_media_bps).sum::<f64>(),
-                c + s.capacity_bps,
-            )
+            (u + s.flows.iter().map(|f| f.recv_media_bps).sum::<f64>(), c + s.capacity_bps)
         });
         if cap > 0.0 { used / cap } else { 0.0 }
     }
@@ -123,14 +116,7 @@ impl Report {
     /// Mean delivered media rate of each flow in `(from, to]`, bit/s.
     pub fn flow_rates(&self, from: f64, to: f64) -> Vec<f64> {
         let n = self.window(from, to).count().max(1) as f64;
-        (0..self.flows)
-            .map(|i| {
-                self.window(from, to)
-                    .map(|s| s.flows[i].recv_media_bps)
-                    .sum::<f64>()
-                    / n
-            })
-            .collect()
+        (0..self.flows).map(|i| self.window(from, to).map(|s| s.flows[i].recv_media_bps).sum::<f64>() / n).collect()
     }
 
     /// Mean queuing delay of the samples in `(from, to]`, ms.
@@ -144,10 +130,7 @@ impl Report {
     pub fn to_csv(&self) -> String {
         let mut out = String::from("t_s,capacity_bps,queuing_ms");
         for i in 0..self.flows {
-            let _ = write!(
-                out,
-                ",f{i}_send_bps,f{i}_media_send_bps,f{i}_recv_media_bps,f{i}_estimate_bps"
-            );
+            let _ = write!(out, ",f{i}_send_bps,f{i}_media_send_bps,f{i}_recv_media_bps,f{i}_estimate_bps");
         }
         out.push('\n');
         for s in &self.samples {
@@ -169,11 +152,7 @@ impl Report {
 pub fn jain_index(rates: &[f64]) -> f64 {
     let sum: f64 = rates.iter().sum();
     let sq: f64 = rates.iter().map(|x| x * x).sum();
-    if sq == 0.0 {
-        1.0
-    } else {
-        sum * sum / (rates.len() as f64 * sq)
-    }
+    if sq == 0.0 { 1.0 } else { sum * sum / (rates.len() as f64 * sq) }
 }
 
 #[cfg(test)]
@@ -182,12 +161,8 @@ mod tests {
 
     #[test]
     fn jain_table() {
-        let cases: &[(&[f64], f64)] = &[
-            (&[1.0, 1.0, 1.0], 1.0),
-            (&[1.0, 0.0], 0.5),
-            (&[3.0, 1.0], 0.8),
-            (&[0.0, 0.0], 1.0),
-        ];
+        let cases: &[(&[f64], f64)] =
+            &[(&[1.0, 1.0, 1.0], 1.0), (&[1.0, 0.0], 0.5), (&[3.0, 1.0], 0.8), (&[0.0, 0.0], 1.0)];
         for (rates, want) in cases {
             assert!((jain_index(rates) - want).abs() < 1e-9, "{rates:?}");
         }
@@ -212,24 +187,12 @@ mod tests {
                 }],
             })
             .collect();
-        Report {
-            samples,
-            flows: 1,
-            ..Report::default()
-        }
+        Report { samples, flows: 1, ..Report::default() }
     }
 
     #[test]
     fn reaction_rise_and_utilization() {
-        let r = report(&[
-            (1.0, 1.0),
-            (1.0, 0.5),
-            (1.0, 0.5),
-            (0.4, 0.5),
-            (0.4, 0.5),
-            (0.4, 0.5),
-            (0.4, 0.5),
-        ]);
+        let r = report(&[(1.0, 1.0), (1.0, 0.5), (1.0, 0.5), (0.4, 0.5), (0.4, 0.5), (0.4, 0.5), (0.4, 0.5)]);
         // Change at 0.15 s: the 3-bin mean drops under 0.5 at t = 0.6.
         let t = r.drop_reaction(0.15, 0.5).unwrap();
         assert!((t - 0.45).abs() < 1e-9, "{t}");

@@ -60,38 +60,21 @@ fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     let r_max = report
         .samples
         .iter()
-        .flat_map(|s| {
-            std::iter::once(s.capacity_bps)
-                .chain(s.flows.iter().flat_map(|f| [f.send_bps, f.estimate_bps]))
-        })
+        .flat_map(|s| std::iter::once(s.capacity_bps).chain(s.flows.iter().flat_map(|f| [f.send_bps, f.estimate_bps])))
         .fold(0.0f64, f64::max)
         / 1e6
         * 1.1;
-    let q_max = report
-        .samples
-        .iter()
-        .map(|s| s.queuing_ms)
-        .fold(10.0f64, f64::max)
-        * 1.1;
+    let q_max = report.samples.iter().map(|s| s.queuing_ms).fold(10.0f64, f64::max) * 1.1;
 
     let mut rates = ChartBuilder::on(&top);
-    rates
-        .margin(12)
-        .x_label_area_size(if text { 30 } else { 0 })
-        .y_label_area_size(if text { 60 } else { 0 });
+    rates.margin(12).x_label_area_size(if text { 30 } else { 0 }).y_label_area_size(if text { 60 } else { 0 });
     if text {
-        rates.caption(
-            format!("{}: rates (Mbit/s)", report.name),
-            ("sans-serif", 24),
-        );
+        rates.caption(format!("{}: rates (Mbit/s)", report.name), ("sans-serif", 24));
     }
     let mut rates = rates.build_cartesian_2d(0.0..t_max, 0.0..r_max)?;
     let mut mesh = rates.configure_mesh();
     if !text {
-        mesh.disable_x_mesh()
-            .disable_y_mesh()
-            .x_labels(0)
-            .y_labels(0);
+        mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
     }
     mesh.draw()?;
     let series = |f: &dyn Fn(&sfu_bwe::sim::Sample) -> f64| -> Vec<(f64, f64)> {
@@ -100,62 +83,36 @@ fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     let flows = report.samples.first().map_or(0, |s| s.flows.len());
     for i in 0..flows {
         let (dark, light) = FLOW_COLORS[i % FLOW_COLORS.len()];
-        let est = rates.draw_series(LineSeries::new(
-            series(&|s| s.flows[i].estimate_bps / 1e6),
-            light.stroke_width(2),
-        ))?;
+        let est =
+            rates.draw_series(LineSeries::new(series(&|s| s.flows[i].estimate_bps / 1e6), light.stroke_width(2)))?;
         if text {
             est.label(format!("flow {i} estimate"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], light.stroke_width(3))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], light.stroke_width(3)));
         }
-        let send = rates.draw_series(LineSeries::new(
-            series(&|s| s.flows[i].send_bps / 1e6),
-            dark.stroke_width(1),
-        ))?;
+        let send = rates.draw_series(LineSeries::new(series(&|s| s.flows[i].send_bps / 1e6), dark.stroke_width(1)))?;
         if text {
             send.label(format!("flow {i} send rate"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], dark.stroke_width(3))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], dark.stroke_width(3)));
         }
     }
-    let cap = rates.draw_series(LineSeries::new(
-        series(&|s| s.capacity_bps / 1e6),
-        BLACK.stroke_width(3),
-    ))?;
+    let cap = rates.draw_series(LineSeries::new(series(&|s| s.capacity_bps / 1e6), BLACK.stroke_width(3)))?;
     if text {
-        cap.label("capacity")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-        rates
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        cap.label("capacity").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+        rates.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     }
 
     let mut queue = ChartBuilder::on(&bottom);
-    queue
-        .margin(12)
-        .x_label_area_size(if text { 30 } else { 0 })
-        .y_label_area_size(if text { 60 } else { 0 });
+    queue.margin(12).x_label_area_size(if text { 30 } else { 0 }).y_label_area_size(if text { 60 } else { 0 });
     if text {
         queue.caption("queuing delay (ms) over time (s)", ("sans-serif", 18));
     }
     let mut queue = queue.build_cartesian_2d(0.0..t_max, 0.0..q_max)?;
     let mut mesh = queue.configure_mesh();
     if !text {
-        mesh.disable_x_mesh()
-            .disable_y_mesh()
-            .x_labels(0)
-            .y_labels(0);
+        mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
     }
     mesh.draw()?;
-    queue.draw_series(LineSeries::new(
-        series(&|s| s.queuing_ms),
-        RGBColor(120, 60, 160).stroke_width(1),
-    ))?;
+    queue.draw_series(LineSeries::new(series(&|s| s.queuing_ms), RGBColor(120, 60, 160).stroke_width(1)))?;
     root.present()?;
     Ok(())
 }

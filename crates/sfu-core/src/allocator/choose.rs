@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use super::{
-    AllocationDecision, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand, UP_SWITCH_MARGIN_PERCENT,
-};
+use super::{AllocationDecision, MIN_SWITCH_INTERVAL, PauseReason, TrackDemand, UP_SWITCH_MARGIN_PERCENT};
 use AllocationDecision::{Layer, Paused};
 
 /// What the allocator remembers about one track between calls.
@@ -32,11 +30,7 @@ pub(super) struct Budget {
 
 impl Budget {
     pub(super) fn new(estimate: u64) -> Self {
-        Self {
-            estimate,
-            used: 0,
-            reserved: 0,
-        }
+        Self { estimate, used: 0, reserved: 0 }
     }
 
     /// Counts a decision costing `cost`, holding `reserve` for a pending up-switch (if larger).
@@ -80,12 +74,7 @@ pub(super) struct Choice {
 
 impl Choice {
     fn settled(decision: AllocationDecision) -> Self {
-        Self {
-            decision,
-            reserve: 0,
-            held_until: None,
-            blocked: None,
-        }
+        Self { decision, reserve: 0, held_until: None, blocked: None }
     }
 
     /// Audio always gets through unless the subscriber paused it.
@@ -99,12 +88,7 @@ impl Choice {
 
 /// The decision for a video track. A track left below its top layer for lack of room (not
 /// merely held by time) names the next layer up and the estimate it needs.
-pub(super) fn video(
-    track: &TrackDemand,
-    previous: Option<TrackState>,
-    budget: &Budget,
-    now: Instant,
-) -> Choice {
+pub(super) fn video(track: &TrackDemand, previous: Option<TrackState>, budget: &Budget, now: Instant) -> Choice {
     let Some(top) = track.top_layer() else {
         return Choice::settled(Paused(PauseReason::Subscriber));
     };
@@ -123,23 +107,13 @@ pub(super) fn video(
     choice
 }
 
-fn decide_video(
-    track: &TrackDemand,
-    top: u8,
-    previous: Option<TrackState>,
-    budget: &Budget,
-    now: Instant,
-) -> Choice {
+fn decide_video(track: &TrackDemand, top: u8, previous: Option<TrackState>, budget: &Budget, now: Instant) -> Choice {
     let cost = |layer: u8| track.layer_cost(layer);
     // An up-switch the subscriber asked for is not held back by the last switch's time.
     let hold_since = |state: &TrackState| (!state.requested).then_some(state.last_switch);
     // Highest layer that fits now, or a pause: for placing a track and for down-switches.
-    let best_fit = || {
-        (0..=top)
-            .rev()
-            .find(|&layer| budget.fits(cost(layer)))
-            .map_or(Paused(PauseReason::Bandwidth), Layer)
-    };
+    let best_fit =
+        || (0..=top).rev().find(|&layer| budget.fits(cost(layer))).map_or(Paused(PauseReason::Bandwidth), Layer);
     match previous {
         Some(state @ TrackState { decision: Layer(current), .. }) if current <= top => {
             if !budget.fits(cost(current)) {
@@ -150,15 +124,9 @@ fn decide_video(
             }
             move_up(track, Layer(current), current + 1, top, budget, hold_since(&state), now)
         }
-        Some(state @ TrackState { decision: Paused(PauseReason::Bandwidth), .. }) => move_up(
-            track,
-            Paused(PauseReason::Bandwidth),
-            0,
-            top,
-            budget,
-            hold_since(&state),
-            now,
-        ),
+        Some(state @ TrackState { decision: Paused(PauseReason::Bandwidth), .. }) => {
+            move_up(track, Paused(PauseReason::Bandwidth), 0, top, budget, hold_since(&state), now)
+        }
         // A new track, one the subscriber just un-paused, or one whose maximum dropped below
         // its current layer: the best that fits now.
         _ => Choice::settled(best_fit()),
@@ -177,9 +145,7 @@ fn move_up(
     last_switch: Option<Instant>,
     now: Instant,
 ) -> Choice {
-    let target = (lowest..=top)
-        .rev()
-        .find(|&layer| budget.has_room(track.layer_cost(layer)));
+    let target = (lowest..=top).rev().find(|&layer| budget.has_room(track.layer_cost(layer)));
     let Some(target) = target else {
         return Choice::settled(current);
     };
@@ -189,9 +155,5 @@ fn move_up(
     if now >= allowed_at {
         return Choice::settled(Layer(target));
     }
-    Choice {
-        reserve: track.layer_cost(target),
-        held_until: Some(allowed_at),
-        ..Choice::settled(current)
-    }
+    Choice { reserve: track.layer_cost(target), held_until: Some(allowed_at), ..Choice::settled(current) }
 }

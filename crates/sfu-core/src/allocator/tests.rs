@@ -38,24 +38,15 @@ fn camera(id: u64) -> TrackDemand {
 }
 
 fn screen(id: u64) -> TrackDemand {
-    TrackDemand {
-        source: TrackSource::ScreenShare,
-        ..camera(id)
-    }
+    TrackDemand { source: TrackSource::ScreenShare, ..camera(id) }
 }
 
 fn speaker(track: TrackDemand) -> TrackDemand {
-    TrackDemand {
-        active_speaker: true,
-        ..track
-    }
+    TrackDemand { active_speaker: true, ..track }
 }
 
 fn area(track: TrackDemand, rendered_area: u32) -> TrackDemand {
-    TrackDemand {
-        rendered_area,
-        ..track
-    }
+    TrackDemand { rendered_area, ..track }
 }
 
 fn max(track: TrackDemand, max_layer: Option<u8>) -> TrackDemand {
@@ -63,10 +54,7 @@ fn max(track: TrackDemand, max_layer: Option<u8>) -> TrackDemand {
 }
 
 fn rates(track: TrackDemand, layer_bitrates: &[Option<u64>]) -> TrackDemand {
-    TrackDemand {
-        layer_bitrates: layer_bitrates.to_vec(),
-        ..track
-    }
+    TrackDemand { layer_bitrates: layer_bitrates.to_vec(), ..track }
 }
 
 fn decisions(allocations: &Allocations) -> Vec<AllocationDecision> {
@@ -80,12 +68,7 @@ type PriorityCase = (&'static str, u64, Vec<TrackDemand>, Vec<AllocationDecision
 fn first_allocation_follows_priority() {
     let cases: Vec<PriorityCase> = vec![
         ("nothing to allocate", 1000, vec![], vec![]),
-        (
-            "audio first, even when nothing else fits",
-            50,
-            vec![camera(1), mic(2)],
-            vec![BANDWIDTH, Audio],
-        ),
+        ("audio first, even when nothing else fits", 50, vec![camera(1), mic(2)], vec![BANDWIDTH, Audio]),
         ("audio beyond the estimate", 10, vec![mic(1)], vec![Audio]),
         (
             "screen share before a large active speaker",
@@ -105,12 +88,7 @@ fn first_allocation_follows_priority() {
             vec![camera(1), area(camera(2), 100), area(camera(3), 1000)],
             vec![Layer(0), Layer(1), Layer(2)],
         ),
-        (
-            "ties by id, whatever the input order",
-            1300,
-            vec![camera(7), camera(3)],
-            vec![Layer(0), Layer(2)],
-        ),
+        ("ties by id, whatever the input order", 1300, vec![camera(7), camera(3)], vec![Layer(0), Layer(2)]),
         (
             "within the preferred maximum",
             10_000,
@@ -132,25 +110,13 @@ fn first_allocation_follows_priority() {
         (
             "unknown rates: default prices",
             540,
-            vec![
-                TrackDemand {
-                    audio_bitrate: None,
-                    ..mic(1)
-                },
-                rates(camera(2), &[None, None, None]),
-            ],
+            vec![TrackDemand { audio_bitrate: None, ..mic(1) }, rates(camera(2), &[None, None, None])],
             vec![Audio, Layer(1)],
         ),
         (
             "unknown rates: just below layer 1",
             539,
-            vec![
-                TrackDemand {
-                    audio_bitrate: None,
-                    ..mic(1)
-                },
-                rates(camera(2), &[None, None, None]),
-            ],
+            vec![TrackDemand { audio_bitrate: None, ..mic(1) }, rates(camera(2), &[None, None, None])],
             vec![Audio, Layer(0)],
         ),
         (
@@ -163,11 +129,7 @@ fn first_allocation_follows_priority() {
     for (name, estimate, tracks, expected) in cases {
         let allocations = Allocator::new().allocate(estimate * K, &tracks, Instant::now());
         assert_eq!(decisions(&allocations), expected, "{name}");
-        let cost: u64 = tracks
-            .iter()
-            .zip(&expected)
-            .map(|(track, decision)| track.cost(*decision))
-            .sum();
+        let cost: u64 = tracks.iter().zip(&expected).map(|(track, decision)| track.cost(*decision)).sum();
         assert_eq!(allocations.allocated_bps, cost, "{name}");
     }
 }
@@ -181,11 +143,7 @@ fn run_script(name: &str, tracks: &[TrackDemand], script: Script) {
     for (i, &(ms, estimate, expected)) in script.iter().enumerate() {
         let now = start + Duration::from_millis(ms);
         let allocations = allocator.allocate(estimate * K, tracks, now);
-        assert_eq!(
-            decisions(&allocations),
-            expected,
-            "{name}: step {i} at {ms} ms"
-        );
+        assert_eq!(decisions(&allocations), expected, "{name}: step {i} at {ms} ms");
     }
 }
 
@@ -208,11 +166,7 @@ fn hysteresis_scenarios() {
         ),
         (
             "down-switch at once, even right after a switch",
-            &[
-                (0, 2000, &[Audio, Layer(2)]),
-                (100, 600, &[Audio, Layer(1)]),
-                (200, 130, &[Audio, BANDWIDTH]),
-            ],
+            &[(0, 2000, &[Audio, Layer(2)]), (100, 600, &[Audio, Layer(1)]), (200, 130, &[Audio, BANDWIDTH])],
         ),
         (
             "up-switch waits for the interval",
@@ -234,19 +188,11 @@ fn hysteresis_scenarios() {
         ),
         (
             "resume needs the margin too",
-            &[
-                (0, 100, &[Audio, BANDWIDTH]),
-                (3000, 150, &[Audio, BANDWIDTH]),
-                (3100, 154, &[Audio, Layer(0)]),
-            ],
+            &[(0, 100, &[Audio, BANDWIDTH]), (3000, 150, &[Audio, BANDWIDTH]), (3100, 154, &[Audio, Layer(0)])],
         ),
         (
             "a current layer that still fits is kept",
-            &[
-                (0, 2000, &[Audio, Layer(2)]),
-                (5000, 1240, &[Audio, Layer(2)]),
-                (6000, 1239, &[Audio, Layer(1)]),
-            ],
+            &[(0, 2000, &[Audio, Layer(2)]), (5000, 1240, &[Audio, Layer(2)]), (6000, 1239, &[Audio, Layer(1)])],
         ),
     ];
     for (name, script) in cases {
@@ -263,14 +209,7 @@ fn blocked_up_switch_names_the_probe_target() {
     // Camera 3 (larger) gets layer 1, camera 2 layer 0.
     let first = allocator.allocate(600 * K, &tracks, at(0));
     assert_eq!(decisions(&first), [Audio, Layer(0), Layer(1)]);
-    assert_eq!(
-        first.blocked_up_switch,
-        Some(BlockedUpSwitch {
-            id: 3,
-            layer: 2,
-            needed_bps: 1364 * K
-        })
-    );
+    assert_eq!(first.blocked_up_switch, Some(BlockedUpSwitch { id: 3, layer: 2, needed_bps: 1364 * K }));
     assert_eq!(allocator.poll_timeout(), None, "nothing held, only blocked");
     assert_eq!(first.desired_bps, 2440 * K);
 
@@ -293,14 +232,7 @@ fn blocked_up_switch_names_the_probe_target() {
     // A track paused for bandwidth asks for its lowest layer.
     let mut allocator = Allocator::new();
     let paused = allocator.allocate(100 * K, &[mic(1), camera(2)], at(0));
-    assert_eq!(
-        paused.blocked_up_switch,
-        Some(BlockedUpSwitch {
-            id: 2,
-            layer: 0,
-            needed_bps: 154 * K
-        })
-    );
+    assert_eq!(paused.blocked_up_switch, Some(BlockedUpSwitch { id: 2, layer: 0, needed_bps: 154 * K }));
 }
 
 #[test]
@@ -323,10 +255,7 @@ fn held_up_switch_keeps_its_room_from_lower_priority_tracks() {
         previous = got;
     }
     assert_eq!(previous, [Layer(2), Layer(0)]);
-    assert_eq!(
-        camera_switches, 0,
-        "the camera must not borrow the held room"
-    );
+    assert_eq!(camera_switches, 0, "the camera must not borrow the held room");
 }
 
 #[test]
@@ -334,8 +263,7 @@ fn subscriber_changes_act_at_once() {
     let start = Instant::now();
     let at = |ms| start + Duration::from_millis(ms);
     let mut allocator = Allocator::new();
-    let mut run =
-        |ms, tracks: &[TrackDemand]| decisions(&allocator.allocate(2000 * K, tracks, at(ms)));
+    let mut run = |ms, tracks: &[TrackDemand]| decisions(&allocator.allocate(2000 * K, tracks, at(ms)));
     assert_eq!(run(0, &[camera(1)]), [Layer(2)]);
     assert_eq!(run(100, &[max(camera(1), Some(0))]), [Layer(0)], "lowered");
     assert_eq!(run(200, &[max(camera(1), None)]), [SUBSCRIBER], "paused");
@@ -385,10 +313,7 @@ fn no_flapping_around_a_threshold() {
     let mut last = 0;
     for &(ms, decision) in &switches[1] {
         if decision == Layer(2) {
-            assert!(
-                ms - last >= interval,
-                "up-switch at {ms} ms, {last} ms after the last"
-            );
+            assert!(ms - last >= interval, "up-switch at {ms} ms, {last} ms after the last");
         }
         last = ms;
     }
@@ -414,27 +339,12 @@ fn steady_estimate_settles() {
 fn desired_bps_is_every_track_at_its_maximum() {
     let cases: Vec<(&str, Vec<TrackDemand>, u64)> = vec![
         ("nothing", vec![], 0),
-        (
-            "unmeasured audio",
-            vec![TrackDemand {
-                audio_bitrate: None,
-                ..mic(1)
-            }],
-            DEFAULT_AUDIO_BITRATE,
-        ),
+        ("unmeasured audio", vec![TrackDemand { audio_bitrate: None, ..mic(1) }], DEFAULT_AUDIO_BITRATE),
         ("paused audio", vec![max(mic(1), None)], 0),
         ("paused video", vec![max(camera(1), None)], 0),
         ("preferred maximum", vec![max(camera(1), Some(1))], 400 * K),
-        (
-            "maximum past the layers",
-            vec![max(camera(1), Some(7))],
-            1200 * K,
-        ),
-        (
-            "unmeasured top layer",
-            vec![rates(camera(1), &[Some(100 * K), None, None])],
-            1500 * K,
-        ),
+        ("maximum past the layers", vec![max(camera(1), Some(7))], 1200 * K),
+        ("unmeasured top layer", vec![rates(camera(1), &[Some(100 * K), None, None])], 1500 * K),
         ("no layer list", vec![rates(camera(1), &[])], 150 * K),
         ("sum", vec![mic(1), camera(2), screen(3)], 2440 * K),
     ];
@@ -448,14 +358,8 @@ fn desired_bps_is_every_track_at_its_maximum() {
 
 #[test]
 fn default_prices_grow_with_the_layer() {
-    let cases: &[(u8, u64)] = &[
-        (0, 150 * K),
-        (1, 500 * K),
-        (2, 1500 * K),
-        (3, 3000 * K),
-        (4, 6000 * K),
-        (255, (1500 * K) << 32),
-    ];
+    let cases: &[(u8, u64)] =
+        &[(0, 150 * K), (1, 500 * K), (2, 1500 * K), (3, 3000 * K), (4, 6000 * K), (255, (1500 * K) << 32)];
     for &(layer, expected) in cases {
         assert_eq!(default_layer_bitrate(layer), expected, "layer {layer}");
     }
@@ -472,10 +376,7 @@ fn pause_reason_labels() {
 fn a_layer_just_coming_back_costs_at_least_a_quarter_of_its_default() {
     let t0 = Instant::now();
     // The encoder is restarting its medium and top layers: they measure a few kbit/s.
-    let restarting = TrackDemand {
-        layer_bitrates: vec![Some(100 * K), Some(4 * K), Some(12 * K)],
-        ..camera(2)
-    };
+    let restarting = TrackDemand { layer_bitrates: vec![Some(100 * K), Some(4 * K), Some(12 * K)], ..camera(2) };
     assert_eq!(restarting.layer_cost(1), DEFAULT_LAYER_BITRATES[1] / MEASURED_FLOOR_DIVISOR);
     assert_eq!(restarting.layer_cost(0), 100 * K, "a plausible measurement is taken as is");
     // At their measured rates the top layer would fit in 150 kbit/s next to the microphone; at

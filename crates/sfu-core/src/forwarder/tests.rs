@@ -5,8 +5,8 @@ use sfu_proto::{LayerPreference, SubscriptionSettings, TrackKind};
 use super::*;
 use crate::test_rng::Lcg;
 use DropReason::{
-    AwaitingKeyframe, Duplicate, NoLayerAvailable, NotTargetLayer, OutOfOrderTooOld, Padding,
-    Paused, PausedForBandwidth,
+    AwaitingKeyframe, Duplicate, NoLayerAvailable, NotTargetLayer, OutOfOrderTooOld, Padding, Paused,
+    PausedForBandwidth,
 };
 use LayerPreference::{High, Low};
 
@@ -31,34 +31,19 @@ fn delta(layer: u8, seq: u16, timestamp: u32) -> PacketMeta {
 }
 
 fn key(layer: u8, seq: u16, timestamp: u32) -> PacketMeta {
-    PacketMeta {
-        keyframe: true,
-        ..delta(layer, seq, timestamp)
-    }
+    PacketMeta { keyframe: true, ..delta(layer, seq, timestamp) }
 }
 
 fn padding(layer: u8, seq: u16, timestamp: u32) -> PacketMeta {
-    PacketMeta {
-        padding_only: true,
-        ..delta(layer, seq, timestamp)
-    }
+    PacketMeta { padding_only: true, ..delta(layer, seq, timestamp) }
 }
 
 fn restarted(pkt: PacketMeta) -> PacketMeta {
-    PacketMeta {
-        ssrc: pkt.ssrc + 50_000,
-        ..pkt
-    }
+    PacketMeta { ssrc: pkt.ssrc + 50_000, ..pkt }
 }
 
 fn settings(layer: LayerPreference, paused: bool) -> SubscriptionSettings {
-    SubscriptionSettings {
-        track_id: "TR_1".into(),
-        layer,
-        max_width: None,
-        max_height: None,
-        paused,
-    }
+    SubscriptionSettings { track_id: "TR_1".into(), layer, max_width: None, max_height: None, paused }
 }
 
 /// What a packet should come out as.
@@ -141,11 +126,7 @@ fn run(name: &str, mut forwarder: Forwarder, steps: &[Step]) {
                 let Decision::Forward(translation) = decision else {
                     panic!("{context}: expected a forward, got {decision:?}");
                 };
-                assert_eq!(
-                    (translation.seq, translation.switched_layer),
-                    (seq, switched),
-                    "{context}"
-                );
+                assert_eq!((translation.seq, translation.switched_layer), (seq, switched), "{context}");
                 assert_eq!(translation.marker, pkt.marker, "{context}");
                 if let Some(last) = last_ts {
                     let step = translation.timestamp.wrapping_sub(last) as i32;
@@ -175,20 +156,14 @@ fn video_scenarios() {
         (
             "start waits for a keyframe of the target layer",
             vec![
-                Step::Layer {
-                    current: None,
-                    target: Some(2),
-                },
+                Step::Layer { current: None, target: Some(2) },
                 dropped(delta(0, 1, 0), NotTargetLayer),
                 dropped(delta(2, 1, 0), AwaitingKeyframe),
                 switch(key(2, 2, 3000), 2),
                 fwd(delta(2, 3, 3000), 3),
                 dropped(key(0, 3, 3000), NotTargetLayer),
                 dropped(delta(1, 3, 3000), NotTargetLayer),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(2), target: Some(2) },
             ],
         ),
         (
@@ -198,16 +173,10 @@ fn video_scenarios() {
                 switch(key(0, 2, 3000), 2),
                 fwd(delta(0, 3, 3000), 3),
                 dropped(delta(2, 2, 3000), AwaitingKeyframe),
-                Step::Layer {
-                    current: Some(0),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(0), target: Some(2) },
                 switch(key(2, 3, 6000), 4),
                 dropped(delta(0, 4, 6000), NotTargetLayer),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(2), target: Some(2) },
             ],
         ),
         (
@@ -215,10 +184,7 @@ fn video_scenarios() {
             vec![
                 switch(key(2, 10, 0), 10),
                 Step::Prefer(Low),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(0),
-                },
+                Step::Layer { current: Some(2), target: Some(0) },
                 fwd(delta(2, 11, 0), 11),
                 dropped(delta(0, 500, 0), AwaitingKeyframe),
                 At(20),
@@ -240,22 +206,12 @@ fn video_scenarios() {
                 At(40),
                 switch(key(2, 8, 5), 102),
                 dropped(delta(0, 102, 3000), NotTargetLayer),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(2), target: Some(2) },
             ],
         ),
         (
             "keyframe request waits for the connection",
-            vec![
-                PollKeyframe(None),
-                At(100),
-                PollKeyframe(None),
-                Connected,
-                PollKeyframe(Some(2)),
-                PollKeyframe(None),
-            ],
+            vec![PollKeyframe(None), At(100), PollKeyframe(None), Connected, PollKeyframe(Some(2)), PollKeyframe(None)],
         ),
         (
             "keyframe request repeats no sooner than 500 ms; a slow start asks for the lowest layer too",
@@ -308,10 +264,7 @@ fn video_scenarios() {
                 Connected,
                 switch(key(2, 1, 0), 1),
                 Step::Pause(true),
-                Step::Layer {
-                    current: None,
-                    target: None,
-                },
+                Step::Layer { current: None, target: None },
                 dropped(key(2, 2, 3000), Paused),
                 dropped(delta(0, 2, 3000), Paused),
                 PollKeyframe(None),
@@ -401,10 +354,7 @@ fn video_scenarios() {
                 dropped(delta(1, 2, 0), NotTargetLayer),
                 At(1600),
                 dropped(delta(1, 3, 0), AwaitingKeyframe),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(1),
-                },
+                Step::Layer { current: Some(2), target: Some(1) },
                 PollKeyframe(Some(1)),
                 switch(key(1, 4, 0), 2),
                 At(1700),
@@ -417,17 +367,11 @@ fn video_scenarios() {
             vec![
                 switch(key(2, 1, 0), 1),
                 Step::BandwidthCap(Some(0)),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(0),
-                },
+                Step::Layer { current: Some(2), target: Some(0) },
                 fwd(delta(2, 2, 0), 2),
                 switch(key(0, 9, 0), 3),
                 Step::BandwidthCap(None),
-                Step::Layer {
-                    current: Some(0),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(0), target: Some(2) },
             ],
         ),
         (
@@ -437,19 +381,13 @@ fn video_scenarios() {
                 PollKeyframe(Some(2)),
                 switch(key(2, 1, 0), 1),
                 Step::Allocate(AllocationDecision::Paused(PauseReason::Bandwidth)),
-                Step::Layer {
-                    current: None,
-                    target: None,
-                },
+                Step::Layer { current: None, target: None },
                 dropped(key(2, 2, 3000), PausedForBandwidth),
                 dropped(key(0, 2, 3000), PausedForBandwidth),
                 PollKeyframe(None),
                 At(600),
                 Step::Allocate(AllocationDecision::Layer(0)),
-                Step::Layer {
-                    current: None,
-                    target: Some(0),
-                },
+                Step::Layer { current: None, target: Some(0) },
                 PollKeyframe(Some(0)),
                 dropped(delta(0, 3, 180_000), AwaitingKeyframe),
                 switch(key(0, 4, 180_000), 2),
@@ -475,10 +413,7 @@ fn video_scenarios() {
             vec![
                 switch(key(2, 1, 0), 1),
                 Step::Allocate(AllocationDecision::Layer(1)),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(1),
-                },
+                Step::Layer { current: Some(2), target: Some(1) },
                 fwd(delta(2, 2, 0), 2),
                 switch(key(1, 9, 0), 3),
             ],
@@ -496,10 +431,7 @@ fn video_scenarios() {
             vec![
                 switch(key(2, 1, 0), 1),
                 Step::Layers(&[Some((320, 180))]),
-                Step::Layer {
-                    current: Some(2),
-                    target: Some(2),
-                },
+                Step::Layer { current: Some(2), target: Some(2) },
             ],
         ),
     ];
@@ -534,10 +466,7 @@ fn video_without_any_layer_has_nothing_to_forward() {
         forwarder.on_packet(&delta(layer, 1, 0), start);
     }
     let later = start + Duration::from_secs(10);
-    assert_eq!(
-        forwarder.on_packet(&delta(9, 1, 0), later),
-        Decision::Drop(NoLayerAvailable)
-    );
+    assert_eq!(forwarder.on_packet(&delta(9, 1, 0), later), Decision::Drop(NoLayerAvailable));
     assert_eq!(forwarder.poll_keyframe_request(later), None);
 }
 
@@ -566,10 +495,7 @@ fn audio_scenarios() {
                 switch(delta(0, 502, 2880), 501),
             ],
         ),
-        (
-            "mute drops",
-            vec![Step::Mute(true), dropped(delta(0, 1, 0), Paused)],
-        ),
+        ("mute drops", vec![Step::Mute(true), dropped(delta(0, 1, 0), Paused)]),
         (
             "a bandwidth pause drops, the audio decision resumes",
             vec![
@@ -605,10 +531,7 @@ fn poll_timeout_reports_the_next_keyframe_request() {
     forwarder.on_connected(start);
     assert_eq!(forwarder.poll_timeout(), Some(start), "due at once");
     assert_eq!(forwarder.poll_keyframe_request(start), Some(2));
-    assert_eq!(
-        forwarder.poll_timeout(),
-        Some(start + Duration::from_millis(500))
-    );
+    assert_eq!(forwarder.poll_timeout(), Some(start + Duration::from_millis(500)));
     forwarder.on_packet(&key(2, 1, 0), start);
     assert_eq!(forwarder.poll_timeout(), None, "nothing wanted");
 }
@@ -616,10 +539,7 @@ fn poll_timeout_reports_the_next_keyframe_request() {
 #[test]
 fn marker_passes_through() {
     let mut forwarder = video();
-    let pkt = PacketMeta {
-        marker: true,
-        ..key(2, 1, 0)
-    };
+    let pkt = PacketMeta { marker: true, ..key(2, 1, 0) };
     let Decision::Forward(translation) = forwarder.on_packet(&pkt, Instant::now()) else {
         panic!("keyframe of the target must be forwarded");
     };
@@ -650,8 +570,7 @@ fn random_operations_keep_invariants() {
                     rng.chance(10),
                 )),
                 1 => forwarder.set_muted(rng.chance(10)),
-                2 => forwarder
-                    .set_max_layer_by_bandwidth([None, Some(0), Some(1)][rng.below(3) as usize]),
+                2 => forwarder.set_max_layer_by_bandwidth([None, Some(0), Some(1)][rng.below(3) as usize]),
                 3 if rng.chance(50) => forwarder.set_bandwidth_allocation(
                     [
                         AllocationDecision::Layer(0),
@@ -694,11 +613,7 @@ fn random_operations_keep_invariants() {
                     let decision = forwarder.on_packet(&pkt, now);
                     if let Decision::Forward(translation) = decision {
                         forwarded += 1;
-                        assert!(
-                            sent.insert(translation.seq),
-                            "seed {seed}: output seq {} reused",
-                            translation.seq
-                        );
+                        assert!(sent.insert(translation.seq), "seed {seed}: output seq {} reused", translation.seq);
                         if let Some(layer) = translation.switched_layer {
                             assert_eq!(forwarder.current_layer(), Some(layer), "seed {seed}");
                         }
@@ -737,10 +652,7 @@ fn padding_on_a_dropped_top_layer_does_not_hold_the_target() {
     }
     assert_eq!(forwarder.target_layer(), Some(1));
     assert_eq!(forwarder.current_layer(), Some(1));
-    assert!(
-        forwarded > 10,
-        "layer 1 flows once layer 2 is seen to be padding only ({forwarded})"
-    );
+    assert!(forwarded > 10, "layer 1 flows once layer 2 is seen to be padding only ({forwarded})");
 }
 
 #[test]
@@ -754,7 +666,11 @@ fn requested_layer_ignores_activity_and_bandwidth() {
     f.set_max_layer_by_bandwidth(Some(0));
     assert_eq!(f.preferred_layer(), Some(0));
     assert_eq!(f.requested_layer(), Some(2));
-    f.set_preference(&SubscriptionSettings { max_width: Some(700), max_height: Some(400), ..settings(LayerPreference::Auto, false) });
+    f.set_preference(&SubscriptionSettings {
+        max_width: Some(700),
+        max_height: Some(400),
+        ..settings(LayerPreference::Auto, false)
+    });
     assert_eq!(f.requested_layer(), Some(1), "a 700x400 tile needs the 640x360 layer");
     f.set_preference(&settings(Low, false));
     assert_eq!(f.requested_layer(), Some(0));

@@ -21,8 +21,7 @@ impl SeenWindow {
 
     /// Whether `seq` is too far behind the highest to be tracked.
     pub(crate) fn is_behind_window(&self, seq: u64) -> bool {
-        self.highest
-            .is_some_and(|highest| highest >= seq.saturating_add(REORDER_WINDOW))
+        self.highest.is_some_and(|highest| highest >= seq.saturating_add(REORDER_WINDOW))
     }
 
     /// Whether `seq` was handled (only known inside the window).
@@ -84,30 +83,10 @@ mod tests {
             ("not inserted", &[5, 7], 6, false),
             ("newer than highest", &[5], 6, false),
             ("late insert", &[5, 9, 7], 7, true),
-            (
-                "slot reused after slide",
-                &[5, 5 + REORDER_WINDOW],
-                5,
-                false,
-            ),
-            (
-                "stale bit cleared by slide",
-                &[4, 10, 4 + REORDER_WINDOW + 1],
-                4 + REORDER_WINDOW,
-                false,
-            ),
-            (
-                "edge of window",
-                &[100, 100 + REORDER_WINDOW - 1],
-                100,
-                true,
-            ),
-            (
-                "big jump clears all",
-                &[100, 100 + 10 * REORDER_WINDOW],
-                100 + 9 * REORDER_WINDOW,
-                false,
-            ),
+            ("slot reused after slide", &[5, 5 + REORDER_WINDOW], 5, false),
+            ("stale bit cleared by slide", &[4, 10, 4 + REORDER_WINDOW + 1], 4 + REORDER_WINDOW, false),
+            ("edge of window", &[100, 100 + REORDER_WINDOW - 1], 100, true),
+            ("big jump clears all", &[100, 100 + 10 * REORDER_WINDOW], 100 + 9 * REORDER_WINDOW, false),
         ];
         for (name, inserted, queried, expected) in cases {
             let mut window = SeenWindow::default();

@@ -24,10 +24,7 @@ pub(crate) struct SeqOffsets {
 
 impl SeqOffsets {
     pub(crate) fn new(first_input: u64, offset: u64) -> Self {
-        Self {
-            newest: (first_input, offset),
-            older: VecDeque::new(),
-        }
+        Self { newest: (first_input, offset), older: VecDeque::new() }
     }
 
     /// The oldest input sequence number that still has an output slot.
@@ -40,11 +37,7 @@ impl SeqOffsets {
         if self.newest.0 <= input {
             return Some(self.newest.1);
         }
-        self.older
-            .iter()
-            .rev()
-            .find(|&&(first, _)| first <= input)
-            .map(|&(_, offset)| offset)
+        self.older.iter().rev().find(|&&(first, _)| first <= input).map(|&(_, offset)| offset)
     }
 
     /// Removes the output slot of `input`, the newest input so far: later inputs move down one.
@@ -88,13 +81,7 @@ mod tests {
         offsets.remove_slot(103);
         offsets.remove_slot(104); // consecutive skips share one range
         offsets.remove_slot(110);
-        let cases = [
-            (99, None),
-            (100, Some(1000)),
-            (102, Some(1000)),
-            (105, Some(998)),
-            (111, Some(997)),
-        ];
+        let cases = [(99, None), (100, Some(1000)), (102, Some(1000)), (105, Some(998)), (111, Some(997))];
         for (input, expected) in cases {
             assert_eq!(offsets.offset_for(input), expected, "{input}");
         }

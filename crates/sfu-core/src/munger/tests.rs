@@ -8,17 +8,8 @@ const VIDEO_CLOCK: u32 = 90_000;
 /// One call on the munger, with what it should answer.
 #[derive(Clone, Copy, Debug)]
 enum Step {
-    Switch {
-        seq: u16,
-        ts: u32,
-        at_ms: u64,
-    },
-    Forward {
-        seq: u16,
-        ts: u32,
-        at_ms: u64,
-        expect: Result<(u16, u32), DropReason>,
-    },
+    Switch { seq: u16, ts: u32, at_ms: u64 },
+    Forward { seq: u16, ts: u32, at_ms: u64, expect: Result<(u16, u32), DropReason> },
     Skip(u16),
 }
 
@@ -27,21 +18,11 @@ fn switch(seq: u16, ts: u32, at_ms: u64) -> Step {
 }
 
 fn fwd(seq: u16, ts: u32, at_ms: u64, out_seq: u16, out_ts: u32) -> Step {
-    Step::Forward {
-        seq,
-        ts,
-        at_ms,
-        expect: Ok((out_seq, out_ts)),
-    }
+    Step::Forward { seq, ts, at_ms, expect: Ok((out_seq, out_ts)) }
 }
 
 fn rejected(seq: u16, ts: u32, reason: DropReason) -> Step {
-    Step::Forward {
-        seq,
-        ts,
-        at_ms: 0,
-        expect: Err(reason),
-    }
+    Step::Forward { seq, ts, at_ms: 0, expect: Err(reason) }
 }
 
 fn skip(seq: u16) -> Step {
@@ -56,17 +37,8 @@ fn run(name: &str, steps: &[Step]) {
         match *step {
             Step::Switch { seq, ts, at_ms } => munger.switch_to(seq, ts, at(at_ms)),
             Step::Skip(seq) => munger.skip(seq),
-            Step::Forward {
-                seq,
-                ts,
-                at_ms,
-                expect,
-            } => {
-                assert_eq!(
-                    munger.forward(seq, ts, at(at_ms)),
-                    expect,
-                    "{name}: step {i} {step:?}"
-                );
+            Step::Forward { seq, ts, at_ms, expect } => {
+                assert_eq!(munger.forward(seq, ts, at(at_ms)), expect, "{name}: step {i} {step:?}");
             }
         }
     }
@@ -87,10 +59,7 @@ fn scripted_cases() {
                 fwd(102, 8000, 33, 102, 8000),
             ],
         ),
-        (
-            "forward without a switch starts a stream",
-            &[fwd(7, 70, 0, 7, 70)],
-        ),
+        ("forward without a switch starts a stream", &[fwd(7, 70, 0, 7, 70)]),
         (
             "input seq wraps at 65535",
             &[
@@ -130,12 +99,7 @@ fn scripted_cases() {
         ),
         (
             "switch advances ts by at least one tick",
-            &[
-                switch(1, 0, 0),
-                fwd(1, 0, 0, 1, 0),
-                switch(900, 5, 0),
-                fwd(900, 5, 0, 2, 1),
-            ],
+            &[switch(1, 0, 0), fwd(1, 0, 0, 1, 0), switch(900, 5, 0), fwd(900, 5, 0, 2, 1)],
         ),
         (
             "skipped packets leave no gap",
@@ -151,58 +115,24 @@ fn scripted_cases() {
         ),
         (
             "upstream loss leaves a gap, filled by the late packet",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                fwd(13, 0, 0, 13, 0),
-                fwd(11, 0, 0, 11, 0),
-            ],
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), fwd(13, 0, 0, 13, 0), fwd(11, 0, 0, 11, 0)],
         ),
         (
             "reordered packet after a skip keeps its slot",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                skip(12),
-                fwd(13, 0, 0, 12, 0),
-                fwd(11, 0, 0, 11, 0),
-            ],
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), skip(12), fwd(13, 0, 0, 12, 0), fwd(11, 0, 0, 11, 0)],
         ),
         (
             "skipped packet arriving again is a duplicate",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                skip(11),
-                fwd(12, 0, 0, 11, 0),
-                rejected(11, 0, Duplicate),
-            ],
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), skip(11), fwd(12, 0, 0, 11, 0), rejected(11, 0, Duplicate)],
         ),
         (
             "late skip keeps its gap",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                fwd(12, 0, 0, 12, 0),
-                skip(11),
-                fwd(13, 0, 0, 13, 0),
-            ],
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), fwd(12, 0, 0, 12, 0), skip(11), fwd(13, 0, 0, 13, 0)],
         ),
-        (
-            "duplicate",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                rejected(10, 0, Duplicate),
-            ],
-        ),
+        ("duplicate", &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), rejected(10, 0, Duplicate)]),
         (
             "packet from before the switch",
-            &[
-                switch(100, 0, 0),
-                fwd(100, 0, 0, 100, 0),
-                rejected(99, 0, OutOfOrderTooOld),
-            ],
+            &[switch(100, 0, 0), fwd(100, 0, 0, 100, 0), rejected(99, 0, OutOfOrderTooOld)],
         ),
         (
             "packet too far behind",
@@ -215,13 +145,7 @@ fn scripted_cases() {
         ),
         (
             "switch after a skipped newest packet",
-            &[
-                switch(10, 0, 0),
-                fwd(10, 0, 0, 10, 0),
-                skip(11),
-                switch(500, 0, 0),
-                fwd(500, 0, 0, 11, 1),
-            ],
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), skip(11), switch(500, 0, 0), fwd(500, 0, 0, 11, 1)],
         ),
         (
             "switch after a late packet filled the top slot",
@@ -245,18 +169,10 @@ fn scripted_cases() {
                 fwd(11, 9000, 10, 13, 900),
             ],
         ),
-        (
-            "skip before any stream is ignored",
-            &[skip(5), fwd(5, 50, 0, 5, 50)],
-        ),
+        ("skip before any stream is ignored", &[skip(5), fwd(5, 50, 0, 5, 50)]),
         (
             "skip of the switch packet itself",
-            &[
-                switch(10, 0, 0),
-                skip(10),
-                fwd(11, 0, 0, 10, 0),
-                rejected(10, 0, Duplicate),
-            ],
+            &[switch(10, 0, 0), skip(10), fwd(11, 0, 0, 10, 0), rejected(10, 0, Duplicate)],
         ),
     ];
     for (name, steps) in cases {
@@ -288,10 +204,7 @@ fn switches_with_random_bases_stay_continuous() {
                 if let Some((prev_seq, prev_ts)) = previous {
                     assert_eq!(out_seq.wrapping_sub(prev_seq), expected_gap);
                     let ts_step = out_ts.wrapping_sub(prev_ts) as i32;
-                    assert!(
-                        if first { ts_step > 0 } else { ts_step >= 0 },
-                        "ts went back by {ts_step}"
-                    );
+                    assert!(if first { ts_step > 0 } else { ts_step >= 0 }, "ts went back by {ts_step}");
                 }
                 previous = Some((out_seq, out_ts));
                 expected_gap = 1;

@@ -37,11 +37,7 @@ fn parses_each_descriptor_form() {
                 key_idx: Some(3),
             }),
         ),
-        (
-            "TID without KEYIDX",
-            &[0x90, T, 0x40, 0x00],
-            Some(Vp8Descriptor::default()),
-        ),
+        ("TID without KEYIDX", &[0x90, T, 0x40, 0x00], Some(Vp8Descriptor::default())),
         ("TL0PICIDX missing", &[0x90, L], None),
     ];
     for (name, payload, expected) in cases {
@@ -74,14 +70,23 @@ fn a_switch_continues_the_numbering() {
     let mut munger = Vp8Munger::default();
     // The first stream keeps its own numbers.
     munger.switch_to(&descriptor(100, 10));
-    assert_eq!(munger.rewrite(&descriptor(100, 10)), Vp8Rewrite { picture_id: Some(100), tl0_pic_idx: Some(10), key_idx: None });
+    assert_eq!(
+        munger.rewrite(&descriptor(100, 10)),
+        Vp8Rewrite { picture_id: Some(100), tl0_pic_idx: Some(10), key_idx: None }
+    );
     assert_eq!(munger.rewrite(&descriptor(101, 10)).picture_id, Some(101));
     assert_eq!(munger.rewrite(&descriptor(102, 11)).tl0_pic_idx, Some(11));
 
     // Another layer, numbered from elsewhere: its keyframe follows picture 102 and TL0 11.
     munger.switch_to(&descriptor(30_000, 250));
-    assert_eq!(munger.rewrite(&descriptor(30_000, 250)), Vp8Rewrite { picture_id: Some(103), tl0_pic_idx: Some(12), key_idx: None });
-    assert_eq!(munger.rewrite(&descriptor(30_001, 251)), Vp8Rewrite { picture_id: Some(104), tl0_pic_idx: Some(13), key_idx: None });
+    assert_eq!(
+        munger.rewrite(&descriptor(30_000, 250)),
+        Vp8Rewrite { picture_id: Some(103), tl0_pic_idx: Some(12), key_idx: None }
+    );
+    assert_eq!(
+        munger.rewrite(&descriptor(30_001, 251)),
+        Vp8Rewrite { picture_id: Some(104), tl0_pic_idx: Some(13), key_idx: None }
+    );
     // The output wraps at 15 bits: the input picture that maps past 0x7fff comes out as 0.
     assert_eq!(munger.rewrite(&descriptor((30_000 + 0x8000 - 103) & 0x7fff, 252)).picture_id, Some(0));
     // TL0PICIDX wraps at 8 bits: input 250 + 256 - 12 - 1 comes out as 255.
@@ -93,7 +98,10 @@ fn a_switch_continues_the_numbering() {
     munger.rewrite(&descriptor(505, 3));
     munger.rewrite(&descriptor(503, 2));
     munger.switch_to(&descriptor(9, 9));
-    assert_eq!(munger.rewrite(&descriptor(9, 9)), Vp8Rewrite { picture_id: Some(506), tl0_pic_idx: Some(4), key_idx: None });
+    assert_eq!(
+        munger.rewrite(&descriptor(9, 9)),
+        Vp8Rewrite { picture_id: Some(506), tl0_pic_idx: Some(4), key_idx: None }
+    );
 }
 
 #[test]
@@ -106,7 +114,10 @@ fn key_idx_and_short_picture_ids_continue_too() {
     let mut munger = Vp8Munger::default();
     munger.switch_to(&short(126, 30));
     munger.rewrite(&short(126, 30));
-    assert_eq!(munger.rewrite(&short(127, 31)), Vp8Rewrite { picture_id: Some(127), tl0_pic_idx: None, key_idx: Some(31) });
+    assert_eq!(
+        munger.rewrite(&short(127, 31)),
+        Vp8Rewrite { picture_id: Some(127), tl0_pic_idx: None, key_idx: Some(31) }
+    );
     munger.switch_to(&short(40, 2));
     // 127 + 1 wraps to 0 in 7 bits; KEYIDX 31 + 1 wraps to 0 in 5 bits.
     assert_eq!(munger.rewrite(&short(40, 2)), Vp8Rewrite { picture_id: Some(0), tl0_pic_idx: None, key_idx: Some(0) });

@@ -173,7 +173,8 @@ pub(super) fn on_message(conn: &mut Conn, message: RTCMessage, now: Instant, ctx
                 for ssrc in ssrcs {
                     if let Some(layer) = video.ssrcs.iter().position(|s| *s == ssrc) {
                         ctx.stats.plis_received += 1;
-                        let recent = video.last_keyframe[layer].is_some_and(|at| now.duration_since(at) < MIN_KEYFRAME_INTERVAL);
+                        let recent =
+                            video.last_keyframe[layer].is_some_and(|at| now.duration_since(at) < MIN_KEYFRAME_INTERVAL);
                         if !recent {
                             video.keyframe_wanted[layer] = true;
                         }
@@ -191,7 +192,13 @@ pub(super) fn on_rtp(conn: &mut Conn, packet: &rtc::rtp::Packet, now: Instant, c
     let ssrc = packet.header.ssrc;
     if debug_mode() == "twcc" {
         let tw = packet.header.get_extension(1).map(|b| u16::from_be_bytes([b[0], b.get(1).copied().unwrap_or(0)]));
-        eprintln!("rtp ssrc {ssrc:08x} pt {} seq {} twcc {tw:?} len {} pad {}", packet.header.payload_type, packet.header.sequence_number, packet.payload.len(), packet.header.padding);
+        eprintln!(
+            "rtp ssrc {ssrc:08x} pt {} seq {} twcc {tw:?} len {} pad {}",
+            packet.header.payload_type,
+            packet.header.sequence_number,
+            packet.payload.len(),
+            packet.header.padding
+        );
     }
     let trailer = synth::read_trailer(&packet.payload);
     let video = trailer.map_or(packet.header.payload_type == peer::PT_VP8, |(_, kind)| kind != KIND_AUDIO);
@@ -206,7 +213,11 @@ pub(super) fn on_rtp(conn: &mut Conn, packet: &rtc::rtp::Packet, now: Instant, c
     if sub.first_media.is_none() {
         sub.first_media = Some(now);
         if debug() && conn.id < 12 {
-            eprintln!("conn {} first media {:.1} ms after its websocket connect (video={video})", conn.id, now.duration_since(sub.t0).as_secs_f64() * 1000.0);
+            eprintln!(
+                "conn {} first media {:.1} ms after its websocket connect (video={video})",
+                conn.id,
+                now.duration_since(sub.t0).as_secs_f64() * 1000.0
+            );
         }
         ctx.stats.joins_ms.push(now.duration_since(sub.t0).as_secs_f64() * 1000.0);
     }
@@ -357,7 +368,9 @@ pub(super) fn media_tick(conn: &mut Conn, now: Instant, ctx: &mut Ctx<'_>) -> Op
                 marker: n == 0,
                 payload_type: audio.payload_type,
                 sequence_number: audio.seq,
-                timestamp: audio.timestamp_base.wrapping_add((n * u64::from(AUDIO_CLOCK / AUDIO_PACKETS_PER_SEC)) as u32),
+                timestamp: audio
+                    .timestamp_base
+                    .wrapping_add((n * u64::from(AUDIO_CLOCK / AUDIO_PACKETS_PER_SEC)) as u32),
                 ssrc: audio.ssrc,
                 ..Default::default()
             };

@@ -15,15 +15,14 @@
 
 use bytes::Bytes;
 use rtc::interceptor::{
-    AttributedPacket, Interceptor, NackGeneratorBuilder, Packet as ChainPacket, RTCPFeedback,
-    RTPHeaderExtension, ReceiverReportBuilder, Registry, Slot, StreamInfo, TaggedPacket,
-    TwccReceiverBuilder,
+    AttributedPacket, Interceptor, NackGeneratorBuilder, Packet as ChainPacket, RTCPFeedback, RTPHeaderExtension,
+    ReceiverReportBuilder, Registry, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
 };
 use rtc::rtp::header::Header;
 use rtc::sansio::Protocol;
+use rtc::shared::TransportContext;
 use rtc::shared::marshal::{MarshalSize, Unmarshal};
 use rtc::srtp::context::Context;
-use rtc::shared::TransportContext;
 use sfu_srtp::SrtpKeys;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -167,7 +166,8 @@ impl FastRx {
     }
 
     fn feed(&mut self, packet: ChainPacket, now: Instant) {
-        let message = TaggedPacket { now, transport: TransportContext::default(), message: AttributedPacket::new(packet) };
+        let message =
+            TaggedPacket { now, transport: TransportContext::default(), message: AttributedPacket::new(packet) };
         let _ = self.feedback.handle_read(message);
         while self.feedback.poll_read().is_some() {}
     }
@@ -237,7 +237,8 @@ fn unwrap_rtx(rtx: &rtc::rtp::Packet, media_ssrc: u32) -> Option<rtc::rtp::Packe
 pub fn rtx_pairs(sdp: &str) -> Vec<(u32, u32)> {
     sdp.lines()
         .filter_map(|line| {
-            let mut ssrcs = line.trim_end().strip_prefix("a=ssrc-group:FID ")?.split_whitespace().map(str::parse::<u32>);
+            let mut ssrcs =
+                line.trim_end().strip_prefix("a=ssrc-group:FID ")?.split_whitespace().map(str::parse::<u32>);
             let (Some(Ok(media)), Some(Ok(rtx))) = (ssrcs.next(), ssrcs.next()) else { return None };
             Some((rtx, media))
         })
@@ -274,7 +275,14 @@ mod tests {
 
     /// A protected packet as the server sends it: transport-cc extension, then payload.
     fn seal(server: &mut Context, payload_type: u8, ssrc: u32, seq: u16, twcc: u16, payload: Vec<u8>) -> Vec<u8> {
-        let mut header = Header { version: 2, payload_type, sequence_number: seq, timestamp: 90 * u32::from(seq), ssrc, ..Default::default() };
+        let mut header = Header {
+            version: 2,
+            payload_type,
+            sequence_number: seq,
+            timestamp: 90 * u32::from(seq),
+            ssrc,
+            ..Default::default()
+        };
         header.extension = true;
         header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
         header.set_extension(TWCC_ID, Bytes::copy_from_slice(&twcc.to_be_bytes())).unwrap();
@@ -376,9 +384,14 @@ mod tests {
             let Opened::Media(p) = rx.open(&sealed(&mut server, 42, seq, twcc)) else { panic!("opened") };
             rx.observe(p, t0);
         }
-        let Opened::Rtx { rtx: carrier, original } = rx.open(&sealed_rtx(&mut server, 4242, 500, 2, 3)) else { panic!("RTX opened") };
+        let Opened::Rtx { rtx: carrier, original } = rx.open(&sealed_rtx(&mut server, 4242, 500, 2, 3)) else {
+            panic!("RTX opened")
+        };
         let original = original.expect("carries a packet");
-        assert_eq!((original.header.ssrc, original.header.sequence_number, original.header.payload_type), (42, 2, PT_VP8));
+        assert_eq!(
+            (original.header.ssrc, original.header.sequence_number, original.header.payload_type),
+            (42, 2, PT_VP8)
+        );
         assert_eq!(&original.payload[..], &[2u8; 100][..]);
         assert!(original.header.extensions.is_empty(), "transport-cc is counted on the RTX packet only");
         rx.observe(carrier, t0 + Duration::from_millis(1));
@@ -401,7 +414,12 @@ mod tests {
     fn finds_the_transport_cc_id() {
         let sdp = "v=0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n";
         assert_eq!(twcc_ext_id(sdp), Some(3));
-        assert_eq!(twcc_ext_id("a=extmap:5/sendrecv http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"), Some(5));
+        assert_eq!(
+            twcc_ext_id(
+                "a=extmap:5/sendrecv http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+            ),
+            Some(5)
+        );
         assert_eq!(twcc_ext_id("a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid"), None);
     }
 

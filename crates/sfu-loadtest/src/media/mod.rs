@@ -6,16 +6,16 @@
 //! Datagrams are demultiplexed by the poll token of the socket they arrive on. The control side
 //! (signaling tasks on tokio) talks to a worker through a command queue plus a `mio::Waker`.
 
+mod conn_io;
 pub mod fast_rx;
 pub mod link;
 pub mod peer;
 pub mod receive;
 pub mod recv_batch;
-pub mod synth;
-pub mod tap;
-mod conn_io;
 mod setup;
 mod snapshot;
+pub mod synth;
+pub mod tap;
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -32,18 +32,18 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_proto::{LayerInfo, Rid, TrackDescription, TrackSource};
 use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind;
-use std::os::fd::AsRawFd;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::stats::{Histogram, WorkerStats};
+use conn_io::{feed, media_tick, on_event, on_message, send_feedback};
 use link::{Admit, Link, LinkConfig};
 use peer::{PublishSpec, Role};
 use receive::{Arrival, StreamRx};
-use conn_io::{feed, media_tick, on_event, on_message, send_feedback};
 use synth::{AUDIO_CLOCK, AUDIO_PACKETS_PER_SEC, FPS, KIND_AUDIO, LAYERS, VIDEO_CLOCK};
 
 const WAKE: Token = Token(usize::MAX);
@@ -54,9 +54,7 @@ const WAKE: Token = Token(usize::MAX);
 /// sent (for checking the server's bandwidth estimation).
 pub fn debug_mode() -> &'static str {
     static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    MODE.get_or_init(|| {
-        std::env::var("LOADTEST_DEBUG").ok().filter(|v| !v.is_empty() && v != "0").unwrap_or_default()
-    })
+    MODE.get_or_init(|| std::env::var("LOADTEST_DEBUG").ok().filter(|v| !v.is_empty() && v != "0").unwrap_or_default())
 }
 
 fn debug() -> bool {
@@ -81,14 +79,32 @@ pub struct PublisherOffer {
 
 pub enum Command {
     /// Create a publisher connection with these tracks and return its offer.
-    Publish { id: u64, spec: PublishSpec, label: String, reply: oneshot::Sender<anyhow::Result<PublisherOffer>> },
-    PublisherAnswer { id: u64, sdp: String, reply: oneshot::Sender<anyhow::Result<()>> },
+    Publish {
+        id: u64,
+        spec: PublishSpec,
+        label: String,
+        reply: oneshot::Sender<anyhow::Result<PublisherOffer>>,
+    },
+    PublisherAnswer {
+        id: u64,
+        sdp: String,
+        reply: oneshot::Sender<anyhow::Result<()>>,
+    },
     /// A server offer for a subscriber connection (created on the first one). `t0` is when the
     /// participant started connecting its WebSocket.
-    SubscriberOffer { id: u64, sdp: String, t0: Instant, reply: oneshot::Sender<anyhow::Result<String>> },
-    Close { id: u64 },
+    SubscriberOffer {
+        id: u64,
+        sdp: String,
+        t0: Instant,
+        reply: oneshot::Sender<anyhow::Result<String>>,
+    },
+    Close {
+        id: u64,
+    },
     /// Close every connection, report, and stop.
-    Finish { reply: oneshot::Sender<FinalReport> },
+    Finish {
+        reply: oneshot::Sender<FinalReport>,
+    },
 }
 
 /// Per-subscriber figures at the end of the run.
@@ -347,8 +363,8 @@ impl Worker {
                 let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
                 let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
                 // One-byte header extension block right after the fixed header (no CSRCs here).
-                let tw = (datagram[0] & 0x10 != 0 && len > 20 && datagram[12] == 0xbe && datagram[13] == 0xde)
-                    .then(|| {
+                let tw =
+                    (datagram[0] & 0x10 != 0 && len > 20 && datagram[12] == 0xbe && datagram[13] == 0xde).then(|| {
                         let (id, l) = (datagram[16] >> 4, datagram[16] & 0x0f);
                         (id, l, u16::from_be_bytes([datagram[17], datagram[18]]))
                     });
@@ -414,12 +430,14 @@ impl Worker {
                     let _ = conn.pc.handle_timeout(now);
                 }
                 TimerKind::Media => {
-                    let mut ctx = Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
+                    let mut ctx =
+                        Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
                     let next = media_tick(conn, now, &mut ctx);
                     self.arm(slot, TimerKind::Media, next);
                 }
                 TimerKind::Link => {
-                    let mut ctx = Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
+                    let mut ctx =
+                        Ctx { stats: &mut self.stats, latency: &mut self.interval_latency, epoch: self.config.epoch };
                     let conn = &mut self.conns[slot];
                     if let Some(mut link) = conn.link.take() {
                         while let Some((from, data)) = link.pop_due(now) {

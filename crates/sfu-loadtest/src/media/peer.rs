@@ -14,11 +14,11 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
 use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -77,14 +77,8 @@ fn rtx(apt: u8) -> RTCRtpCodec {
 
 pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCPeerConnection> {
     let mut engine = MediaEngine::default();
-    engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS },
-        RtpCodecKind::Audio,
-    )?;
-    engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: PT_VP8 },
-        RtpCodecKind::Video,
-    )?;
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS }, RtpCodecKind::Audio)?;
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: PT_VP8 }, RtpCodecKind::Video)?;
     let mut registry = Registry::new();
     match role {
         Role::Publisher => {
@@ -114,9 +108,8 @@ pub fn build(role: Role, local: SocketAddr, now: Instant) -> anyhow::Result<RTCP
     if role == Role::Subscriber {
         // Notes the SRTP keys as the handshake derives them, for fast_rx, which knows the two
         // 128-bit profiles (a peer such as Janus would otherwise pick AES-256).
-        settings = settings
-            .with_crypto_provider(sfu_srtp::KeyNotingProvider::new()?)
-            .with_srtp_protection_profiles(vec![
+        settings =
+            settings.with_crypto_provider(sfu_srtp::KeyNotingProvider::new()?).with_srtp_protection_profiles(vec![
                 SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
                 SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
             ]);
@@ -165,7 +158,11 @@ pub struct PublisherTracks {
     pub video: Option<(RTCRtpSenderId, [u32; 3])>,
 }
 
-pub fn add_publisher_tracks(pc: &mut RTCPeerConnection, spec: PublishSpec, label: &str) -> anyhow::Result<PublisherTracks> {
+pub fn add_publisher_tracks(
+    pc: &mut RTCPeerConnection,
+    spec: PublishSpec,
+    label: &str,
+) -> anyhow::Result<PublisherTracks> {
     let stream = format!("{label}-stream");
     let mut tracks = PublisherTracks { audio: None, video: None };
     if spec.audio {
@@ -224,7 +221,11 @@ pub fn mid_of(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId) -> Option<Stri
 
 /// Negotiated header extension id for `uri` on `sender`, and the negotiated payload type of
 /// its codec.
-pub fn sender_params(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId, mime: &str) -> (Option<u8>, Option<u8>, Option<u8>) {
+pub fn sender_params(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    mime: &str,
+) -> (Option<u8>, Option<u8>, Option<u8>) {
     let Some(mut s) = pc.rtp_sender(sender) else { return (None, None, None) };
     let params = s.get_parameters();
     let ext = |uri: &str| params.rtp_parameters.header_extensions.iter().find(|h| h.uri == uri).map(|h| h.id as u8);

@@ -81,7 +81,13 @@ impl RecvBatch {
             // SAFETY: every header points at a name, an iovec and a control buffer that live
             // until the call returns, and each iovec at a buffer of BUF_LEN bytes.
             let n = unsafe {
-                libc::recvmmsg(fd, headers.as_mut_ptr(), MAX_PER_CALL as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                libc::recvmmsg(
+                    fd,
+                    headers.as_mut_ptr(),
+                    MAX_PER_CALL as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
             };
             if n >= 0 {
                 break n as usize;

@@ -41,7 +41,13 @@ impl Worker {
         Ok(slot)
     }
 
-    pub(super) fn publish_offer(&mut self, id: u64, spec: PublishSpec, label: &str, now: Instant) -> anyhow::Result<PublisherOffer> {
+    pub(super) fn publish_offer(
+        &mut self,
+        id: u64,
+        spec: PublishSpec,
+        label: &str,
+        now: Instant,
+    ) -> anyhow::Result<PublisherOffer> {
         let slot = self.new_conn(id, Role::Publisher, now)?;
         let conn = &mut self.conns[slot];
         let tracks = peer::add_publisher_tracks(&mut conn.pc, spec, label)?;
@@ -59,8 +65,19 @@ impl Worker {
         };
         if let Some((sender, ssrc)) = tracks.audio {
             let mid = peer::mid_of(&mut conn.pc, sender).unwrap_or_default();
-            descriptions.push(TrackDescription { mid, source: TrackSource::Microphone, name: "mic".into(), layers: vec![] });
-            state.audio = Some(AudioOut { sender, ssrc, seq: rand::random(), timestamp_base: rand::random(), payload_type: peer::PT_OPUS });
+            descriptions.push(TrackDescription {
+                mid,
+                source: TrackSource::Microphone,
+                name: "mic".into(),
+                layers: vec![],
+            });
+            state.audio = Some(AudioOut {
+                sender,
+                ssrc,
+                seq: rand::random(),
+                timestamp_base: rand::random(),
+                payload_type: peer::PT_OPUS,
+            });
         }
         if let Some((sender, ssrcs)) = tracks.video {
             let mid = peer::mid_of(&mut conn.pc, sender).unwrap_or_default();
@@ -112,7 +129,13 @@ impl Worker {
         Ok(())
     }
 
-    pub(super) fn subscriber_offer(&mut self, id: u64, sdp: String, t0: Instant, now: Instant) -> anyhow::Result<String> {
+    pub(super) fn subscriber_offer(
+        &mut self,
+        id: u64,
+        sdp: String,
+        t0: Instant,
+        now: Instant,
+    ) -> anyhow::Result<String> {
         let slot = match self.by_id.get(&id) {
             Some(&slot) => slot,
             None => {

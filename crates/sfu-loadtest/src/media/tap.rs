@@ -129,7 +129,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackProbe {
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
         if let Packet::Rtcp(list) = &msg.message.packet {
             for p in list {
-                if let Some(cc) = p.as_any().downcast_ref::<rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc>() {
+                if let Some(cc) =
+                    p.as_any().downcast_ref::<rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc>()
+                {
                     self.reports += 1;
                     let deltas: Vec<i64> = cc.recv_deltas.iter().map(|d| d.delta).collect();
                     let spread = deltas.iter().skip(1).sum::<i64>();

@@ -3,21 +3,14 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<Vec<_>>()
-        .into_iter()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
 }
 
 /// A config file in the temp dir, removed on drop.
 struct TempFile(PathBuf);
 impl TempFile {
     fn new(name: &str, text: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "sfu-config-test-{}-{name}.toml",
-            std::process::id()
-        ));
+        let p = std::env::temp_dir().join(format!("sfu-config-test-{}-{name}.toml", std::process::id()));
         std::fs::write(&p, text).unwrap();
         TempFile(p)
     }
@@ -42,10 +35,7 @@ fn defaults() {
     assert_eq!(c.rtc.max_message_bytes, 65536);
     assert_eq!(c.log, DEFAULT_LOG);
     assert!(!c.dev);
-    assert_eq!(
-        c.http_addr(),
-        "127.0.0.1:7880".parse::<SocketAddr>().unwrap()
-    );
+    assert_eq!(c.http_addr(), "127.0.0.1:7880".parse::<SocketAddr>().unwrap());
     assert_eq!(c.departure_timeout(), Duration::from_secs(20));
     assert!(c.effective_shards() >= 1);
 }
@@ -64,14 +54,7 @@ fn no_file_no_keys_is_dev_mode() {
 
 #[test]
 fn keys_from_env_disable_dev_mode() {
-    let c = Config::load(
-        None,
-        env(&[
-            ("SFU_AUTH__API_KEY", "prodkey"),
-            ("SFU_AUTH__API_SECRET", SECRET),
-        ]),
-    )
-    .unwrap();
+    let c = Config::load(None, env(&[("SFU_AUTH__API_KEY", "prodkey"), ("SFU_AUTH__API_SECRET", SECRET)])).unwrap();
     assert!(!c.dev);
     assert!(!c.is_dev_keys());
     c.validate().unwrap();
@@ -148,10 +131,7 @@ fn file_without_keys_is_not_dev_mode() {
 
 #[test]
 fn env_overrides_top_level_and_nested() {
-    let f = TempFile::new(
-        "env",
-        "http_port = 8080\n[rtc]\nshards = 4\nudp_port_start = 40000\n",
-    );
+    let f = TempFile::new("env", "http_port = 8080\n[rtc]\nshards = 4\nudp_port_start = 40000\n");
     let c = Config::load(
         Some(&f.0),
         env(&[
@@ -161,10 +141,7 @@ fn env_overrides_top_level_and_nested() {
             ("SFU_ANNOUNCE", "192.0.2.1"),
             ("SFU_AUTH__API_KEY", "key"),
             // All digits: parsed as an integer first, retried as the string it must be.
-            (
-                "SFU_AUTH__API_SECRET",
-                "12345678901234567890123456789012345",
-            ),
+            ("SFU_AUTH__API_SECRET", "12345678901234567890123456789012345"),
             ("SFU_DEV", "FALSE"),
             ("OTHER_HTTP_PORT", "1"),
         ]),
@@ -172,10 +149,7 @@ fn env_overrides_top_level_and_nested() {
     .unwrap();
     assert_eq!(c.http_port, 9000);
     assert_eq!(c.rtc.shards, 2);
-    assert_eq!(
-        c.rtc.udp_port_start, 40000,
-        "file value kept when not overridden"
-    );
+    assert_eq!(c.rtc.udp_port_start, 40000, "file value kept when not overridden");
     assert_eq!(c.log, "warn");
     assert_eq!(c.announce, Some("192.0.2.1".parse::<IpAddr>().unwrap()));
     assert_eq!(c.auth.api_secret, "12345678901234567890123456789012345");
@@ -186,11 +160,7 @@ fn env_overrides_top_level_and_nested() {
 #[test]
 fn env_empty_value_resets_and_config_path_var_is_ignored() {
     let f = TempFile::new("reset", "announce = \"192.0.2.9\"\ndev = true\n");
-    let c = Config::load(
-        Some(&f.0),
-        env(&[("SFU_ANNOUNCE", ""), ("SFU_CONFIG", "/etc/sfu.toml")]),
-    )
-    .unwrap();
+    let c = Config::load(Some(&f.0), env(&[("SFU_ANNOUNCE", ""), ("SFU_CONFIG", "/etc/sfu.toml")])).unwrap();
     assert_eq!(c.announce, None);
 }
 
@@ -198,28 +168,16 @@ fn env_empty_value_resets_and_config_path_var_is_ignored() {
 fn unknown_key_errors_name_the_key() {
     let f = TempFile::new("unknown", "[rtc]\nshardz = 2\n");
     let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::UnknownKey { key, .. } if key == "rtc.shardz"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ConfigError::UnknownKey { key, .. } if key == "rtc.shardz"), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("rtc.shardz") && msg.contains("config file"),
-        "{msg}"
-    );
+    assert!(msg.contains("rtc.shardz") && msg.contains("config file"), "{msg}");
 
     let err = Config::load(None, env(&[("SFU_HTTP_PROT", "1")])).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("`http_prot`") && msg.contains("SFU_HTTP_PROT"),
-        "{msg}"
-    );
+    assert!(msg.contains("`http_prot`") && msg.contains("SFU_HTTP_PROT"), "{msg}");
 
     let err = Config::load(None, env(&[("SFU_AUTH__TOKEN", "x")])).unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::UnknownKey { key, .. } if key == "auth.token"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ConfigError::UnknownKey { key, .. } if key == "auth.token"), "{err:?}");
 
     let err = Config::load(None, env(&[("SFU_RTC____X", "1")])).unwrap_err();
     assert!(matches!(err, ConfigError::Env { .. }), "{err:?}");
@@ -228,19 +186,13 @@ fn unknown_key_errors_name_the_key() {
 #[test]
 fn invalid_values_are_reported() {
     let err = Config::load(None, env(&[("SFU_HTTP_PORT", "70000")])).unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::InvalidValue { key, .. } if key == "http_port"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ConfigError::InvalidValue { key, .. } if key == "http_port"), "{err:?}");
     let err = Config::load(None, env(&[("SFU_BIND", "localhost")])).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("`bind`") && msg.contains("SFU_BIND"), "{msg}");
 
     let err = Config::load(None, env(&[("SFU_RTC", "3")])).unwrap_err();
-    assert!(
-        matches!(&err, ConfigError::InvalidValue { key, .. } if key == "rtc"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ConfigError::InvalidValue { key, .. } if key == "rtc"), "{err:?}");
 
     let f = TempFile::new("syntax", "http_port = \n");
     let err = Config::load(Some(&f.0), env(&[])).unwrap_err();
@@ -253,72 +205,30 @@ fn invalid_values_are_reported() {
 
 #[test]
 fn validation() {
-    let prod = Config {
-        auth: AuthConfig {
-            api_key: "k".into(),
-            api_secret: SECRET.into(),
-        },
-        ..Config::default()
-    };
+    let prod = Config { auth: AuthConfig { api_key: "k".into(), api_secret: SECRET.into() }, ..Config::default() };
     prod.validate().unwrap();
 
-    let short = Config {
-        auth: AuthConfig {
-            api_key: "k".into(),
-            api_secret: "short".into(),
-        },
-        ..prod.clone()
-    };
-    assert!(
-        short
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("at least 32")
-    );
+    let short = Config { auth: AuthConfig { api_key: "k".into(), api_secret: "short".into() }, ..prod.clone() };
+    assert!(short.validate().unwrap_err().to_string().contains("at least 32"));
     // Dev mode tolerates a short secret.
     Config { dev: true, ..short }.validate().unwrap();
 
-    let dev_secret_in_prod = Config {
-        auth: AuthConfig {
-            api_key: "k".into(),
-            api_secret: DEV_API_SECRET.into(),
-        },
-        ..prod.clone()
-    };
+    let dev_secret_in_prod =
+        Config { auth: AuthConfig { api_key: "k".into(), api_secret: DEV_API_SECRET.into() }, ..prod.clone() };
     assert!(dev_secret_in_prod.validate().is_err());
 
     for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255"] {
-        let c = Config {
-            announce: Some(bad.parse::<IpAddr>().unwrap()),
-            ..prod.clone()
-        };
+        let c = Config { announce: Some(bad.parse::<IpAddr>().unwrap()), ..prod.clone() };
         assert!(c.validate().is_err(), "announce {bad}");
     }
 
-    let c = Config {
-        rtc: RtcConfig {
-            udp_port_start: 65535,
-            shards: 2,
-            ..RtcConfig::default()
-        },
-        ..prod.clone()
-    };
+    let c = Config { rtc: RtcConfig { udp_port_start: 65535, shards: 2, ..RtcConfig::default() }, ..prod.clone() };
     assert!(c.validate().is_err());
 
-    let c = Config {
-        rtc: RtcConfig {
-            max_message_bytes: 10,
-            ..RtcConfig::default()
-        },
-        ..prod.clone()
-    };
+    let c = Config { rtc: RtcConfig { max_message_bytes: 10, ..RtcConfig::default() }, ..prod.clone() };
     assert!(c.validate().is_err());
 
-    let wildcard = Config {
-        bind: "0.0.0.0".parse::<IpAddr>().unwrap(),
-        ..prod.clone()
-    };
+    let wildcard = Config { bind: "0.0.0.0".parse::<IpAddr>().unwrap(), ..prod.clone() };
     wildcard.validate().unwrap();
     assert_eq!(wildcard.announce_ip(), None);
     assert_eq!(prod.announce_ip(), Some(prod.bind));
@@ -342,22 +252,14 @@ fn example_file_matches() {
                 let k = k.trim();
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
             });
-            if is_key || (t.starts_with('[') && t.ends_with(']')) {
-                t
-            } else {
-                ""
-            }
+            if is_key || (t.starts_with('[') && t.ends_with(']')) { t } else { "" }
         })
         .collect::<Vec<_>>()
         .join("\n");
     let f = TempFile::new("example", &uncommented);
     let c = Config::load(Some(&f.0), env(&[])).unwrap();
     // Defaults everywhere except the illustrative announce address and keys.
-    let expected = Config {
-        announce: c.announce,
-        auth: c.auth.clone(),
-        ..Config::default()
-    };
+    let expected = Config { announce: c.announce, auth: c.auth.clone(), ..Config::default() };
     assert_eq!(c, expected);
     assert!(c.announce.is_some());
 }
@@ -371,7 +273,10 @@ fn cors_origins_default_to_any_and_read_lists_from_file_or_env() {
     c.validate().unwrap();
     // The port key beside the table is untouched.
     assert_eq!(c.http_port, 7880);
-    let f = TempFile::new("cors", "[http]\ncors_origins = []\n[auth]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef-prod\"\n");
+    let f = TempFile::new(
+        "cors",
+        "[http]\ncors_origins = []\n[auth]\napi_key = \"k\"\napi_secret = \"0123456789abcdef0123456789abcdef-prod\"\n",
+    );
     let c = Config::load(Some(&f.0), env(&[])).unwrap();
     assert!(c.http.cors_origins.is_empty());
     c.validate().unwrap();

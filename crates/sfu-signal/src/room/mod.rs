@@ -11,9 +11,7 @@ pub use model::*;
 pub use publish::RequestError;
 
 use parking_lot::Mutex;
-use sfu_proto::{
-    Identity, LeaveReason, ParticipantId, RoomId, ServerMessage,
-};
+use sfu_proto::{Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -172,10 +170,7 @@ impl Hub {
             }
             tokio::time::sleep(hub.departure_timeout).await;
             let mut room = room_ref.lock().await;
-            let stale = room
-                .participants
-                .get(&id)
-                .is_some_and(|p| p.generation == generation && p.outbox.is_none());
+            let stale = room.participants.get(&id).is_some_and(|p| p.generation == generation && p.outbox.is_none());
             if stale {
                 hub.remove_participant(&mut room, &id, LeaveReason::Timeout).await;
             }

@@ -2,8 +2,7 @@
 //! subscriptions, and the state of each subscriber connection's negotiation.
 
 use sfu_proto::{
-    Identity, ParticipantId, ParticipantInfo, RoomId, ServerMessage, SubscriptionSettings,
-    TrackId, TrackInfo,
+    Identity, ParticipantId, ParticipantInfo, RoomId, ServerMessage, SubscriptionSettings, TrackId, TrackInfo,
 };
 use sfu_transport::{ConnId, TrackKey};
 use std::collections::{HashMap, HashSet};
@@ -123,15 +122,11 @@ impl Room {
 
     /// The track with this id and who publishes it.
     pub fn track(&self, id: &TrackId) -> Option<(&Participant, &TrackEntry)> {
-        self.participants
-            .values()
-            .find_map(|p| p.tracks.iter().find(|t| &t.info.id == id).map(|t| (p, t)))
+        self.participants.values().find_map(|p| p.tracks.iter().find(|t| &t.info.id == id).map(|t| (p, t)))
     }
 
     pub fn track_by_key(&self, key: TrackKey) -> Option<(&Participant, &TrackEntry)> {
-        self.participants
-            .values()
-            .find_map(|p| p.tracks.iter().find(|t| t.key == key).map(|t| (p, t)))
+        self.participants.values().find_map(|p| p.tracks.iter().find(|t| t.key == key).map(|t| (p, t)))
     }
 
     pub fn others(&self, me: &ParticipantId) -> Vec<ParticipantInfo> {

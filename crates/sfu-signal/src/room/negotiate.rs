@@ -49,7 +49,12 @@ impl Hub {
     }
 
     /// The subscriber's answer to our last offer.
-    pub async fn subscriber_answer(&self, room: &mut Room, id: &ParticipantId, sdp: String) -> Result<(), RequestError> {
+    pub async fn subscriber_answer(
+        &self,
+        room: &mut Room,
+        id: &ParticipantId,
+        sdp: String,
+    ) -> Result<(), RequestError> {
         let p = room.participants.get_mut(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
         if !p.negotiation.awaiting_answer {
             return Err(RequestError::new(ErrorCode::BadState, "no subscriber offer is awaiting an answer"));
@@ -71,7 +76,8 @@ impl Hub {
 /// expect to be told.
 pub(super) fn local_candidate(sdp: &str) -> Option<IceCandidate> {
     let mid = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:"))?;
-    let candidate = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=").filter(|c| c.starts_with("candidate:")))?;
+    let candidate =
+        sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=").filter(|c| c.starts_with("candidate:")))?;
     Some(IceCandidate { candidate: candidate.to_owned(), sdp_mid: Some(mid.to_owned()), sdp_m_line_index: Some(0) })
 }
 

@@ -2,8 +2,8 @@
 //! every other participant's subscriber connection.
 
 use sfu_proto::{
-    ErrorCode, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackDescription,
-    TrackId, TrackInfo, TrackSource,
+    ErrorCode, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackDescription, TrackId,
+    TrackInfo, TrackSource,
 };
 use sfu_transport::{DownTrackSpec, MediaError, PublisherAnswer};
 
@@ -49,17 +49,14 @@ impl Hub {
         if !p.grants.publish && offers_media(&sdp) {
             return Err(RequestError::new(ErrorCode::NotAllowed, "token does not grant publishing media"));
         }
-        let PublisherAnswer { sdp: answer, added, removed } = self
-            .media
-            .publisher_offer(p.publisher_conn, id.clone(), sdp, descriptions.clone())
-            .await?;
+        let PublisherAnswer { sdp: answer, added, removed } =
+            self.media.publisher_offer(p.publisher_conn, id.clone(), sdp, descriptions.clone()).await?;
         p.send(ServerMessage::Answer { sdp: answer.clone() });
         if let Some(candidate) = super::negotiate::local_candidate(&answer) {
             p.send(ServerMessage::Candidate { target: sfu_proto::PeerRole::Publisher, candidate });
         }
 
-        let removed_entries: Vec<TrackEntry> =
-            p.tracks.iter().filter(|t| removed.contains(&t.key)).cloned().collect();
+        let removed_entries: Vec<TrackEntry> = p.tracks.iter().filter(|t| removed.contains(&t.key)).cloned().collect();
         if !removed_entries.is_empty() {
             if let Some(p) = room.participants.get_mut(id) {
                 p.tracks.retain(|t| !removed.contains(&t.key));
@@ -107,7 +104,13 @@ impl Hub {
     }
 
     /// Adds one track to a subscriber's connection (negotiation happens separately).
-    pub async fn subscribe(&self, room: &mut Room, subscriber: &ParticipantId, publisher: &ParticipantId, track: &TrackEntry) {
+    pub async fn subscribe(
+        &self,
+        room: &mut Room,
+        subscriber: &ParticipantId,
+        publisher: &ParticipantId,
+        track: &TrackEntry,
+    ) {
         let Some(s) = room.participants.get(subscriber) else { return };
         if !s.subscribes() || s.subscribed.contains(&track.key) {
             return;
@@ -157,7 +160,10 @@ impl Hub {
                 if s.subscribed.remove(&track.key) {
                     let _ = self.media.subscriber_remove_track(s.subscriber_conn, track.key).await;
                 }
-                s.send(ServerMessage::TrackUnpublished { participant_id: publisher.clone(), track_id: track.info.id.clone() });
+                s.send(ServerMessage::TrackUnpublished {
+                    participant_id: publisher.clone(),
+                    track_id: track.info.id.clone(),
+                });
             }
             self.negotiate(room, other).await;
         }
@@ -174,7 +180,12 @@ impl Hub {
         }
     }
 
-    pub fn set_subscription(&self, room: &mut Room, id: &ParticipantId, settings: SubscriptionSettings) -> Result<(), RequestError> {
+    pub fn set_subscription(
+        &self,
+        room: &mut Room,
+        id: &ParticipantId,
+        settings: SubscriptionSettings,
+    ) -> Result<(), RequestError> {
         let key = room
             .track(&settings.track_id)
             .map(|(_, t)| t.key)
@@ -187,16 +198,24 @@ impl Hub {
         Ok(())
     }
 
-    pub fn set_muted(&self, room: &mut Room, id: &ParticipantId, track_id: &TrackId, muted: bool) -> Result<(), RequestError> {
+    pub fn set_muted(
+        &self,
+        room: &mut Room,
+        id: &ParticipantId,
+        track_id: &TrackId,
+        muted: bool,
+    ) -> Result<(), RequestError> {
         let p = room.participants.get_mut(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;
-        let track = p
-            .tracks
-            .iter_mut()
-            .find(|t| &t.info.id == track_id)
-            .ok_or_else(|| RequestError::new(ErrorCode::UnknownTrack, format!("you publish no track {track_id}")))?;
+        let track =
+            p.tracks.iter_mut().find(|t| &t.info.id == track_id).ok_or_else(|| {
+                RequestError::new(ErrorCode::UnknownTrack, format!("you publish no track {track_id}"))
+            })?;
         track.info.muted = muted;
         self.media.set_muted(track.key, muted);
-        room.broadcast_except(id, &ServerMessage::TrackMuted { participant_id: id.clone(), track_id: track_id.clone(), muted });
+        room.broadcast_except(
+            id,
+            &ServerMessage::TrackMuted { participant_id: id.clone(), track_id: track_id.clone(), muted },
+        );
         Ok(())
     }
 }

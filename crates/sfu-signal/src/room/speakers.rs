@@ -32,8 +32,7 @@ impl Hub {
     /// speaking.
     pub(crate) fn announce_speakers(&self, room: &mut Room) {
         let Some(ranking) = room.speakers.poll_change() else { return };
-        let before: HashSet<ParticipantId> =
-            room.announced_speakers.iter().map(|s| s.participant_id.clone()).collect();
+        let before: HashSet<ParticipantId> = room.announced_speakers.iter().map(|s| s.participant_id.clone()).collect();
         let after: HashSet<ParticipantId> = ranking.iter().map(|(id, _)| id.clone()).collect();
         for id in after.difference(&before) {
             self.media.set_speaking(id, true);

@@ -1,20 +1,20 @@
 //! One peer connection on a shard, with what the shard knows about it.
 
+use bytes::Bytes;
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use sfu_core::{AllocationDecision, ResendLog, RtpHistory, Vp8Rewrite};
 use sfu_proto::{ParticipantId, TrackSource};
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::peer_factory::Direction;
 use super::consent::Consent;
 use super::egress::{EgressBwe, InboundRtcp, Outbound};
 use super::uplink::RepairExtensionIds;
 use crate::TrackKey;
+use crate::peer_factory::Direction;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,

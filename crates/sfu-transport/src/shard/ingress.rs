@@ -183,10 +183,8 @@ impl Shard {
                     demand: HashMap::new(),
                     dynacast,
                     activity: LayerActivity::new(),
-                    audio_level: audio_level.filter(|_| kind == RtpCodecKind::Audio).map(|extension_id| AudioLevelTap {
-                        extension_id,
-                        meter: sfu_core::AudioLevelMeter::new(),
-                        audible: false,
+                    audio_level: audio_level.filter(|_| kind == RtpCodecKind::Audio).map(|extension_id| {
+                        AudioLevelTap { extension_id, meter: sfu_core::AudioLevelMeter::new(), audible: false }
                     }),
                     uplink: (kind == RtpCodecKind::Video).then(TrackUplink::default),
                 },
@@ -204,8 +202,7 @@ impl Shard {
             });
         }
         if let Some(conn) = self.conns.get_mut(&id) {
-            let gone: Vec<String> =
-                conn.published_mids.keys().filter(|m| !live_mids.contains(m)).cloned().collect();
+            let gone: Vec<String> = conn.published_mids.keys().filter(|m| !live_mids.contains(m)).cloned().collect();
             for mid in gone {
                 if let Some(key) = conn.published_mids.remove(&mid) {
                     removed.push(key);
@@ -220,7 +217,14 @@ impl Shard {
     }
 
     /// A published RTP packet: classify it once, then hand it to every subscribing shard.
-    pub(super) fn on_published_rtp(&mut self, id: ConnId, rtc_track: &str, packet: rtc::rtp::Packet, arrived: Instant, now: Instant) {
+    pub(super) fn on_published_rtp(
+        &mut self,
+        id: ConnId,
+        rtc_track: &str,
+        packet: rtc::rtp::Packet,
+        arrived: Instant,
+        now: Instant,
+    ) {
         self.metrics.received_packets.increment(1);
         self.metrics.received_bytes.increment(packet.payload.len() as u64);
         let ssrc = packet.header.ssrc;

@@ -24,44 +24,107 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::metrics::ShardMetrics;
-use crate::send_batch::SendBatch;
-use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::ids::IdMap;
+use crate::metrics::ShardMetrics;
+use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
+use crate::send_batch::SendBatch;
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
 use consent::ConsentCheck;
 use demux::{Demux, Route};
-pub(crate) use rejection::IngressRejection;
 pub(crate) use egress::TRANSPORT_CC_URI;
 use ingress::{MediaPacket, Published};
+pub(crate) use rejection::IngressRejection;
 
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 
 /// Work for a shard, from the control plane or from another shard.
 pub(crate) enum Command {
-    PublisherOffer { conn: ConnId, owner: ParticipantId, sdp: String, tracks: Vec<TrackDescription>, reply: Reply<PublisherAnswer> },
-    AddDownTrack { conn: ConnId, owner: ParticipantId, spec: Box<DownTrackSpec>, reply: Reply<()> },
-    RemoveDownTrack { conn: ConnId, key: TrackKey, reply: Reply<()> },
-    SubscriberOffer { conn: ConnId, ice_restart: bool, reply: Reply<SubscriberOffer> },
-    SubscriberAnswer { conn: ConnId, sdp: String, reply: Reply<()> },
-    EgressOffer { conn: ConnId, owner: ParticipantId, sdp: String, tracks: Vec<DownTrackSpec>, reply: Reply<String> },
-    RemoteCandidate { conn: ConnId, candidate: IceCandidate, reply: Reply<()> },
-    SetSubscription { conn: ConnId, key: TrackKey, settings: SubscriptionSettings },
-    SetMuted { key: TrackKey, muted: bool },
+    PublisherOffer {
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<TrackDescription>,
+        reply: Reply<PublisherAnswer>,
+    },
+    AddDownTrack {
+        conn: ConnId,
+        owner: ParticipantId,
+        spec: Box<DownTrackSpec>,
+        reply: Reply<()>,
+    },
+    RemoveDownTrack {
+        conn: ConnId,
+        key: TrackKey,
+        reply: Reply<()>,
+    },
+    SubscriberOffer {
+        conn: ConnId,
+        ice_restart: bool,
+        reply: Reply<SubscriberOffer>,
+    },
+    SubscriberAnswer {
+        conn: ConnId,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    EgressOffer {
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<DownTrackSpec>,
+        reply: Reply<String>,
+    },
+    RemoteCandidate {
+        conn: ConnId,
+        candidate: IceCandidate,
+        reply: Reply<()>,
+    },
+    SetSubscription {
+        conn: ConnId,
+        key: TrackKey,
+        settings: SubscriptionSettings,
+    },
+    SetMuted {
+        key: TrackKey,
+        muted: bool,
+    },
     /// The participant started or stopped being one of its room's active speakers.
-    SetSpeaking { participant: ParticipantId, speaking: bool },
-    SendData { conn: ConnId, text: bool, payload: Bytes },
-    Close { conn: ConnId },
+    SetSpeaking {
+        participant: ParticipantId,
+        speaking: bool,
+    },
+    SendData {
+        conn: ConnId,
+        text: bool,
+        payload: Bytes,
+    },
+    Close {
+        conn: ConnId,
+    },
     /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
-    Downstream { key: TrackKey, shard: usize, attach: bool },
+    Downstream {
+        key: TrackKey,
+        shard: usize,
+        attach: bool,
+    },
     /// From the publisher's shard to one that just attached: the layers the publisher sends.
-    LayersFlowing { key: TrackKey, layers: Vec<u8> },
+    LayersFlowing {
+        key: TrackKey,
+        layers: Vec<u8>,
+    },
     /// From a subscriber's shard to the publisher's: the highest layer of the track that
     /// subscribers on `shard` ask for (`None`: none of them wants it any more).
-    LayerDemand { key: TrackKey, shard: usize, wanted: Option<u8> },
+    LayerDemand {
+        key: TrackKey,
+        shard: usize,
+        wanted: Option<u8>,
+    },
     /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
-    KeyframeRequest { key: TrackKey, layer: u8 },
+    KeyframeRequest {
+        key: TrackKey,
+        layer: u8,
+    },
     /// From the publisher's shard: a packet for the subscribers living here.
     Forward(Arc<MediaPacket>),
 }
@@ -494,9 +557,9 @@ impl Shard {
             conn.uplink_nack_at,
             conn.consent.deadline(),
         ]
-            .into_iter()
-            .flatten()
-            .min();
+        .into_iter()
+        .flatten()
+        .min();
         if conn.deadline != deadline {
             if let Some(old) = conn.deadline {
                 self.timers.remove(&(old, id));
@@ -616,8 +679,7 @@ impl Shard {
         for key in conn.subscribed {
             self.unlink_subscriber(id, key, now);
         }
-        let owned: Vec<TrackKey> =
-            self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
+        let owned: Vec<TrackKey> = self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
         for key in owned {
             self.published.remove(&key);
         }

@@ -2,8 +2,8 @@
 //! connection's tracks, each decision caps (or pauses) that track's forwarder, and probe bursts
 //! of RTX copies test for headroom before an up-switch.
 
-use sfu_bwe::{Bitrate, ProbePacer};
 use bytes::Bytes;
+use sfu_bwe::{Bitrate, ProbePacer};
 use sfu_core::{AllocationDecision, PacketRing, PauseReason, TrackDemand};
 use sfu_proto::TrackKind;
 use std::time::Instant;
@@ -14,10 +14,10 @@ use rtc::sansio::Protocol;
 
 use super::{EgressBwe, Fanout, Subscription};
 use crate::ids::IdMap;
-use crate::{ConnId, TrackKey};
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
 use crate::shard::conn::DownTrack;
+use crate::{ConnId, TrackKey};
 
 /// How far back from the newest packet a probe burst looks for packets to copy.
 const PROBE_LOOKBACK: u16 = 64;
@@ -28,8 +28,8 @@ impl Shard {
     pub(in crate::shard) fn on_bandwidth_timeout(&mut self, id: ConnId, now: Instant) {
         let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.bwe.as_mut()) else { return };
         bwe.handle_timeout(now);
-        let due = bwe.is_allocating(now)
-            && (bwe.allocation_due || bwe.allocator.poll_timeout().is_some_and(|at| at <= now));
+        let due =
+            bwe.is_allocating(now) && (bwe.allocation_due || bwe.allocator.poll_timeout().is_some_and(|at| at <= now));
         if due {
             self.reallocate(id, now);
         }
@@ -140,7 +140,12 @@ impl Shard {
 }
 
 /// What one down track asks of the allocator.
-fn demand(key: TrackKey, subscription: &Subscription, mut rates: Vec<Option<u64>>, active_speaker: bool) -> TrackDemand {
+fn demand(
+    key: TrackKey,
+    subscription: &Subscription,
+    mut rates: Vec<Option<u64>>,
+    active_speaker: bool,
+) -> TrackDemand {
     let (forwarder, down) = (&subscription.forwarder, &subscription.down);
     let kind = forwarder.kind();
     // Layers that have not flowed through this shard yet (the publisher may have paused them

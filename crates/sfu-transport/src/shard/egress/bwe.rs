@@ -3,19 +3,14 @@
 //! them by `sfu-bwe`. The estimate is shared among the connection's tracks by sfu-core's
 //! allocator; probe bursts (RTX copies of recent packets) test for headroom before an up-switch.
 
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
-    PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
-};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::{PacketStatusChunk, SymbolTypeTcc, TransportLayerCc};
 use rtc::rtp::header::Extension;
-use sfu_bwe::{
-    Bitrate, BweConfig, ProbeConfig, ProbePacer, SendSideBwe, SentPacket, TransportFeedback,
-};
+use sfu_bwe::{Bitrate, BweConfig, ProbeConfig, ProbePacer, SendSideBwe, SentPacket, TransportFeedback};
 use sfu_core::Allocator;
 use std::time::{Duration, Instant};
 
 /// The transport-wide sequence number header extension (draft-holmer-rmcat-transport-wide-cc).
-pub const TRANSPORT_CC_URI: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub const TRANSPORT_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// The estimate before any feedback. Higher than a cold video call's usual 300 kbit/s: a
 /// subscriber mostly sits on a LAN or broadband link, and the initial probes (3x, 6x) then

@@ -110,7 +110,12 @@ impl Fanout {
 }
 
 /// Which of `subscribed` (one connection's tracks) it receives as `ssrc`.
-pub(crate) fn track_sent_as(fanouts: &IdMap<TrackKey, Fanout>, subscribed: &[TrackKey], conn: ConnId, ssrc: u32) -> Option<TrackKey> {
+pub(crate) fn track_sent_as(
+    fanouts: &IdMap<TrackKey, Fanout>,
+    subscribed: &[TrackKey],
+    conn: ConnId,
+    ssrc: u32,
+) -> Option<TrackKey> {
     subscribed
         .iter()
         .copied()

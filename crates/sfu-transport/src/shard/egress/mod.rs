@@ -2,14 +2,13 @@
 //! sfu-core applied to each packet, and the subscriber's RTCP (PLI, FIR, NACK) answered.
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
-    RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use sfu_core::{Decision, Forwarder, ResendLog, RtpHistory, VideoCodec};
 use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
@@ -32,9 +31,9 @@ use outbound::send_rtp;
 use super::conn::{DownTrack, RtxStream, SentPacket};
 use super::ingress::MediaPacket;
 use super::{Command, Shard};
+use crate::metrics::FanoutTally;
 use crate::peer_factory::Direction;
 use crate::plane::{DownTrackSpec, MediaEvent, SubscriberOffer};
-use crate::metrics::FanoutTally;
 use crate::{ConnId, MediaError, TrackKey};
 
 impl Shard {
@@ -63,22 +62,15 @@ impl Shard {
             kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), rtx, ..Default::default() },
-                codec: RTCRtpCodec {
-                    mime_type: spec.mime.clone(),
-                    clock_rate: spec.clock_rate,
-                    ..Default::default()
-                },
+                codec: RTCRtpCodec { mime_type: spec.mime.clone(), clock_rate: spec.clock_rate, ..Default::default() },
                 active: true,
                 ..Default::default()
             }],
         );
         let sender = conn.pc.add_track(track)?;
         let mut forwarder = Forwarder::new(spec.kind, VideoCodec::from_mime(&spec.mime), spec.clock_rate);
-        let dims: Vec<Option<(u16, u16)>> = spec
-            .layers
-            .iter()
-            .map(|l| (l.width > 0).then_some((l.width as u16, l.height as u16)))
-            .collect();
+        let dims: Vec<Option<(u16, u16)>> =
+            spec.layers.iter().map(|l| (l.width > 0).then_some((l.width as u16, l.height as u16))).collect();
         forwarder.set_layers(&dims);
         forwarder.set_shed_levels(shed_levels);
         forwarder.set_preference(&spec.settings);
@@ -115,7 +107,11 @@ impl Shard {
         };
         let fanout = self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind));
         fanout.add(Subscription { conn: id, connected, forwarder, down });
-        self.send_to_shard(spec.key.shard(), Command::Downstream { key: spec.key, shard: self.index, attach: true }, now);
+        self.send_to_shard(
+            spec.key.shard(),
+            Command::Downstream { key: spec.key, shard: self.index, attach: true },
+            now,
+        );
         self.refresh_layer_demand(spec.key, now);
         Ok(())
     }
@@ -168,7 +164,9 @@ impl Shard {
         for t in transceivers {
             let Some(transceiver) = conn.pc.rtp_transceiver(t) else { continue };
             let (Some(mid), Some(sender)) = (transceiver.mid().clone(), transceiver.sender()) else { continue };
-            let sent_by = |key: &&TrackKey| self.fanouts.get(key).and_then(|f| f.get(id)).is_some_and(|s| s.down.sender == sender);
+            let sent_by = |key: &&TrackKey| {
+                self.fanouts.get(key).and_then(|f| f.get(id)).is_some_and(|s| s.down.sender == sender)
+            };
             if let Some(key) = conn.subscribed.iter().find(sent_by) {
                 tracks.push((mid, *key));
             }
@@ -215,35 +213,37 @@ impl Shard {
     fn resolve_payload_types(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
         for key in &conn.subscribed {
-            let Some(down) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)).map(|s| &mut s.down) else { continue };
+            let Some(down) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)).map(|s| &mut s.down) else {
+                continue;
+            };
             let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
             let parameters = sender.get_parameters();
             if let Some(bwe) = conn.bwe.as_mut()
-                && let Some(ext) = parameters
-                    .rtp_parameters
-                    .header_extensions
-                    .iter()
-                    .find(|e| e.uri == super::TRANSPORT_CC_URI)
+                && let Some(ext) =
+                    parameters.rtp_parameters.header_extensions.iter().find(|e| e.uri == super::TRANSPORT_CC_URI)
             {
                 bwe.extension_id = Some(ext.id as u8);
             }
             let codecs = &parameters.rtp_parameters.codecs;
-            down.payload_type = codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&down.mime))
-                .map(|c| c.payload_type);
+            down.payload_type =
+                codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&down.mime)).map(|c| c.payload_type);
             // RTX survives negotiation only if the subscriber answered with it for our codec.
             let apt = down.payload_type.map(|pt| format!("apt={pt}"));
             let rtx_payload_type = codecs
                 .iter()
                 .find(|c| {
                     c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX)
-                        && apt.as_deref().is_some_and(|apt| c.rtp_codec.sdp_fmtp_line.split(';').any(|p| p.trim() == apt))
+                        && apt
+                            .as_deref()
+                            .is_some_and(|apt| c.rtp_codec.sdp_fmtp_line.split(';').any(|p| p.trim() == apt))
                 })
                 .map(|c| c.payload_type);
-            let rtx_ssrc = parameters.encodings.first().and_then(|e| e.rtp_coding_parameters.rtx.as_ref()).map(|r| r.ssrc);
+            let rtx_ssrc =
+                parameters.encodings.first().and_then(|e| e.rtp_coding_parameters.rtx.as_ref()).map(|r| r.ssrc);
             down.rtx = match (rtx_ssrc, rtx_payload_type, down.rtx.take()) {
-                (Some(ssrc), Some(payload_type), Some(kept)) if kept.ssrc == ssrc => Some(RtxStream { payload_type, ..kept }),
+                (Some(ssrc), Some(payload_type), Some(kept)) if kept.ssrc == ssrc => {
+                    Some(RtxStream { payload_type, ..kept })
+                }
                 (Some(ssrc), Some(payload_type), _) => Some(RtxStream { ssrc, payload_type, next_seq: rand::random() }),
                 _ => None,
             };
@@ -262,7 +262,13 @@ impl Shard {
         }
     }
 
-    pub(super) fn set_subscription(&mut self, id: ConnId, key: TrackKey, settings: &SubscriptionSettings, now: Instant) {
+    pub(super) fn set_subscription(
+        &mut self,
+        id: ConnId,
+        key: TrackKey,
+        settings: &SubscriptionSettings,
+        now: Instant,
+    ) {
         let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) else { return };
         subscription.forwarder.set_preference(settings);
         subscription.down.rendered_area = rendered_area(settings);

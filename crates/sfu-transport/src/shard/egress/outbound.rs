@@ -35,7 +35,12 @@ impl Outbound {
 
     /// Marshals `packet` into `batch`, writes `vp8`'s numbering into its payload, protects it
     /// there and queues it; returns the bytes queued.
-    pub fn send(&mut self, packet: &Packet, vp8: Option<&Vp8Rewrite>, batch: &mut SendBatch) -> Result<usize, DropReason> {
+    pub fn send(
+        &mut self,
+        packet: &Packet,
+        vp8: Option<&Vp8Rewrite>,
+        batch: &mut SendBatch,
+    ) -> Result<usize, DropReason> {
         let dest = self.dest.ok_or(DropReason::NotConnected)?;
         let header_len = packet.header.marshal_size();
         let plain_len = packet.marshal_size();
@@ -80,7 +85,9 @@ impl Shard {
                 conn.outbound = Some(outbound);
                 conn.path_changed = true;
             }
-            Err(e) => tracing::error!(conn = id.0, error = %e, "no outbound SRTP context: this subscriber gets no media"),
+            Err(e) => {
+                tracing::error!(conn = id.0, error = %e, "no outbound SRTP context: this subscriber gets no media")
+            }
         }
         if conn.direction == Direction::Egress
             && let Some(remote) = &keys.remote
@@ -99,7 +106,13 @@ mod tests {
     use sfu_srtp::SrtpProfile;
 
     fn packet(seq: u16, payload: &[u8]) -> Packet {
-        let header = rtc::rtp::header::Header { version: 2, payload_type: 96, sequence_number: seq, ssrc: 7, ..Default::default() };
+        let header = rtc::rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: seq,
+            ssrc: 7,
+            ..Default::default()
+        };
         Packet { header, payload: bytes::Bytes::copy_from_slice(payload) }
     }
 

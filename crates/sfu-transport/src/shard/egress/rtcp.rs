@@ -17,7 +17,12 @@ use crate::shard::{Command, Shard};
 impl Shard {
     /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
     /// the track of its first report only, so each packet is routed by its own media SSRC.
-    pub(in crate::shard) fn on_subscriber_rtcp(&mut self, id: ConnId, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
+    pub(in crate::shard) fn on_subscriber_rtcp(
+        &mut self,
+        id: ConnId,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+        now: Instant,
+    ) {
         let mut keyframes = Vec::new();
         let mut reallocate = false;
         // RTX is written through the stack, which then needs a drain.
@@ -43,7 +48,10 @@ impl Shard {
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
                 let Some(key) = track_sent_as(&self.fanouts, &conn.subscribed, id, nack.media_ssrc) else { continue };
-                let Some((subscription, payloads)) = self.fanouts.get_mut(&key).and_then(|f| f.with_payloads_mut(id)) else { continue };
+                let Some((subscription, payloads)) = self.fanouts.get_mut(&key).and_then(|f| f.with_payloads_mut(id))
+                else {
+                    continue;
+                };
                 let down = &mut subscription.down;
                 for pair in &nack.nacks {
                     for seq in pair.packet_list() {
