@@ -112,7 +112,7 @@ mod tests {
         // (lost, received) batches 100 ms apart -> expected cap in kbit/s after the last one,
         // with a 1000 kbit/s estimate and 1200 kbit/s delay-based estimate.
         type Case<'a> = (&'a str, &'a [(u32, u32)], Option<u64>);
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             ("no loss, no cap", &[(0, 50), (0, 50)], None),
             ("small batch not judged", &[(5, 5)], None),
             ("moderate loss holds", &[(1, 19), (1, 19)], None),

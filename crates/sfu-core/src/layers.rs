@@ -208,7 +208,7 @@ mod tests {
         let one_silent = traffic(&[("a", 1500), ("b", 150)], 0, 3000);
         let late_layer: Vec<Event> =
             [traffic(&[("a", 1500), ("b", 150)], 0, 3000), traffic(&[("c", 500)], 1500, 3500)].concat();
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             (
                 "q/h/f in SDP order",
                 &[("q", None), ("h", None), ("f", None)],

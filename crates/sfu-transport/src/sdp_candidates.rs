@@ -32,7 +32,11 @@ fn push_section(out: &mut String, lines: &[&str]) {
     for (i, line) in lines.iter().enumerate() {
         let text = content(line);
         let keep = match text.strip_prefix("a=candidate:") {
-            Some(candidate) => !seen.contains(&text) && !(muxed && component(candidate) == Some("2")),
+            Some(candidate) => {
+                let duplicate = seen.contains(&text);
+                let rtcp_under_mux = muxed && component(candidate) == Some("2");
+                !duplicate && !rtcp_under_mux
+            }
             None => true,
         };
         if keep {

@@ -1,5 +1,5 @@
 //! Just enough STUN parsing to route a new connection's first packet: the USERNAME attribute
-//! of a binding request is "<our ufrag>:<their ufrag>" (RFC 8445 §7.2.2).
+//! of a binding request is `<our ufrag>:<their ufrag>` (RFC 8445 §7.2.2).
 
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const HEADER_LEN: usize = 20;

@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn groups_table() {
         type Case<'a> = (&'a str, &'a [(u64, u64)], &'a [(f64, f64)]);
-        let cases: &[Case] = &[
+        let cases: &[Case<'_>] = &[
             ("one group emits nothing", &[(0, 100), (1000, 1100), (4000, 4100)], &[]),
             (
                 "three groups 10 ms apart, constant delay",

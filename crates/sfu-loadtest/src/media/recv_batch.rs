@@ -62,10 +62,12 @@ impl RecvBatch {
     /// many (0 when none is queued). Fewer than the maximum means the queue was drained.
     #[cfg(target_os = "linux")]
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        // SAFETY (all zeroed values below): plain C structs for which all-zero is valid.
+        // SAFETY: sockaddr_storage is a plain C struct for which all-zero is valid.
         let mut names: [libc::sockaddr_storage; MAX_PER_CALL] = unsafe { std::mem::zeroed() };
         let mut controls = [[0u64; 8]; MAX_PER_CALL];
+        // SAFETY: iovec is a plain C struct (a null pointer and a length) for which all-zero is valid.
         let mut iovecs: [libc::iovec; MAX_PER_CALL] = unsafe { std::mem::zeroed() };
+        // SAFETY: mmsghdr is a plain C struct of pointers and lengths for which all-zero is valid.
         let mut headers: [libc::mmsghdr; MAX_PER_CALL] = unsafe { std::mem::zeroed() };
         for i in 0..MAX_PER_CALL {
             iovecs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void, iov_len: BUF_LEN };
