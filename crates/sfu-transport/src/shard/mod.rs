@@ -4,6 +4,7 @@
 mod conn;
 mod consent;
 mod demux;
+mod down_track;
 mod dynacast;
 mod egress;
 mod ingress;

@@ -16,7 +16,7 @@ use super::{EgressBwe, Fanout, Subscription};
 use crate::ids::IdMap;
 use crate::plane::MediaEvent;
 use crate::shard::Shard;
-use crate::shard::conn::DownTrack;
+use crate::shard::down_track::DownTrack;
 use crate::{ConnId, TrackKey};
 
 /// How far back from the newest packet a probe burst looks for packets to copy.

@@ -6,7 +6,7 @@ use sfu_core::{Forwarder, LayerRates, PacketRing};
 use sfu_proto::TrackKind;
 
 use crate::ids::IdMap;
-use crate::shard::conn::DownTrack;
+use crate::shard::down_track::DownTrack;
 use crate::{ConnId, TrackKey};
 
 /// Sent packets kept per down track for NACKs: ~1 s of a 1.5 Mbit/s layer.

@@ -28,7 +28,7 @@ pub(crate) use inbound_rtcp::{InboundRtcp, is_rtcp};
 pub(crate) use outbound::Outbound;
 use outbound::send_rtp;
 
-use super::conn::{DownTrack, RtxStream, SentPacket};
+use super::down_track::{DownTrack, RtxStream, SentPacket};
 use super::ingress::MediaPacket;
 use super::{Command, Shard};
 use crate::metrics::FanoutTally;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::ConnId;
 use crate::shard::Shard;
-use crate::shard::conn::DownTrack;
+use crate::shard::down_track::DownTrack;
 
 /// How often each stream is reported (what browsers do for the streams they send).
 pub(crate) const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);

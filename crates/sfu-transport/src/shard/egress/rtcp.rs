@@ -1,5 +1,6 @@
-//! A subscriber's RTCP: keyframe requests relayed to the publisher's shard, NACKs answered from
-//! the track's history (as RTX when negotiated), and congestion feedback fed to the estimator.
+//! A subscriber's RTCP: keyframe requests relayed to the publisher's shard, NACKs answered as
+//! the down track decides (`DownTrack::on_nack`; as RTX when negotiated), and congestion
+//! feedback fed to the estimator.
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -53,37 +54,30 @@ impl Shard {
                     continue;
                 };
                 let down = &mut subscription.down;
-                for pair in &nack.nacks {
-                    for seq in pair.packet_list() {
-                        let Some(sent) = down.history.get(seq).copied() else {
-                            self.metrics.retransmissions_missed.increment(1);
-                            continue;
-                        };
-                        let Some(original) = payloads.get(sent.source) else {
-                            self.metrics.retransmissions_missed.increment(1);
-                            continue;
-                        };
-                        if !down.allow_resend(seq, now) {
-                            self.metrics.retransmissions_refused.increment(1);
-                            continue;
+                let seqs = nack.nacks.iter().flat_map(|pair| pair.packet_list());
+                let answer = down.on_nack(seqs, |source| payloads.get(source).is_some(), now);
+                self.metrics.retransmissions_missed.increment(answer.missed);
+                self.metrics.retransmissions_refused.increment(answer.refused);
+                for (seq, sent) in answer.resend {
+                    let resent = match conn.bwe.as_mut() {
+                        Some(bwe) if down.rtx.is_some() => {
+                            wrote_to_stack = true;
+                            send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, false).is_some()
                         }
-                        let resent = match conn.bwe.as_mut() {
-                            Some(bwe) if down.rtx.is_some() => {
-                                wrote_to_stack = true;
-                                send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, false).is_some()
+                        bwe => {
+                            let (Some(payload_type), Some(original)) = (down.payload_type, payloads.get(sent.source))
+                            else {
+                                continue;
+                            };
+                            let mut p = sent.to_packet(original, seq, down.ssrc, payload_type);
+                            if let Some(bwe) = bwe {
+                                bwe.stamp(&mut p, now, false);
                             }
-                            bwe => {
-                                let Some(payload_type) = down.payload_type else { continue };
-                                let mut p = sent.to_packet(original, seq, down.ssrc, payload_type);
-                                if let Some(bwe) = bwe {
-                                    bwe.stamp(&mut p, now, false);
-                                }
-                                send_rtp(conn.outbound.as_mut(), &p, sent.vp8.as_ref(), &mut self.batch).is_ok()
-                            }
-                        };
-                        if resent {
-                            self.metrics.retransmissions.increment(1);
+                            send_rtp(conn.outbound.as_mut(), &p, sent.vp8.as_ref(), &mut self.batch).is_ok()
                         }
+                    };
+                    if resent {
+                        self.metrics.retransmissions.increment(1);
                     }
                 }
             }
