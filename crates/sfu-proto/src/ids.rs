@@ -12,6 +12,7 @@ macro_rules! string_id {
         pub struct $name(pub String);
 
         impl $name {
+            /// The id as it appears on the wire.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -75,10 +76,13 @@ pub enum PeerRole {
     Subscriber,
 }
 
+/// Media kind of a track, from its SDP media section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackKind {
+    /// An `m=audio` section (Opus).
     Audio,
+    /// An `m=video` section (VP8 or H.264).
     Video,
 }
 
@@ -86,9 +90,13 @@ pub enum TrackKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackSource {
+    /// A camera; the server's choice for a video section the publisher did not describe.
     Camera,
+    /// A microphone; the server's choice for an audio section the publisher did not describe.
     Microphone,
+    /// A shared screen or window; served before cameras when bandwidth is short.
     ScreenShare,
+    /// The publisher described the track but gave no source.
     #[default]
     Unknown,
 }

@@ -4,6 +4,9 @@
 //! [`ServerMessage`], serialized as JSON objects tagged by `"type"` (see docs/protocol.md).
 //! This crate depends on serde only, so clients and tools can share it.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod ids;
 pub mod messages;
 

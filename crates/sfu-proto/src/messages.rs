@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceCandidate {
+    /// The SDP candidate attribute without `a=`: `candidate:<foundation> <component> udp ...`.
     pub candidate: String,
+    /// Mid of the media section it belongs to (`sdpMid` on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_mid: Option<String>,
+    /// Index of that media section in the SDP, from 0 (`sdpMLineIndex` on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_m_line_index: Option<u16>,
 }
@@ -17,9 +20,12 @@ pub struct IceCandidate {
 /// One simulcast layer as the publisher describes it in its `offer`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerInfo {
+    /// The layer's rid, as in the SDP's `a=rid:<rid> send` line.
     pub rid: Rid,
+    /// Width in pixels (in `offer`, a resolution hint); 0 when unknown.
     #[serde(default)]
     pub width: u32,
+    /// Height in pixels (in `offer`, a resolution hint); 0 when unknown.
     #[serde(default)]
     pub height: u32,
 }
@@ -27,9 +33,12 @@ pub struct LayerInfo {
 /// What the publisher says about one of its transceivers, keyed by the transceiver's mid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackDescription {
+    /// Mid of the sending media section in the offer SDP that this entry describes.
     pub mid: String,
+    /// What the track shows; `unknown` when omitted.
     #[serde(default)]
     pub source: TrackSource,
+    /// Free-form label shown to others in [`TrackInfo::name`]; empty when omitted.
     #[serde(default)]
     pub name: String,
     /// Simulcast layers in any order; empty for audio and single-layer video.
@@ -40,21 +49,30 @@ pub struct TrackDescription {
 /// A published track as the room sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackInfo {
+    /// Server-assigned id, used in `subscription`, `mute` and the subscriber `offer`'s `tracks`.
     pub id: TrackId,
+    /// Audio or video, from the publisher's SDP media section.
     pub kind: TrackKind,
+    /// The publisher's description, else `microphone` for audio and `camera` for video.
     pub source: TrackSource,
+    /// Label from the publisher's description; empty when it gave none.
     #[serde(default)]
     pub name: String,
+    /// True while the publisher has it muted: the server forwards none of its packets.
     pub muted: bool,
     /// Layers ordered from lowest to highest quality.
     #[serde(default)]
     pub layers: Vec<LayerInfo>,
 }
 
+/// A participant as the room sees it, in `joined`, `resumed` and `participant_joined`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
+    /// Server-assigned id (`PA_` + 12 alphanumerics); kept across a resume.
     pub id: ParticipantId,
+    /// The access token's `sub` claim; unique in the room.
     pub identity: Identity,
+    /// The tracks it publishes at the time of the message.
     pub tracks: Vec<TrackInfo>,
 }
 
@@ -62,61 +80,87 @@ pub struct ParticipantInfo {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayerPreference {
+    /// The lowest layer.
     Low,
+    /// Layer 1, or layer 0 when the track has only one.
     Medium,
+    /// The top layer.
     High,
     /// Let the server choose (the highest layer allowed by max_width/max_height).
     #[default]
     Auto,
 }
 
+/// The body of a `subscription` message: how one track should be forwarded to this subscriber.
+/// The server remembers it per track, also for tracks subscribed to later.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionSettings {
+    /// A track in the room (`error` `unknown_track` otherwise).
     pub track_id: TrackId,
+    /// Wanted quality; also what dynacast keeps the publisher encoding. `auto` when omitted.
     #[serde(default)]
     pub layer: LayerPreference,
+    /// Viewport width in pixels that `auto` fits the layer into; no limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_width: Option<u32>,
+    /// Viewport height in pixels that `auto` fits the layer into; no limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
+    /// True to stop forwarding this track (no `stream_state` follows); false when omitted.
     #[serde(default)]
     pub paused: bool,
 }
 
+/// What a client sends on the `/rtc` WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// First message of a new session.
     Join {
+        /// Access token (HS256 JWT): `room` names the room (created on first join), `sub` the identity.
         token: String,
     },
     /// First message of a reconnecting session, within the departure timeout.
     Resume {
+        /// The `session_token` from `joined`.
         session_token: String,
     },
     /// The publisher connection's offer, with a description of each of its media sections.
     Offer {
+        /// SDP offer of the publisher connection; send another to renegotiate.
         sdp: String,
+        /// One entry per sending media section; undescribed audio is `microphone`, video `camera`.
         #[serde(default)]
         tracks: Vec<TrackDescription>,
     },
     /// The answer to a subscriber-connection `offer` from the server.
     Answer {
+        /// SDP answer to the server's latest `offer`.
         sdp: String,
     },
+    /// A trickled ICE candidate; optional, as the server is ICE-lite. There is no reply.
     Candidate {
+        /// The connection it is for; ignored if that connection does not exist yet.
         target: PeerRole,
+        /// The client's candidate, as the browser reports it.
         candidate: IceCandidate,
     },
+    /// Quality, viewport and pause settings for one track; the fields sit next to `type`.
     Subscription(SubscriptionSettings),
+    /// Mute or unmute one of the client's own tracks; others get `track_muted`, the sender nothing.
     Mute {
+        /// One of the sender's own published tracks (`error` `unknown_track` otherwise).
         track_id: TrackId,
+        /// True: drop its packets for everyone. False: forward again (video from the next keyframe).
         muted: bool,
     },
+    /// Application-level ping; answered by `pong`.
     Ping {
+        /// Any number, echoed in `pong`; 0 when omitted.
         #[serde(default)]
         id: u64,
     },
+    /// Leave the room at once; others get `participant_left`, the socket is closed with 1000.
     Leave,
 }
 
@@ -154,63 +198,96 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// What the server sends on the `/rtc` WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
+    /// Reply to `join`: the client is in the room.
     Joined {
+        /// Protocol version spoken by the server ([`crate::PROTOCOL_VERSION`]).
         protocol: u32,
+        /// Room name, from the token's `room` claim.
         room: RoomId,
+        /// The client itself, with no tracks yet.
         participant: ParticipantInfo,
         /// Present this in `resume` to get this session back after a dropped socket.
         session_token: String,
         /// Everyone else already in the room.
         participants: Vec<ParticipantInfo>,
+        /// How long, in milliseconds, the session outlives a dropped socket, waiting for `resume`.
         departure_timeout_ms: u64,
     },
     /// The session was resumed; the client should restart ICE on its publisher connection.
     Resumed {
+        /// The client itself, with its published tracks and their ids.
         participant: ParticipantInfo,
+        /// Everyone else now in the room.
         participants: Vec<ParticipantInfo>,
     },
     /// Answer to the publisher connection's offer.
     Answer {
+        /// SDP answer, carrying the server's host candidate.
         sdp: String,
     },
     /// Offer for the subscriber connection; `tracks` maps each media section's mid to its track.
     Offer {
+        /// SDP offer; at most one is in flight, later changes follow right after the `answer`.
         sdp: String,
+        /// The track carried by each media section; sections of removed tracks are not listed.
         tracks: Vec<MidTrack>,
     },
+    /// The server's single host candidate for one connection, also in the SDP; may be ignored.
     Candidate {
+        /// `publisher` right after an `answer`, `subscriber` right after an `offer`.
         target: PeerRole,
+        /// The server's host candidate on the shard's UDP port.
         candidate: IceCandidate,
     },
+    /// Someone joined the room (WHIP publishers included); sent to everyone else.
     ParticipantJoined {
+        /// The newcomer, with no tracks yet (they come as `track_published`).
         participant: ParticipantInfo,
     },
+    /// Someone left the room; the `track_unpublished` messages for its tracks come first.
     ParticipantLeft {
+        /// Id of the participant that left.
         participant_id: ParticipantId,
+        /// Its identity (the token's `sub`).
         identity: Identity,
+        /// Why it left; `removed` is never sent yet.
         reason: LeaveReason,
     },
+    /// A track was published; sent to everyone, its publisher included (so it learns the id).
     TrackPublished {
+        /// The publisher.
         participant_id: ParticipantId,
+        /// The new track; a layer size is 0 where it was unknown at publish time.
         track: TrackInfo,
     },
+    /// A track is gone (unpublished, or its publisher left); sent to everyone else.
     TrackUnpublished {
+        /// The publisher.
         participant_id: ParticipantId,
+        /// The track that is gone; later subscriber `offer`s no longer list it.
         track_id: TrackId,
     },
+    /// A publisher muted or unmuted one of its tracks; sent to everyone else.
     TrackMuted {
+        /// The publisher.
         participant_id: ParticipantId,
+        /// The track whose mute state changed.
         track_id: TrackId,
+        /// True while the server forwards none of the track's packets.
         muted: bool,
     },
     /// The server stopped (or resumed) sending a track this participant subscribes to, e.g.
     /// because its downlink cannot carry even the track's lowest layer.
     StreamState {
+        /// The track's publisher.
         participant_id: ParticipantId,
+        /// The subscribed track whose forwarding changed.
         track_id: TrackId,
+        /// `paused` when forwarding stopped, `active` when it resumed.
         state: StreamState,
         /// Why it is paused (`bandwidth`); absent when active.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,19 +296,27 @@ pub enum ServerMessage {
     /// Dynacast: encode exactly the simulcast layers marked active of this participant's own
     /// track (no subscriber wants the others). Sent on change and again after a resume.
     PublisherLayers {
+        /// One of the recipient's own simulcast tracks.
         track_id: TrackId,
+        /// Every layer of that track, each with whether to encode it.
         layers: Vec<LayerState>,
     },
     /// The room's active speakers changed: loudest first (the first is the dominant speaker);
     /// empty when nobody speaks. Sent to everyone in the room, and on join.
     ActiveSpeakers {
+        /// Who is speaking now, loudest first.
         speakers: Vec<SpeakerInfo>,
     },
+    /// Reply to `ping`.
     Pong {
+        /// The `id` of the `ping` it answers.
         id: u64,
     },
+    /// A request failed; the socket stays open.
     Error {
+        /// What went wrong, for programs.
         code: ErrorCode,
+        /// What went wrong, for people (e.g. `you publish no track TR_x`).
         message: String,
         /// The `type` of the request that failed, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +327,7 @@ pub enum ServerMessage {
 /// One active speaker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpeakerInfo {
+    /// The speaking participant.
     pub participant_id: ParticipantId,
     /// Smoothed loudness, 0 (silent) to 1 (full scale).
     pub level: f32,
@@ -250,7 +336,9 @@ pub struct SpeakerInfo {
 /// Whether a publisher should encode one simulcast layer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerState {
+    /// The layer, by the rid the publisher gave it.
     pub rid: Rid,
+    /// True: some subscriber wants it, encode it. False: none has for 3 s, stop encoding it.
     pub active: bool,
 }
 
@@ -258,14 +346,20 @@ pub struct LayerState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamState {
+    /// The server forwards the track again.
     Active,
+    /// The server stopped forwarding it; `reason` says why.
     Paused,
 }
 
+/// Which track one media section of a subscriber `offer` carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MidTrack {
+    /// Mid of the media section in the offer SDP.
     pub mid: String,
+    /// The track it carries.
     pub track_id: TrackId,
+    /// The track's publisher.
     pub participant_id: ParticipantId,
 }
 
