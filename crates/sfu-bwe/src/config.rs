@@ -51,8 +51,9 @@ pub struct BweStats {
     pub loss_fraction: f64,
     /// Smoothed round-trip time, once known.
     pub rtt: Option<Duration>,
-    /// Last modified trend and adaptive threshold of the overuse detector.
+    /// Last modified trend of the delay trendline; above `threshold` reads as overuse.
     pub trend: f64,
+    /// The overuse detector's current adaptive threshold, in the same unit as `trend`.
     pub threshold: f64,
     /// Probe clusters handed out by [`crate::SendSideBwe::poll_probe`].
     pub probes_sent: u64,

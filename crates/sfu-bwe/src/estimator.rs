@@ -155,7 +155,7 @@ impl SendSideBwe {
     }
 
     /// A REMB (receiver-estimated maximum bitrate) from the client: caps the estimate until
-    /// replaced or [`REMB_TIMEOUT`] passes without a new one.
+    /// replaced or 5 s (`REMB_TIMEOUT`) pass without a new one.
     pub fn on_remb(&mut self, bitrate: Bitrate, now: Instant) {
         self.remb = Some((bitrate, now));
         self.recompute(now);

@@ -45,6 +45,9 @@
 //! The [`sim`] module holds a seeded, virtual-time link simulator (bottleneck queue, delay, loss,
 //! feedback path, several flows) used by this crate's tests and available to others.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod acked;
 mod aimd;
 mod bitrate;

@@ -42,7 +42,7 @@ pub(crate) const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Probing knobs (part of [`crate::BweConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeConfig {
-    /// Probe at start ([`INITIAL_SCALES`]).
+    /// Probe at start, at 3× and 6× the start bitrate (`INITIAL_SCALES`).
     pub initial: bool,
     /// Probe for headroom when the application wants more than the estimate; `None` disables.
     pub periodic_interval: Option<Duration>,

@@ -31,6 +31,7 @@ impl CapacitySchedule {
 /// The bottleneck's parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkConfig {
+    /// Service rate of the queue over time.
     pub capacity: CapacitySchedule,
     /// Propagation delay after the queue (one way).
     pub one_way_delay: Duration,
@@ -45,18 +46,26 @@ pub struct LinkConfig {
 /// A packet on the simulated wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimPacket {
+    /// Index of the sending flow in [`super::Scenario::flows`].
     pub flow: usize,
+    /// Per-flow sequence number (the transport-wide sequence number, unwrapped).
     pub seq: u64,
+    /// Bytes on the wire.
     pub size: usize,
+    /// When the sender put it on the link.
     pub sent_at: Instant,
+    /// True for media, false for probe padding.
     pub media: bool,
 }
 
 /// A packet that made it through, with its queuing delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// The packet as sent.
     pub packet: SimPacket,
+    /// When it reached the receiver (after the queue, serialization and propagation).
     pub arrival: Instant,
+    /// Time it waited in the queue behind other packets, excluding its own serialization.
     pub queuing: Duration,
 }
 

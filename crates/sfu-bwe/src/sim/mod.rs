@@ -25,10 +25,15 @@ use link::Link;
 /// A complete scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
+    /// Label carried into the [`Report`].
     pub name: String,
+    /// Seed of the link's random loss; the same seed gives the same run.
     pub seed: u64,
+    /// Virtual time simulated.
     pub duration: Duration,
+    /// The shared bottleneck.
     pub link: LinkConfig,
+    /// The flows sharing it; index `i` is column `f{i}` of the report.
     pub flows: Vec<FlowConfig>,
     /// Resolution of the recorded time series.
     pub sample_interval: Duration,

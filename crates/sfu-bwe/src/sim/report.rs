@@ -13,6 +13,7 @@ const SMOOTH_BINS: usize = 3;
 /// One flow in one sample interval.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FlowSample {
+    /// The flow was between its start and stop time when sampled.
     pub active: bool,
     /// Everything sent (media + padding), bit/s.
     pub send_bps: f64,
@@ -31,16 +32,20 @@ pub struct FlowSample {
 pub struct Sample {
     /// Seconds since the start.
     pub t: f64,
+    /// Link capacity at the sample time, bit/s.
     pub capacity_bps: f64,
     /// Mean queuing delay of the packets delivered in the interval.
     pub queuing_ms: f64,
+    /// One entry per flow, in [`super::Scenario::flows`] order.
     pub flows: Vec<FlowSample>,
 }
 
 /// The outcome of [`super::run`].
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// The scenario's name.
     pub name: String,
+    /// The time series, one entry per sample interval.
     pub samples: Vec<Sample>,
     /// Final estimator stats per flow.
     pub stats: Vec<BweStats>,
