@@ -110,6 +110,7 @@ impl std::fmt::Display for PauseReason {
 pub struct Allocation {
     /// [`TrackDemand::id`].
     pub id: u64,
+    /// Forward the audio, at most this video layer, or nothing.
     pub decision: AllocationDecision,
 }
 

@@ -40,6 +40,7 @@ pub struct AudioLevelMeter {
 }
 
 impl AudioLevelMeter {
+    /// A meter that has heard nothing yet (loudness 0).
     pub fn new() -> Self {
         Self::default()
     }

@@ -27,6 +27,7 @@ pub const DYNACAST_PAUSE_DELAY: Duration = Duration::from_secs(3);
 /// What to tell a publisher: encode layers `0..=highest`, or nothing (`None`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodeLayers {
+    /// Highest layer index to encode (0 = lowest); `None`: encode no layer.
     pub highest: Option<u8>,
 }
 

@@ -38,8 +38,11 @@ pub struct PacketMeta {
     pub layer: u8,
     /// The publisher's SSRC for this layer; a change means the publisher restarted the stream.
     pub ssrc: u32,
+    /// The publisher's RTP sequence number.
     pub seq: u16,
+    /// The publisher's RTP timestamp.
     pub timestamp: u32,
+    /// The RTP marker bit (last packet of a video frame).
     pub marker: bool,
     /// The packet starts a keyframe (see [`VideoCodec::is_keyframe`]).
     pub keyframe: bool,

@@ -8,7 +8,9 @@
 /// The video codecs the router understands well enough to find keyframes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
+    /// VP8 (RFC 7741 payloads).
     Vp8,
+    /// H.264 (RFC 6184 payloads: single NAL unit, STAP-A or FU-A).
     H264,
     /// Any other codec (or audio): no packet is recognised as a keyframe.
     Other,

@@ -60,6 +60,9 @@
 //! The router decides; the caller applies. Nothing here blocks, allocates per packet on the
 //! common path, or panics on packet data.
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod allocator;
 pub mod audio_level;
 pub mod drop_reason;

@@ -43,6 +43,7 @@ pub struct OverloadGuard {
 }
 
 impl OverloadGuard {
+    /// A guard at level 0: nothing shed.
     pub fn new() -> Self {
         Self::default()
     }

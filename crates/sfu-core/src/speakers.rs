@@ -32,6 +32,7 @@ impl<K> Default for ActiveSpeakers<K> {
 }
 
 impl<K: Clone + Eq + Hash + Ord> ActiveSpeakers<K> {
+    /// A room where nobody has spoken yet.
     pub fn new() -> Self {
         Self::default()
     }

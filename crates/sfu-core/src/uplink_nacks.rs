@@ -77,6 +77,7 @@ pub struct UplinkNacks {
 const RECEIVED_BITS: u64 = 2048;
 
 impl UplinkNacks {
+    /// A tracker that has seen no packet yet.
     pub fn new() -> Self {
         Self { received: vec![0; (RECEIVED_BITS / 64) as usize], ..Self::default() }
     }

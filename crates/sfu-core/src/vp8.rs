@@ -21,6 +21,7 @@ const KEY_IDX_MASK: u8 = 0x1f;
 /// A picture ID as the packet carries it: 7 or 15 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PictureId {
+    /// The picture ID without the length bit.
     pub value: u16,
     /// 15 bits (two bytes) rather than 7.
     pub long: bool,
@@ -35,8 +36,11 @@ impl PictureId {
 /// The renumbered fields of one packet's VP8 payload descriptor (`None`: not present).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vp8Descriptor {
+    /// Picture ID: running index of the frames.
     pub picture_id: Option<PictureId>,
+    /// TL0PICIDX: running index of the temporal base layer frames.
     pub tl0_pic_idx: Option<u8>,
+    /// KEYIDX: the 5-bit temporal key frame index.
     pub key_idx: Option<u8>,
 }
 
@@ -94,8 +98,11 @@ pub fn parse_vp8_descriptor(payload: &[u8]) -> Option<Vp8Descriptor> {
 /// New values for a forwarded packet's descriptor fields (`None`: leave the field alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vp8Rewrite {
+    /// New picture ID, cut to the 7 or 15 bits the packet carries.
     pub picture_id: Option<u16>,
+    /// New TL0PICIDX.
     pub tl0_pic_idx: Option<u8>,
+    /// New KEYIDX, cut to 5 bits; the TID/Y bits of the byte are kept.
     pub key_idx: Option<u8>,
 }
 

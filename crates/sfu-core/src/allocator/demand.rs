@@ -39,7 +39,9 @@ pub fn default_layer_bitrate(layer: u8) -> u64 {
 pub struct TrackDemand {
     /// The caller's identifier for the track (unique per subscriber); opaque here.
     pub id: u64,
+    /// Audio is served before any video.
     pub kind: TrackKind,
+    /// Screen shares are served before cameras.
     pub source: TrackSource,
     /// The track's publisher is the room's active speaker.
     pub active_speaker: bool,
