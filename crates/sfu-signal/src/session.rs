@@ -4,7 +4,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use sfu_proto::{ClientMessage, ErrorCode, Identity, PROTOCOL_VERSION, ParticipantId, RoomId, ServerMessage};
+use sfu_proto::{ClientMessage, ErrorCode, Identity, ParticipantId, RoomId, ServerMessage};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -159,24 +159,9 @@ async fn join(
         .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Signaling, Some(tx.clone()))
         .await;
     let session_token = state.auth.issue_session(&claims.room, id.as_str(), SESSION_TOKEN_TTL, now);
-    let mut room = room_ref.lock().await;
-    let Some(me) = room.participants.get(&id) else {
+    if !state.hub.welcome(&room_ref, &id, session_token, &tx).await {
         return Err((close::SESSION_NOT_FOUND, "replaced while joining".into()));
-    };
-    let _ = tx.send(Outgoing::Message(ServerMessage::Joined {
-        protocol: PROTOCOL_VERSION,
-        room: room_id,
-        participant: me.info(),
-        session_token,
-        participants: room.others(&id),
-        departure_timeout_ms: state.hub.departure_timeout().as_millis() as u64,
-    }));
-    if !room.announced_speakers.is_empty() {
-        let speakers = room.announced_speakers.clone();
-        let _ = tx.send(Outgoing::Message(ServerMessage::ActiveSpeakers { speakers }));
     }
-    state.hub.subscribe_to_all(&mut room, &id).await;
-    drop(room);
     Ok((room_ref, id, 0))
 }
 
@@ -191,31 +176,11 @@ async fn resume(
         .auth
         .verify_session(token, now)
         .map_err(|e| (close::SESSION_NOT_FOUND, format!("session not found ({}: {e})", e.code())))?;
-    let gone = || (close::SESSION_NOT_FOUND, "session not found or expired".to_owned());
-    let room_ref = state.hub.room(&RoomId(claims.room.clone())).ok_or_else(gone)?;
     let id = ParticipantId(claims.participant_id.clone());
-    let mut room = room_ref.lock().await;
-    let others = room.others(&id);
-    let p = room.participants.get_mut(&id).ok_or_else(gone)?;
-    if let Some(old) = p.outbox.replace(tx.clone()) {
-        let _ = old.send(Outgoing::Close(4409, "resumed elsewhere".into()));
-    }
-    p.generation += 1;
-    let generation = p.generation;
-    // Whatever offer was in flight died with the old socket: offer again, restarting ICE only
-    // if the media path broke too.
-    p.negotiation.awaiting_answer = false;
-    p.negotiation.ice_restart = !state.hub.is_connected(p.subscriber_conn);
-    p.negotiation.needs_offer = true;
-    let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
-    // Dynacast messages sent while the socket was away were lost with its queue.
-    for track in &p.tracks {
-        if let Some(layers) = &track.encoding {
-            p.send(ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers: layers.clone() });
-        }
-    }
-    tracing::info!(room = %room.id, participant = %id, "session resumed");
-    state.hub.subscribe_to_all(&mut room, &id).await;
-    drop(room);
+    let (room_ref, generation) = state
+        .hub
+        .resume(&RoomId(claims.room.clone()), &id, tx)
+        .await
+        .ok_or_else(|| (close::SESSION_NOT_FOUND, "session not found or expired".to_owned()))?;
     Ok((room_ref, id, generation))
 }

@@ -2,11 +2,14 @@
 //! a room (join, publish, subscribe, leave) runs under it, so the room's events reach each
 //! participant in the order they happened.
 
+mod attach;
+mod media;
 mod model;
 mod negotiate;
 mod publish;
 mod speakers;
 
+pub use media::MediaControl;
 pub use model::*;
 pub use publish::RequestError;
 
@@ -22,8 +25,9 @@ use crate::auth::Grants;
 pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
 
 /// Every room on this node, plus the index from media connections back to their owners.
-pub struct Hub {
-    pub media: MediaPlane,
+/// Generic over the media plane so the room logic can run against a stand-in in tests.
+pub struct Hub<M = MediaPlane> {
+    pub media: M,
     rooms: Mutex<HashMap<RoomId, RoomRef>>,
     conns: Mutex<HashMap<ConnId, (RoomId, ParticipantId)>>,
     /// Media connections whose ICE and DTLS are up, as last reported by the media plane.
@@ -31,8 +35,8 @@ pub struct Hub {
     departure_timeout: Duration,
 }
 
-impl Hub {
-    pub fn new(media: MediaPlane, departure_timeout: Duration) -> Arc<Self> {
+impl<M: MediaControl> Hub<M> {
+    pub fn new(media: M, departure_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             media,
             rooms: Mutex::new(HashMap::new()),

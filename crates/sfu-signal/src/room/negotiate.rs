@@ -4,10 +4,10 @@
 use sfu_proto::{IceCandidate, MidTrack, ParticipantId, PeerRole, ServerMessage};
 
 use super::publish::RequestError;
-use super::{Hub, Room};
+use super::{Hub, MediaControl, Room};
 use sfu_proto::ErrorCode;
 
-impl Hub {
+impl<M: MediaControl> Hub<M> {
     /// Sends the subscriber connection a fresh offer if its tracks changed, or remembers to.
     pub async fn negotiate(&self, room: &mut Room, id: &ParticipantId) {
         let Some(p) = room.participants.get_mut(id) else { return };

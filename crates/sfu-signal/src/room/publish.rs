@@ -7,7 +7,7 @@ use sfu_proto::{
 };
 use sfu_transport::{DownTrackSpec, MediaError, PublisherAnswer};
 
-use super::{Hub, Room, TrackEntry, new_id};
+use super::{Hub, MediaControl, Room, TrackEntry, new_id};
 
 /// A request that failed, with the code the client is told.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl From<MediaError> for RequestError {
     }
 }
 
-impl Hub {
+impl<M: MediaControl> Hub<M> {
     /// Applies a publisher offer; returns the SDP answer. New tracks are announced and
     /// subscribed to by the room after the answer is queued to the publisher.
     pub async fn publisher_offer(

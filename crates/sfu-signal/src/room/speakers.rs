@@ -5,9 +5,9 @@ use sfu_proto::{ParticipantId, RoomId, ServerMessage, SpeakerInfo};
 use sfu_transport::ConnId;
 use std::collections::{HashMap, HashSet};
 
-use super::{Hub, Room};
+use super::{Hub, MediaControl, Room};
 
-impl Hub {
+impl<M: MediaControl> Hub<M> {
     /// Loudness reports from one shard: the loudest track counts for each participant.
     pub async fn on_audio_levels(&self, levels: Vec<(ConnId, f32)>) {
         let mut by_room: HashMap<RoomId, HashMap<ParticipantId, f32>> = HashMap::new();

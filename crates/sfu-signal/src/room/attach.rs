@@ -1,0 +1,59 @@
+//! A signaling socket attaching to its participant: the welcome after a join, and a resume
+//! after the socket dropped.
+
+use sfu_proto::{PROTOCOL_VERSION, ParticipantId, RoomId, ServerMessage};
+
+use super::{Hub, MediaControl, Outbox, Outgoing, RoomRef};
+
+impl<M: MediaControl> Hub<M> {
+    /// Tells a participant that just joined who is in the room and subscribes it to what they
+    /// publish. False if it was replaced (or removed) before it could be welcomed.
+    pub async fn welcome(&self, room_ref: &RoomRef, id: &ParticipantId, session_token: String, tx: &Outbox) -> bool {
+        let mut room = room_ref.lock().await;
+        let Some(me) = room.participants.get(id) else { return false };
+        let _ = tx.send(Outgoing::Message(ServerMessage::Joined {
+            protocol: PROTOCOL_VERSION,
+            room: room.id.clone(),
+            participant: me.info(),
+            session_token,
+            participants: room.others(id),
+            departure_timeout_ms: self.departure_timeout().as_millis() as u64,
+        }));
+        if !room.announced_speakers.is_empty() {
+            let speakers = room.announced_speakers.clone();
+            let _ = tx.send(Outgoing::Message(ServerMessage::ActiveSpeakers { speakers }));
+        }
+        self.subscribe_to_all(&mut room, id).await;
+        true
+    }
+
+    /// Attaches a new socket to a participant still in its room; returns the room and the
+    /// socket's generation, or `None` if the session is gone.
+    pub async fn resume(&self, room_id: &RoomId, id: &ParticipantId, tx: Outbox) -> Option<(RoomRef, u64)> {
+        let room_ref = self.room(room_id)?;
+        let mut room = room_ref.lock().await;
+        let others = room.others(id);
+        let p = room.participants.get_mut(id)?;
+        if let Some(old) = p.outbox.replace(tx.clone()) {
+            let _ = old.send(Outgoing::Close(4409, "resumed elsewhere".into()));
+        }
+        p.generation += 1;
+        let generation = p.generation;
+        // Whatever offer was in flight died with the old socket: offer again, restarting ICE only
+        // if the media path broke too.
+        p.negotiation.awaiting_answer = false;
+        p.negotiation.ice_restart = !self.is_connected(p.subscriber_conn);
+        p.negotiation.needs_offer = true;
+        let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
+        // Dynacast messages sent while the socket was away were lost with its queue.
+        for track in &p.tracks {
+            if let Some(layers) = &track.encoding {
+                p.send(ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers: layers.clone() });
+            }
+        }
+        tracing::info!(room = %room.id, participant = %id, "session resumed");
+        self.subscribe_to_all(&mut room, id).await;
+        drop(room);
+        Some((room_ref, generation))
+    }
+}
