@@ -25,7 +25,8 @@ const JOIN_TIMEOUT_MS = 15_000;
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 20_000;
 
-/** Close codes after which the session cannot be resumed. */
+/** Close codes after which the session cannot be resumed: sfu_proto::CloseCode's fatal codes
+ * (crates/sfu-proto/src/close_code.rs), by the same names; a Rust test checks they agree. */
 const FATAL_CLOSE_CODES = new Map([
   [1009, 'message_too_big'],
   [4400, 'bad_first_message'],
@@ -34,6 +35,7 @@ const FATAL_CLOSE_CODES = new Map([
   [4404, 'session_not_found'],
   [4408, 'join_timeout'],
   [4409, 'replaced'],
+  [4410, 'removed'],
 ]);
 
 

@@ -7,9 +7,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod close_code;
 pub mod ids;
 pub mod messages;
+pub mod rtp_extensions;
 
+pub use close_code::CloseCode;
 pub use ids::*;
 pub use messages::*;
 

@@ -25,14 +25,12 @@ use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
 use crate::repair_tap::RepairTap;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use sfu_proto::rtp_extensions;
 use sfu_srtp::KeyNotingProvider;
 
 /// Chain position of the interceptors this crate adds ([`FeedbackToApplication`] on subscriber
 /// connections, [`RepairTap`] on publisher ones): after every built-in interceptor.
 const FEEDBACK_SLOT: usize = 20_000;
-
-/// RFC 6464 audio level, read later for active-speaker detection.
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Payload types are fixed so a packet's type can be carried over between connections when
 /// the browser accepts our numbers (it usually does); egress still remaps by mime type.
@@ -108,7 +106,7 @@ fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, Med
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             engine.register_feedback(RTCPFeedback { typ: "transport-cc".into(), parameter: String::new() }, kind);
             engine.register_header_extension(
-                RTCRtpHeaderExtensionCapability { uri: crate::shard::TRANSPORT_CC_URI.into() },
+                RTCRtpHeaderExtensionCapability { uri: rtp_extensions::TRANSPORT_CC.into() },
                 kind,
                 None,
             )?;
@@ -139,7 +137,7 @@ fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, Med
     if direction == Direction::Ingress {
         configure_simulcast_extension_headers(&mut engine)?;
         engine.register_header_extension(
-            RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.into() },
+            RTCRtpHeaderExtensionCapability { uri: rtp_extensions::AUDIO_LEVEL.into() },
             RtpCodecKind::Audio,
             None,
         )?;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use super::peer::{PT_RTX, PT_VP8};
 use super::synth::{AUDIO_CLOCK, VIDEO_CLOCK};
 
-pub use rtc::sdp::extmap::TRANSPORT_CC_URI;
+pub use sfu_proto::rtp_extensions::TRANSPORT_CC as TRANSPORT_CC_URI;
 /// How often feedback goes out: Chrome reports transport-cc about every 50-100 ms.
 const TWCC_INTERVAL: Duration = Duration::from_millis(100);
 /// Browser-like NACKing: every 100 ms, at most 10 times per missing packet (the library default

@@ -32,8 +32,7 @@ pub const PT_RTX: u8 = 97;
 const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 const MAX_BINDING_REQUESTS: u16 = 400;
 
-pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub use sfu_proto::rtp_extensions::{MID as MID_URI, RID as RID_URI};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -244,7 +243,7 @@ fn register_transport_cc(engine: &mut MediaEngine) -> anyhow::Result<()> {
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         engine.register_feedback(RTCPFeedback { typ: "transport-cc".into(), parameter: String::new() }, kind);
         engine.register_header_extension(
-            RTCRtpHeaderExtensionCapability { uri: super::fast_rx::TRANSPORT_CC_URI.into() },
+            RTCRtpHeaderExtensionCapability { uri: sfu_proto::rtp_extensions::TRANSPORT_CC.into() },
             kind,
             None,
         )?;

@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::conn::Conn;
 use super::uplink::{RepairExtensionIds, TrackUplink};
 use super::{Command, FORWARD_BACKLOG_LIMIT, Shard};
-use crate::peer_factory::{AUDIO_LEVEL_URI, Direction, IceCredentials, build_peer_connection, with_start_bitrate};
+use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
 use crate::plane::{PublishedTrack, PublisherAnswer};
 use crate::{ConnId, MediaError, TrackKey};
 
@@ -131,7 +131,7 @@ impl Shard {
             let audio_level = parameters
                 .header_extensions
                 .iter()
-                .find(|e| e.uri == AUDIO_LEVEL_URI)
+                .find(|e| e.uri == sfu_proto::rtp_extensions::AUDIO_LEVEL)
                 .and_then(|e| u8::try_from(e.id).ok());
             let receiving = matches!(
                 direction,

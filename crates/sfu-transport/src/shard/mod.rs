@@ -33,7 +33,6 @@ use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
 use consent::ConsentCheck;
 use demux::{Demux, Route};
-pub(crate) use egress::TRANSPORT_CC_URI;
 use ingress::{MediaPacket, Published};
 pub(crate) use rejection::IngressRejection;
 

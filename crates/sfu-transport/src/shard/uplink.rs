@@ -5,14 +5,12 @@
 
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
 use sfu_core::{Arrival, UplinkNacks};
+use sfu_proto::rtp_extensions;
 use std::time::Instant;
 
 use super::Shard;
 use super::ingress::receiver_of;
 use crate::{ConnId, TrackKey};
-
-const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// RTX streams one publisher connection may have: three simulcast layers per video track, for
 /// a few tracks. Past it, further RTX streams are not unwrapped (their losses stay lost).
@@ -40,7 +38,7 @@ impl RepairExtensionIds {
                 (tail.split_whitespace().next()? == uri).then_some(id)
             })
         };
-        Some(Self { mid: id_of(MID_URI)?, repaired_rid: id_of(REPAIRED_RID_URI)? })
+        Some(Self { mid: id_of(rtp_extensions::MID)?, repaired_rid: id_of(rtp_extensions::REPAIRED_RID)? })
     }
 }
 

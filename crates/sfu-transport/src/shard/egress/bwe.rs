@@ -9,9 +9,6 @@ use sfu_bwe::{Bitrate, BweConfig, ProbeConfig, ProbePacer, SendSideBwe, SentPack
 use sfu_core::Allocator;
 use std::time::{Duration, Instant};
 
-/// The transport-wide sequence number header extension (draft-holmer-rmcat-transport-wide-cc).
-pub const TRANSPORT_CC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
-
 /// The estimate before any feedback. Higher than a cold video call's usual 300 kbit/s: a
 /// subscriber mostly sits on a LAN or broadband link, and the initial probes (3x, 6x) then
 /// reach the top layer of a simulcast track in their first round.

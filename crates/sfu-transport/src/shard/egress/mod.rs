@@ -22,7 +22,7 @@ mod outbound;
 mod reports;
 mod rtcp;
 
-pub(crate) use bwe::{EgressBwe, TRANSPORT_CC_URI};
+pub(crate) use bwe::EgressBwe;
 pub(crate) use fanout::{Fanout, Subscription};
 pub(crate) use inbound_rtcp::{InboundRtcp, is_rtcp};
 pub(crate) use outbound::Outbound;
@@ -219,8 +219,11 @@ impl Shard {
             let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
             let parameters = sender.get_parameters();
             if let Some(bwe) = conn.bwe.as_mut()
-                && let Some(ext) =
-                    parameters.rtp_parameters.header_extensions.iter().find(|e| e.uri == super::TRANSPORT_CC_URI)
+                && let Some(ext) = parameters
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|e| e.uri == sfu_proto::rtp_extensions::TRANSPORT_CC)
             {
                 bwe.extension_id = Some(ext.id as u8);
             }

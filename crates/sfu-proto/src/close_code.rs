@@ -1,0 +1,110 @@
+//! Why the server closed a signaling WebSocket: the close codes of docs/protocol.md, one enum.
+//! The web SDK mirrors the fatal ones in `web/sdk.js` (`FATAL_CLOSE_CODES`), and a test here checks
+//! that it does.
+
+/// A WebSocket close code the server sends on `/rtc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 1000: the participant left (`leave`); a departure timeout ends with it too.
+    Left,
+    /// 1009: a message exceeded `rtc.max_message_bytes`.
+    MessageTooBig,
+    /// 4400: the first message was unreadable or neither `join` nor `resume`.
+    BadFirstMessage,
+    /// 4401: the access token in `join` was rejected; the reason names the auth code.
+    Unauthorized,
+    /// 4403: the token grants nothing in this room.
+    NotAllowed,
+    /// 4404: `resume` failed, or the participant is no longer in the room.
+    SessionNotFound,
+    /// 4408: no first message within the join timeout.
+    JoinTimeout,
+    /// 4409: the same identity joined again, or the session was resumed on another socket.
+    Replaced,
+    /// 4410: removed from the room (reserved for admin removal).
+    Removed,
+}
+
+impl CloseCode {
+    /// Every close code, for tables and tests.
+    pub const ALL: [CloseCode; 9] = [
+        Self::Left,
+        Self::MessageTooBig,
+        Self::BadFirstMessage,
+        Self::Unauthorized,
+        Self::NotAllowed,
+        Self::SessionNotFound,
+        Self::JoinTimeout,
+        Self::Replaced,
+        Self::Removed,
+    ];
+
+    /// The number sent in the close frame.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Left => 1000,
+            Self::MessageTooBig => 1009,
+            Self::BadFirstMessage => 4400,
+            Self::Unauthorized => 4401,
+            Self::NotAllowed => 4403,
+            Self::SessionNotFound => 4404,
+            Self::JoinTimeout => 4408,
+            Self::Replaced => 4409,
+            Self::Removed => 4410,
+        }
+    }
+
+    /// The name the SDK gives it (its `disconnected` event's `reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::MessageTooBig => "message_too_big",
+            Self::BadFirstMessage => "bad_first_message",
+            Self::Unauthorized => "unauthorized",
+            Self::NotAllowed => "not_allowed",
+            Self::SessionNotFound => "session_not_found",
+            Self::JoinTimeout => "join_timeout",
+            Self::Replaced => "replaced",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// Whether a client may resume the session after this close (only after a clean leave it
+    /// has nothing to resume; after the others the session is gone or the client must fix its
+    /// request).
+    pub fn is_fatal(self) -> bool {
+        self != Self::Left
+    }
+
+    /// The close code with this number, if the server sends it.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_are_unique_and_round_trip() {
+        for (i, a) in CloseCode::ALL.iter().enumerate() {
+            assert_eq!(CloseCode::from_code(a.code()), Some(*a));
+            for b in &CloseCode::ALL[i + 1..] {
+                assert_ne!(a.code(), b.code());
+                assert_ne!(a.name(), b.name());
+            }
+        }
+        assert_eq!(CloseCode::from_code(4999), None);
+    }
+
+    /// The SDK's table (web/sdk.js) lists every fatal code with the same name.
+    #[test]
+    fn the_web_sdk_mirrors_the_table() {
+        let sdk = include_str!("../../../web/sdk.js");
+        for code in CloseCode::ALL.into_iter().filter(|c| c.is_fatal()) {
+            let entry = format!("[{}, '{}']", code.code(), code.name());
+            assert!(sdk.contains(&entry), "web/sdk.js lacks {entry}");
+        }
+    }
+}
