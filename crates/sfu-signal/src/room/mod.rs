@@ -242,46 +242,6 @@ impl<M: MediaControl> Hub<M> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sfu_transport::MediaConfig;
-
-    fn hub() -> Arc<Hub> {
-        let config = MediaConfig {
-            bind: std::net::IpAddr::from([127, 0, 0, 1]),
-            announce: None,
-            udp_port_start: 0,
-            shards: 1,
-            bandwidth_estimation: false,
-            dynacast: false,
-        };
-        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
-        Hub::new(MediaPlane::start(&config, events).unwrap(), Duration::from_secs(1))
-    }
-
-    async fn join(hub: &Arc<Hub>, room: &RoomId, who: &str) -> (RoomRef, ParticipantId) {
-        hub.join(room, Identity(who.into()), Grants::default(), ParticipantKind::Signaling, None).await
-    }
-
-    /// A participant that joins while the room's last participant leaves must land in a room
-    /// others can find, not in the one being closed.
-    #[tokio::test]
-    async fn a_join_racing_the_last_leave_lands_in_an_open_room() {
-        let hub = hub();
-        let id = RoomId("race".into());
-        let (room_ref, alice) = join(&hub, &id, "alice").await;
-        // Alice's departure holds the room's lock while Bob's join waits for it.
-        let mut closing = room_ref.lock().await;
-        let joining = tokio::spawn({
-            let (hub, id) = (hub.clone(), id.clone());
-            async move { join(&hub, &id, "bob").await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        hub.remove_participant(&mut closing, &alice, LeaveReason::Left).await;
-        drop(closing);
-        let (bob_room, bob) = joining.await.unwrap();
-        let registered = hub.room(&id).expect("the room Bob is in is registered");
-        assert!(Arc::ptr_eq(&registered, &bob_room));
-        assert!(registered.lock().await.participants.contains_key(&bob));
-    }
-}
+mod fake_media;
+#[cfg(test)]
+mod tests;
