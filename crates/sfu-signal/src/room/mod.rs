@@ -215,7 +215,9 @@ impl<M: MediaControl> Hub<M> {
         }
         tracing::info!(room = %room.id, participant = %id, ?reason, "participant left");
         self.update_gauges(room);
-        if room.participants.is_empty() && room.viewers.is_empty() {
+        // A replaced participant's successor joins this room right after: it stays open.
+        let empty = room.participants.is_empty() && room.viewers.is_empty();
+        if empty && reason != LeaveReason::Replaced {
             let mut rooms = self.rooms.lock();
             rooms.remove(&room.id);
             metrics::gauge!("sfu_rooms").set(rooms.len() as f64);

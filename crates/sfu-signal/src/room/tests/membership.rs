@@ -121,7 +121,6 @@ async fn a_session_replaced_before_its_welcome_is_not_welcomed() {
 /// Reloading the page when alone in a room: the new session must stay in the registered room,
 /// where the next participant finds it.
 #[tokio::test]
-#[ignore = "reload in a room where you are alone loses the room (hardening issue, item 1)"]
 async fn a_reload_when_alone_keeps_the_room() {
     let hub = hub();
     let mut first = connect(&hub, "r", "alice").await;
