@@ -7,6 +7,8 @@
 pub enum CloseCode {
     /// 1000: the participant left (`leave`); a departure timeout ends with it too.
     Left,
+    /// 1002: the socket failed (a WebSocket protocol error) before a message could be read.
+    ProtocolError,
     /// 1009: a message exceeded `rtc.max_message_bytes`.
     MessageTooBig,
     /// 4400: the first message was unreadable or neither `join` nor `resume`.
@@ -27,8 +29,9 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code, for tables and tests.
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 10] = [
         Self::Left,
+        Self::ProtocolError,
         Self::MessageTooBig,
         Self::BadFirstMessage,
         Self::Unauthorized,
@@ -43,6 +46,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::Left => 1000,
+            Self::ProtocolError => 1002,
             Self::MessageTooBig => 1009,
             Self::BadFirstMessage => 4400,
             Self::Unauthorized => 4401,
@@ -58,6 +62,7 @@ impl CloseCode {
     pub fn name(self) -> &'static str {
         match self {
             Self::Left => "left",
+            Self::ProtocolError => "protocol_error",
             Self::MessageTooBig => "message_too_big",
             Self::BadFirstMessage => "bad_first_message",
             Self::Unauthorized => "unauthorized",
@@ -69,11 +74,11 @@ impl CloseCode {
         }
     }
 
-    /// Whether a client may resume the session after this close (only after a clean leave it
-    /// has nothing to resume; after the others the session is gone or the client must fix its
-    /// request).
+    /// Whether the session is over for the client: after these it must join again (or fix its
+    /// request). After a clean leave there is nothing to resume, and after a broken socket it
+    /// may resume.
     pub fn is_fatal(self) -> bool {
-        self != Self::Left
+        !matches!(self, Self::Left | Self::ProtocolError)
     }
 
     /// The close code with this number, if the server sends it.

@@ -20,7 +20,7 @@ pub async fn handle(
     let mut room = room_ref.lock().await;
     match room.participants.get(id) {
         None => {
-            let _ = tx.send(Outgoing::Close(crate::session::close::SESSION_NOT_FOUND, "session ended".into()));
+            let _ = tx.send(Outgoing::Close(sfu_proto::CloseCode::SessionNotFound, "session ended".into()));
             return;
         }
         // A newer socket resumed this session; this one only lingers until it closes.

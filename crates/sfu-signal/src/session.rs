@@ -4,7 +4,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use sfu_proto::{ClientMessage, ErrorCode, Identity, ParticipantId, RoomId, ServerMessage};
+use sfu_proto::{ClientMessage, CloseCode, ErrorCode, Identity, ParticipantId, RoomId, ServerMessage};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -17,16 +17,6 @@ use crate::state::AppState;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session token stays valid; the room forgets the session much sooner anyway.
 const SESSION_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// WebSocket close codes (docs/protocol.md).
-pub mod close {
-    pub const BAD_FIRST_MESSAGE: u16 = 4400;
-    pub const UNAUTHORIZED: u16 = 4401;
-    pub const FORBIDDEN: u16 = 4403;
-    pub const SESSION_NOT_FOUND: u16 = 4404;
-    pub const JOIN_TIMEOUT: u16 = 4408;
-    pub const TOO_BIG: u16 = 1009;
-}
 
 pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     let (mut sink, mut stream) = socket.split();
@@ -41,7 +31,8 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
                     Err(_) => continue,
                 },
                 Outgoing::Close(code, reason) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    let _ =
+                        sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: reason.into() }))).await;
                     break;
                 }
             };
@@ -53,18 +44,18 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
 
     let first = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut stream, limit)).await;
     let joined = match first {
-        Err(_) => Err((close::JOIN_TIMEOUT, "no join within 10 s".to_owned())),
+        Err(_) => Err((CloseCode::JoinTimeout, "no join within 10 s".to_owned())),
         Ok(Err(close_with)) => Err(close_with),
         Ok(Ok(text)) => match serde_json::from_str::<ClientMessage>(&text) {
             Ok(ClientMessage::Join { token }) => join(&state, &token, tx.clone()).await,
             Ok(ClientMessage::Resume { session_token }) => resume(&state, &session_token, tx.clone()).await,
-            _ => Err((close::BAD_FIRST_MESSAGE, "first message must be join or resume".to_owned())),
+            _ => Err((CloseCode::BadFirstMessage, "first message must be join or resume".to_owned())),
         },
     };
     let (room, id, generation) = match joined {
         Ok(joined) => joined,
         Err((code, reason)) => {
-            tracing::info!(code, %reason, "signaling connection refused");
+            tracing::info!(code = code.code(), %reason, "signaling connection refused");
             let _ = tx.send(Outgoing::Close(code, reason));
             drop(tx);
             let _ = writer.await;
@@ -77,7 +68,7 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         let text = match next_text(&mut stream, limit).await {
             Ok(text) => text,
             Err((code, reason)) => {
-                if code == close::TOO_BIG {
+                if code == CloseCode::MessageTooBig {
                     let _ = tx.send(Outgoing::Close(code, reason));
                 }
                 break;
@@ -113,24 +104,24 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
 async fn next_text(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     limit: usize,
-) -> Result<String, (u16, String)> {
+) -> Result<String, (CloseCode, String)> {
     loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => {
                 if text.len() > limit {
-                    return Err((close::TOO_BIG, format!("message over {limit} bytes")));
+                    return Err((CloseCode::MessageTooBig, format!("message over {limit} bytes")));
                 }
                 return Ok(text.to_string());
             }
             Some(Ok(Message::Binary(bytes))) => {
                 if bytes.len() > limit {
-                    return Err((close::TOO_BIG, format!("message over {limit} bytes")));
+                    return Err((CloseCode::MessageTooBig, format!("message over {limit} bytes")));
                 }
                 return Ok(String::from_utf8_lossy(&bytes).into_owned());
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | None => return Err((1000, "closed".into())),
-            Some(Err(e)) => return Err((1002, e.to_string())),
+            Some(Ok(Message::Close(_))) | None => return Err((CloseCode::Left, "closed".into())),
+            Some(Err(e)) => return Err((CloseCode::ProtocolError, e.to_string())),
         }
     }
 }
@@ -147,11 +138,11 @@ async fn join(
     state: &Arc<AppState>,
     token: &str,
     tx: mpsc::UnboundedSender<Outgoing>,
-) -> Result<Joined, (u16, String)> {
+) -> Result<Joined, (CloseCode, String)> {
     let now = unix_time(SystemTime::now());
-    let claims = state.auth.verify(token, now).map_err(|e| (close::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
+    let claims = state.auth.verify(token, now).map_err(|e| (CloseCode::Unauthorized, format!("{}: {e}", e.code())))?;
     if !claims.grants.subscribe && !claims.grants.publish && !claims.grants.publish_data {
-        return Err((close::FORBIDDEN, "token grants nothing in this room".into()));
+        return Err((CloseCode::NotAllowed, "token grants nothing in this room".into()));
     }
     let room_id = RoomId(claims.room.clone());
     let (room_ref, id) = state
@@ -160,7 +151,7 @@ async fn join(
         .await;
     let session_token = state.auth.issue_session(&claims.room, id.as_str(), SESSION_TOKEN_TTL, now);
     if !state.hub.welcome(&room_ref, &id, session_token, &tx).await {
-        return Err((close::SESSION_NOT_FOUND, "replaced while joining".into()));
+        return Err((CloseCode::SessionNotFound, "replaced while joining".into()));
     }
     Ok((room_ref, id, 0))
 }
@@ -169,18 +160,18 @@ async fn resume(
     state: &Arc<AppState>,
     token: &str,
     tx: mpsc::UnboundedSender<Outgoing>,
-) -> Result<Joined, (u16, String)> {
+) -> Result<Joined, (CloseCode, String)> {
     let now = unix_time(SystemTime::now());
     // Any failure to resume means the same to the client: the session is gone, join again.
     let claims = state
         .auth
         .verify_session(token, now)
-        .map_err(|e| (close::SESSION_NOT_FOUND, format!("session not found ({}: {e})", e.code())))?;
+        .map_err(|e| (CloseCode::SessionNotFound, format!("session not found ({}: {e})", e.code())))?;
     let id = ParticipantId(claims.participant_id.clone());
     let (room_ref, generation) = state
         .hub
         .resume(&RoomId(claims.room.clone()), &id, tx)
         .await
-        .ok_or_else(|| (close::SESSION_NOT_FOUND, "session not found or expired".to_owned()))?;
+        .ok_or_else(|| (CloseCode::SessionNotFound, "session not found or expired".to_owned()))?;
     Ok((room_ref, id, generation))
 }

@@ -35,7 +35,7 @@ impl<M: MediaControl> Hub<M> {
         let others = room.others(id);
         let p = room.participants.get_mut(id)?;
         if let Some(old) = p.outbox.replace(tx.clone()) {
-            let _ = old.send(Outgoing::Close(4409, "resumed elsewhere".into()));
+            let _ = old.send(Outgoing::Close(sfu_proto::CloseCode::Replaced, "resumed elsewhere".into()));
         }
         p.generation += 1;
         let generation = p.generation;

@@ -14,7 +14,7 @@ pub use model::*;
 pub use publish::RequestError;
 
 use parking_lot::Mutex;
-use sfu_proto::{Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};
+use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -207,9 +207,9 @@ impl<M: MediaControl> Hub<M> {
         );
         if let Some(outbox) = &gone.outbox {
             let (code, text) = match reason {
-                LeaveReason::Replaced => (4409, "replaced by a newer session"),
-                LeaveReason::Removed => (4410, "removed from the room"),
-                LeaveReason::Left | LeaveReason::Timeout => (1000, "left"),
+                LeaveReason::Replaced => (CloseCode::Replaced, "replaced by a newer session"),
+                LeaveReason::Removed => (CloseCode::Removed, "removed from the room"),
+                LeaveReason::Left | LeaveReason::Timeout => (CloseCode::Left, "left"),
             };
             let _ = outbox.send(Outgoing::Close(code, text.into()));
         }

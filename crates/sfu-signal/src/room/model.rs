@@ -15,7 +15,7 @@ use crate::auth::Grants;
 pub enum Outgoing {
     Message(ServerMessage),
     /// Close the socket with this code and reason.
-    Close(u16, String),
+    Close(sfu_proto::CloseCode, String),
 }
 
 pub type Outbox = mpsc::UnboundedSender<Outgoing>;

@@ -81,7 +81,7 @@ async fn the_same_identity_joining_again_replaces_the_first_session() {
         .received()
         .into_iter()
         .filter_map(|o| match o {
-            Outgoing::Close(code, reason) => Some((code, reason)),
+            Outgoing::Close(code, reason) => Some((code.code(), reason)),
             Outgoing::Message(_) => None,
         })
         .collect();
@@ -125,7 +125,7 @@ async fn a_reload_when_alone_keeps_the_room() {
     let hub = hub();
     let mut first = connect(&hub, "r", "alice").await;
     let second = connect(&hub, "r", "alice").await;
-    assert!(first.received().iter().any(|o| matches!(o, Outgoing::Close(4409, _))));
+    assert!(first.received().iter().any(|o| matches!(o, Outgoing::Close(sfu_proto::CloseCode::Replaced, _))));
     let bob = connect(&hub, "r", "bob").await;
     assert!(Arc::ptr_eq(&second.room, &bob.room), "bob joins the room alice is in");
     assert!(registered_with(&hub, "r", &bob.room, &[&second.id, &bob.id]).await);

@@ -93,7 +93,10 @@ async fn two_simultaneous_joins_of_one_identity_leave_one_session() {
         assert_eq!(alices.len(), 1, "round {round}");
         let (survivor, replaced) = if alices[0] == &a.id { (&mut a, &mut b) } else { (&mut b, &mut a) };
         assert_eq!(alices[0], &survivor.id);
-        assert!(replaced.received().iter().any(|o| matches!(o, Outgoing::Close(4409, _))), "round {round}");
+        assert!(
+            replaced.received().iter().any(|o| matches!(o, Outgoing::Close(sfu_proto::CloseCode::Replaced, _))),
+            "round {round}"
+        );
         drop(guard);
         leave(&hub, survivor, LeaveReason::Left).await;
     }

@@ -127,7 +127,7 @@ async fn resuming_twice_closes_the_older_socket() {
     let mut closes = Vec::new();
     while let Ok(item) = older.try_recv() {
         if let Outgoing::Close(code, reason) = item {
-            closes.push((code, reason));
+            closes.push((code.code(), reason));
         }
     }
     assert_eq!(closes, [(4409, "resumed elsewhere".to_owned())]);
