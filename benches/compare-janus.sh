@@ -59,7 +59,7 @@ kill $janus
 wait $janus 2>/dev/null || true
 
 echo "== this sfu, one shard, core 0"
-SFU_LOG=warn SFU_BIND=$ADDR SFU_HTTP_PORT=$SFU_PORT SFU_RTC__UDP_PORT_START=$((SFU_PORT + 2)) \
+SFU_DEV=true SFU_LOG=warn SFU_BIND=$ADDR SFU_HTTP_PORT=$SFU_PORT SFU_RTC__UDP_PORT_START=$((SFU_PORT + 2)) \
   taskset -c 0 "$ROOT/target/release/sfu" >"$OUT/compare-janus.sfu.log" 2>&1 &
 sfu=$!
 trap 'kill $sfu 2>/dev/null || true' EXIT

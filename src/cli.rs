@@ -39,7 +39,8 @@ impl Cli {
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConfigArgs {
     /// Configuration file (TOML); see config/sfu.example.toml. Without one (and without API
-    /// keys in the environment) the server runs in dev mode.
+    /// keys in the environment) the server runs in dev mode, on a loopback address only unless
+    /// `dev = true` (SFU_DEV=true) is set explicitly.
     #[arg(long, short = 'c', value_name = "FILE", env = CONFIG_PATH_ENV, global = true)]
     pub config: Option<PathBuf>,
     /// Address to bind the HTTP server and media sockets to (overrides `bind`).

@@ -25,6 +25,14 @@ fn main() -> anyhow::Result<()> {
                     "DEV MODE: well-known API keys and an open /dev/token endpoint; \
                      set auth.api_key/api_secret and dev = false for production"
                 );
+                if !config.bind.is_loopback() {
+                    tracing::warn!(
+                        "DEV MODE ON A NON-LOOPBACK ADDRESS ({}): anyone who can reach this server \
+                         can mint tokens for any room through /dev/token; never do this on a \
+                         network you do not control",
+                        config.bind
+                    );
+                }
             }
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(sfu_signal::serve(config))
         }

@@ -21,7 +21,8 @@ const secureOrigin = (host, slot) => `--unsafely-treat-insecure-origin-as-secure
 const SLOT = 11;
 const ctx = useServerAndBrowser('k-constrained-link', SLOT, {
   host: ns.hostAddr,
-  env: { SFU_LOG: 'info,sfu_transport::shard::egress=debug' },
+  // Dev mode (the dev token endpoint) on a non-loopback address must be asked for explicitly.
+  env: { SFU_DEV: 'true', SFU_LOG: 'info,sfu_transport::shard::egress=debug' },
   browserOptions: { extraArgs: [secureOrigin(ns.hostAddr, SLOT)] },
 });
 

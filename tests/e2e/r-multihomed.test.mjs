@@ -46,6 +46,8 @@ inPeer('for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done');
 const secureOrigin = `--unsafely-treat-insecure-origin-as-secure=http://${hostAddr(0)}:${portsFor(SLOT).httpPort}`;
 const ctx = useServerAndBrowser('r-multihomed', SLOT, {
   host: hostAddr(0),
+  // Dev mode (the dev token endpoint) on a non-loopback address must be asked for explicitly.
+  env: { SFU_DEV: 'true' },
   browserOptions: { extraArgs: [secureOrigin] },
 });
 

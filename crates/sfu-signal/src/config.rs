@@ -20,7 +20,8 @@
 //! [`DEV_API_KEY`] / [`DEV_API_SECRET`]. Dev mode also enables the unauthenticated dev token
 //! endpoint, through which anyone who can reach the server can mint tokens for any room.
 //! Dev mode and the dev keys MUST NOT be used in production; [`Config::validate`] refuses the dev
-//! secret unless `dev = true`.
+//! secret unless `dev = true`, and refuses an implied dev mode on a non-loopback `bind` (only an
+//! explicit `dev = true` may listen where other machines can reach it).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -64,6 +65,11 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
+    /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
+    /// `SFU_DEV=true`) rather than implied by a missing config file and keys. Only an explicit
+    /// dev mode may listen on a non-loopback address (see [`Config::validate`]).
+    #[serde(skip)]
+    pub dev_explicit: bool,
     /// Log filter in `tracing_subscriber::EnvFilter` syntax. Default `info`.
     pub log: String,
 }
@@ -238,6 +244,7 @@ impl Default for Config {
             rtc: RtcConfig::default(),
             auth: AuthConfig::default(),
             dev: false,
+            dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
         }
     }
@@ -421,6 +428,7 @@ impl Config {
 
         let dev_explicit = table.contains_key("dev");
         let mut cfg = Self::from_table(table, &origins)?;
+        cfg.dev_explicit = dev_explicit && cfg.dev;
         if !dev_explicit {
             cfg.dev = path.is_none() && cfg.auth.api_key.is_empty() && cfg.auth.api_secret.is_empty();
         }
@@ -501,6 +509,18 @@ impl Config {
                     self.auth.api_secret.len()
                 ));
             }
+        }
+        if self.dev && !self.dev_explicit && !self.bind.is_loopback() {
+            // Implied dev mode lets anyone who reaches the server mint tokens (/dev/token, public
+            // keys): fine on loopback, not on an address other machines can reach.
+            return invalid(format!(
+                "dev mode is implied (no config file, no API keys) and bind = {} is not a loopback \
+                 address, so anyone who can reach it could mint tokens through /dev/token; \
+                 configure auth.api_key and auth.api_secret (config file, or SFU_AUTH__API_KEY \
+                 and SFU_AUTH__API_SECRET), or set dev = true (SFU_DEV=true) to run dev mode on \
+                 this address anyway",
+                self.bind
+            ));
         }
         if let Some(a) = self.announce {
             if a.is_unspecified() || a.is_multicast() {

@@ -61,6 +61,33 @@ fn keys_from_env_disable_dev_mode() {
 }
 
 #[test]
+fn implied_dev_mode_only_on_loopback() {
+    // No file, no keys, a reachable address: refused, saying what to set.
+    for bind in ["0.0.0.0", "10.0.0.5", "::"] {
+        let c = Config::load(None, env(&[("SFU_BIND", bind)])).unwrap();
+        assert!(c.dev && !c.dev_explicit);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("not a loopback") && err.contains("SFU_DEV=true"), "{err}");
+    }
+    for bind in ["127.0.0.1", "127.0.0.2", "::1"] {
+        Config::load(None, env(&[("SFU_BIND", bind)])).unwrap().validate().unwrap();
+    }
+    // Dev mode asked for explicitly, from the environment or the file, may listen anywhere.
+    let c = Config::load(None, env(&[("SFU_BIND", "0.0.0.0"), ("SFU_DEV", "true")])).unwrap();
+    assert!(c.dev && c.dev_explicit);
+    c.validate().unwrap();
+    let f = TempFile::new("devbind", "dev = true\nbind = \"0.0.0.0\"\n");
+    Config::load(Some(&f.0), env(&[])).unwrap().validate().unwrap();
+    // With keys there is no dev mode to worry about.
+    let c = Config::load(
+        None,
+        env(&[("SFU_BIND", "0.0.0.0"), ("SFU_AUTH__API_KEY", "prodkey"), ("SFU_AUTH__API_SECRET", SECRET)]),
+    )
+    .unwrap();
+    c.validate().unwrap();
+}
+
+#[test]
 fn explicit_dev_false_without_keys_fails_validation() {
     let c = Config::load(None, env(&[("SFU_DEV", "false")])).unwrap();
     assert!(!c.dev);
