@@ -19,20 +19,35 @@
 //! jsonwebtoken's own expiry check (which reads the system clock) is switched off; instead `exp` is
 //! *required* by the decoder and compared against the caller's `now` here. A token is valid while
 //! `now < exp + leeway`; the leeway is 0 seconds unless set with [`TokenAuthority::with_leeway`]
-//! (a few seconds absorb clock skew between an external token issuer and this server).
+//! (a few seconds absorb clock skew between an external token issuer and this server). A token
+//! is not valid yet while `now + leeway < nbf`, or while its `iat` lies more than
+//! [`MAX_IAT_SKEW_SECS`] (plus leeway) ahead of `now`.
+//!
+//! # Claims are read strictly
+//!
+//! A payload that names a key twice at any depth (say `"admin"` twice in `grants`) is refused:
+//! JSON parsers disagree on which of the two wins, so an issuer and this server could read
+//! different rights out of the same signed token.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::AuthConfig;
 
+mod duplicate_keys;
+
 /// Value of the `kind` claim of a session token.
 pub const SESSION_KIND: &str = "session";
 /// Value of the (optional) `kind` claim of an access token.
 pub const ACCESS_KIND: &str = "access";
+/// How far (seconds) a token's `iat` may lie ahead of this server's clock before the token is
+/// refused as not valid yet: issuers' clocks drift a little, a token from the future is suspect.
+pub const MAX_IAT_SKEW_SECS: u64 = 60;
 
 /// What a participant holding an access token may do. Every grant defaults to `false`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -125,6 +140,13 @@ pub enum AuthError {
     /// The token's `exp` lies at or before the verification time (plus leeway).
     #[error("token has expired")]
     Expired,
+    /// The token's `nbf` lies after the verification time (plus leeway), or its `iat` more than
+    /// [`MAX_IAT_SKEW_SECS`] after it.
+    #[error("token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    /// The payload names the same key twice in one object (e.g. a grant given twice).
+    #[error("token claims name key `{0}` twice")]
+    DuplicateKey(String),
     /// A session token was presented where an access token is expected, or the other way round.
     #[error("wrong kind of token (expected {expected} token)")]
     WrongKind {
@@ -147,6 +169,8 @@ impl AuthError {
             AuthError::UnknownKey => "token_unknown_key",
             AuthError::MissingExpiry => "token_missing_expiry",
             AuthError::Expired => "token_expired",
+            AuthError::NotYetValid => "token_not_yet_valid",
+            AuthError::DuplicateKey(_) => "token_duplicate_key",
             AuthError::WrongKind { .. } => "token_wrong_kind",
             AuthError::InvalidClaims(_) => "token_invalid_claims",
         }
@@ -163,6 +187,17 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
         }
         ErrorKind::ExpiredSignature => AuthError::Expired,
         _ => AuthError::Malformed,
+    }
+}
+
+/// A time claim (seconds since the Unix epoch): `None` when absent, an error when not a
+/// non-negative number (`exp` reports [`AuthError::MissingExpiry`] as before).
+fn time_claim(claims: &serde_json::Value, name: &str) -> Result<Option<u64>, AuthError> {
+    let Some(v) = claims.get(name) else { return Ok(None) };
+    match v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)) {
+        Some(t) => Ok(Some(t)),
+        None if name == "exp" => Err(AuthError::MissingExpiry),
+        None => Err(AuthError::InvalidClaims(format!("claim `{name}` is not a time"))),
     }
 }
 
@@ -265,16 +300,23 @@ impl TokenAuthority {
         {
             return Err(AuthError::UnknownKey);
         }
+        // The signature holds, so the payload segment is well-formed base64 JSON: read it again,
+        // this time refusing a key named twice (the decoder above kept the last one silently).
+        let payload = token.trim().split('.').nth(1).unwrap_or_default();
+        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
+        if let Some(key) = duplicate_keys::first_duplicate(&json) {
+            return Err(AuthError::DuplicateKey(key));
+        }
         // The decoder has already ensured `exp` is present and numeric.
-        let exp = match data.claims.get("exp") {
-            Some(v) => v
-                .as_u64()
-                .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-                .ok_or(AuthError::MissingExpiry)?,
-            None => return Err(AuthError::MissingExpiry),
-        };
+        let exp = time_claim(&data.claims, "exp")?.ok_or(AuthError::MissingExpiry)?;
         if now_unix >= exp.saturating_add(self.leeway_secs) {
             return Err(AuthError::Expired);
+        }
+        let not_before = time_claim(&data.claims, "nbf")?.unwrap_or(0);
+        let issued = time_claim(&data.claims, "iat")?.unwrap_or(0);
+        let now_lenient = now_unix.saturating_add(self.leeway_secs);
+        if not_before > now_lenient || issued > now_lenient.saturating_add(MAX_IAT_SKEW_SECS) {
+            return Err(AuthError::NotYetValid);
         }
         Ok(data.claims)
     }
@@ -292,13 +334,15 @@ impl TokenAuthority {
         serde_json::from_value(raw).map_err(|e| AuthError::InvalidClaims(e.to_string()))
     }
 
-    /// Issues a session (resume) token for `participant_id` in `room`, valid for `ttl`.
-    pub fn issue_session(&self, room: &str, participant_id: &str, ttl: Duration, now_unix: u64) -> String {
+    /// Issues a session (resume) token for `participant_id`, who joined with the access token
+    /// `access`: for the same room, valid for `ttl` but never beyond the access token's `exp`
+    /// (resuming must not outlast the right to join).
+    pub fn issue_session(&self, access: &Claims, participant_id: &str, ttl: Duration, now_unix: u64) -> String {
         self.encode(&SessionClaims {
             kind: SESSION_KIND.to_owned(),
-            room: room.to_owned(),
+            room: access.room.clone(),
             participant_id: participant_id.to_owned(),
-            exp: now_unix.saturating_add(ttl.as_secs()),
+            exp: now_unix.saturating_add(ttl.as_secs()).min(access.exp),
             iat: now_unix,
         })
     }
@@ -317,201 +361,4 @@ impl TokenAuthority {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: u64 = 1_700_000_000;
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-    fn authority() -> TokenAuthority {
-        TokenAuthority::new("APIkey1", SECRET)
-    }
-
-    /// Signs an arbitrary JSON payload with `secret`, for hand-made tokens.
-    fn raw_token(payload: serde_json::Value, secret: &[u8]) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &payload, &EncodingKey::from_secret(secret)).unwrap()
-    }
-
-    #[test]
-    fn round_trip() {
-        let a = authority();
-        let t = a.issue("room1", "alice", Grants::participant(), Duration::from_secs(3600), NOW);
-        let c = a.verify(&t, NOW + 10).unwrap();
-        assert_eq!(c.sub, "alice");
-        assert_eq!(c.room, "room1");
-        assert_eq!(c.grants, Grants::participant());
-        assert_eq!(c.exp, NOW + 3600);
-        assert_eq!(c.iat, NOW);
-        assert_eq!(c.name, None);
-
-        let named = a.sign(&Claims { name: Some("Alice A.".into()), ..c.clone() });
-        assert_eq!(a.verify(&named, NOW).unwrap().name.as_deref(), Some("Alice A."));
-    }
-
-    #[test]
-    fn wrong_secret() {
-        let t = authority().issue("r", "a", Grants::all(), Duration::from_secs(60), NOW);
-        let other = TokenAuthority::new("APIkey1", b"another-secret-another-secret-xx");
-        let err = other.verify(&t, NOW).unwrap_err();
-        assert_eq!(err, AuthError::BadSignature);
-        assert_eq!(err.code(), "token_bad_signature");
-    }
-
-    #[test]
-    fn expired() {
-        let a = authority();
-        let t = a.issue("r", "a", Grants::all(), Duration::from_secs(60), NOW);
-        assert!(a.verify(&t, NOW + 59).is_ok());
-        let err = a.verify(&t, NOW + 60).unwrap_err();
-        assert_eq!(err, AuthError::Expired);
-        assert_eq!(err.code(), "token_expired");
-        // With leeway the same token is accepted a little longer.
-        let lenient = authority().with_leeway(5);
-        assert!(lenient.verify(&t, NOW + 64).is_ok());
-        assert_eq!(lenient.verify(&t, NOW + 65).unwrap_err(), AuthError::Expired);
-    }
-
-    #[test]
-    fn missing_exp_rejected() {
-        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "iat": NOW }), SECRET);
-        let err = authority().verify(&t, NOW).unwrap_err();
-        assert_eq!(err, AuthError::MissingExpiry);
-        assert_eq!(err.code(), "token_missing_expiry");
-    }
-
-    #[test]
-    fn non_numeric_exp_rejected() {
-        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "exp": "never" }), SECRET);
-        assert_eq!(authority().verify(&t, NOW).unwrap_err(), AuthError::MissingExpiry);
-    }
-
-    #[test]
-    fn tampered_payload() {
-        let a = authority();
-        let t = a.issue("r", "mallory", Grants::none(), Duration::from_secs(60), NOW);
-        let parts: Vec<&str> = t.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        // Replace the payload with one granting admin, keep the original header and signature.
-        let forged_claims = serde_json::json!({
-            "sub": "mallory", "room": "r", "exp": NOW + 60, "iat": NOW,
-            "grants": { "admin": true }
-        });
-        let donor = raw_token(forged_claims, b"attacker-does-not-know-the-secret");
-        let forged_payload = donor.split('.').nth(1).unwrap();
-        let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
-        assert_eq!(a.verify(&forged, NOW).unwrap_err(), AuthError::BadSignature);
-    }
-
-    #[test]
-    fn malformed() {
-        let a = authority();
-        for t in ["", "abc", "a.b", "a.b.c", "....", "not a jwt at all"] {
-            assert_eq!(a.verify(t, NOW).unwrap_err(), AuthError::Malformed, "token {t:?}");
-        }
-    }
-
-    #[test]
-    fn other_algorithm_rejected() {
-        let t = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &serde_json::json!({ "sub": "a", "room": "r", "exp": NOW + 60 }),
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        let err = authority().verify(&t, NOW).unwrap_err();
-        assert_eq!(err, AuthError::UnsupportedAlgorithm);
-    }
-
-    #[test]
-    fn other_key_id_rejected() {
-        let t = TokenAuthority::new("otherkey", SECRET).issue("r", "a", Grants::all(), Duration::from_secs(60), NOW);
-        assert_eq!(authority().verify(&t, NOW).unwrap_err(), AuthError::UnknownKey);
-    }
-
-    #[test]
-    fn grants_parse() {
-        // Missing grants object: no rights.
-        let t = raw_token(serde_json::json!({ "sub": "a", "room": "r", "exp": NOW + 60 }), SECRET);
-        let c = authority().verify(&t, NOW).unwrap();
-        assert_eq!(c.grants, Grants::none());
-        assert_eq!(c.iat, 0);
-
-        // Partial grants object: the rest default to false.
-        let t = raw_token(
-            serde_json::json!({
-                "sub": "a", "room": "r", "exp": NOW + 60,
-                "grants": { "subscribe": true, "admin": true }
-            }),
-            SECRET,
-        );
-        let g = authority().verify(&t, NOW).unwrap().grants;
-        assert_eq!(g, Grants { publish: false, subscribe: true, publish_data: false, admin: true });
-
-        // Grants serialize with snake_case names.
-        let json = serde_json::to_value(Grants::participant()).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({ "publish": true, "subscribe": true, "publish_data": true, "admin": false })
-        );
-        assert_eq!(Grants::default(), Grants::none());
-        assert!(Grants::all().admin && !Grants::participant().admin);
-    }
-
-    #[test]
-    fn missing_required_claims() {
-        let t = raw_token(serde_json::json!({ "room": "r", "exp": NOW + 60 }), SECRET);
-        let err = authority().verify(&t, NOW).unwrap_err();
-        assert!(matches!(err, AuthError::InvalidClaims(_)), "{err:?}");
-        assert_eq!(err.code(), "token_invalid_claims");
-    }
-
-    #[test]
-    fn session_round_trip() {
-        let a = authority();
-        let t = a.issue_session("room1", "PA_123", Duration::from_secs(30), NOW);
-        let s = a.verify_session(&t, NOW + 29).unwrap();
-        assert_eq!(s.kind, SESSION_KIND);
-        assert_eq!(s.room, "room1");
-        assert_eq!(s.participant_id, "PA_123");
-        assert_eq!(s.exp, NOW + 30);
-        assert_eq!(a.verify_session(&t, NOW + 30).unwrap_err(), AuthError::Expired);
-    }
-
-    #[test]
-    fn session_and_access_tokens_not_interchangeable() {
-        let a = authority();
-        let access = a.issue("r", "alice", Grants::all(), Duration::from_secs(60), NOW);
-        let session = a.issue_session("r", "PA_1", Duration::from_secs(60), NOW);
-
-        let err = a.verify_session(&access, NOW).unwrap_err();
-        assert_eq!(err, AuthError::WrongKind { expected: "session" });
-        assert_eq!(err.code(), "token_wrong_kind");
-        assert_eq!(a.verify(&session, NOW).unwrap_err(), AuthError::WrongKind { expected: "access" });
-
-        // A hand-made access token that smuggles in extra session-like fields is still an access
-        // token only if it says so; any other `kind` is refused by both verifiers.
-        let odd = raw_token(
-            serde_json::json!({ "kind": "refresh", "sub": "a", "room": "r", "pid": "x", "exp": NOW + 60 }),
-            SECRET,
-        );
-        assert!(matches!(a.verify(&odd, NOW), Err(AuthError::WrongKind { .. })));
-        assert!(matches!(a.verify_session(&odd, NOW), Err(AuthError::WrongKind { .. })));
-
-        // An explicit `kind: "access"` is accepted as an access token.
-        let explicit =
-            raw_token(serde_json::json!({ "kind": "access", "sub": "a", "room": "r", "exp": NOW + 60 }), SECRET);
-        assert_eq!(a.verify(&explicit, NOW).unwrap().sub, "a");
-    }
-
-    #[test]
-    fn debug_redacts_secret() {
-        let s = format!("{:?}", authority());
-        assert!(s.contains("APIkey1") && !s.contains("0123456789abcdef"));
-    }
-
-    #[test]
-    fn unix_time_conversion() {
-        assert_eq!(unix_time(UNIX_EPOCH + Duration::from_secs(42)), 42);
-        assert_eq!(unix_time(UNIX_EPOCH - Duration::from_secs(1)), 0);
-    }
-}
+mod tests;

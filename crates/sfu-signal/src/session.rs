@@ -149,7 +149,7 @@ async fn join(
         .hub
         .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Signaling, Some(tx.clone()))
         .await;
-    let session_token = state.auth.issue_session(&claims.room, id.as_str(), SESSION_TOKEN_TTL, now);
+    let session_token = state.auth.issue_session(&claims, id.as_str(), SESSION_TOKEN_TTL, now);
     if !state.hub.welcome(&room_ref, &id, session_token, &tx).await {
         return Err((CloseCode::SessionNotFound, "replaced while joining".into()));
     }
