@@ -25,11 +25,14 @@ pub enum CloseCode {
     Replaced,
     /// 4410: removed from the room (reserved for admin removal).
     Removed,
+    /// 4429: the client stopped reading: its outgoing queue overflowed or a write timed out. Its
+    /// queued messages were dropped; it may resume, which sends it the room's state afresh.
+    TooSlow,
 }
 
 impl CloseCode {
     /// Every close code, for tables and tests.
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 11] = [
         Self::Left,
         Self::ProtocolError,
         Self::MessageTooBig,
@@ -40,6 +43,7 @@ impl CloseCode {
         Self::JoinTimeout,
         Self::Replaced,
         Self::Removed,
+        Self::TooSlow,
     ];
 
     /// The number sent in the close frame.
@@ -55,6 +59,7 @@ impl CloseCode {
             Self::JoinTimeout => 4408,
             Self::Replaced => 4409,
             Self::Removed => 4410,
+            Self::TooSlow => 4429,
         }
     }
 
@@ -71,14 +76,15 @@ impl CloseCode {
             Self::JoinTimeout => "join_timeout",
             Self::Replaced => "replaced",
             Self::Removed => "removed",
+            Self::TooSlow => "too_slow",
         }
     }
 
     /// Whether the session is over for the client: after these it must join again (or fix its
-    /// request). After a clean leave there is nothing to resume, and after a broken socket it
-    /// may resume.
+    /// request). After a clean leave there is nothing to resume, and after a broken socket or
+    /// falling behind it may resume.
     pub fn is_fatal(self) -> bool {
-        !matches!(self, Self::Left | Self::ProtocolError)
+        !matches!(self, Self::Left | Self::ProtocolError | Self::TooSlow)
     }
 
     /// The close code with this number, if the server sends it.

@@ -2,9 +2,8 @@
 
 use sfu_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, PeerRole, ServerMessage};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
-use crate::room::{Outgoing, RequestError, RoomRef};
+use crate::room::{Outbox, Outgoing, RequestError, RoomRef};
 use crate::state::AppState;
 
 pub async fn handle(
@@ -13,7 +12,7 @@ pub async fn handle(
     id: &ParticipantId,
     generation: u64,
     message: ClientMessage,
-    tx: &mpsc::UnboundedSender<Outgoing>,
+    tx: &Outbox,
 ) {
     let request = request_name(&message);
     let hub = &state.hub;

@@ -3,45 +3,32 @@
 //! socket lives on; only auth failures, oversized messages and protocol violations close it.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use sfu_proto::{ClientMessage, CloseCode, ErrorCode, Identity, ParticipantId, RoomId, ServerMessage};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
 
 use crate::auth::unix_time;
-use crate::room::{Outgoing, ParticipantKind, RoomRef};
+use crate::room::{Frame, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RoomRef, outbox};
 use crate::state::AppState;
 
 /// A client that says nothing this long after connecting is disconnected.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session token stays valid; the room forgets the session much sooner anyway.
 const SESSION_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// A write to the socket that takes longer than this means the client stopped reading. (A
+/// constant, not a config key: the config is being reworked separately.)
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a too-slow client gets to read its close frame before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(socket: WebSocket, state: Arc<AppState>) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let limit = state.config.rtc.max_message_bytes;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (tx, rx) = outbox();
     // The writer owns the sink, so room events and replies share one ordered queue.
-    let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let result = match out {
-                Outgoing::Message(m) => match serde_json::to_string(&m) {
-                    Ok(text) => sink.send(Message::Text(text.into())).await,
-                    Err(_) => continue,
-                },
-                Outgoing::Close(code, reason) => {
-                    let _ =
-                        sink.send(Message::Close(Some(CloseFrame { code: code.code(), reason: reason.into() }))).await;
-                    break;
-                }
-            };
-            if result.is_err() {
-                break;
-            }
-        }
-    });
-
+    let mut writer = tokio::spawn(write(sink, rx));
     let first = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut stream, limit)).await;
     let joined = match first {
         Err(_) => Err((CloseCode::JoinTimeout, "no join within 10 s".to_owned())),
@@ -64,8 +51,20 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     };
 
     let mut left = false;
+    let mut writer_done = false;
     loop {
-        let text = match next_text(&mut stream, limit).await {
+        let next = tokio::select! {
+            next = async {
+                tx.room_for_replies().await;
+                next_text(&mut stream, limit).await
+            } => next,
+            // The writer gave up on a client too slow to read (or a broken socket): end the session.
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+        };
+        let text = match next {
             Ok(text) => text,
             Err((code, reason)) => {
                 if code == CloseCode::MessageTooBig {
@@ -97,7 +96,55 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>) {
         state.hub.detach(room, id, generation);
     }
     drop(tx);
-    let _ = writer.await;
+    if writer_done {
+        // The writer closed the socket. Read on until the client answers the close (or for
+        // CLOSE_GRACE): closing with its messages unread would reset the connection, and the
+        // reset would discard the close frame before the client reads it.
+        let drain = async { while next_text(&mut stream, limit).await.is_ok() {} };
+        let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+    } else {
+        let _ = writer.await;
+    }
+}
+
+/// Writes the queue to the socket until it closes. A client that stops reading is disconnected
+/// with `too_slow`: when its queue overflows, or when one write takes longer than `SEND_TIMEOUT`.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) {
+    let overflow = rx.overflow();
+    let too_slow = loop {
+        let frame = tokio::select! {
+            biased;
+            _ = overflow.wait() => break true,
+            frame = rx.recv() => frame,
+        };
+        let message = match frame {
+            Some(Frame::Text(text)) => Message::Text(text.into()),
+            Some(Frame::Close(code, reason)) => {
+                let close = Message::Close(Some(CloseFrame { code: code.code(), reason: reason.into() }));
+                let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close)).await;
+                break false;
+            }
+            None => break false,
+        };
+        tokio::select! {
+            biased;
+            _ = overflow.wait() => break true,
+            sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break false,
+                Err(_) => break true,
+            },
+        }
+    };
+    if too_slow {
+        metrics::counter!("sfu_signaling_slow_consumers_total").increment(1);
+        tracing::info!(queued_bytes = rx.queued_bytes(), "signaling client too slow to read; closing");
+        drop(rx);
+        let code = CloseCode::TooSlow;
+        let close = Message::Close(Some(CloseFrame { code: code.code(), reason: "too slow to read".into() }));
+        // The close frame reaches a client that reads again soon; one that never does is dropped.
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
+    }
 }
 
 /// The next text message, or the close code to end the session with.
@@ -134,11 +181,7 @@ fn request_type(text: &str) -> Option<String> {
 
 type Joined = (RoomRef, ParticipantId, u64);
 
-async fn join(
-    state: &Arc<AppState>,
-    token: &str,
-    tx: mpsc::UnboundedSender<Outgoing>,
-) -> Result<Joined, (CloseCode, String)> {
+async fn join(state: &Arc<AppState>, token: &str, tx: Outbox) -> Result<Joined, (CloseCode, String)> {
     let now = unix_time(SystemTime::now());
     let claims = state.auth.verify(token, now).map_err(|e| (CloseCode::Unauthorized, format!("{}: {e}", e.code())))?;
     if !claims.grants.subscribe && !claims.grants.publish && !claims.grants.publish_data {
@@ -156,11 +199,7 @@ async fn join(
     Ok((room_ref, id, 0))
 }
 
-async fn resume(
-    state: &Arc<AppState>,
-    token: &str,
-    tx: mpsc::UnboundedSender<Outgoing>,
-) -> Result<Joined, (CloseCode, String)> {
+async fn resume(state: &Arc<AppState>, token: &str, tx: Outbox) -> Result<Joined, (CloseCode, String)> {
     let now = unix_time(SystemTime::now());
     // Any failure to resume means the same to the client: the session is gone, join again.
     let claims = state

@@ -6,11 +6,13 @@ mod attach;
 mod media;
 mod model;
 mod negotiate;
+mod outbox;
 mod publish;
 mod speakers;
 
 pub use media::MediaControl;
 pub use model::*;
+pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
 pub use publish::RequestError;
 
 use parking_lot::Mutex;

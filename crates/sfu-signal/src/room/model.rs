@@ -6,19 +6,9 @@ use sfu_proto::{
 };
 use sfu_transport::{ConnId, TrackKey};
 use std::collections::{HashMap, HashSet};
-use tokio::sync::mpsc;
 
+use super::outbox::{Outbox, Outgoing};
 use crate::auth::Grants;
-
-/// What the room sends to a participant's WebSocket writer.
-#[derive(Debug)]
-pub enum Outgoing {
-    Message(ServerMessage),
-    /// Close the socket with this code and reason.
-    Close(sfu_proto::CloseCode, String),
-}
-
-pub type Outbox = mpsc::UnboundedSender<Outgoing>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParticipantKind {

@@ -10,10 +10,9 @@ use sfu_proto::{Identity, LeaveReason, ParticipantId, RoomId, ServerMessage, Tra
 use sfu_transport::{ConnId, TrackKey};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 use super::fake_media::{Call, FakeMedia};
-use super::{Hub, Outbox, Outgoing, ParticipantKind, RequestError, RoomRef};
+use super::{Frame, Hub, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RequestError, RoomRef, outbox};
 use crate::auth::Grants;
 
 pub(super) const DEPARTURE: Duration = Duration::from_secs(10);
@@ -32,7 +31,7 @@ struct Client {
     id: ParticipantId,
     room: RoomRef,
     tx: Outbox,
-    rx: mpsc::UnboundedReceiver<Outgoing>,
+    rx: OutboxReceiver,
     publisher_conn: ConnId,
     subscriber_conn: ConnId,
 }
@@ -41,8 +40,11 @@ impl Client {
     /// Everything sent to this client since the last look.
     fn received(&mut self) -> Vec<Outgoing> {
         let mut out = Vec::new();
-        while let Ok(item) = self.rx.try_recv() {
-            out.push(item);
+        while let Some(frame) = self.rx.try_recv() {
+            out.push(match frame {
+                Frame::Text(text) => Outgoing::Message(serde_json::from_str(&text).expect("a server message")),
+                Frame::Close(code, reason) => Outgoing::Close(code, reason),
+            });
         }
         out
     }
@@ -60,7 +62,7 @@ impl Client {
 
     /// A fresh outbox, as a new socket would bring.
     fn new_socket(&mut self) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = outbox();
         self.tx = tx;
         self.rx = rx;
     }
@@ -68,7 +70,7 @@ impl Client {
 
 /// Joins without the welcome: what `Hub::join` alone does.
 async fn join_only(hub: &TestHub, room: &str, identity: &str, kind: ParticipantKind) -> Client {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = outbox();
     let outbox = (kind == ParticipantKind::Signaling).then(|| tx.clone());
     let (room_ref, id) = hub.join(&room_id(room), Identity(identity.into()), Grants::participant(), kind, outbox).await;
     // A session replaced before this look has no connections left to name.

@@ -122,11 +122,11 @@ async fn resuming_twice_closes_the_older_socket() {
     let hub = hub();
     let mut alice = connect(&hub, "r", "alice").await;
     assert_eq!(resume(&hub, &mut alice).await, Some(1));
-    let mut older = std::mem::replace(&mut alice.rx, mpsc::unbounded_channel().1);
+    let mut older = std::mem::replace(&mut alice.rx, outbox().1);
     assert_eq!(resume(&hub, &mut alice).await, Some(2));
     let mut closes = Vec::new();
-    while let Ok(item) = older.try_recv() {
-        if let Outgoing::Close(code, reason) = item {
+    while let Some(item) = older.try_recv() {
+        if let Frame::Close(code, reason) = item {
             closes.push((code.code(), reason));
         }
     }

@@ -208,7 +208,7 @@ async fn muting_reaches_the_media_plane_and_the_others() {
 #[tokio::test]
 async fn media_needs_the_publish_grant_and_whip_publishers_subscribe_to_nothing() {
     let hub = hub();
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (tx, _rx) = outbox();
     let listen_only = Grants { publish: false, ..Grants::participant() };
     let (room_ref, viewer) =
         hub.join(&room_id("r"), Identity("viewer".into()), listen_only, ParticipantKind::Signaling, Some(tx)).await;
