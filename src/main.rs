@@ -2,6 +2,8 @@
 
 mod cli;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use cli::{Cli, Command};
 
@@ -14,7 +16,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(_) => {
+            // Logs go to stderr (stdout is for what a command prints, like `sfu token`), coloured
+            // only on a terminal: escape codes in a log file or a collector are noise at best.
             tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log)),

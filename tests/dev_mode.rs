@@ -1,7 +1,8 @@
 //! The `sfu` binary's start-up safety: dev mode is not implied on an address other machines can
-//! reach, and asking for it explicitly starts the server with a warning.
+//! reach, asking for it explicitly starts the server with a warning, and logs written to a file
+//! carry no terminal escape codes.
 //!
-//! Each test runs the built binary with its own high ports (17990-17999) and no inherited `SFU_*`
+//! Each test runs the built binary with its own high ports (17986-17999) and no inherited `SFU_*`
 //! settings; nothing is sent to the server, which only binds.
 
 use std::io::Read;
@@ -105,4 +106,27 @@ fn implied_dev_mode_on_loopback_starts_as_before() {
     let log = LogFile::new("loopback");
     let (_server, text) = start_until_listening(sfu(17997), &log);
     assert!(text.contains("DEV MODE") && !text.contains("NON-LOOPBACK"), "{text}");
+}
+
+#[test]
+fn logs_to_a_file_carry_no_escape_codes() {
+    let log = LogFile::new("ansi");
+    let file = std::fs::File::create(&log.0).unwrap();
+    // Stderr alone, where the logs go; stdout is for command output.
+    let mut server = Running(sfu(17986).stdout(Stdio::null()).stderr(file).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let bytes = loop {
+        let bytes = std::fs::read(&log.0).unwrap_or_default();
+        if String::from_utf8_lossy(&bytes).contains("signaling listening") {
+            break bytes;
+        }
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("sfu exited ({status}) before listening:\n{}", String::from_utf8_lossy(&bytes));
+        }
+        assert!(Instant::now() < deadline, "sfu did not log on stderr that it listens within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("DEV MODE") && text.contains(" INFO "), "{text}");
+    assert!(!bytes.contains(&0x1b), "ESC bytes in a log written to a file:\n{text:?}");
 }

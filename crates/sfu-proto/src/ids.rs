@@ -16,6 +16,11 @@ macro_rules! string_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id for a log line: control characters escaped (see [`Escaped`]).
+            pub fn escaped(&self) -> Escaped<'_> {
+                Escaped(&self.0)
+            }
         }
 
         impl fmt::Display for $name {
@@ -36,6 +41,37 @@ macro_rules! string_id {
             }
         }
     };
+}
+
+/// Text from outside (a room name, an identity) shown so it cannot forge log lines or
+/// terminal escapes: control characters (and the Unicode line separators and bidirectional
+/// overrides, which some viewers honour) are written as `\n`, `\r`, `\t` or `\u{..}`, and a
+/// backslash as `\\`, so an escaped sequence and the same characters typed by a user differ.
+/// Everything else, non-ASCII letters included, is written as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(needs_escape) {
+            f.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().expect("found at i");
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                other => write!(f, "\\u{{{:x}}}", other as u32)?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\\' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 string_id!(
@@ -99,4 +135,25 @@ pub enum TrackSource {
     /// The publisher described the track but gave no source.
     #[default]
     Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_cannot_break_a_log_line() {
+        let forged = "standup\n2026-01-01T00:00:00Z  INFO participant joined identity=admin";
+        let shown = RoomId::from(forged).escaped().to_string();
+        assert!(!shown.contains('\n'), "{shown}");
+        assert_eq!(shown, "standup\\n2026-01-01T00:00:00Z  INFO participant joined identity=admin");
+        assert_eq!(Escaped("a\r\tb\u{1b}[31mred\u{7f}\u{85}").to_string(), "a\\r\\tb\\u{1b}[31mred\\u{7f}\\u{85}");
+        assert_eq!(Escaped("x\u{2028}y\u{202e}z").to_string(), "x\\u{2028}y\\u{202e}z");
+        // A backslash typed by the user is doubled, so it never looks like an escape.
+        assert_eq!(Identity::from("a\\nb").escaped().to_string(), "a\\\\nb");
+        // Ordinary names, non-ASCII included, are unchanged.
+        for name in ["alice", "Zoë Ångström", "会議室 1", "r-1_x.y@z"] {
+            assert_eq!(Escaped(name).to_string(), name);
+        }
+    }
 }

@@ -55,7 +55,7 @@ pub async fn handle(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(room = %room.id, participant = %id, request, code = ?e.code, error = %e.message, "request failed");
+        tracing::debug!(room = %room.id.escaped(), participant = %id, request, code = ?e.code, error = %e.message, "request failed");
         let _ = tx.send(Outgoing::Message(ServerMessage::Error {
             code: e.code,
             message: e.message,

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sfu_proto::{Identity, LayerPreference, LeaveReason, ParticipantId, RoomId, SubscriptionSettings};
+use sfu_proto::{Escaped, Identity, LayerPreference, LeaveReason, ParticipantId, RoomId, SubscriptionSettings};
 use sfu_transport::DownTrackSpec;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -176,7 +176,7 @@ pub async fn whep_post(
     match state.hub.media.egress_offer(conn, ParticipantId(session.clone()), body, specs).await {
         Ok(answer) => {
             guard.viewers.insert(session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
-            tracing::info!(room = %room, %identity, viewer = %session, layer = ?query.layer, "whep session started");
+            tracing::info!(room = %Escaped(&room), identity = %Escaped(&identity), viewer = %session, layer = ?query.layer, "whep session started");
             created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, answer)
         }
         Err(e) => {

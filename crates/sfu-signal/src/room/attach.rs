@@ -51,7 +51,7 @@ impl<M: MediaControl> Hub<M> {
                 p.send(ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers: layers.clone() });
             }
         }
-        tracing::info!(room = %room.id, participant = %id, "session resumed");
+        tracing::info!(room = %room.id.escaped(), participant = %id, "session resumed");
         self.subscribe_to_all(&mut room, id).await;
         drop(room);
         Some((room_ref, generation))

@@ -59,7 +59,7 @@ impl<M: MediaControl> Hub<M> {
     fn room_or_create(&self, id: &RoomId) -> RoomRef {
         let mut rooms = self.rooms.lock();
         let room = rooms.entry(id.clone()).or_insert_with(|| {
-            tracing::info!(room = %id, "room created");
+            tracing::info!(room = %id.escaped(), "room created");
             Arc::new(tokio::sync::Mutex::new(Room::new(id.clone())))
         });
         let room = room.clone();
@@ -141,7 +141,7 @@ impl<M: MediaControl> Hub<M> {
         }
         room.broadcast_except(&id, &ServerMessage::ParticipantJoined { participant: participant.info() });
         room.participants.insert(id.clone(), participant);
-        tracing::info!(room = %room_id, participant = %id, %identity, ?kind, "participant joined");
+        tracing::info!(room = %room_id.escaped(), participant = %id, identity = %identity.escaped(), ?kind, "participant joined");
         self.update_gauges(&room);
         drop(room);
         (room_ref, id)
@@ -172,7 +172,7 @@ impl<M: MediaControl> Hub<M> {
                     return;
                 }
                 p.outbox = None;
-                tracing::info!(room = %room.id, participant = %id, "socket gone; waiting for resume");
+                tracing::info!(room = %room.id.escaped(), participant = %id, "socket gone; waiting for resume");
             }
             tokio::time::sleep(hub.departure_timeout).await;
             let mut room = room_ref.lock().await;
@@ -215,7 +215,7 @@ impl<M: MediaControl> Hub<M> {
             };
             let _ = outbox.send(Outgoing::Close(code, text.into()));
         }
-        tracing::info!(room = %room.id, participant = %id, ?reason, "participant left");
+        tracing::info!(room = %room.id.escaped(), participant = %id, ?reason, "participant left");
         self.update_gauges(room);
         // A replaced participant's successor joins this room right after: it stays open.
         let empty = room.participants.is_empty() && room.viewers.is_empty();
@@ -223,7 +223,7 @@ impl<M: MediaControl> Hub<M> {
             let mut rooms = self.rooms.lock();
             rooms.remove(&room.id);
             metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
-            tracing::info!(room = %room.id, "room closed");
+            tracing::info!(room = %room.id.escaped(), "room closed");
         }
     }
 

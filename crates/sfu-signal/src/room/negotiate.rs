@@ -23,7 +23,7 @@ impl<M: MediaControl> Hub<M> {
         let offer = match self.media.subscriber_offer(conn, restart).await {
             Ok(offer) => offer,
             Err(e) => {
-                tracing::warn!(room = %room.id, participant = %id, error = %e, "subscriber offer failed");
+                tracing::warn!(room = %room.id.escaped(), participant = %id, error = %e, "subscriber offer failed");
                 return;
             }
         };

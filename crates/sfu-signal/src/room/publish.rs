@@ -80,7 +80,7 @@ impl<M: MediaControl> Hub<M> {
                 mime: track.mime.clone(),
                 clock_rate: track.clock_rate,
             };
-            tracing::info!(room = %room.id, participant = %id, track = %entry.info.id, mime = %entry.mime, layers = entry.info.layers.len(), "track published");
+            tracing::info!(room = %room.id.escaped(), participant = %id, track = %entry.info.id, mime = %entry.mime, layers = entry.info.layers.len(), "track published");
             if let Some(p) = room.participants.get_mut(id) {
                 p.tracks.push(entry.clone());
             }
@@ -141,7 +141,9 @@ impl<M: MediaControl> Hub<M> {
                     s.has_subscriber_conn = true;
                 }
             }
-            Err(e) => tracing::warn!(room = %room.id, participant = %subscriber, error = %e, "subscribe failed"),
+            Err(e) => {
+                tracing::warn!(room = %room.id.escaped(), participant = %subscriber, error = %e, "subscribe failed")
+            }
         }
     }
 
@@ -151,7 +153,7 @@ impl<M: MediaControl> Hub<M> {
             return;
         }
         for track in tracks {
-            tracing::info!(room = %room.id, participant = %publisher, track = %track.info.id, "track unpublished");
+            tracing::info!(room = %room.id.escaped(), participant = %publisher, track = %track.info.id, "track unpublished");
         }
         let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
         for other in &others {
