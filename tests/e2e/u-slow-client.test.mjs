@@ -9,7 +9,7 @@ import { useServerAndBrowser } from './lib/harness.mjs';
 import { sleep } from './lib/server.mjs';
 import { SignalClient } from './lib/ws.mjs';
 
-const ctx = useServerAndBrowser('u-slow-client', 20, { browser: false });
+const ctx = useServerAndBrowser('u-slow-client', 21, { browser: false });
 
 /** How long the flood may run before the server must have closed the client. */
 const CLOSE_WITHIN_MS = 25_000;
