@@ -66,6 +66,34 @@ pub(crate) struct ShardMetrics {
     drops: Vec<Counter>,
     pauses: Vec<Counter>,
     rejections: Vec<Counter>,
+    limits: Vec<Counter>,
+}
+
+/// A bound on what one client can make the shard remember, reached (the oldest entry is
+/// forgotten, or the new one is not kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IngressLimit {
+    /// Validated addresses per connection (`demux::MAX_PATHS_PER_CONN`).
+    Paths,
+    /// Checks awaiting a response per shard (`demux::MAX_PENDING_CHECKS`).
+    PendingChecks,
+    /// RTX streams unwrapped per publisher connection (`uplink::MAX_REPAIR_STREAMS`).
+    RepairStreams,
+    /// Incoming streams whose losses one track follows (`uplink::MAX_NACKED_STREAMS`).
+    NackedStreams,
+}
+
+impl IngressLimit {
+    const ALL: [IngressLimit; 4] = [Self::Paths, Self::PendingChecks, Self::RepairStreams, Self::NackedStreams];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Paths => "paths",
+            Self::PendingChecks => "pending_checks",
+            Self::RepairStreams => "repair_streams",
+            Self::NackedStreams => "nacked_streams",
+        }
+    }
 }
 
 impl ShardMetrics {
@@ -112,6 +140,10 @@ impl ShardMetrics {
                 .iter()
                 .map(|r| counter!("sfu_track_pauses_total", "shard" => label.clone(), "reason" => r.as_str()))
                 .collect(),
+            limits: IngressLimit::ALL
+                .iter()
+                .map(|l| counter!("sfu_ingress_limits_hit_total", "shard" => label.clone(), "limit" => l.as_str()))
+                .collect(),
             rejections: IngressRejection::ALL
                 .iter()
                 .map(|r| counter!("sfu_ingress_rejected_total", "shard" => label.clone(), "reason" => r.as_str()))
@@ -128,6 +160,11 @@ impl ShardMetrics {
         if let Some(c) = self.pauses.get(PauseReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)) {
             c.increment(1);
         }
+    }
+
+    /// The counter of a per-client bound reached (`ALL` lists the bounds in declaration order).
+    pub fn limit_hit(&self, limit: IngressLimit) -> &Counter {
+        &self.limits[limit as usize]
     }
 
     /// The stack refused a client's datagram.

@@ -63,5 +63,8 @@ impl ReadFilter for RepairTap {
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.bound.remove(&info.ssrc);
+        for repair in info.ssrc_rtx.iter().chain(&info.ssrc_fec) {
+            self.bound.remove(repair);
+        }
     }
 }

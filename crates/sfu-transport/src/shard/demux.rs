@@ -63,6 +63,17 @@ pub(crate) struct Demux {
     pending_checks: HashMap<[u8; 12], (ConnId, SocketAddr)>,
     /// The same ids, oldest first, to bound the map.
     pending_order: std::collections::VecDeque<[u8; 12]>,
+    /// How often each bound made it forget something (read into /metrics by the shard).
+    limits_hit: LimitsHit,
+}
+
+/// Times the demultiplexer's bounds were reached since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LimitsHit {
+    /// A connection validated a ninth address, and its oldest was forgotten.
+    pub paths: u64,
+    /// A check's transaction was forgotten before its response came.
+    pub pending_checks: u64,
 }
 
 impl Demux {
@@ -93,6 +104,7 @@ impl Demux {
         while self.pending_order.len() > MAX_PENDING_CHECKS {
             if let Some(oldest) = self.pending_order.pop_front() {
                 self.pending_checks.remove(&oldest);
+                self.limits_hit.pending_checks += 1;
             }
         }
     }
@@ -127,9 +139,15 @@ impl Demux {
         if paths.addrs.len() >= MAX_PATHS_PER_CONN {
             let oldest = paths.addrs.remove(0);
             self.by_addr.remove(&oldest);
+            self.limits_hit.paths += 1;
         }
         paths.addrs.push(addr);
         true
+    }
+
+    /// How often the bounds were reached since the start.
+    pub fn limits_hit(&self) -> LimitsHit {
+        self.limits_hit
     }
 
     /// The addresses validated for `id`, oldest first.
@@ -236,6 +254,7 @@ mod tests {
         assert_eq!(demux.route(MEDIA, addr(2002)), Route::Unroutable);
         assert_eq!(demux.route(MEDIA, addr(2003)), Route::Validated(ConnId(1)));
         assert_eq!(demux.by_addr.len(), MAX_PATHS_PER_CONN);
+        assert_eq!(demux.limits_hit().paths, 3);
     }
 
     #[test]
@@ -305,6 +324,7 @@ mod tests {
         }
         assert_eq!(demux.pending_checks.len(), MAX_PENDING_CHECKS);
         assert_eq!(demux.pending_order.len(), MAX_PENDING_CHECKS);
+        assert_eq!(demux.limits_hit().pending_checks, 10);
         request[8..12].copy_from_slice(&0u32.to_be_bytes());
         assert_eq!(demux.route(&response_to(&request), addr(3000)), Route::Unroutable, "the oldest was forgotten");
         // Responses and media written by the agent are not awaited.

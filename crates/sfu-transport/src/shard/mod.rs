@@ -327,6 +327,9 @@ impl Shard {
                         self.metrics.receive_drops.absolute(stats.drops);
                         self.metrics.receive_queue.set(stats.queued_bytes as f64);
                     }
+                    let hit = self.demux.limits_hit();
+                    self.metrics.limit_hit(crate::metrics::IngressLimit::Paths).absolute(hit.paths);
+                    self.metrics.limit_hit(crate::metrics::IngressLimit::PendingChecks).absolute(hit.pending_checks);
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::Shard;
 use super::ingress::receiver_of;
+use crate::metrics::IngressLimit;
 use crate::{ConnId, TrackKey};
 
 /// RTX streams one publisher connection may have: three simulcast layers per video track, for
@@ -49,9 +50,10 @@ pub(crate) struct TrackUplink {
 }
 
 impl TrackUplink {
-    /// What the packet `seq` on `ssrc` is to its stream; `None` when the track follows too
-    /// many streams already.
-    fn on_packet(&mut self, ssrc: u32, seq: u16, now: Instant) -> Option<Arrival> {
+    /// What the packet `seq` on `ssrc` is to its stream, and whether it showed packets missing
+    /// (they are due to be NACKed at once); `None` when the track follows too many streams
+    /// already.
+    fn on_packet(&mut self, ssrc: u32, seq: u16, now: Instant) -> Option<(Arrival, bool)> {
         let index = match self.streams.iter().position(|(s, _)| *s == ssrc) {
             Some(i) => i,
             None if self.streams.len() < MAX_NACKED_STREAMS => {
@@ -61,9 +63,12 @@ impl TrackUplink {
             None => return None,
         };
         let nacks = &mut self.streams[index].1;
-        Some(nacks.on_packet(seq, now))
+        let missing_before = nacks.missing();
+        let arrival = nacks.on_packet(seq, now);
+        Some((arrival, nacks.missing() > missing_before))
     }
 
+    #[cfg(test)]
     fn poll_timeout(&self) -> Option<Instant> {
         self.streams.iter().filter_map(|(_, n)| n.poll_timeout()).min()
     }
@@ -95,6 +100,7 @@ impl Shard {
                     return;
                 };
                 if conn.repair_ssrcs.len() >= MAX_REPAIR_STREAMS {
+                    self.metrics.limit_hit(IngressLimit::RepairStreams).increment(1);
                     return;
                 }
                 tracing::debug!(conn = id.0, mid, rid, rtx_ssrc, primary, "publisher RTX stream");
@@ -118,19 +124,24 @@ impl Shard {
     /// must not be forwarded again.
     pub(super) fn note_uplink_arrival(&mut self, id: ConnId, key: TrackKey, ssrc: u32, seq: u16, now: Instant) -> bool {
         let Some(uplink) = self.published.get_mut(&key).and_then(|p| p.uplink.as_mut()) else { return true };
-        match uplink.on_packet(ssrc, seq, now) {
-            None | Some(Arrival::New) => {}
-            Some(Arrival::Repaired) => self.metrics.uplink_repairs.increment(1),
-            Some(Arrival::Duplicate) => {
+        let gap = match uplink.on_packet(ssrc, seq, now) {
+            None => {
+                self.metrics.limit_hit(IngressLimit::NackedStreams).increment(1);
+                false
+            }
+            Some((Arrival::New, gap)) => gap,
+            Some((Arrival::Repaired, _)) => {
+                self.metrics.uplink_repairs.increment(1);
+                false
+            }
+            Some((Arrival::Duplicate, _)) => {
                 self.metrics.uplink_duplicates.increment(1);
                 return false;
             }
-        }
-        if let Some(due) = uplink.poll_timeout()
-            && let Some(conn) = self.conns.get_mut(&id)
-            && conn.uplink_nack_at.is_none_or(|at| due < at)
-        {
-            conn.uplink_nack_at = Some(due);
+        };
+        // Only a new gap moves the NACK deadline (to now); retries are filed by the timeout.
+        if gap && let Some(conn) = self.conns.get_mut(&id) {
+            conn.uplink_nack_at = Some(conn.uplink_nack_at.map_or(now, |at| at.min(now)));
         }
         true
     }
@@ -196,12 +207,12 @@ mod tests {
         let t0 = Instant::now();
         let mut uplink = TrackUplink::default();
         for ssrc in 0..MAX_NACKED_STREAMS as u32 {
-            assert_eq!(uplink.on_packet(ssrc, 1, t0), Some(Arrival::New));
+            assert_eq!(uplink.on_packet(ssrc, 1, t0), Some((Arrival::New, false)));
         }
         assert_eq!(uplink.on_packet(999, 1, t0), None);
-        assert_eq!(uplink.on_packet(0, 3, t0), Some(Arrival::New));
-        assert_eq!(uplink.poll_timeout(), Some(t0), "2 is missing on stream 0");
-        assert_eq!(uplink.on_packet(0, 2, t0), Some(Arrival::Repaired));
+        assert_eq!(uplink.on_packet(0, 3, t0), Some((Arrival::New, true)), "2 is missing on stream 0");
+        assert_eq!(uplink.poll_timeout(), Some(t0));
+        assert_eq!(uplink.on_packet(0, 2, t0), Some((Arrival::Repaired, false)));
         assert_eq!(uplink.poll_timeout(), None);
     }
 }
