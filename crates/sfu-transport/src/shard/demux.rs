@@ -135,7 +135,7 @@ impl Demux {
         {
             other.addrs.retain(|a| *a != addr);
         }
-        let paths = self.conns.get_mut(&id).expect("checked above");
+        let Some(paths) = self.conns.get_mut(&id) else { return false };
         if paths.addrs.len() >= MAX_PATHS_PER_CONN {
             let oldest = paths.addrs.remove(0);
             self.by_addr.remove(&oldest);
