@@ -113,6 +113,10 @@ pub struct HttpConfig {
     /// environment: a comma-separated list.
     #[serde(deserialize_with = "string_list")]
     pub cors_origins: Vec<String>,
+    /// Serve the web client (index.html, app.js, sdk.js, sdk/*.js, style.css) from this
+    /// directory instead of the copy compiled into the binary: edit the SDK, reload the page.
+    /// Default: none (the compiled-in copy).
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// One STUN or TURN server for clients.
@@ -266,7 +270,7 @@ impl Default for RtcConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { cors_origins: vec!["*".to_owned()] }
+        HttpConfig { cors_origins: vec!["*".to_owned()], web_dir: None }
     }
 }
 

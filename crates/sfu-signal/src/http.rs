@@ -20,12 +20,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
-        .route("/", get(|| async { asset("index.html") }))
+        .route("/", get(|State(state): State<Arc<AppState>>| async move { web_file(&state, "index.html") }))
         .route(
             "/sdk/{file}",
-            get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&format!("sdk/{file}")) }),
+            get(|State(state): State<Arc<AppState>>, axum::extract::Path(file): axum::extract::Path<String>| async move {
+                web_file(&state, &format!("sdk/{file}"))
+            }),
         )
-        .route("/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
+        .route(
+            "/{file}",
+            get(|State(state): State<Arc<AppState>>, axum::extract::Path(file): axum::extract::Path<String>| async move {
+                web_file(&state, &file)
+            }),
+        )
         .with_state(state)
 }
 
@@ -77,6 +84,34 @@ async fn dev_token(State(state): State<Arc<AppState>>, Query(q): Query<DevTokenQ
     axum::Json(serde_json::json!({ "token": token })).into_response()
 }
 
+/// A file of the web client: from `http.web_dir` when it is set, else the compiled-in copy.
+fn web_file(state: &AppState, name: &str) -> Response {
+    let Some(dir) = state.config.http.web_dir.as_deref() else { return asset(name) };
+    let Some(mime) = servable_from_disk(name) else { return StatusCode::NOT_FOUND.into_response() };
+    match std::fs::read(dir.join(name)) {
+        Ok(body) => ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The content type of `name` if it may be read from `http.web_dir`: a plain html/js/css file
+/// name, at the top or under `sdk/`, so no request reaches outside the directory.
+fn servable_from_disk(name: &str) -> Option<&'static str> {
+    let plain = |part: &str| {
+        !part.starts_with('.') && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let file = match name.split('/').collect::<Vec<_>>().as_slice() {
+        [file] | ["sdk", file] if plain(file) => *file,
+        _ => return None,
+    };
+    match file.rsplit_once('.')?.1 {
+        "html" => Some("text/html; charset=utf-8"),
+        "js" => Some("text/javascript"),
+        "css" => Some("text/css"),
+        _ => None,
+    }
+}
+
 /// The web client, compiled into the binary so the server runs from anywhere.
 fn asset(name: &str) -> Response {
     let (body, mime) = match name {
@@ -115,5 +150,15 @@ mod tests {
         }
         assert!(count >= 4, "only {count} modules found");
         assert_eq!(asset("sdk/nope.js").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn only_plain_web_files_are_read_from_disk() {
+        assert_eq!(servable_from_disk("sdk.js"), Some("text/javascript"));
+        assert_eq!(servable_from_disk("sdk/signal-client.js"), Some("text/javascript"));
+        assert_eq!(servable_from_disk("index.html"), Some("text/html; charset=utf-8"));
+        for hostile in ["../secret.js", "sdk/../../x.js", "/etc/passwd", "sdk/a/b.js", ".hidden.js", "x.toml", "sdk/", ""] {
+            assert_eq!(servable_from_disk(hostile), None, "{hostile:?} must not be read");
+        }
     }
 }

@@ -312,12 +312,12 @@ fn cors_origins_default_to_any_and_read_lists_from_file_or_env() {
 #[test]
 fn bad_cors_origins_are_refused() {
     for bad in ["https://a.example/", "https://a.example/app", "a.example", "https://*.example.com", "://x", ""] {
-        let c = Config { http: HttpConfig { cors_origins: vec![bad.into()] }, ..Config::for_dev() };
+        let c = Config { http: HttpConfig { cors_origins: vec![bad.into()], web_dir: None }, ..Config::for_dev() };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("http.cors_origins"), "{bad}: {err}");
     }
     for good in ["*", "https://a.example", "http://127.0.0.1:18100", "http://[::1]:8080"] {
-        let c = Config { http: HttpConfig { cors_origins: vec![good.into()] }, ..Config::for_dev() };
+        let c = Config { http: HttpConfig { cors_origins: vec![good.into()], web_dir: None }, ..Config::for_dev() };
         c.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
