@@ -285,10 +285,12 @@ fn example_file_matches() {
         .join("\n");
     let f = TempFile::new("example", &uncommented);
     let c = Config::load(Some(&f.0), env(&[])).unwrap();
-    // Defaults everywhere except the illustrative announce address and keys.
-    let expected = Config { announce: c.announce, auth: c.auth.clone(), ..Config::default() };
+    // Defaults everywhere except the illustrative announce address, keys and web directory.
+    let mut expected = Config { announce: c.announce, auth: c.auth.clone(), ..Config::default() };
+    expected.http.web_dir = c.http.web_dir.clone();
     assert_eq!(c, expected);
     assert!(c.announce.is_some());
+    assert_eq!(c.http.web_dir.as_deref(), Some(std::path::Path::new("web")));
 }
 
 #[test]
