@@ -10,6 +10,7 @@
 //! Forwarding decisions come from `sfu-core`; this crate only applies them. A publisher's packet
 //! is decrypted once on its shard and handed as an `Arc` to every shard holding a subscriber.
 
+mod api;
 mod error;
 mod feedback_interceptor;
 mod ids;
@@ -17,6 +18,7 @@ mod metrics;
 mod peer_factory;
 mod plane;
 mod read_filter;
+mod rejection;
 mod repair_tap;
 mod sdp_candidates;
 mod send_batch;
@@ -24,7 +26,8 @@ mod shard;
 mod stun;
 mod udp_stats;
 
+pub use api::{DownTrackSpec, MediaEvent, PublishedTrack, PublisherAnswer, SubscriberOffer};
 pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};
 pub use peer_factory::Direction;
-pub use plane::{DownTrackSpec, MediaConfig, MediaEvent, MediaPlane, PublishedTrack, PublisherAnswer, SubscriberOffer};
+pub use plane::{MediaConfig, MediaPlane};

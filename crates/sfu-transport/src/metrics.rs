@@ -4,7 +4,7 @@
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use sfu_core::{DropReason, PauseReason};
 
-use crate::shard::IngressRejection;
+use crate::rejection::IngressRejection;
 
 pub(crate) struct ShardMetrics {
     pub forwarded_packets: Counter,

@@ -6,7 +6,7 @@ use sfu_core::{Dynacast, EncodeLayers};
 use std::time::Instant;
 
 use super::{Command, Shard};
-use crate::plane::MediaEvent;
+use crate::api::MediaEvent;
 use crate::{ConnId, TrackKey};
 
 impl Shard {

@@ -17,8 +17,8 @@ use std::time::Instant;
 use super::conn::Conn;
 use super::uplink::{RepairExtensionIds, TrackUplink};
 use super::{Command, FORWARD_BACKLOG_LIMIT, Shard};
+use crate::api::{PublishedTrack, PublisherAnswer};
 use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
-use crate::plane::{PublishedTrack, PublisherAnswer};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Initial send bitrate suggested to publishing browsers, kbit/s.

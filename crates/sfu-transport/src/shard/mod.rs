@@ -9,7 +9,6 @@ mod dynacast;
 mod egress;
 mod ingress;
 mod overload;
-mod rejection;
 mod sdp_info;
 mod speakers;
 mod uplink;
@@ -25,16 +24,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::ids::IdMap;
 use crate::metrics::ShardMetrics;
-use crate::plane::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
+use crate::rejection::IngressRejection;
 use crate::send_batch::SendBatch;
 use crate::{ConnId, MediaError, TrackKey};
 use conn::Conn;
 use consent::ConsentCheck;
 use demux::{Demux, Route};
 use ingress::{MediaPacket, Published};
-pub(crate) use rejection::IngressRejection;
 
 type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
 

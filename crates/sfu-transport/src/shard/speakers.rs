@@ -5,7 +5,7 @@
 use sfu_proto::ParticipantId;
 
 use super::Shard;
-use crate::plane::MediaEvent;
+use crate::api::MediaEvent;
 
 impl Shard {
     /// Closes the audio-level window of every audio track published here and reports the

@@ -13,8 +13,8 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 
 use super::{EgressBwe, Fanout, Subscription};
+use crate::api::MediaEvent;
 use crate::ids::IdMap;
-use crate::plane::MediaEvent;
 use crate::shard::Shard;
 use crate::shard::down_track::DownTrack;
 use crate::{ConnId, TrackKey};

@@ -31,9 +31,9 @@ use outbound::send_rtp;
 use super::down_track::{DownTrack, RtxStream, SentPacket};
 use super::ingress::MediaPacket;
 use super::{Command, Shard};
+use crate::api::{DownTrackSpec, MediaEvent, SubscriberOffer};
 use crate::metrics::FanoutTally;
 use crate::peer_factory::Direction;
-use crate::plane::{DownTrackSpec, MediaEvent, SubscriberOffer};
 use crate::{ConnId, MediaError, TrackKey};
 
 impl Shard {
