@@ -157,7 +157,9 @@ mod tests {
         assert_eq!(servable_from_disk("sdk.js"), Some("text/javascript"));
         assert_eq!(servable_from_disk("sdk/signal-client.js"), Some("text/javascript"));
         assert_eq!(servable_from_disk("index.html"), Some("text/html; charset=utf-8"));
-        for hostile in ["../secret.js", "sdk/../../x.js", "/etc/passwd", "sdk/a/b.js", ".hidden.js", "x.toml", "sdk/", ""] {
+        for hostile in
+            ["../secret.js", "sdk/../../x.js", "/etc/passwd", "sdk/a/b.js", ".hidden.js", "x.toml", "sdk/", ""]
+        {
             assert_eq!(servable_from_disk(hostile), None, "{hostile:?} must not be read");
         }
     }
