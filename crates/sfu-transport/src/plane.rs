@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::sdp_candidates::tidy_candidates;
-use crate::shard::{Command, PeerShard, Shard, ShardChannels, ShardHandle};
+use crate::shard::{Command, PeerShard, ShardChannels, ShardHandle, ShardSettings, ShardShell};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where and how the shards listen.
@@ -76,14 +76,14 @@ impl MediaPlane {
                 )));
             }
             let announce = SocketAddr::new(announce_ip, bind.port());
-            let shard = Shard::new(
+            let settings = ShardSettings {
                 index,
-                socket,
                 announce,
-                config.bandwidth_estimation,
-                config.dynacast,
-                ShardChannels { commands, peers: peers.clone(), events: events.clone() },
-            )?;
+                estimate_bandwidth: config.bandwidth_estimation,
+                dynacast: config.dynacast,
+            };
+            let channels = ShardChannels { commands, peers: peers.clone(), events: events.clone() };
+            let shard = ShardShell::new(settings, socket, channels)?;
             let thread = std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || shard.run())?;
             handles.push(ShardHandle { commands: senders[index].clone(), _thread: Arc::new(thread) });
             tracing::info!(shard = index, %bind, %announce, "media shard listening");

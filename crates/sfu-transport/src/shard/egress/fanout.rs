@@ -123,7 +123,7 @@ pub(crate) fn track_sent_as(
 }
 
 /// How many sent packets a subscriber's down track of this kind keeps for NACKs.
-pub(super) fn history_capacity(kind: TrackKind) -> usize {
+pub(crate) fn history_capacity(kind: TrackKind) -> usize {
     match kind {
         TrackKind::Audio => AUDIO_HISTORY,
         TrackKind::Video => VIDEO_HISTORY,

@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::shard::Shard;
+use super::ShardCore;
 
 /// How often the socket's backlog is measured.
-pub(super) const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
-impl Shard {
-    pub(super) fn check_overload(&mut self, now: Instant) {
-        let Some(backlog) = self.send_fd.and_then(crate::udp_stats::receive_backlog) else { return };
+impl ShardCore {
+    /// The socket's receive backlog was measured at `now` (see [`BACKLOG_SAMPLE_INTERVAL`]).
+    pub fn handle_receive_backlog(&mut self, backlog: usize, now: Instant) {
         let Some(level) = self.overload.on_backlog(backlog, now) else { return };
         if level > 0 {
             tracing::warn!(shard = self.index, level, backlog, "shard behind its socket: shedding video layers");

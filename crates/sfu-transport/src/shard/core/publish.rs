@@ -1,77 +1,28 @@
 //! The publisher side of a shard: accepting offers, reading published media once, and handing
 //! each packet to every shard that has subscribers for its track.
 
-use bytes::Bytes;
-use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::conn::Conn;
-use super::uplink::{RepairExtensionIds, TrackUplink};
-use super::{Command, FORWARD_BACKLOG_LIMIT, Shard};
+use super::ShardCore;
 use crate::api::{PublishedTrack, PublisherAnswer};
 use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
+use crate::shard::command::Command;
+use crate::shard::conn::Conn;
+use crate::shard::published::{AudioLevelTap, MediaPacket, Published, ordered_layers, receiver_of};
+use crate::shard::uplink::{RepairExtensionIds, TrackUplink};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Initial send bitrate suggested to publishing browsers, kbit/s.
 const PUBLISHER_START_KBPS: u32 = 2500;
 
-/// One published packet, decrypted once and shared by every subscriber's forwarder.
-#[derive(Debug)]
-pub(crate) struct MediaPacket {
-    pub key: TrackKey,
-    /// Everything a forwarder decides on.
-    pub meta: PacketMeta,
-    pub payload: Bytes,
-    /// When its datagram was read from the socket: the start of the forwarding delay.
-    pub arrived: Instant,
-}
-
-/// A track published by a connection on this shard.
-pub(crate) struct Published {
-    pub conn: ConnId,
-    pub codec: VideoCodec,
-    pub layers: LayerOrder,
-    /// The SSRC seen on each layer, for addressing PLIs.
-    pub layer_ssrcs: HashMap<u8, u32>,
-    /// The media section carrying the track; its receiver is looked up through it because a
-    /// renegotiation (e.g. an ICE restart) may give the section a new receiver.
-    pub mid: String,
-    /// Shards with subscribers, with how many subscriptions each holds.
-    pub downstream: HashMap<usize, usize>,
-    pub throttle: KeyframeRequestThrottle,
-    /// Layers whose keyframe request fell inside the throttle window: sent when it ends, so a
-    /// subscriber arriving just after another one waits at most one window.
-    pub deferred_plis: Vec<u8>,
-    /// Dynacast (simulcast tracks, when enabled): the highest layer wanted by each shard's
-    /// subscribers, and what the publisher is told to encode.
-    pub demand: HashMap<usize, u8>,
-    pub dynacast: Option<sfu_core::Dynacast>,
-    /// Which layers the publisher is sending, told to a shard that starts subscribing.
-    pub activity: LayerActivity,
-    /// Audio tracks whose publisher sends the audio-level extension: its id and the meter.
-    pub audio_level: Option<AudioLevelTap>,
-    /// Video tracks: what arrived and what is missing on each incoming stream, to NACK.
-    pub uplink: Option<TrackUplink>,
-}
-
-/// Reads a published audio track's loudness from its audio-level header extension.
-pub(crate) struct AudioLevelTap {
-    pub extension_id: u8,
-    pub meter: sfu_core::AudioLevelMeter,
-    /// The last report said this track was not silent (so its fall to silence is reported too).
-    pub audible: bool,
-}
-
-impl Shard {
+impl ShardCore {
     pub(super) fn ensure_conn(
         &mut self,
         id: ConnId,
@@ -101,7 +52,7 @@ impl Shard {
         descriptions: Vec<TrackDescription>,
         now: Instant,
     ) -> Result<PublisherAnswer, MediaError> {
-        let rids = super::sdp_info::receive_rids(&sdp);
+        let rids = crate::shard::sdp_info::receive_rids(&sdp);
         let conn = self.ensure_conn(id, owner, Direction::Ingress, now)?;
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| MediaError::Sdp(e.to_string()))?;
         conn.pc.set_remote_description(now, offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -299,13 +250,8 @@ impl Shard {
         for &shard in published.downstream.keys() {
             if shard == self.index {
                 local = true;
-            } else if let Some(peer) = self.peers.get(shard) {
-                if peer.forward_backlog.load(Ordering::Relaxed) >= FORWARD_BACKLOG_LIMIT {
-                    self.metrics.forward_queue_drops.increment(1);
-                } else {
-                    peer.forward_backlog.fetch_add(1, Ordering::Relaxed);
-                    let _ = peer.commands.send(Command::Forward(media.clone()));
-                }
+            } else {
+                self.to_shards.push_back((shard, Command::Forward(media.clone())));
             }
         }
         if local {
@@ -355,27 +301,4 @@ impl Shard {
         }
         self.mark_dirty(conn_id);
     }
-}
-
-/// The layers of a track, lowest first, with what is known of their sizes.
-fn ordered_layers(order: &LayerOrder) -> Vec<LayerInfo> {
-    order
-        .resolutions()
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, dims)| {
-            let rid = order.rid_at(i as u8)?;
-            let (width, height) = dims.map_or((0, 0), |(w, h)| (u32::from(w), u32::from(h)));
-            Some(LayerInfo { rid: sfu_proto::Rid(rid.to_owned()), width, height })
-        })
-        .collect()
-}
-
-/// The receiver currently attached to media section `mid`.
-pub(super) fn receiver_of(pc: &mut RTCPeerConnection, mid: &str) -> Option<RTCRtpReceiverId> {
-    let transceivers: Vec<_> = pc.get_transceivers().collect();
-    transceivers.into_iter().find_map(|t| {
-        let transceiver = pc.rtp_transceiver(t)?;
-        if transceiver.mid().as_deref() == Some(mid) { transceiver.receiver() } else { None }
-    })
 }

@@ -5,11 +5,12 @@
 use sfu_core::{Dynacast, EncodeLayers};
 use std::time::Instant;
 
-use super::{Command, Shard};
+use super::ShardCore;
 use crate::api::MediaEvent;
+use crate::shard::command::Command;
 use crate::{ConnId, TrackKey};
 
-impl Shard {
+impl ShardCore {
     /// Subscriber side: recomputes what this shard's subscribers of `key` ask for and tells the
     /// publisher's shard when it changed (`None` once nobody here wants the track).
     pub(super) fn refresh_layer_demand(&mut self, key: TrackKey, now: Instant) {

@@ -12,17 +12,17 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 
-use super::{EgressBwe, Fanout, Subscription};
+use super::ShardCore;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
-use crate::shard::Shard;
 use crate::shard::down_track::DownTrack;
+use crate::shard::egress::{EgressBwe, Fanout, Subscription};
 use crate::{ConnId, TrackKey};
 
 /// How far back from the newest packet a probe burst looks for packets to copy.
 const PROBE_LOOKBACK: u16 = 64;
 
-impl Shard {
+impl ShardCore {
     /// Time-driven bandwidth work of a subscriber connection: the estimator's timers, probe
     /// packets that are due, and an allocation that is due.
     pub(in crate::shard) fn on_bandwidth_timeout(&mut self, id: ConnId, now: Instant) {

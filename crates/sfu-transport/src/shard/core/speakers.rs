@@ -4,10 +4,10 @@
 
 use sfu_proto::ParticipantId;
 
-use super::Shard;
+use super::ShardCore;
 use crate::api::MediaEvent;
 
-impl Shard {
+impl ShardCore {
     /// Closes the audio-level window of every audio track published here and reports the
     /// loudness of those that are audible, or were at the last report.
     pub(super) fn report_audio_levels(&mut self) {

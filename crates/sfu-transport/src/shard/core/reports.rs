@@ -8,8 +8,8 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::ShardCore;
 use crate::ConnId;
-use crate::shard::Shard;
 use crate::shard::down_track::DownTrack;
 
 /// How often each stream is reported (what browsers do for the streams they send).
@@ -17,15 +17,15 @@ pub(crate) const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
-impl Shard {
+impl ShardCore {
     /// Sends the connection's sender reports if they are due, and schedules the next ones.
     pub(in crate::shard) fn on_sender_report_timeout(&mut self, id: ConnId, now: Instant) {
+        let ntp_time = ntp_timestamp(self.wall_clock_at(now));
         let Some(conn) = self.conns.get_mut(&id) else { return };
         if conn.sender_report_at.is_none_or(|at| at > now) {
             return;
         }
         conn.sender_report_at = Some(now + SENDER_REPORT_INTERVAL);
-        let ntp_time = ntp_timestamp(SystemTime::now());
         let reports: Vec<Box<dyn rtc::rtcp::Packet>> = conn
             .subscribed
             .iter()

@@ -9,13 +9,13 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use std::time::Instant;
 
+use super::ShardCore;
 use super::bandwidth::send_rtx;
-use super::fanout::track_sent_as;
-use super::outbound::send_rtp;
 use crate::ConnId;
-use crate::shard::{Command, Shard};
+use crate::shard::command::Command;
+use crate::shard::egress::{send_rtp, track_sent_as};
 
-impl Shard {
+impl ShardCore {
     /// Feedback from a subscriber about its down tracks. The stack tags a compound packet with
     /// the track of its first report only, so each packet is routed by its own media SSRC.
     pub(in crate::shard) fn on_subscriber_rtcp(

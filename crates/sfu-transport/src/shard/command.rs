@@ -1,0 +1,106 @@
+//! What a shard is asked to do: by the control plane (through [`crate::MediaPlane`]) and by
+//! the other shards (the inter-shard protocol: `Downstream`, `LayersFlowing`, `LayerDemand`,
+//! `KeyframeRequest`, `Forward`).
+
+use bytes::Bytes;
+use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+use super::published::MediaPacket;
+use crate::api::{DownTrackSpec, PublisherAnswer, SubscriberOffer};
+use crate::{ConnId, MediaError, TrackKey};
+
+/// Where a request's result goes: answered in the same call that handles the request.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, MediaError>>;
+
+/// Work for a shard, from the control plane or from another shard.
+pub(crate) enum Command {
+    PublisherOffer {
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<TrackDescription>,
+        reply: Reply<PublisherAnswer>,
+    },
+    AddDownTrack {
+        conn: ConnId,
+        owner: ParticipantId,
+        spec: Box<DownTrackSpec>,
+        reply: Reply<()>,
+    },
+    RemoveDownTrack {
+        conn: ConnId,
+        key: TrackKey,
+        reply: Reply<()>,
+    },
+    SubscriberOffer {
+        conn: ConnId,
+        ice_restart: bool,
+        reply: Reply<SubscriberOffer>,
+    },
+    SubscriberAnswer {
+        conn: ConnId,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    EgressOffer {
+        conn: ConnId,
+        owner: ParticipantId,
+        sdp: String,
+        tracks: Vec<DownTrackSpec>,
+        reply: Reply<String>,
+    },
+    RemoteCandidate {
+        conn: ConnId,
+        candidate: IceCandidate,
+        reply: Reply<()>,
+    },
+    SetSubscription {
+        conn: ConnId,
+        key: TrackKey,
+        settings: SubscriptionSettings,
+    },
+    SetMuted {
+        key: TrackKey,
+        muted: bool,
+    },
+    /// The participant started or stopped being one of its room's active speakers.
+    SetSpeaking {
+        participant: ParticipantId,
+        speaking: bool,
+    },
+    SendData {
+        conn: ConnId,
+        text: bool,
+        payload: Bytes,
+    },
+    Close {
+        conn: ConnId,
+    },
+    /// From a subscriber's shard to the publisher's: start/stop sending this track's packets.
+    Downstream {
+        key: TrackKey,
+        shard: usize,
+        attach: bool,
+    },
+    /// From the publisher's shard to one that just attached: the layers the publisher sends.
+    LayersFlowing {
+        key: TrackKey,
+        layers: Vec<u8>,
+    },
+    /// From a subscriber's shard to the publisher's: the highest layer of the track that
+    /// subscribers on `shard` ask for (`None`: none of them wants it any more).
+    LayerDemand {
+        key: TrackKey,
+        shard: usize,
+        wanted: Option<u8>,
+    },
+    /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
+    KeyframeRequest {
+        key: TrackKey,
+        layer: u8,
+    },
+    /// From the publisher's shard: a packet for the subscribers living here.
+    Forward(Arc<MediaPacket>),
+}

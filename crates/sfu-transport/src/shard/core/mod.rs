@@ -1,0 +1,515 @@
+//! The shard's state machine: every connection multiplexed on one socket, the tracks published
+//! or subscribed through them, and the forwarding between them. No I/O and no clock: time is an
+//! argument, and what must leave is queued for the caller (see the crate docs for the contract).
+
+use bytes::{Bytes, BytesMut};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu_proto::{IceCandidate, ParticipantId};
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+mod bandwidth;
+mod dynacast;
+mod feedback;
+mod overload;
+mod publish;
+mod reports;
+mod speakers;
+mod srtp;
+mod subscribe;
+mod uplink;
+
+pub(crate) use overload::BACKLOG_SAMPLE_INTERVAL;
+
+use super::command::Command;
+use super::conn::{self, Conn};
+use super::consent::{self, ConsentCheck};
+use super::demux::{self, Demux, Route};
+use super::egress;
+use super::published::Published;
+use crate::api::MediaEvent;
+use crate::ids::IdMap;
+use crate::metrics::{IngressLimit, ShardMetrics};
+use crate::rejection::IngressRejection;
+use crate::send_batch::SendBatch;
+use crate::{ConnId, MediaError, TrackKey};
+
+/// What a shard is, fixed for its life.
+#[derive(Clone, Debug)]
+pub(crate) struct ShardSettings {
+    /// Its place among the plane's shards (the shard part of every [`ConnId`] and [`TrackKey`]).
+    pub index: usize,
+    /// The address clients reach its socket at: its host candidate.
+    pub announce: SocketAddr,
+    /// Subscriber connections negotiate transport-cc and estimate their bandwidth.
+    pub estimate_bandwidth: bool,
+    /// Publishers are told which simulcast layers anyone wants.
+    pub dynacast: bool,
+}
+
+/// How often ingress limits hit are copied to the metrics.
+const LIMITS_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One shard's connections, tracks and forwarding state, driven by its caller (see the crate
+/// docs): inputs go in with the time they happened, outputs are polled.
+pub(crate) struct ShardCore {
+    index: usize,
+    announce: SocketAddr,
+    estimate_bandwidth: bool,
+    dynacast: bool,
+    /// The wall clock at one instant, for the NTP times of RTCP sender reports.
+    wall_clock: (Instant, SystemTime),
+    conns: IdMap<ConnId, Conn>,
+    /// Which connection each datagram belongs to.
+    demux: Demux,
+    /// Tracks published by connections on this shard.
+    published: IdMap<TrackKey, Published>,
+    /// Each track connections on this shard subscribe to (wherever it is published): who,
+    /// its layers' bitrates here, its recent payloads.
+    fanouts: IdMap<TrackKey, egress::Fanout>,
+    /// The highest layer of each track this shard's subscribers ask for, as last told to the
+    /// track's publisher shard.
+    layer_demand: IdMap<TrackKey, u8>,
+    /// Participants (of any room) who are speaking now: their video goes first.
+    speaking: HashSet<ParticipantId>,
+    timers: BTreeSet<(Instant, ConnId)>,
+    /// When the loudness of the audio published here is next reported, and the ingress
+    /// limits copied to the metrics.
+    next_speaker_report: Instant,
+    next_limits_report: Instant,
+    dirty: Vec<ConnId>,
+    /// Output: datagrams to send.
+    batch: SendBatch,
+    /// Output: commands for other shards, and events for the control plane.
+    to_shards: VecDeque<(usize, Command)>,
+    events: VecDeque<MediaEvent>,
+    /// The packet each forwarded copy is built in before it is marshalled into `batch`: reused,
+    /// so stamping the transport-cc extension allocates nothing per copy.
+    outgoing: rtc::rtp::Packet,
+    /// When each published packet with copies in `batch` was read from a socket (this shard's
+    /// or another's): the fan-out delay ends when the batch is handed to the kernel.
+    forwarded_arrivals: Vec<Instant>,
+    /// The same for each packet with copies in `batch` now: their delay ends at the next send.
+    queued_copies: Vec<Instant>,
+    next_track_serial: u64,
+    /// How many video layers the shard sheds because it cannot keep up.
+    overload: sfu_core::OverloadGuard,
+    metrics: ShardMetrics,
+}
+
+impl ShardCore {
+    /// A shard with no connections; `now` and `wall_clock` are the same moment.
+    pub fn new(settings: ShardSettings, now: Instant, wall_clock: SystemTime) -> Self {
+        let ShardSettings { index, announce, estimate_bandwidth, dynacast } = settings;
+        Self {
+            index,
+            announce,
+            estimate_bandwidth,
+            dynacast,
+            wall_clock: (now, wall_clock),
+            conns: IdMap::default(),
+            demux: Demux::default(),
+            published: IdMap::default(),
+            fanouts: IdMap::default(),
+            layer_demand: IdMap::default(),
+            speaking: HashSet::new(),
+            timers: BTreeSet::new(),
+            next_speaker_report: now + sfu_core::SPEAKER_REPORT_INTERVAL,
+            next_limits_report: now + LIMITS_REPORT_INTERVAL,
+            dirty: Vec::new(),
+            batch: SendBatch::default(),
+            to_shards: VecDeque::new(),
+            events: VecDeque::new(),
+            outgoing: rtc::rtp::Packet::default(),
+            forwarded_arrivals: Vec::new(),
+            queued_copies: Vec::new(),
+            next_track_serial: 1,
+            overload: sfu_core::OverloadGuard::new(),
+            metrics: ShardMetrics::new(index),
+        }
+    }
+
+    /// Time passed: connections' timers that are due fire, and the periodic reports.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_conn_timeouts(now);
+        if now >= self.next_speaker_report {
+            self.report_audio_levels();
+            self.next_speaker_report = (self.next_speaker_report + sfu_core::SPEAKER_REPORT_INTERVAL).max(now);
+        }
+        if now >= self.next_limits_report {
+            let hit = self.demux.limits_hit();
+            self.metrics.limit_hit(IngressLimit::Paths).absolute(hit.paths);
+            self.metrics.limit_hit(IngressLimit::PendingChecks).absolute(hit.pending_checks);
+            self.next_limits_report = now + LIMITS_REPORT_INTERVAL;
+        }
+    }
+
+    /// The wall-clock time at `now`.
+    pub(crate) fn wall_clock_at(&self, now: Instant) -> SystemTime {
+        let (at, wall) = self.wall_clock;
+        match now.checked_duration_since(at) {
+            Some(later) => wall + later,
+            None => wall - at.saturating_duration_since(now),
+        }
+    }
+
+    /// A datagram read from the socket at `now`.
+    pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+        let (conn_id, validated) = match self.demux.route(datagram, from) {
+            Route::Validated(id) => (id, true),
+            // STUN from an address ICE has not validated: only the agent may see it.
+            Route::Unvalidated(id) => (id, false),
+            Route::Unroutable => {
+                self.metrics.unroutable_datagrams.increment(1);
+                return;
+            }
+        };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if validated
+            && egress::is_rtcp(datagram)
+            && let Some(inbound) = conn.inbound_rtcp.as_mut()
+        {
+            match inbound.open(datagram) {
+                Ok(packets) => {
+                    self.on_heard(conn_id, now);
+                    self.on_subscriber_rtcp(conn_id, packets, now);
+                    return;
+                }
+                Err(reason) if !inbound.given_up() => {
+                    tracing::debug!(conn = conn_id.0, ?reason, "subscriber RTCP rejected");
+                    self.metrics.rtcp_rejected.increment(1);
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(conn = conn_id.0, "SRTCP keys open nothing: the stack reads this subscriber's RTCP");
+                    conn.inbound_rtcp = None;
+                }
+            }
+        }
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                // The stack matches this against its host candidate, which names the announced
+                // address: with a wildcard bind or behind a 1:1 NAT the socket's own differs.
+                local_addr: self.announce,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(datagram),
+        };
+        let publisher = conn.direction == crate::Direction::Ingress;
+        match conn.pc.handle_read(message) {
+            // Authenticated (STUN that passed its integrity check, SRTP that opened, DTLS): the
+            // client is there.
+            Ok(()) => self.on_heard(conn_id, now),
+            Err(e) => {
+                let reason = IngressRejection::of(&e, datagram);
+                tracing::debug!(conn = conn_id.0, error = %e, reason = reason.as_str(), "datagram rejected");
+                self.metrics.rejected(reason);
+            }
+        }
+        if sfu_srtp::has_notes() {
+            self.adopt_srtp_keys(conn_id);
+        }
+        if publisher {
+            while let Some(packet) = crate::repair_tap::take() {
+                self.on_unbound_rtp(conn_id, packet, now, now);
+            }
+        }
+        self.mark_dirty(conn_id);
+    }
+
+    /// Something authenticated came from the client of `id` (see `consent`).
+    fn on_heard(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.consent.on_heard(now) {
+            self.metrics.consent_revivals.increment(1);
+            tracing::info!(conn = id.0, participant = %conn.owner, "client heard from again after its consent lapsed");
+            if std::mem::take(&mut conn.reconnect_on_word) {
+                self.on_connected(id, now);
+            } else {
+                // Its consent deadline is back.
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    /// The consent deadline of `id` passed: if nothing was heard for the whole timeout, the
+    /// client is gone for now.
+    fn on_consent_timeout(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        if conn.consent.on_timeout(now) != ConsentCheck::Lapsed {
+            return;
+        }
+        self.metrics.consent_lapses.increment(1);
+        tracing::info!(conn = id.0, participant = %conn.owner, direction = ?conn.direction,
+            "nothing heard from the client for {:?}: consent lapsed", consent::CONSENT_TIMEOUT);
+        conn.reconnect_on_word = conn.connected;
+        self.on_disconnected(id);
+    }
+
+    fn handle_conn_timeouts(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.deadline = None;
+                let _ = conn.pc.handle_timeout(now);
+                self.on_bandwidth_timeout(id, now);
+                self.on_sender_report_timeout(id, now);
+                self.on_dynacast_timeout(id, now);
+                self.on_uplink_nack_timeout(id, now);
+                self.on_consent_timeout(id, now);
+                self.mark_dirty(id);
+            }
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// After work done outside the connection's stack (its RTCP read here, an allocation): the
+    /// stack has nothing new to write, so a drain is needed only if the estimator now wants a
+    /// timer sooner than the one armed. A timer that fires early finds nothing due.
+    pub(crate) fn rearm_if_sooner(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(&id) else { return };
+        let due = conn.bwe.as_ref().and_then(|bwe| bwe.poll_timeout());
+        if due.is_some_and(|due| conn.deadline.is_none_or(|armed| due < armed)) {
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Drains every connection touched by the inputs since the last call: what their stacks
+    /// write joins the transmits, their events and application messages are handled (which may
+    /// touch more connections), their timers are re-armed. Call it after a batch of inputs.
+    pub fn settle(&mut self, now: Instant) {
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 16 {
+            rounds += 1;
+            for id in std::mem::take(&mut self.dirty) {
+                self.drain(id, now);
+            }
+        }
+    }
+
+    /// The datagrams to send, in order. The caller hands them to the kernel (emptying the
+    /// batch), then calls [`Self::handle_transmitted`].
+    pub fn transmits(&mut self) -> &mut SendBatch {
+        &mut self.batch
+    }
+
+    /// The transmits were handed to the kernel at `sent_at`: the copies of each packet in
+    /// `queued_copies` left then (one delay sample per packet and send, not per copy: a sample
+    /// costs about as much as encrypting a copy), and every packet in `forwarded_arrivals` has
+    /// all its copies sent by now (some perhaps by an earlier send), so its fan-out delay ends.
+    pub fn handle_transmitted(&mut self, sent_at: Instant) {
+        for arrived in self.queued_copies.drain(..) {
+            self.metrics.forward_delay.record(sent_at.saturating_duration_since(arrived).as_secs_f64());
+        }
+        for arrived in self.forwarded_arrivals.drain(..) {
+            self.metrics.fanout_delay.record(sent_at.saturating_duration_since(arrived).as_secs_f64());
+        }
+    }
+
+    /// The next command for another shard: `(shard index, command)`.
+    pub fn poll_shard_command(&mut self) -> Option<(usize, Command)> {
+        self.to_shards.pop_front()
+    }
+
+    /// The next event for the control plane.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let periodic = self.next_speaker_report.min(self.next_limits_report);
+        Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
+    }
+
+    fn drain(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        conn.dirty = false;
+        let mut events = Vec::new();
+        let mut reads = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(out) = conn.pc.poll_write() {
+                progressed = true;
+                let peer = out.transport.peer_addr;
+                if crate::stun::is_stun(&out.message) {
+                    self.demux.on_sent(id, peer, &out.message);
+                    // The agent answers only checks that passed its integrity check: the
+                    // address they came from is the client's.
+                    if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
+                        tracing::debug!(conn = id.0, %peer, "client address validated by ICE");
+                        self.metrics.validated_paths.increment(1);
+                        conn.path_changed = true;
+                    }
+                } else if let Some(outbound) = conn.outbound.as_mut() {
+                    // The stack addresses everything but STUN replies to the selected ICE pair:
+                    // media written by the shard follows it there.
+                    outbound.dest = Some(peer);
+                }
+                self.batch.push(peer, out.message.freeze());
+            }
+            while let Some(event) = conn.pc.poll_event() {
+                progressed = true;
+                events.push(event);
+            }
+            while let Some(message) = conn.pc.poll_read() {
+                progressed = true;
+                reads.push(message);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if std::mem::take(&mut conn.path_changed)
+            && let Some(outbound) = conn.outbound.as_mut()
+            && let Some(remote) = conn::selected_remote(&mut conn.pc)
+        {
+            outbound.dest = Some(remote);
+        }
+        let deadline = [
+            conn.pc.poll_timeout(),
+            conn.bwe.as_ref().and_then(|b| b.poll_timeout()),
+            conn.dynacast_deadline,
+            conn.sender_report_at,
+            conn.uplink_nack_at,
+            conn.consent.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if conn.deadline != deadline {
+            if let Some(old) = conn.deadline {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, id));
+            }
+            conn.deadline = deadline;
+        }
+        for event in events {
+            self.handle_event(id, event, now);
+        }
+        for message in reads {
+            self.handle_message(id, message.message, message.now, now);
+        }
+    }
+
+    /// A command from the control plane or another shard.
+    pub fn handle_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::PublisherOffer { conn, owner, sdp, tracks, reply } => {
+                let _ = reply.send(self.publisher_offer(conn, owner, sdp, tracks, now));
+            }
+            Command::AddDownTrack { conn, owner, spec, reply } => {
+                let _ = reply.send(self.add_down_track(conn, owner, *spec, now));
+            }
+            Command::RemoveDownTrack { conn, key, reply } => {
+                let _ = reply.send(self.remove_down_track(conn, key, now));
+            }
+            Command::SubscriberOffer { conn, ice_restart, reply } => {
+                let _ = reply.send(self.subscriber_offer(conn, ice_restart, now));
+            }
+            Command::SubscriberAnswer { conn, sdp, reply } => {
+                let _ = reply.send(self.subscriber_answer(conn, sdp, now));
+            }
+            Command::EgressOffer { conn, owner, sdp, tracks, reply } => {
+                let _ = reply.send(self.egress_offer(conn, owner, sdp, tracks, now));
+            }
+            Command::RemoteCandidate { conn, candidate, reply } => {
+                let _ = reply.send(self.remote_candidate(conn, candidate));
+            }
+            Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings, now),
+            Command::SetMuted { key, muted } => self.set_muted(key, muted),
+            Command::SetSpeaking { participant, speaking } => self.set_speaking(participant, speaking),
+            Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
+            Command::Close { conn } => self.close_conn(conn, now),
+            Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach, now),
+            Command::LayersFlowing { key, layers } => self.on_layers_flowing(key, &layers, now),
+            Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
+            Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
+            Command::Forward(packet) => self.forward_local(&packet, now),
+        }
+    }
+
+    fn remote_candidate(&mut self, id: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {
+        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
+        conn.pc.add_remote_candidate(rtc::peer_connection::transport::RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: None,
+            url: None,
+        })?;
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    fn send_data(&mut self, id: ConnId, text: bool, payload: Bytes, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(channel) = conn.data_channel else { return };
+        let Some(mut dc) = conn.pc.data_channel(channel) else { return };
+        let result = if text {
+            dc.send_text(now, String::from_utf8_lossy(&payload).into_owned())
+        } else {
+            dc.send(now, BytesMut::from(&payload[..]))
+        };
+        if let Err(e) = result {
+            tracing::debug!(conn = id.0, error = %e, "data channel send failed");
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Routes STUN naming the ICE ufrag of `sdp` (our local description) to `id`. An ICE
+    /// restart brings a new ufrag, and the client's checks may come from a new address.
+    pub(crate) fn learn_ufrag(&mut self, id: ConnId, sdp: &str) {
+        let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")) else { return };
+        if self.conns.contains_key(&id) {
+            self.demux.set_ufrag(id, ufrag);
+        }
+    }
+
+    fn emit(&mut self, event: MediaEvent) {
+        self.events.push_back(event);
+    }
+
+    /// Sends a command to another shard (or handles it here when it is this shard).
+    fn send_to_shard(&mut self, shard: usize, command: Command, now: Instant) {
+        if shard == self.index {
+            self.handle_command(command, now);
+        } else {
+            self.to_shards.push_back((shard, command));
+        }
+    }
+
+    fn close_conn(&mut self, id: ConnId, now: Instant) {
+        let Some(mut conn) = self.conns.remove(&id) else { return };
+        let _ = conn.pc.close();
+        self.demux.remove(id);
+        if let Some(deadline) = conn.deadline {
+            self.timers.remove(&(deadline, id));
+        }
+        for key in conn.subscribed {
+            self.unlink_subscriber(id, key, now);
+        }
+        let owned: Vec<TrackKey> = self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
+        for key in owned {
+            self.published.remove(&key);
+        }
+    }
+}
