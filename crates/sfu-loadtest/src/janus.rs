@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::media::Command;
-use crate::signal::{CONNECT_TIMEOUT, Participant, REPLY_TIMEOUT, SessionContext, ask};
+use crate::session::{CONNECT_TIMEOUT, Participant, REPLY_TIMEOUT, SessionContext, ask};
 /// Janus drops sessions silent for `session_timeout` (120 s in benches/janus).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(25);
 /// How long a subscriber waits for its room's publishers to appear.

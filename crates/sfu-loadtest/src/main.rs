@@ -9,6 +9,7 @@ mod plot;
 mod probe;
 mod report;
 mod run;
+mod session;
 mod signal;
 mod stats;
 mod token;

@@ -16,9 +16,10 @@ use crate::media::link::LinkConfig;
 use crate::media::peer::PublishSpec;
 use crate::media::{self, Command, FinalReport, SubscriberSummary, WorkerConfig, WorkerHandle};
 use crate::probe::{self, ServerMetrics};
-use crate::signal::{self, Participant, SessionContext, SignalCounters};
+use crate::session::{Participant, SessionContext, SignalCounters};
 use crate::stats::{Histogram, WorkerStats};
 use crate::token::Minter;
+use crate::{janus, signal};
 
 const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(15);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -424,7 +425,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             next_id += 1;
             let worker = workers[id as usize % workers.len()].clone();
             let p = Participant { id, room, identity, publish, subscribe, worker };
-            sessions.spawn(signal::run(p, ctx.clone(), stop_rx.clone()));
+            sessions.spawn(run_participant(p, ctx.clone(), stop_rx.clone()));
         };
 
     let mut sampler = Sampler {
@@ -667,4 +668,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         notes,
         cli,
     })
+}
+
+/// Runs the session until `stop` turns true (then leaves) or the server ends it.
+async fn run_participant(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) {
+    ctx.counters.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let outcome = match ctx.server {
+        ServerKind::Sfu => signal::session(&p, &ctx, stop).await,
+        ServerKind::Janus => janus::session(&p, &ctx, stop).await,
+    };
+    if let Err(e) = outcome {
+        ctx.note_failure(format!("{}: {e:#}", p.identity));
+    }
+    p.worker.send(Command::Close { id: p.publisher_conn() });
+    p.worker.send(Command::Close { id: p.subscriber_conn() });
 }

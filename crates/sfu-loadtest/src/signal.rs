@@ -3,101 +3,22 @@
 //! every subscriber offer, ask for the configured layer of each video track, leave at the end.
 
 use futures_util::{SinkExt, StreamExt};
-use sfu_proto::{
-    ClientMessage, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackId, TrackKind,
-};
+use sfu_proto::{ClientMessage, ParticipantId, ServerMessage, SubscriptionSettings, TrackId, TrackKind};
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::cli::ServerKind;
-use crate::media::peer::PublishSpec;
-use crate::media::{Command, WorkerHandle};
-use crate::token::{Grants, Minter};
+use crate::media::Command;
+use crate::session::{CONNECT_TIMEOUT, Participant, SessionContext, ask};
+use crate::token::Grants;
 
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Signaling counters shared by every session.
-#[derive(Default)]
-pub struct SignalCounters {
-    pub started: AtomicU64,
-    pub ws_connected: AtomicU64,
-    pub joined: AtomicU64,
-    pub offers_answered: AtomicU64,
-    pub publisher_answers: AtomicU64,
-    pub server_errors: AtomicU64,
-    pub failures: AtomicU64,
-    pub closed_by_server: AtomicU64,
-}
-
-pub struct SessionContext {
-    pub server: ServerKind,
-    pub ws_url: String,
-    pub minter: Minter,
-    pub layer: LayerPreference,
-    pub counters: SignalCounters,
-    /// First few failure messages, for the report.
-    pub failure_log: std::sync::Mutex<Vec<String>>,
-}
-
-impl SessionContext {
-    fn note_failure(&self, what: String) {
-        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut log) = self.failure_log.lock()
-            && log.len() < 20
-        {
-            log.push(what);
-        }
-    }
-}
-
-pub struct Participant {
-    /// Unique per run; the publisher connection is `2*id`, the subscriber connection `2*id+1`.
-    pub id: u64,
-    pub room: String,
-    pub identity: String,
-    pub publish: Option<PublishSpec>,
-    pub subscribe: bool,
-    pub worker: Arc<WorkerHandle>,
-}
-
-impl Participant {
-    pub fn publisher_conn(&self) -> u64 {
-        self.id * 2
-    }
-    pub fn subscriber_conn(&self) -> u64 {
-        self.id * 2 + 1
-    }
-}
-
-/// Runs the session until `stop` turns true (then leaves) or the server ends it.
-pub async fn run(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) {
-    ctx.counters.started.fetch_add(1, Ordering::Relaxed);
-    let outcome = match ctx.server {
-        ServerKind::Sfu => session(&p, &ctx, stop).await,
-        ServerKind::Janus => crate::janus::session(&p, &ctx, stop).await,
-    };
-    if let Err(e) = outcome {
-        ctx.note_failure(format!("{}: {e:#}", p.identity));
-    }
-    p.worker.send(Command::Close { id: p.publisher_conn() });
-    p.worker.send(Command::Close { id: p.subscriber_conn() });
-}
-
-pub(crate) async fn ask<T>(
-    worker: &WorkerHandle,
-    make: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Command,
-) -> anyhow::Result<T> {
-    let (tx, rx) = oneshot::channel();
-    worker.send(make(tx));
-    tokio::time::timeout(REPLY_TIMEOUT, rx).await.map_err(|_| anyhow::anyhow!("media worker did not answer"))??
-}
-
-async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub(crate) async fn session(
+    p: &Participant,
+    ctx: &SessionContext,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let grants = Grants { publish: p.publish.is_some(), subscribe: p.subscribe, publish_data: false, admin: false };
     let token = ctx.minter.mint(&p.room, &p.identity, grants)?;

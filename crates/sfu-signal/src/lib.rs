@@ -2,6 +2,7 @@
 //! the dev token endpoint and the static web client.
 
 pub mod auth;
+mod bearer;
 pub mod config;
 mod cors;
 mod handlers;

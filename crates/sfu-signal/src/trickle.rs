@@ -12,8 +12,8 @@ use sfu_proto::{IceCandidate, ParticipantId, RoomId};
 use sfu_transport::ConnId;
 use std::sync::Arc;
 
+use crate::bearer::{authorize, error};
 use crate::state::AppState;
-use crate::whip::{authorize, error};
 use crate::whip_options::TRICKLE_SDPFRAG;
 
 /// The entity tag of a session: its ICE credentials never change, so neither does the tag.

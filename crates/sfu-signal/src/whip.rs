@@ -11,34 +11,12 @@ use serde::Deserialize;
 use sfu_proto::{Escaped, Identity, LayerPreference, LeaveReason, ParticipantId, RoomId, SubscriptionSettings};
 use sfu_transport::DownTrackSpec;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use crate::auth::{Claims, unix_time};
+use crate::bearer::{authorize, error};
 use crate::room::{ParticipantKind, Viewer, new_id};
 use crate::state::AppState;
 use crate::trickle;
 use crate::whip_options::{TRICKLE_SDPFRAG, add_ice_links};
-
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain")], message.into()).into_response()
-}
-
-/// The bearer token's claims, checked against the room in the URL.
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, room: &str) -> Result<Claims, Response> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
-    let claims = state
-        .auth
-        .verify(token.trim(), unix_time(SystemTime::now()))
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, format!("{}: {e}", e.code())))?;
-    if claims.room != room {
-        return Err(error(StatusCode::FORBIDDEN, "token is for another room"));
-    }
-    Ok(claims)
-}
 
 fn require_sdp(headers: &HeaderMap) -> Result<(), Response> {
     let is_sdp = headers

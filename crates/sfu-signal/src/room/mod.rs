@@ -8,12 +8,13 @@ mod model;
 mod negotiate;
 mod outbox;
 mod publish;
+mod request_error;
 mod speakers;
 
 pub use media::MediaControl;
 pub use model::*;
 pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
-pub use publish::RequestError;
+pub use request_error::RequestError;
 
 use parking_lot::Mutex;
 use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};

@@ -3,7 +3,7 @@
 
 use sfu_proto::{IceCandidate, MidTrack, ParticipantId, PeerRole, ServerMessage};
 
-use super::publish::RequestError;
+use super::request_error::RequestError;
 use super::{Hub, MediaControl, Room};
 use sfu_proto::ErrorCode;
 

@@ -5,33 +5,10 @@ use sfu_proto::{
     ErrorCode, LayerPreference, ParticipantId, ServerMessage, SubscriptionSettings, TrackDescription, TrackId,
     TrackInfo, TrackSource,
 };
-use sfu_transport::{DownTrackSpec, MediaError, PublisherAnswer};
+use sfu_transport::{DownTrackSpec, PublisherAnswer};
 
+use super::request_error::RequestError;
 use super::{Hub, MediaControl, Room, TrackEntry, new_id};
-
-/// A request that failed, with the code the client is told.
-#[derive(Debug)]
-pub struct RequestError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl RequestError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
-    }
-}
-
-impl From<MediaError> for RequestError {
-    fn from(e: MediaError) -> Self {
-        let code = match e {
-            MediaError::Sdp(_) => ErrorCode::BadSdp,
-            MediaError::NoTrack => ErrorCode::UnknownTrack,
-            _ => ErrorCode::Internal,
-        };
-        Self { code, message: e.to_string() }
-    }
-}
 
 impl<M: MediaControl> Hub<M> {
     /// Applies a publisher offer; returns the SDP answer. New tracks are announced and
