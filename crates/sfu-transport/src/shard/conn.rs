@@ -1,21 +1,22 @@
-//! One peer connection on a shard, with what the shard knows about it.
+//! One peer connection on a shard: the transport state every connection has, and the state of
+//! its role, which is either publishing (media comes in) or subscribing (media goes out).
 
-use rtc::data_channel::RTCDataChannelId;
+mod publisher;
+mod subscriber;
+
+pub(crate) use publisher::PublisherConn;
+pub(crate) use subscriber::SubscriberConn;
+
 use rtc::peer_connection::RTCPeerConnection;
 use sfu_proto::ParticipantId;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::consent::Consent;
-use super::egress::{EgressBwe, InboundRtcp, Outbound};
-use super::uplink::RepairExtensionIds;
-use crate::TrackKey;
 use crate::peer_factory::Direction;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,
-    pub direction: Direction,
     pub pc: RTCPeerConnection,
     /// ICE validated a new client address: the selected ICE pair may have changed.
     pub path_changed: bool,
@@ -28,39 +29,22 @@ pub(crate) struct Conn {
     pub deadline: Option<Instant>,
     /// Queued for draining at the next flush.
     pub dirty: bool,
-    /// Publisher side: the "data" channel the client opened.
-    pub data_channel: Option<RTCDataChannelId>,
-    /// Publisher side: tracks by the rtc stack's track id, then by SSRC once seen.
-    pub ingress_tracks: HashMap<String, TrackKey>,
-    pub ingress_ssrcs: HashMap<u32, (TrackKey, u8)>,
-    /// Publisher side: mid -> track, so a re-offer keeps existing tracks.
-    pub published_mids: HashMap<String, TrackKey>,
-    /// Publisher side: the header extensions that name an RTX packet's layer, once negotiated.
-    pub repair_ids: Option<RepairExtensionIds>,
-    /// Publisher side: RTX SSRC -> the SSRC of the layer it repairs, learned from repaired rids.
-    pub repair_ssrcs: HashMap<u32, u32>,
-    /// Publisher side: when packets missing on its uplink are next due to be NACKed.
-    pub uplink_nack_at: Option<Instant>,
-    /// Subscriber side: the tracks it receives. Each one's down track lives in the track's
-    /// fan-out (`Fanout`), beside its forwarder, where the per-packet path finds it.
-    pub subscribed: Vec<TrackKey>,
-    /// Subscriber side: the bandwidth estimate of this connection.
-    pub bwe: Option<EgressBwe>,
-    /// Publisher side: when a dynacast pause of one of its tracks is due.
-    pub dynacast_deadline: Option<Instant>,
-    /// Subscriber side: the SRTP context and path its media is written on, once DTLS is done.
-    pub outbound: Option<Outbound>,
-    /// Subscriber side: its RTCP, opened by the shard once DTLS is done.
-    pub inbound_rtcp: Option<InboundRtcp>,
-    /// Subscriber side: when its next RTCP sender reports are due.
-    pub sender_report_at: Option<Instant>,
+    pub role: Role,
+}
+
+/// What a connection does, with the state only that role has.
+// One per connection, beside a peer connection far larger than either: boxing the subscriber
+// side would add a pointer chase to every forwarded copy for no memory saved worth having.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Role {
+    Publisher(PublisherConn),
+    Subscriber(SubscriberConn),
 }
 
 impl Conn {
-    pub fn new(owner: ParticipantId, direction: Direction, pc: RTCPeerConnection, now: Instant) -> Self {
+    pub fn new(owner: ParticipantId, role: Role, pc: RTCPeerConnection, now: Instant) -> Self {
         Self {
             owner,
-            direction,
             pc,
             path_changed: false,
             connected: false,
@@ -68,19 +52,52 @@ impl Conn {
             reconnect_on_word: false,
             deadline: None,
             dirty: false,
-            data_channel: None,
-            ingress_tracks: HashMap::new(),
-            ingress_ssrcs: HashMap::new(),
-            published_mids: HashMap::new(),
-            repair_ids: None,
-            repair_ssrcs: HashMap::new(),
-            uplink_nack_at: None,
-            subscribed: Vec::new(),
-            bwe: None,
-            dynacast_deadline: None,
-            outbound: None,
-            inbound_rtcp: None,
-            sender_report_at: None,
+            role,
+        }
+    }
+
+    pub fn direction(&self) -> Direction {
+        match self.role {
+            Role::Publisher(_) => Direction::Ingress,
+            Role::Subscriber(_) => Direction::Egress,
+        }
+    }
+
+    /// The earliest deadline of the role's own timers.
+    pub fn role_deadline(&self) -> Option<Instant> {
+        match &self.role {
+            Role::Publisher(p) => p.poll_timeout(),
+            Role::Subscriber(s) => s.poll_timeout(),
+        }
+    }
+}
+
+impl Role {
+    pub fn publisher(&self) -> Option<&PublisherConn> {
+        match self {
+            Role::Publisher(p) => Some(p),
+            Role::Subscriber(_) => None,
+        }
+    }
+
+    pub fn publisher_mut(&mut self) -> Option<&mut PublisherConn> {
+        match self {
+            Role::Publisher(p) => Some(p),
+            Role::Subscriber(_) => None,
+        }
+    }
+
+    pub fn subscriber(&self) -> Option<&SubscriberConn> {
+        match self {
+            Role::Subscriber(s) => Some(s),
+            Role::Publisher(_) => None,
+        }
+    }
+
+    pub fn subscriber_mut(&mut self) -> Option<&mut SubscriberConn> {
+        match self {
+            Role::Subscriber(s) => Some(s),
+            Role::Publisher(_) => None,
         }
     }
 }

@@ -15,6 +15,7 @@ use rtc::sansio::Protocol;
 use super::ShardCore;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
+use crate::shard::conn::Role;
 use crate::shard::down_track::DownTrack;
 use crate::shard::egress::{EgressBwe, Fanout, Subscription};
 use crate::{ConnId, TrackKey};
@@ -26,7 +27,10 @@ impl ShardCore {
     /// Time-driven bandwidth work of a subscriber connection: the estimator's timers, probe
     /// packets that are due, and an allocation that is due.
     pub(in crate::shard) fn on_bandwidth_timeout(&mut self, id: ConnId, now: Instant) {
-        let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.bwe.as_mut()) else { return };
+        let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.role.subscriber_mut()).and_then(|s| s.bwe.as_mut())
+        else {
+            return;
+        };
         bwe.handle_timeout(now);
         let due =
             bwe.is_allocating(now) && (bwe.allocation_due || bwe.allocator.poll_timeout().is_some_and(|at| at <= now));
@@ -40,13 +44,14 @@ impl ShardCore {
     /// changed.
     pub(in crate::shard) fn reallocate(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Some(bwe) = conn.bwe.as_mut() else { return };
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
+        let Some(bwe) = subscriber.bwe.as_mut() else { return };
         if !bwe.is_allocating(now) {
             bwe.allocation_due = true;
             return;
         }
         bwe.allocation_due = false;
-        let demands: Vec<TrackDemand> = conn
+        let demands: Vec<TrackDemand> = subscriber
             .subscribed
             .iter()
             .filter_map(|key| {
@@ -66,7 +71,7 @@ impl ShardCore {
             bwe.estimator.request_probe(Bitrate::bps(blocked.needed_bps), now);
         }
         let mut events = Vec::new();
-        for key in &conn.subscribed {
+        for key in &subscriber.subscribed {
             let Some(decision) = allocations.decision(key.0) else { continue };
             let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
             let previous = subscription.down.allocation.replace(decision);
@@ -104,7 +109,8 @@ impl ShardCore {
     /// video, so the path carries the cluster's rate without the browser seeing anything new.
     fn send_due_probes(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Some(bwe) = conn.bwe.as_mut() else { return };
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
+        let Some(bwe) = subscriber.bwe.as_mut() else { return };
         if !conn.connected {
             return;
         }
@@ -123,7 +129,7 @@ impl ShardCore {
             if !pacer.is_due(now) {
                 break;
             }
-            let sent = probe_source(&conn.subscribed, &mut self.fanouts, id, bwe.probe_cursor)
+            let sent = probe_source(&subscriber.subscribed, &mut self.fanouts, id, bwe.probe_cursor)
                 .and_then(|(down, payloads, seq)| send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, true));
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };

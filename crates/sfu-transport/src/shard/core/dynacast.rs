@@ -52,7 +52,12 @@ impl ShardCore {
 
     /// Publisher side: pauses the layers of `conn`'s tracks that nobody wanted for long enough.
     pub(super) fn on_dynacast_timeout(&mut self, conn: ConnId, now: Instant) {
-        let due = self.conns.get(&conn).and_then(|c| c.dynacast_deadline).is_some_and(|at| at <= now);
+        let due = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.role.publisher())
+            .and_then(|p| p.dynacast_deadline)
+            .is_some_and(|at| at <= now);
         if !due {
             return;
         }
@@ -81,8 +86,8 @@ impl ShardCore {
             .filter(|p| p.conn == conn)
             .filter_map(|p| p.dynacast.as_ref()?.poll_timeout())
             .min();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.dynacast_deadline = deadline;
+        if let Some(publisher) = self.conns.get_mut(&conn).and_then(|c| c.role.publisher_mut()) {
+            publisher.dynacast_deadline = deadline;
         }
         self.mark_dirty(conn);
     }

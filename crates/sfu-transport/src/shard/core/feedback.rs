@@ -13,6 +13,7 @@ use super::ShardCore;
 use super::bandwidth::send_rtx;
 use crate::ConnId;
 use crate::shard::command::Command;
+use crate::shard::conn::Role;
 use crate::shard::egress::{send_rtp, track_sent_as};
 
 impl ShardCore {
@@ -29,6 +30,7 @@ impl ShardCore {
         // RTX is written through the stack, which then needs a drain.
         let mut wrote_to_stack = false;
         let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
         for packet in &packets {
             tracing::trace!(conn = id.0, ?packet, "subscriber rtcp");
             let any = packet.as_any();
@@ -37,18 +39,20 @@ impl ShardCore {
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 keyframes.extend(fir.fir.iter().map(|entry| entry.ssrc));
             } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
-                if let Some(bwe) = conn.bwe.as_mut() {
+                if let Some(bwe) = subscriber.bwe.as_mut() {
                     bwe.on_transport_cc(cc, now);
                     self.metrics.estimate.record(bwe.estimator.estimate().as_f64());
                     reallocate = true;
                 }
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                if let Some(bwe) = conn.bwe.as_mut() {
+                if let Some(bwe) = subscriber.bwe.as_mut() {
                     bwe.on_remb(remb.bitrate, now);
                 }
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);
-                let Some(key) = track_sent_as(&self.fanouts, &conn.subscribed, id, nack.media_ssrc) else { continue };
+                let Some(key) = track_sent_as(&self.fanouts, &subscriber.subscribed, id, nack.media_ssrc) else {
+                    continue;
+                };
                 let Some((subscription, payloads)) = self.fanouts.get_mut(&key).and_then(|f| f.with_payloads_mut(id))
                 else {
                     continue;
@@ -59,7 +63,7 @@ impl ShardCore {
                 self.metrics.retransmissions_missed.increment(answer.missed);
                 self.metrics.retransmissions_refused.increment(answer.refused);
                 for (seq, sent) in answer.resend {
-                    let resent = match conn.bwe.as_mut() {
+                    let resent = match subscriber.bwe.as_mut() {
                         Some(bwe) if down.rtx.is_some() => {
                             wrote_to_stack = true;
                             send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, false).is_some()
@@ -73,7 +77,7 @@ impl ShardCore {
                             if let Some(bwe) = bwe {
                                 bwe.stamp(&mut p, now, false);
                             }
-                            send_rtp(conn.outbound.as_mut(), &p, sent.vp8.as_ref(), &mut self.batch).is_ok()
+                            send_rtp(subscriber.outbound.as_mut(), &p, sent.vp8.as_ref(), &mut self.batch).is_ok()
                         }
                     };
                     if resent {
@@ -84,7 +88,7 @@ impl ShardCore {
         }
         let mut requests = Vec::new();
         for ssrc in keyframes {
-            if let Some(key) = track_sent_as(&self.fanouts, &conn.subscribed, id, ssrc)
+            if let Some(key) = track_sent_as(&self.fanouts, &subscriber.subscribed, id, ssrc)
                 && let Some(subscription) = self.fanouts.get(&key).and_then(|f| f.get(id))
             {
                 let forwarder = &subscription.forwarder;

@@ -2,15 +2,16 @@
 //! or subscribed through them, and the forwarding between them. No I/O and no clock: time is an
 //! argument, and what must leave is queued for the caller (see the crate docs for the contract).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use sfu_proto::{IceCandidate, ParticipantId};
+use sfu_proto::ParticipantId;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 mod bandwidth;
+mod connection;
 mod dynacast;
 mod feedback;
 mod overload;
@@ -24,9 +25,8 @@ mod uplink;
 pub(crate) use overload::BACKLOG_SAMPLE_INTERVAL;
 
 use super::command::Command;
-use super::conn::{self, Conn};
-use super::consent::{self, ConsentCheck};
-use super::demux::{self, Demux, Route};
+use super::conn::{Conn, Role};
+use super::demux::{Demux, Route};
 use super::egress;
 use super::published::Published;
 use crate::api::MediaEvent;
@@ -34,7 +34,7 @@ use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
 use crate::rejection::IngressRejection;
 use crate::send_batch::SendBatch;
-use crate::{ConnId, MediaError, TrackKey};
+use crate::{ConnId, TrackKey};
 
 /// What a shard is, fixed for its life.
 #[derive(Clone, Debug)]
@@ -169,7 +169,7 @@ impl ShardCore {
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         if validated
             && egress::is_rtcp(datagram)
-            && let Some(inbound) = conn.inbound_rtcp.as_mut()
+            && let Some(inbound) = conn.role.subscriber_mut().and_then(|s| s.inbound_rtcp.as_mut())
         {
             match inbound.open(datagram) {
                 Ok(packets) => {
@@ -184,7 +184,9 @@ impl ShardCore {
                 }
                 Err(_) => {
                     tracing::warn!(conn = conn_id.0, "SRTCP keys open nothing: the stack reads this subscriber's RTCP");
-                    conn.inbound_rtcp = None;
+                    if let Some(subscriber) = conn.role.subscriber_mut() {
+                        subscriber.inbound_rtcp = None;
+                    }
                 }
             }
         }
@@ -200,7 +202,7 @@ impl ShardCore {
             },
             message: BytesMut::from(datagram),
         };
-        let publisher = conn.direction == crate::Direction::Ingress;
+        let publisher = matches!(conn.role, Role::Publisher(_));
         match conn.pc.handle_read(message) {
             // Authenticated (STUN that passed its integrity check, SRTP that opened, DTLS): the
             // client is there.
@@ -220,74 +222,6 @@ impl ShardCore {
             }
         }
         self.mark_dirty(conn_id);
-    }
-
-    /// Something authenticated came from the client of `id` (see `consent`).
-    fn on_heard(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if conn.consent.on_heard(now) {
-            self.metrics.consent_revivals.increment(1);
-            tracing::info!(conn = id.0, participant = %conn.owner, "client heard from again after its consent lapsed");
-            if std::mem::take(&mut conn.reconnect_on_word) {
-                self.on_connected(id, now);
-            } else {
-                // Its consent deadline is back.
-                self.mark_dirty(id);
-            }
-        }
-    }
-
-    /// The consent deadline of `id` passed: if nothing was heard for the whole timeout, the
-    /// client is gone for now.
-    fn on_consent_timeout(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if conn.consent.on_timeout(now) != ConsentCheck::Lapsed {
-            return;
-        }
-        self.metrics.consent_lapses.increment(1);
-        tracing::info!(conn = id.0, participant = %conn.owner, direction = ?conn.direction,
-            "nothing heard from the client for {:?}: consent lapsed", consent::CONSENT_TIMEOUT);
-        conn.reconnect_on_word = conn.connected;
-        self.on_disconnected(id);
-    }
-
-    fn handle_conn_timeouts(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.deadline = None;
-                let _ = conn.pc.handle_timeout(now);
-                self.on_bandwidth_timeout(id, now);
-                self.on_sender_report_timeout(id, now);
-                self.on_dynacast_timeout(id, now);
-                self.on_uplink_nack_timeout(id, now);
-                self.on_consent_timeout(id, now);
-                self.mark_dirty(id);
-            }
-        }
-    }
-
-    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(&id)
-            && !conn.dirty
-        {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-    }
-
-    /// After work done outside the connection's stack (its RTCP read here, an allocation): the
-    /// stack has nothing new to write, so a drain is needed only if the estimator now wants a
-    /// timer sooner than the one armed. A timer that fires early finds nothing due.
-    pub(crate) fn rearm_if_sooner(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get(&id) else { return };
-        let due = conn.bwe.as_ref().and_then(|bwe| bwe.poll_timeout());
-        if due.is_some_and(|due| conn.deadline.is_none_or(|armed| due < armed)) {
-            self.mark_dirty(id);
-        }
     }
 
     /// Drains every connection touched by the inputs since the last call: what their stacks
@@ -338,78 +272,6 @@ impl ShardCore {
         Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
     }
 
-    fn drain(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        conn.dirty = false;
-        let mut events = Vec::new();
-        let mut reads = Vec::new();
-        loop {
-            let mut progressed = false;
-            while let Some(out) = conn.pc.poll_write() {
-                progressed = true;
-                let peer = out.transport.peer_addr;
-                if crate::stun::is_stun(&out.message) {
-                    self.demux.on_sent(id, peer, &out.message);
-                    // The agent answers only checks that passed its integrity check: the
-                    // address they came from is the client's.
-                    if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
-                        tracing::debug!(conn = id.0, %peer, "client address validated by ICE");
-                        self.metrics.validated_paths.increment(1);
-                        conn.path_changed = true;
-                    }
-                } else if let Some(outbound) = conn.outbound.as_mut() {
-                    // The stack addresses everything but STUN replies to the selected ICE pair:
-                    // media written by the shard follows it there.
-                    outbound.dest = Some(peer);
-                }
-                self.batch.push(peer, out.message.freeze());
-            }
-            while let Some(event) = conn.pc.poll_event() {
-                progressed = true;
-                events.push(event);
-            }
-            while let Some(message) = conn.pc.poll_read() {
-                progressed = true;
-                reads.push(message);
-            }
-            if !progressed {
-                break;
-            }
-        }
-        if std::mem::take(&mut conn.path_changed)
-            && let Some(outbound) = conn.outbound.as_mut()
-            && let Some(remote) = conn::selected_remote(&mut conn.pc)
-        {
-            outbound.dest = Some(remote);
-        }
-        let deadline = [
-            conn.pc.poll_timeout(),
-            conn.bwe.as_ref().and_then(|b| b.poll_timeout()),
-            conn.dynacast_deadline,
-            conn.sender_report_at,
-            conn.uplink_nack_at,
-            conn.consent.deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if conn.deadline != deadline {
-            if let Some(old) = conn.deadline {
-                self.timers.remove(&(old, id));
-            }
-            if let Some(new) = deadline {
-                self.timers.insert((new, id));
-            }
-            conn.deadline = deadline;
-        }
-        for event in events {
-            self.handle_event(id, event, now);
-        }
-        for message in reads {
-            self.handle_message(id, message.message, message.now, now);
-        }
-    }
-
     /// A command from the control plane or another shard.
     pub fn handle_command(&mut self, command: Command, now: Instant) {
         match command {
@@ -447,43 +309,6 @@ impl ShardCore {
         }
     }
 
-    fn remote_candidate(&mut self, id: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {
-        let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
-        conn.pc.add_remote_candidate(rtc::peer_connection::transport::RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_m_line_index,
-            username_fragment: None,
-            url: None,
-        })?;
-        self.mark_dirty(id);
-        Ok(())
-    }
-
-    fn send_data(&mut self, id: ConnId, text: bool, payload: Bytes, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Some(channel) = conn.data_channel else { return };
-        let Some(mut dc) = conn.pc.data_channel(channel) else { return };
-        let result = if text {
-            dc.send_text(now, String::from_utf8_lossy(&payload).into_owned())
-        } else {
-            dc.send(now, BytesMut::from(&payload[..]))
-        };
-        if let Err(e) = result {
-            tracing::debug!(conn = id.0, error = %e, "data channel send failed");
-        }
-        self.mark_dirty(id);
-    }
-
-    /// Routes STUN naming the ICE ufrag of `sdp` (our local description) to `id`. An ICE
-    /// restart brings a new ufrag, and the client's checks may come from a new address.
-    pub(crate) fn learn_ufrag(&mut self, id: ConnId, sdp: &str) {
-        let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")) else { return };
-        if self.conns.contains_key(&id) {
-            self.demux.set_ufrag(id, ufrag);
-        }
-    }
-
     fn emit(&mut self, event: MediaEvent) {
         self.events.push_back(event);
     }
@@ -494,22 +319,6 @@ impl ShardCore {
             self.handle_command(command, now);
         } else {
             self.to_shards.push_back((shard, command));
-        }
-    }
-
-    fn close_conn(&mut self, id: ConnId, now: Instant) {
-        let Some(mut conn) = self.conns.remove(&id) else { return };
-        let _ = conn.pc.close();
-        self.demux.remove(id);
-        if let Some(deadline) = conn.deadline {
-            self.timers.remove(&(deadline, id));
-        }
-        for key in conn.subscribed {
-            self.unlink_subscriber(id, key, now);
-        }
-        let owned: Vec<TrackKey> = self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
-        for key in owned {
-            self.published.remove(&key);
         }
     }
 }

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use super::ShardCore;
 use crate::api::{PublishedTrack, PublisherAnswer};
-use crate::peer_factory::{Direction, IceCredentials, build_peer_connection, with_start_bitrate};
+use crate::peer_factory::{Direction, with_start_bitrate};
 use crate::shard::command::Command;
-use crate::shard::conn::Conn;
+use crate::shard::conn::Role;
 use crate::shard::published::{AudioLevelTap, MediaPacket, Published, ordered_layers, receiver_of};
 use crate::shard::uplink::{RepairExtensionIds, TrackUplink};
 use crate::{ConnId, MediaError, TrackKey};
@@ -23,27 +23,6 @@ use crate::{ConnId, MediaError, TrackKey};
 const PUBLISHER_START_KBPS: u32 = 2500;
 
 impl ShardCore {
-    pub(super) fn ensure_conn(
-        &mut self,
-        id: ConnId,
-        owner: ParticipantId,
-        direction: Direction,
-        now: Instant,
-    ) -> Result<&mut Conn, MediaError> {
-        if !self.conns.contains_key(&id) {
-            let credentials = IceCredentials::random();
-            let estimate = direction == Direction::Egress && self.estimate_bandwidth;
-            let pc = build_peer_connection(direction, &credentials, self.announce, estimate, now)?;
-            self.demux.set_ufrag(id, &credentials.ufrag);
-            let mut conn = Conn::new(owner, direction, pc, now);
-            if estimate {
-                conn.bwe = Some(super::egress::EgressBwe::new(now));
-            }
-            self.conns.insert(id, conn);
-        }
-        self.conns.get_mut(&id).ok_or(MediaError::NoConnection)
-    }
-
     pub(super) fn publisher_offer(
         &mut self,
         id: ConnId,
@@ -66,7 +45,8 @@ impl ShardCore {
 
         self.learn_ufrag(id, &sdp);
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
-        conn.repair_ids = RepairExtensionIds::from_sdp(&sdp);
+        let Role::Publisher(publisher) = &mut conn.role else { return Err(MediaError::NoConnection) };
+        publisher.repair_ids = RepairExtensionIds::from_sdp(&sdp);
         // Collect every receiving media section: (mid, kind, codec mime, clock rate, receiver).
         let mut sections = Vec::new();
         let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
@@ -98,7 +78,8 @@ impl ShardCore {
         for (mid, kind, codec, receiving, audio_level) in sections {
             let Some(codec) = codec.filter(|_| receiving) else { continue };
             live_mids.push(mid.clone());
-            if self.conns.get(&id).is_some_and(|c| c.published_mids.contains_key(&mid)) {
+            if self.conns.get(&id).and_then(|c| c.role.publisher()).is_some_and(|p| p.published_mids.contains_key(&mid))
+            {
                 continue;
             }
             let description = descriptions.iter().find(|d| d.mid == mid);
@@ -140,8 +121,8 @@ impl ShardCore {
                     uplink: (kind == RtpCodecKind::Video).then(TrackUplink::default),
                 },
             );
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.published_mids.insert(mid.clone(), key);
+            if let Some(publisher) = self.conns.get_mut(&id).and_then(|c| c.role.publisher_mut()) {
+                publisher.published_mids.insert(mid.clone(), key);
             }
             added.push(PublishedTrack {
                 mid,
@@ -152,10 +133,11 @@ impl ShardCore {
                 layers: ordered,
             });
         }
-        if let Some(conn) = self.conns.get_mut(&id) {
-            let gone: Vec<String> = conn.published_mids.keys().filter(|m| !live_mids.contains(m)).cloned().collect();
+        if let Some(publisher) = self.conns.get_mut(&id).and_then(|c| c.role.publisher_mut()) {
+            let gone: Vec<String> =
+                publisher.published_mids.keys().filter(|m| !live_mids.contains(m)).cloned().collect();
             for mid in gone {
-                if let Some(key) = conn.published_mids.remove(&mid) {
+                if let Some(key) = publisher.published_mids.remove(&mid) {
                     removed.push(key);
                 }
             }
@@ -180,10 +162,11 @@ impl ShardCore {
         self.metrics.received_bytes.increment(packet.payload.len() as u64);
         let ssrc = packet.header.ssrc;
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        let (key, layer) = match conn.ingress_ssrcs.get(&ssrc) {
+        let Role::Publisher(publisher) = &mut conn.role else { return };
+        let (key, layer) = match publisher.ingress_ssrcs.get(&ssrc) {
             Some(found) => *found,
             None => {
-                let Some(key) = conn.ingress_tracks.get(rtc_track).copied() else { return };
+                let Some(key) = publisher.ingress_tracks.get(rtc_track).copied() else { return };
                 let Some(published) = self.published.get_mut(&key) else { return };
                 let rid = receiver_of(&mut conn.pc, &published.mid)
                     .and_then(|r| conn.pc.rtp_receiver(r))
@@ -191,7 +174,7 @@ impl ShardCore {
                 let layer = rid.as_deref().and_then(|r| published.layers.index_of(r)).unwrap_or(0);
                 tracing::debug!(conn = id.0, track = ?key, ssrc, ?rid, layer, "publisher stream mapped to a layer");
                 published.layer_ssrcs.insert(layer, ssrc);
-                conn.ingress_ssrcs.insert(ssrc, (key, layer));
+                publisher.ingress_ssrcs.insert(ssrc, (key, layer));
                 (key, layer)
             }
         };
@@ -208,6 +191,7 @@ impl ShardCore {
             self.request_keyframe(key, layer, now);
         }
         let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Role::Publisher(publisher) = &mut conn.role else { return };
         let Some(published) = self.published.get_mut(&key) else { return };
         if let Some(tap) = published.audio_level.as_mut()
             && let Some(level) = packet.header.get_extension(tap.extension_id)
@@ -223,7 +207,7 @@ impl ShardCore {
             {
                 // The order changed: layer numbers cached per SSRC are stale.
                 tracing::debug!(track = ?key, rid, w, h, "layer order changed by a keyframe's size");
-                conn.ingress_ssrcs.clear();
+                publisher.ingress_ssrcs.clear();
                 published.layer_ssrcs.clear();
             }
         }

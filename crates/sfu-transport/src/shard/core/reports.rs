@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::ShardCore;
 use crate::ConnId;
+use crate::shard::conn::Role;
 use crate::shard::down_track::DownTrack;
 
 /// How often each stream is reported (what browsers do for the streams they send).
@@ -22,11 +23,12 @@ impl ShardCore {
     pub(in crate::shard) fn on_sender_report_timeout(&mut self, id: ConnId, now: Instant) {
         let ntp_time = ntp_timestamp(self.wall_clock_at(now));
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        if conn.sender_report_at.is_none_or(|at| at > now) {
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
+        if subscriber.sender_report_at.is_none_or(|at| at > now) {
             return;
         }
-        conn.sender_report_at = Some(now + SENDER_REPORT_INTERVAL);
-        let reports: Vec<Box<dyn rtc::rtcp::Packet>> = conn
+        subscriber.sender_report_at = Some(now + SENDER_REPORT_INTERVAL);
+        let reports: Vec<Box<dyn rtc::rtcp::Packet>> = subscriber
             .subscribed
             .iter()
             .filter_map(|key| self.fanouts.get(key)?.get(id))

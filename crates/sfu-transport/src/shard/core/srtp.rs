@@ -3,7 +3,7 @@
 
 use super::ShardCore;
 use crate::ConnId;
-use crate::peer_factory::Direction;
+use crate::shard::conn::Role;
 use crate::shard::egress::{InboundRtcp, Outbound};
 
 impl ShardCore {
@@ -12,21 +12,21 @@ impl ShardCore {
     pub(in crate::shard) fn adopt_srtp_keys(&mut self, id: ConnId) {
         let Some(keys) = sfu_srtp::take_session_keys() else { return };
         let Some(conn) = self.conns.get_mut(&id) else { return };
+        // A publisher's media and RTCP stay with its stack: the shard writes nothing to it.
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
         match Outbound::new(&keys.local) {
             Ok(outbound) => {
                 tracing::debug!(conn = id.0, profile = ?keys.local.profile, "outbound SRTP ready");
-                conn.outbound = Some(outbound);
+                subscriber.outbound = Some(outbound);
                 conn.path_changed = true;
             }
             Err(e) => {
                 tracing::error!(conn = id.0, error = %e, "no outbound SRTP context: this subscriber gets no media")
             }
         }
-        if conn.direction == Direction::Egress
-            && let Some(remote) = &keys.remote
-        {
+        if let Some(remote) = &keys.remote {
             match InboundRtcp::new(remote) {
-                Ok(inbound) => conn.inbound_rtcp = Some(inbound),
+                Ok(inbound) => subscriber.inbound_rtcp = Some(inbound),
                 Err(e) => tracing::warn!(conn = id.0, error = %e, "the stack reads this subscriber's RTCP"),
             }
         }

@@ -3,10 +3,7 @@
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
@@ -15,11 +12,11 @@ use sfu_proto::{ParticipantId, SubscriptionSettings, TrackKind};
 use std::time::Instant;
 
 use super::ShardCore;
-use super::reports::SENDER_REPORT_INTERVAL;
-use crate::api::{DownTrackSpec, MediaEvent, SubscriberOffer};
+use crate::api::{DownTrackSpec, SubscriberOffer};
 use crate::metrics::FanoutTally;
 use crate::peer_factory::Direction;
 use crate::shard::command::Command;
+use crate::shard::conn::Role;
 use crate::shard::down_track::{DownTrack, RtxStream, SentPacket};
 use crate::shard::egress::{Fanout, Subscription, history_capacity, send_rtp};
 use crate::shard::published::MediaPacket;
@@ -35,14 +32,15 @@ impl ShardCore {
     ) -> Result<(), MediaError> {
         let shed_levels = self.overload.level();
         let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
-        if conn.subscribed.contains(&spec.key) {
+        let Role::Subscriber(subscriber) = &mut conn.role else { return Err(MediaError::NoConnection) };
+        if subscriber.subscribed.contains(&spec.key) {
             return Ok(());
         }
         let ssrc = rand::random::<u32>();
         let kind = if spec.kind == TrackKind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
         // An RTX stream for video, kept only if the subscriber accepts it (see
         // resolve_payload_types): the carrier of probes and retransmissions.
-        let rtx = (kind == RtpCodecKind::Video && conn.bwe.is_some())
+        let rtx = (kind == RtpCodecKind::Video && subscriber.bwe.is_some())
             .then(|| RTCRtpRtxParameters { ssrc: rand::random::<u32>() });
         let track = MediaStreamTrack::new(
             spec.publisher.to_string(),
@@ -71,10 +69,10 @@ impl ShardCore {
             forwarder.on_connected(now);
         }
         let capacity = history_capacity(spec.kind);
-        if let Some(bwe) = conn.bwe.as_mut() {
+        if let Some(bwe) = subscriber.bwe.as_mut() {
             bwe.allocation_due = true;
         }
-        conn.subscribed.push(spec.key);
+        subscriber.subscribed.push(spec.key);
         let down = DownTrack {
             sender,
             ssrc,
@@ -107,9 +105,10 @@ impl ShardCore {
 
     pub(super) fn remove_down_track(&mut self, id: ConnId, key: TrackKey, now: Instant) -> Result<(), MediaError> {
         let conn = self.conns.get_mut(&id).ok_or(MediaError::NoConnection)?;
-        let at = conn.subscribed.iter().position(|k| *k == key).ok_or(MediaError::NoTrack)?;
-        conn.subscribed.swap_remove(at);
-        if let Some(bwe) = conn.bwe.as_mut() {
+        let Role::Subscriber(subscriber) = &mut conn.role else { return Err(MediaError::NoConnection) };
+        let at = subscriber.subscribed.iter().position(|k| *k == key).ok_or(MediaError::NoTrack)?;
+        subscriber.subscribed.swap_remove(at);
+        if let Some(bwe) = subscriber.bwe.as_mut() {
             bwe.allocation_due = true;
         }
         let removed = self.unlink_subscriber(id, key, now);
@@ -148,6 +147,7 @@ impl ShardCore {
         let sdp = conn.pc.local_description().map(|d| d.sdp).unwrap_or_default();
         self.learn_ufrag(id, &sdp);
         let Some(conn) = self.conns.get_mut(&id) else { return Err(MediaError::NoConnection) };
+        let Role::Subscriber(subscriber) = &mut conn.role else { return Err(MediaError::NoConnection) };
         let mut tracks = Vec::new();
         let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
         for t in transceivers {
@@ -156,7 +156,7 @@ impl ShardCore {
             let sent_by = |key: &&TrackKey| {
                 self.fanouts.get(key).and_then(|f| f.get(id)).is_some_and(|s| s.down.sender == sender)
             };
-            if let Some(key) = conn.subscribed.iter().find(sent_by) {
+            if let Some(key) = subscriber.subscribed.iter().find(sent_by) {
                 tracks.push((mid, *key));
             }
         }
@@ -201,13 +201,14 @@ impl ShardCore {
     /// After negotiation, learns which payload type the subscriber uses for each codec.
     fn resolve_payload_types(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        for key in &conn.subscribed {
+        let Role::Subscriber(subscriber) = &mut conn.role else { return };
+        for key in &subscriber.subscribed {
             let Some(down) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)).map(|s| &mut s.down) else {
                 continue;
             };
             let Some(mut sender) = conn.pc.rtp_sender(down.sender) else { continue };
             let parameters = sender.get_parameters();
-            if let Some(bwe) = conn.bwe.as_mut()
+            if let Some(bwe) = subscriber.bwe.as_mut()
                 && let Some(ext) = parameters
                     .rtp_parameters
                     .header_extensions
@@ -264,7 +265,7 @@ impl ShardCore {
         let Some(subscription) = self.fanouts.get_mut(&key).and_then(|f| f.get_mut(id)) else { return };
         subscription.forwarder.set_preference(settings);
         subscription.down.rendered_area = rendered_area(settings);
-        if let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.bwe.as_mut()) {
+        if let Some(bwe) = self.conns.get_mut(&id).and_then(|c| c.role.subscriber_mut()).and_then(|s| s.bwe.as_mut()) {
             bwe.allocator.on_request(key.0);
         }
         self.reallocate(id, now);
@@ -316,6 +317,7 @@ impl ShardCore {
                 tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
             }
             let Some(conn) = self.conns.get_mut(&id) else { continue };
+            let Role::Subscriber(subscriber) = &mut conn.role else { continue };
             let down = &mut subscription.down;
             let Some(payload_type) = down.payload_type else {
                 tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
@@ -331,7 +333,7 @@ impl ShardCore {
             }
             down.last_seq = Some(t.seq);
             down.last_sent_at = Some(now);
-            if let Some(bwe) = conn.bwe.as_mut() {
+            if let Some(bwe) = subscriber.bwe.as_mut() {
                 if subscription.forwarder.kind() == TrackKind::Video && bwe.allocate_from.is_none() {
                     bwe.on_video_started(now);
                     // Its settling timer is new: the connection's deadline changes.
@@ -342,7 +344,7 @@ impl ShardCore {
                 }
                 bwe.stamp(out, now, false);
             }
-            match send_rtp(conn.outbound.as_mut(), out, t.vp8.as_ref(), &mut self.batch) {
+            match send_rtp(subscriber.outbound.as_mut(), out, t.vp8.as_ref(), &mut self.batch) {
                 Ok(_) => {
                     forwarded = true;
                     if self.queued_copies.last() != Some(&packet.arrived) {
@@ -364,94 +366,6 @@ impl ShardCore {
         }
         if forwarded {
             self.forwarded_arrivals.push(packet.arrived);
-        }
-    }
-
-    pub(super) fn handle_event(&mut self, id: ConnId, event: RTCPeerConnectionEvent, now: Instant) {
-        match event {
-            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                if let Some(conn) = self.conns.get(&id) {
-                    tracing::info!(conn = id.0, participant = %conn.owner, direction = ?conn.direction, ?state, "peer connection state");
-                }
-                match state {
-                    RTCPeerConnectionState::Connected => self.on_connected(id, now),
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => self.on_disconnected(id),
-                    _ => {}
-                }
-            }
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                let Some(conn) = self.conns.get_mut(&id) else { return };
-                let transceivers: Vec<_> = conn.pc.get_transceivers().collect();
-                let mid = transceivers.into_iter().find_map(|t| {
-                    let transceiver = conn.pc.rtp_transceiver(t)?;
-                    (transceiver.receiver() == Some(init.receiver_id)).then(|| transceiver.mid().clone())?
-                });
-                if let Some(key) = mid.and_then(|m| conn.published_mids.get(&m).copied()) {
-                    conn.ingress_tracks.insert(init.track_id.to_string(), key);
-                }
-            }
-            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) => {
-                if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.data_channel = Some(channel);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The connection failed, closed, or its client went quiet (see `consent`): nothing is
-    /// sent to it, and the control plane is told.
-    pub(super) fn on_disconnected(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.connected = false;
-            for key in &conn.subscribed {
-                if let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) {
-                    subscription.connected = false;
-                }
-            }
-        }
-        self.emit(MediaEvent::Disconnected { conn: id });
-    }
-
-    pub(super) fn on_connected(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        conn.connected = true;
-        if conn.direction == Direction::Egress {
-            conn.sender_report_at = Some(now + SENDER_REPORT_INTERVAL / 2);
-        }
-        let mut requests = Vec::new();
-        for key in &conn.subscribed {
-            let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
-            subscription.connected = true;
-            subscription.forwarder.on_connected(now);
-            if let Some(layer) = subscription.forwarder.poll_keyframe_request(now) {
-                requests.push((*key, layer));
-            }
-        }
-        for (key, layer) in requests {
-            self.send_to_shard(key.shard(), Command::KeyframeRequest { key, layer }, now);
-        }
-        // Its timers changed (sender reports).
-        self.mark_dirty(id);
-        self.emit(MediaEvent::Connected { conn: id });
-    }
-
-    /// An application message out of a connection's stack; `arrived` is when its datagram was
-    /// read from the socket.
-    pub(super) fn handle_message(&mut self, id: ConnId, message: RTCMessage, arrived: Instant, now: Instant) {
-        match message {
-            RTCMessage::RtpPacket(track, packet) => self.on_published_rtp(id, &track, packet, arrived, now),
-            // Publishers' sender reports are consumed by the stack; only feedback about what we
-            // send matters here.
-            RTCMessage::RtcpPacket(_, packets)
-                if self.conns.get(&id).is_some_and(|c| c.direction == Direction::Egress) =>
-            {
-                self.on_subscriber_rtcp(id, packets, now);
-            }
-            RTCMessage::DataChannelMessage(_, message) => {
-                self.emit(MediaEvent::Data { conn: id, text: message.is_string, payload: message.data.freeze() });
-            }
-            _ => {}
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::ShardCore;
 use crate::metrics::IngressLimit;
+use crate::shard::conn::Role;
 use crate::shard::published::receiver_of;
 use crate::shard::uplink::MAX_REPAIR_STREAMS;
 use crate::{ConnId, TrackKey};
@@ -17,18 +18,19 @@ impl ShardCore {
     /// it is RTX, otherwise dropped as the stack would have.
     pub(super) fn on_unbound_rtp(&mut self, id: ConnId, mut packet: rtc::rtp::Packet, arrived: Instant, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Role::Publisher(publisher) = &mut conn.role else { return };
         let rtx_ssrc = packet.header.ssrc;
-        let primary = match conn.repair_ssrcs.get(&rtx_ssrc) {
+        let primary = match publisher.repair_ssrcs.get(&rtx_ssrc) {
             Some(primary) => *primary,
             None => {
-                let Some(ids) = conn.repair_ids else { return };
+                let Some(ids) = publisher.repair_ids else { return };
                 let (Some(mid), Some(rid)) =
                     (packet.header.get_extension(ids.mid), packet.header.get_extension(ids.repaired_rid))
                 else {
                     return;
                 };
                 let (Ok(mid), Ok(rid)) = (std::str::from_utf8(&mid), std::str::from_utf8(&rid)) else { return };
-                let Some(published) = conn.published_mids.get(mid).and_then(|key| self.published.get(key)) else {
+                let Some(published) = publisher.published_mids.get(mid).and_then(|key| self.published.get(key)) else {
                     return;
                 };
                 let Some(primary) =
@@ -37,12 +39,12 @@ impl ShardCore {
                     // Its layer has sent nothing yet: nothing to repair.
                     return;
                 };
-                if conn.repair_ssrcs.len() >= MAX_REPAIR_STREAMS {
+                if publisher.repair_ssrcs.len() >= MAX_REPAIR_STREAMS {
                     self.metrics.limit_hit(IngressLimit::RepairStreams).increment(1);
                     return;
                 }
                 tracing::debug!(conn = id.0, mid, rid, rtx_ssrc, primary, "publisher RTX stream");
-                conn.repair_ssrcs.insert(rtx_ssrc, primary);
+                publisher.repair_ssrcs.insert(rtx_ssrc, primary);
                 primary
             }
         };
@@ -78,8 +80,8 @@ impl ShardCore {
             }
         };
         // Only a new gap moves the NACK deadline (to now); retries are filed by the timeout.
-        if gap && let Some(conn) = self.conns.get_mut(&id) {
-            conn.uplink_nack_at = Some(conn.uplink_nack_at.map_or(now, |at| at.min(now)));
+        if gap && let Some(publisher) = self.conns.get_mut(&id).and_then(|c| c.role.publisher_mut()) {
+            publisher.uplink_nack_at = Some(publisher.uplink_nack_at.map_or(now, |at| at.min(now)));
         }
         true
     }
@@ -87,12 +89,13 @@ impl ShardCore {
     /// NACKs what is due on every track `id` publishes, and files the next deadline.
     pub(super) fn on_uplink_nack_timeout(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else { return };
-        if conn.uplink_nack_at.is_none_or(|at| at > now) {
+        let Role::Publisher(publisher) = &mut conn.role else { return };
+        if publisher.uplink_nack_at.is_none_or(|at| at > now) {
             return;
         }
         let mut next: Option<Instant> = None;
         let mut wrote = false;
-        for key in conn.published_mids.values() {
+        for key in publisher.published_mids.values() {
             let Some(published) = self.published.get_mut(key) else { continue };
             let Some(uplink) = published.uplink.as_mut() else { continue };
             for (ssrc, nacks) in uplink.streams.iter_mut() {
@@ -118,7 +121,7 @@ impl ShardCore {
                 }
             }
         }
-        conn.uplink_nack_at = next;
+        publisher.uplink_nack_at = next;
         if wrote {
             self.mark_dirty(id);
         }
