@@ -25,7 +25,9 @@
 //!    its reply channel before `handle_command` returns.
 //! 2. **Settle after a batch.** Inputs mark the connections they touched; `settle(now)` drains
 //!    those connections' stacks (what they write, their events, the application data they
-//!    read) and re-files their timers. Call it once per wakeup, after the batch of inputs.
+//!    read) and re-files their timers. Call it after the batch of inputs, and again while it
+//!    returns true: it pauses between published packets once a `sendmmsg` call's worth of
+//!    datagrams or a command for another shard is waiting, so those leave before the rest.
 //! 3. **Poll every output.** `transmits()` is the batch of datagrams to send (the shell hands
 //!    it to `sendmmsg`, then calls `handle_transmitted(sent_at)`, which ends the fan-out delay
 //!    of what it held); `poll_shard_command()` yields `(shard index, command)` for the other

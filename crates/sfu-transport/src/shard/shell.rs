@@ -108,7 +108,9 @@ impl ShardShell {
         backlog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         loop {
-            self.core.settle(Instant::now());
+            while self.core.settle(Instant::now()) {
+                self.send_early();
+            }
             self.send_outputs();
             let deadline = self.core.poll_timeout();
             let sleep = async {
@@ -179,8 +181,9 @@ impl ShardShell {
         self.send_early();
     }
 
-    /// Mid-wakeup: a fan-out's first copies leave once a call's worth is queued, and other
-    /// shards get their packets without waiting for the rest of this wakeup's work.
+    /// Mid-wakeup (after an input, or when the core's settling pauses): a fan-out's first copies
+    /// leave once a call's worth is queued, and other shards get their packets without waiting
+    /// for the rest of this wakeup's work.
     fn send_early(&mut self) {
         if self.core.transmits().len() >= MAX_PER_CALL {
             self.send_transmits();

@@ -147,9 +147,8 @@ impl ShardCore {
         for event in events {
             self.handle_event(id, event, now);
         }
-        for message in reads {
-            self.handle_message(id, message.message, message.now, now);
-        }
+        // Handled by `settle`, one at a time, so it can stop between them for the outputs.
+        self.pending_reads.extend(reads.into_iter().map(|message| (id, message)));
     }
 
     pub(super) fn remote_candidate(&mut self, id: ConnId, candidate: IceCandidate) -> Result<(), MediaError> {

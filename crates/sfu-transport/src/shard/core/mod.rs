@@ -3,6 +3,7 @@
 //! argument, and what must leave is queued for the caller (see the crate docs for the contract).
 
 use bytes::BytesMut;
+use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu_proto::ParticipantId;
@@ -33,7 +34,7 @@ use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
 use crate::rejection::IngressRejection;
-use crate::send_batch::SendBatch;
+use crate::send_batch::{MAX_PER_CALL, SendBatch};
 use crate::{ConnId, TrackKey};
 
 /// What a shard is, fixed for its life.
@@ -48,6 +49,9 @@ pub(crate) struct ShardSettings {
     /// Publishers are told which simulcast layers anyone wants.
     pub dynacast: bool,
 }
+
+/// Rounds of draining per settle: connections that keep touching each other wait for the next.
+const MAX_SETTLE_ROUNDS: u32 = 16;
 
 /// How often ingress limits hit are copied to the metrics.
 const LIMITS_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -80,6 +84,9 @@ pub(crate) struct ShardCore {
     next_speaker_report: Instant,
     next_limits_report: Instant,
     dirty: Vec<ConnId>,
+    /// Application messages drained from connections' stacks, not yet handled (see `settle`).
+    pending_reads: VecDeque<(ConnId, TaggedRTCMessage)>,
+    settle_rounds: u32,
     /// Output: datagrams to send.
     batch: SendBatch,
     /// Output: commands for other shards, and events for the control plane.
@@ -119,6 +126,8 @@ impl ShardCore {
             next_speaker_report: now + sfu_core::SPEAKER_REPORT_INTERVAL,
             next_limits_report: now + LIMITS_REPORT_INTERVAL,
             dirty: Vec::new(),
+            pending_reads: VecDeque::new(),
+            settle_rounds: 0,
             batch: SendBatch::default(),
             to_shards: VecDeque::new(),
             events: VecDeque::new(),
@@ -225,12 +234,27 @@ impl ShardCore {
     }
 
     /// Drains every connection touched by the inputs since the last call: what their stacks
-    /// write joins the transmits, their events and application messages are handled (which may
-    /// touch more connections), their timers are re-armed. Call it after a batch of inputs.
-    pub fn settle(&mut self, now: Instant) {
-        let mut rounds = 0;
-        while !self.dirty.is_empty() && rounds < 16 {
-            rounds += 1;
+    /// write joins the transmits, their events are handled, their timers re-filed, and the
+    /// application messages they read (published media, subscribers' feedback, data) are
+    /// handled one by one. Returns true when it stopped early because outputs are worth taking
+    /// now (a send call's worth of datagrams, or commands for other shards): take them and call
+    /// again. So a busy wakeup neither holds every copy of every packet in memory nor keeps the
+    /// other shards waiting until it ends.
+    pub fn settle(&mut self, now: Instant) -> bool {
+        loop {
+            while let Some((id, message)) = self.pending_reads.pop_front() {
+                self.handle_message(id, message.message, message.now, now);
+                if self.batch.len() >= MAX_PER_CALL || !self.to_shards.is_empty() {
+                    return true;
+                }
+            }
+            // Connections may touch each other (a subscriber's feedback, a keyframe request):
+            // a bounded number of rounds, the rest at the next call.
+            if self.dirty.is_empty() || self.settle_rounds >= MAX_SETTLE_ROUNDS {
+                self.settle_rounds = 0;
+                return false;
+            }
+            self.settle_rounds += 1;
             for id in std::mem::take(&mut self.dirty) {
                 self.drain(id, now);
             }
