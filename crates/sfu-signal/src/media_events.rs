@@ -21,10 +21,11 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
     }
 }
 
-/// A WHIP publisher has no socket to resume from: when its media connection fails or closes,
-/// it has left. (Signaling participants are governed by their socket and the departure timeout.)
+/// A WHIP publisher or WHEP viewer has no socket to resume from: when its media connection
+/// fails, closes or never comes up, it has left. (Signaling participants are governed by their socket and the departure timeout.)
 async fn on_disconnected(hub: &Hub, conn: sfu_transport::ConnId) {
     hub.set_connected(conn, false);
+    hub.on_viewer_disconnected(conn).await;
     let Some((room_id, id)) = hub.owner_of(conn) else { return };
     let Some(room_ref) = hub.room(&room_id) else { return };
     let mut room = room_ref.lock().await;

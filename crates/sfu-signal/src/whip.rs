@@ -153,7 +153,7 @@ pub async fn whep_post(
     let conn = state.hub.media.allocate_conn();
     match state.hub.media.egress_offer(conn, ParticipantId(session.clone()), body, specs).await {
         Ok(answer) => {
-            guard.viewers.insert(session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
+            state.hub.add_viewer(&mut guard, session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
             tracing::info!(room = %Escaped(&room), identity = %Escaped(&identity), viewer = %session, layer = ?query.layer, "whep session started");
             created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, answer)
         }
@@ -174,12 +174,10 @@ pub async fn whep_delete(
     }
     let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
     let mut guard = room_ref.lock().await;
-    match guard.viewers.remove(&session) {
-        Some(viewer) => {
-            state.hub.media.close(viewer.conn);
-            StatusCode::OK.into_response()
-        }
-        None => error(StatusCode::NOT_FOUND, "no such session"),
+    if state.hub.remove_viewer(&mut guard, &session) {
+        StatusCode::OK.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such session")
     }
 }
 

@@ -10,6 +10,7 @@ mod outbox;
 mod publish;
 mod request_error;
 mod speakers;
+mod viewers;
 
 pub use media::MediaControl;
 pub use model::*;
@@ -33,6 +34,8 @@ pub struct Hub<M = MediaPlane> {
     pub media: M,
     rooms: Mutex<HashMap<RoomId, RoomRef>>,
     conns: Mutex<HashMap<ConnId, (RoomId, ParticipantId)>>,
+    /// WHEP viewers' connections: room and viewer session.
+    viewer_conns: Mutex<HashMap<ConnId, (RoomId, String)>>,
     /// Media connections whose ICE and DTLS are up, as last reported by the media plane.
     connected: Mutex<HashSet<ConnId>>,
     departure_timeout: Duration,
@@ -44,6 +47,7 @@ impl<M: MediaControl> Hub<M> {
             media,
             rooms: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            viewer_conns: Mutex::new(HashMap::new()),
             connected: Mutex::new(HashSet::new()),
             departure_timeout,
         })
@@ -219,8 +223,16 @@ impl<M: MediaControl> Hub<M> {
         tracing::info!(room = %room.id.escaped(), participant = %id, ?reason, "participant left");
         self.update_gauges(room);
         // A replaced participant's successor joins this room right after: it stays open.
-        let empty = room.participants.is_empty() && room.viewers.is_empty();
-        if empty && reason != LeaveReason::Replaced {
+        if reason != LeaveReason::Replaced {
+            self.close_if_empty(room);
+        }
+    }
+
+    /// Unregisters `room` once nobody is in it. Rooms close only on becoming empty, under their
+    /// lock, and nobody joins a closed room (see `join`), so the room registered under this
+    /// name is this one.
+    fn close_if_empty(&self, room: &Room) {
+        if room.participants.is_empty() && room.viewers.is_empty() {
             let mut rooms = self.rooms.lock();
             rooms.remove(&room.id);
             metrics::gauge!("sfu_rooms").set(rooms.len() as f64);

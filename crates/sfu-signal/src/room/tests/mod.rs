@@ -5,6 +5,7 @@ mod membership;
 mod races;
 mod resume;
 mod tracks;
+mod viewers;
 
 use sfu_proto::{Identity, LeaveReason, ParticipantId, RoomId, ServerMessage, TrackId};
 use sfu_transport::{ConnId, TrackKey};
