@@ -240,15 +240,16 @@
     },
 
     /** Plays one participant's media from /whep at `layer`. */
-    async whepPlay(key, { room, publisher, layer, token }) {
+    /** With `connect: false` the answer is never applied: the server's connection never comes up. */
+    async whepPlay(key, { room, publisher, layer, token, connect = true }) {
       const pc = new RTCPeerConnection();
       pc.addTransceiver('video', { direction: 'recvonly' });
       pc.addTransceiver('audio', { direction: 'recvonly' });
       const q = layer ? `?layer=${encodeURIComponent(layer)}` : '';
-      return T._whipLike(key, pc, `/whep/${encodeURIComponent(room)}/${encodeURIComponent(publisher)}${q}`, token);
+      return T._whipLike(key, pc, `/whep/${encodeURIComponent(room)}/${encodeURIComponent(publisher)}${q}`, token, connect);
     },
 
-    async _whipLike(key, pc, path, token) {
+    async _whipLike(key, pc, path, token, connect = true) {
       rooms[key] = { pc };
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
@@ -271,7 +272,7 @@
       const out = { status: res.status, location: loc, contentType: res.headers.get('Content-Type'), body: res.ok ? '' : body };
       if (res.status === 201) {
         rooms[key].resource = new URL(loc, url).toString();
-        await pc.setRemoteDescription({ type: 'answer', sdp: body });
+        if (connect) await pc.setRemoteDescription({ type: 'answer', sdp: body });
       }
       return out;
     },
