@@ -15,9 +15,11 @@ import { RoomError } from './sdk/errors.js';
 import { Publishing } from './sdk/publishing.js';
 import { Subscribing } from './sdk/subscribing.js';
 import { RoomState } from './sdk/room-state.js';
+import { signalingUrl } from './sdk/urls.js';
 
 export { RoomError } from './sdk/errors.js';
 export { SIMULCAST_LAYERS } from './sdk/publishing.js';
+export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
@@ -38,31 +40,6 @@ const FATAL_CLOSE_CODES = new Map([
   [4410, 'removed'],
 ]);
 
-
-/**
- * Turns what the caller gave into the signaling URL: `ws(s)://host/rtc`.
- * Accepts a ws(s) or http(s) URL, a bare origin, or nothing (then the page's own origin).
- */
-export function signalingUrl(url) {
-  const base = typeof location !== 'undefined' ? location.href : 'http://127.0.0.1:7880/';
-  const u = new URL(url ?? '/', base);
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  if (u.protocol === 'https:') u.protocol = 'wss:';
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/rtc';
-  return u.toString();
-}
-
-/** Fetches a token from the server's dev endpoint (only enabled in dev mode). */
-export async function fetchDevToken(room, identity, origin) {
-  const base = origin ?? (typeof location !== 'undefined' ? location.origin : 'http://127.0.0.1:7880');
-  const u = new URL('/dev/token', base);
-  u.searchParams.set('room', room);
-  u.searchParams.set('identity', identity);
-  const res = await fetch(u);
-  if (!res.ok) throw new RoomError(`GET /dev/token: HTTP ${res.status}`, { code: 'http_' + res.status });
-  const body = await res.json();
-  return body.token;
-}
 
 export class Room extends EventTarget {
   /** Connects, joins with `token`, and resolves with the joined Room. */
