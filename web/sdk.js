@@ -16,6 +16,7 @@ import { Publishing } from './sdk/publishing.js';
 import { Subscribing } from './sdk/subscribing.js';
 import { RoomState } from './sdk/room-state.js';
 import { signalingUrl } from './sdk/urls.js';
+import { FATAL_CLOSE_CODES, SignalClient } from './sdk/signal-client.js';
 
 export { RoomError } from './sdk/errors.js';
 export { SIMULCAST_LAYERS } from './sdk/publishing.js';
@@ -23,23 +24,6 @@ export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
-const JOIN_TIMEOUT_MS = 15_000;
-const PING_INTERVAL_MS = 10_000;
-const PONG_TIMEOUT_MS = 20_000;
-
-/** Close codes after which the session cannot be resumed: sfu_proto::CloseCode's fatal codes
- * (crates/sfu-proto/src/close_code.rs), by the same names; a Rust test checks they agree. */
-const FATAL_CLOSE_CODES = new Map([
-  [1009, 'message_too_big'],
-  [4400, 'bad_first_message'],
-  [4401, 'unauthorized'],
-  [4403, 'not_allowed'],
-  [4404, 'session_not_found'],
-  [4408, 'join_timeout'],
-  [4409, 'replaced'],
-  [4410, 'removed'],
-]);
-
 
 export class Room extends EventTarget {
   /** Connects, joins with `token`, and resolves with the joined Room. */
@@ -83,12 +67,17 @@ export class Room extends EventTarget {
     this.closeCode = null;
     this.closeReason = null;
 
-    this._ws = null;
+    this._signal = new SignalClient(this.url, {
+      message: (msg) => this._onSignal(msg),
+      closed: (close) => this._onSignalClosed(close),
+      earlyError: (msg, expect) =>
+        this._fail(`server error before '${expect}': ${msg.message}`, { code: msg.code, request: msg.request }),
+      log: (level, ...args) => this._log(level, ...args),
+    });
     this._leaving = false;
     this._closed = false;
     this._pubQueue = new SerialQueue();
     this._subQueue = new SerialQueue();
-    this._pendingAnswer = null; // {resolve, reject} while the publisher offer awaits its answer
     this._pendingCandidates = { publisher: [], subscriber: [] };
     this._midToTrack = new Map(); // subscriber mid -> {track_id, participant_id}
     this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
@@ -97,9 +86,6 @@ export class Room extends EventTarget {
     /** The room's active speakers, loudest first: [{participantId, identity, level}] */
     this.activeSpeakers = [];
     this._dataQueue = [];
-    this._pingId = 0;
-    this._pingTimer = null;
-    this._lastPong = 0;
     this._statsPrev = new Map(); // track id -> {bytes, t}
     this._departed = new Set(); // participant ids that left: late events about them are ignored
     this._mediaStream = null;
@@ -141,85 +127,12 @@ export class Room extends EventTarget {
 
   // ---------------------------------------------------------------- signaling socket
 
-  /** Opens the socket, sends `first` (join or resume) and waits for the reply of type `expect`. */
-  _openSocket(first, expect) {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let ws;
-      try {
-        ws = new WebSocket(this.url);
-      } catch (e) {
-        reject(new RoomError(`cannot open ${this.url}: ${e.message}`, { code: 'connect_failed' }));
-        return;
-      }
-      this._ws = ws;
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(new RoomError(`no '${expect}' within ${JOIN_TIMEOUT_MS} ms`, { code: 'timeout' }));
-        try { ws.close(4000, 'timeout'); } catch {}
-      }, JOIN_TIMEOUT_MS);
-      ws.onopen = () => ws.send(JSON.stringify(first));
-      ws.onmessage = (ev) => {
-        let msg;
-        try {
-          msg = JSON.parse(ev.data);
-        } catch {
-          this._log('warn', 'non-JSON message from server', ev.data);
-          return;
-        }
-        if (!settled) {
-          if (msg.type === expect) {
-            settled = true;
-            clearTimeout(timer);
-            ws.onmessage = (e) => this._onSocketMessage(ws, e);
-            ws.onclose = (e) => this._onSocketClose(ws, e);
-            resolve(msg);
-            return;
-          }
-          if (msg.type === 'error') {
-            // Keep waiting: the server closes the socket if it cannot go on.
-            this._fail(`server error before '${expect}': ${msg.message}`, { code: msg.code, request: msg.request });
-            return;
-          }
-          this._log('warn', `unexpected '${msg.type}' before '${expect}'`);
-          return;
-        }
-      };
-      ws.onerror = () => {};
-      ws.onclose = (e) => {
-        if (this._ws === ws) this._ws = null;
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(new RoomError(`socket closed before '${expect}': ${e.code} ${e.reason}`, {
-          code: FATAL_CLOSE_CODES.get(e.code) ?? 'closed',
-          closeCode: e.code,
-          closeReason: e.reason,
-        }));
-      };
-    });
-  }
-
   _send(msg) {
-    const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      this._log('debug', `not connected, dropped '${msg.type}'`);
-      return false;
-    }
-    ws.send(JSON.stringify(msg));
-    return true;
+    return this._signal.send(msg);
   }
 
-  _onSocketMessage(ws, ev) {
-    if (ws !== this._ws) return;
-    let msg;
-    try {
-      msg = JSON.parse(ev.data);
-    } catch {
-      this._log('warn', 'non-JSON message from server', ev.data);
-      return;
-    }
+  /** Every server message after `joined`/`resumed`, as the SignalClient hands it over. */
+  _onSignal(msg) {
     this._emit('signal', { message: msg });
     try {
       this._handle(msg);
@@ -231,14 +144,7 @@ export class Room extends EventTarget {
   _handle(msg) {
     switch (msg.type) {
       case 'answer':
-        if (this._pendingAnswer) {
-          const p = this._pendingAnswer;
-          this._pendingAnswer = null;
-          p.resolve(msg.sdp);
-        } else {
-          this._log('warn', 'answer with no offer outstanding');
-        }
-        break;
+        break; // the reply to the publisher's offer: SignalClient.request hands it over
       case 'offer':
         this._subQueue.run(() => this._onSubscriberOffer(msg)).catch((e) =>
           this._fail(`subscriber negotiation failed: ${e.message}`, { code: 'negotiation' }));
@@ -285,15 +191,10 @@ export class Room extends EventTarget {
         this._onPublisherLayers(msg.track_id, msg.layers ?? []);
         break;
       case 'pong':
-        this._lastPong = Date.now();
         this._emit('pong', { id: msg.id });
         break;
       case 'error':
-        if (this._pendingAnswer && msg.request === 'offer') {
-          const p = this._pendingAnswer;
-          this._pendingAnswer = null;
-          p.reject(new RoomError(msg.message, { code: msg.code, request: msg.request }));
-        }
+        // An error about the publisher's offer also fails its SignalClient.request.
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
       case 'joined':
@@ -305,50 +206,24 @@ export class Room extends EventTarget {
     }
   }
 
-  _onSocketClose(ws, ev) {
-    if (ws !== this._ws) return;
-    this._ws = null;
-    this.closeCode = ev.code;
-    this.closeReason = ev.reason;
-    this._stopPing();
-    if (this._pendingAnswer) {
-      const p = this._pendingAnswer;
-      this._pendingAnswer = null;
-      p.reject(new RoomError('socket closed', { code: 'closed' }));
-    }
+  /** The signaling socket closed (or was given up): resume, unless that cannot or should not be. */
+  _onSignalClosed({ code, reason }) {
+    this.closeCode = code;
+    this.closeReason = reason;
     if (this._leaving || this._closed) return;
-    const fatal = FATAL_CLOSE_CODES.get(ev.code);
+    const fatal = FATAL_CLOSE_CODES.get(code);
     if (fatal || !this.options.reconnect || !this.sessionToken) {
-      this._shutdown(fatal ?? 'closed', ev.code, ev.reason);
+      this._shutdown(fatal ?? 'closed', code, reason);
       return;
     }
     this._reconnect();
   }
 
-  _startPing() {
-    this._stopPing();
-    this._lastPong = Date.now();
-    this._pingTimer = setInterval(() => {
-      if (Date.now() - this._lastPong > PONG_TIMEOUT_MS && this._ws) {
-        this._log('warn', 'no pong, dropping the socket');
-        try { this._ws.close(4000, 'pong timeout'); } catch {}
-        this._onSocketClose(this._ws, { code: 1006, reason: 'pong timeout' });
-        return;
-      }
-      this.ping();
-    }, PING_INTERVAL_MS);
-  }
-
-  _stopPing() {
-    if (this._pingTimer) clearInterval(this._pingTimer);
-    this._pingTimer = null;
-  }
-
   /** Sends a ping; resolves with the round-trip time in ms when the pong arrives. */
   ping() {
-    const id = ++this._pingId;
     const t0 = performance.now();
-    if (!this._send({ type: 'ping', id })) return Promise.reject(new RoomError('not connected'));
+    const id = this._signal.ping();
+    if (id === null) return Promise.reject(new RoomError('not connected'));
     return new Promise((resolve) => {
       const off = this.on('pong', (p) => {
         if (p.id === id) {
@@ -367,7 +242,7 @@ export class Room extends EventTarget {
     this.state = 'connecting';
     let joined;
     try {
-      joined = await this._openSocket({ type: 'join', token }, 'joined');
+      joined = await this._signal.connect({ type: 'join', token }, 'joined');
     } catch (e) {
       this.state = 'disconnected';
       this.closeCode = e.closeCode ?? null;
@@ -382,7 +257,7 @@ export class Room extends EventTarget {
     this.state = 'connected';
     this._createPeerConnections();
     for (const p of joined.participants ?? []) this._upsertParticipant(p, true);
-    this._startPing();
+    this._signal.startKeepalive();
     // The publisher connection is always negotiated: it carries the data channel.
     this._negotiatePublisher().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
     return joined;
@@ -458,7 +333,7 @@ export class Room extends EventTarget {
       }
       let resumed;
       try {
-        resumed = await this._openSocket({ type: 'resume', session_token: this.sessionToken }, 'resumed');
+        resumed = await this._signal.connect({ type: 'resume', session_token: this.sessionToken }, 'resumed');
       } catch (e) {
         this._log('warn', `resume attempt ${attempt + 1} failed: ${e.message}`);
         if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode)) {
@@ -485,7 +360,7 @@ export class Room extends EventTarget {
       if (!present.has(id)) this._removeParticipant(id, p.identity, 'timeout');
     }
     for (const p of msg.participants ?? []) this._upsertParticipant(p, true);
-    this._startPing();
+    this._signal.startKeepalive();
     for (const s of this._subscriptionPrefs.values()) this._send(s);
     this._emit('reconnected', {});
     // Only a broken path needs new ICE credentials: a re-offer is not free (the server must
@@ -502,16 +377,7 @@ export class Room extends EventTarget {
     if (this._leaving || this._closed) return;
     this._leaving = true;
     this._send({ type: 'leave' });
-    const ws = this._ws;
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      // Let the leave message go out before the close frame.
-      await new Promise((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        const check = () => (ws.bufferedAmount === 0 ? (clearTimeout(t), resolve()) : setTimeout(check, 10));
-        check();
-      });
-      try { ws.close(1000, 'leave'); } catch {}
-    }
+    await this._signal.closeAfterFlush(1000, 'leave');
     this._shutdown('left', 1000, 'leave');
   }
 
@@ -519,11 +385,7 @@ export class Room extends EventTarget {
     if (this._closed) return;
     this._closed = true;
     this.state = 'disconnected';
-    this._stopPing();
-    if (this._ws) {
-      try { this._ws.close(1000); } catch {}
-      this._ws = null;
-    }
+    this._signal.close(1000);
     for (const [trackId] of [...this.subscribedTracks]) this._unsubscribeTrack(trackId);
     this._adaptive?.close();
     this._adaptive = null;
@@ -535,12 +397,7 @@ export class Room extends EventTarget {
 
   /** Test hook: drops the signaling socket as if the network failed; the SDK then resumes. */
   _dropSocketForTest() {
-    const ws = this._ws;
-    if (!ws) return false;
-    try { ws.close(4000, 'dropped for test'); } catch {}
-    // Don't wait for the close handshake: act as if the connection died now.
-    this._onSocketClose(ws, { code: 1006, reason: 'dropped for test' });
-    return true;
+    return this._signal.drop('dropped for test');
   }
 
   // ---------------------------------------------------------------- data messages

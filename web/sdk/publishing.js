@@ -90,24 +90,16 @@ export class Publishing {
         if (t.layers.length) d.layers = t.layers;
         tracks.push(d);
       }
-      const answerSdp = new Promise((resolve, reject) => {
-        this._pendingAnswer = { resolve, reject };
-        setTimeout(() => reject(new RoomError(`no answer within ${ANSWER_TIMEOUT_MS} ms`, { code: 'timeout' })), ANSWER_TIMEOUT_MS);
-      });
-      if (!this._send({ type: 'offer', sdp: pc.localDescription.sdp, tracks })) {
-        this._pendingAnswer = null;
-        // Disconnected: the ICE restart after the resume sends a fresh offer with these tracks.
-        answerSdp.catch(() => {});
-        return;
-      }
-      let sdp;
+      let answer;
       try {
-        sdp = await answerSdp;
+        answer = await this._signal.request({ type: 'offer', sdp: pc.localDescription.sdp, tracks }, ANSWER_TIMEOUT_MS);
       } catch (e) {
-        if (this._pendingAnswer) this._pendingAnswer = null;
-        if (e.code === 'closed') return; // the resume renegotiates
+        // Disconnected before or while waiting: the ICE restart after the resume sends a fresh
+        // offer with these tracks.
+        if (e.code === 'closed') return;
         throw e;
       }
+      const sdp = answer.sdp;
       if (pc.signalingState !== 'have-local-offer') return;
       await pc.setRemoteDescription({ type: 'answer', sdp });
       this._flushCandidates('publisher');

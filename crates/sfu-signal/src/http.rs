@@ -125,6 +125,7 @@ fn asset(name: &str) -> Response {
         "sdk/publishing.js" => (include_str!("../../../web/sdk/publishing.js"), "text/javascript"),
         "sdk/subscribing.js" => (include_str!("../../../web/sdk/subscribing.js"), "text/javascript"),
         "sdk/room-state.js" => (include_str!("../../../web/sdk/room-state.js"), "text/javascript"),
+        "sdk/signal-client.js" => (include_str!("../../../web/sdk/signal-client.js"), "text/javascript"),
         "sdk/urls.js" => (include_str!("../../../web/sdk/urls.js"), "text/javascript"),
         "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
         "style.css" => (include_str!("../../../web/style.css"), "text/css"),
