@@ -44,10 +44,22 @@ export class Room extends EventTarget {
     super();
     this.url = signalingUrl(url);
     this.options = { videoCodec: 'vp8', reconnect: true, ...options };
-    /** @type {Map<string, {id: string, identity: string, tracks: object[]}>} everyone else in the room */
-    this.participants = new Map();
-    /** @type {{id: string, identity: string, tracks: object[]} | null} */
-    this.localParticipant = null;
+    this._roomState = new RoomState({
+      emit: (type, payload) => this._emit(type, payload),
+      localTracksChanged: () => this._bindLocalTrackIds(),
+      participantKnown: (p) => {
+        // Fills the identity of subscribed tracks that arrived before their participant was known.
+        for (const sub of this.subscribedTracks.values()) {
+          if (sub.participantId === p.id && !sub.identity) sub.identity = p.identity;
+          if (sub.participantId === p.id && !sub.info) sub.info = p.tracks.find((t) => t.id === sub.trackId) ?? null;
+        }
+      },
+      trackGone: (trackId) => {
+        this._subscriptionPrefs.delete(trackId);
+        this._appPrefs.delete(trackId);
+        this._adaptive?.unobserve(trackId);
+      },
+    });
     this.roomName = null;
     this.sessionToken = null;
     this.departureTimeoutMs = 0;
@@ -83,14 +95,26 @@ export class Room extends EventTarget {
     this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
     this._appPrefs = new Map(); // track id -> what the application asked for in setSubscription
     this._adaptive = null; // AdaptiveStream, once a video element is observed
-    /** The room's active speakers, loudest first: [{participantId, identity, level}] */
-    this.activeSpeakers = [];
     this._dataQueue = [];
     this._statsPrev = new Map(); // track id -> {bytes, t}
-    this._departed = new Set(); // participant ids that left: late events about them are ignored
     this._mediaStream = null;
     this._dataReady = null;
     this._layerStates = new Map(); // own track id -> [{rid, active}] from the server (dynacast)
+  }
+
+  /** @returns {Map<string, import('./sdk/room-state.js').Participant>} everyone else in the room */
+  get participants() {
+    return this._roomState.participants;
+  }
+
+  /** Ourselves, as the server lists us (null before join). */
+  get localParticipant() {
+    return this._roomState.localParticipant;
+  }
+
+  /** The room's active speakers, loudest first: [{participantId, identity, level}] */
+  get activeSpeakers() {
+    return this._roomState.activeSpeakers;
   }
 
   // ---------------------------------------------------------------- events
@@ -153,39 +177,32 @@ export class Room extends EventTarget {
         this._addRemoteCandidate(msg.target, msg.candidate);
         break;
       case 'participant_joined':
-        this._upsertParticipant(msg.participant, true);
+        this._roomState.upsert(msg.participant, true);
         break;
       case 'participant_left':
-        this._removeParticipant(msg.participant_id, msg.identity, msg.reason);
+        this._roomState.remove(msg.participant_id, msg.identity, msg.reason);
         break;
       case 'track_published':
-        this._onTrackPublished(msg.participant_id, msg.track);
+        this._roomState.trackPublished(msg.participant_id, msg.track);
         break;
       case 'track_unpublished':
-        this._onTrackUnpublished(msg.participant_id, msg.track_id);
+        this._roomState.trackUnpublished(msg.participant_id, msg.track_id);
         break;
       case 'track_muted':
-        this._onTrackMuted(msg.participant_id, msg.track_id, msg.muted);
+        this._roomState.trackMuted(msg.participant_id, msg.track_id, msg.muted);
         break;
       case 'stream_state':
         // The server stopped sending a subscribed track (its downlink cannot carry it) or resumed.
         this._emit('streamState', {
           participantId: msg.participant_id,
-          identity: this.participants.get(msg.participant_id)?.identity ?? null,
+          identity: this._roomState.identityOf(msg.participant_id),
           trackId: msg.track_id,
           state: msg.state,
           reason: msg.reason ?? null,
         });
         break;
       case 'active_speakers':
-        this.activeSpeakers = (msg.speakers ?? []).map((s) => ({
-          participantId: s.participant_id,
-          identity: s.participant_id === this.localParticipant?.id
-            ? this.localParticipant.identity
-            : this.participants.get(s.participant_id)?.identity ?? null,
-          level: s.level,
-        }));
-        this._emit('activeSpeakers', { speakers: this.activeSpeakers });
+        this._roomState.setActiveSpeakers(msg.speakers ?? []);
         break;
       case 'publisher_layers':
         this._onPublisherLayers(msg.track_id, msg.layers ?? []);
@@ -253,10 +270,10 @@ export class Room extends EventTarget {
     this.roomName = joined.room;
     this.sessionToken = joined.session_token;
     this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
-    this.localParticipant = { ...joined.participant, tracks: [...(joined.participant.tracks ?? [])] };
+    this._roomState.setLocal(joined.participant);
     this.state = 'connected';
     this._createPeerConnections();
-    for (const p of joined.participants ?? []) this._upsertParticipant(p, true);
+    for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
     this._signal.startKeepalive();
     // The publisher connection is always negotiated: it carries the data channel.
     this._negotiatePublisher().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
@@ -351,15 +368,11 @@ export class Room extends EventTarget {
   _onResumed(msg) {
     this.state = 'connected';
     if (msg.participant) {
-      this.localParticipant = { ...msg.participant, tracks: [...(msg.participant.tracks ?? [])] };
+      this._roomState.setLocal(msg.participant);
       this._bindLocalTrackIds();
     }
     // Bring the participant list up to date: whoever is gone left while we were away.
-    const present = new Set((msg.participants ?? []).map((p) => p.id));
-    for (const [id, p] of [...this.participants]) {
-      if (!present.has(id)) this._removeParticipant(id, p.identity, 'timeout');
-    }
-    for (const p of msg.participants ?? []) this._upsertParticipant(p, true);
+    this._roomState.sync(msg.participants ?? []);
     this._signal.startKeepalive();
     for (const s of this._subscriptionPrefs.values()) this._send(s);
     this._emit('reconnected', {});
@@ -451,4 +464,3 @@ export class Room extends EventTarget {
 // The rest of Room's methods, one file per concept.
 mixIn(Room, Publishing);
 mixIn(Room, Subscribing);
-mixIn(Room, RoomState);
