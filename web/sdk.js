@@ -10,16 +10,18 @@
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
 //   await room.publish({ video: true, audio: true, simulcast: true });
 
-import { SerialQueue, base64ToBytes, mixIn, sleep } from './sdk/util.js';
+import { SerialQueue, mixIn, sleep } from './sdk/util.js';
 import { RoomError } from './sdk/errors.js';
-import { Publishing } from './sdk/publishing.js';
+import { PublisherTransport } from './sdk/publisher-transport.js';
+import { PeerTransport } from './sdk/peer-transport.js';
+import { DataMessages } from './sdk/data.js';
 import { Subscribing } from './sdk/subscribing.js';
 import { RoomState } from './sdk/room-state.js';
 import { signalingUrl } from './sdk/urls.js';
 import { FATAL_CLOSE_CODES, SignalClient } from './sdk/signal-client.js';
 
 export { RoomError } from './sdk/errors.js';
-export { SIMULCAST_LAYERS } from './sdk/publishing.js';
+export { SIMULCAST_LAYERS } from './sdk/publisher-transport.js';
 export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 
 
@@ -46,7 +48,7 @@ export class Room extends EventTarget {
     this.options = { videoCodec: 'vp8', reconnect: true, ...options };
     this._roomState = new RoomState({
       emit: (type, payload) => this._emit(type, payload),
-      localTracksChanged: () => this._bindLocalTrackIds(),
+      localTracksChanged: () => this._publisher?.bindTrackIds(),
       participantKnown: (p) => {
         // Fills the identity of subscribed tracks that arrived before their participant was known.
         for (const sub of this.subscribedTracks.values()) {
@@ -66,14 +68,12 @@ export class Room extends EventTarget {
     this.protocol = null;
     /** 'new' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' */
     this.state = 'new';
-    /** @type {RTCPeerConnection | null} */
-    this.publisherPc = null;
-    /** @type {RTCPeerConnection | null} */
-    this.subscriberPc = null;
-    /** @type {RTCDataChannel | null} */
-    this.dataChannel = null;
-    /** Local tracks that are published: {source, kind, track, transceiver, trackId?, layers} */
-    this.localTracks = [];
+    /** @type {PublisherTransport | null} our camera and microphone; created by join() */
+    this._publisher = null;
+    /** @type {PeerTransport | null} everyone else's tracks; created by join() */
+    this._subscriber = null;
+    /** @type {DataMessages | null} the data channel; created by join() */
+    this._data = null;
     /** Remote tracks received on the subscriber pc, by track id. */
     this.subscribedTracks = new Map();
     this.closeCode = null;
@@ -88,18 +88,12 @@ export class Room extends EventTarget {
     });
     this._leaving = false;
     this._closed = false;
-    this._pubQueue = new SerialQueue();
     this._subQueue = new SerialQueue();
-    this._pendingCandidates = { publisher: [], subscriber: [] };
     this._midToTrack = new Map(); // subscriber mid -> {track_id, participant_id}
     this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
     this._appPrefs = new Map(); // track id -> what the application asked for in setSubscription
     this._adaptive = null; // AdaptiveStream, once a video element is observed
-    this._dataQueue = [];
     this._statsPrev = new Map(); // track id -> {bytes, t}
-    this._mediaStream = null;
-    this._dataReady = null;
-    this._layerStates = new Map(); // own track id -> [{rid, active}] from the server (dynacast)
   }
 
   /** @returns {Map<string, import('./sdk/room-state.js').Participant>} everyone else in the room */
@@ -174,7 +168,8 @@ export class Room extends EventTarget {
           this._fail(`subscriber negotiation failed: ${e.message}`, { code: 'negotiation' }));
         break;
       case 'candidate':
-        this._addRemoteCandidate(msg.target, msg.candidate);
+        (msg.target === 'publisher' ? this._publisher : msg.target === 'subscriber' ? this._subscriber : null)
+          ?.addRemoteCandidate(msg.candidate);
         break;
       case 'participant_joined':
         this._roomState.upsert(msg.participant, true);
@@ -205,7 +200,7 @@ export class Room extends EventTarget {
         this._roomState.setActiveSpeakers(msg.speakers ?? []);
         break;
       case 'publisher_layers':
-        this._onPublisherLayers(msg.track_id, msg.layers ?? []);
+        this._publisher?.onPublisherLayers(msg.track_id, msg.layers ?? []);
         break;
       case 'pong':
         this._emit('pong', { id: msg.id });
@@ -276,62 +271,36 @@ export class Room extends EventTarget {
     for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
     this._signal.startKeepalive();
     // The publisher connection is always negotiated: it carries the data channel.
-    this._negotiatePublisher().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
+    this._publisher.negotiate().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
     return joined;
   }
 
   _createPeerConnections() {
+    /** @type {RTCConfiguration} */
     const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...(this.options.rtcConfig ?? {}) };
-    const pub = new RTCPeerConnection(config);
-    const sub = new RTCPeerConnection(config);
-    this.publisherPc = pub;
-    this.subscriberPc = sub;
-    pub.onicecandidate = (e) => this._sendLocalCandidate('publisher', e.candidate);
-    sub.onicecandidate = (e) => this._sendLocalCandidate('subscriber', e.candidate);
-    for (const [role, pc] of [['publisher', pub], ['subscriber', sub]]) {
-      pc.onconnectionstatechange = () =>
-        this._emit('connectionStateChanged', { role, state: pc.connectionState });
-    }
-    const dc = pub.createDataChannel('data', { ordered: true });
-    dc.binaryType = 'arraybuffer';
-    this.dataChannel = dc;
-    this._dataReady = new Promise((resolve) => dc.addEventListener('open', () => resolve(), { once: true }));
-    dc.onopen = () => {
-      const queued = this._dataQueue.splice(0);
-      for (const m of queued) dc.send(m);
-      this._emit('dataChannelOpen', {});
+    const hooks = {
+      send: (msg) => this._signal.send(msg),
+      connectionState: (role, state) => this._emit('connectionStateChanged', { role, state }),
+      log: (level, ...args) => this._log(level, ...args),
     };
-    dc.onmessage = (e) => this._onDataMessage(e.data);
-    // Should the server open channels of its own on the subscriber connection, listen there too.
-    sub.ondatachannel = (e) => {
-      e.channel.binaryType = 'arraybuffer';
-      e.channel.onmessage = (m) => this._onDataMessage(m.data);
-    };
-  }
-
-  _sendLocalCandidate(target, c) {
-    if (!c || !c.candidate) return; // end of candidates: nothing to send
-    this._send({
-      type: 'candidate',
-      target,
-      candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined },
+    this._publisher = new PublisherTransport(config, {
+      ...hooks,
+      request: (msg, timeoutMs) => this._signal.request(msg, timeoutMs),
+      emit: (type, payload) => this._emit(type, payload),
+      localTrackInfos: () => this.localParticipant?.tracks ?? [],
+    }, this.options);
+    this._subscriber = new PeerTransport('subscriber', config, hooks);
+    // The data channel rides on the publisher connection, opened before its first offer.
+    this._data = new DataMessages(this._publisher.pc, {
+      opened: () => this._emit('dataChannelOpen', {}),
+      received: (msg) => this._emit('data', msg),
     });
+    // Should the server open channels of its own on the subscriber connection, listen there too.
+    this._subscriber.pc.ondatachannel = (e) => this._data.listen(e.channel);
   }
 
-  _addRemoteCandidate(target, cand) {
-    const pc = target === 'publisher' ? this.publisherPc : target === 'subscriber' ? this.subscriberPc : null;
-    if (!pc || !cand) return;
-    if (!pc.remoteDescription) {
-      this._pendingCandidates[target].push(cand);
-      return;
-    }
-    pc.addIceCandidate(cand).catch((e) => this._log('warn', `addIceCandidate(${target})`, e.message));
-  }
-
-  _flushCandidates(target) {
-    const pc = target === 'publisher' ? this.publisherPc : this.subscriberPc;
-    const list = this._pendingCandidates[target].splice(0);
-    for (const c of list) pc.addIceCandidate(c).catch((e) => this._log('warn', 'addIceCandidate', e.message));
+  _flushCandidates() {
+    this._subscriber._flushCandidates();
   }
 
   async _reconnect() {
@@ -369,7 +338,7 @@ export class Room extends EventTarget {
     this.state = 'connected';
     if (msg.participant) {
       this._roomState.setLocal(msg.participant);
-      this._bindLocalTrackIds();
+      this._publisher?.bindTrackIds();
     }
     // Bring the participant list up to date: whoever is gone left while we were away.
     this._roomState.sync(msg.participants ?? []);
@@ -381,7 +350,7 @@ export class Room extends EventTarget {
     // The server re-offers the subscriber connection itself.
     const pc = this.publisherPc;
     if (!pc || ['connected', 'completed', 'checking', 'new'].includes(pc.iceConnectionState)) return;
-    this._negotiatePublisher({ iceRestart: true }).catch((e) =>
+    this._publisher.negotiate({ iceRestart: true }).catch((e) =>
       this._fail(`publisher ICE restart failed: ${e.message}`, e));
   }
 
@@ -402,9 +371,8 @@ export class Room extends EventTarget {
     for (const [trackId] of [...this.subscribedTracks]) this._unsubscribeTrack(trackId);
     this._adaptive?.close();
     this._adaptive = null;
-    try { this.publisherPc?.close(); } catch {}
-    try { this.subscriberPc?.close(); } catch {}
-    for (const t of this.localTracks) t.track.stop();
+    this._publisher?.close();
+    this._subscriber?.close();
     this._emit('disconnected', { reason, code: code ?? null, closeReason: closeReason ?? '' });
   }
 
@@ -417,50 +385,66 @@ export class Room extends EventTarget {
 
   /** Resolves when the data channel is open. */
   dataReady() {
-    return this._dataReady ?? Promise.reject(new RoomError('not joined'));
+    return this._data?.ready ?? Promise.reject(new RoomError('not joined'));
   }
 
   /** Sends text or binary (ArrayBuffer / typed array) to every other participant. */
   sendData(data) {
-    const dc = this.dataChannel;
-    if (!dc) throw new RoomError('sendData() before join()');
-    let payload = data;
-    if (ArrayBuffer.isView(data)) payload = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-    if (dc.readyState === 'open') dc.send(payload);
-    else if (dc.readyState === 'connecting') this._dataQueue.push(payload);
-    else throw new RoomError(`data channel is ${dc.readyState}`);
+    if (!this._data) throw new RoomError('sendData() before join()');
+    this._data.send(data);
   }
 
-  _onDataMessage(raw) {
-    let text = raw;
-    if (typeof raw !== 'string') {
-      try {
-        text = new TextDecoder().decode(raw);
-      } catch {
-        this._emit('data', { from: null, participantId: null, data: new Uint8Array(raw), binary: true });
-        return;
-      }
-    }
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      msg = null;
-    }
-    if (!msg || typeof msg !== 'object' || (!('data' in msg) && !('data_b64' in msg))) {
-      this._emit('data', { from: null, participantId: null, data: raw, binary: typeof raw !== 'string' });
-      return;
-    }
-    const binary = 'data_b64' in msg && !('data' in msg);
-    this._emit('data', {
-      from: msg.from ?? null,
-      participantId: msg.participant_id ?? null,
-      data: binary ? base64ToBytes(msg.data_b64) : msg.data,
-      binary,
-    });
+  // ---------------------------------------------------------------- publishing
+
+  /**
+   * Captures and publishes the camera and/or microphone.
+   * @param {import('./sdk/publisher-transport.js').PublishOptions} [opts]
+   *   degradationPreference: what the encoder gives up under CPU or bandwidth pressure; simulcast video
+   *   defaults to 'maintain-resolution' so each layer keeps the size announced to the server.
+   * @returns {Promise<MediaStream>} the local stream (for a self-view)
+   */
+  async publish(opts = {}) {
+    if (!this._publisher) throw new RoomError('publish() before join()');
+    return this._publisher.publish(opts);
   }
+
+  /**
+   * Mutes or unmutes a track. For a local track (by server id, or by source name such as
+   * 'camera'/'microphone') this also disables the outgoing media.
+   * @param {string} trackIdOrSource
+   */
+  mute(trackIdOrSource, muted = true) {
+    const local = this._publisher?.muteLocal(trackIdOrSource, muted);
+    const trackId = local?.trackId ?? trackIdOrSource;
+    this._send({ type: 'mute', track_id: trackId, muted: !!muted });
+  }
+
+  /** Test hook: one publisher offer/answer exchange (`{iceRestart: true}` for new credentials). */
+  _negotiatePublisher(offerOptions = {}) {
+    return this._publisher?.negotiate(offerOptions) ?? Promise.resolve();
+  }
+
+  /** @returns {RTCPeerConnection | null} */
+  get publisherPc() {
+    return this._publisher?.pc ?? null;
+  }
+
+  /** @returns {RTCPeerConnection | null} */
+  get subscriberPc() {
+    return this._subscriber?.pc ?? null;
+  }
+
+  /** @returns {RTCDataChannel | null} */
+  get dataChannel() {
+    return this._data?.channel ?? null;
+  }
+
+  /** Local tracks that are published: {source, kind, track, transceiver, trackId, layers, muted} */
+  get localTracks() {
+    return this._publisher?.localTracks ?? [];
+  }
+
 }
 
 // The rest of Room's methods, one file per concept.
-mixIn(Room, Publishing);
 mixIn(Room, Subscribing);
