@@ -5,8 +5,10 @@
 
 /** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
 
-/** Which of the client's two connections: the server tells candidates apart by this name. */
-/** @typedef {'publisher' | 'subscriber'} TransportRole */
+/**
+ * Which of the client's two connections; candidates name it as their `target`.
+ * @typedef {'publisher' | 'subscriber'} TransportRole
+ */
 
 /**
  * What a transport needs from its Room.
@@ -14,17 +16,21 @@
  * @property {(msg: SignalMessage) => boolean} send sends a signaling message (false if not connected)
  * @property {(role: TransportRole, state: RTCPeerConnectionState) => void} connectionState
  * @property {(level: string, ...args: any[]) => void} log
+ * @property {(message: string, cause?: {code?: any, request?: string}) => void} fail reports a failure
+ *   (an 'error' event)
  */
 
+/** @template {TransportHooks} [H=TransportHooks] what the Room gives this kind of transport */
 export class PeerTransport {
   /**
    * @param {TransportRole} role
    * @param {RTCConfiguration} config
-   * @param {TransportHooks} hooks
+   * @param {H} hooks
    */
   constructor(role, config, hooks) {
     this.role = role;
     this.pc = new RTCPeerConnection(config);
+    /** @type {H} */
     this._hooks = hooks;
     /** Set by close(): a negotiation still queued must not touch the connection. */
     this.closed = false;
@@ -37,6 +43,17 @@ export class PeerTransport {
   /** True once closed, or when the connection closed by itself. */
   get unusable() {
     return this.closed || this.pc.signalingState === 'closed';
+  }
+
+  /**
+   * Applies a server message meant for this connection; false when `msg` is not one.
+   * @param {SignalMessage} msg
+   * @returns {boolean}
+   */
+  handle(msg) {
+    if (msg.type !== 'candidate' || msg.target !== this.role) return false;
+    this.addRemoteCandidate(msg.candidate);
+    return true;
   }
 
   /** @param {RTCIceCandidate | null} c */

@@ -3,7 +3,7 @@
 // microphone (simulcast video with the layer sizes announced to the server), mutes them, and
 // applies the server's dynacast choices of which layers to encode.
 import { PeerTransport } from './peer-transport.js';
-import { SerialQueue } from './util.js';
+import { SerialQueue, isStopped } from './util.js';
 import { applyLayerStates } from './publisher-layers.js';
 import { preferCodec } from './media.js';
 
@@ -54,6 +54,7 @@ const ANSWER_TIMEOUT_MS = 15_000;
  *   announced to the server.
  */
 
+/** @extends {PeerTransport<PublisherHooks>} */
 export class PublisherTransport extends PeerTransport {
   /**
    * @param {RTCConfiguration} config
@@ -62,8 +63,6 @@ export class PublisherTransport extends PeerTransport {
    */
   constructor(config, hooks, options) {
     super('publisher', config, hooks);
-    /** @type {PublisherHooks} */
-    this._hooks = hooks;
     this._options = options;
     /** @type {LocalTrack[]} */
     this.localTracks = [];
@@ -149,7 +148,7 @@ export class PublisherTransport extends PeerTransport {
       await pc.setLocalDescription(offer);
       const tracks = [];
       for (const t of this.localTracks) {
-        if (!t.transceiver.mid || t.transceiver.stopped) continue;
+        if (!t.transceiver.mid || isStopped(t.transceiver)) continue;
         /** @type {{mid: string, source: string, name: string, layers?: object[]}} */
         const d = { mid: t.transceiver.mid, source: t.source, name: t.name ?? '' };
         if (t.layers.length) d.layers = t.layers;
@@ -168,6 +167,23 @@ export class PublisherTransport extends PeerTransport {
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
       this._flushCandidates();
     });
+  }
+
+  /**
+   * After a resume: only a broken path needs new ICE credentials. A re-offer is not free (the
+   * server must re-learn simulcast streams), and the media path usually outlives the socket.
+   */
+  restartIceIfBroken() {
+    if (['connected', 'completed', 'checking', 'new'].includes(this.pc.iceConnectionState)) return;
+    this.negotiate({ iceRestart: true }).catch((e) =>
+      this._hooks.fail(`publisher ICE restart failed: ${e.message}`, e));
+  }
+
+  /** @param {SignalMessage} msg */
+  handle(msg) {
+    if (msg.type !== 'publisher_layers') return super.handle(msg);
+    this.onPublisherLayers(msg.track_id, msg.layers ?? []);
+    return true;
   }
 
   /** Ties server track ids (from our own participant info) to local tracks, by source. */
@@ -198,7 +214,7 @@ export class PublisherTransport extends PeerTransport {
     local.paramQueue ??= new SerialQueue();
     local.paramQueue.run(async () => {
       const layers = this._layerStates.get(local.trackId);
-      if (!layers || local.transceiver.stopped) return;
+      if (!layers || isStopped(local.transceiver)) return;
       if (await applyLayerStates(local.transceiver.sender, layers)) {
         this._hooks.log('debug', 'publisher layers', local.trackId, layers);
         this._hooks.emit('publisherLayers', { trackId: local.trackId, layers });

@@ -45,6 +45,35 @@ export class RoomState {
     this._departed = new Set();
   }
 
+  /**
+   * Applies a server message about the room (who is in it, their tracks, who speaks); false when
+   * `msg` is not one of those.
+   * @param {import('./signal-client.js').SignalMessage} msg
+   * @returns {boolean}
+   */
+  handle(msg) {
+    switch (msg.type) {
+      case 'participant_joined': this.upsert(msg.participant, true); return true;
+      case 'participant_left': this.remove(msg.participant_id, msg.identity, msg.reason); return true;
+      case 'track_published': this.trackPublished(msg.participant_id, msg.track); return true;
+      case 'track_unpublished': this.trackUnpublished(msg.participant_id, msg.track_id); return true;
+      case 'track_muted': this.trackMuted(msg.participant_id, msg.track_id, msg.muted); return true;
+      case 'active_speakers': this.setActiveSpeakers(msg.speakers ?? []); return true;
+      case 'stream_state':
+        // The server stopped sending a subscribed track (its downlink cannot carry it) or resumed.
+        this._hooks.emit('streamState', {
+          participantId: msg.participant_id,
+          identity: this.identityOf(msg.participant_id),
+          trackId: msg.track_id,
+          state: msg.state,
+          reason: msg.reason ?? null,
+        });
+        return true;
+      default:
+        return false;
+    }
+  }
+
   /** @param {ParticipantInfo} info ourselves, from `joined` or `resumed` */
   setLocal(info) {
     this.localParticipant = { ...info, tracks: [...(info.tracks ?? [])] };

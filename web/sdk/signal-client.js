@@ -3,9 +3,12 @@
 // whose reply it waits for; then server messages, requests that await a reply, a keepalive ping,
 // and the close codes after which a session cannot be resumed. It knows nothing of rooms.
 import { RoomError } from './errors.js';
+import { sleep } from './util.js';
 
 /** How long the first message may wait for its reply before the attempt is given up. */
 const CONNECT_TIMEOUT_MS = 15_000;
+/** Waits between attempts to reopen a dropped socket: the first soon, then backing off. */
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
 /** A ping every 10 s keeps the socket in use; no pong for 20 s means the path is gone. */
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 20_000;
@@ -65,6 +68,8 @@ export class SignalClient {
     /** @type {Set<PendingRequest>} */
     this._pending = new Set();
     this._pingId = 0;
+    /** @type {Map<number, (pongAt: number) => void>} pings awaiting their pong, by id */
+    this._pings = new Map();
     /** @type {ReturnType<typeof setInterval> | null} */
     this._pingTimer = null;
     this._lastPong = 0;
@@ -131,6 +136,37 @@ export class SignalClient {
   }
 
   /**
+   * After the socket dropped: reopens it with `first` (a resume), waiting longer between attempts,
+   * until the reply `expect` comes, and resolves with it; with null once `stopped()` says so.
+   * Rejects with a RoomError: code 'reconnect_timeout' when an attempt would start after
+   * `deadline`, or the close code's name (with closeCode) when the server refused for good.
+   * @param {SignalMessage} first
+   * @param {string} expect
+   * @param {{deadline: number, stopped: () => boolean, attempt: (attempt: number, delayMs: number) => void}} how
+   *   `deadline` in Date.now() time; `attempt` hears of each attempt (from 1) before its wait
+   * @returns {Promise<SignalMessage | null>}
+   */
+  async reconnect(first, expect, { deadline, stopped, attempt }) {
+    for (let n = 0; !stopped(); n++) {
+      const delay = RECONNECT_DELAYS_MS[Math.min(n, RECONNECT_DELAYS_MS.length - 1)];
+      attempt(n + 1, delay);
+      await sleep(delay);
+      if (stopped()) return null;
+      if (Date.now() > deadline) throw new RoomError(`no '${expect}' in time`, { code: 'reconnect_timeout' });
+      let reply;
+      try {
+        reply = await this.connect(first, expect);
+      } catch (e) {
+        this._handlers.log('warn', `resume attempt ${n + 1} failed: ${e.message}`);
+        if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode)) throw e;
+        continue;
+      }
+      return stopped() ? null : reply;
+    }
+    return null;
+  }
+
+  /**
    * Sends `msg` if the socket is open; false (and nothing sent) when it is not.
    * @param {SignalMessage} msg
    * @returns {boolean}
@@ -169,10 +205,18 @@ export class SignalClient {
   }
 
   /**
-   * Sends a ping; its id (the pong echoes it), or null when not connected.
-   * @returns {number | null}
+   * Sends a ping; resolves with the round-trip time in ms when its pong arrives.
+   * @returns {Promise<number>}
    */
   ping() {
+    const t0 = performance.now();
+    const id = this._sendPing();
+    if (id === null) return Promise.reject(new RoomError('not connected'));
+    return new Promise((resolve) => this._pings.set(id, (pongAt) => resolve(pongAt - t0)));
+  }
+
+  /** @returns {number | null} the ping's id (its pong echoes it), or null when not connected */
+  _sendPing() {
     const id = ++this._pingId;
     return this.send({ type: 'ping', id }) ? id : null;
   }
@@ -187,7 +231,7 @@ export class SignalClient {
         this.drop('pong timeout');
         return;
       }
-      this.ping();
+      this._sendPing();
     }, PING_INTERVAL_MS);
   }
 
@@ -263,6 +307,11 @@ export class SignalClient {
     if (!msg) return;
     if (msg.type === 'pong') this._lastPong = Date.now();
     this._handlers.message(msg);
+    if (msg.type === 'pong') {
+      const pongAt = performance.now();
+      this._pings.get(msg.id)?.(pongAt);
+      this._pings.delete(msg.id);
+    }
     this._settle(msg);
   }
 
