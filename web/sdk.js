@@ -1,3 +1,4 @@
+// @ts-check
 // Browser SDK for the SFU: one WebSocket for signaling, two RTCPeerConnections per client.
 //
 //   publisher pc  - the client offers; carries its own camera/mic and the "data" channel
@@ -9,63 +10,51 @@
 //   const room = await Room.connect('ws://127.0.0.1:7880/rtc', token);
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
 //   await room.publish({ video: true, audio: true, simulcast: true });
+//
+// Room is the public face; it holds the parts and routes between them, each part owning its state:
+//   SignalClient (sdk/signal-client.js)  the socket: join/resume, requests and replies, keepalive, close codes
+//   RoomState (sdk/room-state.js)        participants, their tracks, active speakers
+//   PublisherTransport, SubscriberTransport (sdk/*-transport.js)  one RTCPeerConnection each
+//   DataMessages (sdk/data.js)           the data channel
+//   Subscriptions (sdk/subscriptions.js) per-track layer/size wishes and adaptive stream
 
-import { SerialQueue, base64ToBytes, mixIn, sleep } from './sdk/util.js';
 import { RoomError } from './sdk/errors.js';
-import { Publishing } from './sdk/publishing.js';
-import { Subscribing } from './sdk/subscribing.js';
+import { RoomEvents } from './sdk/events.js';
+import { FATAL_CLOSE_CODES, SignalClient } from './sdk/signal-client.js';
 import { RoomState } from './sdk/room-state.js';
+import { PublisherTransport } from './sdk/publisher-transport.js';
+import { SubscriberTransport } from './sdk/subscriber-transport.js';
+import { DataMessages } from './sdk/data.js';
+import { Subscriptions } from './sdk/subscriptions.js';
+import { signalingUrl } from './sdk/urls.js';
 
 export { RoomError } from './sdk/errors.js';
-export { SIMULCAST_LAYERS } from './sdk/publishing.js';
+export { SIMULCAST_LAYERS } from './sdk/publisher-transport.js';
+export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 
-
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
-const JOIN_TIMEOUT_MS = 15_000;
-const PING_INTERVAL_MS = 10_000;
-const PONG_TIMEOUT_MS = 20_000;
-
-/** Close codes after which the session cannot be resumed: sfu_proto::CloseCode's fatal codes
- * (crates/sfu-proto/src/close_code.rs), by the same names; a Rust test checks they agree. */
-const FATAL_CLOSE_CODES = new Map([
-  [1009, 'message_too_big'],
-  [4400, 'bad_first_message'],
-  [4401, 'unauthorized'],
-  [4403, 'not_allowed'],
-  [4404, 'session_not_found'],
-  [4408, 'join_timeout'],
-  [4409, 'replaced'],
-  [4410, 'removed'],
-]);
-
+/** @typedef {import('./sdk/signal-client.js').SignalMessage} SignalMessage */
+/** @typedef {import('./sdk/room-state.js').Participant} Participant */
+/** @typedef {import('./sdk/subscriber-transport.js').SubscribedTrack} SubscribedTrack */
+/** @typedef {import('./sdk/signal-client.js').CloseInfo} CloseInfo */
 
 /**
- * Turns what the caller gave into the signaling URL: `ws(s)://host/rtc`.
- * Accepts a ws(s) or http(s) URL, a bare origin, or nothing (then the page's own origin).
+ * @typedef {object} RoomOptions
+ * @property {string} [videoCodec] preferred codec for published video ('vp8' by default, '' = browser default)
+ * @property {boolean} [reconnect] resume the session when the socket drops (default true)
+ * @property {(level: string, ...args: any[]) => void} [log] debug logger
+ * @property {RTCConfiguration} [rtcConfig] added to both connections' configuration
+ * @property {boolean} [dynacast] false: encode every simulcast layer, whatever the server says
+ * @property {boolean} [adaptiveStream] false: observeVideo() does nothing
  */
-export function signalingUrl(url) {
-  const base = typeof location !== 'undefined' ? location.href : 'http://127.0.0.1:7880/';
-  const u = new URL(url ?? '/', base);
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  if (u.protocol === 'https:') u.protocol = 'wss:';
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/rtc';
-  return u.toString();
-}
 
-/** Fetches a token from the server's dev endpoint (only enabled in dev mode). */
-export async function fetchDevToken(room, identity, origin) {
-  const base = origin ?? (typeof location !== 'undefined' ? location.origin : 'http://127.0.0.1:7880');
-  const u = new URL('/dev/token', base);
-  u.searchParams.set('room', room);
-  u.searchParams.set('identity', identity);
-  const res = await fetch(u);
-  if (!res.ok) throw new RoomError(`GET /dev/token: HTTP ${res.status}`, { code: 'http_' + res.status });
-  const body = await res.json();
-  return body.token;
-}
-
-export class Room extends EventTarget {
-  /** Connects, joins with `token`, and resolves with the joined Room. */
+/** @extends {RoomEvents<RoomOptions>} */
+export class Room extends RoomEvents {
+  /**
+   * Connects, joins with `token`, and resolves with the joined Room.
+   * @param {string | undefined} url
+   * @param {string} token
+   * @param {RoomOptions} [options]
+   */
   static async connect(url, token, options = {}) {
     const room = new Room(url, options);
     await room.join(token);
@@ -74,175 +63,209 @@ export class Room extends EventTarget {
 
   /**
    * @param {string} [url] signaling URL (ws(s)://host/rtc) or the server's http(s) origin
-   * @param {object} [options]
-   * @param {string} [options.videoCodec='vp8'] preferred codec for published video ('' = browser default)
-   * @param {boolean} [options.reconnect=true] resume the session when the socket drops
-   * @param {(level: string, ...args: any[]) => void} [options.log] debug logger
+   * @param {RoomOptions} [options]
    */
   constructor(url, options = {}) {
-    super();
+    super({ videoCodec: 'vp8', reconnect: true, ...options });
     this.url = signalingUrl(url);
-    this.options = { videoCodec: 'vp8', reconnect: true, ...options };
-    /** @type {Map<string, {id: string, identity: string, tracks: object[]}>} everyone else in the room */
-    this.participants = new Map();
-    /** @type {{id: string, identity: string, tracks: object[]} | null} */
-    this.localParticipant = null;
-    this.roomName = null;
-    this.sessionToken = null;
+    /** @type {string | null} */ this.roomName = null;
+    /** @type {string | null} */ this.sessionToken = null; // what a resume presents
     this.departureTimeoutMs = 0;
-    this.protocol = null;
-    /** 'new' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' */
+    /** @type {number | null} */ this.protocol = null;
+    /** @type {'new' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected'} */
     this.state = 'new';
-    /** @type {RTCPeerConnection | null} */
-    this.publisherPc = null;
-    /** @type {RTCPeerConnection | null} */
-    this.subscriberPc = null;
-    /** @type {RTCDataChannel | null} */
-    this.dataChannel = null;
-    /** Local tracks that are published: {source, kind, track, transceiver, trackId?, layers} */
-    this.localTracks = [];
-    /** Remote tracks received on the subscriber pc, by track id. */
-    this.subscribedTracks = new Map();
-    this.closeCode = null;
-    this.closeReason = null;
-
-    this._ws = null;
+    /** @type {number | null} */ this.closeCode = null; // the last close of the signaling socket
+    /** @type {string | null} */ this.closeReason = null;
     this._leaving = false;
     this._closed = false;
-    this._pubQueue = new SerialQueue();
-    this._subQueue = new SerialQueue();
-    this._pendingAnswer = null; // {resolve, reject} while the publisher offer awaits its answer
-    this._pendingCandidates = { publisher: [], subscriber: [] };
-    this._midToTrack = new Map(); // subscriber mid -> {track_id, participant_id}
-    this._subscriptionPrefs = new Map(); // track id -> settings message, re-sent after a resume
-    this._appPrefs = new Map(); // track id -> what the application asked for in setSubscription
-    this._adaptive = null; // AdaptiveStream, once a video element is observed
-    /** The room's active speakers, loudest first: [{participantId, identity, level}] */
-    this.activeSpeakers = [];
-    this._dataQueue = [];
-    this._pingId = 0;
-    this._pingTimer = null;
-    this._lastPong = 0;
-    this._statsPrev = new Map(); // track id -> {bytes, t}
-    this._departed = new Set(); // participant ids that left: late events about them are ignored
-    this._mediaStream = null;
-    this._dataReady = null;
-    this._layerStates = new Map(); // own track id -> [{rid, active}] from the server (dynacast)
-  }
-
-  // ---------------------------------------------------------------- events
-
-  /** Dispatches `type`; the payload is both `event.detail` and spread onto the event itself. */
-  _emit(type, payload = {}) {
-    const ev = new Event(type);
-    ev.detail = payload;
-    for (const [k, v] of Object.entries(payload)) {
-      if (!(k in ev)) ev[k] = v;
-    }
-    this.dispatchEvent(ev);
-  }
-
-  /** Shorthand: `room.on('data', ({from, data}) => ...)`; returns a function that unsubscribes. */
-  on(type, fn) {
-    const listener = (ev) => fn(ev.detail, ev);
-    this.addEventListener(type, listener);
-    return () => this.removeEventListener(type, listener);
-  }
-
-  _log(level, ...args) {
-    if (this.options.log) this.options.log(level, ...args);
-    else if (level === 'error' || level === 'warn') console[level]('[sfu]', ...args);
-  }
-
-  /** Reports a failure as an 'error' event; `cause` may carry a server error code. */
-  _fail(message, cause = {}) {
-    const code = typeof cause.code === 'string' ? cause.code : 'client';
-    const err = cause instanceof RoomError ? cause : new RoomError(message, { code, request: cause.request });
-    this._log('warn', message, cause);
-    this._emit('error', { code: err.code, message, request: err.request, error: err });
-  }
-
-  // ---------------------------------------------------------------- signaling socket
-
-  /** Opens the socket, sends `first` (join or resume) and waits for the reply of type `expect`. */
-  _openSocket(first, expect) {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let ws;
-      try {
-        ws = new WebSocket(this.url);
-      } catch (e) {
-        reject(new RoomError(`cannot open ${this.url}: ${e.message}`, { code: 'connect_failed' }));
-        return;
-      }
-      this._ws = ws;
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(new RoomError(`no '${expect}' within ${JOIN_TIMEOUT_MS} ms`, { code: 'timeout' }));
-        try { ws.close(4000, 'timeout'); } catch {}
-      }, JOIN_TIMEOUT_MS);
-      ws.onopen = () => ws.send(JSON.stringify(first));
-      ws.onmessage = (ev) => {
-        let msg;
-        try {
-          msg = JSON.parse(ev.data);
-        } catch {
-          this._log('warn', 'non-JSON message from server', ev.data);
-          return;
-        }
-        if (!settled) {
-          if (msg.type === expect) {
-            settled = true;
-            clearTimeout(timer);
-            ws.onmessage = (e) => this._onSocketMessage(ws, e);
-            ws.onclose = (e) => this._onSocketClose(ws, e);
-            resolve(msg);
-            return;
-          }
-          if (msg.type === 'error') {
-            // Keep waiting: the server closes the socket if it cannot go on.
-            this._fail(`server error before '${expect}': ${msg.message}`, { code: msg.code, request: msg.request });
-            return;
-          }
-          this._log('warn', `unexpected '${msg.type}' before '${expect}'`);
-          return;
-        }
-      };
-      ws.onerror = () => {};
-      ws.onclose = (e) => {
-        if (this._ws === ws) this._ws = null;
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(new RoomError(`socket closed before '${expect}': ${e.code} ${e.reason}`, {
-          code: FATAL_CLOSE_CODES.get(e.code) ?? 'closed',
-          closeCode: e.code,
-          closeReason: e.reason,
-        }));
-      };
+    this._signal = new SignalClient(this.url, {
+      message: (msg) => this._onSignal(msg),
+      closed: (close) => this._onSignalClosed(close),
+      earlyError: (msg, expect) =>
+        this._fail(`server error before '${expect}': ${msg.message}`, { code: msg.code, request: msg.request }),
+      log: this._log.bind(this),
     });
+    this._roomState = new RoomState({
+      emit: (type, payload) => this._emit(type, payload),
+      localTracksChanged: () => this._publisher?.bindTrackIds(),
+      participantKnown: (p) => this._subscriber?.participantKnown(p),
+      trackGone: (trackId) => this._subscriptions.forget(trackId),
+    });
+    this._subscriptions = new Subscriptions((msg) => this._signal.send(msg), this.options);
+    /** @type {PublisherTransport | null} our camera and microphone; created by join() */
+    this._publisher = null;
+    /** @type {SubscriberTransport | null} everyone else's tracks; created by join() */
+    this._subscriber = null;
+    /** @type {DataMessages | null} the data channel; created by join() */
+    this._data = null;
   }
 
-  _send(msg) {
-    const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      this._log('debug', `not connected, dropped '${msg.type}'`);
-      return false;
-    }
-    ws.send(JSON.stringify(msg));
-    return true;
-  }
+  /** @returns {Map<string, Participant>} everyone else in the room, by participant id */
+  get participants() { return this._roomState.participants; }
+  /** Ourselves, as the server lists us (null before join). */
+  get localParticipant() { return this._roomState.localParticipant; }
+  /** The room's active speakers, loudest first: [{participantId, identity, level}] */
+  get activeSpeakers() { return this._roomState.activeSpeakers; }
+  /** @returns {RTCPeerConnection | null} */
+  get publisherPc() { return this._publisher?.pc ?? null; }
+  /** @returns {RTCPeerConnection | null} */
+  get subscriberPc() { return this._subscriber?.pc ?? null; }
+  /** @returns {RTCDataChannel | null} */
+  get dataChannel() { return this._data?.channel ?? null; }
+  /** Local tracks that are published: {source, kind, track, transceiver, trackId, layers, muted} */
+  get localTracks() { return this._publisher?.localTracks ?? []; }
+  /** @returns {Map<string, SubscribedTrack>} remote tracks received on the subscriber pc, by track id */
+  get subscribedTracks() { return this._subscriber?.tracks ?? new Map(); }
 
-  _onSocketMessage(ws, ev) {
-    if (ws !== this._ws) return;
-    let msg;
+  // ---------------------------------------------------------------- join / resume / leave
+
+  /**
+   * Joins the room with `token`. Resolves with the server's `joined` message.
+   * @param {string} token
+   * @returns {Promise<SignalMessage>}
+   */
+  async join(token) {
+    if (this.state !== 'new') throw new RoomError(`join() in state ${this.state}`);
+    this.state = 'connecting';
+    let joined;
     try {
-      msg = JSON.parse(ev.data);
-    } catch {
-      this._log('warn', 'non-JSON message from server', ev.data);
+      joined = await this._signal.connect({ type: 'join', token }, 'joined');
+    } catch (e) {
+      this.state = 'disconnected';
+      this.closeCode = e.closeCode ?? null;
+      this.closeReason = e.closeReason ?? null;
+      throw e;
+    }
+    this.protocol = joined.protocol;
+    this.roomName = joined.room;
+    this.sessionToken = joined.session_token;
+    this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
+    this._roomState.setLocal(joined.participant);
+    this.state = 'connected';
+    const publisher = this._createTransports();
+    for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
+    this._signal.startKeepalive();
+    // The publisher connection is always negotiated: it carries the data channel.
+    publisher.negotiate().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
+    return joined;
+  }
+
+  /** Creates both connections and the data channel; returns the publisher. */
+  _createTransports() {
+    /** @type {RTCConfiguration} */
+    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...(this.options.rtcConfig ?? {}) };
+    /** @type {import('./sdk/peer-transport.js').TransportHooks} */
+    const hooks = {
+      send: (msg) => this._signal.send(msg),
+      connectionState: (role, state) => this._emit('connectionStateChanged', { role, state }),
+      log: this._log.bind(this),
+      fail: (message, cause) => this._fail(message, cause),
+    };
+    const publisher = new PublisherTransport(config, {
+      ...hooks,
+      request: (msg, timeoutMs) => this._signal.request(msg, timeoutMs),
+      emit: (type, payload) => this._emit(type, payload),
+      localTrackInfos: () => this.localParticipant?.tracks ?? [],
+    }, this.options);
+    this._publisher = publisher;
+    this._subscriber = new SubscriberTransport(config, {
+      ...hooks,
+      participant: (id) => this.participants.get(id),
+      subscribed: (sub) => this._emit('trackSubscribed', { ...sub }),
+      unsubscribed: (sub) => {
+        this._subscriptions.forgetView(sub.trackId);
+        this._emit('trackUnsubscribed', { ...sub });
+      },
+      dataChannel: (channel) => this._data?.listen(channel),
+    });
+    // The data channel rides on the publisher connection, opened before its first offer.
+    this._data = new DataMessages(publisher.pc, {
+      opened: () => this._emit('dataChannelOpen', {}),
+      received: (msg) => this._emit('data', msg),
+    });
+    return publisher;
+  }
+
+  /** The socket closed (or was given up): resume, unless that cannot or should not be. @param {CloseInfo} close */
+  _onSignalClosed({ code, reason }) {
+    this.closeCode = code;
+    this.closeReason = reason;
+    if (this._leaving || this._closed) return;
+    const fatal = FATAL_CLOSE_CODES.get(code);
+    if (fatal || !this.options.reconnect || !this.sessionToken) {
+      this._shutdown(fatal ?? 'closed', code, reason);
       return;
     }
+    this._reconnect();
+  }
+
+  async _reconnect() {
+    this.state = 'reconnecting';
+    // Give up a little after the server would have given up on us.
+    const deadline = Date.now() + Math.max(this.departureTimeoutMs || 0, 10_000) + 5_000;
+    let resumed;
+    try {
+      resumed = await this._signal.reconnect({ type: 'resume', session_token: this.sessionToken }, 'resumed', {
+        deadline,
+        stopped: () => this._leaving || this._closed,
+        attempt: (attempt, delayMs) => this._emit('reconnecting', { attempt, delayMs }),
+      });
+    } catch (e) {
+      // Out of time (the last close stands), or the server refused the session for good.
+      this._shutdown(e.code, e.closeCode ?? this.closeCode, e.closeReason ?? this.closeReason);
+      return;
+    }
+    if (resumed) this._onResumed(resumed);
+  }
+
+  /** @param {SignalMessage} msg the server's `resumed` */
+  _onResumed(msg) {
+    this.state = 'connected';
+    if (msg.participant) {
+      this._roomState.setLocal(msg.participant);
+      this._publisher?.bindTrackIds();
+    }
+    // Bring the participant list up to date: whoever is gone left while we were away.
+    this._roomState.sync(msg.participants ?? []);
+    this._signal.startKeepalive();
+    this._subscriptions.resend();
+    this._emit('reconnected', {});
+    // The server re-offers the subscriber connection itself.
+    this._publisher?.restartIceIfBroken();
+  }
+
+  /** Leaves the room: tells the server, closes the socket and both connections, stops local tracks. */
+  async leave() {
+    if (this._leaving || this._closed) return;
+    this._leaving = true;
+    this._signal.send({ type: 'leave' });
+    await this._signal.closeAfterFlush(1000, 'leave');
+    this._shutdown('left', 1000, 'leave');
+  }
+
+  /** Ends the session for good, with 'disconnected' (`reason`, `code`, `closeReason`).
+   * @param {string} reason @param {number | null} code @param {string | null} closeReason */
+  _shutdown(reason, code, closeReason) {
+    if (this._closed) return;
+    this._closed = true;
+    this.state = 'disconnected';
+    this._signal.close(1000);
+    this._subscriber?.unsubscribeAll();
+    this._subscriptions.close();
+    this._publisher?.close();
+    this._subscriber?.close();
+    this._emit('disconnected', { reason, code: code ?? null, closeReason: closeReason ?? '' });
+  }
+
+  /** Test hook: drops the signaling socket as if the network failed; the SDK then resumes. */
+  _dropSocketForTest() {
+    return this._signal.drop('dropped for test');
+  }
+
+  // ---------------------------------------------------------------- server messages
+
+  /** @param {SignalMessage} msg any server message after `joined`/`resumed` */
+  _onSignal(msg) {
     this._emit('signal', { message: msg });
     try {
       this._handle(msg);
@@ -251,72 +274,17 @@ export class Room extends EventTarget {
     }
   }
 
+  /** @param {SignalMessage} msg */
   _handle(msg) {
+    if (this._roomState.handle(msg) || this._publisher?.handle(msg) || this._subscriber?.handle(msg)) return;
     switch (msg.type) {
-      case 'answer':
-        if (this._pendingAnswer) {
-          const p = this._pendingAnswer;
-          this._pendingAnswer = null;
-          p.resolve(msg.sdp);
-        } else {
-          this._log('warn', 'answer with no offer outstanding');
-        }
-        break;
-      case 'offer':
-        this._subQueue.run(() => this._onSubscriberOffer(msg)).catch((e) =>
-          this._fail(`subscriber negotiation failed: ${e.message}`, { code: 'negotiation' }));
-        break;
-      case 'candidate':
-        this._addRemoteCandidate(msg.target, msg.candidate);
-        break;
-      case 'participant_joined':
-        this._upsertParticipant(msg.participant, true);
-        break;
-      case 'participant_left':
-        this._removeParticipant(msg.participant_id, msg.identity, msg.reason);
-        break;
-      case 'track_published':
-        this._onTrackPublished(msg.participant_id, msg.track);
-        break;
-      case 'track_unpublished':
-        this._onTrackUnpublished(msg.participant_id, msg.track_id);
-        break;
-      case 'track_muted':
-        this._onTrackMuted(msg.participant_id, msg.track_id, msg.muted);
-        break;
-      case 'stream_state':
-        // The server stopped sending a subscribed track (its downlink cannot carry it) or resumed.
-        this._emit('streamState', {
-          participantId: msg.participant_id,
-          identity: this.participants.get(msg.participant_id)?.identity ?? null,
-          trackId: msg.track_id,
-          state: msg.state,
-          reason: msg.reason ?? null,
-        });
-        break;
-      case 'active_speakers':
-        this.activeSpeakers = (msg.speakers ?? []).map((s) => ({
-          participantId: s.participant_id,
-          identity: s.participant_id === this.localParticipant?.id
-            ? this.localParticipant.identity
-            : this.participants.get(s.participant_id)?.identity ?? null,
-          level: s.level,
-        }));
-        this._emit('activeSpeakers', { speakers: this.activeSpeakers });
-        break;
-      case 'publisher_layers':
-        this._onPublisherLayers(msg.track_id, msg.layers ?? []);
+      case 'answer': // the reply to the publisher's offer: SignalClient.request hands it over
+      case 'candidate': // for neither connection
         break;
       case 'pong':
-        this._lastPong = Date.now();
         this._emit('pong', { id: msg.id });
         break;
-      case 'error':
-        if (this._pendingAnswer && msg.request === 'offer') {
-          const p = this._pendingAnswer;
-          this._pendingAnswer = null;
-          p.reject(new RoomError(msg.message, { code: msg.code, request: msg.request }));
-        }
+      case 'error': // one about the publisher's offer also fails its SignalClient.request
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
       case 'joined':
@@ -328,293 +296,105 @@ export class Room extends EventTarget {
     }
   }
 
-  _onSocketClose(ws, ev) {
-    if (ws !== this._ws) return;
-    this._ws = null;
-    this.closeCode = ev.code;
-    this.closeReason = ev.reason;
-    this._stopPing();
-    if (this._pendingAnswer) {
-      const p = this._pendingAnswer;
-      this._pendingAnswer = null;
-      p.reject(new RoomError('socket closed', { code: 'closed' }));
-    }
-    if (this._leaving || this._closed) return;
-    const fatal = FATAL_CLOSE_CODES.get(ev.code);
-    if (fatal || !this.options.reconnect || !this.sessionToken) {
-      this._shutdown(fatal ?? 'closed', ev.code, ev.reason);
-      return;
-    }
-    this._reconnect();
-  }
-
-  _startPing() {
-    this._stopPing();
-    this._lastPong = Date.now();
-    this._pingTimer = setInterval(() => {
-      if (Date.now() - this._lastPong > PONG_TIMEOUT_MS && this._ws) {
-        this._log('warn', 'no pong, dropping the socket');
-        try { this._ws.close(4000, 'pong timeout'); } catch {}
-        this._onSocketClose(this._ws, { code: 1006, reason: 'pong timeout' });
-        return;
-      }
-      this.ping();
-    }, PING_INTERVAL_MS);
-  }
-
-  _stopPing() {
-    if (this._pingTimer) clearInterval(this._pingTimer);
-    this._pingTimer = null;
-  }
-
-  /** Sends a ping; resolves with the round-trip time in ms when the pong arrives. */
+  /**
+   * Sends a ping; resolves with the round-trip time in ms when the pong arrives.
+   * @returns {Promise<number>}
+   */
   ping() {
-    const id = ++this._pingId;
-    const t0 = performance.now();
-    if (!this._send({ type: 'ping', id })) return Promise.reject(new RoomError('not connected'));
-    return new Promise((resolve) => {
-      const off = this.on('pong', (p) => {
-        if (p.id === id) {
-          off();
-          resolve(performance.now() - t0);
-        }
-      });
-    });
+    return this._signal.ping();
   }
 
-  // ---------------------------------------------------------------- join / resume / leave
+  // ---------------------------------------------------------------- publishing
 
-  /** Joins the room with `token`. Resolves with the server's `joined` message. */
-  async join(token) {
-    if (this.state !== 'new') throw new RoomError(`join() in state ${this.state}`);
-    this.state = 'connecting';
-    let joined;
-    try {
-      joined = await this._openSocket({ type: 'join', token }, 'joined');
-    } catch (e) {
-      this.state = 'disconnected';
-      this.closeCode = e.closeCode ?? null;
-      this.closeReason = e.closeReason ?? null;
-      throw e;
-    }
-    this.protocol = joined.protocol;
-    this.roomName = joined.room;
-    this.sessionToken = joined.session_token;
-    this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
-    this.localParticipant = { ...joined.participant, tracks: [...(joined.participant.tracks ?? [])] };
-    this.state = 'connected';
-    this._createPeerConnections();
-    for (const p of joined.participants ?? []) this._upsertParticipant(p, true);
-    this._startPing();
-    // The publisher connection is always negotiated: it carries the data channel.
-    this._negotiatePublisher().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
-    return joined;
+  /**
+   * Captures and publishes the camera and/or microphone.
+   * @param {import('./sdk/publisher-transport.js').PublishOptions} [opts]
+   * @returns {Promise<MediaStream>} the local stream (for a self-view)
+   */
+  async publish(opts = {}) {
+    if (!this._publisher) throw new RoomError('publish() before join()');
+    return this._publisher.publish(opts);
   }
 
-  _createPeerConnections() {
-    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...(this.options.rtcConfig ?? {}) };
-    const pub = new RTCPeerConnection(config);
-    const sub = new RTCPeerConnection(config);
-    this.publisherPc = pub;
-    this.subscriberPc = sub;
-    pub.onicecandidate = (e) => this._sendLocalCandidate('publisher', e.candidate);
-    sub.onicecandidate = (e) => this._sendLocalCandidate('subscriber', e.candidate);
-    for (const [role, pc] of [['publisher', pub], ['subscriber', sub]]) {
-      pc.onconnectionstatechange = () =>
-        this._emit('connectionStateChanged', { role, state: pc.connectionState });
-    }
-    const dc = pub.createDataChannel('data', { ordered: true });
-    dc.binaryType = 'arraybuffer';
-    this.dataChannel = dc;
-    this._dataReady = new Promise((resolve) => dc.addEventListener('open', () => resolve(), { once: true }));
-    dc.onopen = () => {
-      const queued = this._dataQueue.splice(0);
-      for (const m of queued) dc.send(m);
-      this._emit('dataChannelOpen', {});
-    };
-    dc.onmessage = (e) => this._onDataMessage(e.data);
-    // Should the server open channels of its own on the subscriber connection, listen there too.
-    sub.ondatachannel = (e) => {
-      e.channel.binaryType = 'arraybuffer';
-      e.channel.onmessage = (m) => this._onDataMessage(m.data);
-    };
+  /**
+   * Mutes or unmutes a track. For a local track (by server id, or by source name such as
+   * 'camera'/'microphone') this also disables the outgoing media.
+   * @param {string} trackIdOrSource
+   */
+  mute(trackIdOrSource, muted = true) {
+    const local = this._publisher?.muteLocal(trackIdOrSource, muted);
+    const trackId = local?.trackId ?? trackIdOrSource;
+    this._signal.send({ type: 'mute', track_id: trackId, muted: !!muted });
   }
 
-  _sendLocalCandidate(target, c) {
-    if (!c || !c.candidate) return; // end of candidates: nothing to send
-    this._send({
-      type: 'candidate',
-      target,
-      candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined },
-    });
+  /**
+   * Test hook: one publisher offer/answer exchange (`{iceRestart: true}` for new credentials).
+   * @param {RTCOfferOptions} [offerOptions]
+   */
+  _negotiatePublisher(offerOptions = {}) {
+    return this._publisher?.negotiate(offerOptions) ?? Promise.resolve();
   }
 
-  _addRemoteCandidate(target, cand) {
-    const pc = target === 'publisher' ? this.publisherPc : target === 'subscriber' ? this.subscriberPc : null;
-    if (!pc || !cand) return;
-    if (!pc.remoteDescription) {
-      this._pendingCandidates[target].push(cand);
-      return;
-    }
-    pc.addIceCandidate(cand).catch((e) => this._log('warn', `addIceCandidate(${target})`, e.message));
+  // ---------------------------------------------------------------- subscribing
+
+  /**
+   * Looks up a subscribed track by id.
+   * @param {string} trackId
+   * @returns {SubscribedTrack | null}
+   */
+  getTrack(trackId) {
+    return this.subscribedTracks.get(trackId) ?? null;
   }
 
-  _flushCandidates(target) {
-    const pc = target === 'publisher' ? this.publisherPc : this.subscriberPc;
-    const list = this._pendingCandidates[target].splice(0);
-    for (const c of list) pc.addIceCandidate(c).catch((e) => this._log('warn', 'addIceCandidate', e.message));
+  /**
+   * Sets the quality wanted for a remote track.
+   * @param {string} trackId
+   * @param {import('./sdk/subscriptions.js').SubscriptionWish} [wish]
+   */
+  setSubscription(trackId, wish = {}) {
+    this._subscriptions.set(trackId, wish);
   }
 
-  async _reconnect() {
-    this.state = 'reconnecting';
-    const started = Date.now();
-    // Give up a little after the server would have given up on us.
-    const deadline = started + Math.max(this.departureTimeoutMs || 0, 10_000) + 5_000;
-    for (let attempt = 0; !this._leaving && !this._closed; attempt++) {
-      const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)];
-      this._emit('reconnecting', { attempt: attempt + 1, delayMs: delay });
-      await sleep(delay);
-      if (this._leaving || this._closed) return;
-      if (Date.now() > deadline) {
-        this._shutdown('reconnect_timeout', this.closeCode, this.closeReason);
-        return;
-      }
-      let resumed;
-      try {
-        resumed = await this._openSocket({ type: 'resume', session_token: this.sessionToken }, 'resumed');
-      } catch (e) {
-        this._log('warn', `resume attempt ${attempt + 1} failed: ${e.message}`);
-        if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode)) {
-          this._shutdown(FATAL_CLOSE_CODES.get(e.closeCode), e.closeCode, e.closeReason);
-          return;
-        }
-        continue;
-      }
-      if (this._leaving || this._closed) return;
-      this._onResumed(resumed);
-      return;
-    }
+  /**
+   * Adaptive stream: follows the size `element` shows `trackId` at, and whether it is on screen.
+   * The server then sends no layer larger than the element needs (unless setSubscription named
+   * a layer or a size), and nothing while it is hidden. Returns a function that stops following.
+   * Off with the Room option `adaptiveStream: false`.
+   * @param {string} trackId
+   * @param {HTMLElement} element
+   * @returns {() => void}
+   */
+  observeVideo(trackId, element) {
+    return this._subscriptions.observe(trackId, element);
   }
 
-  _onResumed(msg) {
-    this.state = 'connected';
-    if (msg.participant) {
-      this.localParticipant = { ...msg.participant, tracks: [...(msg.participant.tracks ?? [])] };
-      this._bindLocalTrackIds();
-    }
-    // Bring the participant list up to date: whoever is gone left while we were away.
-    const present = new Set((msg.participants ?? []).map((p) => p.id));
-    for (const [id, p] of [...this.participants]) {
-      if (!present.has(id)) this._removeParticipant(id, p.identity, 'timeout');
-    }
-    for (const p of msg.participants ?? []) this._upsertParticipant(p, true);
-    this._startPing();
-    for (const s of this._subscriptionPrefs.values()) this._send(s);
-    this._emit('reconnected', {});
-    // Only a broken path needs new ICE credentials: a re-offer is not free (the server must
-    // re-learn simulcast streams), and the media path usually outlived the signaling socket.
-    // The server re-offers the subscriber connection itself.
-    const pc = this.publisherPc;
-    if (!pc || ['connected', 'completed', 'checking', 'new'].includes(pc.iceConnectionState)) return;
-    this._negotiatePublisher({ iceRestart: true }).catch((e) =>
-      this._fail(`publisher ICE restart failed: ${e.message}`, e));
+  /** @param {string} trackId */
+  unobserveVideo(trackId) {
+    this._subscriptions.unobserve(trackId);
   }
 
-  /** Leaves the room: tells the server, closes the socket and both connections, stops local tracks. */
-  async leave() {
-    if (this._leaving || this._closed) return;
-    this._leaving = true;
-    this._send({ type: 'leave' });
-    const ws = this._ws;
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      // Let the leave message go out before the close frame.
-      await new Promise((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        const check = () => (ws.bufferedAmount === 0 ? (clearTimeout(t), resolve()) : setTimeout(check, 10));
-        check();
-      });
-      try { ws.close(1000, 'leave'); } catch {}
-    }
-    this._shutdown('left', 1000, 'leave');
-  }
-
-  _shutdown(reason, code, closeReason) {
-    if (this._closed) return;
-    this._closed = true;
-    this.state = 'disconnected';
-    this._stopPing();
-    if (this._ws) {
-      try { this._ws.close(1000); } catch {}
-      this._ws = null;
-    }
-    for (const [trackId] of [...this.subscribedTracks]) this._unsubscribeTrack(trackId);
-    this._adaptive?.close();
-    this._adaptive = null;
-    try { this.publisherPc?.close(); } catch {}
-    try { this.subscriberPc?.close(); } catch {}
-    for (const t of this.localTracks) t.track.stop();
-    this._emit('disconnected', { reason, code: code ?? null, closeReason: closeReason ?? '' });
-  }
-
-  /** Test hook: drops the signaling socket as if the network failed; the SDK then resumes. */
-  _dropSocketForTest() {
-    const ws = this._ws;
-    if (!ws) return false;
-    try { ws.close(4000, 'dropped for test'); } catch {}
-    // Don't wait for the close handshake: act as if the connection died now.
-    this._onSocketClose(ws, { code: 1006, reason: 'dropped for test' });
-    return true;
+  /**
+   * Receive statistics of one subscribed track (from the inbound-rtp report of its receiver).
+   * @param {string} trackId
+   * @returns {Promise<import('./sdk/media.js').InboundStats | null>}
+   */
+  async statsFor(trackId) {
+    return this._subscriber ? this._subscriber.statsFor(trackId) : null;
   }
 
   // ---------------------------------------------------------------- data messages
 
   /** Resolves when the data channel is open. */
   dataReady() {
-    return this._dataReady ?? Promise.reject(new RoomError('not joined'));
+    return this._data?.ready ?? Promise.reject(new RoomError('not joined'));
   }
 
-  /** Sends text or binary (ArrayBuffer / typed array) to every other participant. */
+  /**
+   * Sends text or binary (ArrayBuffer / typed array) to every other participant.
+   * @param {string | ArrayBuffer | ArrayBufferView} data
+   */
   sendData(data) {
-    const dc = this.dataChannel;
-    if (!dc) throw new RoomError('sendData() before join()');
-    let payload = data;
-    if (ArrayBuffer.isView(data)) payload = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-    if (dc.readyState === 'open') dc.send(payload);
-    else if (dc.readyState === 'connecting') this._dataQueue.push(payload);
-    else throw new RoomError(`data channel is ${dc.readyState}`);
-  }
-
-  _onDataMessage(raw) {
-    let text = raw;
-    if (typeof raw !== 'string') {
-      try {
-        text = new TextDecoder().decode(raw);
-      } catch {
-        this._emit('data', { from: null, participantId: null, data: new Uint8Array(raw), binary: true });
-        return;
-      }
-    }
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      msg = null;
-    }
-    if (!msg || typeof msg !== 'object' || (!('data' in msg) && !('data_b64' in msg))) {
-      this._emit('data', { from: null, participantId: null, data: raw, binary: typeof raw !== 'string' });
-      return;
-    }
-    const binary = 'data_b64' in msg && !('data' in msg);
-    this._emit('data', {
-      from: msg.from ?? null,
-      participantId: msg.participant_id ?? null,
-      data: binary ? base64ToBytes(msg.data_b64) : msg.data,
-      binary,
-    });
+    if (!this._data) throw new RoomError('sendData() before join()');
+    this._data.send(data);
   }
 }
-
-// The rest of Room's methods, one file per concept.
-mixIn(Room, Publishing);
-mixIn(Room, Subscribing);
-mixIn(Room, RoomState);

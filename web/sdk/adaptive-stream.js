@@ -1,3 +1,4 @@
+// @ts-check
 // Adaptive stream: the size a video element is shown at (and whether it is on screen at all)
 // becomes its subscription's viewport, so the server never sends a layer larger than the tile
 // needs and sends nothing to a tile nobody can see.
@@ -5,11 +6,24 @@
 /** Sizes settle for this long before they are reported: a window drag must not flood the server. */
 const SETTLE_MS = 150;
 
+/** @typedef {{maxWidth: number, maxHeight: number, hidden: boolean}} View */
+
+/**
+ * One followed element.
+ * @typedef {object} Watched
+ * @property {string} trackId
+ * @property {HTMLElement} el
+ * @property {boolean} visible
+ * @property {ReturnType<typeof setTimeout> | null} timer
+ * @property {View | null} last the view last reported
+ */
+
 export class AdaptiveStream {
-  /** @param {(trackId: string, view: {maxWidth: number, maxHeight: number, hidden: boolean}) => void} onChange */
+  /** @param {(trackId: string, view: View) => void} onChange */
   constructor(onChange) {
     this._onChange = onChange;
-    this._watched = new Map(); // track id -> {trackId, el, visible, timer, last}
+    /** @type {Map<string, Watched>} by track id */
+    this._watched = new Map();
     this._resize = new ResizeObserver((entries) => {
       for (const e of entries) this._byElement(e.target).forEach((w) => this._schedule(w));
     });
@@ -23,9 +37,14 @@ export class AdaptiveStream {
     });
   }
 
-  /** Starts following `el` as the tile of `trackId` (replacing any earlier element). */
+  /**
+   * Starts following `el` as the tile of `trackId` (replacing any earlier element).
+   * @param {string} trackId
+   * @param {HTMLElement} el
+   */
   observe(trackId, el) {
     this.unobserve(trackId);
+    /** @type {Watched} */
     const watched = { trackId, el, visible: true, timer: null, last: null };
     this._watched.set(trackId, watched);
     this._resize.observe(el);
@@ -33,6 +52,7 @@ export class AdaptiveStream {
     this._schedule(watched);
   }
 
+  /** @param {string} trackId */
   unobserve(trackId) {
     const w = this._watched.get(trackId);
     if (!w) return;
@@ -44,7 +64,11 @@ export class AdaptiveStream {
     }
   }
 
-  /** The last view reported for `trackId`, if it is followed. */
+  /**
+   * The last view reported for `trackId`, if it is followed.
+   * @param {string} trackId
+   * @returns {View | null}
+   */
   view(trackId) {
     return this._watched.get(trackId)?.last ?? null;
   }
@@ -56,15 +80,21 @@ export class AdaptiveStream {
     this._visibility.disconnect();
   }
 
+  /**
+   * @param {Element} el
+   * @returns {Watched[]}
+   */
   _byElement(el) {
     return [...this._watched.values()].filter((w) => w.el === el);
   }
 
+  /** @param {Watched} w */
   _schedule(w) {
     clearTimeout(w.timer);
     w.timer = setTimeout(() => this._report(w), SETTLE_MS);
   }
 
+  /** @param {Watched} w */
   _report(w) {
     if (this._watched.get(w.trackId) !== w) return;
     const dpr = globalThis.devicePixelRatio || 1;

@@ -1,6 +1,12 @@
+// @ts-check
 // Helpers around RTCPeerConnection media: codec preference and receive statistics.
 
-/** Puts codec `name` (e.g. 'vp8') first in `transceiver`'s preferences; `warn` gets any failure. */
+/**
+ * Puts codec `name` (e.g. 'vp8') first in `transceiver`'s preferences; `warn` gets any failure.
+ * @param {RTCRtpTransceiver} transceiver
+ * @param {string} name
+ * @param {(message: string) => void} warn
+ */
 export function preferCodec(transceiver, name, warn) {
   if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
   const caps = RTCRtpSender.getCapabilities('video');
@@ -17,12 +23,36 @@ export function preferCodec(transceiver, name, warn) {
 }
 
 /**
+ * Receive statistics of one track, as Room.statsFor gives them.
+ * @typedef {object} InboundStats
+ * @property {string} kind
+ * @property {number} frameWidth
+ * @property {number} frameHeight
+ * @property {number} framesDecoded
+ * @property {number} framesPerSecond
+ * @property {number} bytesReceived
+ * @property {number} packetsReceived
+ * @property {number} packetsLost
+ * @property {number} framesReceived
+ * @property {number} framesDropped
+ * @property {number} nackCount
+ * @property {number} pliCount
+ * @property {number} bitrateKbps
+ */
+
+/**
  * Summarizes the inbound-rtp entry of a receiver's stats `report` (the one with the most bytes).
  * `previous` (track id -> {bytes, t}) carries byte counts between calls for the bitrate.
+ * @param {RTCStatsReport} report
+ * @param {string} kind
+ * @param {string} trackId
+ * @param {Map<string, {bytes: number, t: number}>} previous
+ * @returns {InboundStats | null}
  */
 export function inboundStats(report, kind, trackId, previous) {
+  /** @type {any} an inbound-rtp entry (RTCInboundRtpStreamStats, some fields browser-specific) */
   let inbound = null;
-  report.forEach((s) => {
+  report.forEach((/** @type {any} */ s) => {
     if (s.type !== 'inbound-rtp') return;
     if (!inbound || (s.bytesReceived ?? 0) > (inbound.bytesReceived ?? 0)) inbound = s;
   });

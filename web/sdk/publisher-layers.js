@@ -1,3 +1,4 @@
+// @ts-check
 // Dynacast, publisher side: the server names the simulcast layers some subscriber wants
 // ('publisher_layers'); the encoder stops the others, saving the publisher's uplink and CPU.
 

@@ -1,6 +1,6 @@
 //! Why the server closed a signaling WebSocket: the close codes of docs/protocol.md, one enum.
-//! The web SDK mirrors the fatal ones in `web/sdk.js` (`FATAL_CLOSE_CODES`), and a test here checks
-//! that it does.
+//! The web SDK mirrors the fatal ones in `web/sdk/signal-client.js` (`FATAL_CLOSE_CODES`), and a
+//! test here checks that it does.
 
 /// A WebSocket close code the server sends on `/rtc`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,13 +109,13 @@ mod tests {
         assert_eq!(CloseCode::from_code(4999), None);
     }
 
-    /// The SDK's table (web/sdk.js) lists every fatal code with the same name.
+    /// The SDK's table (web/sdk/signal-client.js) lists every fatal code with the same name.
     #[test]
     fn the_web_sdk_mirrors_the_table() {
-        let sdk = include_str!("../../../web/sdk.js");
+        let sdk = include_str!("../../../web/sdk/signal-client.js");
         for code in CloseCode::ALL.into_iter().filter(|c| c.is_fatal()) {
             let entry = format!("[{}, '{}']", code.code(), code.name());
-            assert!(sdk.contains(&entry), "web/sdk.js lacks {entry}");
+            assert!(sdk.contains(&entry), "web/sdk/signal-client.js lacks {entry}");
         }
     }
 }
