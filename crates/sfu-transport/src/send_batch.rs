@@ -76,6 +76,16 @@ impl SendBatch {
         self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect()
     }
 
+    /// Takes everything queued, in order, as if it had been sent: the virtual-time tests route
+    /// datagrams in memory instead of through a socket.
+    #[cfg(test)]
+    pub fn drain(&mut self) -> Vec<(SocketAddr, Bytes)> {
+        let out = self.queued().into_iter().map(|(to, d)| (to, Bytes::copy_from_slice(d))).collect();
+        self.queued.clear();
+        self.written.clear();
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queued.is_empty()
     }

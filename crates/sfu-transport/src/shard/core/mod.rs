@@ -346,3 +346,6 @@ impl ShardCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! A virtual network for shard cores and in-memory clients, on one virtual clock.
+//!
+//! The harness does what the shell and the kernel do, in memory: datagrams go from whoever wrote
+//! them to the node at their destination address after a one-way latency (and through a
+//! bottleneck, where a test shapes a link); commands between shards go by shard index; the
+//! control plane's requests are handled at once and their replies read from the oneshot. Time
+//! moves only when [`Net::run_until`] moves it: to the earliest of every core's and client's
+//! deadline and every arrival, so seconds of a call take milliseconds and every run is the same.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
+
+use super::client::Client;
+use crate::api::MediaEvent;
+use crate::shard::command::{Command, Reply};
+use crate::shard::core::{ShardCore, ShardSettings};
+use crate::{ConnId, MediaError};
+
+/// One-way delay of every datagram: a LAN-like 10 ms round trip.
+pub(super) const LATENCY: Duration = Duration::from_millis(5);
+
+/// The smallest step of the clock, when something asks to run again at once.
+const TICK: Duration = Duration::from_micros(100);
+
+pub(super) type ClientId = usize;
+
+/// What every shard of a test is.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Options {
+    pub estimate_bandwidth: bool,
+    pub dynacast: bool,
+}
+
+pub(super) struct ShardNode {
+    pub core: ShardCore,
+    pub addr: SocketAddr,
+    /// Everything it told the control plane, with when.
+    pub events: Vec<(Instant, MediaEvent)>,
+}
+
+struct Datagram {
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Bytes,
+}
+
+/// A bottleneck in front of one address: a queue drained at `rate_bps`; what would wait longer
+/// than `max_queue` is dropped (tail drop), like an access link's buffer.
+pub(super) struct Bottleneck {
+    pub rate_bps: u64,
+    pub max_queue: Duration,
+    busy_until: Instant,
+    pub dropped: u64,
+}
+
+pub(super) struct Net {
+    pub now: Instant,
+    pub shards: Vec<ShardNode>,
+    pub clients: Vec<Client>,
+    /// Datagrams in flight, by arrival (and order sent).
+    wire: BTreeMap<(Instant, u64), Datagram>,
+    /// Commands between shards in flight, by delivery.
+    commands: BTreeMap<(Instant, u64), (usize, Command)>,
+    serial: u64,
+    /// How long a command takes from one shard's queue to the other's loop (0: at once).
+    pub shard_hop: Duration,
+    bottlenecks: Vec<(SocketAddr, Bottleneck)>,
+    next_conn: u64,
+    /// Datagrams to an address nobody has (a closed client's, say).
+    pub undeliverable: u64,
+}
+
+pub(super) fn shard_addr(index: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, index as u8 + 1], 7000))
+}
+
+fn client_addr(index: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 1, index as u8 + 1], 50_000))
+}
+
+impl Net {
+    pub fn new(shards: usize, options: Options) -> Self {
+        let now = Instant::now();
+        let shards = (0..shards)
+            .map(|index| {
+                let settings = ShardSettings {
+                    index,
+                    announce: shard_addr(index),
+                    estimate_bandwidth: options.estimate_bandwidth,
+                    dynacast: options.dynacast,
+                };
+                ShardNode {
+                    core: ShardCore::new(settings, now, SystemTime::now()),
+                    addr: shard_addr(index),
+                    events: Vec::new(),
+                }
+            })
+            .collect();
+        Self {
+            now,
+            shards,
+            clients: Vec::new(),
+            wire: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            serial: 0,
+            shard_hop: Duration::ZERO,
+            bottlenecks: Vec::new(),
+            next_conn: 1,
+            undeliverable: 0,
+        }
+    }
+
+    /// A connection id on `shard`, as the plane allocates them.
+    pub fn allocate_conn(&mut self, shard: usize) -> ConnId {
+        self.next_conn += 1;
+        ConnId::new(shard, self.next_conn)
+    }
+
+    pub fn add_client(&mut self, role: super::client::Role) -> ClientId {
+        let id = self.clients.len();
+        self.clients.push(Client::new(role, client_addr(id), self.now));
+        id
+    }
+
+    pub fn client(&self, id: ClientId) -> &Client {
+        &self.clients[id]
+    }
+
+    pub fn client_mut(&mut self, id: ClientId) -> &mut Client {
+        &mut self.clients[id]
+    }
+
+    pub fn core(&self, shard: usize) -> &ShardCore {
+        &self.shards[shard].core
+    }
+
+    /// Shapes everything sent to `to` from now on (replacing any earlier shape).
+    pub fn set_bottleneck(&mut self, to: SocketAddr, rate_bps: u64, max_queue: Duration) {
+        self.bottlenecks.retain(|(addr, _)| *addr != to);
+        let shape = Bottleneck { rate_bps, max_queue, busy_until: self.now, dropped: 0 };
+        self.bottlenecks.push((to, shape));
+    }
+
+    pub fn bottleneck(&self, to: SocketAddr) -> Option<&Bottleneck> {
+        self.bottlenecks.iter().find(|(addr, _)| *addr == to).map(|(_, b)| b)
+    }
+
+    /// A control-plane request: handled by the shard now, its reply read at once (the core
+    /// answers in the same call), its consequences (commands to other shards, datagrams) on
+    /// their way.
+    pub fn ask<T>(&mut self, shard: usize, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.shards[shard].core.handle_command(make(reply), self.now);
+        self.flush();
+        answer.try_recv().expect("the core answers a request in the call that handles it")
+    }
+
+    /// A control-plane command with no reply.
+    pub fn tell(&mut self, shard: usize, command: Command) {
+        self.shards[shard].core.handle_command(command, self.now);
+        self.flush();
+    }
+
+    /// The events shard `shard` emitted since `since`.
+    pub fn events_since(&self, shard: usize, since: Instant) -> impl Iterator<Item = &MediaEvent> {
+        self.shards[shard].events.iter().filter(move |(at, _)| *at >= since).map(|(_, e)| e)
+    }
+
+    /// Runs the network for `span` of virtual time.
+    pub fn run_for(&mut self, span: Duration) {
+        let end = self.now + span;
+        self.run_until_instant(end, |_| false);
+    }
+
+    /// Runs until `done` holds (checked after every step) and returns the virtual time it took;
+    /// panics naming `what` if it does not within `limit`.
+    pub fn run_until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> Duration {
+        let start = self.now;
+        if self.run_until_instant(start + limit, &mut done) {
+            return self.now - start;
+        }
+        panic!("not within {limit:?}: {what}");
+    }
+
+    fn run_until_instant(&mut self, end: Instant, mut done: impl FnMut(&Net) -> bool) -> bool {
+        loop {
+            self.step();
+            if done(self) {
+                return true;
+            }
+            let next = self.next_wakeup();
+            if next > end {
+                self.now = end;
+                return false;
+            }
+            self.now = if next > self.now { next } else { self.now + TICK };
+        }
+    }
+
+    /// The earliest moment anything has to happen.
+    fn next_wakeup(&mut self) -> Instant {
+        let arrivals = [self.wire.keys().next(), self.commands.keys().next()].into_iter().flatten().map(|(at, _)| *at);
+        let cores = self.shards.iter().filter_map(|s| s.core.poll_timeout());
+        let mut next = arrivals.chain(cores).min().unwrap_or(self.now + Duration::from_secs(1));
+        for client in &mut self.clients {
+            if let Some(at) = client.poll_timeout() {
+                next = next.min(at);
+            }
+        }
+        next
+    }
+
+    /// Everything due at `now`: arrivals, commands, timers; then every output routed.
+    fn step(&mut self) {
+        let now = self.now;
+        while let Some(entry) = self.wire.first_entry().filter(|e| e.key().0 <= now) {
+            let datagram = entry.remove();
+            self.deliver(datagram);
+        }
+        while let Some(entry) = self.commands.first_entry().filter(|e| e.key().0 <= now) {
+            let (shard, command) = entry.remove();
+            self.shards[shard].core.handle_command(command, now);
+        }
+        for client in &mut self.clients {
+            if client.poll_timeout().is_some_and(|at| at <= now) {
+                client.handle_timeout(now);
+            }
+        }
+        for shard in &mut self.shards {
+            if shard.core.poll_timeout().is_some_and(|at| at <= now) {
+                shard.core.handle_timeout(now);
+            }
+        }
+        self.flush();
+    }
+
+    fn deliver(&mut self, datagram: Datagram) {
+        let Datagram { from, to, bytes } = datagram;
+        if let Some(shard) = self.shards.iter_mut().find(|s| s.addr == to) {
+            shard.core.handle_datagram(&bytes, from, self.now);
+        } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to && !c.closed) {
+            client.handle_datagram(&bytes, from, self.now);
+        } else {
+            self.undeliverable += 1;
+        }
+    }
+
+    /// Routes every output until nothing new comes out: each core settles and its transmits,
+    /// shard commands and events leave; each client's stack is drained. Commands due at once
+    /// are handled in the same pass, as a shard's loop would pick them up right away.
+    pub fn flush(&mut self) {
+        let now = self.now;
+        for _ in 0..64 {
+            let mut outputs = Vec::new();
+            let mut commands = Vec::new();
+            for shard in &mut self.shards {
+                // Settling pauses whenever outputs are worth taking; the shell takes them and
+                // goes on, and so does this.
+                loop {
+                    let paused = shard.core.settle(now);
+                    let transmits = shard.core.transmits().drain();
+                    outputs.extend(transmits.into_iter().map(|(to, bytes)| (shard.addr, to, bytes)));
+                    shard.core.handle_transmitted(now);
+                    while let Some(command) = shard.core.poll_shard_command() {
+                        commands.push(command);
+                    }
+                    if !paused {
+                        break;
+                    }
+                }
+                while let Some(event) = shard.core.poll_event() {
+                    shard.events.push((now, event));
+                }
+            }
+            for client in &mut self.clients {
+                let from = client.addr;
+                outputs.extend(client.drain(now).into_iter().map(|(to, bytes)| (from, to, bytes)));
+            }
+            let quiet = commands.is_empty();
+            for (from, to, bytes) in outputs {
+                self.send(from, to, bytes);
+            }
+            for (shard, command) in commands {
+                self.serial += 1;
+                self.commands.insert((now + self.shard_hop, self.serial), (shard, command));
+            }
+            if self.shard_hop.is_zero() {
+                while let Some(entry) = self.commands.first_entry().filter(|e| e.key().0 <= now) {
+                    let (shard, command) = entry.remove();
+                    self.shards[shard].core.handle_command(command, now);
+                }
+            }
+            if quiet {
+                return;
+            }
+        }
+        panic!("shards keep commanding each other at one instant");
+    }
+
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        let mut at = self.now;
+        if let Some((_, shape)) = self.bottlenecks.iter_mut().find(|(addr, _)| *addr == to) {
+            let start = shape.busy_until.max(self.now);
+            if start - self.now > shape.max_queue {
+                shape.dropped += 1;
+                return;
+            }
+            let bits = (bytes.len() as u64 + 28) * 8;
+            shape.busy_until = start + Duration::from_nanos(bits * 1_000_000_000 / shape.rate_bps);
+            at = shape.busy_until;
+        }
+        self.serial += 1;
+        self.wire.insert((at + LATENCY, self.serial), Datagram { from, to, bytes });
+    }
+}

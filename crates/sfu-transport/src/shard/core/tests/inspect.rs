@@ -1,0 +1,88 @@
+//! Read-only views of a core's state, for what a scenario asserts beyond what its clients see.
+//! A child of the core's module, so it reads the core's fields without widening them.
+
+use std::net::SocketAddr;
+
+use crate::shard::core::ShardCore;
+use crate::shard::demux::Route;
+use crate::{ConnId, TrackKey};
+
+impl ShardCore {
+    /// Every place the core still knows `id` from, named; empty once it is gone.
+    pub(super) fn traces_of(&self, id: ConnId) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.conns.contains_key(&id) {
+            found.push("a connection".to_owned());
+        }
+        if self.timers.iter().any(|(_, c)| *c == id) {
+            found.push("a timer".to_owned());
+        }
+        if self.dirty.contains(&id) {
+            found.push("the dirty list".to_owned());
+        }
+        if self.pending_reads.iter().any(|(c, _)| *c == id) {
+            found.push("messages waiting to be handled".to_owned());
+        }
+        if !self.demux.addrs(id).is_empty() {
+            found.push(format!("validated addresses {:?}", self.demux.addrs(id)));
+        }
+        for (key, fanout) in &self.fanouts {
+            if fanout.get(id).is_some() {
+                found.push(format!("a subscription to {key:?}"));
+            }
+        }
+        for (key, published) in &self.published {
+            if published.conn == id {
+                found.push(format!("published track {key:?}"));
+            }
+        }
+        found
+    }
+
+    /// Every place the core still knows track `key` from, named.
+    pub(super) fn traces_of_track(&self, key: TrackKey) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.published.contains_key(&key) {
+            found.push("a published track".to_owned());
+        }
+        if self.fanouts.contains_key(&key) {
+            found.push("a fan-out".to_owned());
+        }
+        if self.layer_demand.contains_key(&key) {
+            found.push("a layer demand".to_owned());
+        }
+        found
+    }
+
+    /// The connection a datagram from `from` would be handed to.
+    pub(super) fn route_of(&self, datagram: &[u8], from: SocketAddr) -> Option<ConnId> {
+        match self.demux.route(datagram, from) {
+            Route::Validated(id) | Route::Unvalidated(id) => Some(id),
+            Route::Unroutable => None,
+        }
+    }
+
+    /// The shards a published track is sent to, with how many subscriptions each holds.
+    pub(super) fn downstream_of(&self, key: TrackKey) -> Vec<(usize, usize)> {
+        let mut shards: Vec<_> =
+            self.published.get(&key).map(|p| p.downstream.clone()).unwrap_or_default().into_iter().collect();
+        shards.sort_unstable();
+        shards
+    }
+
+    /// The layer forwarded to subscriber `id` of `key`, and the one it is moving to.
+    pub(super) fn forwarding(&self, id: ConnId, key: TrackKey) -> Option<(Option<u8>, Option<u8>)> {
+        let forwarder = &self.fanouts.get(&key)?.get(id)?.forwarder;
+        Some((forwarder.current_layer(), forwarder.target_layer()))
+    }
+
+    /// The bandwidth estimate of subscriber connection `id`, bit/s.
+    pub(super) fn estimate_of(&self, id: ConnId) -> Option<u64> {
+        Some(self.conns.get(&id)?.role.subscriber()?.bwe.as_ref()?.estimator.estimate().as_u64())
+    }
+
+    /// How many video layers the shard sheds for overload.
+    pub(super) fn shed_level(&self) -> u8 {
+        self.overload.level()
+    }
+}

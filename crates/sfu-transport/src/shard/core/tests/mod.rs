@@ -1,0 +1,11 @@
+//! Virtual-time tests of shard cores wired together with no sockets: real `rtc` peer connections
+//! as clients, datagrams and inter-shard commands routed in memory, one clock advanced by the
+//! harness (see `harness`). Each scenario file drives one behaviour across shards end to end.
+
+mod client;
+mod harness;
+mod inspect;
+mod media;
+mod session;
+
+mod layers_across_shards;

@@ -1,0 +1,122 @@
+//! What the control plane does with the shards, for one publisher or subscriber: the same
+//! requests, in the same order, as `MediaPlane` and the signaling side make them.
+
+use sfu_proto::{LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId, TrackSource};
+use std::time::Duration;
+
+use super::client::Role;
+use super::harness::{ClientId, Net};
+use super::media::LAYERS;
+use crate::api::{DownTrackSpec, MediaEvent, PublishedTrack};
+use crate::sdp_candidates::tidy_candidates;
+use crate::shard::command::Command;
+use crate::{ConnId, TrackKey};
+
+/// ICE and DTLS over a 10 ms round trip take a few round trips; this is ample.
+pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(3);
+
+pub(super) struct Publisher {
+    pub client: ClientId,
+    pub conn: ConnId,
+    pub owner: ParticipantId,
+    pub track: PublishedTrack,
+}
+
+pub(super) struct Subscriber {
+    pub client: ClientId,
+    pub conn: ConnId,
+}
+
+impl Publisher {
+    pub fn key(&self) -> TrackKey {
+        self.track.key
+    }
+
+    /// What a subscriber's shard is given to forward this track.
+    pub fn down_track(&self, settings: SubscriptionSettings) -> DownTrackSpec {
+        DownTrackSpec {
+            key: self.track.key,
+            track_id: track_id(self.track.key),
+            publisher: self.owner.clone(),
+            kind: self.track.kind,
+            mime: self.track.mime.clone(),
+            clock_rate: self.track.clock_rate,
+            layers: self.track.layers.clone(),
+            settings,
+            muted: false,
+            source: TrackSource::Camera,
+        }
+    }
+}
+
+pub(super) fn track_id(key: TrackKey) -> TrackId {
+    TrackId(format!("TR_{}", key.0))
+}
+
+/// A subscriber's wishes for one track: `auto` with no viewport limit unless changed.
+pub(super) fn wanting(key: TrackKey) -> SubscriptionSettings {
+    SubscriptionSettings {
+        track_id: track_id(key),
+        layer: Default::default(),
+        max_width: None,
+        max_height: None,
+        paused: false,
+    }
+}
+
+impl Net {
+    /// A simulcast camera published on `shard`: offer, answer, then connected.
+    pub fn publish(&mut self, shard: usize, name: &str) -> Publisher {
+        let client = self.add_client(Role::Publisher);
+        let conn = self.allocate_conn(shard);
+        let owner = ParticipantId(format!("PA_{name}"));
+        let now = self.now;
+        let sdp = self.client_mut(client).offer_simulcast(now);
+        let mid = self.client(client).source.as_ref().map(|s| s.mid.clone()).unwrap_or_default();
+        let layers = LAYERS
+            .iter()
+            .map(|l| LayerInfo { rid: Rid(l.rid.into()), width: l.width.into(), height: l.height.into() })
+            .collect();
+        let tracks = vec![TrackDescription { mid, source: TrackSource::Camera, name: "camera".into(), layers }];
+        let answer = self
+            .ask(shard, |reply| Command::PublisherOffer { conn, owner: owner.clone(), sdp, tracks, reply })
+            .expect("the shard accepts the offer");
+        let track = answer.added.into_iter().next().expect("the offer publishes one track");
+        let sdp = tidy_candidates(&answer.sdp);
+        self.client_mut(client).accept_answer(sdp, now);
+        self.flush();
+        self.wait_connected(shard, client, conn);
+        Publisher { client, conn, owner, track }
+    }
+
+    /// A subscriber on `shard` to `publisher`'s track: the down track, the shard's offer, the
+    /// client's answer, then connected.
+    pub fn subscribe(&mut self, shard: usize, name: &str, publisher: &Publisher) -> Subscriber {
+        let client = self.add_client(Role::Subscriber);
+        let conn = self.allocate_conn(shard);
+        let owner = ParticipantId(format!("PA_{name}"));
+        let spec = Box::new(publisher.down_track(wanting(publisher.key())));
+        self.ask(shard, |reply| Command::AddDownTrack { conn, owner, spec, reply }).expect("down track added");
+        let offer =
+            self.ask(shard, |reply| Command::SubscriberOffer { conn, ice_restart: false, reply }).expect("offer");
+        assert_eq!(offer.tracks.len(), 1, "the offer carries the track");
+        let now = self.now;
+        let sdp = self.client_mut(client).answer(tidy_candidates(&offer.sdp), now);
+        self.ask(shard, |reply| Command::SubscriberAnswer { conn, sdp, reply }).expect("answer accepted");
+        self.wait_connected(shard, client, conn);
+        Subscriber { client, conn }
+    }
+
+    fn wait_connected(&mut self, shard: usize, client: ClientId, conn: ConnId) {
+        let since = self.now;
+        self.run_until("the client connects and the shard says so", CONNECT_LIMIT, |net| {
+            net.client(client).connected
+                && net.events_since(shard, since).any(|e| matches!(e, MediaEvent::Connected { conn: c } if *c == conn))
+        });
+    }
+
+    /// Changes what a subscriber wants of a track, as a `subscription` message does.
+    pub fn set_subscription(&mut self, shard: usize, conn: ConnId, key: TrackKey, settings: SubscriptionSettings) {
+        self.tell(shard, Command::SetSubscription { conn, key, settings });
+    }
+}
