@@ -8,4 +8,5 @@ mod inspect;
 mod media;
 mod session;
 
+mod keyframe_requests;
 mod layers_across_shards;
