@@ -8,5 +8,6 @@ mod inspect;
 mod media;
 mod session;
 
+mod dynacast_pauses;
 mod keyframe_requests;
 mod layers_across_shards;

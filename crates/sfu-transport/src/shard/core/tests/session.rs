@@ -92,10 +92,21 @@ impl Net {
     /// A subscriber on `shard` to `publisher`'s track: the down track, the shard's offer, the
     /// client's answer, then connected.
     pub fn subscribe(&mut self, shard: usize, name: &str, publisher: &Publisher) -> Subscriber {
+        self.subscribe_with(shard, name, publisher, wanting(publisher.key()))
+    }
+
+    /// [`Self::subscribe`] with the subscriber's wishes for the track given from the start.
+    pub fn subscribe_with(
+        &mut self,
+        shard: usize,
+        name: &str,
+        publisher: &Publisher,
+        settings: SubscriptionSettings,
+    ) -> Subscriber {
         let client = self.add_client(Role::Subscriber);
         let conn = self.allocate_conn(shard);
         let owner = ParticipantId(format!("PA_{name}"));
-        let spec = Box::new(publisher.down_track(wanting(publisher.key())));
+        let spec = Box::new(publisher.down_track(settings));
         self.ask(shard, |reply| Command::AddDownTrack { conn, owner, spec, reply }).expect("down track added");
         let offer =
             self.ask(shard, |reply| Command::SubscriberOffer { conn, ice_restart: false, reply }).expect("offer");
@@ -118,5 +129,10 @@ impl Net {
     /// Changes what a subscriber wants of a track, as a `subscription` message does.
     pub fn set_subscription(&mut self, shard: usize, conn: ConnId, key: TrackKey, settings: SubscriptionSettings) {
         self.tell(shard, Command::SetSubscription { conn, key, settings });
+    }
+
+    /// Closes a connection, as the plane does when its participant leaves.
+    pub fn close(&mut self, shard: usize, conn: ConnId) {
+        self.tell(shard, Command::Close { conn });
     }
 }
