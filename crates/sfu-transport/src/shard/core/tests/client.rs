@@ -473,7 +473,7 @@ fn mid_of(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId) -> Option<String> 
 
 /// The header of an (S)RTP datagram, which SRTP leaves in the clear; None for anything else
 /// (STUN, DTLS, RTCP).
-fn clear_rtp_header(datagram: &[u8], at: Instant) -> Option<Arrival> {
+pub(super) fn clear_rtp_header(datagram: &[u8], at: Instant) -> Option<Arrival> {
     if datagram.len() < 12 || datagram[0] >> 6 != 2 || (192..=223).contains(&datagram[1]) {
         return None;
     }

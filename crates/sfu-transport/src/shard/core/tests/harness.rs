@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
-use super::client::Client;
+use super::client::{Client, clear_rtp_header};
 use crate::api::MediaEvent;
 use crate::shard::command::{Command, Reply};
 use crate::shard::core::{ShardCore, ShardSettings};
@@ -71,6 +71,10 @@ pub(super) struct Net {
     next_conn: u64,
     /// Datagrams to an address nobody has (a closed client's, say).
     pub undeliverable: u64,
+    /// The next RTP packet to each of these (address, SSRC) is lost on the way.
+    losses: Vec<(SocketAddr, u32)>,
+    /// What was lost that way: (address, SSRC, sequence number).
+    pub lost: Vec<(SocketAddr, u32, u16)>,
 }
 
 pub(super) fn shard_addr(index: usize) -> SocketAddr {
@@ -110,6 +114,8 @@ impl Net {
             bottlenecks: Vec::new(),
             next_conn: 1,
             undeliverable: 0,
+            losses: Vec::new(),
+            lost: Vec::new(),
         }
     }
 
@@ -142,6 +148,11 @@ impl Net {
         self.bottlenecks.retain(|(addr, _)| *addr != to);
         let shape = Bottleneck { rate_bps, max_queue, busy_until: self.now, dropped: 0 };
         self.bottlenecks.push((to, shape));
+    }
+
+    /// Loses the next RTP packet of stream `ssrc` sent to `to`.
+    pub fn lose_next(&mut self, to: SocketAddr, ssrc: u32) {
+        self.losses.push((to, ssrc));
     }
 
     pub fn bottleneck(&self, to: SocketAddr) -> Option<&Bottleneck> {
@@ -301,6 +312,13 @@ impl Net {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        if let Some(header) = clear_rtp_header(&bytes, self.now)
+            && let Some(i) = self.losses.iter().position(|loss| *loss == (to, header.ssrc))
+        {
+            self.losses.swap_remove(i);
+            self.lost.push((to, header.ssrc, header.seq));
+            return;
+        }
         let mut at = self.now;
         if let Some((_, shape)) = self.bottlenecks.iter_mut().find(|(addr, _)| *addr == to) {
             let start = shape.busy_until.max(self.now);

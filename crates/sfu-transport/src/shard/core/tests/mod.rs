@@ -11,3 +11,4 @@ mod session;
 mod dynacast_pauses;
 mod keyframe_requests;
 mod layers_across_shards;
+mod nack_history;
