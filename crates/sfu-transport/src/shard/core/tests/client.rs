@@ -5,12 +5,11 @@
 
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -20,20 +19,20 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::media::{self, FPS, LAYERS, Origin, VIDEO_CLOCK};
+use super::media::{self, Origin, VIDEO_CLOCK};
+use super::source::Source;
 use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
 
+pub(super) const PT_OPUS: u8 = 111;
 pub(super) const PT_VP8: u8 = 96;
 pub(super) const PT_RTX: u8 = 97;
 
@@ -71,23 +70,6 @@ pub(super) enum Feedback {
     Nack { ssrc: u32 },
 }
 
-/// What a publisher sends: three simulcast layers of synthetic VP8, keyframes at the start and
-/// whenever the shard asks for one.
-pub(super) struct Source {
-    sender: RTCRtpSenderId,
-    pub mid: String,
-    pub ssrcs: [u32; 3],
-    seqs: [u16; 3],
-    /// Layers being encoded; a paused one sends nothing (as a browser does for dynacast).
-    pub sending: [bool; 3],
-    keyframe_wanted: [bool; 3],
-    extensions: Option<(u8, u8)>,
-    payload_type: u8,
-    frame: u32,
-    next_frame: Option<Instant>,
-    pub packets_sent: [u64; 3],
-}
-
 pub(super) struct Client {
     pub addr: SocketAddr,
     pub role: Role,
@@ -105,7 +87,17 @@ pub(super) struct Client {
     pub last_check: Option<(SocketAddr, Bytes)>,
 }
 
-fn vp8() -> RTCRtpCodec {
+pub(super) fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) fn vp8() -> RTCRtpCodec {
     let rtcp_feedback = [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
         .into_iter()
         .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })
@@ -121,6 +113,9 @@ fn vp8() -> RTCRtpCodec {
 
 fn build_pc(role: Role, addr: SocketAddr, now: Instant) -> RTCPeerConnection {
     let mut engine = MediaEngine::default();
+    engine
+        .register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS }, RtpCodecKind::Audio)
+        .unwrap();
     engine
         .register_codec(RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: PT_VP8 }, RtpCodecKind::Video)
         .unwrap();
@@ -191,63 +186,24 @@ impl Client {
         }
     }
 
-    /// Adds the simulcast camera track and returns the offer.
-    pub fn offer_simulcast(&mut self, now: Instant) -> String {
-        let ssrcs: [u32; 3] = std::array::from_fn(|_| rand::random());
-        let encodings = LAYERS
-            .iter()
-            .zip(ssrcs)
-            .map(|(layer, ssrc)| RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    rid: layer.rid.into(),
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: vp8(),
-                active: true,
-                max_bitrate: layer.kbps * 1000,
-                ..Default::default()
-            })
-            .collect();
-        let track =
-            MediaStreamTrack::new("cam".into(), "cam-video".into(), "cam-video".into(), RtpCodecKind::Video, encodings);
-        let sender = self.pc.add_track(track).unwrap();
+    /// Adds the camera (and the microphone) and returns the offer, with the camera's mid and
+    /// the microphone's.
+    pub fn offer(&mut self, with_audio: bool, now: Instant) -> (String, String, Option<String>) {
+        let mut source = Source::add_tracks(&mut self.pc, with_audio);
         let offer = self.pc.create_offer(None).unwrap();
         self.pc.set_local_description(now, offer).unwrap();
-        let mid = mid_of(&mut self.pc, sender).unwrap();
-        self.source = Some(Source {
-            sender,
-            mid,
-            ssrcs,
-            seqs: std::array::from_fn(|_| rand::random()),
-            sending: [true; 3],
-            keyframe_wanted: [true; 3],
-            extensions: None,
-            payload_type: PT_VP8,
-            frame: 0,
-            next_frame: None,
-            packets_sent: [0; 3],
-        });
-        self.pc.local_description().unwrap().sdp
+        let (video, audio) = source.learn_mids(&mut self.pc);
+        self.source = Some(source);
+        (self.pc.local_description().unwrap().sdp, video, audio)
     }
 
     /// Applies the shard's answer to the publisher's offer.
     pub fn accept_answer(&mut self, sdp: String, now: Instant) {
         let answer = rtc::peer_connection::sdp::RTCSessionDescription::answer(sdp).unwrap();
         self.pc.set_remote_description(now, answer).unwrap();
-        let Some(source) = self.source.as_mut() else { return };
-        let mut sender = self.pc.rtp_sender(source.sender).unwrap();
-        let parameters = sender.get_parameters();
-        let extension =
-            |uri: &str| parameters.rtp_parameters.header_extensions.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
-        source.extensions = extension(sfu_proto::rtp_extensions::MID).zip(extension(sfu_proto::rtp_extensions::RID));
-        source.payload_type = parameters
-            .rtp_parameters
-            .codecs
-            .iter()
-            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-            .map(|c| c.payload_type)
-            .unwrap();
+        if let Some(source) = self.source.as_mut() {
+            source.negotiated(&mut self.pc);
+        }
     }
 
     /// Answers the shard's offer to a subscriber.
@@ -289,7 +245,7 @@ impl Client {
         if self.closed {
             return None;
         }
-        let frame = self.source.as_ref().filter(|_| self.connected).and_then(|s| s.next_frame);
+        let frame = self.source.as_ref().filter(|_| self.connected).and_then(Source::poll_timeout);
         [self.pc.poll_timeout(), frame].into_iter().flatten().min()
     }
 
@@ -300,8 +256,8 @@ impl Client {
         if self.pc.poll_timeout().is_some_and(|at| at <= now) {
             let _ = self.pc.handle_timeout(now);
         }
-        if self.connected {
-            self.send_due_frames(now);
+        if let Some(source) = self.source.as_mut().filter(|_| self.connected) {
+            source.send_due(&mut self.pc, now);
         }
     }
 
@@ -341,7 +297,7 @@ impl Client {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 self.connected = state == RTCPeerConnectionState::Connected;
                 if let Some(source) = self.source.as_mut().filter(|_| self.connected) {
-                    source.next_frame.get_or_insert(now);
+                    source.start(now);
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -380,61 +336,15 @@ impl Client {
     }
 
     fn on_feedback(&mut self, at: Instant, feedback: Feedback) {
-        if let (Some(source), Feedback::KeyframeRequest { ssrc }) = (self.source.as_mut(), &feedback)
-            && let Some(layer) = source.ssrcs.iter().position(|s| s == ssrc)
-        {
-            source.keyframe_wanted[layer] = true;
+        if let (Some(source), Feedback::KeyframeRequest { ssrc }) = (self.source.as_mut(), &feedback) {
+            source.on_keyframe_request(*ssrc);
         }
         self.feedback.push((at, feedback));
     }
 
-    /// Sends the frames due by `now`, every layer being encoded.
-    fn send_due_frames(&mut self, now: Instant) {
-        let Some(source) = self.source.as_mut() else { return };
-        let interval = Duration::from_secs(1) / FPS;
-        while let Some(due) = source.next_frame.filter(|due| *due <= now) {
-            let timestamp = source.frame.wrapping_mul(VIDEO_CLOCK / FPS);
-            for layer in 0..LAYERS.len() {
-                if !source.sending[layer] {
-                    continue;
-                }
-                let keyframe = std::mem::take(&mut source.keyframe_wanted[layer]);
-                let payloads = media::vp8_frame(layer as u8, source.frame, keyframe);
-                let last = payloads.len() - 1;
-                for (i, payload) in payloads.into_iter().enumerate() {
-                    let mut header = rtc::rtp::header::Header {
-                        version: 2,
-                        marker: i == last,
-                        payload_type: source.payload_type,
-                        sequence_number: source.seqs[layer],
-                        timestamp,
-                        ssrc: source.ssrcs[layer],
-                        ..Default::default()
-                    };
-                    source.seqs[layer] = source.seqs[layer].wrapping_add(1);
-                    if let Some((mid, rid)) = source.extensions {
-                        header.extension = true;
-                        header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
-                        header.set_extension(mid, Bytes::copy_from_slice(source.mid.as_bytes())).unwrap();
-                        header.set_extension(rid, Bytes::from_static(LAYERS[layer].rid.as_bytes())).unwrap();
-                    }
-                    let packet = rtc::rtp::Packet { header, payload };
-                    self.pc.rtp_sender(source.sender).unwrap().write_rtp(now, packet).unwrap();
-                    source.packets_sent[layer] += 1;
-                }
-            }
-            source.frame += 1;
-            source.next_frame = Some(due + interval);
-        }
-    }
-
-    /// Pauses or resumes encoding one layer; a resumed layer starts with a keyframe.
+    /// Pauses or resumes encoding one layer of the camera.
     pub fn set_sending(&mut self, layer: usize, sending: bool) {
-        let source = self.source.as_mut().unwrap();
-        if sending && !source.sending[layer] {
-            source.keyframe_wanted[layer] = true;
-        }
-        source.sending[layer] = sending;
+        self.source.as_mut().unwrap().set_sending(layer, sending);
     }
 
     /// Sends RTCP about the stream received as `ssrc` (a subscriber's feedback).
@@ -460,15 +370,6 @@ impl Client {
         }
         layers
     }
-}
-
-/// The media section id of the transceiver carrying `sender`.
-fn mid_of(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId) -> Option<String> {
-    let transceivers: Vec<_> = pc.get_transceivers().collect();
-    transceivers.into_iter().find_map(|t| {
-        let transceiver = pc.rtp_transceiver(t)?;
-        if transceiver.sender() == Some(sender) { transceiver.mid().clone() } else { None }
-    })
 }
 
 /// The header of an (S)RTP datagram, which SRTP leaves in the clear; None for anything else

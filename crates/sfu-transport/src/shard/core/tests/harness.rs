@@ -155,6 +155,11 @@ impl Net {
         self.losses.push((to, ssrc));
     }
 
+    /// Lifts the shape on what is sent to `to` (what is already queued still arrives late).
+    pub fn clear_bottleneck(&mut self, to: SocketAddr) {
+        self.bottlenecks.retain(|(addr, _)| *addr != to);
+    }
+
     pub fn bottleneck(&self, to: SocketAddr) -> Option<&Bottleneck> {
         self.bottlenecks.iter().find(|(addr, _)| *addr == to).map(|(_, b)| b)
     }

@@ -7,6 +7,7 @@ mod harness;
 mod inspect;
 mod media;
 mod session;
+mod source;
 
 mod dynacast_pauses;
 mod keyframe_requests;

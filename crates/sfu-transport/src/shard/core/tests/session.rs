@@ -1,7 +1,9 @@
 //! What the control plane does with the shards, for one publisher or subscriber: the same
 //! requests, in the same order, as `MediaPlane` and the signaling side make them.
 
-use sfu_proto::{LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId, TrackSource};
+use sfu_proto::{
+    LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackDescription, TrackId, TrackKind, TrackSource,
+};
 use std::time::Duration;
 
 use super::client::Role;
@@ -19,7 +21,8 @@ pub(super) struct Publisher {
     pub client: ClientId,
     pub conn: ConnId,
     pub owner: ParticipantId,
-    pub track: PublishedTrack,
+    pub video: PublishedTrack,
+    pub audio: Option<PublishedTrack>,
 }
 
 pub(super) struct Subscriber {
@@ -28,23 +31,24 @@ pub(super) struct Subscriber {
 }
 
 impl Publisher {
+    /// The camera's track.
     pub fn key(&self) -> TrackKey {
-        self.track.key
+        self.video.key
     }
 
-    /// What a subscriber's shard is given to forward this track.
-    pub fn down_track(&self, settings: SubscriptionSettings) -> DownTrackSpec {
+    /// What a subscriber's shard is given to forward `track`.
+    pub fn down_track(&self, track: &PublishedTrack, settings: SubscriptionSettings) -> DownTrackSpec {
         DownTrackSpec {
-            key: self.track.key,
-            track_id: track_id(self.track.key),
+            key: track.key,
+            track_id: track_id(track.key),
             publisher: self.owner.clone(),
-            kind: self.track.kind,
-            mime: self.track.mime.clone(),
-            clock_rate: self.track.clock_rate,
-            layers: self.track.layers.clone(),
+            kind: track.kind,
+            mime: track.mime.clone(),
+            clock_rate: track.clock_rate,
+            layers: track.layers.clone(),
             settings,
             muted: false,
-            source: TrackSource::Camera,
+            source: if track.kind == TrackKind::Audio { TrackSource::Microphone } else { TrackSource::Camera },
         }
     }
 }
@@ -67,29 +71,44 @@ pub(super) fn wanting(key: TrackKey) -> SubscriptionSettings {
 impl Net {
     /// A simulcast camera published on `shard`: offer, answer, then connected.
     pub fn publish(&mut self, shard: usize, name: &str) -> Publisher {
+        self.publish_tracks(shard, name, false)
+    }
+
+    /// A simulcast camera and a microphone published on `shard`.
+    pub fn publish_with_audio(&mut self, shard: usize, name: &str) -> Publisher {
+        self.publish_tracks(shard, name, true)
+    }
+
+    fn publish_tracks(&mut self, shard: usize, name: &str, with_audio: bool) -> Publisher {
         let client = self.add_client(Role::Publisher);
         let conn = self.allocate_conn(shard);
         let owner = ParticipantId(format!("PA_{name}"));
         let now = self.now;
-        let sdp = self.client_mut(client).offer_simulcast(now);
-        let mid = self.client(client).source.as_ref().map(|s| s.mid.clone()).unwrap_or_default();
+        let (sdp, video_mid, audio_mid) = self.client_mut(client).offer(with_audio, now);
         let layers = LAYERS
             .iter()
             .map(|l| LayerInfo { rid: Rid(l.rid.into()), width: l.width.into(), height: l.height.into() })
             .collect();
-        let tracks = vec![TrackDescription { mid, source: TrackSource::Camera, name: "camera".into(), layers }];
+        let mut tracks =
+            vec![TrackDescription { mid: video_mid, source: TrackSource::Camera, name: "camera".into(), layers }];
+        if let Some(mid) = audio_mid {
+            tracks.push(TrackDescription { mid, source: TrackSource::Microphone, name: "mic".into(), layers: vec![] });
+        }
         let answer = self
             .ask(shard, |reply| Command::PublisherOffer { conn, owner: owner.clone(), sdp, tracks, reply })
             .expect("the shard accepts the offer");
-        let track = answer.added.into_iter().next().expect("the offer publishes one track");
+        let (video, audio): (Vec<_>, Vec<_>) = answer.added.into_iter().partition(|t| t.kind == TrackKind::Video);
+        let video = video.into_iter().next().expect("the camera is published");
+        let audio = audio.into_iter().next();
+        assert_eq!(audio.is_some(), with_audio);
         let sdp = tidy_candidates(&answer.sdp);
         self.client_mut(client).accept_answer(sdp, now);
         self.flush();
         self.wait_connected(shard, client, conn);
-        Publisher { client, conn, owner, track }
+        Publisher { client, conn, owner, video, audio }
     }
 
-    /// A subscriber on `shard` to `publisher`'s track: the down track, the shard's offer, the
+    /// A subscriber on `shard` to `publisher`'s tracks: the down track, the shard's offer, the
     /// client's answer, then connected.
     pub fn subscribe(&mut self, shard: usize, name: &str, publisher: &Publisher) -> Subscriber {
         self.subscribe_with(shard, name, publisher, wanting(publisher.key()))
@@ -106,11 +125,18 @@ impl Net {
         let client = self.add_client(Role::Subscriber);
         let conn = self.allocate_conn(shard);
         let owner = ParticipantId(format!("PA_{name}"));
-        let spec = Box::new(publisher.down_track(settings));
-        self.ask(shard, |reply| Command::AddDownTrack { conn, owner, spec, reply }).expect("down track added");
+        let mut specs = vec![publisher.down_track(&publisher.video, settings)];
+        if let Some(audio) = &publisher.audio {
+            specs.push(publisher.down_track(audio, wanting(audio.key)));
+        }
+        let count = specs.len();
+        for spec in specs {
+            let (owner, spec) = (owner.clone(), Box::new(spec));
+            self.ask(shard, |reply| Command::AddDownTrack { conn, owner, spec, reply }).expect("down track added");
+        }
         let offer =
             self.ask(shard, |reply| Command::SubscriberOffer { conn, ice_restart: false, reply }).expect("offer");
-        assert_eq!(offer.tracks.len(), 1, "the offer carries the track");
+        assert_eq!(offer.tracks.len(), count, "the offer carries every track");
         let now = self.now;
         let sdp = self.client_mut(client).answer(tidy_candidates(&offer.sdp), now);
         self.ask(shard, |reply| Command::SubscriberAnswer { conn, sdp, reply }).expect("answer accepted");
