@@ -9,6 +9,7 @@ mod media;
 mod session;
 mod source;
 
+mod bandwidth_pause;
 mod dynacast_pauses;
 mod keyframe_requests;
 mod layers_across_shards;
