@@ -180,6 +180,13 @@ impl Net {
         self.flush();
     }
 
+    /// The shell measured shard `shard`'s socket backlog now (it samples every
+    /// `BACKLOG_SAMPLE_INTERVAL`).
+    pub fn report_backlog(&mut self, shard: usize, bytes: usize) {
+        self.shards[shard].core.handle_receive_backlog(bytes, self.now);
+        self.flush();
+    }
+
     /// The events shard `shard` emitted since `since`.
     pub fn events_since(&self, shard: usize, since: Instant) -> impl Iterator<Item = &MediaEvent> {
         self.shards[shard].events.iter().filter(move |(at, _)| *at >= since).map(|(_, e)| e)

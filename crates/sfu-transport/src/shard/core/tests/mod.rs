@@ -14,3 +14,4 @@ mod dynacast_pauses;
 mod keyframe_requests;
 mod layers_across_shards;
 mod nack_history;
+mod overload_shedding;
