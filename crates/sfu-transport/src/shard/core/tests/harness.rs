@@ -187,6 +187,11 @@ impl Net {
         self.flush();
     }
 
+    /// Packets on their way from the publisher's shard to shard `shard`'s subscribers.
+    pub fn forwards_in_flight(&self, shard: usize) -> usize {
+        self.commands.values().filter(|(to, command)| *to == shard && matches!(command, Command::Forward(_))).count()
+    }
+
     /// The events shard `shard` emitted since `since`.
     pub fn events_since(&self, shard: usize, since: Instant) -> impl Iterator<Item = &MediaEvent> {
         self.shards[shard].events.iter().filter(move |(at, _)| *at >= since).map(|(_, e)| e)

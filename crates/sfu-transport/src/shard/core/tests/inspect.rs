@@ -70,6 +70,14 @@ impl ShardCore {
         shards
     }
 
+    /// The highest layer of a published track each shard's subscribers want (dynacast).
+    pub(super) fn demand_of(&self, key: TrackKey) -> Vec<(usize, u8)> {
+        let mut shards: Vec<_> =
+            self.published.get(&key).map(|p| p.demand.clone()).unwrap_or_default().into_iter().collect();
+        shards.sort_unstable();
+        shards
+    }
+
     /// The layer forwarded to subscriber `id` of `key`, and the one it is moving to.
     pub(super) fn forwarding(&self, id: ConnId, key: TrackKey) -> Option<(Option<u8>, Option<u8>)> {
         let forwarder = &self.fanouts.get(&key)?.get(id)?.forwarder;

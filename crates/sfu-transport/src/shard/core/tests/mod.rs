@@ -10,6 +10,7 @@ mod session;
 mod source;
 
 mod bandwidth_pause;
+mod close_mid_fanout;
 mod dynacast_pauses;
 mod keyframe_requests;
 mod layers_across_shards;
