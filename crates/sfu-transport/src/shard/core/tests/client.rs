@@ -1,6 +1,6 @@
 //! In-memory clients: real `rtc` peer connections set up the way a browser's are (full ICE,
 //! DTLS client, VP8 with RTX, NACK / PLI / transport-cc feedback), fed datagrams and time by the
-//! harness. A publisher sends synthetic simulcast VP8 (see `media`) and notes the feedback the
+//! harness. A publisher sends what `source` makes and notes the feedback the
 //! shard sends it; a subscriber notes every packet it receives.
 
 use bytes::{Bytes, BytesMut};
@@ -9,7 +9,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_RTX, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -20,21 +20,18 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::codecs::{PT_OPUS, PT_RTX, PT_VP8, opus, vp8};
 use super::media::{self, Origin, VIDEO_CLOCK};
 use super::source::Source;
 use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
-
-pub(super) const PT_OPUS: u8 = 111;
-pub(super) const PT_VP8: u8 = 96;
-pub(super) const PT_RTX: u8 = 97;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
@@ -72,10 +69,8 @@ pub(super) enum Feedback {
 
 pub(super) struct Client {
     pub addr: SocketAddr,
-    pub role: Role,
     pub pc: RTCPeerConnection,
     pub connected: bool,
-    pub closed: bool,
     pub source: Option<Source>,
     pub received: Vec<Received>,
     pub arrivals: Vec<Arrival>,
@@ -85,30 +80,6 @@ pub(super) struct Client {
     /// The last ICE check it sent, and where: replayed by tests that check a closed connection
     /// is no longer routed.
     pub last_check: Option<(SocketAddr, Bytes)>,
-}
-
-pub(super) fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
-}
-
-pub(super) fn vp8() -> RTCRtpCodec {
-    let rtcp_feedback = [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })
-        .collect();
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.into(),
-        clock_rate: VIDEO_CLOCK,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback,
-    }
 }
 
 fn build_pc(role: Role, addr: SocketAddr, now: Instant) -> RTCPeerConnection {
@@ -173,10 +144,8 @@ impl Client {
     pub fn new(role: Role, addr: SocketAddr, now: Instant) -> Self {
         Self {
             addr,
-            role,
             pc: build_pc(role, addr, now),
             connected: false,
-            closed: false,
             source: None,
             received: Vec::new(),
             arrivals: Vec::new(),
@@ -215,16 +184,8 @@ impl Client {
         self.pc.local_description().unwrap().sdp
     }
 
-    pub fn close(&mut self) {
-        let _ = self.pc.close();
-        self.closed = true;
-    }
-
     /// A datagram from the network.
     pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
-        if self.closed {
-            return;
-        }
         if let Some(arrival) = clear_rtp_header(datagram, now) {
             self.arrivals.push(arrival);
         }
@@ -242,17 +203,11 @@ impl Client {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if self.closed {
-            return None;
-        }
         let frame = self.source.as_ref().filter(|_| self.connected).and_then(Source::poll_timeout);
         [self.pc.poll_timeout(), frame].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed {
-            return;
-        }
         if self.pc.poll_timeout().is_some_and(|at| at <= now) {
             let _ = self.pc.handle_timeout(now);
         }
@@ -265,9 +220,6 @@ impl Client {
     /// (handled here).
     pub fn drain(&mut self, now: Instant) -> Vec<(SocketAddr, Bytes)> {
         let mut out = Vec::new();
-        if self.closed {
-            return out;
-        }
         loop {
             let mut progressed = false;
             while let Some(datagram) = self.pc.poll_write() {
@@ -351,11 +303,6 @@ impl Client {
     pub fn send_rtcp(&mut self, ssrc: u32, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) {
         let receiver = self.receivers.get(&ssrc).copied().expect("no receiver for that SSRC");
         self.pc.rtp_receiver(receiver).unwrap().write_rtcp(now, packets).unwrap();
-    }
-
-    /// What this subscriber received of one publisher layer.
-    pub fn received_of_layer(&self, layer: u8) -> impl Iterator<Item = &Received> {
-        self.received.iter().filter(move |r| r.origin.is_some_and(|o| o.layer == layer))
     }
 
     /// The layers received since `since`, in the order they started arriving.

@@ -53,7 +53,6 @@ pub(super) struct Bottleneck {
     pub rate_bps: u64,
     pub max_queue: Duration,
     busy_until: Instant,
-    pub dropped: u64,
 }
 
 pub(super) struct Net {
@@ -69,8 +68,6 @@ pub(super) struct Net {
     pub shard_hop: Duration,
     bottlenecks: Vec<(SocketAddr, Bottleneck)>,
     next_conn: u64,
-    /// Datagrams to an address nobody has (a closed client's, say).
-    pub undeliverable: u64,
     /// The next RTP packet to each of these (address, SSRC) is lost on the way.
     losses: Vec<(SocketAddr, u32)>,
     /// What was lost that way: (address, SSRC, sequence number).
@@ -113,7 +110,6 @@ impl Net {
             shard_hop: Duration::ZERO,
             bottlenecks: Vec::new(),
             next_conn: 1,
-            undeliverable: 0,
             losses: Vec::new(),
             lost: Vec::new(),
         }
@@ -146,7 +142,7 @@ impl Net {
     /// Shapes everything sent to `to` from now on (replacing any earlier shape).
     pub fn set_bottleneck(&mut self, to: SocketAddr, rate_bps: u64, max_queue: Duration) {
         self.bottlenecks.retain(|(addr, _)| *addr != to);
-        let shape = Bottleneck { rate_bps, max_queue, busy_until: self.now, dropped: 0 };
+        let shape = Bottleneck { rate_bps, max_queue, busy_until: self.now };
         self.bottlenecks.push((to, shape));
     }
 
@@ -158,10 +154,6 @@ impl Net {
     /// Lifts the shape on what is sent to `to` (what is already queued still arrives late).
     pub fn clear_bottleneck(&mut self, to: SocketAddr) {
         self.bottlenecks.retain(|(addr, _)| *addr != to);
-    }
-
-    pub fn bottleneck(&self, to: SocketAddr) -> Option<&Bottleneck> {
-        self.bottlenecks.iter().find(|(addr, _)| *addr == to).map(|(_, b)| b)
     }
 
     /// A control-plane request: handled by the shard now, its reply read at once (the core
@@ -269,10 +261,8 @@ impl Net {
         let Datagram { from, to, bytes } = datagram;
         if let Some(shard) = self.shards.iter_mut().find(|s| s.addr == to) {
             shard.core.handle_datagram(&bytes, from, self.now);
-        } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to && !c.closed) {
+        } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to) {
             client.handle_datagram(&bytes, from, self.now);
-        } else {
-            self.undeliverable += 1;
         }
     }
 
@@ -340,7 +330,6 @@ impl Net {
         if let Some((_, shape)) = self.bottlenecks.iter_mut().find(|(addr, _)| *addr == to) {
             let start = shape.busy_until.max(self.now);
             if start - self.now > shape.max_queue {
-                shape.dropped += 1;
                 return;
             }
             let bits = (bytes.len() as u64 + 28) * 8;

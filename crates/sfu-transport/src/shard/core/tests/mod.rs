@@ -3,6 +3,7 @@
 //! harness (see `harness`). Each scenario file drives one behaviour across shards end to end.
 
 mod client;
+mod codecs;
 mod harness;
 mod inspect;
 mod media;

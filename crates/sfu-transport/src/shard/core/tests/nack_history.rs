@@ -4,7 +4,8 @@
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
 use std::time::{Duration, Instant};
 
-use super::client::{PT_RTX, Received};
+use super::client::Received;
+use super::codecs::PT_RTX;
 use super::harness::{ClientId, LATENCY, Net, Options};
 use super::session::Subscriber;
 

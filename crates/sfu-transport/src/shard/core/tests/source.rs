@@ -11,7 +11,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use std::time::{Duration, Instant};
 
-use super::client::{PT_OPUS, PT_VP8, opus, vp8};
+use super::codecs::{PT_OPUS, PT_VP8, opus, vp8};
 use super::media::{self, FPS, LAYERS, VIDEO_CLOCK};
 
 /// An Opus packet every 20 ms, of a ~40 kbit/s voice.
