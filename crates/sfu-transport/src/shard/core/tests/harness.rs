@@ -4,8 +4,9 @@
 //! them to the node at their destination address after a one-way latency (and through a
 //! bottleneck, where a test shapes a link); commands between shards go by shard index; the
 //! control plane's requests are handled at once and their replies read from the oneshot. Time
-//! moves only when [`Net::run_until`] moves it: to the earliest of every core's and client's
-//! deadline and every arrival, so seconds of a call take milliseconds and every run is the same.
+//! moves only when a test runs the network ([`Net::run_for`], [`Net::run_until`]): from one
+//! deadline or arrival to the earliest next one, so seconds of a call take milliseconds and the
+//! outcome never depends on how busy the machine is.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -49,9 +50,9 @@ struct Datagram {
 
 /// A bottleneck in front of one address: a queue drained at `rate_bps`; what would wait longer
 /// than `max_queue` is dropped (tail drop), like an access link's buffer.
-pub(super) struct Bottleneck {
-    pub rate_bps: u64,
-    pub max_queue: Duration,
+struct Bottleneck {
+    rate_bps: u64,
+    max_queue: Duration,
     busy_until: Instant,
 }
 
@@ -332,6 +333,7 @@ impl Net {
             if start - self.now > shape.max_queue {
                 return;
             }
+            // The link carries the IP and UDP headers too.
             let bits = (bytes.len() as u64 + 28) * 8;
             shape.busy_until = start + Duration::from_nanos(bits * 1_000_000_000 / shape.rate_bps);
             at = shape.busy_until;
