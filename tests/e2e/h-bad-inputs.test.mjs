@@ -1,10 +1,11 @@
 // Bad inputs from a plain client: wrong or expired tokens, broken and oversized messages, garbage SDP,
-// WHIP without a token. The server refuses each the documented way and survives what it should.
+// WHIP without a token, more than [limits] allows. The server refuses each the documented way and
+// survives what it should.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServerAndBrowser } from './lib/harness.mjs';
-import { sleep } from './lib/server.mjs';
+import { sleep, startServer } from './lib/server.mjs';
 import { SignalClient } from './lib/ws.mjs';
 
 const ctx = useServerAndBrowser('h-bad-inputs', 8, { browser: false });
@@ -140,4 +141,123 @@ test('WHIP without a token: 401; with garbage SDP: 400', async () => {
     body: 'this is not sdp',
   });
   assert.equal(garbage.status, 400);
+});
+
+/** `count` audio sections, each of them sending: an offer the server reads no further than its text. */
+function offerWithSections(count) {
+  let sdp = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n';
+  for (let mid = 0; mid < count; mid++) sdp += `m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:${mid}\r\na=sendonly\r\n`;
+  return sdp;
+}
+
+/** The value of `sfu_limit_refusals_total{limit}` on `server`'s /metrics (0 when absent). */
+async function refusals(server, limit) {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`sfu_limit_refusals_total{limit="${limit}"}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+function whipPost(server, room, token, body) {
+  return fetch(`${server.httpUrl}/whip/${room}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+    body,
+  });
+}
+
+test('a WHIP body over limits.whip_body_bytes (64 KiB): 413 with a JSON body', async () => {
+  const token = await ctx.server.token(ROOM, 'bulky');
+  const res = await whipPost(ctx.server, ROOM, token, 'v=0\r\n' + 'a=x\r\n'.repeat(20 * 1024));
+  assert.equal(res.status, 413);
+  assert.match(res.headers.get('content-type'), /application\/json/);
+  const body = await res.json();
+  assert.equal(body.error, 'body_too_large');
+  assert.equal(await refusals(ctx.server, 'whip_body_bytes'), 1);
+});
+
+test('an offer with more than 64 media sections is refused before the media plane', async () => {
+  const { c } = await joined('sections');
+  c.send({ type: 'offer', sdp: offerWithSections(65), tracks: [] });
+  const err = await c.next('error');
+  assert.equal(err.code, 'too_many_sections');
+  assert.equal(err.request, 'offer');
+  await survives(c, 12);
+  c.close();
+
+  const token = await ctx.server.token(ROOM, 'whip-sections');
+  const res = await whipPost(ctx.server, ROOM, token, offerWithSections(65));
+  assert.equal(res.status, 413);
+  assert.equal((await res.json()).error, 'too_many_sections');
+  // 17 sending sections fit in 64 but publish more than 16 tracks.
+  const tracks = await whipPost(ctx.server, ROOM, token, offerWithSections(17));
+  assert.equal(tracks.status, 413);
+  assert.equal((await tracks.json()).error, 'too_many_tracks');
+  assert.equal(await refusals(ctx.server, 'media_sections_per_offer'), 2);
+  assert.equal(await refusals(ctx.server, 'tracks_per_participant'), 1);
+});
+
+test('candidates past limits.candidates_per_connection (64): error too_many_candidates', async () => {
+  const { c } = await joined('chatty');
+  const candidate = (n) => ({
+    type: 'candidate',
+    target: 'publisher',
+    candidate: { candidate: `candidate:${n} 1 udp 2122260223 127.0.0.1 ${40000 + n} typ host`, sdpMid: '0', sdpMLineIndex: 0 },
+  });
+  for (let n = 0; n < 64; n++) c.send(candidate(n));
+  await survives(c, 13);
+  assert.ok(!c.messages.some((m) => m.type === 'error'), `no error for the first 64: ${JSON.stringify(c.messages)}`);
+  c.send(candidate(64));
+  const err = await c.next('error');
+  assert.equal(err.code, 'too_many_candidates');
+  assert.equal(err.request, 'candidate');
+  await survives(c, 14);
+  c.close();
+});
+
+test('joins past limits.participants_per_room or rooms_per_node: error, then close 4503', async () => {
+  // A server of its own with small limits, on a slot no test file uses.
+  const small = await startServer({
+    name: 'h-bad-inputs-small-limits',
+    slot: 27,
+    env: { SFU_LIMITS__PARTICIPANTS_PER_ROOM: '2', SFU_LIMITS__ROOMS_PER_NODE: '1' },
+  });
+  try {
+    const join = async (room, identity) => {
+      const c = await SignalClient.open(small.wsUrl);
+      c.send({ type: 'join', token: await small.token(room, identity) });
+      return c;
+    };
+    const alice = await join('full', 'alice');
+    await alice.next('joined');
+    const bob = await join('full', 'bob');
+    await bob.next('joined');
+
+    const carol = await join('full', 'carol');
+    const err = await carol.next('error');
+    assert.equal(err.code, 'room_full');
+    assert.equal(err.request, 'join');
+    const closed = await carol.waitClose();
+    assert.equal(closed.code, 4503);
+    assert.match(closed.reason, /^room_full: /);
+
+    // Bob joining again replaces his session: never refused.
+    const bobAgain = await join('full', 'bob');
+    await bobAgain.next('joined');
+
+    const dave = await join('another-room', 'dave');
+    assert.equal((await dave.next('error')).code, 'node_full');
+    assert.equal((await dave.waitClose()).code, 4503);
+
+    // WHIP answers the same refusal with 503 and JSON.
+    const res = await whipPost(small, 'full', await small.token('full', 'whipper'), 'v=0\r\n');
+    assert.equal(res.status, 503);
+    assert.equal((await res.json()).error, 'room_full');
+
+    assert.equal(await refusals(small, 'participants_per_room'), 2);
+    assert.equal(await refusals(small, 'rooms_per_node'), 1);
+    await survives(alice, 15);
+    for (const c of [alice, bob, bobAgain]) c.close();
+  } finally {
+    await small.stop();
+  }
 });

@@ -24,6 +24,7 @@ export const FATAL_CLOSE_CODES = new Map([
   [4408, 'join_timeout'],
   [4409, 'replaced'],
   [4410, 'removed'],
+  [4503, 'full'],
 ]);
 
 /** The server's reply to each client request that has one, by the request's type. */

@@ -28,11 +28,14 @@ pub enum CloseCode {
     /// 4429: the client stopped reading: its outgoing queue overflowed or a write timed out. Its
     /// queued messages were dropped; it may resume, which sends it the room's state afresh.
     TooSlow,
+    /// 4503: `join` refused for capacity: the room or the node is full (`limits.*`). The reason
+    /// starts with the error code (`room_full` or `node_full`), sent in an `error` just before.
+    Full,
 }
 
 impl CloseCode {
     /// Every close code, for tables and tests.
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 12] = [
         Self::Left,
         Self::ProtocolError,
         Self::MessageTooBig,
@@ -44,6 +47,7 @@ impl CloseCode {
         Self::Replaced,
         Self::Removed,
         Self::TooSlow,
+        Self::Full,
     ];
 
     /// The number sent in the close frame.
@@ -60,6 +64,7 @@ impl CloseCode {
             Self::Replaced => 4409,
             Self::Removed => 4410,
             Self::TooSlow => 4429,
+            Self::Full => 4503,
         }
     }
 
@@ -77,6 +82,7 @@ impl CloseCode {
             Self::Replaced => "replaced",
             Self::Removed => "removed",
             Self::TooSlow => "too_slow",
+            Self::Full => "full",
         }
     }
 

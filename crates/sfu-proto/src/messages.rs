@@ -196,6 +196,53 @@ pub enum ErrorCode {
     BadState,
     /// The server failed to carry out a valid request.
     Internal,
+    /// `join` refused: the room holds `limits.participants_per_room` participants and viewers.
+    RoomFull,
+    /// `join` refused: the node holds `limits.participants_per_node` participants and viewers, or
+    /// the room would be new and the node holds `limits.rooms_per_node` rooms.
+    NodeFull,
+    /// `offer` refused: it would publish more than `limits.tracks_per_participant` tracks.
+    TooManyTracks,
+    /// `offer` refused: it has more than `limits.media_sections_per_offer` media sections.
+    TooManySections,
+    /// `candidate` refused: the connection was sent `limits.candidates_per_connection` already.
+    TooManyCandidates,
+}
+
+impl ErrorCode {
+    /// Every error code, for tables and tests.
+    pub const ALL: [ErrorCode; 12] = [
+        Self::BadMessage,
+        Self::AlreadyJoined,
+        Self::NotAllowed,
+        Self::BadSdp,
+        Self::UnknownTrack,
+        Self::BadState,
+        Self::Internal,
+        Self::RoomFull,
+        Self::NodeFull,
+        Self::TooManyTracks,
+        Self::TooManySections,
+        Self::TooManyCandidates,
+    ];
+
+    /// The code as sent on the wire (`"bad_sdp"`), also the `error` of WHIP/WHEP JSON bodies.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadMessage => "bad_message",
+            Self::AlreadyJoined => "already_joined",
+            Self::NotAllowed => "not_allowed",
+            Self::BadSdp => "bad_sdp",
+            Self::UnknownTrack => "unknown_track",
+            Self::BadState => "bad_state",
+            Self::Internal => "internal",
+            Self::RoomFull => "room_full",
+            Self::NodeFull => "node_full",
+            Self::TooManyTracks => "too_many_tracks",
+            Self::TooManySections => "too_many_sections",
+            Self::TooManyCandidates => "too_many_candidates",
+        }
+    }
 }
 
 /// What the server sends on the `/rtc` WebSocket.
@@ -403,5 +450,16 @@ mod tests {
         .unwrap();
         assert_eq!(json["candidate"]["sdpMLineIndex"], 0);
         assert_eq!(json["target"], "subscriber");
+    }
+
+    /// Each code's name is what serde sends, and docs/protocol.md has a row for it.
+    #[test]
+    fn error_codes_match_the_wire_and_the_docs() {
+        let doc = include_str!("../../../docs/protocol.md");
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.name());
+            let row = format!("| `{}` |", code.name());
+            assert!(doc.contains(&row), "docs/protocol.md lacks a row {row}");
+        }
     }
 }

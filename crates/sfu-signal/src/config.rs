@@ -31,6 +31,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
+mod limits;
+pub use limits::Limits;
+
 /// API key used in dev mode. Public knowledge: never use it in production.
 pub const DEV_API_KEY: &str = "devkey";
 /// API secret used in dev mode. Public knowledge: never use it in production.
@@ -63,6 +66,8 @@ pub struct Config {
     pub rtc: RtcConfig,
     /// Token authentication.
     pub auth: AuthConfig,
+    /// Bounds on tracks, offers, candidates, participants and rooms.
+    pub limits: Limits,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -247,6 +252,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             rtc: RtcConfig::default(),
             auth: AuthConfig::default(),
+            limits: Limits::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -570,6 +576,9 @@ impl Config {
                 "rtc.max_message_bytes = {} must be between 1024 and 16777216",
                 self.rtc.max_message_bytes
             ));
+        }
+        if let Some(problem) = self.limits.problem() {
+            return invalid(problem);
         }
         Ok(())
     }

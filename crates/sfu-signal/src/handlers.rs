@@ -1,6 +1,6 @@
 //! What each client message does once a session is joined.
 
-use sfu_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, PeerRole, ServerMessage};
+use sfu_proto::{ClientMessage, ErrorCode, LeaveReason, ParticipantId, ServerMessage};
 use std::sync::Arc;
 
 use crate::room::{Outbox, Outgoing, RequestError, RoomRef};
@@ -32,17 +32,7 @@ pub async fn handle(
         }
         ClientMessage::Offer { sdp, tracks } => hub.publisher_offer(&mut room, id, sdp, tracks).await.map(|_| ()),
         ClientMessage::Answer { sdp } => hub.subscriber_answer(&mut room, id, sdp).await,
-        ClientMessage::Candidate { target, candidate } => {
-            let p = &room.participants[id];
-            let conn = match target {
-                PeerRole::Publisher => p.publisher_conn,
-                PeerRole::Subscriber => p.subscriber_conn,
-            };
-            // Candidates for a connection that doesn't exist yet (or any more) are harmless:
-            // the server is ICE-lite and learns the client's address from its checks.
-            let _ = hub.media.add_remote_candidate(conn, candidate).await;
-            Ok(())
-        }
+        ClientMessage::Candidate { target, candidate } => hub.remote_candidate(&mut room, id, target, candidate).await,
         ClientMessage::Subscription(settings) => hub.set_subscription(&mut room, id, settings),
         ClientMessage::Mute { track_id, muted } => hub.set_muted(&mut room, id, &track_id, muted),
         ClientMessage::Ping { id: ping } => {

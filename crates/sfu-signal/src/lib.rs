@@ -8,6 +8,7 @@ mod cors;
 mod handlers;
 mod http;
 mod media_events;
+mod refusal;
 pub mod room;
 mod session;
 mod state;
@@ -42,7 +43,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events_tx,
     )
     .context("starting media shards")?;
-    let hub = Hub::new(media, config.departure_timeout());
+    let hub = Hub::new(media, config.departure_timeout(), config.limits.clone());
     tokio::spawn(media_events::run(hub.clone(), events_rx));
     let addr = config.http_addr();
     let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });

@@ -188,10 +188,21 @@ async fn join(state: &Arc<AppState>, token: &str, tx: Outbox) -> Result<Joined, 
         return Err((CloseCode::NotAllowed, "token grants nothing in this room".into()));
     }
     let room_id = RoomId(claims.room.clone());
-    let (room_ref, id) = state
-        .hub
-        .join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Signaling, Some(tx.clone()))
-        .await;
+    let joined = state.hub.join(
+        &room_id,
+        Identity(claims.sub.clone()),
+        claims.grants,
+        ParticipantKind::Signaling,
+        Some(tx.clone()),
+    );
+    let (room_ref, id) = joined.await.map_err(|refused| {
+        // The error says which limit; the close says the join is over.
+        let reason = format!("{}: {}", refused.code.name(), refused.message);
+        let request = Some("join".to_owned());
+        let _ =
+            tx.send(Outgoing::Message(ServerMessage::Error { code: refused.code, message: refused.message, request }));
+        (CloseCode::Full, reason)
+    })?;
     let session_token = state.auth.issue_session(&claims, id.as_str(), SESSION_TOKEN_TTL, now);
     if !state.hub.welcome(&room_ref, &id, session_token, &tx).await {
         return Err((CloseCode::SessionNotFound, "replaced while joining".into()));

@@ -5,6 +5,7 @@
 //! a client that lost its path starts a new session (422, as the RFC asks of a server that
 //! supports trickle but not restarts).
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use sfu_transport::ConnId;
 use std::sync::Arc;
 
 use crate::bearer::{authorize, error};
+use crate::refusal::{answer, read_body};
 use crate::state::AppState;
 use crate::whip_options::TRICKLE_SDPFRAG;
 
@@ -64,21 +66,27 @@ pub fn classify(if_match: Option<&str>, etag: &str) -> PatchKind {
     }
 }
 
-async fn apply(state: &AppState, conn: ConnId, session: &str, headers: &HeaderMap, body: &str) -> Response {
+/// The candidates of a trickle PATCH, or why it is refused, judged from its headers and body.
+// An early HTTP error is the natural error type of a handler's helper.
+#[allow(clippy::result_large_err)]
+fn trickled_candidates(session: &str, headers: &HeaderMap, body: &str) -> Result<Vec<IceCandidate>, Response> {
     let is_fragment =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(TRICKLE_SDPFRAG));
     if !is_fragment {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type must be {TRICKLE_SDPFRAG}"));
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type must be {TRICKLE_SDPFRAG}")));
     }
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     match classify(if_match, &etag(session)) {
         PatchKind::Restart => {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "ICE restart is not supported: start a new session");
+            Err(error(StatusCode::UNPROCESSABLE_ENTITY, "ICE restart is not supported: start a new session"))
         }
-        PatchKind::Stale => return error(StatusCode::PRECONDITION_FAILED, "If-Match does not name this session"),
-        PatchKind::Trickle => {}
+        PatchKind::Stale => Err(error(StatusCode::PRECONDITION_FAILED, "If-Match does not name this session")),
+        PatchKind::Trickle => Ok(fragment_candidates(body)),
     }
-    let candidates = fragment_candidates(body);
+}
+
+/// Hands the candidates to the media plane (they were counted against the limit already).
+async fn add(state: &AppState, conn: ConnId, session: &str, candidates: Vec<IceCandidate>) -> Response {
     let count = candidates.len();
     for candidate in candidates {
         // A candidate the stack cannot use costs nothing: ICE-lite learns the client's address
@@ -96,22 +104,34 @@ pub async fn whip_patch(
     State(state): State<Arc<AppState>>,
     Path((room, participant)): Path<(String, String)>,
     headers: HeaderMap,
-    body: String,
+    body: Body,
 ) -> Response {
     let claims = match authorize(&state, &headers, &room) {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
     let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
-    let conn = {
-        let guard = room_ref.lock().await;
-        match guard.participants.get(&ParticipantId(participant.clone())) {
-            Some(p) if p.identity.as_str() == claims.sub => p.publisher_conn,
+    let (conn, candidates) = {
+        let mut guard = room_ref.lock().await;
+        let p = match guard.participants.get_mut(&ParticipantId(participant.clone())) {
+            Some(p) if p.identity.as_str() == claims.sub => p,
             Some(_) => return error(StatusCode::FORBIDDEN, "not your session"),
             None => return error(StatusCode::NOT_FOUND, "no such session"),
+        };
+        let candidates = match trickled_candidates(&participant, &headers, &body) {
+            Ok(candidates) => candidates,
+            Err(r) => return r,
+        };
+        if let Err(refused) = state.hub.count_candidates(&mut p.trickled.publisher, candidates.len()) {
+            return answer(refused, StatusCode::BAD_REQUEST);
         }
+        (p.publisher_conn, candidates)
     };
-    apply(&state, conn, &participant, &headers, &body).await
+    add(&state, conn, &participant, candidates).await
 }
 
 /// `PATCH /whep/{room}/{identity}/{session}`.
@@ -119,17 +139,31 @@ pub async fn whep_patch(
     State(state): State<Arc<AppState>>,
     Path((room, _identity, session)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: String,
+    body: Body,
 ) -> Response {
     if let Err(r) = authorize(&state, &headers, &room) {
         return r;
     }
-    let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
-    let conn = match room_ref.lock().await.viewers.get(&session) {
-        Some(viewer) => viewer.conn,
-        None => return error(StatusCode::NOT_FOUND, "no such session"),
+    let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
+        Ok(body) => body,
+        Err(r) => return r,
     };
-    apply(&state, conn, &session, &headers, &body).await
+    let Some(room_ref) = state.hub.room(&RoomId(room)) else { return error(StatusCode::NOT_FOUND, "no such room") };
+    let (conn, candidates) = {
+        let mut guard = room_ref.lock().await;
+        let Some(viewer) = guard.viewers.get_mut(&session) else {
+            return error(StatusCode::NOT_FOUND, "no such session");
+        };
+        let candidates = match trickled_candidates(&session, &headers, &body) {
+            Ok(candidates) => candidates,
+            Err(r) => return r,
+        };
+        if let Err(refused) = state.hub.count_candidates(&mut viewer.trickled, candidates.len()) {
+            return answer(refused, StatusCode::BAD_REQUEST);
+        }
+        (viewer.conn, candidates)
+    };
+    add(&state, conn, &session, candidates).await
 }
 
 #[cfg(test)]

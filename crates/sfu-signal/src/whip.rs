@@ -4,6 +4,7 @@
 // Handlers return `Result<_, Response>`: an early HTTP error is the natural error type here.
 #![allow(clippy::result_large_err)]
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use sfu_transport::DownTrackSpec;
 use std::sync::Arc;
 
 use crate::bearer::{authorize, error};
+use crate::refusal::{answer, read_body};
 use crate::room::{ParticipantKind, Viewer, new_id};
 use crate::state::AppState;
 use crate::trickle;
@@ -57,7 +59,7 @@ pub async fn whip_post(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: String,
+    body: Body,
 ) -> Response {
     let claims = match authorize(&state, &headers, &room).and_then(|c| require_sdp(&headers).map(|_| c)) {
         Ok(c) => c,
@@ -66,15 +68,27 @@ pub async fn whip_post(
     if !claims.grants.publish {
         return error(StatusCode::FORBIDDEN, "token does not grant publish");
     }
+    let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
+    // Checked before joining too, so a refused offer neither shows in the room nor replaces a
+    // session with the same identity.
+    if let Err(refused) = state.hub.check_publisher_offer(&body) {
+        return answer(refused, StatusCode::BAD_REQUEST);
+    }
     let room_id = RoomId(room.clone());
-    let (room_ref, id) =
-        state.hub.join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Whip, None).await;
+    let joined = state.hub.join(&room_id, Identity(claims.sub.clone()), claims.grants, ParticipantKind::Whip, None);
+    let (room_ref, id) = match joined.await {
+        Ok(joined) => joined,
+        Err(refused) => return answer(refused, StatusCode::SERVICE_UNAVAILABLE),
+    };
     let mut guard = room_ref.lock().await;
     match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {
-        Ok(answer) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, answer),
+        Ok(sdp) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, sdp),
         Err(e) => {
             state.hub.remove_participant(&mut guard, &id, LeaveReason::Left).await;
-            error(StatusCode::BAD_REQUEST, e.message)
+            answer(e, StatusCode::BAD_REQUEST)
         }
     }
 }
@@ -111,7 +125,7 @@ pub async fn whep_post(
     Path((room, identity)): Path<(String, String)>,
     Query(query): Query<WhepQuery>,
     headers: HeaderMap,
-    body: String,
+    body: Body,
 ) -> Response {
     let claims = match authorize(&state, &headers, &room).and_then(|c| require_sdp(&headers).map(|_| c)) {
         Ok(c) => c,
@@ -120,6 +134,10 @@ pub async fn whep_post(
     if !claims.grants.subscribe {
         return error(StatusCode::FORBIDDEN, "token does not grant subscribe");
     }
+    let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
+        Ok(body) => body,
+        Err(r) => return r,
+    };
     let Some(room_ref) = state.hub.room(&RoomId(room.clone())) else {
         return error(StatusCode::NOT_FOUND, "no such room");
     };
@@ -127,6 +145,10 @@ pub async fn whep_post(
     let Some(publisher) = guard.by_identity(&identity) else {
         return error(StatusCode::NOT_FOUND, format!("{identity} is not in {room}"));
     };
+    // Checked before the media plane sees the offer; the place is given back if it fails.
+    if let Err(refused) = state.hub.check_sections(&body).and_then(|_| state.hub.take_place(&guard, false)) {
+        return answer(refused, StatusCode::BAD_REQUEST);
+    }
     let specs: Vec<DownTrackSpec> = publisher
         .tracks
         .iter()
@@ -152,13 +174,15 @@ pub async fn whep_post(
     let session = new_id("WV");
     let conn = state.hub.media.allocate_conn();
     match state.hub.media.egress_offer(conn, ParticipantId(session.clone()), body, specs).await {
-        Ok(answer) => {
-            state.hub.add_viewer(&mut guard, session.clone(), Viewer { conn, identity: Identity(identity.clone()) });
+        Ok(sdp) => {
+            let viewer = Viewer { conn, identity: Identity(identity.clone()), trickled: 0 };
+            state.hub.add_viewer(&mut guard, session.clone(), viewer);
             tracing::info!(room = %Escaped(&room), identity = %Escaped(&identity), viewer = %session, layer = ?query.layer, "whep session started");
-            created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, answer)
+            created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, sdp)
         }
         Err(e) => {
             state.hub.media.close(conn);
+            state.hub.give_back_place();
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
     }

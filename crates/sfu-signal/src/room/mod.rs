@@ -3,6 +3,7 @@
 //! participant in the order they happened.
 
 mod attach;
+mod limits;
 mod media;
 mod model;
 mod negotiate;
@@ -10,8 +11,10 @@ mod outbox;
 mod publish;
 mod request_error;
 mod speakers;
+mod trickle;
 mod viewers;
 
+pub use limits::Limit;
 pub use media::MediaControl;
 pub use model::*;
 pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
@@ -22,9 +25,11 @@ use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerM
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::auth::Grants;
+use crate::config::Limits;
 
 pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
 
@@ -39,10 +44,14 @@ pub struct Hub<M = MediaPlane> {
     /// Media connections whose ICE and DTLS are up, as last reported by the media plane.
     connected: Mutex<HashSet<ConnId>>,
     departure_timeout: Duration,
+    limits: Limits,
+    /// Participants and WHEP viewers in every room, counted against `participants_per_node`
+    /// (exactly: the rooms' own counts sit behind their locks).
+    members: AtomicUsize,
 }
 
 impl<M: MediaControl> Hub<M> {
-    pub fn new(media: M, departure_timeout: Duration) -> Arc<Self> {
+    pub fn new(media: M, departure_timeout: Duration, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             media,
             rooms: Mutex::new(HashMap::new()),
@@ -50,6 +59,8 @@ impl<M: MediaControl> Hub<M> {
             viewer_conns: Mutex::new(HashMap::new()),
             connected: Mutex::new(HashSet::new()),
             departure_timeout,
+            limits,
+            members: AtomicUsize::new(0),
         })
     }
 
@@ -61,15 +72,18 @@ impl<M: MediaControl> Hub<M> {
         self.rooms.lock().get(id).cloned()
     }
 
-    fn room_or_create(&self, id: &RoomId) -> RoomRef {
+    /// The room with this name, made if there is none and the node has room for one more.
+    fn room_or_create(&self, id: &RoomId) -> Result<RoomRef, RequestError> {
         let mut rooms = self.rooms.lock();
-        let room = rooms.entry(id.clone()).or_insert_with(|| {
-            tracing::info!(room = %id.escaped(), "room created");
-            Arc::new(tokio::sync::Mutex::new(Room::new(id.clone())))
-        });
-        let room = room.clone();
+        if let Some(room) = rooms.get(id) {
+            return Ok(room.clone());
+        }
+        self.check_new_room(rooms.len())?;
+        tracing::info!(room = %id.escaped(), "room created");
+        let room = Arc::new(tokio::sync::Mutex::new(Room::new(id.clone())));
+        rooms.insert(id.clone(), room.clone());
         metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
-        room
+        Ok(room)
     }
 
     /// Whether `room` is still the room registered under `id`. A room leaves the registry under
@@ -100,8 +114,8 @@ impl<M: MediaControl> Hub<M> {
         self.rooms.lock().len()
     }
 
-    /// Adds a participant to `room` (replacing one with the same identity) and subscribes it to
-    /// everything already published there.
+    /// Adds a participant to `room` (replacing one with the same identity), unless the room or
+    /// the node is full (`room_full`, `node_full`).
     pub async fn join(
         self: &Arc<Self>,
         room_id: &RoomId,
@@ -109,9 +123,9 @@ impl<M: MediaControl> Hub<M> {
         grants: Grants,
         kind: ParticipantKind,
         outbox: Option<Outbox>,
-    ) -> (RoomRef, ParticipantId) {
+    ) -> Result<(RoomRef, ParticipantId), RequestError> {
         let (room_ref, mut room) = loop {
-            let room_ref = self.room_or_create(room_id);
+            let room_ref = self.room_or_create(room_id)?;
             let room = room_ref.clone().lock_owned().await;
             // The last participant may have left while we waited for the lock, closing the
             // room: join the room that now has this name (a new one) instead.
@@ -119,7 +133,13 @@ impl<M: MediaControl> Hub<M> {
                 break (room_ref, room);
             }
         };
-        if let Some(old) = room.by_identity(identity.as_str()).map(|p| p.id.clone()) {
+        let old = room.by_identity(identity.as_str()).map(|p| p.id.clone());
+        if let Err(refused) = self.take_place(&room, old.is_some()) {
+            // A room made for this join closes again.
+            self.close_if_empty(&room);
+            return Err(refused);
+        }
+        if let Some(old) = old {
             self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
         }
         let id = ParticipantId(new_id("PA"));
@@ -138,6 +158,7 @@ impl<M: MediaControl> Hub<M> {
             settings: HashMap::new(),
             subscribed: Default::default(),
             has_subscriber_conn: false,
+            trickled: Trickled::default(),
         };
         {
             let mut conns = self.conns.lock();
@@ -149,7 +170,7 @@ impl<M: MediaControl> Hub<M> {
         tracing::info!(room = %room_id.escaped(), participant = %id, identity = %identity.escaped(), ?kind, "participant joined");
         self.update_gauges(&room);
         drop(room);
-        (room_ref, id)
+        Ok((room_ref, id))
     }
 
     /// Subscribes a newly joined (or resumed) participant to every track in the room.
@@ -192,6 +213,7 @@ impl<M: MediaControl> Hub<M> {
     /// tells the room.
     pub async fn remove_participant(&self, room: &mut Room, id: &ParticipantId, reason: LeaveReason) {
         let Some(gone) = room.participants.remove(id) else { return };
+        self.give_back_place();
         self.media.close(gone.publisher_conn);
         self.media.close(gone.subscriber_conn);
         {

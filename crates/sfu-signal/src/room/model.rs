@@ -57,6 +57,16 @@ pub struct Participant {
     pub subscribed: HashSet<TrackKey>,
     /// The subscriber connection exists once a first track was added to it.
     pub has_subscriber_conn: bool,
+    /// Candidates the client trickled to each connection.
+    pub trickled: Trickled,
+}
+
+/// Candidates trickled to a participant's two connections, each counted against
+/// `limits.candidates_per_connection`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Trickled {
+    pub publisher: usize,
+    pub subscriber: usize,
 }
 
 impl Participant {
@@ -83,6 +93,8 @@ impl Participant {
 pub struct Viewer {
     pub conn: ConnId,
     pub identity: Identity,
+    /// Candidates the client trickled to `conn`.
+    pub trickled: usize,
 }
 
 pub struct Room {

@@ -26,6 +26,7 @@ impl<M: MediaControl> Hub<M> {
         if !p.grants.publish && offers_media(&sdp) {
             return Err(RequestError::new(ErrorCode::NotAllowed, "token does not grant publishing media"));
         }
+        self.check_publisher_offer(&sdp)?;
         let PublisherAnswer { sdp: answer, added, removed } =
             self.media.publisher_offer(p.publisher_conn, id.clone(), sdp, descriptions.clone()).await?;
         p.send(ServerMessage::Answer { sdp: answer.clone() });

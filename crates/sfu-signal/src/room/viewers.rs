@@ -8,6 +8,7 @@ use sfu_transport::ConnId;
 use super::{Hub, MediaControl, Room, Viewer};
 
 impl<M: MediaControl> Hub<M> {
+    /// Adds a viewer whose place was taken with [`Hub::take_place`].
     pub fn add_viewer(&self, room: &mut Room, session: String, viewer: Viewer) {
         self.viewer_conns.lock().insert(viewer.conn, (room.id.clone(), session.clone()));
         room.viewers.insert(session, viewer);
@@ -17,6 +18,7 @@ impl<M: MediaControl> Hub<M> {
     /// False when there is no such session.
     pub fn remove_viewer(&self, room: &mut Room, session: &str) -> bool {
         let Some(viewer) = room.viewers.remove(session) else { return false };
+        self.give_back_place();
         self.viewer_conns.lock().remove(&viewer.conn);
         self.media.close(viewer.conn);
         tracing::info!(room = %room.id.escaped(), viewer = session, "whep session ended");

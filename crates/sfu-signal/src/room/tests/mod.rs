@@ -1,6 +1,7 @@
 //! Room behaviour against [`FakeMedia`]: no sockets, no shards, no browser. Each client is a
 //! participant with an outbox the test reads, joined and welcomed as a signaling session is.
 
+mod limits;
 mod membership;
 mod races;
 mod resume;
@@ -15,13 +16,18 @@ use std::time::Duration;
 use super::fake_media::{Call, FakeMedia};
 use super::{Frame, Hub, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RequestError, RoomRef, outbox};
 use crate::auth::Grants;
+use crate::config::Limits;
 
 pub(super) const DEPARTURE: Duration = Duration::from_secs(10);
 
 type TestHub = Arc<Hub<FakeMedia>>;
 
 fn hub() -> TestHub {
-    Hub::new(FakeMedia::default(), DEPARTURE)
+    hub_with(Limits::default())
+}
+
+fn hub_with(limits: Limits) -> TestHub {
+    Hub::new(FakeMedia::default(), DEPARTURE, limits)
 }
 
 fn room_id(name: &str) -> RoomId {
@@ -73,7 +79,8 @@ impl Client {
 async fn join_only(hub: &TestHub, room: &str, identity: &str, kind: ParticipantKind) -> Client {
     let (tx, rx) = outbox();
     let outbox = (kind == ParticipantKind::Signaling).then(|| tx.clone());
-    let (room_ref, id) = hub.join(&room_id(room), Identity(identity.into()), Grants::participant(), kind, outbox).await;
+    let joined = hub.join(&room_id(room), Identity(identity.into()), Grants::participant(), kind, outbox).await;
+    let (room_ref, id) = joined.expect("room for one more");
     // A session replaced before this look has no connections left to name.
     let gone = (ConnId(u64::MAX), ConnId(u64::MAX));
     let (publisher_conn, subscriber_conn) =

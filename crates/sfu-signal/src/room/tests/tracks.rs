@@ -210,8 +210,10 @@ async fn media_needs_the_publish_grant_and_whip_publishers_subscribe_to_nothing(
     let hub = hub();
     let (tx, _rx) = outbox();
     let listen_only = Grants { publish: false, ..Grants::participant() };
-    let (room_ref, viewer) =
-        hub.join(&room_id("r"), Identity("viewer".into()), listen_only, ParticipantKind::Signaling, Some(tx)).await;
+    let (room_ref, viewer) = hub
+        .join(&room_id("r"), Identity("viewer".into()), listen_only, ParticipantKind::Signaling, Some(tx))
+        .await
+        .unwrap();
     hub.media.clear_calls();
     let err = {
         let mut room = room_ref.lock().await;

@@ -5,8 +5,10 @@ use crate::room::{MediaControl, Viewer};
 
 async fn add_viewer(hub: &TestHub, room: &RoomRef, session: &str, identity: &str) -> ConnId {
     let conn = hub.media.allocate_conn();
-    let viewer = Viewer { conn, identity: Identity(identity.into()) };
-    hub.add_viewer(&mut *room.lock().await, session.into(), viewer);
+    let viewer = Viewer { conn, identity: Identity(identity.into()), trickled: 0 };
+    let mut room = room.lock().await;
+    hub.take_place(&room, false).expect("a place for the viewer");
+    hub.add_viewer(&mut room, session.into(), viewer);
     conn
 }
 
