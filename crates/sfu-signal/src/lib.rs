@@ -5,6 +5,7 @@ pub mod auth;
 mod bearer;
 pub mod config;
 mod cors;
+mod fd_limit;
 mod handlers;
 mod http;
 mod media_events;
@@ -46,6 +47,7 @@ impl Server {
     /// Starts the media shards and binds the HTTP listener (`http_port = 0` picks a free port:
     /// see [`Server::local_addr`]).
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        fd_limit::raise();
         let metrics = metrics_handle()?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let media = MediaPlane::start(
