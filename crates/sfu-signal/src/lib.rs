@@ -4,6 +4,7 @@
 pub mod auth;
 mod bearer;
 pub mod config;
+mod connections;
 mod cors;
 mod fd_limit;
 mod handlers;
@@ -41,13 +42,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    caps: connections::Caps,
 }
 
 impl Server {
     /// Starts the media shards and binds the HTTP listener (`http_port = 0` picks a free port:
     /// see [`Server::local_addr`]).
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        fd_limit::raise();
+        let caps = connection_caps(&config, fd_limit::raise());
         let metrics = metrics_handle()?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let media = MediaPlane::start(
@@ -67,7 +69,7 @@ impl Server {
         let addr = config.http_addr();
         let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Server { listener, state })
+        Ok(Server { listener, state, caps })
     }
 
     /// The address the HTTP listener is bound to.
@@ -80,11 +82,40 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "signaling listening (http://{addr}/)");
-        axum::serve(self.listener, http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("http server")
+        let header_read_timeout = self.state.config.header_read_timeout();
+        let slots = connections::Slots::new(self.caps);
+        connections::serve(self.listener, http::router(self.state), slots, header_read_timeout, shutdown).await;
+        Ok(())
     }
+}
+
+/// The connection caps from the config, the global one derived from the open-file limit unless
+/// it is configured (then a cap the limit cannot honour is warned about).
+fn connection_caps(config: &Config, nofile: Option<u64>) -> connections::Caps {
+    // Unknown limit: assume the common default.
+    let soft = nofile.unwrap_or(1024);
+    let total = config.max_connections(soft);
+    if config.http.max_connections != 0 && total as u64 > soft / 10 * 9 {
+        tracing::warn!(
+            max_connections = total,
+            open_file_limit = soft,
+            "http.max_connections is close to or over the open-file limit: past it, connections \
+             fail to be accepted instead of being refused with 503"
+        );
+    }
+    let caps = connections::Caps {
+        total,
+        per_ip: config.http.max_connections_per_ip,
+        exempt_loopback: config.http.per_ip_exempt_loopback,
+    };
+    tracing::info!(
+        max_connections = caps.total,
+        max_connections_per_ip = caps.per_ip,
+        per_ip_exempt_loopback = caps.exempt_loopback,
+        header_read_timeout_secs = config.http.header_read_timeout_secs,
+        "http connection limits"
+    );
+    caps
 }
 
 /// The Prometheus recorder, installed once per process (a test may start several servers).
