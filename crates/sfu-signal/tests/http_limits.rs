@@ -135,6 +135,8 @@ async fn a_partial_request_head_is_disconnected_after_the_header_timeout() {
 async fn connections_past_the_per_address_cap_get_503_until_one_closes() {
     let addr = start(config(|c| {
         c.http.max_connections_per_ip = 3;
+        // The idle connections below must outlive any pause of a busy machine.
+        c.http.header_read_timeout_secs = 600;
         // Loopback is exempt by default (a reverse proxy or load harness on the same host).
         c.http.per_ip_exempt_loopback = false;
     }))
@@ -157,6 +159,7 @@ async fn connections_past_the_per_address_cap_get_503_until_one_closes() {
 async fn an_upgraded_websocket_holds_its_slot_until_it_closes() {
     let config = config(|c| {
         c.http.max_connections = 2;
+        c.http.header_read_timeout_secs = 600;
     });
     let token = TokenAuthority::from_config(&config.auth).issue(
         "caps",
