@@ -57,7 +57,8 @@ pub struct Config {
     /// HTTP/WebSocket port (signaling, WHIP/WHEP, metrics, web client). 0 = any free port.
     /// Default 7880.
     pub http_port: u16,
-    /// HTTP settings beyond the port: which other origins' pages may call WHIP/WHEP.
+    /// HTTP settings beyond the port: which other origins' pages may call WHIP/WHEP, the web
+    /// client's directory, the header read timeout and the connection caps.
     pub http: HttpConfig,
     /// Media plane.
     pub rtc: RtcConfig,
