@@ -60,7 +60,8 @@ pub struct Config {
     /// HTTP/WebSocket port (signaling, WHIP/WHEP, metrics, web client). 0 = any free port.
     /// Default 7880.
     pub http_port: u16,
-    /// HTTP settings beyond the port: which other origins' pages may call WHIP/WHEP.
+    /// HTTP settings beyond the port: which other origins' pages may call WHIP/WHEP, the web
+    /// client's directory, the header read timeout and the connection caps.
     pub http: HttpConfig,
     /// Media plane.
     pub rtc: RtcConfig,
@@ -122,7 +123,27 @@ pub struct HttpConfig {
     /// directory instead of the copy compiled into the binary: edit the SDK, reload the page.
     /// Default: none (the compiled-in copy).
     pub web_dir: Option<std::path::PathBuf>,
+    /// Seconds a client has to send a complete request head (request line and headers), on a
+    /// new connection and between the requests of a kept-alive one; then the connection is
+    /// closed. 1 to 3600. Default 10.
+    pub header_read_timeout_secs: u64,
+    /// Open HTTP connections (WebSockets included) the server accepts at once; one past it is
+    /// answered 503 and closed. 0 = derived from the open-file limit: 90 % of it, at most
+    /// [`DEFAULT_MAX_CONNECTIONS`]. Default 0.
+    pub max_connections: usize,
+    /// Open HTTP connections (WebSockets included) one client address may hold; one past it is
+    /// answered 503 and closed. IPv6 clients are counted per /64 network, which a single host
+    /// usually has to itself. 0 = no per-address cap. Default 256.
+    pub max_connections_per_ip: usize,
+    /// Whether clients on loopback addresses are exempt from `max_connections_per_ip`: behind a
+    /// reverse proxy on the same host every client has the proxy's address, and load tests run
+    /// from the server's host. Default true.
+    pub per_ip_exempt_loopback: bool,
 }
+
+/// Ceiling of the derived `http.max_connections`: a busy server holds one connection per
+/// participant, and a bound on idle connections keeps their memory bounded too.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// One STUN or TURN server for clients.
 #[derive(Clone, PartialEq, Eq)]
@@ -276,7 +297,14 @@ impl Default for RtcConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { cors_origins: vec!["*".to_owned()], web_dir: None }
+        HttpConfig {
+            cors_origins: vec!["*".to_owned()],
+            web_dir: None,
+            header_read_timeout_secs: 10,
+            max_connections: 0,
+            max_connections_per_ip: 256,
+            per_ip_exempt_loopback: true,
+        }
     }
 }
 
@@ -571,6 +599,12 @@ impl Config {
                 return invalid(format!("rtc.ice_servers entry {:?}: {problem}", server.url));
             }
         }
+        if !(1..=3600).contains(&self.http.header_read_timeout_secs) {
+            return invalid(format!(
+                "http.header_read_timeout_secs = {} must be between 1 and 3600",
+                self.http.header_read_timeout_secs
+            ));
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.rtc.max_message_bytes) {
             return invalid(format!(
                 "rtc.max_message_bytes = {} must be between 1024 and 16777216",
@@ -603,6 +637,24 @@ impl Config {
     pub fn effective_shards(&self) -> usize {
         match self.rtc.shards {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
+    }
+
+    /// `http.header_read_timeout_secs` as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.http.header_read_timeout_secs)
+    }
+
+    /// The cap on open HTTP connections: `http.max_connections`, or when it is 0, 90 % of the
+    /// open-file limit `nofile` (the rest is kept for the media sockets, logs and files), at most
+    /// [`DEFAULT_MAX_CONNECTIONS`] and at least 1.
+    pub fn max_connections(&self, nofile: u64) -> usize {
+        match self.http.max_connections {
+            0 => {
+                let derived = usize::try_from(nofile / 10 * 9).unwrap_or(usize::MAX);
+                derived.clamp(1, DEFAULT_MAX_CONNECTIONS)
+            }
             n => n,
         }
     }

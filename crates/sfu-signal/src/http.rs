@@ -52,11 +52,24 @@ fn whip_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn_with_state(state, cors::layer))
 }
 
+/// Bytes a signaling WebSocket reads from its socket at once. The WebSocket library allocates
+/// (and fills) its read buffer as the socket opens, 128 KiB unless told otherwise: that was
+/// nearly all of the 140 KB an idle socket cost before it joined. Signaling messages are small
+/// and few; a large one (an offer) is read in several calls.
+const WS_READ_BUFFER_BYTES: usize = 4096;
+
 async fn rtc(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    // The frame cap is generous so an oversized message reaches our own check, which closes
-    // with 1009 and a reason instead of a bare protocol error.
+    // The message and frame caps are generous so an oversized message reaches our own check,
+    // which closes with 1009 and a reason instead of a bare protocol error. Capping frames too
+    // (16 MiB by default) keeps a client from making the server buffer a huge frame, joined
+    // or not.
     let cap = state.config.rtc.max_message_bytes.saturating_mul(4).max(1 << 20);
-    ws.max_message_size(cap).on_upgrade(move |socket| crate::session::run(socket, state))
+    ws.read_buffer_size(WS_READ_BUFFER_BYTES)
+        // Each message is written and flushed as it is sent; nothing waits in a write buffer.
+        .write_buffer_size(0)
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| crate::session::run(socket, state))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

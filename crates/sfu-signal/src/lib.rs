@@ -4,7 +4,9 @@
 pub mod auth;
 mod bearer;
 pub mod config;
+mod connections;
 mod cors;
+mod fd_limit;
 mod handlers;
 mod http;
 mod media_events;
@@ -17,7 +19,7 @@ mod whip;
 mod whip_options;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sfu_transport::{MediaConfig, MediaPlane};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,30 +31,100 @@ use crate::state::AppState;
 
 /// Starts the media shards and serves HTTP until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let metrics = PrometheusBuilder::new().install_recorder().context("installing metrics recorder")?;
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let media = MediaPlane::start(
-        &MediaConfig {
-            bind: config.bind,
-            announce: config.announce_ip(),
-            udp_port_start: config.rtc.udp_port_start,
-            shards: config.rtc.shards,
-            bandwidth_estimation: config.rtc.bandwidth_estimation,
-            dynacast: config.rtc.dynacast,
-        },
-        events_tx,
-    )
-    .context("starting media shards")?;
-    let hub = Hub::new(media, config.departure_timeout(), config.limits.clone());
-    tokio::spawn(media_events::run(hub.clone(), events_rx));
-    let addr = config.http_addr();
-    let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "signaling listening (http://{addr}/)");
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(async {
+    Server::bind(config)
+        .await?
+        .run(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .context("http server")
+}
+
+/// A server whose media shards run and whose HTTP listener is bound, not yet serving.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    caps: connections::Caps,
+}
+
+impl Server {
+    /// Starts the media shards and binds the HTTP listener (`http_port = 0` picks a free port:
+    /// see [`Server::local_addr`]).
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let caps = connection_caps(&config, fd_limit::raise());
+        let metrics = metrics_handle()?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let media = MediaPlane::start(
+            &MediaConfig {
+                bind: config.bind,
+                announce: config.announce_ip(),
+                udp_port_start: config.rtc.udp_port_start,
+                shards: config.rtc.shards,
+                bandwidth_estimation: config.rtc.bandwidth_estimation,
+                dynacast: config.rtc.dynacast,
+            },
+            events_tx,
+        )
+        .context("starting media shards")?;
+        let hub = Hub::new(media, config.departure_timeout(), config.limits.clone());
+        tokio::spawn(media_events::run(hub.clone(), events_rx));
+        let addr = config.http_addr();
+        let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        Ok(Server { listener, state, caps })
+    }
+
+    /// The address the HTTP listener is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http_addr())
+    }
+
+    /// Serves HTTP until `shutdown` resolves, then stops accepting and waits for the requests in
+    /// flight.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "signaling listening (http://{addr}/)");
+        let header_read_timeout = self.state.config.header_read_timeout();
+        let slots = connections::Slots::new(self.caps);
+        connections::serve(self.listener, http::router(self.state), slots, header_read_timeout, shutdown).await;
+        Ok(())
+    }
+}
+
+/// The connection caps from the config, the global one derived from the open-file limit unless
+/// it is configured (then a cap the limit cannot honour is warned about).
+fn connection_caps(config: &Config, nofile: Option<u64>) -> connections::Caps {
+    // Unknown limit: assume the common default.
+    let soft = nofile.unwrap_or(1024);
+    let total = config.max_connections(soft);
+    if config.http.max_connections != 0 && total as u64 > soft / 10 * 9 {
+        tracing::warn!(
+            max_connections = total,
+            open_file_limit = soft,
+            "http.max_connections is close to or over the open-file limit: past it, connections \
+             fail to be accepted instead of being refused with 503"
+        );
+    }
+    let caps = connections::Caps {
+        total,
+        per_ip: config.http.max_connections_per_ip,
+        exempt_loopback: config.http.per_ip_exempt_loopback,
+    };
+    tracing::info!(
+        max_connections = caps.total,
+        max_connections_per_ip = caps.per_ip,
+        per_ip_exempt_loopback = caps.exempt_loopback,
+        header_read_timeout_secs = config.http.header_read_timeout_secs,
+        "http connection limits"
+    );
+    caps
+}
+
+/// The Prometheus recorder, installed once per process (a test may start several servers).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: parking_lot::Mutex<Option<PrometheusHandle>> = parking_lot::Mutex::new(None);
+    let mut handle = HANDLE.lock();
+    if handle.is_none() {
+        *handle = Some(PrometheusBuilder::new().install_recorder().context("installing metrics recorder")?);
+    }
+    Ok(handle.clone().expect("installed above"))
 }

@@ -3,7 +3,7 @@
 //! socket lives on; only auth failures, oversized messages and protocol violations close it.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use sfu_proto::{ClientMessage, CloseCode, ErrorCode, Identity, ParticipantId, RoomId, ServerMessage};
 use std::sync::Arc;
@@ -26,10 +26,26 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub async fn run(socket: WebSocket, state: Arc<AppState>) {
     let (sink, mut stream) = socket.split();
     let limit = state.config.rtc.max_message_bytes;
+    // Until its first message a socket holds little more than itself: the outgoing queue, the
+    // writer task and the session's own state (a large future, boxed apart) come with the
+    // message, so sockets that idle before joining cost the server little memory.
+    let first = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut stream, limit)).await;
+    Box::pin(session(sink, stream, first, state)).await;
+}
+
+type First = Result<Result<String, (CloseCode, String)>, tokio::time::error::Elapsed>;
+
+/// The session from its first message (or the lack of one) on.
+async fn session(
+    sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    first: First,
+    state: Arc<AppState>,
+) {
+    let limit = state.config.rtc.max_message_bytes;
     let (tx, rx) = outbox();
     // The writer owns the sink, so room events and replies share one ordered queue.
     let mut writer = tokio::spawn(write(sink, rx));
-    let first = tokio::time::timeout(JOIN_TIMEOUT, next_text(&mut stream, limit)).await;
     let joined = match first {
         Err(_) => Err((CloseCode::JoinTimeout, "no join within 10 s".to_owned())),
         Ok(Err(close_with)) => Err(close_with),
@@ -148,10 +164,7 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) 
 }
 
 /// The next text message, or the close code to end the session with.
-async fn next_text(
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    limit: usize,
-) -> Result<String, (CloseCode, String)> {
+async fn next_text(stream: &mut SplitStream<WebSocket>, limit: usize) -> Result<String, (CloseCode, String)> {
     loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => {

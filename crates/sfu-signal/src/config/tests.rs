@@ -314,12 +314,18 @@ fn cors_origins_default_to_any_and_read_lists_from_file_or_env() {
 #[test]
 fn bad_cors_origins_are_refused() {
     for bad in ["https://a.example/", "https://a.example/app", "a.example", "https://*.example.com", "://x", ""] {
-        let c = Config { http: HttpConfig { cors_origins: vec![bad.into()], web_dir: None }, ..Config::for_dev() };
+        let c = Config {
+            http: HttpConfig { cors_origins: vec![bad.into()], ..HttpConfig::default() },
+            ..Config::for_dev()
+        };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("http.cors_origins"), "{bad}: {err}");
     }
     for good in ["*", "https://a.example", "http://127.0.0.1:18100", "http://[::1]:8080"] {
-        let c = Config { http: HttpConfig { cors_origins: vec![good.into()], web_dir: None }, ..Config::for_dev() };
+        let c = Config {
+            http: HttpConfig { cors_origins: vec![good.into()], ..HttpConfig::default() },
+            ..Config::for_dev()
+        };
         c.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
@@ -371,5 +377,55 @@ fn bad_ice_servers_are_refused() {
     for s in bad {
         let c = Config { rtc: RtcConfig { ice_servers: vec![s.clone()], ..RtcConfig::default() }, ..Config::for_dev() };
         assert!(c.validate().is_err(), "{s:?} accepted");
+    }
+}
+
+#[test]
+fn http_connection_limits_default_and_read_from_env() {
+    let c = Config::default();
+    assert_eq!(c.http.header_read_timeout_secs, 10);
+    assert_eq!(c.header_read_timeout(), Duration::from_secs(10));
+    assert_eq!((c.http.max_connections, c.http.max_connections_per_ip), (0, 256));
+    assert!(c.http.per_ip_exempt_loopback);
+    let c = Config::load(
+        None,
+        env(&[
+            ("SFU_HTTP__HEADER_READ_TIMEOUT_SECS", "3"),
+            ("SFU_HTTP__MAX_CONNECTIONS", "500"),
+            ("SFU_HTTP__MAX_CONNECTIONS_PER_IP", "0"),
+            ("SFU_HTTP__PER_IP_EXEMPT_LOOPBACK", "false"),
+        ]),
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.header_read_timeout(), Duration::from_secs(3));
+    assert_eq!((c.http.max_connections, c.http.max_connections_per_ip), (500, 0));
+    assert!(!c.http.per_ip_exempt_loopback);
+    // Configured, the cap is what it says whatever the open-file limit.
+    assert_eq!(c.max_connections(1024), 500);
+    assert_eq!(c.max_connections(u64::MAX), 500);
+}
+
+#[test]
+fn derived_connection_cap_leaves_a_tenth_of_the_descriptors_and_stops_at_the_ceiling() {
+    let c = Config::default();
+    assert_eq!(c.max_connections(1024), 918);
+    assert_eq!(c.max_connections(4096), 3681);
+    assert_eq!(c.max_connections(20_000), DEFAULT_MAX_CONNECTIONS);
+    // RLIM_INFINITY.
+    assert_eq!(c.max_connections(u64::MAX), DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(c.max_connections(5), 1);
+}
+
+#[test]
+fn header_read_timeout_must_be_between_1_and_3600_seconds() {
+    for (secs, ok) in [(0, false), (1, true), (3600, true), (3601, false)] {
+        let mut c = Config::for_dev();
+        c.http.header_read_timeout_secs = secs;
+        let result = c.validate();
+        assert_eq!(result.is_ok(), ok, "{secs}: {result:?}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("http.header_read_timeout_secs"), "{e}");
+        }
     }
 }
