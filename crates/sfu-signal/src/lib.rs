@@ -5,6 +5,7 @@ pub mod auth;
 mod bearer;
 pub mod config;
 mod cors;
+mod data_relay;
 mod handlers;
 mod http;
 mod media_events;
