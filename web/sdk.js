@@ -284,6 +284,9 @@ export class Room extends RoomEvents {
       case 'pong':
         this._emit('pong', { id: msg.id });
         break;
+      case 'data_refused': // a message we sent was not relayed: too large, or over our data rate
+        this._emit('dataRefused', { reason: msg.reason, bytes: msg.bytes });
+        break;
       case 'error': // one about the publisher's offer also fails its SignalClient.request
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
@@ -390,7 +393,9 @@ export class Room extends RoomEvents {
   }
 
   /**
-   * Sends text or binary (ArrayBuffer / typed array) to every other participant.
+   * Sends text or binary (ArrayBuffer / typed array) to every other participant. At most 32768
+   * bytes (the server's `a=max-message-size`; the browser throws on larger ones); what the server
+   * refuses to relay is told with a 'dataRefused' event.
    * @param {string | ArrayBuffer | ArrayBufferView} data
    */
   sendData(data) {
