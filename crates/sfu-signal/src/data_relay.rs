@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::Limits;
-use crate::room::Hub;
+use crate::room::{Hub, MediaControl};
 
 /// Messages waiting for one room's relay. With every sender held to its rate this fills only
 /// when many senders of one room send at once; what does not fit is refused as `rate_limited`.
@@ -68,7 +68,7 @@ impl DataRelay {
     }
 
     /// Checks one message from `conn` and queues it (or its refusal) for its room's relay.
-    pub fn dispatch(&mut self, hub: &Arc<Hub>, conn: ConnId, text: bool, payload: Bytes) {
+    pub fn dispatch<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, conn: ConnId, text: bool, payload: Bytes) {
         self.dispatched += 1;
         if self.dispatched.is_multiple_of(PRUNE_EVERY) {
             self.prune(hub);
@@ -113,7 +113,7 @@ impl DataRelay {
         }
     }
 
-    fn prune(&mut self, hub: &Hub) {
+    fn prune<M: MediaControl>(&mut self, hub: &Hub<M>) {
         // Dropping a room's queue ends its relay task.
         self.rooms.retain(|id, queue| !queue.is_closed() && hub.room(id).is_some());
         self.senders.retain(|conn, _| hub.owner_of(*conn).is_some());
@@ -126,7 +126,7 @@ fn refused(reason: DataRefusal) {
 
 /// One room's relay: delivers its messages in order, taking only its own room's lock. Ends when
 /// the room has closed or the dispatcher drops the queue.
-async fn relay_room(hub: Arc<Hub>, room_id: RoomId, mut jobs: mpsc::Receiver<Job>) {
+async fn relay_room<M: MediaControl>(hub: Arc<Hub<M>>, room_id: RoomId, mut jobs: mpsc::Receiver<Job>) {
     while let Some(job) = jobs.recv().await {
         let Some(room_ref) = hub.room(&room_id) else { return };
         let room = room_ref.lock().await;
