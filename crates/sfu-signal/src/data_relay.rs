@@ -28,6 +28,10 @@ const ROOM_QUEUE: usize = 256;
 /// cannot flood its signaling socket in turn. Every refusal is counted.
 const RATE_NOTICE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// A room's relay that has had nothing to do this long looks whether its room still exists, so
+/// closed rooms leave no task behind even when no more data arrives.
+pub(crate) const RELAY_IDLE: Duration = Duration::from_secs(30);
+
 /// Dispatches after this many messages also drop the relays of rooms that have closed and the
 /// rate state of connections that have gone.
 const PRUNE_EVERY: u64 = 1024;
@@ -99,18 +103,38 @@ impl DataRelay {
         };
         let queue = match self.rooms.get(&room_id) {
             Some(queue) if !queue.is_closed() => queue.clone(),
-            _ => {
-                let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-                tokio::spawn(relay_room(hub.clone(), room_id.clone(), rx));
-                self.rooms.insert(room_id, tx.clone());
-                tx
-            }
+            _ => self.start_relay(hub, room_id.clone()),
         };
-        // The room's relay is behind: this message is not relayed either (a dropped refusal
-        // notice was counted already).
-        if let Err(mpsc::error::TrySendError::Full(Job::Relay { .. })) = queue.try_send(job) {
+        let job = match queue.try_send(job) {
+            Ok(()) => return,
+            // Its relay ended just now (its room looked closed): start another.
+            Err(mpsc::error::TrySendError::Closed(job)) => job,
+            Err(mpsc::error::TrySendError::Full(job)) => return Self::behind(job),
+        };
+        if let Err(mpsc::error::TrySendError::Full(job)) = self.start_relay(hub, room_id).try_send(job) {
+            Self::behind(job);
+        }
+    }
+
+    /// The room's relay is behind: this message is not relayed either (a dropped refusal notice
+    /// was counted already).
+    fn behind(job: Job) {
+        if let Job::Relay { .. } = job {
             refused(DataRefusal::RateLimited);
         }
+    }
+
+    fn start_relay<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId) -> mpsc::Sender<Job> {
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        tokio::spawn(relay_room(hub.clone(), room_id.clone(), rx));
+        self.rooms.insert(room_id, tx.clone());
+        tx
+    }
+
+    /// Rooms with a relay task running.
+    #[cfg(test)]
+    pub fn running_relays(&self) -> usize {
+        self.rooms.values().filter(|queue| !queue.is_closed()).count()
     }
 
     fn prune<M: MediaControl>(&mut self, hub: &Hub<M>) {
@@ -125,9 +149,16 @@ fn refused(reason: DataRefusal) {
 }
 
 /// One room's relay: delivers its messages in order, taking only its own room's lock. Ends when
-/// the room has closed or the dispatcher drops the queue.
+/// the room has closed (noticed at its next message, or after [`RELAY_IDLE`] without one) or
+/// the dispatcher drops the queue; the dispatcher starts a new one for the room's next message.
 async fn relay_room<M: MediaControl>(hub: Arc<Hub<M>>, room_id: RoomId, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(job) = jobs.recv().await {
+    loop {
+        let job = match tokio::time::timeout(RELAY_IDLE, jobs.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_idle) if hub.room(&room_id).is_none() => return,
+            Err(_idle) => continue,
+        };
         let Some(room_ref) = hub.room(&room_id) else { return };
         let room = room_ref.lock().await;
         match job {

@@ -2,13 +2,13 @@
 //! checked, and the sender is told of what was refused.
 
 use bytes::Bytes;
-use sfu_proto::{DataRefusal, ServerMessage};
+use sfu_proto::{DataRefusal, LeaveReason, ServerMessage};
 use sfu_transport::{ConnId, DATA_MAX_MESSAGE_BYTES};
 use std::time::Duration;
 
-use super::{Call, TestHub, connect, hub, hub_with};
+use super::{Call, TestHub, connect, hub, hub_with, leave, room_id};
 use crate::config::Limits;
-use crate::data_relay::DataRelay;
+use crate::data_relay::{DataRelay, RELAY_IDLE};
 
 /// Data messages the media plane was asked to send on `conn`.
 fn sent_to(hub: &TestHub, conn: ConnId) -> usize {
@@ -94,4 +94,26 @@ async fn the_largest_message_goes_and_what_cannot_be_relayed_is_refused() {
     );
     assert_eq!(told, [(DataRefusal::TooLarge, max + 1), (DataRefusal::TooLarge, max)]);
     assert_eq!(sent_to(&hub, b.publisher_conn), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_rooms_relay_ends_and_the_name_gets_a_new_one() {
+    let hub = hub();
+    let a = connect(&hub, "room", "a").await;
+    let b = connect(&hub, "room", "b").await;
+    let mut relay = DataRelay::new(hub.limits());
+    relay.dispatch(&hub, a.publisher_conn, true, Bytes::from_static(b"hi"));
+    assert!(until(|| sent_to(&hub, b.publisher_conn) == 1).await);
+    assert_eq!(relay.running_relays(), 1);
+    leave(&hub, &a, LeaveReason::Left).await;
+    leave(&hub, &b, LeaveReason::Left).await;
+    assert!(hub.room(&room_id("room")).is_none());
+    tokio::time::sleep(RELAY_IDLE + Duration::from_secs(1)).await;
+    assert_eq!(relay.running_relays(), 0, "a closed room's relay is still running");
+
+    let c = connect(&hub, "room", "c").await;
+    let d = connect(&hub, "room", "d").await;
+    relay.dispatch(&hub, c.publisher_conn, true, Bytes::from_static(b"again"));
+    assert!(until(|| sent_to(&hub, d.publisher_conn) == 1).await);
+    assert_eq!(relay.running_relays(), 1);
 }
