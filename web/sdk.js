@@ -182,6 +182,7 @@ export class Room extends RoomEvents {
     this._data = new DataMessages(publisher.pc, {
       opened: () => this._emit('dataChannelOpen', {}),
       received: (msg) => this._emit('data', msg),
+      tooLarge: (bytes) => this._emit('dataRefused', { reason: 'too_large', bytes }),
     });
     return publisher;
   }

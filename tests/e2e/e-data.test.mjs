@@ -87,6 +87,27 @@ test('the advertised maximum is delivered intact; larger is refused, and the sen
     }
   }, MAX);
   assert.ok(threw, 'a message over the advertised maximum was accepted by send()');
+  // Sent before the channel opens, it is queued; the browser refuses it at the opening, and the
+  // SDK says so (or, if the channel opened already, send() throws as above).
+  const early = await page.evaluate(async ([room, max]) => {
+    await T.join('F', { room, identity: 'F' });
+    try {
+      T.room('F').sendData(new Uint8Array(max + 1));
+      return 'queued';
+    } catch {
+      return 'threw';
+    }
+  }, [ROOM, MAX]);
+  if (early === 'queued') {
+    const r = await poll(async () => {
+      const e = await page.evaluate(() => T.events('F', 'dataRefused'));
+      return e.length >= 1 && e;
+    }, { timeoutMs: 30_000, what: 'F: dataRefused for a queued message' });
+    assert.deepEqual([r[0].reason, r[0].bytes], ['too_large', MAX + 1]);
+  }
+  await poll(() => page.evaluate(() => T.events('F', 'dataChannelOpen').length === 1),
+    { timeoutMs: 30_000, what: 'F: data channel open' });
+  console.log(`a message over the maximum sent on joining: ${early}`);
 
   // Text that JSON escaping grows past what a data channel carries: the server refuses it.
   await page.evaluate((max) => T.room('A').sendData('\u0001'.repeat(max)), MAX);
