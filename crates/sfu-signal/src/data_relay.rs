@@ -24,9 +24,9 @@ use crate::room::{Hub, MediaControl};
 /// when many senders of one room send at once; what does not fit is refused as `rate_limited`.
 const ROOM_QUEUE: usize = 256;
 
-/// A flooding sender is told of its `rate_limited` refusals at most this often, so the notices
-/// cannot flood its signaling socket in turn. Every refusal is counted.
-const RATE_NOTICE_INTERVAL: Duration = Duration::from_millis(250);
+/// A flooding sender is told of its refusals at most this often, so the notices cannot flood
+/// its signaling socket in turn. Every refusal is counted.
+const NOTICE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A room's relay that has had nothing to do this long looks whether its room still exists, so
 /// closed rooms leave no task behind even when no more data arrives.
@@ -80,27 +80,29 @@ impl DataRelay {
         let Some((room_id, sender)) = hub.owner_of(conn) else { return };
         let now = Instant::now();
         let bytes = payload.len();
-        let job = if bytes > DATA_MAX_MESSAGE_BYTES {
+        let (per_second, bytes_per_second) = (self.messages_per_second, self.bytes_per_second);
+        let rate = self.senders.entry(conn).or_insert_with(|| SenderRate {
+            limiter: DataRateLimiter::new(per_second, bytes_per_second),
+            last_notice: None,
+        });
+        let reason = if bytes > DATA_MAX_MESSAGE_BYTES {
             // A browser refuses to send this itself; another client may not.
-            refused(DataRefusal::TooLarge);
-            Job::Refused { sender, reason: DataRefusal::TooLarge, bytes }
+            DataRefusal::TooLarge
+        } else if rate.limiter.allow(bytes, now) {
+            return self.enqueue(hub, room_id, Job::Relay { sender, text, payload });
         } else {
-            let (per_second, bytes_per_second) = (self.messages_per_second, self.bytes_per_second);
-            let rate = self.senders.entry(conn).or_insert_with(|| SenderRate {
-                limiter: DataRateLimiter::new(per_second, bytes_per_second),
-                last_notice: None,
-            });
-            if rate.limiter.allow(bytes, now) {
-                Job::Relay { sender, text, payload }
-            } else {
-                refused(DataRefusal::RateLimited);
-                if rate.last_notice.is_some_and(|t| now.duration_since(t) < RATE_NOTICE_INTERVAL) {
-                    return;
-                }
-                rate.last_notice = Some(now);
-                Job::Refused { sender, reason: DataRefusal::RateLimited, bytes }
-            }
+            DataRefusal::RateLimited
         };
+        refused(reason);
+        if rate.last_notice.is_some_and(|t| now.duration_since(t) < NOTICE_INTERVAL) {
+            return;
+        }
+        rate.last_notice = Some(now);
+        self.enqueue(hub, room_id, Job::Refused { sender, reason, bytes });
+    }
+
+    /// Queues `job` for its room's relay, starting one if the room has none running.
+    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId, job: Job) {
         let queue = match self.rooms.get(&room_id) {
             Some(queue) if !queue.is_closed() => queue.clone(),
             _ => self.start_relay(hub, room_id.clone()),
