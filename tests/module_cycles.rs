@@ -40,6 +40,22 @@ fn modules(src: &Path) -> BTreeMap<ModPath, PathBuf> {
             found.insert(parts, path);
         }
     }
+    // Test modules in files of their own (`#[cfg(test)] mod tests;`) are no dependencies either:
+    // drop them and everything under them.
+    let mut test_modules = Vec::new();
+    for (module, file) in &found {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut after_cfg_test = false;
+        for line in text.lines().map(str::trim) {
+            if after_cfg_test && let Some(name) = line.strip_prefix("mod ").and_then(|rest| rest.strip_suffix(';')) {
+                let mut path = module.clone();
+                path.push(name.trim().to_owned());
+                test_modules.push(path);
+            }
+            after_cfg_test = line.starts_with("#[cfg(test)]");
+        }
+    }
+    found.retain(|module, _| !test_modules.iter().any(|test| module.starts_with(test)));
     found
 }
 
@@ -256,5 +272,9 @@ fn the_checker_sees_a_cycle_written_with_super_and_groups() {
     assert!(cycles[0].contains("a -> b") && cycles[0].contains("b -> a"), "{cycles:?}");
     std::fs::write(src.join("b.rs"), "pub fn g() {}\n#[cfg(test)]\nmod tests { use crate::a::inner; }\n").unwrap();
     assert_eq!(sibling_cycles(&src), Vec::<String>::new(), "a test module's imports are not dependencies");
+    std::fs::write(src.join("b.rs"), "pub fn g() {}\n#[cfg(test)]\nmod tests;\n").unwrap();
+    std::fs::create_dir_all(src.join("b")).unwrap();
+    std::fs::write(src.join("b/tests.rs"), "use crate::a::inner;\n").unwrap();
+    assert_eq!(sibling_cycles(&src), Vec::<String>::new(), "nor are those of a test module in a file of its own");
     std::fs::remove_dir_all(&dir).unwrap();
 }

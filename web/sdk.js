@@ -182,6 +182,7 @@ export class Room extends RoomEvents {
     this._data = new DataMessages(publisher.pc, {
       opened: () => this._emit('dataChannelOpen', {}),
       received: (msg) => this._emit('data', msg),
+      tooLarge: (bytes) => this._emit('dataRefused', { reason: 'too_large', bytes }),
     });
     return publisher;
   }
@@ -283,6 +284,9 @@ export class Room extends RoomEvents {
         break;
       case 'pong':
         this._emit('pong', { id: msg.id });
+        break;
+      case 'data_refused': // a message we sent was not relayed: too large, or over our data rate
+        this._emit('dataRefused', { reason: msg.reason, bytes: msg.bytes });
         break;
       case 'error': // one about the publisher's offer also fails its SignalClient.request
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
@@ -390,7 +394,9 @@ export class Room extends RoomEvents {
   }
 
   /**
-   * Sends text or binary (ArrayBuffer / typed array) to every other participant.
+   * Sends text or binary (ArrayBuffer / typed array) to every other participant. At most 32768
+   * bytes (the server's `a=max-message-size`; the browser throws on larger ones); what the server
+   * refuses to relay is told with a 'dataRefused' event.
    * @param {string | ArrayBuffer | ArrayBufferView} data
    */
   sendData(data) {

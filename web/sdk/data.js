@@ -15,7 +15,7 @@ export class DataMessages {
   /**
    * Opens the "data" channel on `pc` (before its first offer, so the offer carries it).
    * @param {RTCPeerConnection} pc
-   * @param {{opened: () => void, received: (msg: DataMessage) => void}} hooks
+   * @param {{opened: () => void, received: (msg: DataMessage) => void, tooLarge: (bytes: number) => void}} hooks
    */
   constructor(pc, hooks) {
     this._hooks = hooks;
@@ -28,7 +28,16 @@ export class DataMessages {
     this.ready = new Promise((resolve) => dc.addEventListener('open', () => resolve(), { once: true }));
     dc.onopen = () => {
       const queued = this._queue.splice(0);
-      for (const m of queued) sendOn(dc, m);
+      for (const m of queued) {
+        // Only now is the maximum size known (the server's a=max-message-size): a message queued
+        // before the channel opened that exceeds it is refused here, where send() cannot throw.
+        try {
+          sendOn(dc, m);
+        } catch (e) {
+          if (!(e instanceof TypeError)) throw e;
+          hooks.tooLarge(typeof m === 'string' ? new TextEncoder().encode(m).byteLength : m.byteLength);
+        }
+      }
       hooks.opened();
     };
     dc.onmessage = (e) => hooks.received(decodeDataMessage(e.data));

@@ -65,6 +65,7 @@
 
 pub mod allocator;
 pub mod audio_level;
+pub mod data_rate;
 pub mod drop_reason;
 pub mod dynacast;
 pub mod forwarder;
@@ -91,6 +92,7 @@ pub use allocator::{
     default_layer_bitrate,
 };
 pub use audio_level::{AudioLevelMeter, SPEAKER_REPORT_INTERVAL, VOICE_DBOV, parse_audio_level};
+pub use data_rate::DataRateLimiter;
 pub use drop_reason::DropReason;
 pub use dynacast::{DYNACAST_PAUSE_DELAY, Dynacast, EncodeLayers};
 pub use forwarder::{Decision, Forwarder, PacketMeta, Translation};

@@ -354,6 +354,13 @@ pub enum ServerMessage {
         /// Who is speaking now, loudest first.
         speakers: Vec<SpeakerInfo>,
     },
+    /// A data message this participant sent on its data channel was not delivered to anyone.
+    DataRefused {
+        /// Why: too large to relay, or over the participant's data rate.
+        reason: DataRefusal,
+        /// Size of the refused message's payload, in bytes.
+        bytes: u64,
+    },
     /// Reply to `ping`.
     Pong {
         /// The `id` of the `ping` it answers.
@@ -387,6 +394,27 @@ pub struct LayerState {
     pub rid: Rid,
     /// True: some subscriber wants it, encode it. False: none has for 3 s, stop encoding it.
     pub active: bool,
+}
+
+/// Why a data message was not relayed (`data_refused`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataRefusal {
+    /// Its relayed envelope would exceed what a data channel can carry (docs/protocol.md, "Data
+    /// messages").
+    TooLarge,
+    /// The participant sent more messages or bytes per second than `limits.data_*` allow.
+    RateLimited,
+}
+
+impl DataRefusal {
+    /// The name on the wire, also the `reason` label of `sfu_data_messages_refused_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataRefusal::TooLarge => "too_large",
+            DataRefusal::RateLimited => "rate_limited",
+        }
+    }
 }
 
 /// Whether the server is sending a subscribed track.
@@ -450,6 +478,19 @@ mod tests {
         .unwrap();
         assert_eq!(json["candidate"]["sdpMLineIndex"], 0);
         assert_eq!(json["target"], "subscriber");
+    }
+
+    /// The refusal a sender is told of, as docs/protocol.md shows it; each reason's wire name is
+    /// its metric label.
+    #[test]
+    fn data_refused_matches_the_docs() {
+        let m = ServerMessage::DataRefused { reason: DataRefusal::TooLarge, bytes: 40000 };
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"type":"data_refused","reason":"too_large","bytes":40000}"#);
+        assert!(include_str!("../../../docs/protocol.md").contains(&json));
+        for reason in [DataRefusal::TooLarge, DataRefusal::RateLimited] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
     }
 
     /// Each code's name is what serde sends, and docs/protocol.md has a row for it.

@@ -6,6 +6,7 @@ mod bearer;
 pub mod config;
 mod connections;
 mod cors;
+mod data_relay;
 mod fd_limit;
 mod handlers;
 mod http;

@@ -1,19 +1,24 @@
-//! Reacts to what the media plane reports: relays data-channel messages to the room, tracks
+//! Reacts to what the media plane reports: hands data-channel messages to their room's relay
+//! (crate::data_relay), tracks
 //! connection state, and tells subscribers when a track is paused for bandwidth.
 
-use base64::Engine;
 use sfu_transport::MediaEvent;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+use crate::data_relay::DataRelay;
 use crate::room::{Hub, ParticipantKind};
 
 pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>) {
+    let mut data = DataRelay::new(hub.limits());
     while let Some(event) = events.recv().await {
         match event {
-            MediaEvent::Data { conn, text, payload } => relay_data(&hub, conn, text, &payload).await,
+            MediaEvent::Data { conn, text, payload } => data.dispatch(&hub, conn, text, payload),
             MediaEvent::Connected { conn } => hub.set_connected(conn, true),
-            MediaEvent::Disconnected { conn } => on_disconnected(&hub, conn).await,
+            MediaEvent::Disconnected { conn } => {
+                data.forget(conn);
+                on_disconnected(&hub, conn).await
+            }
             MediaEvent::StreamState { conn, key, paused } => stream_state(&hub, conn, key, paused).await,
             MediaEvent::EncodeLayers { conn, key, layers } => encode_layers(&hub, conn, key, layers).await,
             MediaEvent::AudioLevels { levels } => hub.on_audio_levels(levels).await,
@@ -77,28 +82,4 @@ async fn encode_layers(
     let message = sfu_proto::ServerMessage::PublisherLayers { track_id: track.info.id.clone(), layers };
     tracing::info!(%publisher, track = %track.info.id, ?message, "dynacast");
     p.send(message);
-}
-
-/// Delivers a participant's data message to every other participant's data channel, as JSON
-/// naming the sender.
-async fn relay_data(hub: &Hub, conn: sfu_transport::ConnId, text: bool, payload: &[u8]) {
-    let Some((room_id, sender)) = hub.owner_of(conn) else { return };
-    let Some(room_ref) = hub.room(&room_id) else { return };
-    let room = room_ref.lock().await;
-    let Some(from) = room.participants.get(&sender) else { return };
-    if !from.grants.publish_data {
-        metrics::counter!("sfu_data_messages_rejected_total").increment(1);
-        return;
-    }
-    let mut envelope = serde_json::json!({ "from": from.identity, "participant_id": from.id });
-    if text {
-        envelope["data"] = String::from_utf8_lossy(payload).into_owned().into();
-    } else {
-        envelope["data_b64"] = base64::engine::general_purpose::STANDARD.encode(payload).into();
-    }
-    let bytes = bytes::Bytes::from(envelope.to_string());
-    for p in room.participants.values().filter(|p| p.id != sender) {
-        hub.media.send_data(p.publisher_conn, true, bytes.clone());
-    }
-    metrics::counter!("sfu_data_messages_total").increment(1);
 }

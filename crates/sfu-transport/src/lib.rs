@@ -62,5 +62,5 @@ mod udp_stats;
 pub use api::{DownTrackSpec, MediaEvent, PublishedTrack, PublisherAnswer, SubscriberOffer};
 pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};
-pub use peer_factory::Direction;
+pub use peer_factory::{DATA_MAX_MESSAGE_BYTES, DATA_SEND_MAX_BYTES, Direction};
 pub use plane::{MediaConfig, MediaPlane};

@@ -11,7 +11,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{SctpMaxMessageSize, SettingEngineBuilder};
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -34,6 +34,17 @@ const FEEDBACK_SLOT: usize = 20_000;
 
 /// Payload types are fixed so a packet's type can be carried over between connections when
 /// the browser accepts our numbers (it usually does); egress still remaps by mime type.
+/// The largest data-channel message a client may send, as the publisher answer's
+/// `a=max-message-size` tells it. The server relays each message to the room inside a JSON
+/// envelope, binary as base64 (4/3 the size), so what it may accept is smaller than what it can
+/// send: 32 KiB of binary becomes under 44 KB of envelope, well within [`DATA_SEND_MAX_BYTES`].
+pub const DATA_MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// The largest data-channel message the server sends (an envelope): the limit its SCTP stack
+/// is configured with, and RFC 8841's default, which every browser accepts. The stack sends at
+/// most the smaller of this and the client's own `a=max-message-size`.
+pub const DATA_SEND_MAX_BYTES: usize = 64 * 1024;
+
 pub const PT_OPUS: u8 = 111;
 pub const PT_VP8: u8 = 96;
 pub const PT_H264: u8 = 102;
@@ -208,6 +219,9 @@ pub fn build_peer_connection(
         .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_answering_dtls_role(RTCDtlsRole::Server)
+        // The SCTP stack advertises the same number it sends up to; the publisher answer then
+        // advertises the smaller DATA_MAX_MESSAGE_BYTES instead (with_max_message_size).
+        .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(DATA_SEND_MAX_BYTES as u32))
         .build();
 
     let mut pc = RTCPeerConnectionBuilder::new()
@@ -232,6 +246,20 @@ pub fn build_peer_connection(
     Ok(pc)
 }
 
+/// Sets every `a=max-message-size` of `sdp` to `bytes`: what a client may send on its data
+/// channels, smaller than what the server's SCTP stack would accept ([`DATA_MAX_MESSAGE_BYTES`]).
+pub fn with_max_message_size(sdp: &str, bytes: usize) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("a=max-message-size:") {
+            out.push_str(&format!("a=max-message-size:{bytes}\r\n"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Raises the browser's initial send-bitrate guess for VP8 so a fresh publisher reaches its
 /// top simulcast layer in seconds instead of ramping from ~300 kbit/s.
 pub fn with_start_bitrate(sdp: &str, kbps: u32) -> String {
@@ -244,4 +272,19 @@ pub fn with_start_bitrate(sdp: &str, kbps: u32) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod max_message_size_tests {
+    use super::with_max_message_size;
+
+    #[test]
+    fn only_the_max_message_size_line_changes() {
+        let sdp = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sctp-port:5000\r\na=max-message-size:65536\r\na=mid:2\r\n";
+        assert_eq!(
+            with_max_message_size(sdp, 32768),
+            "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sctp-port:5000\r\na=max-message-size:32768\r\na=mid:2\r\n"
+        );
+        assert_eq!(with_max_message_size("v=0\r\n", 1), "v=0\r\n");
+    }
 }

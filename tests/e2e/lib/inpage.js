@@ -6,7 +6,7 @@
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
     'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
     'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished', 'publisherLayers',
-    'activeSpeakers',
+    'activeSpeakers', 'dataRefused',
   ];
   let sdkPromise = null;
   const sdk = () => (sdkPromise ??= import('/sdk.js'));

@@ -31,6 +31,13 @@ pub struct Limits {
     pub participants_per_node: usize,
     /// Rooms on this node. The load harness's largest runs use a few hundred. Default 1000.
     pub rooms_per_node: usize,
+    /// Data messages one participant may send per second (a burst of one second's worth is
+    /// allowed); more are refused with `data_refused` `rate_limited`. Each is copied to every
+    /// other participant, so this bounds what one sender costs its room. Default 50.
+    pub data_messages_per_second: u32,
+    /// Payload bytes of data messages one participant may send per second, likewise. At least
+    /// the largest message (32768), or that could never go. Default 262144.
+    pub data_bytes_per_second: u32,
 }
 
 impl Default for Limits {
@@ -43,6 +50,8 @@ impl Default for Limits {
             participants_per_room: 2500,
             participants_per_node: 5000,
             rooms_per_node: 1000,
+            data_messages_per_second: 50,
+            data_bytes_per_second: 256 * 1024,
         }
     }
 }
@@ -57,6 +66,7 @@ impl Limits {
             ("participants_per_room", self.participants_per_room),
             ("participants_per_node", self.participants_per_node),
             ("rooms_per_node", self.rooms_per_node),
+            ("data_messages_per_second", self.data_messages_per_second as usize),
         ];
         // Zero would refuse everything; an operator who wants no bound gives a large number.
         if let Some((key, _)) = counts.iter().find(|(_, value)| *value == 0) {
@@ -67,6 +77,13 @@ impl Limits {
                 "limits.media_sections_per_offer = {} is below limits.tracks_per_participant = {}: \
                  an offer needs a section per track",
                 self.media_sections_per_offer, self.tracks_per_participant
+            ));
+        }
+        if (self.data_bytes_per_second as usize) < sfu_transport::DATA_MAX_MESSAGE_BYTES {
+            return Some(format!(
+                "limits.data_bytes_per_second = {} is below the largest data message ({}), which could never be sent",
+                self.data_bytes_per_second,
+                sfu_transport::DATA_MAX_MESSAGE_BYTES
             ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.whip_body_bytes) {
@@ -107,6 +124,9 @@ mod tests {
         // docs/loadtest.md: 2000 subscribers and a publisher in one room, a few hundred rooms.
         assert!(l.participants_per_room > 2001 && l.participants_per_node >= l.participants_per_room);
         assert!(l.rooms_per_node >= 500);
+        // A participant may send a message of the largest size, and a few per frame of a game.
+        assert!(l.data_bytes_per_second as usize >= 4 * sfu_transport::DATA_MAX_MESSAGE_BYTES);
+        assert!(l.data_messages_per_second >= 30);
         assert_eq!(l.problem(), None);
     }
 
@@ -114,7 +134,8 @@ mod tests {
     fn read_from_the_file_and_the_environment() {
         let c = load(
             "[limits]\ntracks_per_participant = 4\nmedia_sections_per_offer = 8\nwhip_body_bytes = 2048\n\
-             candidates_per_connection = 3\nparticipants_per_room = 2\nparticipants_per_node = 5\nrooms_per_node = 7\n",
+             candidates_per_connection = 3\nparticipants_per_room = 2\nparticipants_per_node = 5\nrooms_per_node = 7\n\
+             data_messages_per_second = 5\ndata_bytes_per_second = 40000\n",
             &[("SFU_LIMITS__ROOMS_PER_NODE", "9")],
         )
         .unwrap();
@@ -128,6 +149,8 @@ mod tests {
                 participants_per_room: 2,
                 participants_per_node: 5,
                 rooms_per_node: 9,
+                data_messages_per_second: 5,
+                data_bytes_per_second: 40000,
             }
         );
         let partial = load("[limits]\nparticipants_per_room = 3\n", &[]).unwrap();
@@ -156,6 +179,11 @@ mod tests {
             with(Limits { media_sections_per_offer: 4, tracks_per_participant: 5, ..Limits::default() });
         assert!(fewer_sections.unwrap_err().contains("media_sections_per_offer"));
         assert!(with(Limits { whip_body_bytes: 100, ..Limits::default() }).is_err());
+        let no_data = with(Limits { data_messages_per_second: 0, ..Limits::default() }).unwrap_err();
+        assert!(no_data.contains("limits.data_messages_per_second"), "{no_data}");
+        let small_bytes = with(Limits { data_bytes_per_second: 32767, ..Limits::default() }).unwrap_err();
+        assert!(small_bytes.contains("limits.data_bytes_per_second"), "{small_bytes}");
+        with(Limits { data_bytes_per_second: 32768, ..Limits::default() }).unwrap();
         assert!(with(Limits { whip_body_bytes: 32 << 20, ..Limits::default() }).is_err());
         with(Limits { participants_per_room: 1, participants_per_node: 1, rooms_per_node: 1, ..Limits::default() })
             .unwrap();

@@ -64,6 +64,10 @@ impl<M: MediaControl> Hub<M> {
         })
     }
 
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn departure_timeout(&self) -> Duration {
         self.departure_timeout
     }

@@ -1,6 +1,7 @@
 //! Room behaviour against [`FakeMedia`]: no sockets, no shards, no browser. Each client is a
 //! participant with an outbox the test reads, joined and welcomed as a signaling session is.
 
+mod data;
 mod limits;
 mod membership;
 mod races;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::ShardCore;
 use crate::api::{PublishedTrack, PublisherAnswer};
-use crate::peer_factory::{Direction, with_start_bitrate};
+use crate::peer_factory::{DATA_MAX_MESSAGE_BYTES, Direction, with_max_message_size, with_start_bitrate};
 use crate::shard::command::Command;
 use crate::shard::conn::Role;
 use crate::shard::published::{AudioLevelTap, MediaPacket, Published, ordered_layers, receiver_of};
@@ -40,7 +40,7 @@ impl ShardCore {
         let sdp = conn
             .pc
             .local_description()
-            .map(|d| with_start_bitrate(&d.sdp, PUBLISHER_START_KBPS))
+            .map(|d| with_max_message_size(&with_start_bitrate(&d.sdp, PUBLISHER_START_KBPS), DATA_MAX_MESSAGE_BYTES))
             .ok_or_else(|| MediaError::Sdp("no local description".into()))?;
 
         self.learn_ufrag(id, &sdp);

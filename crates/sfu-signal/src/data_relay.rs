@@ -1,0 +1,234 @@
+//! Relays participants' data-channel messages to their rooms.
+//!
+//! The media-event task only dispatches: it checks a message's size and its sender's rate
+//! (no lock is taken) and queues it for its room. Each room has its own relay task, which takes
+//! that room's lock, wraps the message in its JSON envelope and sends it to everyone else. One
+//! room's flood therefore waits behind its own lock and queue, never another room's. Refused
+//! messages are counted in `sfu_data_messages_refused_total{reason}` and the sender is told with
+//! `data_refused` (docs/protocol.md, "Data messages").
+
+use base64::Engine;
+use bytes::Bytes;
+use sfu_core::DataRateLimiter;
+use sfu_proto::{DataRefusal, ParticipantId, RoomId, ServerMessage};
+use sfu_transport::{ConnId, DATA_MAX_MESSAGE_BYTES, DATA_SEND_MAX_BYTES};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use crate::config::Limits;
+use crate::room::{Hub, MediaControl};
+
+/// Messages waiting for one room's relay. With every sender held to its rate this fills only
+/// when many senders of one room send at once; what does not fit is refused as `rate_limited`.
+const ROOM_QUEUE: usize = 256;
+
+/// A flooding sender is told of its refusals at most this often, so the notices cannot flood
+/// its signaling socket in turn. Every refusal is counted.
+const NOTICE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A room's relay that has had nothing to do this long looks whether its room still exists, so
+/// closed rooms leave no task behind even when no more data arrives.
+pub(crate) const RELAY_IDLE: Duration = Duration::from_secs(30);
+
+/// Dispatches after this many messages also drop the relays of rooms that have closed and the
+/// rate state of connections that have gone.
+const PRUNE_EVERY: u64 = 1024;
+
+enum Job {
+    Relay { sender: ParticipantId, text: bool, payload: Bytes },
+    Refused { sender: ParticipantId, reason: DataRefusal, bytes: usize },
+}
+
+struct SenderRate {
+    limiter: DataRateLimiter,
+    last_notice: Option<Instant>,
+}
+
+/// The dispatcher's state; lives in the media-event task.
+pub struct DataRelay {
+    messages_per_second: u32,
+    bytes_per_second: u32,
+    rooms: HashMap<RoomId, mpsc::Sender<Job>>,
+    senders: HashMap<ConnId, SenderRate>,
+    dispatched: u64,
+}
+
+impl DataRelay {
+    pub fn new(limits: &Limits) -> Self {
+        DataRelay {
+            messages_per_second: limits.data_messages_per_second,
+            bytes_per_second: limits.data_bytes_per_second,
+            rooms: HashMap::new(),
+            senders: HashMap::new(),
+            dispatched: 0,
+        }
+    }
+
+    /// A connection has gone: its rate state goes too.
+    pub fn forget(&mut self, conn: ConnId) {
+        self.senders.remove(&conn);
+    }
+
+    /// Checks one message from `conn` and queues it (or its refusal) for its room's relay.
+    pub fn dispatch<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, conn: ConnId, text: bool, payload: Bytes) {
+        self.dispatched += 1;
+        if self.dispatched.is_multiple_of(PRUNE_EVERY) {
+            self.prune(hub);
+        }
+        let Some((room_id, sender)) = hub.owner_of(conn) else { return };
+        let now = Instant::now();
+        let bytes = payload.len();
+        let (per_second, bytes_per_second) = (self.messages_per_second, self.bytes_per_second);
+        let rate = self.senders.entry(conn).or_insert_with(|| SenderRate {
+            limiter: DataRateLimiter::new(per_second, bytes_per_second),
+            last_notice: None,
+        });
+        let reason = if bytes > DATA_MAX_MESSAGE_BYTES {
+            // A browser refuses to send this itself; another client may not.
+            DataRefusal::TooLarge
+        } else if rate.limiter.allow(bytes, now) {
+            return self.enqueue(hub, room_id, Job::Relay { sender, text, payload });
+        } else {
+            DataRefusal::RateLimited
+        };
+        refused(reason);
+        if rate.last_notice.is_some_and(|t| now.duration_since(t) < NOTICE_INTERVAL) {
+            return;
+        }
+        rate.last_notice = Some(now);
+        self.enqueue(hub, room_id, Job::Refused { sender, reason, bytes });
+    }
+
+    /// Queues `job` for its room's relay, starting one if the room has none running.
+    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId, job: Job) {
+        let queue = match self.rooms.get(&room_id) {
+            Some(queue) if !queue.is_closed() => queue.clone(),
+            _ => self.start_relay(hub, room_id.clone()),
+        };
+        let job = match queue.try_send(job) {
+            Ok(()) => return,
+            // Its relay ended just now (its room looked closed): start another.
+            Err(mpsc::error::TrySendError::Closed(job)) => job,
+            Err(mpsc::error::TrySendError::Full(job)) => return Self::behind(job),
+        };
+        if let Err(mpsc::error::TrySendError::Full(job)) = self.start_relay(hub, room_id).try_send(job) {
+            Self::behind(job);
+        }
+    }
+
+    /// The room's relay is behind: this message is not relayed either (a dropped refusal notice
+    /// was counted already).
+    fn behind(job: Job) {
+        if let Job::Relay { .. } = job {
+            refused(DataRefusal::RateLimited);
+        }
+    }
+
+    fn start_relay<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId) -> mpsc::Sender<Job> {
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        tokio::spawn(relay_room(hub.clone(), room_id.clone(), rx));
+        self.rooms.insert(room_id, tx.clone());
+        tx
+    }
+
+    /// Rooms with a relay task running.
+    #[cfg(test)]
+    pub fn running_relays(&self) -> usize {
+        self.rooms.values().filter(|queue| !queue.is_closed()).count()
+    }
+
+    fn prune<M: MediaControl>(&mut self, hub: &Hub<M>) {
+        // Dropping a room's queue ends its relay task.
+        self.rooms.retain(|id, queue| !queue.is_closed() && hub.room(id).is_some());
+        self.senders.retain(|conn, _| hub.owner_of(*conn).is_some());
+    }
+}
+
+fn refused(reason: DataRefusal) {
+    metrics::counter!("sfu_data_messages_refused_total", "reason" => reason.as_str()).increment(1);
+}
+
+/// One room's relay: delivers its messages in order, taking only its own room's lock. Ends when
+/// the room has closed (noticed at its next message, or after [`RELAY_IDLE`] without one) or
+/// the dispatcher drops the queue; the dispatcher starts a new one for the room's next message.
+async fn relay_room<M: MediaControl>(hub: Arc<Hub<M>>, room_id: RoomId, mut jobs: mpsc::Receiver<Job>) {
+    loop {
+        let job = match tokio::time::timeout(RELAY_IDLE, jobs.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_idle) if hub.room(&room_id).is_none() => return,
+            Err(_idle) => continue,
+        };
+        let Some(room_ref) = hub.room(&room_id) else { return };
+        let room = room_ref.lock().await;
+        match job {
+            Job::Refused { sender, reason, bytes } => {
+                if let Some(p) = room.participants.get(&sender) {
+                    p.send(ServerMessage::DataRefused { reason, bytes: bytes as u64 });
+                }
+            }
+            Job::Relay { sender, text, payload } => {
+                let Some(from) = room.participants.get(&sender) else { continue };
+                if !from.grants.publish_data {
+                    metrics::counter!("sfu_data_messages_rejected_total").increment(1);
+                    continue;
+                }
+                let Some(envelope) = envelope(from.identity.as_str(), from.id.as_str(), text, &payload) else {
+                    refused(DataRefusal::TooLarge);
+                    from.send(ServerMessage::DataRefused {
+                        reason: DataRefusal::TooLarge,
+                        bytes: payload.len() as u64,
+                    });
+                    continue;
+                };
+                for p in room.participants.values().filter(|p| p.id != sender) {
+                    hub.media.send_data(p.publisher_conn, true, envelope.clone());
+                }
+                metrics::counter!("sfu_data_messages_total").increment(1);
+            }
+        }
+    }
+}
+
+/// The JSON envelope naming the sender (docs/protocol.md, "Data messages"), or None when it
+/// would be larger than a data channel carries: a text message whose escaping grows it past
+/// [`DATA_SEND_MAX_BYTES`], or a sender whose identity is very long.
+fn envelope(identity: &str, participant_id: &str, text: bool, payload: &[u8]) -> Option<Bytes> {
+    let mut envelope = serde_json::json!({ "from": identity, "participant_id": participant_id });
+    if text {
+        envelope["data"] = String::from_utf8_lossy(payload).into_owned().into();
+    } else {
+        envelope["data_b64"] = base64::engine::general_purpose::STANDARD.encode(payload).into();
+    }
+    let bytes = envelope.to_string();
+    (bytes.len() <= DATA_SEND_MAX_BYTES).then(|| Bytes::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_binary_message_fits_its_envelope_even_from_a_long_identity() {
+        let payload = vec![0xffu8; DATA_MAX_MESSAGE_BYTES];
+        let identity = "x".repeat(4096);
+        let e = envelope(&identity, "PA_q8Wm2TzK1bXa", false, &payload).expect("fits");
+        assert!(e.len() <= DATA_SEND_MAX_BYTES);
+        let v: serde_json::Value = serde_json::from_slice(&e).unwrap();
+        let back = base64::engine::general_purpose::STANDARD.decode(v["data_b64"].as_str().unwrap()).unwrap();
+        assert_eq!(back, payload);
+    }
+
+    #[test]
+    fn text_is_refused_only_when_its_escaped_envelope_is_too_large() {
+        let plain = "a".repeat(DATA_MAX_MESSAGE_BYTES);
+        assert!(envelope("alice", "PA_1", true, plain.as_bytes()).is_some());
+        // Control characters escape to six bytes each (\u0001).
+        let escaped = "\u{1}".repeat(DATA_MAX_MESSAGE_BYTES);
+        assert!(envelope("alice", "PA_1", true, escaped.as_bytes()).is_none());
+        let quotes = "\"".repeat(DATA_MAX_MESSAGE_BYTES / 2);
+        assert!(envelope("alice", "PA_1", true, quotes.as_bytes()).is_some());
+    }
+}
