@@ -63,4 +63,6 @@ pub struct BweStats {
     pub probes_failed: u64,
     /// Feedback reports processed.
     pub feedback_reports: u64,
+    /// Congestion verdicts forgotten because nothing was sent or acknowledged for a while.
+    pub verdicts_expired: u64,
 }

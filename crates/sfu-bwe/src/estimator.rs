@@ -21,6 +21,10 @@ pub(crate) const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) const FEEDBACK_TIMEOUT_FACTOR: f64 = 0.8;
 /// A REMB not refreshed for this long no longer caps the estimate (clients send one per second).
 pub(crate) const REMB_TIMEOUT: Duration = Duration::from_secs(5);
+/// A congestion verdict (delay overuse, a loss fraction) is only as fresh as the feedback behind
+/// it: once nothing has been sent or acknowledged for this long, whatever queue it saw has long
+/// drained, so it is forgotten and probing may find out what the path carries now.
+pub(crate) const VERDICT_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Send-side bandwidth estimator for one transport (one subscriber).
 ///
@@ -115,6 +119,7 @@ impl SendSideBwe {
         if results.is_empty() {
             return;
         }
+        self.forget_stale_verdicts(now);
         self.stats.feedback_reports += 1;
         self.last_feedback = Some(now);
         self.last_timeout_cut = None;
@@ -179,6 +184,7 @@ impl SendSideBwe {
     /// right now, or `target` not meaningfully above the estimate). The cluster comes out of
     /// [`poll_probe`](Self::poll_probe); its result, if good, raises the estimate.
     pub fn request_probe(&mut self, target: Bitrate, now: Instant) -> bool {
+        self.forget_stale_verdicts(now);
         let ctx = self.probe_context();
         self.probe_control.request(target, &ctx, now)
     }
@@ -194,13 +200,16 @@ impl SendSideBwe {
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let feedback = match (self.last_sent, self.last_feedback) {
-            (Some(s), Some(f)) if s > f => Some(self.last_timeout_cut.unwrap_or(f) + FEEDBACK_TIMEOUT),
+            (Some(s), Some(f)) if s > self.last_timeout_cut.unwrap_or(f) => {
+                Some(self.last_timeout_cut.unwrap_or(f) + FEEDBACK_TIMEOUT)
+            }
             _ => None,
         };
         [
             self.probe_control.poll_timeout(),
             self.probe_estimator.poll_timeout(),
             feedback,
+            self.verdict_stale_at(),
             self.remb.map(|(_, at)| at + REMB_TIMEOUT),
         ]
         .into_iter()
@@ -214,14 +223,17 @@ impl SendSideBwe {
             self.remb = None;
         }
         // Feedback went silent while we kept sending: the path may be broken or badly congested.
+        // Only what was sent since the last cut (or feedback) counts: having sent nothing at all
+        // says nothing about the path.
         if let (Some(sent), Some(fb)) = (self.last_sent, self.last_feedback) {
             let since = self.last_timeout_cut.unwrap_or(fb);
-            if sent > fb && now.saturating_duration_since(since) >= FEEDBACK_TIMEOUT {
+            if sent > since && now.saturating_duration_since(since) >= FEEDBACK_TIMEOUT {
                 let cut = self.aimd.estimate() * FEEDBACK_TIMEOUT_FACTOR;
                 self.aimd.set_estimate(cut, now);
                 self.last_timeout_cut = Some(now);
             }
         }
+        self.forget_stale_verdicts(now);
         while let Some(outcome) = self.probe_estimator.poll_outcome(now) {
             self.apply_probe_outcome(outcome, now);
         }
@@ -246,6 +258,31 @@ impl SendSideBwe {
         let ctx = self.probe_context();
         self.probe_control.on_result(rate, outcome.saturated, &ctx, now);
         raised
+    }
+
+    /// Whether the delay or loss signal holds a verdict that would keep probes back.
+    fn holds_verdict(&self) -> bool {
+        self.delay.usage() != BandwidthUsage::Normal || self.loss.fraction() > 0.0
+    }
+
+    /// When the verdicts held go stale: [`VERDICT_MAX_AGE`] after the last packet sent or
+    /// acknowledged, whichever is later.
+    fn verdict_stale_at(&self) -> Option<Instant> {
+        let last_heard = self.last_feedback.max(self.last_sent)?;
+        self.holds_verdict().then_some(last_heard + VERDICT_MAX_AGE)
+    }
+
+    /// Forgets the delay and loss verdicts once stale (nothing sent or acknowledged for
+    /// [`VERDICT_MAX_AGE`]): a subscriber whose video was paused for congestion gets nothing
+    /// more, hence no feedback, and its last verdict would otherwise refuse every probe for good.
+    /// The delay signal starts afresh (its arrival groups would span the silence); a loss cap
+    /// stays until a probe or low loss lifts it.
+    fn forget_stale_verdicts(&mut self, now: Instant) {
+        if self.verdict_stale_at().is_some_and(|at| now >= at) {
+            self.delay = DelaySignal::default();
+            self.loss.forget_fraction();
+            self.stats.verdicts_expired += 1;
+        }
     }
 
     fn probe_context(&self) -> ProbeContext {

@@ -47,6 +47,13 @@ impl LossBased {
         self.last_fraction
     }
 
+    /// Forget the last measurement and the partial batch (they are stale); the cap stays.
+    pub fn forget_fraction(&mut self) {
+        self.last_fraction = 0.0;
+        self.lost = 0;
+        self.total = 0;
+    }
+
     /// Drop the cap (e.g. when a probe proves a higher rate).
     pub fn lift_to(&mut self, b: Bitrate) {
         if self.cap.is_some_and(|c| c < b) {

@@ -21,6 +21,18 @@ fn quiet_config() -> BweConfig {
 /// Send 1200-byte packets every `gap` for `n` packets, report them all as arriving with a fixed
 /// 40 ms delay (`lost_every`: every k-th reported lost), feedback every 50 ms.
 fn drive(bwe: &mut SendSideBwe, t0: Instant, gap: Duration, n: u16, lost_every: Option<u16>) -> Instant {
+    drive_with(bwe, t0, gap, n, |seq, sent| lost_every.is_none_or(|k| seq % k != 0).then_some(sent + ms(40)))
+}
+
+/// Like [`drive`], with each packet's arrival (since `t0`) given by `arrival(seq, sent since t0)`,
+/// `None` for lost.
+fn drive_with(
+    bwe: &mut SendSideBwe,
+    t0: Instant,
+    gap: Duration,
+    n: u16,
+    arrival: impl Fn(u16, Duration) -> Option<Duration>,
+) -> Instant {
     let mut pending = Vec::new();
     let mut next_fb = t0 + ms(50);
     let mut now = t0;
@@ -34,8 +46,7 @@ fn drive(bwe: &mut SendSideBwe, t0: Instant, gap: Duration, n: u16, lost_every: 
             next_fb += ms(50);
         }
         bwe.on_packet_sent(SentPacket { transport_seq: seq, size: 1200, at: now, probe_cluster: None });
-        let lost = lost_every.is_some_and(|k| seq % k == 0);
-        pending.push((seq, (!lost).then(|| (now - t0) + ms(40))));
+        pending.push((seq, arrival(seq, now - t0)));
     }
     now
 }
@@ -175,4 +186,94 @@ fn random_loss_response() {
         let rate = r.flow_rates(10.0, 30.0)[0] / 1e6;
         assert!((lo..=hi).contains(&rate), "loss {loss}: {rate:.2} Mbit/s");
     }
+}
+
+/// How the path looked when the last feedback came.
+#[derive(Clone, Copy, Debug)]
+enum LastVerdict {
+    /// A quarter of the packets lost.
+    Loss,
+    /// Each packet 1.5 ms later than the one before: a queue building up.
+    Overuse,
+}
+
+/// Drives `verdict` into a fresh estimator (quiet config, but periodic probing on) and returns
+/// it with the time of the last packet sent.
+fn congested(verdict: LastVerdict, t0: Instant) -> (SendSideBwe, Instant) {
+    let config = BweConfig { probe: ProbeConfig { initial: false, ..ProbeConfig::default() }, ..quiet_config() };
+    let mut bwe = SendSideBwe::new(config, t0);
+    let last = match verdict {
+        LastVerdict::Loss => drive(&mut bwe, t0, ms(5), 400, Some(4)),
+        LastVerdict::Overuse => drive_with(&mut bwe, t0, ms(10), 140, |seq, sent| {
+            Some(sent + ms(40) + Duration::from_micros(1_500 * u64::from(seq.saturating_sub(100))))
+        }),
+    };
+    (bwe, last)
+}
+
+/// A congestion verdict is only as fresh as the feedback behind it. After the last feedback
+/// said "congested", the sender either goes silent (a paused subscriber gets nothing, so no
+/// feedback comes back) or keeps sending unanswered. Silence ages the verdict: after 2 s of it a
+/// probe is allowed, requested or periodic. Unanswered sending does not (the path may be broken).
+#[test]
+fn a_congestion_verdict_goes_stale_once_nothing_is_sent_or_acknowledged() {
+    // (last verdict, keep sending without feedback, silence after the last packet,
+    //  a requested probe granted, a periodic probe out)
+    type Case = (LastVerdict, bool, u64, bool, bool);
+    let cases: &[Case] = &[
+        (LastVerdict::Loss, false, 500, false, false),
+        (LastVerdict::Loss, false, 1_900, false, false),
+        (LastVerdict::Loss, false, 2_500, true, true),
+        (LastVerdict::Loss, true, 2_500, false, false),
+        (LastVerdict::Overuse, false, 1_000, false, false),
+        (LastVerdict::Overuse, false, 3_000, true, true),
+        (LastVerdict::Overuse, true, 3_000, false, false),
+    ];
+    for &(verdict, keep_sending, silence, requested, periodic) in cases {
+        let name = format!("{verdict:?}, sending {keep_sending}, {silence} ms");
+        let t0 = Instant::now();
+        let (mut bwe, last) = congested(verdict, t0);
+        let st = bwe.stats();
+        assert!(st.loss_fraction > 0.1 || st.usage == sfu_bwe::BandwidthUsage::Overuse, "{name}: {st:?}");
+        assert!(!bwe.request_probe(bwe.estimate() * 3.0, last), "{name}: refused while fresh");
+        bwe.set_desired_bitrate(Some(bwe.estimate() * 3.0), last);
+        let end = last + ms(silence);
+        let mut seq = 10_000u16;
+        let mut at = last;
+        while keep_sending && at < end {
+            at += ms(20);
+            seq += 1;
+            bwe.on_packet_sent(SentPacket { transport_seq: seq, size: 1200, at, probe_cluster: None });
+            advance_to(&mut bwe, at);
+        }
+        advance_to(&mut bwe, end);
+        let periodic_out = bwe.poll_probe(end).is_some();
+        assert_eq!(periodic_out, periodic, "{name}: periodic probe");
+        if !periodic_out {
+            assert_eq!(bwe.request_probe(bwe.estimate() * 3.0, end), requested, "{name}: requested probe");
+        }
+        assert_eq!(bwe.stats().verdicts_expired > 0, requested || periodic, "{name}: {:?}", bwe.stats());
+    }
+}
+
+/// Having sent nothing since the last feedback timeout cut says nothing more about the path:
+/// the estimate is cut once, not every second for as long as the sender stays silent.
+#[test]
+fn a_silent_sender_is_cut_once_for_missing_feedback() {
+    let t0 = Instant::now();
+    let mut bwe = SendSideBwe::new(quiet_config(), t0);
+    let last = drive(&mut bwe, t0, ms(10), 50, None);
+    // A few packets after the last feedback, then nothing at all.
+    for i in 1..=5u16 {
+        bwe.on_packet_sent(SentPacket {
+            transport_seq: 50 + i,
+            size: 1200,
+            at: last + ms(10) * i as u32,
+            probe_cluster: None,
+        });
+    }
+    advance_to(&mut bwe, last + ms(1_500));
+    let cut = bwe.estimate();
+    advance_to(&mut bwe, last + ms(10_000));
+    assert_eq!(bwe.estimate(), cut);
 }

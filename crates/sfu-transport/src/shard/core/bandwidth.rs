@@ -11,12 +11,13 @@ use std::time::Instant;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
 
 use super::ShardCore;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::shard::conn::Role;
-use crate::shard::down_track::DownTrack;
+use crate::shard::down_track::{DownTrack, RtxStream};
 use crate::shard::egress::{EgressBwe, Fanout, Subscription};
 use crate::{ConnId, TrackKey};
 
@@ -129,8 +130,17 @@ impl ShardCore {
             if !pacer.is_due(now) {
                 break;
             }
-            let sent = probe_source(&subscriber.subscribed, &mut self.fanouts, id, bwe.probe_cursor)
-                .and_then(|(down, payloads, seq)| send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, true));
+            let sent = match probe_track(&subscriber.subscribed, &self.fanouts, id) {
+                Some(key) => {
+                    let copied = probe_source(key, &mut self.fanouts, id, bwe.probe_cursor)
+                        .and_then(|(down, payloads, seq)| send_rtx(&mut conn.pc, down, payloads, bwe, seq, now, true));
+                    copied.or_else(|| {
+                        let down = &mut self.fanouts.get_mut(&key)?.get_mut(id)?.down;
+                        send_padding(&mut conn.pc, down, bwe, now)
+                    })
+                }
+                None => None,
+            };
             bwe.probe_cursor = bwe.probe_cursor.wrapping_add(1) % PROBE_LOOKBACK;
             let Some(pacer) = bwe.pacer.as_mut() else { break };
             match sent {
@@ -179,27 +189,82 @@ fn is_up(previous: Option<AllocationDecision>, next: AllocationDecision) -> bool
     }
 }
 
-/// A packet to copy for a probe: `cursor` steps back from the newest packet of the video track
-/// (with RTX) sent most recently, or the newest itself when the history is not that deep yet.
-fn probe_source<'a>(
-    subscribed: &[TrackKey],
-    fanouts: &'a mut IdMap<TrackKey, Fanout>,
-    conn: ConnId,
-    cursor: u16,
-) -> Option<(&'a mut DownTrack, &'a PacketRing<Bytes>, u16)> {
-    let key = subscribed
+/// The track whose RTX stream carries probes: the video track (with RTX) sent most recently.
+fn probe_track(subscribed: &[TrackKey], fanouts: &IdMap<TrackKey, Fanout>, conn: ConnId) -> Option<TrackKey> {
+    subscribed
         .iter()
         .filter_map(|key| Some((key, &fanouts.get(key)?.get(conn)?.down)))
         .filter(|(_, d)| d.rtx.is_some() && d.last_seq.is_some())
-        .max_by_key(|(_, d)| d.last_sent_at)?
-        .0;
-    let (subscription, payloads) = fanouts.get_mut(key)?.with_payloads_mut(conn)?;
+        .max_by_key(|(_, d)| d.last_sent_at)
+        .map(|(key, _)| *key)
+}
+
+/// A packet of track `key` to copy for a probe: `cursor` steps back from the newest packet
+/// sent, or the newest itself when the history is not that deep yet. None once their payloads
+/// have left the fan-out's ring (the track has been paused for a while).
+fn probe_source(
+    key: TrackKey,
+    fanouts: &mut IdMap<TrackKey, Fanout>,
+    conn: ConnId,
+    cursor: u16,
+) -> Option<(&mut DownTrack, &PacketRing<Bytes>, u16)> {
+    let (subscription, payloads) = fanouts.get_mut(&key)?.with_payloads_mut(conn)?;
     let down = &mut subscription.down;
     let newest = down.last_seq?;
     let seq = [newest.wrapping_sub(cursor), newest]
         .into_iter()
         .find(|&seq| down.history.get(seq).is_some_and(|sent| payloads.get(sent.source).is_some()))?;
     Some((down, payloads, seq))
+}
+
+/// Padding bytes a padding-only probe packet carries.
+pub(super) const PROBE_PADDING: usize = 240;
+
+/// Zero bytes: RFC 8285 padding inside a header extension block.
+static ZEROS: [u8; 1] = [0];
+
+/// A padding-only packet of `rtx`'s stream, [`PROBE_PADDING`] bytes of padding, next in its
+/// numbering.
+fn padding_packet(rtx: &RtxStream, timestamp: u32) -> rtc::rtp::Packet {
+    let filler = rtc::rtp::header::Extension { id: 0, payload: Bytes::from_static(&ZEROS) };
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            padding: true,
+            payload_type: rtx.payload_type,
+            sequence_number: rtx.next_seq,
+            timestamp,
+            ssrc: rtx.ssrc,
+            extension: true,
+            extension_profile: 0xBEDE,
+            extensions: vec![filler; PROBE_PADDING / 2],
+            ..Default::default()
+        },
+        payload: Bytes::new(),
+    }
+}
+
+/// Sends a padding-only packet on `down`'s RTX stream, for a probe with no packet left to copy;
+/// returns its size. The receiver counts it in its transport-cc feedback and drops it: it has
+/// the padding bit set and no payload, so no original sequence number to recover (RFC 4588).
+///
+/// The stack marshals RTP padding of at most 4 bytes, so the bulk of the size is zero bytes in
+/// the header extension block, which RFC 8285 defines as padding between elements (each
+/// id-0 element of one zero byte marshals as two of them).
+pub(super) fn send_padding(
+    pc: &mut RTCPeerConnection,
+    down: &mut DownTrack,
+    bwe: &mut EgressBwe,
+    now: Instant,
+) -> Option<usize> {
+    let timestamp = down.last_seq.and_then(|seq| down.history.get(seq)).map_or(0, |sent| sent.timestamp);
+    let rtx = down.rtx.as_mut()?;
+    let mut packet = padding_packet(rtx, timestamp);
+    rtx.next_seq = rtx.next_seq.wrapping_add(1);
+    bwe.stamp(&mut packet, now, true);
+    let size = packet.marshal_size();
+    let message = TaggedRTCMessage { now, message: RTCMessage::RtpPacket(Default::default(), packet) };
+    pc.handle_write(message).ok().map(|()| size)
 }
 
 /// Sends the packet `seq` of `down`'s history again as RTX; returns its size, or None when
@@ -242,4 +307,32 @@ pub(super) fn send_rtx(
     // (docs/performance.md). The stack still runs its interceptors and SRTP on the packet.
     let message = TaggedRTCMessage { now, message: RTCMessage::RtpPacket(Default::default(), packet) };
     pc.handle_write(message).ok().map(|()| size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::shared::marshal::{Marshal, Unmarshal};
+
+    /// What a receiver parses out of a padding probe: the RTX stream's header, the transport-cc
+    /// extension after the zero padding of the extension block, the padding bit and no payload
+    /// (so no original sequence number: a receiver drops it after counting it).
+    #[test]
+    fn a_padding_probe_parses_as_padding_only_rtx_with_its_transport_sequence_number() {
+        let now = Instant::now();
+        let mut bwe = EgressBwe::new(now);
+        bwe.extension_id = Some(3);
+        let rtx = RtxStream { ssrc: 0xABCD, payload_type: 97, next_seq: 7 };
+        let mut packet = padding_packet(&rtx, 1234);
+        bwe.stamp(&mut packet, now, true);
+        let wire = packet.marshal().unwrap();
+        assert!(wire.len() >= PROBE_PADDING && wire.len() < PROBE_PADDING + 40, "{} bytes", wire.len());
+        let parsed = rtc::rtp::Packet::unmarshal(&mut &wire[..]).unwrap();
+        let header = &parsed.header;
+        assert!(header.padding);
+        assert!(parsed.payload.is_empty());
+        assert_eq!((header.ssrc, header.payload_type, header.sequence_number, header.timestamp), (0xABCD, 97, 7, 1234));
+        assert_eq!(header.get_extension(3).as_deref(), Some(&[0u8, 0][..]), "transport-wide sequence number 0");
+        assert_eq!(header.extensions.len(), 1, "the rest is padding");
+    }
 }

@@ -47,6 +47,9 @@ impl ShardCore {
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 if let Some(bwe) = subscriber.bwe.as_mut() {
                     bwe.on_remb(remb.bitrate, now);
+                    // A REMB may cap the estimate or stop capping it: share it out again, as
+                    // after transport-cc.
+                    reallocate = true;
                 }
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                 self.metrics.nacks_received.increment(1);

@@ -5,6 +5,7 @@
 
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::{PacketStatusChunk, SymbolTypeTcc, TransportLayerCc};
 use rtc::rtp::header::Extension;
+use rtc::shared::marshal::MarshalSize;
 use sfu_bwe::{Bitrate, BweConfig, ProbeConfig, ProbePacer, SendSideBwe, SentPacket, TransportFeedback};
 use sfu_core::Allocator;
 use std::time::{Duration, Instant};
@@ -105,7 +106,8 @@ impl EgressBwe {
         packet.header.extensions.push(Extension { id, payload });
         packet.header.extension = true;
         packet.header.extension_profile = 0xBEDE;
-        let size = 12 + 8 + packet.payload.len();
+        // A padding-only probe packet is all header and padding; media is counted by its payload.
+        let size = if packet.header.padding { packet.marshal_size() } else { 12 + 8 + packet.payload.len() };
         let probe_cluster = self.pacer.as_mut().map(|pacer| {
             if !probe {
                 pacer.on_media_sent(size);

@@ -8,6 +8,7 @@
 use sfu_core::PauseReason;
 use std::time::{Duration, Instant};
 
+use super::codecs::PT_RTX;
 use super::harness::{Net, Options};
 use super::session::{Publisher, Subscriber};
 use crate::api::MediaEvent;
@@ -100,28 +101,31 @@ fn video_paused_for_a_moment_resumes_when_the_link_recovers() {
     });
 }
 
-/// Known bug: a pause longer than the fan-out's payload ring (1024 packets, some 3 s of a
-/// three-layer track) never ends. Probe bursts copy packets of the down track's own history
-/// whose payloads are still in that ring (`bandwidth.rs`, `probe_source`); once they are gone
-/// every cluster sends nothing (none succeeds or fails, no RTX reaches the client), and the
-/// estimate grows only by AIMD, capped at 1.5 x the acknowledged audio rate + 10 kbit/s, about
-/// 85 kbit/s: below the lowest layer, so the video stays paused on a healthy link.
+/// A pause longer than the fan-out's payload ring (1024 packets, some 3 s of a three-layer
+/// track) leaves probe bursts no packet of the down track's history to copy; they send
+/// padding-only packets on its RTX stream instead, which the subscriber's stack counts in its
+/// transport-cc feedback and drops. Without them the estimate could grow only by AIMD, capped
+/// near the acknowledged audio rate: below the lowest layer, so the video would stay paused.
 #[test]
-#[ignore = "known bug: probes have nothing to copy once a paused track's payloads left the ring"]
 fn video_paused_for_long_resumes_when_the_link_recovers() {
     let (mut net, publisher, bob) = call(true);
     let paused = outage(&mut net, &publisher, &bob, Duration::from_secs(8));
+    let healed = net.now;
     net.run_until("the video resumes", Duration::from_secs(15), |net| {
         stream_states(net, &publisher, &bob, paused) == [Some(PauseReason::Bandwidth), None]
     });
+    let client = net.client(bob.client);
+    let rtx = client.arrivals.iter().filter(|a| a.at > healed && a.payload_type == PT_RTX).count();
+    assert!(rtx >= 5, "probe packets reached the subscriber on the RTX stream ({rtx})");
+    let empty = client.received.iter().filter(|r| r.at > healed && r.payload.is_empty()).count();
+    assert_eq!(empty, 0, "the subscriber's stack dropped the padding instead of handing it over");
 }
 
-/// Known bug: a subscriber that receives nothing but the paused video gets nothing at all, so
-/// no transport-cc feedback comes back and the estimator's last verdict (overuse, 90 % loss)
-/// never ages: it counts as congested for good, refuses every probe, and the video never
-/// resumes, even after a one-second outage.
+/// A subscriber that receives nothing but the paused video gets nothing at all, so no
+/// transport-cc feedback comes back. Its estimator's last verdict (overuse, 90 % loss) goes stale
+/// after two seconds without anything sent or acknowledged; then probes (padding on the RTX
+/// stream) find the healthy link and the video resumes.
 #[test]
-#[ignore = "known bug: with nothing sent, the estimator stays congested and never probes"]
 fn a_video_only_subscriber_resumes_when_the_link_recovers() {
     let (mut net, publisher, bob) = call(false);
     let paused = outage(&mut net, &publisher, &bob, Duration::from_secs(1));
