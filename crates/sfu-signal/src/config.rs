@@ -31,8 +31,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
+mod http;
 mod limits;
+mod rtc;
+use http::cors_origin_problem;
+pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
+use rtc::ice_server_problem;
+pub use rtc::{IceServer, RtcConfig};
 
 /// API key used in dev mode. Public knowledge: never use it in production.
 pub const DEV_API_KEY: &str = "devkey";
@@ -81,170 +87,23 @@ pub struct Config {
 }
 
 /// Media plane settings.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RtcConfig {
-    /// UDP port of the first worker shard; shard `i` uses `udp_port_start + i`. 0 = any free
-    /// port for every shard. Default 7882.
-    pub udp_port_start: u16,
-    /// Number of worker shards (one UDP socket each); 0 = one per CPU core. Default 0.
-    pub shards: usize,
-    /// Seconds a participant whose signaling connection dropped is kept (media routing state
-    /// intact) waiting for it to resume before it is removed from the room. Default 20.
-    pub departure_timeout_secs: u64,
-    /// Largest signaling (WebSocket) message accepted, in bytes. Default 65536.
-    pub max_message_bytes: usize,
-    /// Subscriber connections negotiate transport-cc and RTX; each gets a send-side bandwidth
-    /// estimate, shared among its tracks by the allocator (which picks layers and pauses video
-    /// that does not fit). Default on; off forwards whatever layers subscribers ask for.
-    pub bandwidth_estimation: bool,
-    /// Publishers are told to pause the simulcast layers no subscriber asks for, and to resume
-    /// them when one does (dynacast). Default on.
-    pub dynacast: bool,
-    /// STUN/TURN servers offered to WHIP/WHEP clients in `Link: <url>; rel="ice-server"`
-    /// headers (RFC 9725 section 4.6). The server itself needs none: it is ICE-lite and
-    /// reachable at its announced address. Default: none (no Link header).
-    #[serde(deserialize_with = "ice_server_list")]
-    pub ice_servers: Vec<IceServer>,
-}
-
-/// HTTP settings.
-#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Origins (`scheme://host[:port]`) whose pages may call the WHIP/WHEP endpoints from a
-    /// browser (CORS), or `"*"` for any. Default `["*"]`: the endpoints are authorised by bearer
-    /// tokens, never by cookies, so a page on another origin can do no more than the tokens it
-    /// holds allow. An empty list sends no CORS headers (same-origin pages only). From the
-    /// environment: a comma-separated list.
-    #[serde(deserialize_with = "string_list")]
-    pub cors_origins: Vec<String>,
-    /// Serve the web client (index.html, app.js, sdk.js, sdk/*.js, style.css) from this
-    /// directory instead of the copy compiled into the binary: edit the SDK, reload the page.
-    /// Default: none (the compiled-in copy).
-    pub web_dir: Option<std::path::PathBuf>,
-    /// Seconds a client has to send a complete request head (request line and headers), on a
-    /// new connection and between the requests of a kept-alive one; then the connection is
-    /// closed. 1 to 3600. Default 10.
-    pub header_read_timeout_secs: u64,
-    /// Open HTTP connections (WebSockets included) the server accepts at once; one past it is
-    /// answered 503 and closed. 0 = derived from the open-file limit: 90 % of it, at most
-    /// [`DEFAULT_MAX_CONNECTIONS`]. Default 0.
-    pub max_connections: usize,
-    /// Open HTTP connections (WebSockets included) one client address may hold; one past it is
-    /// answered 503 and closed. IPv6 clients are counted per /64 network, which a single host
-    /// usually has to itself. 0 = no per-address cap. Default 256.
-    pub max_connections_per_ip: usize,
-    /// Whether clients on loopback addresses are exempt from `max_connections_per_ip`: behind a
-    /// reverse proxy on the same host every client has the proxy's address, and load tests run
-    /// from the server's host. Default true.
-    pub per_ip_exempt_loopback: bool,
-}
-
-/// Ceiling of the derived `http.max_connections`: a busy server holds one connection per
-/// participant, and a bound on idle connections keeps their memory bounded too.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-
-/// One STUN or TURN server for clients.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]` or `turns:...`.
-    pub url: String,
-    /// TURN long-term credentials, when the server needs them.
-    pub username: Option<String>,
-    pub credential: Option<String>,
-}
-
-impl std::fmt::Debug for IceServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IceServer")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
 /// A list given as a TOML array or as one comma-separated string (what the environment gives).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum ListOrCsv<T> {
+pub(super) enum ListOrCsv<T> {
     Csv(String),
     List(Vec<T>),
 }
 
-fn split_csv(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(super) fn split_csv(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(match ListOrCsv::<String>::deserialize(d)? {
         ListOrCsv::Csv(text) => split_csv(&text).collect(),
         ListOrCsv::List(items) => items,
     })
-}
-
-/// An ICE server entry: a URL alone, or a table with TURN credentials.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IceServerEntry {
-    Url(String),
-    Full {
-        url: String,
-        #[serde(default)]
-        username: Option<String>,
-        #[serde(default)]
-        credential: Option<String>,
-    },
-}
-
-fn ice_server_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IceServer>, D::Error> {
-    let plain = |url| IceServer { url, username: None, credential: None };
-    Ok(match ListOrCsv::<IceServerEntry>::deserialize(d)? {
-        ListOrCsv::Csv(text) => split_csv(&text).map(plain).collect(),
-        ListOrCsv::List(items) => items
-            .into_iter()
-            .map(|e| match e {
-                IceServerEntry::Url(url) => plain(url),
-                IceServerEntry::Full { url, username, credential } => IceServer { url, username, credential },
-            })
-            .collect(),
-    })
-}
-
-/// Why `origin` cannot be an entry of `http.cors_origins`, if it cannot. Browsers send
-/// `scheme://host[:port]` exactly, so a path or a trailing slash would never match.
-fn cors_origin_problem(origin: &str) -> Option<&'static str> {
-    if origin == "*" {
-        return None;
-    }
-    let Some((scheme, rest)) = origin.split_once("://") else { return Some("must be scheme://host[:port] or \"*\"") };
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-        return Some("has an invalid scheme");
-    }
-    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ', ',']) {
-        return Some("must not have a path, a trailing slash, a wildcard or spaces");
-    }
-    None
-}
-
-/// Why an ICE server entry would make a broken or unsafe `Link` header, if it would.
-fn ice_server_problem(server: &IceServer) -> Option<&'static str> {
-    let known = ["stun:", "stuns:", "turn:", "turns:"];
-    if !known.iter().any(|p| server.url.starts_with(p)) {
-        return Some("url must start with stun:, stuns:, turn: or turns:");
-    }
-    let unsafe_char = |s: &str| s.chars().any(|c| c.is_control() || c == '"' || c == '\\');
-    if server.url.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c)) {
-        return Some("url must not contain spaces, quotes or angle brackets");
-    }
-    if server.username.as_deref().is_some_and(unsafe_char) || server.credential.as_deref().is_some_and(unsafe_char) {
-        return Some("username and credential must not contain quotes, backslashes or control characters");
-    }
-    if server.username.is_some() != server.credential.is_some() {
-        return Some("give both username and credential, or neither");
-    }
-    None
 }
 
 /// API key and secret used to sign and verify tokens.
@@ -277,33 +136,6 @@ impl Default for Config {
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
-        }
-    }
-}
-
-impl Default for RtcConfig {
-    fn default() -> Self {
-        RtcConfig {
-            udp_port_start: 7882,
-            shards: 0,
-            departure_timeout_secs: 20,
-            max_message_bytes: 65536,
-            bandwidth_estimation: true,
-            dynacast: true,
-            ice_servers: Vec::new(),
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            cors_origins: vec!["*".to_owned()],
-            web_dir: None,
-            header_read_timeout_secs: 10,
-            max_connections: 0,
-            max_connections_per_ip: 256,
-            per_ip_exempt_loopback: true,
         }
     }
 }
