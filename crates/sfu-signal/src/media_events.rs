@@ -1,6 +1,6 @@
 //! Reacts to what the media plane reports: hands data-channel messages to their room's relay
-//! (crate::data_relay), tracks
-//! connection state, and tells subscribers when a track is paused for bandwidth.
+//! (crate::data_relay), tracks connection state, and tells subscribers when a track is paused
+//! for bandwidth.
 
 use sfu_transport::MediaEvent;
 use std::sync::Arc;
@@ -27,7 +27,8 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
 }
 
 /// A WHIP publisher or WHEP viewer has no socket to resume from: when its media connection
-/// fails, closes or never comes up, it has left. (Signaling participants are governed by their socket and the departure timeout.)
+/// fails, closes or never comes up, it has left. (Signaling participants are governed by their
+/// socket and the departure timeout.)
 async fn on_disconnected(hub: &Hub, conn: sfu_transport::ConnId) {
     hub.set_connected(conn, false);
     hub.on_viewer_disconnected(conn).await;

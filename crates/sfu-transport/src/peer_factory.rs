@@ -230,20 +230,27 @@ pub fn build_peer_connection(
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
         .build(now)?;
+    add_host_candidate(&mut pc, announce)?;
+    Ok(pc)
+}
 
+/// Gives `pc` its one local candidate: a UDP host candidate at `addr`.
+pub(crate) fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    addr: std::net::SocketAddr,
+) -> Result<(), rtc::shared::error::Error> {
     let host = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
-            address: announce.ip().to_string(),
-            port: announce.port(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
             component: 1,
             ..Default::default()
         },
         ..Default::default()
     }
     .new_candidate_host()?;
-    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
-    Ok(pc)
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)
 }
 
 /// Sets every `a=max-message-size` of `sdp` to `bytes`: what a client may send on its data
