@@ -62,7 +62,8 @@ pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
 }
 
 /// Width and height of a VP8 keyframe, read from the keyframe header (RFC 6386 section 9.1).
-/// The two scaling bits above each 14-bit dimension are masked off.
+/// The two scaling bits above each 14-bit dimension are masked off; a zero dimension is no size
+/// (no encoder writes one, and it would sort the layer below every other).
 pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
     if !is_vp8_keyframe(payload) {
         return None;
@@ -74,7 +75,7 @@ pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
     let dims = header.get(6..10)?;
     let width = u16::from_le_bytes([dims[0], dims[1]]) & 0x3fff;
     let height = u16::from_le_bytes([dims[2], dims[3]]) & 0x3fff;
-    Some((width, height))
+    (width > 0 && height > 0).then_some((width, height))
 }
 
 // H.264 NAL unit types (RFC 6184 section 5.4 and H.264 table 7-1).
@@ -170,6 +171,8 @@ mod tests {
             ("delta frame", vp8(&[0x10], &[0x11, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0, 5, 0xd0, 2]), None),
             ("bad start code", vp8(&[0x10], &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2b, 0, 5, 0xd0, 2]), None),
             ("truncated size", vp8(&[0x10], &VP8_KEY_HEADER[..9]), None),
+            ("zero height", vp8(&[0x10], &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x00, 0xc0]), None),
+            ("zero width", vp8(&[0x10], &[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x40, 0x68, 0x01]), None),
             ("truncated start code", vp8(&[0x10], &VP8_KEY_HEADER[..4]), None),
             ("empty", vec![], None),
         ];

@@ -19,6 +19,10 @@ mod trickle;
 mod whip;
 mod whip_options;
 
+/// For the fuzz targets (crates/sfu-fuzz): how a WHIP PATCH body is read.
+#[doc(hidden)]
+pub use trickle::fragment_candidates;
+
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sfu_transport::{MediaConfig, MediaPlane};

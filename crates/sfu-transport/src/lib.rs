@@ -59,6 +59,13 @@ mod shard;
 mod stun;
 mod udp_stats;
 
+/// Fuzz targets over the shard's input paths (see `fuzz/` at the top of the repository).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::shard::fuzz::*;
+}
+
 pub use api::{DownTrackSpec, MediaEvent, PublishedTrack, PublisherAnswer, SubscriberOffer};
 pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};

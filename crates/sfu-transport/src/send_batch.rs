@@ -71,14 +71,14 @@ impl SendBatch {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn queued(&self) -> Vec<(SocketAddr, &[u8])> {
         self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect()
     }
 
     /// Takes everything queued, in order, as if it had been sent: the virtual-time tests route
-    /// datagrams in memory instead of through a socket.
-    #[cfg(test)]
+    /// datagrams in memory instead of through a socket (and so do the fuzz targets).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn drain(&mut self) -> Vec<(SocketAddr, Bytes)> {
         let out = self.queued().into_iter().map(|(to, d)| (to, Bytes::copy_from_slice(d))).collect();
         self.queued.clear();

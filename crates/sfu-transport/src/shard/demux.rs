@@ -93,8 +93,9 @@ impl Demux {
 
     /// The agent of `id` sent `datagram` to `to`: if it is a check of an address not validated
     /// yet, its response is routed back to `id`.
+    /// A connection it does not know (removed) leaves nothing: its response would be nobody's.
     pub fn on_sent(&mut self, id: ConnId, to: SocketAddr, datagram: &[u8]) {
-        if self.by_addr.get(&to) == Some(&id) || !is_request(datagram) {
+        if self.by_addr.get(&to) == Some(&id) || !is_request(datagram) || !self.conns.contains_key(&id) {
             return;
         }
         let Some(transaction) = transaction_id(datagram) else { return };
@@ -151,7 +152,7 @@ impl Demux {
     }
 
     /// The addresses validated for `id`, oldest first.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn addrs(&self, id: ConnId) -> &[SocketAddr] {
         self.conns.get(&id).map_or(&[], |p| &p.addrs)
     }

@@ -8,6 +8,8 @@ mod core;
 mod demux;
 mod down_track;
 mod egress;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod published;
 mod sdp_info;
 mod shell;

@@ -347,5 +347,5 @@ impl ShardCore {
     }
 }
 
-#[cfg(test)]
-mod tests;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod tests;

@@ -34,14 +34,14 @@ use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Role {
+pub(crate) enum Role {
     Publisher,
     Subscriber,
 }
 
 /// An RTP packet the subscriber's stack handed over (RTX already unwrapped by the stack).
 #[derive(Clone, Debug)]
-pub(super) struct Received {
+pub(crate) struct Received {
     pub at: Instant,
     pub ssrc: u32,
     pub seq: u16,
@@ -53,7 +53,7 @@ pub(super) struct Received {
 /// The clear RTP header of a datagram that reached the client (SRTP leaves it unencrypted):
 /// shows what went over the wire, RTX included, before the stack unwraps anything.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Arrival {
+pub(crate) struct Arrival {
     pub at: Instant,
     pub ssrc: u32,
     pub seq: u16,
@@ -62,12 +62,12 @@ pub(super) struct Arrival {
 
 /// Feedback that reached a publisher from the shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Feedback {
+pub(crate) enum Feedback {
     KeyframeRequest { ssrc: u32 },
     Nack { ssrc: u32 },
 }
 
-pub(super) struct Client {
+pub(crate) struct Client {
     pub addr: SocketAddr,
     pub pc: RTCPeerConnection,
     pub connected: bool,
@@ -293,6 +293,20 @@ impl Client {
         self.pc.rtp_receiver(receiver).unwrap().write_rtcp(now, packets).unwrap();
     }
 
+    /// Sends RTCP about some stream it receives, if any; what its stack refuses is dropped. For
+    /// a subscriber that sends whatever it likes (the shard's fuzz target).
+    pub fn try_send_rtcp(&mut self, packets: Vec<Box<dyn rtc::rtcp::Packet>>, now: Instant) -> bool {
+        let Some(receiver) = self.receivers.values().next().copied() else { return false };
+        self.pc.rtp_receiver(receiver).is_some_and(|mut r| r.write_rtcp(now, packets).is_ok())
+    }
+
+    /// Sends one camera packet with the given header fields and payload, as a publisher that
+    /// sends whatever it likes would (the shard's fuzz target).
+    pub fn send_raw_rtp(&mut self, raw: super::source::RawRtp, now: Instant) -> bool {
+        let Some(source) = self.source.as_mut() else { return false };
+        source.send_raw(&mut self.pc, raw, now)
+    }
+
     /// The layers received since `since`, in the order they started arriving.
     pub fn layers_since(&self, since: Instant) -> Vec<u8> {
         let mut layers = Vec::new();
@@ -309,7 +323,7 @@ impl Client {
 
 /// The header of an (S)RTP datagram, which SRTP leaves in the clear; None for anything else
 /// (STUN, DTLS, RTCP).
-pub(super) fn clear_rtp_header(datagram: &[u8], at: Instant) -> Option<Arrival> {
+pub(crate) fn clear_rtp_header(datagram: &[u8], at: Instant) -> Option<Arrival> {
     if datagram.len() < 12 || datagram[0] >> 6 != 2 || (192..=223).contains(&datagram[1]) {
         return None;
     }

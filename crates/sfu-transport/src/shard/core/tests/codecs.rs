@@ -5,11 +5,11 @@ use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec};
 
 use super::media::VIDEO_CLOCK;
 
-pub(super) const PT_OPUS: u8 = 111;
-pub(super) const PT_VP8: u8 = 96;
-pub(super) const PT_RTX: u8 = 97;
+pub(crate) const PT_OPUS: u8 = 111;
+pub(crate) const PT_VP8: u8 = 96;
+pub(crate) const PT_RTX: u8 = 97;
 
-pub(super) fn opus() -> RTCRtpCodec {
+pub(crate) fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.into(),
         clock_rate: 48_000,
@@ -19,7 +19,7 @@ pub(super) fn opus() -> RTCRtpCodec {
     }
 }
 
-pub(super) fn vp8() -> RTCRtpCodec {
+pub(crate) fn vp8() -> RTCRtpCodec {
     let rtcp_feedback = [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
         .into_iter()
         .map(|(typ, parameter)| RTCPFeedback { typ: typ.into(), parameter: parameter.into() })

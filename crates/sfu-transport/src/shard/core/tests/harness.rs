@@ -21,21 +21,21 @@ use crate::shard::core::{ShardCore, ShardSettings};
 use crate::{ConnId, MediaError};
 
 /// One-way delay of every datagram: a LAN-like 10 ms round trip.
-pub(super) const LATENCY: Duration = Duration::from_millis(5);
+pub(crate) const LATENCY: Duration = Duration::from_millis(5);
 
 /// The smallest step of the clock, when something asks to run again at once.
 const TICK: Duration = Duration::from_micros(100);
 
-pub(super) type ClientId = usize;
+pub(crate) type ClientId = usize;
 
 /// What every shard of a test is.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Options {
+pub(crate) struct Options {
     pub estimate_bandwidth: bool,
     pub dynacast: bool,
 }
 
-pub(super) struct ShardNode {
+pub(crate) struct ShardNode {
     pub core: ShardCore,
     pub addr: SocketAddr,
     /// Everything it told the control plane, with when.
@@ -56,7 +56,7 @@ struct Bottleneck {
     busy_until: Instant,
 }
 
-pub(super) struct Net {
+pub(crate) struct Net {
     pub now: Instant,
     pub shards: Vec<ShardNode>,
     pub clients: Vec<Client>,
@@ -75,7 +75,7 @@ pub(super) struct Net {
     pub lost: Vec<(SocketAddr, u32, u16)>,
 }
 
-pub(super) fn shard_addr(index: usize) -> SocketAddr {
+pub(crate) fn shard_addr(index: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, index as u8 + 1], 7000))
 }
 
@@ -317,6 +317,11 @@ impl Net {
             }
         }
         panic!("shards keep commanding each other at one instant");
+    }
+
+    /// Puts a datagram on the wire as if `from` had sent it (any bytes, any address).
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        self.send(from, to, bytes);
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {

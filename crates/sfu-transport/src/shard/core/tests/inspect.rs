@@ -9,7 +9,7 @@ use crate::{ConnId, TrackKey};
 
 impl ShardCore {
     /// Every place the core still knows `id` from, named; empty once it is gone.
-    pub(super) fn traces_of(&self, id: ConnId) -> Vec<String> {
+    pub(crate) fn traces_of(&self, id: ConnId) -> Vec<String> {
         let mut found = Vec::new();
         if self.conns.contains_key(&id) {
             found.push("a connection".to_owned());
@@ -40,7 +40,7 @@ impl ShardCore {
     }
 
     /// Every place the core still knows track `key` from, named.
-    pub(super) fn traces_of_track(&self, key: TrackKey) -> Vec<String> {
+    pub(crate) fn traces_of_track(&self, key: TrackKey) -> Vec<String> {
         let mut found = Vec::new();
         if self.published.contains_key(&key) {
             found.push("a published track".to_owned());
@@ -55,7 +55,7 @@ impl ShardCore {
     }
 
     /// The connection a datagram from `from` would be handed to.
-    pub(super) fn route_of(&self, datagram: &[u8], from: SocketAddr) -> Option<ConnId> {
+    pub(crate) fn route_of(&self, datagram: &[u8], from: SocketAddr) -> Option<ConnId> {
         match self.demux.route(datagram, from) {
             Route::Validated(id) | Route::Unvalidated(id) => Some(id),
             Route::Unroutable => None,
@@ -63,7 +63,7 @@ impl ShardCore {
     }
 
     /// The shards a published track is sent to, with how many subscriptions each holds.
-    pub(super) fn downstream_of(&self, key: TrackKey) -> Vec<(usize, usize)> {
+    pub(crate) fn downstream_of(&self, key: TrackKey) -> Vec<(usize, usize)> {
         let mut shards: Vec<_> =
             self.published.get(&key).map(|p| p.downstream.clone()).unwrap_or_default().into_iter().collect();
         shards.sort_unstable();
@@ -71,7 +71,7 @@ impl ShardCore {
     }
 
     /// The highest layer of a published track each shard's subscribers want (dynacast).
-    pub(super) fn demand_of(&self, key: TrackKey) -> Vec<(usize, u8)> {
+    pub(crate) fn demand_of(&self, key: TrackKey) -> Vec<(usize, u8)> {
         let mut shards: Vec<_> =
             self.published.get(&key).map(|p| p.demand.clone()).unwrap_or_default().into_iter().collect();
         shards.sort_unstable();
@@ -79,18 +79,18 @@ impl ShardCore {
     }
 
     /// The layer forwarded to subscriber `id` of `key`, and the one it is moving to.
-    pub(super) fn forwarding(&self, id: ConnId, key: TrackKey) -> Option<(Option<u8>, Option<u8>)> {
+    pub(crate) fn forwarding(&self, id: ConnId, key: TrackKey) -> Option<(Option<u8>, Option<u8>)> {
         let forwarder = &self.fanouts.get(&key)?.get(id)?.forwarder;
         Some((forwarder.current_layer(), forwarder.target_layer()))
     }
 
     /// The bandwidth estimate of subscriber connection `id`, bit/s.
-    pub(super) fn estimate_of(&self, id: ConnId) -> Option<u64> {
+    pub(crate) fn estimate_of(&self, id: ConnId) -> Option<u64> {
         Some(self.conns.get(&id)?.role.subscriber()?.bwe.as_ref()?.estimator.estimate().as_u64())
     }
 
     /// How many video layers the shard sheds for overload.
-    pub(super) fn shed_level(&self) -> u8 {
+    pub(crate) fn shed_level(&self) -> u8 {
         self.overload.level()
     }
 }

@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// One simulcast layer the test publisher sends.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct LayerSpec {
+pub(crate) struct LayerSpec {
     pub rid: &'static str,
     pub width: u16,
     pub height: u16,
@@ -17,14 +17,14 @@ pub(super) struct LayerSpec {
 }
 
 /// The three layers, lowest first, at the sizes browsers use for a 720p camera.
-pub(super) const LAYERS: [LayerSpec; 3] = [
+pub(crate) const LAYERS: [LayerSpec; 3] = [
     LayerSpec { rid: "q", width: 320, height: 180, kbps: 150 },
     LayerSpec { rid: "h", width: 640, height: 360, kbps: 500 },
     LayerSpec { rid: "f", width: 1280, height: 720, kbps: 1500 },
 ];
 
-pub(super) const FPS: u32 = 30;
-pub(super) const VIDEO_CLOCK: u32 = 90_000;
+pub(crate) const FPS: u32 = 30;
+pub(crate) const VIDEO_CLOCK: u32 = 90_000;
 
 /// Largest payload a packet carries, descriptor and trailer included.
 const MAX_PAYLOAD: usize = 1000;
@@ -36,13 +36,13 @@ const KEYFRAME_FACTOR: usize = 3;
 
 /// What a forwarded payload says about where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Origin {
+pub(crate) struct Origin {
     pub layer: u8,
     pub frame: u32,
 }
 
 /// The RTP payloads of frame `frame` of layer `layer`.
-pub(super) fn vp8_frame(layer: u8, frame: u32, keyframe: bool) -> Vec<Bytes> {
+pub(crate) fn vp8_frame(layer: u8, frame: u32, keyframe: bool) -> Vec<Bytes> {
     let spec = LAYERS[usize::from(layer)];
     let average = spec.kbps as usize * 1000 / 8 / FPS as usize;
     let size = if keyframe { average * KEYFRAME_FACTOR } else { average };
@@ -79,7 +79,7 @@ pub(super) fn vp8_frame(layer: u8, frame: u32, keyframe: bool) -> Vec<Bytes> {
 }
 
 /// The layer and frame a payload written by [`vp8_frame`] came from.
-pub(super) fn origin(payload: &[u8]) -> Option<Origin> {
+pub(crate) fn origin(payload: &[u8]) -> Option<Origin> {
     let t = payload.get(payload.len().checked_sub(TRAILER_LEN)?..)?;
     if t[..2] != TRAILER_MAGIC {
         return None;
@@ -88,7 +88,7 @@ pub(super) fn origin(payload: &[u8]) -> Option<Origin> {
 }
 
 /// Whether a payload written by [`vp8_frame`] starts a keyframe.
-pub(super) fn is_keyframe(payload: &[u8]) -> bool {
+pub(crate) fn is_keyframe(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x10 != 0) && payload.get(DESCRIPTOR_LEN).is_some_and(|tag| tag & 1 == 0)
 }
 

@@ -15,9 +15,9 @@ use crate::shard::command::Command;
 use crate::{ConnId, TrackKey};
 
 /// ICE and DTLS over a 10 ms round trip take a few round trips; this is ample.
-pub(super) const CONNECT_LIMIT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_LIMIT: Duration = Duration::from_secs(3);
 
-pub(super) struct Publisher {
+pub(crate) struct Publisher {
     pub client: ClientId,
     pub conn: ConnId,
     pub owner: ParticipantId,
@@ -25,7 +25,7 @@ pub(super) struct Publisher {
     pub audio: Option<PublishedTrack>,
 }
 
-pub(super) struct Subscriber {
+pub(crate) struct Subscriber {
     pub client: ClientId,
     pub conn: ConnId,
 }
@@ -53,12 +53,12 @@ impl Publisher {
     }
 }
 
-pub(super) fn track_id(key: TrackKey) -> TrackId {
+pub(crate) fn track_id(key: TrackKey) -> TrackId {
     TrackId(format!("TR_{}", key.0))
 }
 
 /// A subscriber's wishes for one track: `auto` with no viewport limit unless changed.
-pub(super) fn wanting(key: TrackKey) -> SubscriptionSettings {
+pub(crate) fn wanting(key: TrackKey) -> SubscriptionSettings {
     SubscriptionSettings {
         track_id: track_id(key),
         layer: Default::default(),

@@ -19,7 +19,7 @@ const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 const AUDIO_PAYLOAD: usize = 100;
 const AUDIO_CLOCK_STEP: u32 = 960;
 
-pub(super) struct Source {
+pub(crate) struct Source {
     video: RTCRtpSenderId,
     pub mid: String,
     pub ssrcs: [u32; 3],
@@ -34,6 +34,18 @@ pub(super) struct Source {
     next_frame: Option<Instant>,
     pub packets_sent: [u64; 3],
     audio: Option<Microphone>,
+}
+
+/// One camera packet chosen by the caller, not by the source's frame clock.
+pub(crate) struct RawRtp {
+    /// Which simulcast stream (SSRC) carries it, modulo the layer count.
+    pub layer: usize,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The rid extension's value; the layer's own rid when `None`.
+    pub rid: Option<Bytes>,
+    pub payload: Bytes,
 }
 
 struct Microphone {
@@ -164,6 +176,31 @@ impl Source {
             audio.packets += 1;
             audio.next = Some(due + AUDIO_INTERVAL);
         }
+    }
+
+    /// Sends `raw` on the camera's sender; false when the stack refuses it.
+    pub fn send_raw(&mut self, pc: &mut RTCPeerConnection, raw: RawRtp, now: Instant) -> bool {
+        let layer = raw.layer % LAYERS.len();
+        let mut header = rtc::rtp::header::Header {
+            version: 2,
+            marker: raw.marker,
+            payload_type: self.payload_type,
+            sequence_number: raw.seq,
+            timestamp: raw.timestamp,
+            ssrc: self.ssrcs[layer],
+            ..Default::default()
+        };
+        if let Some((mid, rid)) = self.extensions {
+            header.extension = true;
+            header.extension_profile = rtc::rtp::header::EXTENSION_PROFILE_ONE_BYTE;
+            let rid_value = raw.rid.unwrap_or_else(|| Bytes::from_static(LAYERS[layer].rid.as_bytes()));
+            let mid_value = Bytes::copy_from_slice(self.mid.as_bytes());
+            if header.set_extension(mid, mid_value).is_err() || header.set_extension(rid, rid_value).is_err() {
+                return false;
+            }
+        }
+        let packet = rtc::rtp::Packet { header, payload: raw.payload };
+        pc.rtp_sender(self.video).is_some_and(|mut sender| sender.write_rtp(now, packet).is_ok())
     }
 
     fn send_frame(&mut self, pc: &mut RTCPeerConnection, now: Instant) {
