@@ -7,6 +7,9 @@
 pub enum CloseCode {
     /// 1000: the participant left (`leave`); a departure timeout ends with it too.
     Left,
+    /// 1001: the server is shutting down (SIGTERM, after `cluster.drain_timeout_secs`). The
+    /// session ends with the server; a client may resume or join elsewhere.
+    GoingAway,
     /// 1002: the socket failed (a WebSocket protocol error) before a message could be read.
     ProtocolError,
     /// 1009: a message exceeded `rtc.max_message_bytes`.
@@ -28,15 +31,17 @@ pub enum CloseCode {
     /// 4429: the client stopped reading: its outgoing queue overflowed or a write timed out. Its
     /// queued messages were dropped; it may resume, which sends it the room's state afresh.
     TooSlow,
-    /// 4503: `join` refused for capacity: the room or the node is full (`limits.*`). The reason
-    /// starts with the error code (`room_full` or `node_full`), sent in an `error` just before.
+    /// 4503: `join` refused for capacity: the room or the node is full (`limits.*`), or the node
+    /// is shutting down. The reason starts with the error code (`room_full`, `node_full` or
+    /// `draining`), sent in an `error` just before.
     Full,
 }
 
 impl CloseCode {
     /// Every close code, for tables and tests.
-    pub const ALL: [CloseCode; 12] = [
+    pub const ALL: [CloseCode; 13] = [
         Self::Left,
+        Self::GoingAway,
         Self::ProtocolError,
         Self::MessageTooBig,
         Self::BadFirstMessage,
@@ -54,6 +59,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::Left => 1000,
+            Self::GoingAway => 1001,
             Self::ProtocolError => 1002,
             Self::MessageTooBig => 1009,
             Self::BadFirstMessage => 4400,
@@ -72,6 +78,7 @@ impl CloseCode {
     pub fn name(self) -> &'static str {
         match self {
             Self::Left => "left",
+            Self::GoingAway => "going_away",
             Self::ProtocolError => "protocol_error",
             Self::MessageTooBig => "message_too_big",
             Self::BadFirstMessage => "bad_first_message",
@@ -87,10 +94,10 @@ impl CloseCode {
     }
 
     /// Whether the session is over for the client: after these it must join again (or fix its
-    /// request). After a clean leave there is nothing to resume, and after a broken socket or
-    /// falling behind it may resume.
+    /// request). After a clean leave there is nothing to resume; after a broken socket, falling
+    /// behind or a server going away it may resume (elsewhere, for the last).
     pub fn is_fatal(self) -> bool {
-        !matches!(self, Self::Left | Self::ProtocolError | Self::TooSlow)
+        !matches!(self, Self::Left | Self::GoingAway | Self::ProtocolError | Self::TooSlow)
     }
 
     /// The close code with this number, if the server sends it.

@@ -176,6 +176,8 @@ pub enum LeaveReason {
     Replaced,
     /// An admin removed it.
     Removed,
+    /// The server shut down (SIGTERM) and closed every session.
+    Shutdown,
 }
 
 /// Machine-readable error codes of `error` replies (docs/protocol.md lists each).
@@ -207,11 +209,13 @@ pub enum ErrorCode {
     TooManySections,
     /// `candidate` refused: the connection was sent `limits.candidates_per_connection` already.
     TooManyCandidates,
+    /// `join` (or a WHIP/WHEP session) refused: the node is shutting down (SIGTERM).
+    Draining,
 }
 
 impl ErrorCode {
     /// Every error code, for tables and tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::BadMessage,
         Self::AlreadyJoined,
         Self::NotAllowed,
@@ -224,6 +228,7 @@ impl ErrorCode {
         Self::TooManyTracks,
         Self::TooManySections,
         Self::TooManyCandidates,
+        Self::Draining,
     ];
 
     /// The code as sent on the wire (`"bad_sdp"`), also the `error` of WHIP/WHEP JSON bodies.
@@ -241,6 +246,7 @@ impl ErrorCode {
             Self::TooManyTracks => "too_many_tracks",
             Self::TooManySections => "too_many_sections",
             Self::TooManyCandidates => "too_many_candidates",
+            Self::Draining => "draining",
         }
     }
 }

@@ -31,9 +31,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
+mod cluster;
 mod http;
 mod limits;
 mod rtc;
+pub use cluster::ClusterConfig;
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
@@ -75,6 +77,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Bounds on tracks, offers, candidates, participants and rooms.
     pub limits: Limits,
+    /// Shutdown (drain) and, later, cluster membership.
+    pub cluster: ClusterConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -133,6 +137,7 @@ impl Default for Config {
             rtc: RtcConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            cluster: ClusterConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -494,6 +499,10 @@ impl Config {
     /// `rtc.departure_timeout_secs` as a duration.
     pub fn departure_timeout(&self) -> Duration {
         Duration::from_secs(self.rtc.departure_timeout_secs)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.cluster.drain_timeout_secs)
     }
 }
 

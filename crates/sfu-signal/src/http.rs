@@ -17,7 +17,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/rtc", get(rtc))
         .merge(whip_routes(state.clone()))
+        // Liveness never depends on anything but the process; readiness says whether to send
+        // new clients here (not while draining).
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/dev/token", get(dev_token))
         .route("/", get(|State(state): State<Arc<AppState>>| async move { web_file(&state, "index.html") }))
@@ -34,6 +37,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// 200 `{"status":"ready"}`, or 503 `{"status":"draining"}` once SIGTERM started the drain.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let (status, word) =
+        if state.hub.is_draining() { (StatusCode::SERVICE_UNAVAILABLE, "draining") } else { (StatusCode::OK, "ready") };
+    let body = serde_json::json!({ "status": word }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// WHIP/WHEP, behind the CORS layer so pages on other origins can use them.

@@ -14,6 +14,7 @@ mod media_events;
 mod refusal;
 pub mod room;
 mod session;
+mod shutdown;
 mod state;
 mod trickle;
 mod whip;
@@ -34,14 +35,12 @@ use crate::config::Config;
 use crate::room::Hub;
 use crate::state::AppState;
 
-/// Starts the media shards and serves HTTP until Ctrl-C.
+/// Starts the media shards and serves HTTP until SIGTERM or Ctrl-C, then drains (see
+/// `shutdown`): no new sessions, the others served until they end or the drain timeout.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    Server::bind(config)
-        .await?
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    let server = Server::bind(config).await?;
+    let state = server.state.clone();
+    server.run(shutdown::drain_on_signal(state)).await
 }
 
 /// A server whose media shards run and whose HTTP listener is bound, not yet serving.

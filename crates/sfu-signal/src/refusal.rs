@@ -27,7 +27,7 @@ fn json(status: StatusCode, code: &str, message: &str) -> Response {
 /// The status a refusal by a limit is answered with; `None` for any other error.
 pub fn limit_status(code: ErrorCode) -> Option<StatusCode> {
     match code {
-        ErrorCode::RoomFull | ErrorCode::NodeFull => Some(StatusCode::SERVICE_UNAVAILABLE),
+        ErrorCode::RoomFull | ErrorCode::NodeFull | ErrorCode::Draining => Some(StatusCode::SERVICE_UNAVAILABLE),
         ErrorCode::TooManyTracks | ErrorCode::TooManySections | ErrorCode::TooManyCandidates => {
             Some(StatusCode::PAYLOAD_TOO_LARGE)
         }

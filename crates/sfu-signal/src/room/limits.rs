@@ -49,7 +49,9 @@ impl<M: MediaControl> Hub<M> {
     /// Takes a place for one more member of `room` (a participant or a WHEP viewer) on this
     /// node, or says which limit refuses it. One who replaces a member with its identity takes
     /// over that member's place: it is never refused, and the replaced one gives its place back.
+    /// While the node drains, nobody new comes in at all.
     pub fn take_place(&self, room: &Room, replacing: bool) -> Result<(), RequestError> {
+        self.check_not_draining()?;
         let per_room = self.limits.participants_per_room;
         if !replacing && room.participants.len() + room.viewers.len() >= per_room {
             let message = format!("the room holds {per_room} participants and viewers, its limit");

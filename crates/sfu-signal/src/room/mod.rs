@@ -3,6 +3,7 @@
 //! participant in the order they happened.
 
 mod attach;
+mod drain;
 mod limits;
 mod media;
 mod model;
@@ -25,7 +26,7 @@ use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerM
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use crate::auth::Grants;
@@ -48,6 +49,8 @@ pub struct Hub<M = MediaPlane> {
     /// Participants and WHEP viewers in every room, counted against `participants_per_node`
     /// (exactly: the rooms' own counts sit behind their locks).
     members: AtomicUsize,
+    /// Shutting down: nobody new comes in (see `drain`).
+    draining: AtomicBool,
 }
 
 impl<M: MediaControl> Hub<M> {
@@ -61,6 +64,7 @@ impl<M: MediaControl> Hub<M> {
             departure_timeout,
             limits,
             members: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -119,7 +123,7 @@ impl<M: MediaControl> Hub<M> {
     }
 
     /// Adds a participant to `room` (replacing one with the same identity), unless the room or
-    /// the node is full (`room_full`, `node_full`).
+    /// the node is full (`room_full`, `node_full`) or the node is shutting down (`draining`).
     pub async fn join(
         self: &Arc<Self>,
         room_id: &RoomId,
@@ -128,6 +132,7 @@ impl<M: MediaControl> Hub<M> {
         kind: ParticipantKind,
         outbox: Option<Outbox>,
     ) -> Result<(RoomRef, ParticipantId), RequestError> {
+        self.check_not_draining()?;
         let (room_ref, mut room) = loop {
             let room_ref = self.room_or_create(room_id)?;
             let room = room_ref.clone().lock_owned().await;
@@ -243,6 +248,7 @@ impl<M: MediaControl> Hub<M> {
                 LeaveReason::Replaced => (CloseCode::Replaced, "replaced by a newer session"),
                 LeaveReason::Removed => (CloseCode::Removed, "removed from the room"),
                 LeaveReason::Left | LeaveReason::Timeout => (CloseCode::Left, "left"),
+                LeaveReason::Shutdown => (CloseCode::GoingAway, "the server is shutting down"),
             };
             let _ = outbox.send(Outgoing::Close(code, text.into()));
         }

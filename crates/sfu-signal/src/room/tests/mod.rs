@@ -2,6 +2,7 @@
 //! participant with an outbox the test reads, joined and welcomed as a signaling session is.
 
 mod data;
+mod drain;
 mod limits;
 mod membership;
 mod races;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::room::{MediaControl, Viewer};
 
-async fn add_viewer(hub: &TestHub, room: &RoomRef, session: &str, identity: &str) -> ConnId {
+pub(super) async fn add_viewer(hub: &TestHub, room: &RoomRef, session: &str, identity: &str) -> ConnId {
     let conn = hub.media.allocate_conn();
     let viewer = Viewer { conn, identity: Identity(identity.into()), trickled: 0 };
     let mut room = room.lock().await;
