@@ -87,6 +87,7 @@ pub(crate) async fn session(
                     );
                 }
                 ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
+                p.joined.store(true, Ordering::Relaxed);
                 me = Some(participant.id);
                 if p.subscribe {
                     for other in participants {
