@@ -39,6 +39,10 @@ pub struct Cli {
     /// Joins per second while ramping up, e.g. 100/s or 100.
     #[arg(long, default_value = "100/s", value_parser = parse_rate)]
     pub ramp: f64,
+    /// During the hold, this many subscribers per second leave (cleanly) and as many new ones join
+    /// in their place, e.g. 5/s (at most 50/s). Off by default.
+    #[arg(long, value_parser = parse_churn)]
+    pub churn: Option<f64>,
     /// Video layer every subscriber asks for.
     #[arg(long, value_enum, default_value_t = Layer::Auto)]
     pub layer: Layer,
@@ -189,6 +193,15 @@ pub fn parse_rate(s: &str) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// A rate as for `--ramp`, at most `churn::MAX_RATE` per second.
+pub fn parse_churn(s: &str) -> anyhow::Result<f64> {
+    let rate = parse_rate(s)?;
+    if rate > crate::churn::MAX_RATE {
+        bail!("churn {s:?} is above the cap of {}/s", crate::churn::MAX_RATE);
+    }
+    Ok(rate)
+}
+
 /// `2%`, `0.5%`, or a fraction like `0.02`. Returns a fraction in [0, 1].
 pub fn parse_percent(s: &str) -> anyhow::Result<f64> {
     let s = s.trim();
@@ -290,6 +303,10 @@ mod tests {
         assert_eq!(parse_bandwidth("800kbit").unwrap(), 800_000);
         assert_eq!(parse_bandwidth("2mbit").unwrap(), 2_000_000);
         assert!(parse_bandwidth("1kbit").is_err());
+        assert_eq!(parse_churn("5/s").unwrap(), 5.0);
+        assert_eq!(parse_churn("120/m").unwrap(), 2.0);
+        assert!(parse_churn("51/s").is_err());
+        assert!(parse_churn("0").is_err());
     }
 
     #[test]

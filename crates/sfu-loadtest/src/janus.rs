@@ -205,6 +205,7 @@ pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Rec
             )
             .await?;
         ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
+        p.joined.store(true, Ordering::Relaxed);
         let (label, id) = (p.identity.clone(), p.publisher_conn());
         let offer = ask(&p.worker, |reply| Command::Publish { id, spec, label, reply }).await?;
         let jsep = json!({ "type": "offer", "sdp": offer.sdp, "trickle": false, "rid_order": "lmh" });
@@ -219,6 +220,7 @@ pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Rec
     if p.subscribe {
         let feeds = wait_for_publishers(&mut janus, handle, room).await?;
         ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
+        p.joined.store(true, Ordering::Relaxed);
         let streams: Vec<Value> = feeds
             .iter()
             .map(|feed| match substream(ctx.layer) {

@@ -2,6 +2,7 @@
 //! `sfu-loadtest`: simulated publishers and subscribers with real ICE, DTLS and SRTP, speaking
 //! the server's own signaling protocol. See docs/loadtest.md.
 
+mod churn;
 mod cli;
 mod janus;
 mod media;
@@ -70,7 +71,8 @@ fn main() -> std::process::ExitCode {
     }
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let mut failed = Vec::new();
-    let subscribers = doc["subscribers"].as_u64().unwrap_or(0);
+    // With churn, every replacement is a subscriber session that must receive media too.
+    let subscribers = doc["subscribers"].as_u64().unwrap_or(0) + doc["churn"]["joins"].as_u64().unwrap_or(0);
     let with_media = doc["subscribers_with_media"].as_u64().unwrap_or(0);
     if require_media && with_media < subscribers {
         failed.push(format!("only {with_media} of {subscribers} subscribers received media"));

@@ -256,7 +256,7 @@ pub fn write_all(timeline: &[Sample], dir: &Path, stem: &str) -> anyhow::Result<
         (Some(a), Some(b)) => Some((a - 1.0, *b)),
         _ => None,
     };
-    let charts = [
+    let mut charts = vec![
         (
             "subscribers",
             chart(
@@ -322,6 +322,37 @@ pub fn write_all(timeline: &[Sample], dir: &Path, stem: &str) -> anyhow::Result<
             ),
         ),
     ];
+    // Only with --server-pid: the server's resident memory (a soak wants it flat).
+    if timeline.iter().any(|s| s.server_rss_mb.is_some()) {
+        charts.push((
+            "memory",
+            chart(
+                "server memory (resident set)",
+                "MB",
+                &[Series { name: "server RSS", points: points(timeline, |s| s.server_rss_mb) }],
+                hold,
+            ),
+        ));
+    }
+    // Only with --churn: cumulative leaves and joins.
+    if timeline.iter().any(|s| s.churn.is_some()) {
+        let churn =
+            |f: fn(&crate::churn::Totals) -> u64| points(timeline, move |s| s.churn.as_ref().map(|t| f(t) as f64));
+        charts.push((
+            "churn",
+            chart(
+                "subscriber churn (cumulative)",
+                "count",
+                &[
+                    Series { name: "left", points: churn(|t| t.left) },
+                    Series { name: "joined", points: churn(|t| t.joined) },
+                    Series { name: "join failures", points: churn(|t| t.join_failures) },
+                    Series { name: "leave errors", points: churn(|t| t.leave_errors) },
+                ],
+                hold,
+            ),
+        ));
+    }
     let mut written = Vec::new();
     for (name, canvas) in charts {
         let path = dir.join(format!("{stem}-{name}.png"));

@@ -131,6 +131,8 @@ pub fn build(o: &Outcome) -> (Value, String) {
         he.rx_layers[2].saturating_sub(hs.rx_layers[2]),
     ];
     let c = &o.cli;
+    // With churn, every replacement is a subscriber session of its own.
+    let sessions = o.subscribers + o.churn.map_or(0, |t| t.joins as usize);
 
     let doc = json!({
         "scenario": c.scenario.name(),
@@ -218,6 +220,16 @@ pub fn build(o: &Outcome) -> (Value, String) {
         "bottleneck": verdict.bottleneck,
         "verdict": verdict.message,
         "signaling": o.signal,
+        "churn": o.churn.map(|t| json!({
+            "rate_per_s": c.churn,
+            "leaves": t.leaves,
+            "left": t.left,
+            "leave_errors": t.leave_errors,
+            "joins": t.joins,
+            "joined": t.joined,
+            "join_failures": t.join_failures,
+            "skipped": t.skipped,
+        })),
         "failures": o.failures,
         "notes": o.notes,
         "timeline": o.timeline,
@@ -243,8 +255,20 @@ pub fn build(o: &Outcome) -> (Value, String) {
     let mut row = |k: &str, v: String| md.push_str(&format!("| {k} | {v} |\n"));
     row(
         "subscribers connected at end / with media / with keyframe",
-        format!("{connected} / {with_media} / {with_keyframe} of {}", o.subscribers),
+        format!("{connected} / {with_media} / {with_keyframe} of {sessions}"),
     );
+    if let Some(t) = o.churn {
+        row(
+            &format!(
+                "churn at {}/s: leaves (ended cleanly / on error) / joins (joined / failed) / skipped",
+                c.churn.unwrap_or(0.0)
+            ),
+            format!(
+                "{} ({} / {}) / {} ({} / {}) / {}",
+                t.leaves, t.left, t.leave_errors, t.joins, t.joined, t.join_failures, t.skipped
+            ),
+        );
+    }
     if o.final_stats.disconnects > 0 {
         row("connection drops (connected -> disconnected)", o.final_stats.disconnects.to_string());
     }

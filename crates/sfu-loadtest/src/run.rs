@@ -1,6 +1,6 @@
 //! The run: plan the participants of a scenario, start the media workers, bring publishers up,
 //! ramp the subscribers, let them settle, hold the load for the requested time while sampling
-//! every second, then leave and collect the figures.
+//! every second (and churning subscribers, with `--churn`), then leave and collect the figures.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -9,17 +9,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
+use crate::churn::{self, Churn, Subscribers};
 use crate::cli::{Cli, Scenario, ServerKind, ServerUrl};
 use crate::media::link::LinkConfig;
 use crate::media::peer::PublishSpec;
 use crate::media::{self, Command, FinalReport, SubscriberSummary, WorkerConfig, WorkerHandle};
 use crate::probe::{self, ServerMetrics};
-use crate::session::{Participant, SessionContext, SignalCounters};
+use crate::session::{SessionContext, SignalCounters, Spawner};
 use crate::stats::{Histogram, WorkerStats};
 use crate::token::Minter;
-use crate::{janus, signal};
 
 const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(15);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,6 +98,9 @@ pub struct Sample {
     pub harness_cpu_pct: f64,
     pub worker_busy_pct: Vec<f64>,
     pub machine_cpu_pct: Option<f64>,
+    /// Cumulative churn counts (hold samples of runs with `--churn` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<churn::Totals>,
 }
 
 /// Everything the report needs.
@@ -127,6 +129,8 @@ pub struct Outcome {
     pub timer_late_max_hold: Duration,
     pub machine_cpu_hold: Option<f64>,
     pub signal: BTreeMap<&'static str, u64>,
+    /// Churn counts at the end of the hold, with `--churn`.
+    pub churn: Option<churn::Totals>,
     /// /proc/loadavg at the start and the end of the run (other jobs on the machine show here).
     pub loadavg_start: Option<String>,
     pub loadavg_end: Option<String>,
@@ -161,6 +165,7 @@ struct Sampler {
     publishers: u64,
     last_per_worker: Vec<(u64, u64, Option<Instant>)>,
     rates: (f64, f64),
+    churn: Option<Arc<churn::Counters>>,
 }
 
 impl Sampler {
@@ -303,6 +308,7 @@ impl Sampler {
                 .map(|(b, w)| if w.is_zero() { 0.0 } else { b.as_secs_f64() / w.as_secs_f64() * 100.0 })
                 .collect(),
             machine_cpu_pct,
+            churn: self.churn.as_ref().map(|c| c.totals()),
         };
         self.last = stats;
         self.print(&sample);
@@ -416,17 +422,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         counters: SignalCounters::default(),
         failure_log: Default::default(),
     });
+    // Publishers stop on one signal; each subscriber has its own (churn stops them one by one).
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut sessions = JoinSet::new();
-    let mut next_id = 0u64;
-    let mut spawn =
-        |sessions: &mut JoinSet<()>, room: String, identity: String, publish: Option<PublishSpec>, subscribe: bool| {
-            let id = next_id;
-            next_id += 1;
-            let worker = workers[id as usize % workers.len()].clone();
-            let p = Participant { id, room, identity, publish, subscribe, worker };
-            sessions.spawn(run_participant(p, ctx.clone(), stop_rx.clone()));
-        };
+    let mut spawner = Spawner::new(ctx.clone(), workers.clone());
+    let mut subscribers = Subscribers::new();
 
     let mut sampler = Sampler {
         workers: workers.clone(),
@@ -454,6 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         publishers: plan.publishers.len() as u64,
         last_per_worker: Vec::new(),
         rates: (0.0, 0.0),
+        churn: None,
     };
     if let Some(pid) = cli.server_pid
         && probe::process_cpu_seconds(pid).is_none()
@@ -470,7 +470,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // 1. Publishers, then wait until their connections are up.
     let publishers = plan.publishers.len();
     for (room, identity, spec, subscribe) in plan.publishers.iter().cloned() {
-        spawn(&mut sessions, room, identity, Some(spec), subscribe);
+        spawner.spawn(room, identity, Some(spec), subscribe, stop_rx.clone());
     }
     if publishers > 0 {
         let deadline = Instant::now() + PUBLISHER_TIMEOUT;
@@ -514,7 +514,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             tokio::time::sleep(at.min(next_sample) - now).await;
         }
-        spawn(&mut sessions, room, identity, publish, true);
+        subscribers.spawn(&mut spawner, room, identity, publish);
     }
 
     // 3. Settle: wait (bounded) until every subscriber receives media.
@@ -553,19 +553,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let own_cpu_start = sampler.last_own_cpu;
     let machine_start = sampler.last_machine;
     sampler.holding = true;
+    let mut churn = Churn::new(cli.churn.unwrap_or(0.0), subscribers);
+    if cli.churn.is_some() {
+        sampler.churn = Some(churn.counters.clone());
+    }
     let hold_end_at = hold_start_at + cli.duration;
     loop {
         let now = Instant::now();
         if now >= hold_end_at {
             break;
         }
-        tokio::time::sleep(next_sample.min(hold_end_at) - now).await;
+        let churn_at = hold_start_at.checked_add(churn.next_at()).unwrap_or(hold_end_at);
+        tokio::time::sleep(next_sample.min(hold_end_at).min(churn_at) - now).await;
+        churn.tick(hold_start_at.elapsed(), &mut spawner);
+        while let Some(end) = spawner.sessions.try_join_next() {
+            if let Ok(end) = end {
+                churn.on_end(end);
+            }
+        }
         if Instant::now() >= next_sample || Instant::now() >= hold_end_at {
             sampler.sample("hold").await;
             next_sample += SAMPLE_EVERY;
         }
     }
     sampler.holding = false;
+    let churn_totals = cli.churn.map(|_| churn.finish());
     let hold_seconds = sampler.last_at.duration_since(hold_start_at).as_secs_f64();
     let hold_end = sampler.last.clone();
     let metrics_end = sampler.last_metrics.clone();
@@ -586,6 +598,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         eprintln!();
     }
     let _ = stop_tx.send(true);
+    churn.stop_all();
+    let sessions = &mut spawner.sessions;
     let leave_deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
     while !sessions.is_empty() {
         match tokio::time::timeout_at(leave_deadline, sessions.join_next()).await {
@@ -613,6 +627,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         summaries.extend(r.subscribers);
     }
     drop(sampler.workers.drain(..));
+    spawner.workers.clear();
     for w in workers {
         if let Ok(mut w) = Arc::try_unwrap(w) {
             w.join();
@@ -662,24 +677,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         timer_late_max_hold: sampler.hold_late,
         machine_cpu_hold,
         signal,
+        churn: churn_totals,
         loadavg_start,
         loadavg_end: loadavg(),
         failures,
         notes,
         cli,
     })
-}
-
-/// Runs the session until `stop` turns true (then leaves) or the server ends it.
-async fn run_participant(p: Participant, ctx: Arc<SessionContext>, stop: watch::Receiver<bool>) {
-    ctx.counters.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let outcome = match ctx.server {
-        ServerKind::Sfu => signal::session(&p, &ctx, stop).await,
-        ServerKind::Janus => janus::session(&p, &ctx, stop).await,
-    };
-    if let Err(e) = outcome {
-        ctx.note_failure(format!("{}: {e:#}", p.identity));
-    }
-    p.worker.send(Command::Close { id: p.publisher_conn() });
-    p.worker.send(Command::Close { id: p.subscriber_conn() });
 }

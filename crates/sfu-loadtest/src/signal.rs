@@ -55,6 +55,17 @@ pub(crate) async fn session(
             frame = stream.next() => frame,
             _ = stop.changed() => {
                 let _ = sink.send(send(&ClientMessage::Leave)).await;
+                // Read on until the server closes the socket after the leave: dropping it with
+                // messages unread (a mass leave broadcasts one per participant) resets the
+                // connection, and the server may lose the leave unread and wait for a resume.
+                let drain = async {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
                 let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
                 return Ok(());
             }
@@ -87,6 +98,7 @@ pub(crate) async fn session(
                     );
                 }
                 ctx.counters.joined.fetch_add(1, Ordering::Relaxed);
+                p.joined.store(true, Ordering::Relaxed);
                 me = Some(participant.id);
                 if p.subscribe {
                     for other in participants {

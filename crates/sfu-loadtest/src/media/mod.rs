@@ -166,6 +166,8 @@ pub fn spawn(index: usize, config: WorkerConfig) -> anyhow::Result<WorkerHandle>
         config,
         conns: Vec::new(),
         by_id: HashMap::new(),
+        free: Vec::new(),
+        retired: snapshot::Retired::default(),
         timers: BTreeSet::new(),
         dirty: Vec::new(),
         stats: WorkerStats::default(),
@@ -257,6 +259,11 @@ struct Worker {
     config: WorkerConfig,
     conns: Vec<Conn>,
     by_id: HashMap<u64, usize>,
+    /// Slots of closed connections, reused by the next new ones (so a run whose subscribers come
+    /// and go holds sockets and peer connections only for the ones present).
+    free: Vec<usize>,
+    /// What the closed subscriber connections received, kept after their slots are reused.
+    retired: snapshot::Retired,
     timers: BTreeSet<(Instant, usize, TimerKind)>,
     dirty: Vec<usize>,
     stats: WorkerStats,

@@ -11,12 +11,17 @@ impl Worker {
         recv_batch::enable_timestamps(std_socket.as_raw_fd())?;
         let local = std_socket.local_addr()?;
         let mut socket = UdpSocket::from_std(std_socket);
-        let slot = self.conns.len();
-        self.poll.registry().register(&mut socket, Token(slot), Interest::READABLE)?;
         let pc = peer::build(role, local, now)?;
+        // A closed connection's slot is free: its socket is deregistered and its timers disarmed.
+        let reused = self.free.last().copied();
+        let slot = reused.unwrap_or(self.conns.len());
+        self.poll.registry().register(&mut socket, Token(slot), Interest::READABLE)?;
+        if reused.is_some() {
+            self.free.pop();
+        }
         let link = (role == Role::Subscriber && self.config.link.is_active())
             .then(|| Link::new(self.config.link, self.config.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id));
-        self.conns.push(Conn {
+        let conn = Conn {
             id,
             role,
             pc,
@@ -32,7 +37,13 @@ impl Worker {
             publisher: None,
             subscriber: None,
             fast: None,
-        });
+        };
+        if slot < self.conns.len() {
+            // Drops the closed connection that held the slot (its socket and peer connection).
+            self.conns[slot] = conn;
+        } else {
+            self.conns.push(conn);
+        }
         self.by_id.insert(id, slot);
         match role {
             Role::Publisher => self.stats.publishers += 1,
@@ -179,9 +190,15 @@ impl Worker {
         }
         conn.closed = true;
         let _ = self.poll.registry().deregister(&mut conn.socket);
+        let id = conn.id;
+        self.retired.add(conn);
         for kind in [TimerKind::Pc, TimerKind::Media, TimerKind::Link, TimerKind::Feedback] {
             self.arm(slot, kind, None);
         }
+        if self.by_id.get(&id) == Some(&slot) {
+            self.by_id.remove(&id);
+        }
+        self.free.push(slot);
     }
 
     pub(super) fn close_all(&mut self, now: Instant) {

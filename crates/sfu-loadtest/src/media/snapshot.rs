@@ -3,6 +3,55 @@
 
 use super::*;
 
+/// The receive totals and end-of-run summaries of subscriber connections already closed, so the
+/// worker's counters stay cumulative when subscribers leave during a run (churn) and their
+/// slots are reused.
+#[derive(Default)]
+pub(super) struct Retired {
+    expected: u64,
+    missing: u64,
+    duplicates: u64,
+    video_expected: u64,
+    video_missing: u64,
+    summaries: Vec<SubscriberSummary>,
+}
+
+impl Retired {
+    pub(super) fn add(&mut self, conn: &Conn) {
+        let Some(summary) = summary_of(conn) else { return };
+        if let Some(sub) = conn.subscriber.as_ref() {
+            for stream in sub.streams.values() {
+                self.expected += stream.expected();
+                self.missing += stream.missing();
+                self.duplicates += stream.duplicates;
+                if stream.video {
+                    self.video_expected += stream.expected();
+                    self.video_missing += stream.missing();
+                }
+            }
+        }
+        self.summaries.push(summary);
+    }
+}
+
+fn summary_of(conn: &Conn) -> Option<SubscriberSummary> {
+    let sub = conn.subscriber.as_ref()?;
+    let (mut received, mut expected, mut missing) = (0, 0, 0);
+    for s in sub.streams.values() {
+        received += s.received;
+        expected += s.expected();
+        missing += s.missing();
+    }
+    Some(SubscriberSummary {
+        connected: conn.ever_connected,
+        join_ms: sub.first_media.map(|t| t.duration_since(sub.t0).as_secs_f64() * 1000.0),
+        received,
+        expected,
+        missing,
+        keyframe: sub.keyframe,
+    })
+}
+
 impl Worker {
     pub(super) fn update_gauges(&mut self, now: Instant) {
         let mut s = (0, 0, 0, 0, 0, 0, 0, 0);
@@ -48,6 +97,9 @@ impl Worker {
                 }
             }
         }
+        let r = &self.retired;
+        (s.5, s.6, s.7) = (s.5 + r.expected, s.6 + r.missing, s.7 + r.duplicates);
+        (video_expected, video_missing) = (video_expected + r.video_expected, video_missing + r.video_missing);
         self.stats.subscribers_receiving = receiving;
         self.stats.publishers_connected = s.0;
         self.stats.subscribers_connected = s.1;
@@ -89,24 +141,9 @@ impl Worker {
     pub(super) fn final_report(&mut self) -> FinalReport {
         let mut stats = self.stats.clone();
         stats.latency = Histogram::default();
-        let mut subscribers = Vec::new();
-        for conn in &self.conns {
-            let Some(sub) = conn.subscriber.as_ref() else { continue };
-            let (mut received, mut expected, mut missing) = (0, 0, 0);
-            for s in sub.streams.values() {
-                received += s.received;
-                expected += s.expected();
-                missing += s.missing();
-            }
-            subscribers.push(SubscriberSummary {
-                connected: conn.ever_connected,
-                join_ms: sub.first_media.map(|t| t.duration_since(sub.t0).as_secs_f64() * 1000.0),
-                received,
-                expected,
-                missing,
-                keyframe: sub.keyframe,
-            });
-        }
+        // Closed connections' summaries were kept when they closed (every one has by now).
+        let mut subscribers = self.retired.summaries.clone();
+        subscribers.extend(self.conns.iter().filter(|c| !c.closed).filter_map(summary_of));
         FinalReport { stats, subscribers }
     }
 }
