@@ -3,25 +3,26 @@
 # growing fuzz/corpus/<target>; crashes land in fuzz/artifacts/<target>/.
 #   fuzz/run.sh [SECONDS] [JOBS] [TARGET...]       e.g. fuzz/run.sh 600 2
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); on stable Rust, RUSTC_BOOTSTRAP=1 lets it pass
-# the sanitizer flags. Logs: fuzz/logs/<target>.log.
+# its flags. No sanitizer: the targets are safe Rust, where AddressSanitizer finds nothing the
+# panics do not, and it made the shard target 20 times slower. Logs: fuzz/logs/<target>.log.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
 jobs=${2:-2}
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' Cargo.toml | grep -v '^sfu-fuzz-targets$')
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' Cargo.toml)
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build -O
+cargo fuzz build -O -s none
+bin=target/x86_64-unknown-linux-gnu/release
 mkdir -p logs
 run_one() {
-  local t=$1
+  local t=$1 rc=0
   mkdir -p "corpus/$t" "artifacts/$t"
   # -rss_limit_mb and -timeout bound each input; -max_total_time bounds the run.
-  local rc=0
-  timeout $(( seconds + 120 )) cargo fuzz run -O "$t" "corpus/$t" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 >"logs/$t.log" 2>&1 || rc=$?
-  echo "$t: exit $rc, $(grep -E '^stat::number_of_executed_units' "logs/$t.log" | awk '{print $2}') runs, corpus $(ls "corpus/$t" | wc -l), crashes $(ls "artifacts/$t" | wc -l)"
+  timeout $(( seconds + 60 )) "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" \
+    -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 "corpus/$t" >"logs/$t.log" 2>&1 || rc=$?
+  echo "$t: exit $rc, $(awk '/^stat::number_of_executed_units/ {print $2}' "logs/$t.log") runs, corpus $(ls "corpus/$t" | wc -l), crashes $(ls "artifacts/$t" | wc -l)"
 }
 running=0
 for t in "${targets[@]}"; do

@@ -19,6 +19,13 @@ use seq_offsets::SeqOffsets;
 
 pub(crate) use seen_window::REORDER_WINDOW;
 
+/// The furthest one forwarded packet may move the output ahead. Receivers place a sequence
+/// number by its distance from the last (under half the range is ahead, else behind), so a
+/// larger step would read as a packet from the past. A publisher whose numbering jumps this far
+/// (or a hostile one) has restarted as far as anyone can tell: its stream continues right after
+/// the last output, as after a switch, and no gap is left that nobody could repair.
+pub const MAX_OUTPUT_JUMP: u64 = 1 << 14;
+
 /// The sequence number / timestamp rewriter of one outgoing stream.
 #[derive(Clone, Debug)]
 pub struct RtpMunger {
@@ -109,7 +116,8 @@ impl RtpMunger {
     }
 
     /// The output `(seq, ts)` for a packet of the current input stream. A late packet gets the
-    /// slot it would have had. Without a current stream, this packet starts one.
+    /// slot it would have had. Without a current stream, this packet starts one, and so does a
+    /// packet that would move the output more than [`MAX_OUTPUT_JUMP`] ahead.
     ///
     /// Errors: [`DropReason::Duplicate`] if it was already forwarded or skipped,
     /// [`DropReason::OutOfOrderTooOld`] if it predates the switch or is too far behind to place.
@@ -117,7 +125,7 @@ impl RtpMunger {
         let (last_out, clock_rate) = (self.last_out.as_ref(), self.clock_rate);
         let input =
             self.input.get_or_insert_with(|| InputStream::start(input_seq, input_ts, last_out, clock_rate, now));
-        let seq = input.unwrapper.unwrap(input_seq);
+        let mut seq = input.unwrapper.unwrap(input_seq);
         if input.seen.contains(seq) {
             return Err(DropReason::Duplicate);
         }
@@ -127,7 +135,12 @@ impl RtpMunger {
         let Some(offset) = input.offsets.offset_for(seq) else {
             return Err(DropReason::OutOfOrderTooOld);
         };
-        let out_seq = seq.wrapping_add(offset);
+        let mut out_seq = seq.wrapping_add(offset);
+        if let Some(last) = self.last_out.filter(|last| out_seq > last.seq + MAX_OUTPUT_JUMP) {
+            *input = InputStream::start(input_seq, input_ts, Some(&last), clock_rate, now);
+            seq = input.unwrapper.unwrap(input_seq);
+            out_seq = last.seq + 1;
+        }
         let out_ts = input_ts.wrapping_add(input.ts_offset);
         input.mark_handled(seq);
         if self.last_out.is_none_or(|last| out_seq > last.seq) {

@@ -1,27 +1,31 @@
 //! The router's decisions for one subscription under any sequence of packets and settings:
-//! nothing is forwarded while the track is muted or paused, what is forwarded comes from the
-//! layer it says it forwards, and no two different packets go out under one sequence number.
+//! nothing is forwarded while the track is muted or paused, and no two different packets go out under one sequence number, as the subscriber places them.
 
 use arbitrary::Unstructured;
-use sfu_core::{Decision, Dynacast, Forwarder, PacketMeta, UplinkNacks, VideoCodec, parse_vp8_descriptor};
+use sfu_core::{
+    Decision, Dynacast, Forwarder, PacketMeta, SeqUnwrapper, UplinkNacks, VideoCodec, parse_vp8_descriptor,
+};
 use sfu_proto::{LayerPreference, SubscriptionSettings, TrackId, TrackKind};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 const LAYERS: usize = 3;
-/// Output sequence numbers remembered for the uniqueness check: far fewer than 2^16, so a
-/// number may come round again honestly only after this many.
+/// Output sequence numbers remembered for the uniqueness check.
 const RECENT: usize = 4096;
 
+/// The outputs as the subscriber places them: each sequence number extended by its distance
+/// from the highest so far, as a receiver unwraps it.
 #[derive(Default)]
 struct Sent {
-    by_seq: HashMap<u16, (u32, u16)>,
-    order: VecDeque<u16>,
+    unwrapper: SeqUnwrapper,
+    by_seq: HashMap<u64, (u32, u16)>,
+    order: VecDeque<u64>,
 }
 
 impl Sent {
     /// Output `seq` carries input packet (ssrc, seq).
     fn record(&mut self, seq: u16, input: (u32, u16)) {
+        let seq = self.unwrapper.unwrap(seq);
         if let Some(earlier) = self.by_seq.get(&seq) {
             assert_eq!(*earlier, input, "output seq {seq} carried {earlier:?} and now {input:?}");
             return;

@@ -23,8 +23,12 @@ fn every_kept_input_runs_clean() {
             for input in inputs(&fuzz_dir().join(kind).join(target.name)) {
                 // A fuzzer running beside the test may replace a file it has just listed.
                 let Ok(data) = std::fs::read(&input) else { continue };
+                let started = std::time::Instant::now();
                 let outcome = std::panic::catch_unwind(|| (target.run)(&data));
                 assert!(outcome.is_ok(), "{} failed on {}", target.name, input.display());
+                if started.elapsed() > std::time::Duration::from_secs(1) {
+                    eprintln!("slow: {} took {:?} on {}", target.name, started.elapsed(), input.display());
+                }
                 replayed += 1;
             }
         }

@@ -49,6 +49,7 @@ fn scripted_cases() {
     use DropReason::{Duplicate, OutOfOrderTooOld};
     let max = u32::MAX;
     let far = REORDER_WINDOW as u16 + 100;
+    const JUMP: u16 = MAX_OUTPUT_JUMP as u16;
     let cases: &[(&str, &[Step])] = &[
         (
             "first stream keeps its numbering",
@@ -142,6 +143,26 @@ fn scripted_cases() {
                 fwd(10 + far, 0, 0, 10 + far, 0),
                 rejected(11, 0, OutOfOrderTooOld),
             ],
+        ),
+        (
+            "a jump the receiver could still place keeps its gap",
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), fwd(10 + JUMP, 90, 1, 10 + JUMP, 90)],
+        ),
+        (
+            "a jump past MAX_OUTPUT_JUMP continues right after the last output",
+            &[
+                switch(10, 0, 0),
+                fwd(10, 0, 0, 10, 0),
+                fwd(11 + JUMP, 90, 10, 11, 900),
+                fwd(12 + JUMP, 180, 10, 12, 990),
+                rejected(10 + JUMP, 90, OutOfOrderTooOld),
+            ],
+        ),
+        (
+            // Skipped padding moves the input on without output: the next packet is judged by
+            // where the output would go, not by one step of the input.
+            "skipped padding far ahead, then a packet further still",
+            &[switch(10, 0, 0), fwd(10, 0, 0, 10, 0), skip(10 + JUMP), fwd(10 + 2 * JUMP, 90, 10, 11, 900)],
         ),
         (
             "switch after a skipped newest packet",

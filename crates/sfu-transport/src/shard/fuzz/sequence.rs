@@ -15,9 +15,11 @@ use crate::shard::core::tests::session::{Publisher, Subscriber, wanting};
 use crate::shard::core::tests::source::RawRtp;
 
 const SHARDS: usize = 2;
-/// Bounds one input's work: operations, and virtual time a single one may run.
-const MAX_OPS: usize = 48;
-const MAX_RUN: Duration = Duration::from_millis(1500);
+/// Bounds one input's work: operations, the virtual time one may run, and in all (a virtual
+/// second of a call costs milliseconds; the fuzzer wants thousands of inputs a minute).
+const MAX_OPS: usize = 32;
+const MAX_RUN: Duration = Duration::from_millis(800);
+const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(8);
 const MAX_SUBSCRIBERS: usize = 4;
 
 struct Room {
@@ -35,8 +37,9 @@ pub fn shard_sequence(data: &[u8]) {
     let publisher = net.publish_with_audio(0, "pub");
     let first = net.subscribe(1, "sub0", &publisher);
     let mut room = Room { net, publisher, publisher_open: true, subscribers: vec![(1, first, true)] };
+    let start = room.net.now;
     for _ in 0..MAX_OPS {
-        if u.is_empty() || room.step(&mut u).is_err() {
+        if u.is_empty() || room.net.now - start > MAX_VIRTUAL_TIME || room.step(&mut u).is_err() {
             break;
         }
     }
