@@ -1,0 +1,1 @@
+//! The core's rules, one by one, with hand-made answers.
