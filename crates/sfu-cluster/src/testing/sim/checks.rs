@@ -1,0 +1,139 @@
+//! The invariants of docs/cluster.md, judged on the Sim:
+//!
+//! 1. **No lost room.** When a script deletes a room record, no running node holds
+//!    participants of it (with a lease Redis has seen), unless that node is cut off from Redis
+//!    and from the deleting node (it looks dead to both), or has been cut off from Redis for
+//!    over a minute (the orphan sweep).
+//! 2. **Own entries only.** Judged by the keyspace on every write (see `keyspace.rs`).
+//! 3. **Rebuild.** One beat interval after the last flush, pause or cut ends, every running
+//!    node's key and every room it holds (record and lease) are in Redis again.
+//! 4. **Death is seen.** 6 s after a kill (or after the last of its scripts ran, if Redis ran
+//!    one later: it was paused), the dead incarnation's key and leases are gone.
+
+use std::time::{Duration, Instant};
+
+use super::{Node, Sim};
+use crate::membership::{BEAT_INTERVAL, LeaseMember, ORPHAN_MS, TTL_MS, keys};
+use crate::testing::Job;
+use sfu_proto::RoomId;
+
+impl Sim {
+    /// After a script ran at `now`: invariants 1 and 2 on what it did.
+    pub(super) fn after_script(&mut self, job: &Job, now: Instant) {
+        let ks = self.redis.keyspace();
+        let writes: Vec<_> = ks.lease_writes[self.seen_lease_writes..].to_vec();
+        self.seen_lease_writes = ks.lease_writes.len();
+        for (room, member, _) in writes {
+            let room = RoomId(keys::unescape(&room));
+            if let Some(node) = self.nodes.iter_mut().find(|n| n.lease == member && n.holds(&room)) {
+                node.seen_by_redis.insert(room);
+            }
+        }
+
+        let ks = self.redis.keyspace();
+        let fresh: Vec<String> = ks.violations[self.seen_keyspace_violations..].to_vec();
+        self.seen_keyspace_violations = ks.violations.len();
+        self.violations.extend(fresh.into_iter().map(|v| format!("invariant 2: {v}")));
+
+        let ks = self.redis.keyspace();
+        let deletions = ks.deletions[self.seen_deletions..].to_vec();
+        self.seen_deletions = ks.deletions.len();
+        for deletion in deletions {
+            let room = RoomId(keys::unescape(&deletion.room));
+            for (n, node) in self.nodes.iter().enumerate() {
+                if node.core.is_none() || !node.holds(&room) || !node.seen_by_redis.contains(&room) {
+                    continue;
+                }
+                if !self.may_lose(n, &deletion.by, now) {
+                    self.violations.push(format!(
+                        "invariant 1: {:?} ({}) deleted {} by {} while {} holds it (cut from Redis since {:?})",
+                        job.call.script,
+                        self.redis.clock().redis_ms(now),
+                        room,
+                        deletion.by,
+                        node.lease,
+                        node.cut_since.map(|s| now - s),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The exceptions of invariant 1: node `n` looks dead to Redis and to the deleter, or has
+    /// been cut off from Redis for longer than the orphan sweep waits.
+    fn may_lose(&self, n: usize, deleter: &LeaseMember, now: Instant) -> bool {
+        let node = &self.nodes[n];
+        let Some(cut_since) = node.cut_since else { return false };
+        let deleter_reaches = self
+            .nodes
+            .iter()
+            .position(|d| d.lease == *deleter && d.core.is_some())
+            .is_some_and(|d| d == n || self.linked(n, d));
+        !deleter_reaches || now - cut_since >= Duration::from_millis(ORPHAN_MS)
+    }
+
+    /// After every step: invariants 3 and 4 (not while Redis is paused: nobody can read it).
+    pub(super) fn check_state(&mut self) {
+        if self.redis.paused_until().is_some() {
+            return;
+        }
+        let now = self.now;
+        let redis_now = self.redis.clock().redis_ms(now);
+        let settle = BEAT_INTERVAL + 2 * self.cfg.latency + Duration::from_millis(1);
+        let mut found = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.core.is_some() && n.cut_since.is_none()) {
+            let quiet =
+                [Some(node.started), self.last_flush, self.last_pause_end, node.cut_ended].into_iter().flatten().max();
+            if quiet.is_some_and(|q| now < q + settle) {
+                continue;
+            }
+            found.extend(self.rebuilt(node, redis_now, now, settle));
+        }
+        for (dead, killed) in &self.dead {
+            let last = self.last_run.get(dead).map_or(*killed, |r| (*r).max(*killed));
+            if now >= last + Duration::from_millis(TTL_MS + 1) {
+                found.extend(self.gone(dead, redis_now));
+            }
+        }
+        self.violations.extend(found);
+    }
+
+    /// Invariant 3 for one node.
+    fn rebuilt(&self, node: &Node, redis_now: i64, now: Instant, settle: Duration) -> Vec<String> {
+        let ks = self.redis.keyspace();
+        let mut found = Vec::new();
+        let key = ks.peek_hash(&keys::node_key(&node.id), redis_now);
+        if key.and_then(|k| k.get("boot")) != Some(&node.lease.boot.0) {
+            found.push(format!("invariant 3: {} has no node key", node.lease));
+        }
+        for (room, since) in &node.held_since {
+            if now < *since + settle {
+                continue;
+            }
+            if ks.peek_hash(&keys::room_key(room), redis_now).is_none() {
+                found.push(format!("invariant 3: {} holds {room} but its record is missing", node.lease));
+            }
+            let lease = ks.peek_zset(&keys::leases_key(room)).and_then(|z| z.get(&node.lease.to_string()));
+            if lease.is_none_or(|at| *at < redis_now) {
+                found.push(format!("invariant 3: {} holds {room} without a live lease", node.lease));
+            }
+        }
+        found
+    }
+
+    /// Invariant 4 for one dead incarnation.
+    fn gone(&self, dead: &LeaseMember, redis_now: i64) -> Vec<String> {
+        let ks = self.redis.keyspace();
+        let mut found = Vec::new();
+        let key = ks.peek_hash(&keys::node_key(&dead.node), redis_now);
+        if key.and_then(|k| k.get("boot")) == Some(&dead.boot.0) {
+            found.push(format!("invariant 4: dead {dead} still has its node key"));
+        }
+        for (room, leases) in ks.lease_sets() {
+            if leases.get(&dead.to_string()).is_some_and(|at| *at >= redis_now) {
+                found.push(format!("invariant 4: dead {dead} still holds a lease on {room}"));
+            }
+        }
+        found
+    }
+}
