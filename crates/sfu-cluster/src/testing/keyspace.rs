@@ -41,7 +41,7 @@ pub struct Keyspace {
     writer: Option<LeaseMember>,
     /// Room records deleted, in order.
     pub deletions: Vec<RoomDeletion>,
-    /// Leases written: (escaped room, member, Redis time).
+    /// Live leases written (not ones ended by a leave): (escaped room, member, Redis time).
     pub lease_writes: Vec<(String, LeaseMember, i64)>,
     /// Writes that broke invariant 2.
     pub violations: Vec<String>,
@@ -237,7 +237,9 @@ impl Keyspace {
     /// `ZADD key score member`.
     pub fn zadd(&mut self, key: &str, score: i64, member: &str) {
         self.check_write(key, Some(member));
-        if let (Kind::Leases(room), Some(me)) = (kind(key), self.writer.clone()) {
+        if let (Kind::Leases(room), Some(me)) = (kind(key), self.writer.clone())
+            && score >= self.now
+        {
             self.lease_writes.push((room.to_owned(), me, self.now));
         }
         self.zset(key).insert(member.to_owned(), score);

@@ -1,4 +1,4 @@
-//! **leave**, the compare-and-delete: drop the own lease; delete the room record only if no
+//! **leave**, the compare-and-delete: end the own lease; delete the room record only if no
 //! lease is live, the caller allows it (no linked peer holds the room), and beats have been
 //! steady for a lease's life (after a pause or a flush every lease has lapsed by Redis's clock
 //! while the nodes are alive: they rewrite their leases within a beat).
@@ -9,14 +9,16 @@
 
 use super::prelude;
 
-/// The leave function, shared with **unregister**. Leases stay in the set for the orphan
-/// sweep's minute after they expire: pruning them at once would hide when the room was last
-/// held.
+/// The leave function, shared with **unregister**. The own lease is ended by scoring it in the
+/// past, not removed: leases stay in the set for the orphan sweep's minute after they end, as
+/// the record of when the room was last held. Removing it would leave a room whose other
+/// holders were lost to a flush with no lease at all, which the sweep takes for an orphan,
+/// while a linked peer (`kept`) still holds it.
 macro_rules! leave_fn {
     () => {
         r#"
 local function leave(room_key, leases_key, rooms, clock, room, member, may_delete)
-  redis.call('ZREM', leases_key, member)
+  redis.call('ZADD', leases_key, now - 1, member)
   redis.call('ZREMRANGEBYSCORE', leases_key, '-inf', '(' .. (now - ORPHAN))
   if redis.call('ZCOUNT', leases_key, now, '+inf') > 0 then return 'held' end
   if may_delete ~= '1' then return 'kept' end
@@ -61,7 +63,7 @@ mod mirror {
         may_delete: &str,
     ) -> ScriptValue {
         let now = ks.time();
-        ks.zrem(leases_key, member);
+        ks.zadd(leases_key, now - 1, member);
         ks.zremrangebyscore_below(leases_key, now - ORPHAN);
         let outcome = if ks.zcount_from(leases_key, now) > 0 {
             "held"
