@@ -62,7 +62,7 @@ pub enum RedisCmd {
         /// The sid to create the record with; the record's own wins if it exists.
         sid: RoomSid,
     },
-    /// Drop the sender's lease; delete the record if no lease is left, `may_delete`, and the
+    /// End the sender's lease; delete the record if no lease is live, `may_delete`, and the
     /// steady rule allows.
     Leave {
         /// The room.
@@ -180,10 +180,10 @@ pub enum LeaveOutcome {
     Deleted,
     /// Other live leases remain: the room lives on elsewhere.
     Held,
-    /// No live lease, but a linked peer holds the room: only the own lease was removed.
+    /// No live lease, but a linked peer holds the room: only the own lease was ended.
     Kept,
     /// No live lease, but beats were not heard steadily for long enough: leases may have
-    /// lapsed on live nodes. The core asks again at the next beat.
+    /// lapsed on live nodes. The record stays (the orphan sweep deletes it if nobody comes back).
     Deferred,
 }
 

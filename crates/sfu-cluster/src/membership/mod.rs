@@ -6,8 +6,10 @@
 //! - a beat every [`BEAT_INTERVAL`], at most one in flight: one still pending when the next is
 //!   due is skipped, so a paused Redis never piles up beats;
 //! - `Join` and `Leave` are idempotent, one per room in flight, and sent again at the next beat
-//!   after a failure (a `Leave` also after `deferred`) until answered, or until the room is
-//!   left (joined) again;
+//!   after a failure until answered, or until the room is left (joined) again;
+//! - only the first `Leave` of a room may delete its record: a retry, or a later attempt after
+//!   `deferred`, could act on stale knowledge of which linked peers hold the room (`rooms.rs`),
+//!   so a room not deleted at once is left to the orphan sweep;
 //! - the first failure makes the health `Degraded`, the first success after it `Healthy`.
 
 pub mod call;

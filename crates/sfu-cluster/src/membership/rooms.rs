@@ -31,8 +31,13 @@ struct Leaving {
     /// Proposed again if the room is joined before the leave is done, so a record deleted
     /// meanwhile comes back with the same sid.
     sid: RoomSid,
+    /// Whether the next leave sent may delete the record: only the first, decided with what
+    /// the node knew when its last participant left. Sent again later (after a failure), that
+    /// knowledge may be stale: a linked peer may have taken the room since and let its lease
+    /// lapse while cut off from Redis, which this node, no longer in the room, never hears of.
+    /// So a retry only ends the own lease, and the record is left to the orphan sweep.
     may_delete: bool,
-    /// `None`: failed or deferred, sent again at the next beat.
+    /// `None`: failed, sent again at the next beat.
     in_flight: Option<CmdId>,
 }
 
@@ -133,17 +138,15 @@ impl Rooms {
     pub fn leave_sent(&mut self, room: &RoomId, cmd: CmdId) {
         if let Some(leaving) = self.leaving.get_mut(room) {
             leaving.in_flight = Some(cmd);
+            leaving.may_delete = false;
         }
     }
 
-    /// The leave `cmd` answered: done, unless deferred by the steady rule.
-    pub fn left(&mut self, room: &RoomId, cmd: CmdId, outcome: LeaveOutcome) {
+    /// The leave `cmd` answered: done, whatever the outcome (a `deferred` record is left to
+    /// the orphan sweep, see [`Leaving::may_delete`]).
+    pub fn left(&mut self, room: &RoomId, cmd: CmdId, _outcome: LeaveOutcome) {
         if self.leaving.get(room).is_some_and(|l| l.in_flight == Some(cmd)) {
-            if outcome == LeaveOutcome::Deferred {
-                self.leave_failed(room, cmd);
-            } else {
-                self.leaving.remove(room);
-            }
+            self.leaving.remove(room);
         }
     }
 
@@ -178,7 +181,8 @@ impl Rooms {
         Some(held.peers.clone())
     }
 
-    /// Every room for an unregister: held ones only lose the lease, left ones keep their rule.
+    /// Every room for an unregister: held ones only lose the lease, left ones keep their rule
+    /// (a leave not yet sent may delete).
     pub fn for_unregister(&self) -> Vec<(RoomId, bool)> {
         let held = self.held.keys().map(|room| (room.clone(), false));
         held.chain(self.leaving.iter().map(|(room, l)| (room.clone(), l.may_delete))).collect()
