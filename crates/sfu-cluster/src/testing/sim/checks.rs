@@ -1,9 +1,12 @@
 //! The invariants of docs/cluster.md, judged on the Sim:
 //!
 //! 1. **No lost room.** When a script deletes a room record, no running node holds
-//!    participants of it (with a lease Redis has seen), unless that node is cut off from Redis
-//!    and from the deleting node (it looks dead to both), or has been cut off from Redis for
-//!    over a minute (the orphan sweep).
+//!    participants of it (with a lease Redis has seen), unless that node was cut off from Redis
+//!    and from the deleting node when it sent the script (it looked dead to both; it may have
+//!    come back while the script was on its way), or Redis has not written its lease of
+//!    the room for over a minute (the orphan sweep: its beats did not reach Redis that long; it
+//!    may be back but not yet have beaten, and its next beat writes the record again, with the
+//!    same sid).
 //! 2. **Own entries only.** Judged by the keyspace on every write (see `keyspace.rs`).
 //! 3. **Rebuild.** One beat interval after the last flush, pause or cut ends, every running
 //!    node's key and every room it holds (record and lease) are in Redis again.
@@ -25,8 +28,9 @@ impl Sim {
         self.seen_lease_writes = ks.lease_writes.len();
         for (room, member, _) in writes {
             let room = RoomId(keys::unescape(&room));
-            if let Some(node) = self.nodes.iter_mut().find(|n| n.lease == member && n.holds(&room)) {
-                node.seen_by_redis.insert(room);
+            let in_hold = |n: &super::Node| n.hold_first_tag.get(&room).is_some_and(|first| job.tag >= *first);
+            if let Some(node) = self.nodes.iter_mut().find(|n| n.lease == member && in_hold(n)) {
+                node.lease_written.insert(room, now);
             }
         }
 
@@ -41,35 +45,32 @@ impl Sim {
         for deletion in deletions {
             let room = RoomId(keys::unescape(&deletion.room));
             for (n, node) in self.nodes.iter().enumerate() {
-                if node.core.is_none() || !node.holds(&room) || !node.seen_by_redis.contains(&room) {
+                let Some(written) = node.lease_written.get(&room).filter(|_| node.core.is_some()) else {
                     continue;
-                }
-                if !self.may_lose(n, &deletion.by, now) {
+                };
+                if !self.may_lose(n, *written, job.tag, now) {
                     self.violations.push(format!(
-                        "invariant 1: {:?} ({}) deleted {} by {} while {} holds it (cut from Redis since {:?})",
+                        "invariant 1: {:?} ({}) deleted {} by {} while {} holds it (cut from Redis for {:?}, its lease written {:?} ago)",
                         job.call.script,
                         self.redis.clock().redis_ms(now),
                         room,
                         deletion.by,
                         node.lease,
                         node.cut_since.map(|s| now - s),
+                        now - *written,
                     ));
                 }
             }
         }
     }
 
-    /// The exceptions of invariant 1: node `n` looks dead to Redis and to the deleter, or has
-    /// been cut off from Redis for longer than the orphan sweep waits.
-    fn may_lose(&self, n: usize, deleter: &LeaseMember, now: Instant) -> bool {
-        let node = &self.nodes[n];
-        let Some(cut_since) = node.cut_since else { return false };
-        let deleter_reaches = self
-            .nodes
-            .iter()
-            .position(|d| d.lease == *deleter && d.core.is_some())
-            .is_some_and(|d| d == n || self.linked(n, d));
-        !deleter_reaches || now - cut_since >= Duration::from_millis(ORPHAN_MS)
+    /// The exceptions of invariant 1 for node `n`: it looked dead to Redis and to the deleter
+    /// when the deleting script (`tag`) was sent (Redis's side is checked by the keyspace: no
+    /// live lease is deleted), or Redis has not written its lease of the room (`written`) for
+    /// longer than the orphan sweep waits.
+    fn may_lose(&self, n: usize, written: Instant, tag: u64, now: Instant) -> bool {
+        now - written > Duration::from_millis(ORPHAN_MS)
+            || self.flights.get(&tag).is_some_and(|f| f.dead_to_sender.contains(&n))
     }
 
     /// After every step: invariants 3 and 4 (not while Redis is paused: nobody can read it).

@@ -68,9 +68,12 @@ struct Node {
     /// Local participants per room.
     participants: BTreeMap<RoomId, u32>,
     held_since: BTreeMap<RoomId, Instant>,
-    /// Held rooms whose lease Redis has written since the hold began (a hold Redis never saw
-    /// cannot be protected by it).
-    seen_by_redis: BTreeSet<RoomId>,
+    /// The first command tag sent in each hold: scripts sent before it are not about it.
+    hold_first_tag: BTreeMap<RoomId, u64>,
+    /// When Redis last wrote this node's lease of each held room, by a script sent in this
+    /// hold (a hold Redis never saw cannot be protected by it; a script sent before it,
+    /// such as the leave of an earlier hold, is not about it).
+    lease_written: BTreeMap<RoomId, Instant>,
     cut_since: Option<Instant>,
     cut_ended: Option<Instant>,
     events: Vec<MembershipEvent>,
@@ -86,7 +89,7 @@ enum Stage {
     ToRedis(Instant),
     /// Waiting in a paused Redis.
     Queued,
-    /// Never arrived (cut off, or died with a restarted Redis).
+    /// Never arrived (cut off, or died with a restarted Redis), or its answer was lost.
     Lost,
     ToNode(Instant, ScriptValue),
 }
@@ -99,6 +102,9 @@ struct Flight {
     stage: Stage,
     /// The node has been told it failed; a late answer is dropped.
     timed_out: bool,
+    /// Nodes that looked dead to the sender when it sent this (cut off from Redis and from it):
+    /// invariant 1 excuses the loss of their rooms.
+    dead_to_sender: Vec<usize>,
 }
 
 /// The simulation.
@@ -160,7 +166,8 @@ impl Sim {
                 started: origin,
                 participants: BTreeMap::new(),
                 held_since: BTreeMap::new(),
-                seen_by_redis: BTreeSet::new(),
+                hold_first_tag: BTreeMap::new(),
+                lease_written: BTreeMap::new(),
                 cut_since: None,
                 cut_ended: None,
                 events: Vec::new(),
@@ -276,7 +283,8 @@ impl Sim {
             self.dead.push((node.lease.clone(), self.now));
             node.participants.clear();
             node.held_since.clear();
-            node.seen_by_redis.clear();
+            node.hold_first_tag.clear();
+            node.lease_written.clear();
         }
     }
 
@@ -288,7 +296,8 @@ impl Sim {
         *count += 1;
         if *count == 1 {
             node.held_since.insert(room.clone(), now);
-            node.seen_by_redis.remove(&room);
+            node.hold_first_tag.insert(room.clone(), self.next_tag);
+            node.lease_written.remove(&room);
             core.join_room(room, now);
             self.drain(n);
         }
@@ -307,7 +316,8 @@ impl Sim {
         if *count == 0 {
             node.participants.remove(&room);
             node.held_since.remove(&room);
-            node.seen_by_redis.remove(&room);
+            node.hold_first_tag.remove(&room);
+            node.lease_written.remove(&room);
             node.core.as_mut().expect("running").leave_room(&room, linked, now);
             self.drain(n);
         }
@@ -328,12 +338,16 @@ impl Sim {
 
     /// Sends node `n`'s commands and keeps its events.
     fn drain(&mut self, n: usize) {
+        let dead_to_sender: Vec<usize> =
+            (0..self.nodes.len()).filter(|m| self.nodes[*m].cut_since.is_some() && !self.linked(n, *m)).collect();
         let node = &mut self.nodes[n];
         let Some(core) = node.core.as_mut() else { return };
         while let Some((id, cmd)) = core.poll_command() {
             let job = Job { from: cmd.sender().clone(), tag: self.next_tag, call: cmd.to_call() };
             let stage = Stage::ToRedis(self.now + self.cfg.latency);
-            self.flights.insert(self.next_tag, Flight { node: n, job, id, sent: self.now, stage, timed_out: false });
+            let dead_to_sender = dead_to_sender.clone();
+            let flight = Flight { node: n, job, id, sent: self.now, stage, timed_out: false, dead_to_sender };
+            self.flights.insert(self.next_tag, flight);
             self.next_tag += 1;
         }
         while let Some(event) = core.poll_event() {
@@ -391,9 +405,14 @@ impl Sim {
             .map(|(t, _)| *t)
             .collect();
         for tag in answered {
+            if self.redis.is_cut(&self.nodes[self.flights[&tag].node].id) {
+                // Lost on the way back: the node hears of it at its timeout.
+                self.set_stage(tag, Stage::Lost);
+                continue;
+            }
             let flight = self.flights.remove(&tag).expect("listed");
             let Stage::ToNode(_, value) = flight.stage else { unreachable!("listed as answered") };
-            if !flight.timed_out && !self.redis.is_cut(&self.nodes[flight.node].id) {
+            if !flight.timed_out {
                 let reply = flight.job.call.script.decode(&value).map_err(|e| {
                     self.violations.push(format!("undecodable answer {value:?}: {e:?}"));
                     RedisFailure::Error(e.0)
