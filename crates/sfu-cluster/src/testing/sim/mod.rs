@@ -343,7 +343,8 @@ impl Sim {
         let node = &mut self.nodes[n];
         let Some(core) = node.core.as_mut() else { return };
         while let Some((id, cmd)) = core.poll_command() {
-            let job = Job { from: cmd.sender().clone(), tag: self.next_tag, call: cmd.to_call() };
+            // The sender is who sent it, not whom the command names: invariant 2 compares them.
+            let job = Job { from: node.lease.clone(), tag: self.next_tag, call: cmd.to_call() };
             let stage = Stage::ToRedis(self.now + self.cfg.latency);
             let dead_to_sender = dead_to_sender.clone();
             let flight = Flight { node: n, job, id, sent: self.now, stage, timed_out: false, dead_to_sender };
