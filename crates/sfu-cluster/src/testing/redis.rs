@@ -26,7 +26,7 @@ pub struct Job {
 pub enum Submitted {
     /// It ran; here is its answer.
     Ran(ScriptValue),
-    /// Redis is paused: it runs at resume ([`FakeRedis::resume`]).
+    /// Redis is paused: it waits for [`FakeRedis::resume`].
     Queued,
     /// The sender is cut off: it never arrived.
     Lost,
@@ -69,7 +69,7 @@ impl FakeRedis {
         Submitted::Ran(self.run(&job, at))
     }
 
-    /// Runs a script now, whatever the pause or cuts (the contract test calls this).
+    /// Runs a script now, whatever the pause or cuts.
     pub fn run(&mut self, job: &Job, at: Instant) -> ScriptValue {
         self.keyspace.begin(job.from.clone(), self.clock.redis_ms(at));
         let ScriptCall { script, keys, args } = &job.call;
@@ -92,19 +92,14 @@ impl FakeRedis {
         self.paused_until
     }
 
-    /// At the end of a pause: runs the jobs that waited, in arrival order.
-    pub fn resume(&mut self, at: Instant) -> Vec<(Job, ScriptValue)> {
+    /// At the end of a pause: the jobs that waited, in arrival order, for the caller to
+    /// [`Self::run`] one by one (so it can look at Redis after each).
+    pub fn resume(&mut self, at: Instant) -> Vec<Job> {
         if self.paused_until.is_none_or(|until| at < until) {
             return Vec::new();
         }
         self.paused_until = None;
-        let jobs: Vec<Job> = self.queue.drain(..).collect();
-        jobs.into_iter()
-            .map(|job| {
-                let value = self.run(&job, at);
-                (job, value)
-            })
-            .collect()
+        self.queue.drain(..).collect()
     }
 
     /// Loses every key, as `FLUSHALL` or a restart without persistence. A restart also ends a

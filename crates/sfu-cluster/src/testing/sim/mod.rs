@@ -381,7 +381,8 @@ impl Sim {
     fn step(&mut self, now: Instant) {
         if self.redis.paused_until().is_some_and(|until| until <= now) {
             self.last_pause_end = Some(now);
-            for (job, value) in self.redis.resume(now) {
+            for job in self.redis.resume(now) {
+                let value = self.redis.run(&job, now);
                 self.ran(&job, value, now);
             }
         }
