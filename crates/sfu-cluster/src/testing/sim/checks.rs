@@ -1,9 +1,10 @@
 //! The invariants of docs/cluster.md, judged on the Sim:
 //!
 //! 1. **No lost room.** When a script deletes a room record, no running node holds
-//!    participants of it (with a lease Redis has seen), unless that node was cut off from Redis
-//!    and from the deleting node when it sent the script (it looked dead to both; it may have
-//!    come back while the script was on its way), or Redis has not written its lease of
+//!    participants of it (with a lease Redis has seen), unless that node looked dead to Redis
+//!    and to the deleting node (its lease ran out while it was cut off from Redis, and the
+//!    deleter could not reach it when it sent the script; it may be back by the time the script
+//!    runs, not yet having beaten), or Redis has not written its lease of
 //!    the room for over a minute (the orphan sweep: its beats did not reach Redis that long; it
 //!    may be back but not yet have beaten, and its next beat writes the record again, with the
 //!    same sid).
@@ -64,13 +65,21 @@ impl Sim {
         }
     }
 
-    /// The exceptions of invariant 1 for node `n`: it looked dead to Redis and to the deleter
-    /// when the deleting script (`tag`) was sent (Redis's side is checked by the keyspace: no
-    /// live lease is deleted), or Redis has not written its lease of the room (`written`) for
+    /// The exceptions of invariant 1 for node `n`: its lease of the room (last `written`) ran
+    /// out while it was cut off from Redis, and the deleter could not reach it when it sent
+    /// the script (`tag`): it looked dead to both. Or Redis has not written its lease for
     /// longer than the orphan sweep waits.
     fn may_lose(&self, n: usize, written: Instant, tag: u64, now: Instant) -> bool {
+        let ttl = Duration::from_millis(TTL_MS);
         now - written > Duration::from_millis(ORPHAN_MS)
-            || self.flights.get(&tag).is_some_and(|f| f.dead_to_sender.contains(&n))
+            || (self.flights.get(&tag).is_some_and(|f| f.unlinked.contains(&n)) && self.cut_at(n, written + ttl))
+    }
+
+    /// Whether node `n` was cut off from Redis at `at`.
+    fn cut_at(&self, n: usize, at: Instant) -> bool {
+        let node = &self.nodes[n];
+        node.cut_since.is_some_and(|since| since <= at)
+            || node.last_cut.is_some_and(|(from, to)| from <= at && at <= to)
     }
 
     /// After every step: invariants 3 and 4 (not while Redis is paused: nobody can read it).
@@ -83,8 +92,10 @@ impl Sim {
         let settle = BEAT_INTERVAL + 2 * self.cfg.latency + Duration::from_millis(1);
         let mut found = Vec::new();
         for node in self.nodes.iter().filter(|n| n.core.is_some() && n.cut_since.is_none()) {
-            let quiet =
-                [Some(node.started), self.last_flush, self.last_pause_end, node.cut_ended].into_iter().flatten().max();
+            let quiet = [Some(node.started), self.last_flush, self.last_pause_end, node.last_cut.map(|c| c.1)]
+                .into_iter()
+                .flatten()
+                .max();
             if quiet.is_some_and(|q| now < q + settle) {
                 continue;
             }

@@ -75,7 +75,8 @@ struct Node {
     /// such as the leave of an earlier hold, is not about it).
     lease_written: BTreeMap<RoomId, Instant>,
     cut_since: Option<Instant>,
-    cut_ended: Option<Instant>,
+    /// The last cut from Redis that ended: (start, end).
+    last_cut: Option<(Instant, Instant)>,
     events: Vec<MembershipEvent>,
 }
 
@@ -102,9 +103,8 @@ struct Flight {
     stage: Stage,
     /// The node has been told it failed; a late answer is dropped.
     timed_out: bool,
-    /// Nodes that looked dead to the sender when it sent this (cut off from Redis and from it):
-    /// invariant 1 excuses the loss of their rooms.
-    dead_to_sender: Vec<usize>,
+    /// Nodes the sender could not reach when it sent this (so could not know what they hold).
+    unlinked: Vec<usize>,
 }
 
 /// The simulation.
@@ -169,7 +169,7 @@ impl Sim {
                 hold_first_tag: BTreeMap::new(),
                 lease_written: BTreeMap::new(),
                 cut_since: None,
-                cut_ended: None,
+                last_cut: None,
                 events: Vec::new(),
             });
             sim.start(i);
@@ -327,9 +327,9 @@ impl Sim {
         let node = &mut self.nodes[n];
         match (off, node.cut_since) {
             (true, None) => node.cut_since = Some(self.now),
-            (false, Some(_)) => {
+            (false, Some(since)) => {
                 node.cut_since = None;
-                node.cut_ended = Some(self.now);
+                node.last_cut = Some((since, self.now));
             }
             _ => {}
         }
@@ -338,16 +338,15 @@ impl Sim {
 
     /// Sends node `n`'s commands and keeps its events.
     fn drain(&mut self, n: usize) {
-        let dead_to_sender: Vec<usize> =
-            (0..self.nodes.len()).filter(|m| self.nodes[*m].cut_since.is_some() && !self.linked(n, *m)).collect();
+        let unlinked: Vec<usize> = (0..self.nodes.len()).filter(|m| *m != n && !self.linked(n, *m)).collect();
         let node = &mut self.nodes[n];
         let Some(core) = node.core.as_mut() else { return };
         while let Some((id, cmd)) = core.poll_command() {
             // The sender is who sent it, not whom the command names: invariant 2 compares them.
             let job = Job { from: node.lease.clone(), tag: self.next_tag, call: cmd.to_call() };
             let stage = Stage::ToRedis(self.now + self.cfg.latency);
-            let dead_to_sender = dead_to_sender.clone();
-            let flight = Flight { node: n, job, id, sent: self.now, stage, timed_out: false, dead_to_sender };
+            let unlinked = unlinked.clone();
+            let flight = Flight { node: n, job, id, sent: self.now, stage, timed_out: false, unlinked };
             self.flights.insert(self.next_tag, flight);
             self.next_tag += 1;
         }
