@@ -52,9 +52,9 @@ fn a_leave_sent_again_does_not_delete_a_room_a_linked_peer_took_meanwhile() {
 }
 
 /// Found by the general property: a leave removed its own lease; node 1's lease was lost to a
-/// flush while it was cut off from Redis (but linked), so when node 0 left (`kept`, for node
-/// 1) the lease set was empty and the next orphan sweep took the room at once. Now a leave
-/// ends its lease by scoring it in the past, and the sweep waits a minute from there.
+/// flush while it was cut off from Redis (but linked), so when node 0 left (`kept`, for it) the
+/// lease set was empty and the next orphan sweep took the room at once. Now a leave ends its
+/// lease by scoring it in the past, and the sweep waits a minute from there.
 #[test]
 fn a_room_kept_for_a_linked_peer_is_not_swept_at_once() {
     let sim = run(&[
