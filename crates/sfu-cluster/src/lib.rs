@@ -7,8 +7,10 @@
 //! `testing::FakeRedis` in virtual time:
 //!
 //! 1. call an input (`join_room`, `leave_room`, `handle_reply`, `handle_timeout`, ...) with `now`;
-//! 2. send every [`membership::Membership::poll_command`] (as `EVALSHA` of its script) and
-//!    report each answer, or a timeout after 1 s, with `handle_reply`;
+//! 2. send every [`membership::Membership::poll_command`] (as `EVALSHA` of its script, see
+//!    [`membership::RedisCmd::to_call`]) and report exactly one outcome for each with
+//!    `handle_reply`: the decoded answer, or a failure (the response timeout of 1 s, a dropped
+//!    connection). The core waits for it: a command never reported would stop the beats;
 //! 3. take every `poll_event`;
 //! 4. sleep until `poll_timeout`, then `handle_timeout`.
 
