@@ -81,6 +81,18 @@ enum Pending {
     Unregister,
 }
 
+/// Where the node is in its life in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// End of drain: beats stop; the unregister is sent at each beat time until answered.
+    Unregistering {
+        in_flight: bool,
+    },
+    /// Gone from Redis: nothing more is sent (a beat would register the node again).
+    Unregistered,
+}
+
 /// One node's membership in the cluster, decided without I/O.
 pub struct Membership {
     me: NodeRecord,
@@ -95,9 +107,7 @@ pub struct Membership {
     next_beat: Instant,
     beats_sent: u64,
     beats_answered: u64,
-    /// Unregister asked for; beats stop, and it is sent again at each beat time until answered.
-    unregistering: bool,
-    unregister_in_flight: bool,
+    phase: Phase,
     health: Health,
     next_cmd: u64,
     next_join: u64,
@@ -126,8 +136,7 @@ impl Membership {
             next_beat: now,
             beats_sent: 0,
             beats_answered: 0,
-            unregistering: false,
-            unregister_in_flight: false,
+            phase: Phase::Running,
             health: Health::Degraded,
             next_cmd: 0,
             next_join: 0,
@@ -198,7 +207,9 @@ impl Membership {
     /// End of drain: remove this node from Redis. Rooms still held are left without deleting
     /// their records (the orphan sweep removes them if nobody else holds them).
     pub fn unregister(&mut self, now: Instant) {
-        self.unregistering = true;
+        if self.phase == Phase::Running {
+            self.phase = Phase::Unregistering { in_flight: false };
+        }
         self.next_beat = now;
     }
 
@@ -227,12 +238,11 @@ impl Membership {
             (Pending::Leave(room), Ok(Reply::Leave(outcome))) => self.rooms.left(&room, id, outcome),
             (Pending::Leave(room), _) => self.rooms.leave_failed(&room, id),
             (Pending::Unregister, Ok(_)) => {
-                self.unregister_in_flight = false;
-                self.unregistering = false;
+                self.phase = Phase::Unregistered;
                 self.rooms = Rooms::new(&self.me.boot);
                 self.events.push_back(MembershipEvent::Unregistered);
             }
-            (Pending::Unregister, Err(_)) => self.unregister_in_flight = false,
+            (Pending::Unregister, Err(_)) => self.phase = Phase::Unregistering { in_flight: false },
         }
     }
 
@@ -242,13 +252,15 @@ impl Membership {
             return;
         }
         self.next_beat = now + BEAT_INTERVAL;
-        if self.unregistering {
-            if !self.unregister_in_flight {
-                self.unregister_in_flight = true;
+        match self.phase {
+            Phase::Running => {}
+            Phase::Unregistering { in_flight: false } => {
+                self.phase = Phase::Unregistering { in_flight: true };
                 let rooms = self.rooms.for_unregister();
                 self.send(Pending::Unregister, RedisCmd::Unregister { lease: self.lease.clone(), rooms });
+                return;
             }
-            return;
+            Phase::Unregistering { in_flight: true } | Phase::Unregistered => return,
         }
         if !self.beat_in_flight {
             self.send_beat();

@@ -268,4 +268,6 @@ fn unregister_stops_beats_and_leaves_held_rooms_without_deleting() {
     assert!(matches!(cmd, RedisCmd::Unregister { rooms, .. } if rooms == &[(RoomId::from("r"), false)]));
     core.handle_reply(*id, Ok(Reply::Unregister(vec![LeaveOutcome::Kept])), t0);
     assert!(events(&mut core).contains(&MembershipEvent::Unregistered));
+    core.handle_timeout(t0 + BEAT);
+    assert!(commands(&mut core).is_empty(), "a beat now would register the node again");
 }
