@@ -176,10 +176,10 @@ impl Membership {
         id
     }
 
-    /// The last local participant of `room` left. Drops the lease; the record is deleted too
-    /// unless others hold the room. `linked_peers_hold_it`: a peer linked to this node says it
-    /// holds the room (its lease may have lapsed while it is cut off from Redis), so only the
-    /// own lease goes.
+    /// The last local participant of `room` left. Ends the lease, and deletes the record unless
+    /// another lease is live, `linked_peers_hold_it` (a peer linked to this node says it holds
+    /// the room: its lease may have lapsed while it is cut off from Redis), or Redis has not
+    /// heard beats steadily of late. A record not deleted now is left to the orphan sweep.
     pub fn leave_room(&mut self, room: &RoomId, linked_peers_hold_it: bool, _now: Instant) {
         if self.rooms.leave(room, !linked_peers_hold_it) {
             self.send_leave(room);
