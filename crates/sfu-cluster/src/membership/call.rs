@@ -10,33 +10,9 @@ use super::command::{
     BeatReply, JoinReply, LeaseMember, LeaveOutcome, NodeEntry, RedisCmd, Reply, RoomHolders, RoomSid,
 };
 use super::keys::{self, CLOCK, NODES, ROOMS};
-use super::scripts;
+use super::scripts::Script;
+use super::value::ScriptValue;
 use crate::NodeId;
-
-/// One of the four scripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Script {
-    /// `scripts::beat`.
-    Beat,
-    /// `scripts::join`.
-    Join,
-    /// `scripts::leave`.
-    Leave,
-    /// `scripts::unregister`.
-    Unregister,
-}
-
-impl Script {
-    /// The Lua text, for `SCRIPT LOAD` / `EVAL`.
-    pub fn lua(self) -> &'static str {
-        match self {
-            Script::Beat => scripts::beat::LUA,
-            Script::Join => scripts::join::LUA,
-            Script::Leave => scripts::leave::LUA,
-            Script::Unregister => scripts::unregister::LUA,
-        }
-    }
-}
 
 /// A script run as sent: `EVALSHA sha #keys keys... args...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,20 +23,6 @@ pub struct ScriptCall {
     pub keys: Vec<String>,
     /// Its arguments.
     pub args: Vec<String>,
-}
-
-/// A value a script returns, as Redis converts Lua values: numbers to integers, strings to
-/// bulk strings, tables to arrays, `false` and `nil` to a null reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ScriptValue {
-    /// `false` or `nil`.
-    Nil,
-    /// A Lua number, truncated.
-    Int(i64),
-    /// A Lua string.
-    Text(String),
-    /// A Lua table (up to its first nil).
-    List(Vec<ScriptValue>),
 }
 
 fn flag(on: bool) -> String {

@@ -17,15 +17,18 @@ pub mod command;
 pub mod keys;
 mod rooms;
 pub mod scripts;
+mod value;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-pub use call::{DecodeError, Script, ScriptCall, ScriptValue};
+pub use call::{DecodeError, ScriptCall};
 pub use command::*;
 pub use keys::{BEAT_GAP_MS, BEAT_INTERVAL, ORPHAN_MS, STEADY_MS, SWEEP_ROOMS, TTL_MS};
 use rooms::Rooms;
+pub use scripts::Script;
 use sfu_proto::RoomId;
+pub use value::ScriptValue;
 
 use crate::{Health, NodeLoad, NodeRecord, NodeState};
 

@@ -4,11 +4,10 @@
 //! invariants of docs/cluster.md checked after every step).
 
 mod clock;
-mod keyspace;
 mod redis;
 mod sim;
 
+pub use crate::membership::scripts::{Keyspace, RoomDeletion};
 pub use clock::FakeClock;
-pub use keyspace::{Keyspace, RoomDeletion};
 pub use redis::{FakeRedis, Job, Submitted};
 pub use sim::{Op, Sim, SimConfig};

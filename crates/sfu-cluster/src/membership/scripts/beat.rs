@@ -76,9 +76,9 @@ pub(crate) use mirror::*;
 
 #[cfg(feature = "testing")]
 mod mirror {
+    use super::super::Keyspace;
     use super::super::{GAP, ORPHAN, SWEEP, TTL, arg, steady};
-    use crate::membership::call::ScriptValue;
-    use crate::testing::Keyspace;
+    use crate::membership::value::ScriptValue;
 
     /// The script.
     pub fn run(ks: &mut Keyspace, keys: &[String], args: &[String]) -> ScriptValue {

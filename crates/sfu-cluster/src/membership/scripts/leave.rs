@@ -46,9 +46,9 @@ pub(crate) use mirror::*;
 
 #[cfg(feature = "testing")]
 mod mirror {
+    use super::super::Keyspace;
     use super::super::{ORPHAN, arg, steady};
-    use crate::membership::call::ScriptValue;
-    use crate::testing::Keyspace;
+    use crate::membership::value::ScriptValue;
 
     /// `leave(...)` of [`super::leave_fn`].
     #[allow(clippy::too_many_arguments)]

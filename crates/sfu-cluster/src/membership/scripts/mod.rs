@@ -10,8 +10,38 @@
 
 pub mod beat;
 pub mod join;
+#[cfg(feature = "testing")]
+mod keyspace;
 pub mod leave;
 pub mod unregister;
+
+#[cfg(feature = "testing")]
+pub use keyspace::{Keyspace, RoomDeletion};
+
+/// One of the four scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Script {
+    /// `scripts::beat`.
+    Beat,
+    /// `scripts::join`.
+    Join,
+    /// `scripts::leave`.
+    Leave,
+    /// `scripts::unregister`.
+    Unregister,
+}
+
+impl Script {
+    /// The Lua text, for `SCRIPT LOAD` / `EVAL`.
+    pub fn lua(self) -> &'static str {
+        match self {
+            Script::Beat => beat::LUA,
+            Script::Join => join::LUA,
+            Script::Leave => leave::LUA,
+            Script::Unregister => unregister::LUA,
+        }
+    }
+}
 
 /// The start of every script: Redis's time in milliseconds, and the constants of `keys`.
 macro_rules! prelude {
@@ -38,8 +68,8 @@ pub(crate) use mirror::*;
 
 #[cfg(feature = "testing")]
 mod mirror {
+    use super::Keyspace;
     use crate::membership::keys::{BEAT_GAP_MS, ORPHAN_MS, STEADY_MS, SWEEP_ROOMS, TTL_MS};
-    use crate::testing::Keyspace;
 
     pub const TTL: i64 = TTL_MS as i64;
     pub const GAP: i64 = BEAT_GAP_MS as i64;
@@ -63,7 +93,7 @@ mod mirror {
 
 #[cfg(test)]
 mod tests {
-    use crate::membership::call::Script;
+    use super::Script;
     use crate::membership::keys::{BEAT_GAP_MS, ORPHAN_MS, STEADY_MS, SWEEP_ROOMS, TTL_MS};
 
     #[test]
