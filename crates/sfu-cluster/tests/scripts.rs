@@ -184,3 +184,27 @@ fn writing_another_nodes_entries_is_caught() {
     b.redis.run(&job, b.at(0));
     assert!(!b.redis.keyspace().violations.is_empty(), "a wrote b's lease");
 }
+
+#[test]
+fn joins_and_leaves_can_be_sent_twice() {
+    let mut b = Bench::new();
+    for ms in (0..=6000).step_by(2000) {
+        b.beat(ms, "a", &[]);
+    }
+    let Reply::Join(first) = b.join(6000, "a") else { panic!() };
+    let Reply::Join(again) = b.join(6001, "a") else { panic!() };
+    assert_eq!((first.sid, again.holders), (RoomSid("RM_a".into()), vec![member("a")]));
+    assert_eq!(b.leave(6002, "a", true), LeaveOutcome::Deleted);
+    assert_eq!(b.leave(6003, "a", true), LeaveOutcome::Deleted, "nothing left to delete: the same answer");
+    assert_eq!(b.record(6003), None);
+    b.no_violations();
+}
+
+#[test]
+fn a_leave_after_a_flush_leaves_no_stray_lease_set() {
+    let mut b = Bench::new();
+    b.join(0, "a");
+    b.redis.flush();
+    assert_eq!(b.leave(100, "a", false), LeaveOutcome::Kept);
+    assert!(b.redis.keyspace().peek_zset(&keys::leases_key(&room())).is_none());
+}

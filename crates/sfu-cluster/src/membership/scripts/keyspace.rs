@@ -245,6 +245,14 @@ impl Keyspace {
         self.zset(key).insert(member.to_owned(), score);
     }
 
+    /// `ZSCORE key member`.
+    pub fn zscore(&mut self, key: &str, member: &str) -> Option<i64> {
+        match self.live(key) {
+            Some(Value::ZSet(z)) => z.get(member).copied(),
+            _ => None,
+        }
+    }
+
     /// `ZREM key member`.
     pub fn zrem(&mut self, key: &str, member: &str) {
         self.check_write(key, Some(member));

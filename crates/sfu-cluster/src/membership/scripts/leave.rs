@@ -13,12 +13,15 @@ use super::prelude;
 /// past, not removed: leases stay in the set for the orphan sweep's minute after they end, as
 /// the record of when the room was last held. Removing it would leave a room whose other
 /// holders were lost to a flush with no lease at all, which the sweep takes for an orphan,
-/// while a linked peer (`kept`) still holds it.
+/// while a linked peer (`kept`) still holds it. A lease that is not there (lost to a flush) is
+/// not written: a lease set outside the room index would never be swept.
 macro_rules! leave_fn {
     () => {
         r#"
 local function leave(room_key, leases_key, rooms, clock, room, member, may_delete)
-  redis.call('ZADD', leases_key, now - 1, member)
+  if redis.call('ZSCORE', leases_key, member) then
+    redis.call('ZADD', leases_key, now - 1, member)
+  end
   redis.call('ZREMRANGEBYSCORE', leases_key, '-inf', '(' .. (now - ORPHAN))
   if redis.call('ZCOUNT', leases_key, now, '+inf') > 0 then return 'held' end
   if may_delete ~= '1' then return 'kept' end
@@ -63,7 +66,9 @@ mod mirror {
         may_delete: &str,
     ) -> ScriptValue {
         let now = ks.time();
-        ks.zadd(leases_key, now - 1, member);
+        if ks.zscore(leases_key, member).is_some() {
+            ks.zadd(leases_key, now - 1, member);
+        }
         ks.zremrangebyscore_below(leases_key, now - ORPHAN);
         let outcome = if ks.zcount_from(leases_key, now) > 0 {
             "held"
