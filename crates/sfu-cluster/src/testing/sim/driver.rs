@@ -114,8 +114,12 @@ impl Sim {
         }
     }
 
-    fn set_stage(&mut self, tag: u64, stage: Stage) {
-        if let Some(flight) = self.flights.get_mut(&tag) {
+    /// A lost flight whose node has been told already is forgotten.
+    pub(super) fn set_stage(&mut self, tag: u64, stage: Stage) {
+        let Some(flight) = self.flights.get_mut(&tag) else { return };
+        if matches!(stage, Stage::Lost) && flight.timed_out {
+            self.flights.remove(&tag);
+        } else {
             flight.stage = stage;
         }
     }

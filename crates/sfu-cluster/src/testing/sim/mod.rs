@@ -232,10 +232,10 @@ impl Sim {
                 }
                 self.redis.flush();
                 self.last_flush = Some(now);
-                for flight in self.flights.values_mut() {
-                    if matches!(flight.stage, Stage::Queued) {
-                        flight.stage = Stage::Lost;
-                    }
+                let queued: Vec<u64> =
+                    self.flights.iter().filter(|(_, f)| matches!(f.stage, Stage::Queued)).map(|(t, _)| *t).collect();
+                for tag in queued {
+                    self.set_stage(tag, Stage::Lost);
                 }
             }
             Op::Pause(ms) => self.redis.pause(now + Duration::from_millis(ms)),
