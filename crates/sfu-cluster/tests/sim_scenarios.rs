@@ -142,3 +142,33 @@ fn a_node_that_looked_dead_gets_its_room_back_with_the_same_sid() {
     assert_eq!(record(&sim, "r0"), sid);
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
+
+/// Found by the dense property (10 000 cases): Redis paused, then restarted empty; node 0,
+/// unreachable from node 1, was cut off from Redis before its first beat after the restart.
+/// Eight seconds later node 1's leave deleted the room: node 0 looked dead to both, as the
+/// invariant allows; it gets the room back with its next beat.
+#[test]
+fn a_node_cut_off_before_it_could_rebuild_after_a_flush_looks_dead() {
+    let mut sim = Sim::new(SimConfig { nodes: 2, ..SimConfig::default() });
+    let prefix = [Join(0, 0), Join(1, 0), Advance(2500), CutPeers(0, 1, true)];
+    let found = [
+        Advance(1),
+        Pause(7275),
+        Advance(5502),
+        Flush,
+        CutRedis(0, true),
+        Leave(1, 0),
+        Join(1, 0),
+        Advance(7030),
+        Advance(969),
+        Leave(1, 0),
+        Advance(10),
+    ];
+    for op in prefix.iter().chain(&found) {
+        sim.apply(op);
+    }
+    assert_eq!(record(&sim, "r0"), None, "deleted: node 0 looked dead");
+    sim.heal_and_run(Duration::from_secs(3));
+    assert!(record(&sim, "r0").is_some(), "back with node 0's beat");
+    assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+}

@@ -2,12 +2,12 @@
 //!
 //! 1. **No lost room.** When a script deletes a room record, no running node holds
 //!    participants of it (with a lease Redis has seen), unless that node looked dead to Redis
-//!    and to the deleting node (its lease ran out while it was cut off from Redis, and the
-//!    deleter could not reach it when it sent the script; it may be back by the time the script
-//!    runs, not yet having beaten), or Redis has not written its lease of
-//!    the room for over a minute (the orphan sweep: its beats did not reach Redis that long; it
-//!    may be back but not yet have beaten, and its next beat writes the record again, with the
-//!    same sid).
+//!    and to the deleting node (the deleter could not reach it when it sent the script, and it
+//!    was cut off from Redis since it last wrote its lease and since Redis last came back; it
+//!    may be back by the time the script runs, not yet having beaten), or Redis has not
+//!    written its lease of the room for over a minute (the orphan sweep: its beats did not
+//!    reach Redis that long). Either way its next beat writes the record again, with the same
+//!    sid.
 //! 2. **Own entries only.** Judged by the keyspace on every write (see `keyspace.rs`).
 //! 3. **Rebuild.** One beat interval after the last flush, pause or cut ends, every running
 //!    node's key and every room it holds (record and lease) are in Redis again.
@@ -65,21 +65,24 @@ impl Sim {
         }
     }
 
-    /// The exceptions of invariant 1 for node `n`: its lease of the room (last `written`) ran
-    /// out while it was cut off from Redis, and the deleter could not reach it when it sent
-    /// the script (`tag`): it looked dead to both. Or Redis has not written its lease for
-    /// longer than the orphan sweep waits.
+    /// The exceptions of invariant 1 for node `n`. It looked dead to Redis and to the deleter:
+    /// the deleter could not reach it when it sent the script (`tag`), and it was cut off from
+    /// Redis at some time since its lease was last `written` and since Redis last came back
+    /// from a flush or pause (before that, the steady rule is what must protect it: once
+    /// Redis is back, a node that is not cut off rewrites its lease within a beat). Or Redis
+    /// has not written its lease for longer than the orphan sweep waits.
     fn may_lose(&self, n: usize, written: Instant, tag: u64, now: Instant) -> bool {
-        let ttl = Duration::from_millis(TTL_MS);
+        let since =
+            [Some(written), self.last_flush, self.last_pause_end].into_iter().flatten().max().unwrap_or(written);
         now - written > Duration::from_millis(ORPHAN_MS)
-            || (self.flights.get(&tag).is_some_and(|f| f.unlinked.contains(&n)) && self.cut_at(n, written + ttl))
+            || (self.flights.get(&tag).is_some_and(|f| f.unlinked.contains(&n)) && self.cut_during(n, since, now))
     }
 
-    /// Whether node `n` was cut off from Redis at `at`.
-    fn cut_at(&self, n: usize, at: Instant) -> bool {
+    /// Whether node `n` was cut off from Redis at some time in `from..=to`.
+    fn cut_during(&self, n: usize, from: Instant, to: Instant) -> bool {
         let node = &self.nodes[n];
-        node.cut_since.is_some_and(|since| since <= at)
-            || node.last_cut.is_some_and(|(from, to)| from <= at && at <= to)
+        node.cut_since.is_some_and(|start| start <= to)
+            || node.last_cut.is_some_and(|(start, end)| start <= to && end >= from)
     }
 
     /// After every step: invariants 3 and 4 (not while Redis is paused: nobody can read it).
