@@ -1,0 +1,25 @@
+//! Cluster membership for rooms that span nodes (docs/cluster.md).
+//!
+//! This step holds the sans-IO core only: [`membership::Membership`] decides every Redis
+//! command a node sends (heartbeats, room leases, the compare-and-delete of a room record) from
+//! inputs that carry the time, and the Lua scripts those commands run. No I/O and no clock here;
+//! a supervisor task drives the core the same way the tests drive it against
+//! `testing::FakeRedis` in virtual time:
+//!
+//! 1. call an input (`join_room`, `leave_room`, `handle_reply`, `handle_timeout`, ...) with `now`;
+//! 2. send every [`membership::Membership::poll_command`] (as `EVALSHA` of its script, see
+//!    [`membership::RedisCmd::to_call`]) and report exactly one outcome for each with
+//!    `handle_reply`: the decoded answer, or a failure (the response timeout of 1 s, a dropped
+//!    connection). The core waits for it: a command never reported would stop the beats;
+//! 3. take every `poll_event`;
+//! 4. sleep until `poll_timeout`, then `handle_timeout`.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod membership;
+mod node;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use node::{BootId, Health, NodeId, NodeLoad, NodeRecord, NodeState};

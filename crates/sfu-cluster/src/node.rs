@@ -1,0 +1,105 @@
+//! Who a node is and what it reports about itself.
+
+use std::fmt;
+
+/// A node's name in the cluster: `ND_` and random characters per boot, or a fixed configured id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub String);
+
+/// One run of a node process. A restarted node keeps its [`NodeId`] (if fixed) but gets a new
+/// boot, so nothing of the old run's leases is mistaken for the new one's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BootId(pub String);
+
+macro_rules! text_id {
+    ($name:ident) => {
+        impl $name {
+            /// The id as written to Redis.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+text_id!(NodeId);
+text_id!(BootId);
+
+/// Whether a node takes new participants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodeState {
+    /// Takes new participants.
+    #[default]
+    Serving,
+    /// Shutting down: serves its sessions, sends new ones elsewhere.
+    Draining,
+}
+
+impl NodeState {
+    /// The value of the node key's `state` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Serving => "serving",
+            NodeState::Draining => "draining",
+        }
+    }
+
+    /// Reads a `state` field; `None` for anything this build does not know.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "serving" => Some(NodeState::Serving),
+            "draining" => Some(NodeState::Draining),
+            _ => None,
+        }
+    }
+}
+
+/// How busy a node is, written at each heartbeat so others can pick the least loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NodeLoad {
+    /// Mean share of time the shards spent outside their wait over the last 2 s (0..=1).
+    pub busy: f32,
+    /// Packets forwarded per second.
+    pub forwarded_pps: u64,
+    /// Local participants.
+    pub participants: u32,
+    /// Rooms with local participants.
+    pub rooms: u32,
+}
+
+/// Whether the cluster's coordinator answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Single-node mode: there is no coordinator.
+    Local,
+    /// The last Redis command succeeded.
+    Healthy,
+    /// The last Redis command failed, or none has succeeded yet. Rooms go on regardless.
+    Degraded,
+}
+
+/// What a node announces about itself, fixed for its boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Its name.
+    pub node: NodeId,
+    /// This run of it.
+    pub boot: BootId,
+    /// Where redirected clients are sent.
+    pub signal_url: String,
+    /// TCP address of its control connection.
+    pub relay_addr: String,
+    /// Its region, if configured; others prefer nodes of their own.
+    pub region: Option<String>,
+}
