@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
+use crate::cli::MAX_CHURN_RATE;
 use crate::media::peer::PublishSpec;
-use crate::session::{SessionEnd, Spawner};
+use crate::spawner::{SessionEnd, Spawner};
 
-/// The highest churn rate accepted, per second (each event is a leave and a full join with ICE
-/// and DTLS, on the server and in the harness).
-pub const MAX_RATE: f64 = 50.0;
 /// At most this many churn events in one tick, however late the tick is.
 const MAX_BURST: u64 = 10;
 /// No new churn while this many replacements have not joined yet or this many leaving sessions
@@ -38,7 +36,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(rate: f64, slots: usize) -> Self {
-        Self { rate: rate.clamp(0.0, MAX_RATE), slots, done: 0, next_slot: 0 }
+        Self { rate: rate.clamp(0.0, MAX_CHURN_RATE), slots, done: 0, next_slot: 0 }
     }
 
     /// How many events are due `elapsed` into the hold that have not been taken yet, at most
@@ -306,7 +304,7 @@ mod tests {
     #[test]
     fn rate_is_capped_and_empty_is_idle() {
         let p = Pacer::new(1000.0, 10);
-        assert_eq!(p.next_at(), secs(1.0 / MAX_RATE));
+        assert_eq!(p.next_at(), secs(1.0 / MAX_CHURN_RATE));
         let idle = Pacer::new(5.0, 0);
         assert_eq!(idle.due(secs(100.0)), 0);
         assert_eq!(idle.next_at(), Duration::MAX);

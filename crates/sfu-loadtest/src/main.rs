@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod session;
 mod signal;
+mod spawner;
 mod stats;
 mod token;
 

@@ -16,7 +16,8 @@ use crate::media::link::LinkConfig;
 use crate::media::peer::PublishSpec;
 use crate::media::{self, Command, FinalReport, SubscriberSummary, WorkerConfig, WorkerHandle};
 use crate::probe::{self, ServerMetrics};
-use crate::session::{SessionContext, SignalCounters, Spawner};
+use crate::session::{SessionContext, SignalCounters};
+use crate::spawner::Spawner;
 use crate::stats::{Histogram, WorkerStats};
 use crate::token::Minter;
 
