@@ -68,12 +68,15 @@ impl Sim {
     /// The exceptions of invariant 1 for node `n`. It looked dead to Redis and to the deleter:
     /// the deleter could not reach it when it sent the script (`tag`), and it was cut off from
     /// Redis at some time since its lease was last `written` and since Redis last came back
-    /// from a flush or pause (before that, the steady rule is what must protect it: once
-    /// Redis is back, a node that is not cut off rewrites its lease within a beat). Or Redis
-    /// has not written its lease for longer than the orphan sweep waits.
+    /// from a flush or from a pause long enough to be an outage (before that, the steady rule is
+    /// what must protect it: once Redis is back, a node that is not cut off rewrites its lease
+    /// within a beat). A pause shorter than `BEAT_GAP_MS` is none: Redis heard beats on time,
+    /// the steady rule rightly stays out of it, and a node cut off across it lets its lease
+    /// lapse as it would without the pause. Or Redis has not written its lease for longer than
+    /// the orphan sweep waits.
     fn may_lose(&self, n: usize, written: Instant, tag: u64, now: Instant) -> bool {
         let since =
-            [Some(written), self.last_flush, self.last_pause_end].into_iter().flatten().max().unwrap_or(written);
+            [Some(written), self.last_flush, self.last_long_pause_end].into_iter().flatten().max().unwrap_or(written);
         now - written > Duration::from_millis(ORPHAN_MS)
             || (self.flights.get(&tag).is_some_and(|f| f.unlinked.contains(&n)) && self.cut_during(n, since, now))
     }

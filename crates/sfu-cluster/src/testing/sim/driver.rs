@@ -52,7 +52,7 @@ impl Sim {
     /// Everything due at `now`.
     fn step(&mut self, now: Instant) {
         if self.redis.paused_until().is_some_and(|until| until <= now) {
-            self.last_pause_end = Some(now);
+            self.pause_ended(now);
             for job in self.redis.resume(now) {
                 let value = self.redis.run(&job, now);
                 self.ran(&job, value, now);

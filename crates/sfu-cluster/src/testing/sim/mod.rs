@@ -119,6 +119,11 @@ pub struct Sim {
     next_tag: u64,
     last_flush: Option<Instant>,
     last_pause_end: Option<Instant>,
+    /// When the pause under way began.
+    pause_started: Option<Instant>,
+    /// When the last pause long enough for the steady rule ended: the beats Redis heard were
+    /// further apart than `BEAT_GAP_MS` (a shorter one is no outage to Redis, see `may_lose`).
+    last_long_pause_end: Option<Instant>,
     /// Killed incarnations and when.
     dead: Vec<(LeaseMember, Instant)>,
     /// When each incarnation's last script ran.
@@ -149,6 +154,8 @@ impl Sim {
             next_tag: 0,
             last_flush: None,
             last_pause_end: None,
+            pause_started: None,
+            last_long_pause_end: None,
             dead: Vec::new(),
             last_run: BTreeMap::new(),
             seen_deletions: 0,
@@ -228,7 +235,7 @@ impl Sim {
             Op::CutPeers(..) => {}
             Op::Flush => {
                 if self.redis.paused_until().is_some() {
-                    self.last_pause_end = Some(now);
+                    self.pause_ended(now);
                 }
                 self.redis.flush();
                 self.last_flush = Some(now);
@@ -238,7 +245,10 @@ impl Sim {
                     self.set_stage(tag, Stage::Lost);
                 }
             }
-            Op::Pause(ms) => self.redis.pause(now + Duration::from_millis(ms)),
+            Op::Pause(ms) => {
+                self.pause_started.get_or_insert(now);
+                self.redis.pause(now + Duration::from_millis(ms));
+            }
         }
         self.run_until(self.now);
         self.check_state();
@@ -321,6 +331,16 @@ impl Sim {
             node.lease_written.remove(&room);
             node.core.as_mut().expect("running").leave_room(&room, linked, now);
             self.drain(n);
+        }
+    }
+
+    /// A pause of Redis ended at `now` (it resumed, or a flush ended it).
+    pub(super) fn pause_ended(&mut self, now: Instant) {
+        self.last_pause_end = Some(now);
+        if let Some(started) = self.pause_started.take()
+            && now - started > Duration::from_millis(crate::membership::BEAT_GAP_MS)
+        {
+            self.last_long_pause_end = Some(now);
         }
     }
 
