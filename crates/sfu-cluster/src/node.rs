@@ -1,40 +1,6 @@
 //! Who a node is and what it reports about itself.
 
-use std::fmt;
-
-/// A node's name in the cluster: `ND_` and random characters per boot, or a fixed configured id.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub String);
-
-/// One run of a node process. A restarted node keeps its [`NodeId`] (if fixed) but gets a new
-/// boot, so nothing of the old run's leases is mistaken for the new one's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BootId(pub String);
-
-macro_rules! text_id {
-    ($name:ident) => {
-        impl $name {
-            /// The id as written to Redis.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                Self(s.to_owned())
-            }
-        }
-    };
-}
-text_id!(NodeId);
-text_id!(BootId);
+pub use sfu_proto::{BootId, NodeId};
 
 /// Whether a node takes new participants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -87,6 +87,15 @@ string_id!(
     TrackId
 );
 string_id!(
+    /// A node's name in a cluster: `ND_` and random characters per boot, or a fixed configured id.
+    NodeId
+);
+string_id!(
+    /// One run of a node process. A restarted node keeps its [`NodeId`] (if fixed) but gets a new
+    /// boot, so nothing of the old run's leases is mistaken for the new one's.
+    BootId
+);
+string_id!(
     /// The user-facing name of a participant, from the token's `sub` claim. Unique in a room.
     Identity
 );
