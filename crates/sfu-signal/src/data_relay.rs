@@ -89,41 +89,43 @@ impl DataRelay {
             // A browser refuses to send this itself; another client may not.
             DataRefusal::TooLarge
         } else if rate.limiter.allow(bytes, now) {
-            return self.enqueue(hub, room_id, Job::Relay { sender, text, payload });
+            let relay = Job::Relay { sender: sender.clone(), text, payload };
+            if self.enqueue(hub, room_id.clone(), relay) {
+                return;
+            }
+            // The room's relay is behind (its queue is full): refused like a flood.
+            DataRefusal::RateLimited
         } else {
             DataRefusal::RateLimited
         };
         refused(reason);
+        let Some(rate) = self.senders.get_mut(&conn) else { return };
         if rate.last_notice.is_some_and(|t| now.duration_since(t) < NOTICE_INTERVAL) {
             return;
         }
         rate.last_notice = Some(now);
-        self.enqueue(hub, room_id, Job::Refused { sender, reason, bytes });
+        if !self.enqueue(hub, room_id.clone(), Job::Refused { sender: sender.clone(), reason, bytes }) {
+            // Behind the same full queue the notice would come too late, or never: it goes
+            // straight to the sender (at most once per NOTICE_INTERVAL, so a task at most that
+            // often per sender).
+            tokio::spawn(notify(hub.clone(), room_id, sender, reason, bytes));
+        }
     }
 
-    /// Queues `job` for its room's relay, starting one if the room has none running.
-    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId, job: Job) {
+    /// Queues `job` for its room's relay, starting one if the room has none running. False when
+    /// the room's relay is behind: its queue is full and the job was not queued.
+    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId, job: Job) -> bool {
         let queue = match self.rooms.get(&room_id) {
             Some(queue) if !queue.is_closed() => queue.clone(),
             _ => self.start_relay(hub, room_id.clone()),
         };
         let job = match queue.try_send(job) {
-            Ok(()) => return,
+            Ok(()) => return true,
             // Its relay ended just now (its room looked closed): start another.
             Err(mpsc::error::TrySendError::Closed(job)) => job,
-            Err(mpsc::error::TrySendError::Full(job)) => return Self::behind(job),
+            Err(mpsc::error::TrySendError::Full(_)) => return false,
         };
-        if let Err(mpsc::error::TrySendError::Full(job)) = self.start_relay(hub, room_id).try_send(job) {
-            Self::behind(job);
-        }
-    }
-
-    /// The room's relay is behind: this message is not relayed either (a dropped refusal notice
-    /// was counted already).
-    fn behind(job: Job) {
-        if let Job::Relay { .. } = job {
-            refused(DataRefusal::RateLimited);
-        }
+        self.start_relay(hub, room_id).try_send(job).is_ok()
     }
 
     fn start_relay<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId) -> mpsc::Sender<Job> {
@@ -148,6 +150,21 @@ impl DataRelay {
 
 fn refused(reason: DataRefusal) {
     metrics::counter!("sfu_data_messages_refused_total", "reason" => reason.as_str()).increment(1);
+}
+
+/// Tells `sender` its message was refused, taking the room's lock on its own.
+async fn notify<M: MediaControl>(
+    hub: Arc<Hub<M>>,
+    room_id: RoomId,
+    sender: ParticipantId,
+    reason: DataRefusal,
+    bytes: usize,
+) {
+    let Some(room_ref) = hub.room(&room_id) else { return };
+    let room = room_ref.lock().await;
+    if let Some(p) = room.participants.get(&sender) {
+        p.send(ServerMessage::DataRefused { reason, bytes: bytes as u64 });
+    }
 }
 
 /// One room's relay: delivers its messages in order, taking only its own room's lock. Ends when

@@ -122,3 +122,32 @@ async fn a_closed_rooms_relay_ends_and_the_name_gets_a_new_one() {
     assert!(until(|| sent_to(&hub, d.publisher_conn) == 1).await);
     assert_eq!(relay.running_relays(), 1);
 }
+
+/// Many senders at their rate can fill a room's queue: what does not fit is refused, and the
+/// sender is told at once rather than behind the same full queue.
+#[tokio::test]
+async fn a_room_whose_relay_is_behind_refuses_and_tells_the_sender() {
+    let hub =
+        hub_with(Limits { data_messages_per_second: 10_000, data_bytes_per_second: 10_000_000, ..Limits::default() });
+    let mut a = connect(&hub, "room", "a").await;
+    let b = connect(&hub, "room", "b").await;
+    let mut relay = DataRelay::new(hub.limits());
+    let busy = a.room.lock().await;
+    // 256 fill the room's queue (257 if its relay took the first before waiting for the lock).
+    for _ in 0..300 {
+        relay.dispatch(&hub, a.publisher_conn, true, Bytes::from_static(b"x"));
+    }
+    drop(busy);
+    let relayed = || sent_to(&hub, b.publisher_conn);
+    assert!(until(|| relayed() >= 256).await, "{} relayed", relayed());
+    let mut told = Vec::new();
+    assert!(
+        until(|| {
+            told.extend(refusals(&a.messages()));
+            !told.is_empty()
+        })
+        .await
+    );
+    assert_eq!(told, vec![(DataRefusal::RateLimited, 1)], "one notice per interval");
+    assert!((256..=257).contains(&relayed()), "{} relayed: more than the queue held", relayed());
+}
