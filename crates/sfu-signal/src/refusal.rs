@@ -1,5 +1,6 @@
 //! How WHIP/WHEP answer what `[limits]` refuses: 413 for a request too large (its body, or the
-//! sections, tracks or candidates it carries), 503 for a full room or node. The body is JSON,
+//! sections, tracks or candidates it carries), 503 for a full room or node, 408 for a body that
+//! takes too long to arrive. The body is JSON,
 //! `{"error": code, "message": text}`, so a client can tell the limits apart; other WHIP/WHEP
 //! errors stay plain text.
 
@@ -43,6 +44,13 @@ pub fn answer(e: RequestError, otherwise: StatusCode) -> Response {
     }
 }
 
+/// The `error` of a body that did not arrive within [`BODY_READ_TIMEOUT`].
+pub const BODY_TIMEOUT: &str = "body_timeout";
+
+/// The whole body must arrive within this, so a client trickling it a byte at a time cannot hold
+/// a connection (and its slot under the connection caps) open for long. An offer is a few KB.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How much of a refused body is still read (and dropped): its client then reads the 413 rather
 /// than a reset connection (closing a socket with unread data resets it). Past this the
 /// connection is cut.
@@ -62,13 +70,23 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
     let (mut bytes, mut seen) = (Vec::new(), 0u64);
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?;
-        seen += chunk.len() as u64;
-        if seen <= limit {
-            bytes.extend_from_slice(&chunk);
-        } else if seen > DRAIN_BYTES {
-            break;
+    let read = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?;
+            seen += chunk.len() as u64;
+            if seen <= limit {
+                bytes.extend_from_slice(&chunk);
+            } else if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(result) => result?,
+        Err(_) => {
+            let secs = BODY_READ_TIMEOUT.as_secs();
+            return Err(json(StatusCode::REQUEST_TIMEOUT, BODY_TIMEOUT, &format!("the body took over {secs} s")));
         }
     }
     if seen > limit {
@@ -107,6 +125,20 @@ mod tests {
         assert_eq!(read(&declared, "", 5).await.unwrap_err().0, StatusCode::PAYLOAD_TOO_LARGE);
         let big = "x".repeat(3 << 20);
         assert_eq!(read(&none, &big, 1024).await.unwrap_err().0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_trickled_past_the_timeout_gets_408_with_json() {
+        // One byte, then nothing more: a client holding the request open.
+        let first = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"v"))]);
+        let stalled = first.chain(futures_util::stream::pending());
+        let started = tokio::time::Instant::now();
+        let response = read_body(&HeaderMap::new(), Body::from_stream(stalled), 1024).await.unwrap_err();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), BODY_READ_TIMEOUT);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], BODY_TIMEOUT);
     }
 
     #[test]
