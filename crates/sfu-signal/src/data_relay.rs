@@ -85,18 +85,17 @@ impl DataRelay {
             limiter: DataRateLimiter::new(per_second, bytes_per_second),
             last_notice: None,
         });
-        let reason = if bytes > DATA_MAX_MESSAGE_BYTES {
+        let (reason, sender) = if bytes > DATA_MAX_MESSAGE_BYTES {
             // A browser refuses to send this itself; another client may not.
-            DataRefusal::TooLarge
+            (DataRefusal::TooLarge, sender)
         } else if rate.limiter.allow(bytes, now) {
-            let relay = Job::Relay { sender: sender.clone(), text, payload };
-            if self.enqueue(hub, room_id.clone(), relay) {
-                return;
+            match self.enqueue(hub, &room_id, Job::Relay { sender, text, payload }) {
+                Ok(()) => return,
+                // The room's relay is behind (its queue is full): refused like a flood.
+                Err(Job::Relay { sender, .. } | Job::Refused { sender, .. }) => (DataRefusal::RateLimited, sender),
             }
-            // The room's relay is behind (its queue is full): refused like a flood.
-            DataRefusal::RateLimited
         } else {
-            DataRefusal::RateLimited
+            (DataRefusal::RateLimited, sender)
         };
         refused(reason);
         let Some(rate) = self.senders.get_mut(&conn) else { return };
@@ -104,7 +103,8 @@ impl DataRelay {
             return;
         }
         rate.last_notice = Some(now);
-        if !self.enqueue(hub, room_id.clone(), Job::Refused { sender: sender.clone(), reason, bytes }) {
+        let notice = Job::Refused { sender, reason, bytes };
+        if let Err(Job::Refused { sender, .. } | Job::Relay { sender, .. }) = self.enqueue(hub, &room_id, notice) {
             // Behind the same full queue the notice would come too late, or never: it goes
             // straight to the sender (at most once per NOTICE_INTERVAL, so a task at most that
             // often per sender).
@@ -112,20 +112,20 @@ impl DataRelay {
         }
     }
 
-    /// Queues `job` for its room's relay, starting one if the room has none running. False when
-    /// the room's relay is behind: its queue is full and the job was not queued.
-    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId, job: Job) -> bool {
-        let queue = match self.rooms.get(&room_id) {
+    /// Queues `job` for its room's relay, starting one if the room has none running. Gives the
+    /// job back when the room's relay is behind: its queue is full.
+    fn enqueue<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: &RoomId, job: Job) -> Result<(), Job> {
+        let queue = match self.rooms.get(room_id) {
             Some(queue) if !queue.is_closed() => queue.clone(),
             _ => self.start_relay(hub, room_id.clone()),
         };
         let job = match queue.try_send(job) {
-            Ok(()) => return true,
+            Ok(()) => return Ok(()),
             // Its relay ended just now (its room looked closed): start another.
             Err(mpsc::error::TrySendError::Closed(job)) => job,
-            Err(mpsc::error::TrySendError::Full(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(job)) => return Err(job),
         };
-        self.start_relay(hub, room_id).try_send(job).is_ok()
+        self.start_relay(hub, room_id.clone()).try_send(job).map_err(|e| e.into_inner())
     }
 
     fn start_relay<M: MediaControl>(&mut self, hub: &Arc<Hub<M>>, room_id: RoomId) -> mpsc::Sender<Job> {

@@ -85,6 +85,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
         Ok(result) => result?,
         Err(_) => {
+            metrics::counter!("sfu_http_body_timeouts_total").increment(1);
             let secs = BODY_READ_TIMEOUT.as_secs();
             return Err(json(StatusCode::REQUEST_TIMEOUT, BODY_TIMEOUT, &format!("the body took over {secs} s")));
         }
