@@ -138,6 +138,8 @@ export class Room extends RoomEvents {
     }
     this.protocol = joined.protocol;
     this.roomName = joined.room;
+    // The same on every node of a cluster while the room lives; new when it is made again.
+    this.roomSid = joined.room_sid ?? null;
     this.sessionToken = joined.session_token;
     this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
     this._roomState.setLocal(joined.participant);

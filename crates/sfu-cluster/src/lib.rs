@@ -17,9 +17,15 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod any;
+mod cluster;
+mod local;
 pub mod membership;
 mod node;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use any::{AnyCluster, ClusterMode, StartError, start};
+pub use cluster::{Cluster, ClusterEvent, RoomLease};
+pub use local::LocalCluster;
 pub use node::{BootId, Health, NodeId, NodeLoad, NodeRecord, NodeState};

@@ -269,6 +269,10 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
         /// How long, in milliseconds, the session outlives a dropped socket, waiting for `resume`.
         departure_timeout_ms: u64,
+        /// The room's id for this run of it (`RM_…`): the same on every node of a cluster, new
+        /// when the room is made again after it closed.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        room_sid: String,
     },
     /// The session was resumed; the client should restart ICE on its publisher connection.
     Resumed {

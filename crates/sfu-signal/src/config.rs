@@ -35,7 +35,7 @@ mod cluster;
 mod http;
 mod limits;
 mod rtc;
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
@@ -77,7 +77,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Bounds on tracks, offers, candidates, participants and rooms.
     pub limits: Limits,
-    /// Shutdown (drain) and, later, cluster membership.
+    /// Cluster membership (with `redis_url`) and shutdown (drain).
     pub cluster: ClusterConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
@@ -449,6 +449,9 @@ impl Config {
             ));
         }
         if let Some(problem) = self.limits.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.cluster.problem() {
             return invalid(problem);
         }
         Ok(())

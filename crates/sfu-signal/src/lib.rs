@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod bearer;
+mod cluster_setup;
 pub mod config;
 mod connections;
 mod cors;
@@ -69,7 +70,8 @@ impl Server {
             events_tx,
         )
         .context("starting media shards")?;
-        let hub = Hub::new(media, config.departure_timeout(), config.limits.clone());
+        let cluster = cluster_setup::start(&config).context("starting cluster membership")?;
+        let hub = Hub::new(media, cluster, config.departure_timeout(), config.limits.clone());
         tokio::spawn(media_events::run(hub.clone(), events_rx));
         let addr = config.http_addr();
         let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });

@@ -285,9 +285,12 @@ fn example_file_matches() {
         .join("\n");
     let f = TempFile::new("example", &uncommented);
     let c = Config::load(Some(&f.0), env(&[])).unwrap();
-    // Defaults everywhere except the illustrative announce address, keys and web directory.
+    // Defaults everywhere except the illustrative announce address, keys, web directory and
+    // cluster membership (whose defaults are "none").
     let mut expected = Config { announce: c.announce, auth: c.auth.clone(), ..Config::default() };
     expected.http.web_dir = c.http.web_dir.clone();
+    expected.cluster = ClusterConfig { drain_timeout_secs: expected.cluster.drain_timeout_secs, ..c.cluster.clone() };
+    assert!(c.cluster.enabled() && c.cluster.node_id.is_some() && c.cluster.region.is_some());
     assert_eq!(c, expected);
     assert!(c.announce.is_some());
     assert_eq!(c.http.web_dir.as_deref(), Some(std::path::Path::new("web")));
@@ -428,4 +431,66 @@ fn header_read_timeout_must_be_between_1_and_3600_seconds() {
             assert!(e.to_string().contains("http.header_read_timeout_secs"), "{e}");
         }
     }
+}
+
+#[test]
+fn cluster_mode_is_off_without_a_redis_url_and_needs_a_long_secret_with_one() {
+    let c = Config::for_dev();
+    assert!(!c.cluster.enabled());
+    c.validate().unwrap();
+
+    let c = Config::load(
+        None,
+        env(&[("SFU_CLUSTER__REDIS_URL", "redis://10.0.0.5:6379/0"), ("SFU_CLUSTER__SECRET", "short")]),
+    )
+    .unwrap();
+    assert!(c.cluster.enabled());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("cluster.secret is 5 bytes"), "{e}");
+
+    let c = Config::load(
+        None,
+        env(&[
+            ("SFU_CLUSTER__REDIS_URL", "redis://10.0.0.5:6379/0"),
+            ("SFU_CLUSTER__SECRET", SECRET),
+            ("SFU_CLUSTER__NODE_ID", "node-a"),
+            ("SFU_CLUSTER__RELAY_ADDR", "10.0.0.11:7882"),
+        ]),
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.cluster.relay_addr_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), "10.0.0.11:7882".parse::<SocketAddr>().unwrap());
+}
+
+#[test]
+fn cluster_settings_that_cannot_work_are_refused_by_name() {
+    let base = || {
+        let mut c = Config::for_dev();
+        c.cluster.redis_url = Some("redis://127.0.0.1:6379".into());
+        c.cluster.secret = SECRET.into();
+        c
+    };
+    let cases: [(&str, fn(&mut Config)); 4] = [
+        ("cluster.redis_url", |c| c.cluster.redis_url = Some("http://127.0.0.1:6379".into())),
+        ("cluster.node_id", |c| c.cluster.node_id = Some("a b:c".into())),
+        ("cluster.relay_addr", |c| c.cluster.relay_addr = Some("somewhere".into())),
+        ("cluster.signal_url", |c| c.cluster.signal_url = Some("ws://x".into())),
+    ];
+    for (key, spoil) in cases {
+        let mut c = base();
+        c.validate().unwrap();
+        spoil(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
+
+#[test]
+fn the_cluster_secret_and_redis_password_stay_out_of_debug_output() {
+    let mut c = Config::for_dev();
+    c.cluster.redis_url = Some("redis://user:hunter2hunter2@127.0.0.1:6379".into());
+    c.cluster.secret = SECRET.into();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("redis://user:***@127.0.0.1:6379"), "{shown}");
 }

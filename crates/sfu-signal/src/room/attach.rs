@@ -18,6 +18,7 @@ impl<M: MediaControl> Hub<M> {
             session_token,
             participants: room.others(id),
             departure_timeout_ms: self.departure_timeout().as_millis() as u64,
+            room_sid: room.sid.clone(),
         }));
         if !room.announced_speakers.is_empty() {
             let speakers = room.announced_speakers.clone();

@@ -22,6 +22,7 @@ pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
 pub use request_error::RequestError;
 
 use parking_lot::Mutex;
+use sfu_cluster::{AnyCluster, Cluster};
 use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,8 @@ pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
 /// Generic over the media plane so the room logic can run against a stand-in in tests.
 pub struct Hub<M = MediaPlane> {
     pub media: M,
+    /// This node among others (or alone): room leases, and later the peers' rooms.
+    pub cluster: AnyCluster,
     rooms: Mutex<HashMap<RoomId, RoomRef>>,
     conns: Mutex<HashMap<ConnId, (RoomId, ParticipantId)>>,
     /// WHEP viewers' connections: room and viewer session.
@@ -54,9 +57,10 @@ pub struct Hub<M = MediaPlane> {
 }
 
 impl<M: MediaControl> Hub<M> {
-    pub fn new(media: M, departure_timeout: Duration, limits: Limits) -> Arc<Self> {
+    pub fn new(media: M, cluster: AnyCluster, departure_timeout: Duration, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             media,
+            cluster,
             rooms: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             viewer_conns: Mutex::new(HashMap::new()),
@@ -147,6 +151,11 @@ impl<M: MediaControl> Hub<M> {
             // A room made for this join closes again.
             self.close_if_empty(&room);
             return Err(refused);
+        }
+        if room.sid.is_empty() {
+            // The room's first participant on this node: take its lease. Under the room's lock,
+            // so everyone after it sees the sid; bounded (at most 300 ms in cluster mode).
+            room.sid = self.cluster.join_room(room_id).await.sid.0;
         }
         if let Some(old) = old {
             self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
@@ -268,6 +277,9 @@ impl<M: MediaControl> Hub<M> {
             let mut rooms = self.rooms.lock();
             rooms.remove(&room.id);
             metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
+            if !room.sid.is_empty() {
+                self.cluster.leave_room(&room.id);
+            }
             tracing::info!(room = %room.id.escaped(), "room closed");
         }
     }

@@ -99,6 +99,9 @@ pub struct Viewer {
 
 pub struct Room {
     pub id: RoomId,
+    /// The room's id for this run of it, from the cluster's lease (empty until the first join
+    /// has taken it).
+    pub sid: String,
     pub participants: HashMap<ParticipantId, Participant>,
     pub viewers: HashMap<String, Viewer>,
     /// Who is speaking, from the publishers' audio levels.
@@ -111,6 +114,7 @@ impl Room {
     pub fn new(id: RoomId) -> Self {
         Self {
             id,
+            sid: String::new(),
             participants: HashMap::new(),
             viewers: HashMap::new(),
             speakers: sfu_core::ActiveSpeakers::new(),

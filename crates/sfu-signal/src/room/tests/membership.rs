@@ -131,3 +131,22 @@ async fn a_reload_when_alone_keeps_the_room() {
     assert!(registered_with(&hub, "r", &bob.room, &[&second.id, &bob.id]).await);
     assert_eq!(hub.room_count(), 1);
 }
+
+#[tokio::test]
+async fn a_room_keeps_its_sid_while_it_lives_and_gets_a_new_one_when_made_again() {
+    let hub = hub();
+    let sid_of = |messages: Vec<ServerMessage>| match &messages[..] {
+        [ServerMessage::Joined { room_sid, .. }, ..] => room_sid.clone(),
+        other => panic!("expected joined, got {other:?}"),
+    };
+    let mut alice = connect(&hub, "r", "alice").await;
+    let first = sid_of(alice.messages());
+    assert!(first.starts_with("RM_"), "{first}");
+    let mut bob = connect(&hub, "r", "bob").await;
+    assert_eq!(sid_of(bob.messages()), first, "one room, one sid");
+    leave(&hub, &alice, LeaveReason::Left).await;
+    leave(&hub, &bob, LeaveReason::Left).await;
+    let mut carol = connect(&hub, "r", "carol").await;
+    let second = sid_of(carol.messages());
+    assert!(second.starts_with("RM_") && second != first, "{first} then {second}");
+}

@@ -29,7 +29,19 @@ fn hub() -> TestHub {
 }
 
 fn hub_with(limits: Limits) -> TestHub {
-    Hub::new(FakeMedia::default(), DEPARTURE, limits)
+    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits)
+}
+
+/// The cluster of a node alone, as the server runs without `cluster.redis_url`.
+fn single_node() -> sfu_cluster::AnyCluster {
+    let me = sfu_cluster::NodeRecord {
+        node: sfu_proto::NodeId("ND_test".into()),
+        boot: sfu_proto::BootId("BT_test".into()),
+        signal_url: "http://127.0.0.1:7880".into(),
+        relay_addr: "127.0.0.1:7882".into(),
+        region: None,
+    };
+    sfu_cluster::AnyCluster::Local(sfu_cluster::LocalCluster::new(me))
 }
 
 fn room_id(name: &str) -> RoomId {

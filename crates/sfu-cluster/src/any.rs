@@ -1,0 +1,75 @@
+//! The factory: one concrete type for the signaling layer, whichever mode the config picks.
+//! An enum rather than `dyn Cluster`, since the trait has an async method.
+
+use sfu_proto::RoomId;
+use tokio::sync::mpsc;
+
+use crate::cluster::{Cluster, ClusterEvent, RoomLease};
+use crate::local::LocalCluster;
+use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
+
+/// The cluster this node runs in.
+pub enum AnyCluster {
+    /// Alone (no Redis configured).
+    Local(LocalCluster),
+}
+
+/// How this node takes part, from the configuration.
+#[derive(Clone, Debug)]
+pub enum ClusterMode {
+    /// No Redis configured: one node.
+    Local,
+}
+
+/// Starts this node's membership: [`AnyCluster::Local`] for [`ClusterMode::Local`].
+pub fn start(mode: ClusterMode, me: NodeRecord) -> Result<AnyCluster, StartError> {
+    match mode {
+        ClusterMode::Local => Ok(AnyCluster::Local(LocalCluster::new(me))),
+    }
+}
+
+/// Why cluster membership could not start (a Redis that is merely unreachable is not a reason).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration cannot work.
+    #[error("{0}")]
+    Config(String),
+}
+
+macro_rules! each {
+    ($self:ident, $c:ident => $e:expr) => {
+        match $self {
+            AnyCluster::Local($c) => $e,
+        }
+    };
+}
+
+impl Cluster for AnyCluster {
+    fn node(&self) -> &NodeRecord {
+        each!(self, c => c.node())
+    }
+    fn report_load(&self, load: NodeLoad) {
+        each!(self, c => c.report_load(load))
+    }
+    fn set_state(&self, state: NodeState) {
+        each!(self, c => c.set_state(state))
+    }
+    async fn join_room(&self, room: &RoomId) -> RoomLease {
+        each!(self, c => c.join_room(room).await)
+    }
+    fn leave_room(&self, room: &RoomId) {
+        each!(self, c => c.leave_room(room))
+    }
+    fn room_nodes(&self, room: &RoomId) -> Vec<NodeId> {
+        each!(self, c => c.room_nodes(room))
+    }
+    fn pick_node(&self) -> Option<NodeRecord> {
+        each!(self, c => c.pick_node())
+    }
+    fn take_events(&self) -> Option<mpsc::Receiver<ClusterEvent>> {
+        each!(self, c => c.take_events())
+    }
+    fn health(&self) -> Health {
+        each!(self, c => c.health())
+    }
+}

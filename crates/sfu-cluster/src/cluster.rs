@@ -1,0 +1,63 @@
+//! The one interface the signaling layer sees, whether the node runs alone or in a cluster.
+
+use std::future::Future;
+
+use sfu_proto::RoomId;
+use tokio::sync::mpsc;
+
+use crate::membership::RoomSid;
+use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
+
+/// A node's hold on a room, answered by [`Cluster::join_room`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomLease {
+    /// The room record's id, the same on every node holding the room (`RM_…`); clients see it as
+    /// `joined.room_sid`.
+    pub sid: RoomSid,
+    /// Other nodes holding the room, as Redis last said.
+    pub peers: Vec<NodeId>,
+    /// False when Redis did not answer in time: the room started with what the node knew, and
+    /// [`ClusterEvent::RoomPeers`] follows once Redis answers.
+    pub verified: bool,
+}
+
+/// What the cluster tells the signaling layer, taken from [`Cluster::take_events`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterEvent {
+    /// Redis's health changed (never `Local` in cluster mode).
+    Health(Health),
+    /// Who holds a room besides this node, and its record's sid, as Redis last said.
+    RoomPeers {
+        /// The room.
+        room: RoomId,
+        /// Its record's id.
+        sid: RoomSid,
+        /// Other nodes holding it.
+        nodes: Vec<NodeId>,
+    },
+}
+
+/// Membership of this node among others: a local implementation for one node, a Redis one for a
+/// cluster, picked by [`crate::start`]. Never fails because the coordinator is away: a cluster
+/// node keeps serving what it has and reports [`Health::Degraded`].
+pub trait Cluster: Send + Sync + 'static {
+    /// Who this node is.
+    fn node(&self) -> &NodeRecord;
+    /// Keeps this node's load; written at the next heartbeat.
+    fn report_load(&self, load: NodeLoad);
+    /// Serving or draining; announced at once.
+    fn set_state(&self, state: NodeState);
+    /// The first local participant of `room` arrived: take a lease on it and learn its sid.
+    fn join_room(&self, room: &RoomId) -> impl Future<Output = RoomLease> + Send;
+    /// The last local participant of `room` left.
+    fn leave_room(&self, room: &RoomId);
+    /// Live nodes other than this one holding `room`.
+    fn room_nodes(&self, room: &RoomId) -> Vec<NodeId>;
+    /// Where to send a client this node does not take: the least-loaded serving node, which
+    /// may be this one; `None` when no node is serving.
+    fn pick_node(&self) -> Option<NodeRecord>;
+    /// The event stream, handed out once (to the task that applies it to rooms).
+    fn take_events(&self) -> Option<mpsc::Receiver<ClusterEvent>>;
+    /// Whether the coordinator answers.
+    fn health(&self) -> Health;
+}

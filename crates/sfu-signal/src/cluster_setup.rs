@@ -1,0 +1,42 @@
+//! From the `[cluster]` settings to this node's membership: who it is, and which cluster it
+//! joins (none without `cluster.redis_url`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use sfu_cluster::{AnyCluster, ClusterMode, NodeRecord};
+use sfu_proto::{BootId, NodeId};
+
+use crate::config::Config;
+use crate::room::new_id;
+
+/// What this node announces about itself for this run.
+pub fn node_record(config: &Config) -> NodeRecord {
+    // Without an announce address or a specific bind, other nodes could not reach this one by
+    // what it says; loopback at least names it honestly (validate warns about cluster mode).
+    let ip = config.announce_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let cluster = &config.cluster;
+    NodeRecord {
+        node: NodeId(cluster.node_id.clone().unwrap_or_else(|| new_id("ND"))),
+        boot: BootId(new_id("BT")),
+        signal_url: cluster
+            .signal_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", std::net::SocketAddr::new(ip, config.http_port))),
+        relay_addr: cluster.relay_addr_or(ip).to_string(),
+        region: cluster.region.clone(),
+    }
+}
+
+/// Starts this node's membership: alone, or in the cluster `cluster.redis_url` names.
+pub fn start(config: &Config) -> anyhow::Result<AnyCluster> {
+    let me = node_record(config);
+    if let Some(url) = &config.cluster.redis_url {
+        anyhow::bail!(
+            "cluster.redis_url = {:?}: cluster mode is not in this build yet (docs/cluster.md)",
+            crate::config::redact_url_password(url)
+        );
+    }
+    let mode = ClusterMode::Local;
+    tracing::info!(node = %me.node, boot = %me.boot, "cluster: single node");
+    Ok(sfu_cluster::start(mode, me)?)
+}
