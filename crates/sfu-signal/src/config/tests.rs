@@ -470,7 +470,8 @@ fn cluster_settings_that_cannot_work_are_refused_by_name() {
         c.cluster.secret = SECRET.into();
         c
     };
-    let cases: [(&str, fn(&mut Config)); 4] = [
+    type Spoil = fn(&mut Config);
+    let cases: [(&str, Spoil); 4] = [
         ("cluster.redis_url", |c| c.cluster.redis_url = Some("http://127.0.0.1:6379".into())),
         ("cluster.node_id", |c| c.cluster.node_id = Some("a b:c".into())),
         ("cluster.relay_addr", |c| c.cluster.relay_addr = Some("somewhere".into())),
