@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod membership;
+pub mod mesh;
 mod node;
 #[cfg(feature = "testing")]
 pub mod testing;
