@@ -76,20 +76,94 @@ async fn a_dropped_mesh_goes_down_at_once_and_comes_back_when_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_peer_is_declared_dead_after_five_seconds() {
+async fn a_peer_gone_silent_is_declared_dead_after_five_seconds() {
     let mut b = Node::start("ND_b", "b1", 7);
     b.handle.set_peers(vec![b.entry(), ("ND_a".into(), "a1".into(), "127.0.0.1:21".parse().unwrap())]);
-    // A hand-driven dialer completes the handshake, then neither reads nor writes.
+    // A hand-driven dialer completes the handshake, answers pings for two seconds, then
+    // neither reads nor writes.
+    let mut raw = RawPeer::dial(&b, "ND_a", "a1", 7).await;
+    b.expect_up().await;
+    let talk_until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(message) = tokio::time::timeout_at(talk_until, raw.recv()).await {
+        if let PeerMessage::Ping { id, sent_us } = message {
+            raw.send(&PeerMessage::Pong { id, sent_us }).await;
+        }
+    }
+    let silent_since = std::time::Instant::now();
+    let (node, _, reason) = b.expect_down().await;
+    let silent_for = silent_since.elapsed();
+    assert_eq!((node.as_str(), reason), ("ND_a", DownReason::Timeout));
+    assert!(silent_for >= Duration::from_millis(3000) && silent_for < Duration::from_secs(8), "{silent_for:?}");
+    closed_within(&mut raw.stream, PROMPT).await;
+
+    // Silent from the start.
     let mut raw = RawPeer::dial(&b, "ND_a", "a1", 7).await;
     b.expect_up().await;
     let up_at = std::time::Instant::now();
-    let (node, _, reason) = b.expect_down().await;
+    assert_eq!(b.expect_down().await.2, DownReason::Timeout);
     let silent_for = up_at.elapsed();
-    assert_eq!((node.as_str(), reason), ("ND_a", DownReason::Timeout));
     assert!(silent_for >= Duration::from_millis(4500) && silent_for < Duration::from_secs(8), "{silent_for:?}");
-    // B pinged it meanwhile, and closed the connection.
-    assert!(matches!(raw.recv().await, PeerMessage::Ping { .. }));
     closed_within(&mut raw.stream, PROMPT).await;
+}
+
+/// A responder driven by hand: answers A's `Hello` honestly, then does `after_confirm`.
+async fn raw_responder(
+    after_confirm: fn(&mut Handshake, &[u8]) -> Option<Vec<u8>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let local = LocalNode { node: "ND_b".into(), boot: "b1".into(), shards: vec![] };
+        let secret = ClusterSecret::new(secret(7)).unwrap();
+        let mut handshake = Handshake::responder(local, &secret, rand::random(), Box::new(|_, _| true));
+        let mut decoder = FrameDecoder::new(MAX_FRAME_LEN);
+        let hello = read_frame(&mut stream, &mut decoder).await.unwrap();
+        handshake.handle_bytes(&hello).unwrap();
+        let answer = handshake.poll_transmit().unwrap();
+        stream.write_all(&plain_frame(&answer.encode())).await.unwrap();
+        let confirm = read_frame(&mut stream, &mut decoder).await.unwrap();
+        if let Some(reply) = after_confirm(&mut handshake, &confirm) {
+            stream.write_all(&reply).await.unwrap();
+        }
+        // Hold the connection until the dialer gives up.
+        closed_within(&mut stream, PROMPT).await;
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialer_whose_confirm_is_refused_never_says_peer_up() {
+    use sfu_cluster::mesh::handshake::HandshakeMessage;
+    // The responder refuses A's MAC.
+    let (addr, responder) =
+        raw_responder(|_, _| Some(plain_frame(&HandshakeMessage::Refuse { reason: RefuseReason::BadMac }.encode())))
+            .await;
+    let mut a = Node::start("ND_a", "a1", 7);
+    a.handle.set_peers(vec![a.entry(), ("ND_b".into(), "b1".into(), addr)]);
+    match a.next().await {
+        MeshEvent::AuthFailed { reason, .. } => {
+            assert_eq!(reason, AuthFailure::Handshake(HandshakeError::Refused(RefuseReason::BadMac)))
+        }
+        other => panic!("expected AuthFailed, got {other:?}"),
+    }
+    responder.await.unwrap();
+    assert!(a.handle.linked().is_empty());
+
+    // The responder accepts it but never sends a frame: A gives up at the handshake's deadline.
+    let (addr, responder) = raw_responder(|handshake, confirm| {
+        handshake.handle_bytes(confirm).unwrap();
+        assert!(handshake.poll_established().is_some());
+        None
+    })
+    .await;
+    let mut a = Node::start("ND_a", "a1", 7);
+    a.handle.set_peers(vec![a.entry(), ("ND_b".into(), "b1".into(), addr)]);
+    match a.next().await {
+        MeshEvent::AuthFailed { reason, .. } => assert_eq!(reason, AuthFailure::Timeout),
+        other => panic!("expected AuthFailed, got {other:?}"),
+    }
+    responder.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
