@@ -21,6 +21,7 @@ mod any;
 mod cluster;
 mod local;
 pub mod membership;
+pub mod mesh;
 mod node;
 #[cfg(feature = "testing")]
 pub mod testing;
