@@ -6,12 +6,16 @@ use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, ClusterEvent, RoomLease};
 use crate::local::LocalCluster;
+use crate::mesh::PeerMessage;
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
 
 /// The cluster this node runs in.
 pub enum AnyCluster {
     /// Alone (no Redis configured).
     Local(LocalCluster),
+    /// Tests: a node whose messages to peers are recorded.
+    #[cfg(feature = "testing")]
+    Recording(crate::testing::RecordingCluster),
 }
 
 /// How this node takes part, from the configuration.
@@ -40,6 +44,8 @@ macro_rules! each {
     ($self:ident, $c:ident => $e:expr) => {
         match $self {
             AnyCluster::Local($c) => $e,
+            #[cfg(feature = "testing")]
+            AnyCluster::Recording($c) => $e,
         }
     };
 }
@@ -57,8 +63,17 @@ impl Cluster for AnyCluster {
     async fn join_room(&self, room: &RoomId) -> RoomLease {
         each!(self, c => c.join_room(room).await)
     }
-    fn leave_room(&self, room: &RoomId) {
-        each!(self, c => c.leave_room(room))
+    fn leave_room(&self, room: &RoomId, peers_hold_it: bool) {
+        each!(self, c => c.leave_room(room, peers_hold_it))
+    }
+    fn send(&self, to: &NodeId, message: PeerMessage) {
+        each!(self, c => c.send(to, message))
+    }
+    fn broadcast(&self, message: PeerMessage) {
+        each!(self, c => c.broadcast(message))
+    }
+    fn clock_ms(&self) -> u64 {
+        each!(self, c => c.clock_ms())
     }
     fn room_nodes(&self, room: &RoomId) -> Vec<NodeId> {
         each!(self, c => c.room_nodes(room))

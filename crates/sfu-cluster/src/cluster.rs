@@ -6,6 +6,7 @@ use sfu_proto::RoomId;
 use tokio::sync::mpsc;
 
 use crate::membership::RoomSid;
+use crate::mesh::{LinkKeys, PeerMessage, ShardEndpoint};
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
 
 /// A node's hold on a room, answered by [`Cluster::join_room`].
@@ -22,8 +23,32 @@ pub struct RoomLease {
 }
 
 /// What the cluster tells the signaling layer, taken from [`Cluster::take_events`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum ClusterEvent {
+    /// A link to a peer node is up (authenticated; keys derived). Send it a snapshot of the
+    /// rooms held here.
+    PeerUp {
+        /// The peer.
+        node: NodeId,
+        /// Its incarnation.
+        boot: crate::BootId,
+        /// The link's keys, for the media relay.
+        keys: LinkKeys,
+        /// Its shards' relay media endpoints.
+        shards: Vec<ShardEndpoint>,
+    },
+    /// The link to a peer node is gone: its participants have left.
+    PeerDown {
+        /// The peer.
+        node: NodeId,
+    },
+    /// A message from a peer node, in the order it sent them.
+    Peer {
+        /// The sender.
+        from: NodeId,
+        /// What it says.
+        message: PeerMessage,
+    },
     /// Redis's health changed (never `Local` in cluster mode).
     Health(Health),
     /// Who holds a room besides this node, and its record's sid, as Redis last said.
@@ -49,13 +74,23 @@ pub trait Cluster: Send + Sync + 'static {
     fn set_state(&self, state: NodeState);
     /// The first local participant of `room` arrived: take a lease on it and learn its sid.
     fn join_room(&self, room: &RoomId) -> impl Future<Output = RoomLease> + Send;
-    /// The last local participant of `room` left.
-    fn leave_room(&self, room: &RoomId);
+    /// The last local participant of `room` left. `peers_hold_it`: a linked peer holds the room
+    /// still, so its record must stay even if Redis shows no lease (that peer may be cut off
+    /// from Redis).
+    fn leave_room(&self, room: &RoomId, peers_hold_it: bool);
     /// Live nodes other than this one holding `room`.
     fn room_nodes(&self, room: &RoomId) -> Vec<NodeId>;
     /// Where to send a client this node does not take: the least-loaded serving node, which
     /// may be this one; `None` when no node is serving.
     fn pick_node(&self) -> Option<NodeRecord>;
+    /// Sends to one linked peer, in order; dropped if there is no link (the peer resyncs with a
+    /// snapshot when it links again).
+    fn send(&self, to: &NodeId, message: PeerMessage);
+    /// Sends to every linked peer.
+    fn broadcast(&self, message: PeerMessage);
+    /// Milliseconds since the Unix epoch on the cluster's clock (this node's clock corrected by
+    /// its offset to Redis's), so that nodes compare join times on one clock.
+    fn clock_ms(&self) -> u64;
     /// The event stream, handed out once (to the task that applies it to rooms).
     fn take_events(&self) -> Option<mpsc::Receiver<ClusterEvent>>;
     /// Whether the coordinator answers.

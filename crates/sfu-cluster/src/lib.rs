@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod any;
+mod clock;
 mod cluster;
 mod local;
 pub mod membership;

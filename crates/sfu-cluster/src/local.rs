@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, ClusterEvent, RoomLease};
 use crate::membership::RoomSid;
+use crate::mesh::PeerMessage;
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
 
 /// Single-node mode: the server as it always was.
@@ -41,7 +42,15 @@ impl Cluster for LocalCluster {
         RoomLease { sid: RoomSid(format!("RM_{}_{n}", self.me.boot)), peers: Vec::new(), verified: true }
     }
 
-    fn leave_room(&self, _room: &RoomId) {}
+    fn leave_room(&self, _room: &RoomId, _peers_hold_it: bool) {}
+
+    fn send(&self, _to: &NodeId, _message: PeerMessage) {}
+
+    fn broadcast(&self, _message: PeerMessage) {}
+
+    fn clock_ms(&self) -> u64 {
+        crate::clock::unix_ms()
+    }
 
     fn room_nodes(&self, _room: &RoomId) -> Vec<NodeId> {
         Vec::new()

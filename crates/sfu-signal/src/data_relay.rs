@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::Limits;
-use crate::room::{Hub, MediaControl};
+use crate::room::{Hub, MediaControl, Room};
 
 /// Messages waiting for one room's relay. With every sender held to its rate this fills only
 /// when many senders of one room send at once; what does not fit is refused as `rate_limited`.
@@ -203,10 +203,31 @@ async fn relay_room<M: MediaControl>(hub: Arc<Hub<M>>, room_id: RoomId, mut jobs
                 for p in room.participants.values().filter(|p| p.id != sender) {
                     hub.media.send_data(p.publisher_conn, true, envelope.clone());
                 }
+                hub.share_data(&room, &sender, text, &payload);
                 metrics::counter!("sfu_data_messages_total").increment(1);
             }
         }
     }
+}
+
+/// A data message of a participant on another node, for this node's participants of the room
+/// (its node checked and rate-limited it).
+pub fn deliver_remote<M: MediaControl>(
+    hub: &Hub<M>,
+    room: &Room,
+    identity: &str,
+    sender: &ParticipantId,
+    text: bool,
+    payload: &[u8],
+) {
+    if payload.len() > DATA_MAX_MESSAGE_BYTES {
+        return;
+    }
+    let Some(envelope) = envelope(identity, sender.as_str(), text, payload) else { return };
+    for p in room.participants.values() {
+        hub.media.send_data(p.publisher_conn, true, envelope.clone());
+    }
+    metrics::counter!("sfu_data_messages_total").increment(1);
 }
 
 /// The JSON envelope naming the sender (docs/protocol.md, "Data messages"), or None when it

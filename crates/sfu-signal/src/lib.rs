@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod bearer;
+mod cluster_events;
 mod cluster_setup;
 pub mod config;
 mod connections;
@@ -73,6 +74,9 @@ impl Server {
         let cluster = cluster_setup::start(&config).context("starting cluster membership")?;
         let hub = Hub::new(media, cluster, config.departure_timeout(), config.limits.clone());
         tokio::spawn(media_events::run(hub.clone(), events_rx));
+        if let Some(cluster_events) = sfu_cluster::Cluster::take_events(&hub.cluster) {
+            tokio::spawn(cluster_events::run(hub.clone(), cluster_events));
+        }
         let addr = config.http_addr();
         let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;

@@ -25,6 +25,20 @@ pub struct RemoteParticipant {
     /// corrected by its offset to Redis's `TIME`): the older of two participants with one
     /// identity on two nodes is replaced.
     pub joined_at_ms: u64,
+    /// The codec of each of its tracks (what a relay of the track needs beside `info`).
+    #[serde(default)]
+    pub media: Vec<TrackCodec>,
+}
+
+/// A published track's codec, as its publisher's node negotiated it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackCodec {
+    /// The track.
+    pub track: TrackId,
+    /// E.g. `video/VP8`.
+    pub mime: String,
+    /// Its RTP clock rate.
+    pub clock_rate: u32,
 }
 
 /// One message between two nodes. More variants will come (the media link's `Subscribe`,
@@ -224,6 +238,7 @@ mod tests {
         RemoteParticipant {
             info: ParticipantInfo { id: "PA_1".into(), identity: "alice".into(), tracks: vec![track()] },
             joined_at_ms: 1_700_000_000_000,
+            media: vec![TrackCodec { track: track().id, mime: "video/VP8".into(), clock_rate: 90_000 }],
         }
     }
 

@@ -43,7 +43,7 @@ use tokio::sync::mpsc;
 pub use frame::FrameError;
 pub use handshake::{HandshakeError, LocalNode, MESH_VERSION, RefuseReason, ShardEndpoint};
 pub use keys::{ClusterSecret, CtlKey, LinkKeys, MIN_SECRET_LEN, SecretTooShort, Side, SrtpKey};
-pub use messages::{DecodeError, PeerMessage, RemoteParticipant};
+pub use messages::{DecodeError, PeerMessage, RemoteParticipant, TrackCodec};
 
 use crate::{BootId, NodeId};
 

@@ -4,10 +4,12 @@
 //! invariants of docs/cluster.md checked after every step).
 
 mod clock;
+mod recording;
 mod redis;
 mod sim;
 
 pub use crate::membership::scripts::{Keyspace, RoomDeletion};
 pub use clock::FakeClock;
+pub use recording::{RecordingCluster, Sent};
 pub use redis::{FakeRedis, Job, Submitted};
 pub use sim::{Op, Sim, SimConfig};

@@ -459,7 +459,10 @@ fn cluster_mode_is_off_without_a_redis_url_and_needs_a_long_secret_with_one() {
     )
     .unwrap();
     c.validate().unwrap();
-    assert_eq!(c.cluster.relay_addr_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), "10.0.0.11:7882".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        c.cluster.relay_addr_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        "10.0.0.11:7882".parse::<SocketAddr>().unwrap()
+    );
 }
 
 #[test]

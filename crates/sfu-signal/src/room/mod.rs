@@ -9,7 +9,10 @@ mod media;
 mod model;
 mod negotiate;
 mod outbox;
+mod peers_in;
+mod peers_out;
 mod publish;
+mod remote;
 mod request_error;
 mod speakers;
 mod trickle;
@@ -152,7 +155,8 @@ impl<M: MediaControl> Hub<M> {
             self.close_if_empty(&room);
             return Err(refused);
         }
-        if room.sid.is_empty() {
+        let first_here = room.sid.is_empty();
+        if first_here {
             // The room's first participant on this node: take its lease. Under the room's lock,
             // so everyone after it sees the sid; bounded (at most 300 ms in cluster mode).
             room.sid = self.cluster.join_room(room_id).await.sid.0;
@@ -171,6 +175,7 @@ impl<M: MediaControl> Hub<M> {
             publisher_conn,
             subscriber_conn,
             outbox,
+            joined_at_ms: self.cluster.clock_ms(),
             generation: 0,
             negotiation: Negotiation::default(),
             settings: HashMap::new(),
@@ -185,6 +190,7 @@ impl<M: MediaControl> Hub<M> {
         }
         room.broadcast_except(&id, &ServerMessage::ParticipantJoined { participant: participant.info() });
         room.participants.insert(id.clone(), participant);
+        self.announce_joined(&room, &id, first_here);
         tracing::info!(room = %room_id.escaped(), participant = %id, identity = %identity.escaped(), ?kind, "participant joined");
         self.update_gauges(&room);
         drop(room);
@@ -252,6 +258,7 @@ impl<M: MediaControl> Hub<M> {
                 reason,
             },
         );
+        self.announce_left(room, id, reason);
         if let Some(outbox) = &gone.outbox {
             let (code, text) = match reason {
                 LeaveReason::Replaced => (CloseCode::Replaced, "replaced by a newer session"),
@@ -278,7 +285,8 @@ impl<M: MediaControl> Hub<M> {
             rooms.remove(&room.id);
             metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
             if !room.sid.is_empty() {
-                self.cluster.leave_room(&room.id);
+                self.cluster.leave_room(&room.id, !room.peer_nodes.is_empty());
+                self.announce_closed(&room.id);
             }
             tracing::info!(room = %room.id.escaped(), "room closed");
         }

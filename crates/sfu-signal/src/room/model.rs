@@ -8,6 +8,7 @@ use sfu_transport::{ConnId, TrackKey};
 use std::collections::{HashMap, HashSet};
 
 use super::outbox::{Outbox, Outgoing};
+pub use super::remote::{RemoteMember, RemoteTrack};
 use crate::auth::Grants;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub struct Participant {
     pub subscriber_conn: ConnId,
     /// None while the socket is away (or for WHIP).
     pub outbox: Option<Outbox>,
+    /// When it joined, in ms on the cluster's clock: of two sessions with one identity on two
+    /// nodes, the older gives way.
+    pub joined_at_ms: u64,
     /// Bumped each time a socket attaches, so a stale departure timer does nothing.
     pub generation: u64,
     pub negotiation: Negotiation,
@@ -103,6 +107,11 @@ pub struct Room {
     /// has taken it).
     pub sid: String,
     pub participants: HashMap<ParticipantId, Participant>,
+    /// Participants connected to other nodes of the cluster, as their nodes last said.
+    pub remote: HashMap<ParticipantId, RemoteMember>,
+    /// Peer nodes known to hold this room too (they said so with a `RoomHello`): data messages
+    /// and audio levels go to them.
+    pub peer_nodes: HashSet<sfu_cluster::NodeId>,
     pub viewers: HashMap<String, Viewer>,
     /// Who is speaking, from the publishers' audio levels.
     pub speakers: sfu_core::ActiveSpeakers<ParticipantId>,
@@ -116,6 +125,8 @@ impl Room {
             id,
             sid: String::new(),
             participants: HashMap::new(),
+            remote: HashMap::new(),
+            peer_nodes: HashSet::new(),
             viewers: HashMap::new(),
             speakers: sfu_core::ActiveSpeakers::new(),
             announced_speakers: Vec::new(),
@@ -135,8 +146,17 @@ impl Room {
         self.participants.values().find_map(|p| p.tracks.iter().find(|t| t.key == key).map(|t| (p, t)))
     }
 
+    /// Everyone in the room but `me`, on this node or another.
     pub fn others(&self, me: &ParticipantId) -> Vec<ParticipantInfo> {
-        self.participants.values().filter(|p| &p.id != me).map(Participant::info).collect()
+        let local = self.participants.values().filter(|p| &p.id != me).map(Participant::info);
+        local.chain(self.remote.values().map(RemoteMember::info)).collect()
+    }
+
+    /// To every local participant.
+    pub fn broadcast(&self, message: &ServerMessage) {
+        for p in self.participants.values() {
+            p.send(message.clone());
+        }
     }
 
     pub fn broadcast_except(&self, me: &ParticipantId, message: &ServerMessage) {

@@ -67,6 +67,7 @@ impl<M: MediaControl> Hub<M> {
             for p in room.participants.values() {
                 p.send(published.clone());
             }
+            self.announce_published(room, id, &entry);
             let subscribers: Vec<ParticipantId> =
                 room.participants.values().filter(|s| &s.id != id && s.subscribes()).map(|s| s.id.clone()).collect();
             for subscriber in subscribers {
@@ -132,6 +133,7 @@ impl<M: MediaControl> Hub<M> {
         }
         for track in tracks {
             tracing::info!(room = %room.id.escaped(), participant = %publisher, track = %track.info.id, "track unpublished");
+            self.announce_unpublished(room, publisher, track);
         }
         let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
         for other in &others {
@@ -192,6 +194,8 @@ impl<M: MediaControl> Hub<M> {
             })?;
         track.info.muted = muted;
         self.media.set_muted(track.key, muted);
+        let track = track.clone();
+        self.announce_muted(room, &track);
         room.broadcast_except(
             id,
             &ServerMessage::TrackMuted { participant_id: id.clone(), track_id: track_id.clone(), muted },

@@ -19,10 +19,11 @@ impl<M: MediaControl> Hub<M> {
         for (room_id, levels) in by_room {
             let Some(room_ref) = self.room(&room_id) else { continue };
             let mut room = room_ref.lock().await;
+            let levels: Vec<(ParticipantId, f32)> =
+                levels.into_iter().filter(|(who, _)| room.participants.contains_key(who)).collect();
+            self.share_levels(&room, &levels);
             for (who, level) in levels {
-                if room.participants.contains_key(&who) {
-                    room.speakers.update(who, level);
-                }
+                room.speakers.update(who, level);
             }
             self.announce_speakers(&mut room);
         }

@@ -8,6 +8,7 @@ mod membership;
 mod races;
 mod resume;
 mod tracks;
+mod two_nodes;
 mod viewers;
 
 use sfu_proto::{Identity, LeaveReason, ParticipantId, RoomId, ServerMessage, TrackId};

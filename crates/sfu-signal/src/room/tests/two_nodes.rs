@@ -1,0 +1,165 @@
+//! One room on two nodes: what each node's participants see of the other's, with the peer
+//! messages carried by hand between two hubs (the mesh's own tests cover the wire).
+
+use sfu_cluster::testing::{RecordingCluster, Sent};
+use sfu_cluster::{AnyCluster, Cluster};
+
+use super::*;
+
+fn node(name: &str, clock_ms: u64) -> TestHub {
+    let cluster = AnyCluster::Recording(RecordingCluster::new(name, clock_ms));
+    Hub::new(FakeMedia::default(), cluster, DEPARTURE, Limits::default())
+}
+
+fn recording(hub: &TestHub) -> &RecordingCluster {
+    match &hub.cluster {
+        AnyCluster::Recording(c) => c,
+        _ => unreachable!("test nodes record"),
+    }
+}
+
+/// Delivers what `from` sent (to everyone, or to `to`) to `to`; returns how many messages.
+async fn carry(from: &TestHub, to: &TestHub) -> usize {
+    let me = to.cluster.node().node.clone();
+    let sender = from.cluster.node().node.clone();
+    let mut n = 0;
+    for sent in recording(from).take_sent() {
+        let message = match sent {
+            Sent::All(m) => m,
+            Sent::To(node, m) if node == me => m,
+            Sent::To(..) => continue,
+        };
+        to.on_peer_message(sender.clone(), message).await;
+        n += 1;
+    }
+    n
+}
+
+/// Carries messages both ways until neither side has anything more to say.
+async fn settle(a: &TestHub, b: &TestHub) {
+    for _ in 0..10 {
+        if carry(a, b).await + carry(b, a).await == 0 {
+            return;
+        }
+    }
+    panic!("the nodes kept talking");
+}
+
+fn joined_ids(messages: &[ServerMessage]) -> Vec<ParticipantId> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::ParticipantJoined { participant } => Some(participant.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn participants_on_two_nodes_see_each_other_and_each_others_tracks() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    let mut alice = connect(&a, "r", "alice").await;
+    settle(&a, &b).await;
+    let mut bob = connect(&b, "r", "bob").await;
+    settle(&a, &b).await;
+
+    // Bob's node asked for the room's snapshot when it took the room; Alice came with it, after
+    // Bob's `joined` (which listed nobody) had gone out.
+    let to_bob = bob.messages();
+    assert!(matches!(&to_bob[..], [ServerMessage::Joined { participants, .. }, ..] if participants.is_empty()));
+    assert_eq!(joined_ids(&to_bob), [alice.id.clone()]);
+    assert_eq!(joined_ids(&alice.messages()), [bob.id.clone()], "alice hears of bob");
+
+    publish(&a, &alice, &["audio", "video"]).await.unwrap();
+    settle(&a, &b).await;
+    let published: Vec<TrackId> = bob
+        .messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::TrackPublished { participant_id, track } if participant_id == alice.id => Some(track.id),
+            _ => None,
+        })
+        .collect();
+    let alice_tracks: Vec<TrackId> = tracks_of(&alice).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(published, alice_tracks);
+    {
+        let room = bob.room.lock().await;
+        let remote = &room.remote[&alice.id];
+        assert!(remote.tracks.iter().all(|t| !t.mime.is_empty() && t.clock_rate > 0), "codecs crossed");
+    }
+
+    // Mute crosses; so does the leave, with the tracks withdrawn first.
+    {
+        let mut room = alice.room.lock().await;
+        a.set_muted(&mut room, &alice.id, &alice_tracks[1], true).unwrap();
+    }
+    settle(&a, &b).await;
+    assert!(bob.messages().iter().any(|m| matches!(m,
+        ServerMessage::TrackMuted { track_id, muted: true, .. } if *track_id == alice_tracks[1])));
+    leave(&a, &alice, LeaveReason::Left).await;
+    settle(&a, &b).await;
+    let after: Vec<ServerMessage> = bob.messages();
+    let unpublished = after.iter().filter(|m| matches!(m, ServerMessage::TrackUnpublished { .. })).count();
+    assert_eq!(unpublished, 2, "{after:?}");
+    assert!(
+        matches!(after.last(), Some(ServerMessage::ParticipantLeft { participant_id, reason: LeaveReason::Left, .. }) if *participant_id == alice.id)
+    );
+    assert!(bob.room.lock().await.remote.is_empty());
+}
+
+#[tokio::test]
+async fn a_link_that_comes_up_late_merges_the_room_and_a_lost_peer_takes_its_people_with_it() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    let mut alice = connect(&a, "r", "alice").await;
+    let mut bob = connect(&b, "r", "bob").await;
+    // Nothing crossed yet (no link): each sees only itself.
+    recording(&a).take_sent();
+    recording(&b).take_sent();
+    a.on_peer_up(&b.cluster.node().node).await;
+    b.on_peer_up(&a.cluster.node().node).await;
+    settle(&a, &b).await;
+    assert_eq!(joined_ids(&alice.messages()), [bob.id.clone()]);
+    assert_eq!(joined_ids(&bob.messages()), [alice.id.clone()]);
+
+    a.on_peer_down(&b.cluster.node().node).await;
+    assert!(alice.messages().iter().any(|m| matches!(m,
+        ServerMessage::ParticipantLeft { participant_id, reason: LeaveReason::Timeout, .. } if *participant_id == bob.id)));
+    assert!(alice.room.lock().await.remote.is_empty());
+}
+
+#[tokio::test]
+async fn one_identity_on_two_nodes_keeps_only_the_newer_session() {
+    let (a, b) = (node("A", 1_000), node("B", 2_000));
+    let mut old = connect(&a, "r", "carol").await;
+    settle(&a, &b).await;
+    let mut new = connect(&b, "r", "carol").await;
+    settle(&a, &b).await;
+    // Node A removes its own, older, session; node B keeps the newer one.
+    assert!(old.received().iter().any(|o| matches!(o, Outgoing::Close(sfu_proto::CloseCode::Replaced, _))));
+    assert!(!a.room(&room_id("r")).is_some_and(|r| r.try_lock().is_ok_and(|r| r.participants.contains_key(&old.id))));
+    assert!(new.received().iter().all(|o| !matches!(o, Outgoing::Close(..))));
+    let room = new.room.lock().await;
+    assert!(room.participants.contains_key(&new.id) && room.remote.is_empty(), "B no longer lists the old one");
+}
+
+#[tokio::test]
+async fn data_messages_go_only_to_the_nodes_that_hold_the_room() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    let alice = connect(&a, "r", "alice").await;
+    let bob = connect(&b, "r", "bob").await;
+    settle(&a, &b).await;
+    let _elsewhere = connect(&b, "other", "dave").await;
+    settle(&a, &b).await;
+
+    let room = alice.room.lock().await;
+    a.share_data(&room, &alice.id, true, &bytes::Bytes::from_static(b"hi bob"));
+    drop(room);
+    let sent = recording(&a).take_sent();
+    assert!(matches!(&sent[..], [Sent::To(node, _)] if node.as_str() == "B"), "{sent:?}");
+    for s in sent {
+        if let Sent::To(_, m) = s {
+            b.on_peer_message(a.cluster.node().node.clone(), m).await;
+        }
+    }
+    assert_eq!(calls_on(&b, bob.publisher_conn).iter().filter(|c| matches!(c, Call::SendData { .. })).count(), 1);
+}
