@@ -1,17 +1,21 @@
 //! The supervisor's connection to Redis: a `ConnectionManager` once one connected, and the
 //! policy around it.
 //!
-//! - Connecting (at boot, and after the manager is given up) is the supervisor's own loop: one
-//!   attempt at a time, each bounded by the connection timeout, 100 ms apart doubling to 2 s,
-//!   without end. redis 0.32's manager cannot start its backoff below 1 s (its `factor`
-//!   multiplies a fixed 1 s minimum) and its first connection either waits out every retry or
-//!   fails, so its own retries are off: a Redis unreachable at boot must not hold up `start`.
-//! - A dropped connection is the manager's: it reconnects in place (one attempt, again at the
-//!   next command while that fails), and commands meanwhile fail or wait.
-//! - A connection where only timeouts come back (the manager never notices a silent one: a host
-//!   gone without a reset) is given up after [`TIMEOUTS_BEFORE_RECONNECT`] in a row, and a new
-//!   manager connected. A paused Redis does this too; harmless (see docs/cluster.md, step 3).
-//! - Failures are logged at most every [`LOG_EVERY`], so a wrong address is loud but not a flood.
+//! - Connecting at boot is the supervisor's own loop: one attempt at a time, each bounded by the
+//!   connection timeout, 100 ms apart doubling to 2 s, without end. redis 0.32's manager cannot
+//!   start its backoff below 1 s (its `factor` multiplies a fixed 1 s minimum), and its first
+//!   connection either waits out every retry or fails; so its own retries are off, and a Redis
+//!   unreachable at boot does not hold up `start`.
+//! - A dropped connection is the manager's: it reconnects in place (one attempt at once, another
+//!   with each command while that fails, so at least every beat); commands meanwhile fail.
+//! - A connection where only timeouts come back is to a Redis that is paused or overloaded, or
+//!   silently dead (a host gone without a reset, a NAT entry dropped), which the manager never
+//!   notices. After [`TIMEOUTS_IN_A_ROW`] a fresh connection is tried beside it (connect, then
+//!   `PING`) and taken only if it answers. A paused Redis answers neither, so its connection is
+//!   kept: the manager recovers from a pause by itself (late replies are matched to their
+//!   commands and dropped), and the commands waiting in Redis's socket are answered the moment
+//!   it runs again.
+//! - Failures are logged at most every [`LOG_EVERY`], so a wrong address is loud but no flood.
 
 use std::time::{Duration, Instant};
 
@@ -29,8 +33,8 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest wait between connection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Timeouts in a row after which the connection is replaced.
-pub const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// Timeouts in a row after which a fresh connection is tried beside the current one.
+pub const TIMEOUTS_IN_A_ROW: u32 = 3;
 /// At most one error line per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -42,15 +46,19 @@ pub fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(0)
 }
 
+type Attempt = JoinHandle<RedisResult<ConnectionManager>>;
+
 enum State {
-    /// Connected; `generation` tells its commands' outcomes from an older manager's.
+    /// Connected. `generation` tells its commands' outcomes from an older manager's; `probe` is
+    /// a fresh connection being tried because this one only timed out of late.
     Up {
         manager: ConnectionManager,
         generation: u64,
+        probe: Option<Attempt>,
     },
     /// The next attempt is due at this time.
     Waiting(Instant),
-    Connecting(JoinHandle<RedisResult<ConnectionManager>>),
+    Connecting(Attempt),
 }
 
 pub(super) struct Link {
@@ -86,76 +94,106 @@ impl Link {
     /// The manager to send a command with, and its generation; `None` while not connected.
     pub fn manager(&self) -> Option<(ConnectionManager, u64)> {
         match &self.state {
-            State::Up { manager, generation } => Some((manager.clone(), *generation)),
+            State::Up { manager, generation, .. } => Some((manager.clone(), *generation)),
             _ => None,
         }
     }
 
     /// Waits for the next change: an attempt falling due (then started) or ending. Cancel-safe:
-    /// an attempt runs as its own task and is picked up by the next call.
+    /// attempts run as their own tasks and are picked up by the next call.
     pub async fn progress(&mut self) {
         match &mut self.state {
-            State::Up { .. } => std::future::pending().await,
+            State::Up { probe: None, .. } => std::future::pending().await,
+            State::Up { probe: Some(attempt), .. } => {
+                let result = attempt.await;
+                if let Ok(Ok(manager)) = result {
+                    tracing::warn!(redis = %self.addr(), "cluster: Redis connection only timed out; moved to a new one");
+                    self.connected(manager);
+                } else {
+                    // Redis answers no new connection either (paused, overloaded): the current
+                    // one is as good as any, and recovers when Redis does.
+                    if let State::Up { probe, .. } = &mut self.state {
+                        *probe = None;
+                    }
+                    self.log(Instant::now(), "answers no new connection either");
+                }
+            }
             State::Waiting(at) => {
                 tokio::time::sleep_until((*at).into()).await;
-                let connect = ConnectionManager::new_with_config(self.client.clone(), manager_config());
-                // Bounded twice: the client's connection timeout covers its handshake, this
-                // covers anything it might not.
-                let bounded = async move {
-                    tokio::time::timeout(CONNECTION_TIMEOUT * 2, connect)
-                        .await
-                        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
-                };
-                self.state = State::Connecting(tokio::spawn(bounded));
+                self.state = State::Connecting(self.attempt(false));
             }
             State::Connecting(attempt) => {
                 let result = attempt.await;
-                let now = Instant::now();
                 match result {
                     Ok(Ok(manager)) => {
-                        self.generation += 1;
-                        self.state = State::Up { manager, generation: self.generation };
-                        self.backoff = BACKOFF_MIN;
-                        self.timeouts_in_a_row = 0;
-                        self.last_log = None;
+                        self.connected(manager);
                         tracing::info!(redis = %self.addr(), "cluster: connected to Redis");
                     }
-                    Ok(Err(e)) => self.retry_later(now, &e.to_string()),
-                    Err(e) => self.retry_later(now, &format!("connection attempt ended: {e}")),
+                    Ok(Err(e)) => self.retry_later(&e.to_string()),
+                    Err(e) => self.retry_later(&format!("connection attempt ended: {e}")),
                 }
             }
         }
     }
 
-    fn retry_later(&mut self, now: Instant, why: &str) {
+    /// A new manager, in its own task. `probe`: it must also answer a `PING`.
+    fn attempt(&self, probe: bool) -> Attempt {
+        let connect = ConnectionManager::new_with_config(self.client.clone(), manager_config());
+        let attempt = async move {
+            let mut manager = connect.await?;
+            if probe {
+                redis::cmd("PING").query_async::<()>(&mut manager).await?;
+            }
+            Ok(manager)
+        };
+        // Bounded here too: the client's timeouts cover its handshake and the PING, this
+        // covers anything they might not.
+        let bound = CONNECTION_TIMEOUT * 2 + RESPONSE_TIMEOUT;
+        tokio::spawn(async move {
+            match tokio::time::timeout(bound, attempt).await {
+                Ok(result) => result,
+                Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+            }
+        })
+    }
+
+    fn connected(&mut self, manager: ConnectionManager) {
+        self.generation += 1;
+        self.state = State::Up { manager, generation: self.generation, probe: None };
+        self.backoff = BACKOFF_MIN;
+        self.timeouts_in_a_row = 0;
+        self.last_log = None;
+    }
+
+    fn retry_later(&mut self, why: &str) {
+        let now = Instant::now();
         self.state = State::Waiting(now + self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         self.log(now, &format!("cannot connect: {why}"));
     }
 
-    /// A command sent on generation `generation` ended: `None` if it succeeded.
+    /// A command sent on generation `generation` ended: `failure` is `None` if it succeeded.
     pub fn command_ended(&mut self, generation: Option<u64>, failure: Option<&Failure>, now: Instant) {
+        if let Some(failure) = failure {
+            self.log(now, &format!("command failed ({}): {}", failure.kind.label(), failure.detail));
+        }
         let current = matches!(self.state, State::Up { generation: g, .. } if Some(g) == generation);
-        let Some(failure) = failure else {
-            if current {
-                self.timeouts_in_a_row = 0;
-            }
-            return;
-        };
-        self.log(now, &format!("command failed ({}): {}", failure.kind.label(), failure.detail));
         if !current {
             return;
         }
-        if failure.kind != FailureKind::Timeout {
+        if failure.is_none_or(|f| f.kind != FailureKind::Timeout) {
             self.timeouts_in_a_row = 0;
             return;
         }
         self.timeouts_in_a_row += 1;
-        if self.timeouts_in_a_row >= TIMEOUTS_BEFORE_RECONNECT {
-            tracing::warn!(redis = %self.addr(), "cluster: {} Redis timeouts in a row; connecting anew", self.timeouts_in_a_row);
+        if self.timeouts_in_a_row >= TIMEOUTS_IN_A_ROW {
             self.timeouts_in_a_row = 0;
-            self.backoff = BACKOFF_MIN;
-            self.state = State::Waiting(now);
+            if matches!(self.state, State::Up { probe: None, .. }) {
+                let fresh = self.attempt(true);
+                if let State::Up { probe, .. } = &mut self.state {
+                    *probe = Some(fresh);
+                }
+            }
         }
     }
 
@@ -173,7 +211,7 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if let State::Connecting(attempt) = &self.state {
+        if let State::Connecting(attempt) | State::Up { probe: Some(attempt), .. } = &self.state {
             attempt.abort();
         }
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own share of these
 
+pub mod proxy;
+
 use std::time::{Duration, Instant};
 
 use sfu_cluster::membership::{LeaseMember, MembershipEvent, ScriptValue, keys};
