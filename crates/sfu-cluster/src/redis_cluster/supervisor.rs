@@ -87,8 +87,7 @@ impl Supervisor {
             self.send_commands();
             self.publish_events();
             self.answer_late_joins(now);
-            let wake = self.joins.values().map(|w| w.deadline).chain([self.core.poll_timeout()]).min();
-            let wake = wake.unwrap_or(now + crate::membership::BEAT_INTERVAL);
+            let wake = self.joins.values().map(|w| w.deadline).fold(self.core.poll_timeout(), Instant::min);
             tokio::select! {
                 request = self.inbox.recv() => match request {
                     Some(request) => self.on_request(request, Instant::now()),
