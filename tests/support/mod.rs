@@ -1,6 +1,8 @@
 //! Running the built `sfu` binary in a test: a clean `SFU_*` environment, its own ports, its log
 //! in a file, and no server left behind when an assertion fails.
 
+pub mod signal;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

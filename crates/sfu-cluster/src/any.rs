@@ -4,7 +4,10 @@
 use sfu_proto::RoomId;
 use tokio::sync::mpsc;
 
-use crate::cluster::{Cluster, ClusterEvent, RoomLease};
+use crate::StartError;
+use crate::cluster::{Cluster, ClusterEvent};
+use crate::cluster_node::{ClusterNode, ClusterSettings};
+use crate::lease::RoomLease;
 use crate::local::LocalCluster;
 use crate::mesh::PeerMessage;
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
@@ -13,6 +16,8 @@ use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
 pub enum AnyCluster {
     /// Alone (no Redis configured).
     Local(LocalCluster),
+    /// In a Redis-coordinated cluster.
+    Node(ClusterNode),
     /// Tests: a node whose messages to peers are recorded.
     #[cfg(feature = "testing")]
     Recording(crate::testing::RecordingCluster),
@@ -23,27 +28,24 @@ pub enum AnyCluster {
 pub enum ClusterMode {
     /// No Redis configured: one node.
     Local,
+    /// `cluster.redis_url` configured.
+    Redis(ClusterSettings),
 }
 
-/// Starts this node's membership: [`AnyCluster::Local`] for [`ClusterMode::Local`].
+/// Starts this node's membership: alone, or a node of the cluster the settings name (must be
+/// called inside a Tokio runtime then).
 pub fn start(mode: ClusterMode, me: NodeRecord) -> Result<AnyCluster, StartError> {
     match mode {
         ClusterMode::Local => Ok(AnyCluster::Local(LocalCluster::new(me))),
+        ClusterMode::Redis(settings) => Ok(AnyCluster::Node(ClusterNode::start(me, settings)?)),
     }
-}
-
-/// Why cluster membership could not start (a Redis that is merely unreachable is not a reason).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration cannot work.
-    #[error("{0}")]
-    Config(String),
 }
 
 macro_rules! each {
     ($self:ident, $c:ident => $e:expr) => {
         match $self {
             AnyCluster::Local($c) => $e,
+            AnyCluster::Node($c) => $e,
             #[cfg(feature = "testing")]
             AnyCluster::Recording($c) => $e,
         }

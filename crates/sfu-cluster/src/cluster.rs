@@ -5,22 +5,10 @@ use std::future::Future;
 use sfu_proto::RoomId;
 use tokio::sync::mpsc;
 
+use crate::lease::RoomLease;
 use crate::membership::RoomSid;
 use crate::mesh::{LinkKeys, PeerMessage, ShardEndpoint};
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};
-
-/// A node's hold on a room, answered by [`Cluster::join_room`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomLease {
-    /// The room record's id, the same on every node holding the room (`RM_…`); clients see it as
-    /// `joined.room_sid`.
-    pub sid: RoomSid,
-    /// Other nodes holding the room, as Redis last said.
-    pub peers: Vec<NodeId>,
-    /// False when Redis did not answer in time: the room started with what the node knew, and
-    /// [`ClusterEvent::RoomPeers`] follows once Redis answers.
-    pub verified: bool,
-}
 
 /// What the cluster tells the signaling layer, taken from [`Cluster::take_events`].
 #[derive(Debug)]

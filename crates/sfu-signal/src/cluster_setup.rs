@@ -1,12 +1,12 @@
 //! From the `[cluster]` settings to this node's membership: who it is, and which cluster it
 //! joins (none without `cluster.redis_url`).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use sfu_cluster::{AnyCluster, ClusterMode, NodeRecord};
+use sfu_cluster::{AnyCluster, ClusterMode, ClusterSettings, NodeRecord};
 use sfu_proto::{BootId, NodeId};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url_password};
 use crate::room::new_id;
 
 /// What this node announces about itself for this run.
@@ -30,13 +30,26 @@ pub fn node_record(config: &Config) -> NodeRecord {
 /// Starts this node's membership: alone, or in the cluster `cluster.redis_url` names.
 pub fn start(config: &Config) -> anyhow::Result<AnyCluster> {
     let me = node_record(config);
-    if let Some(url) = &config.cluster.redis_url {
-        anyhow::bail!(
-            "cluster.redis_url = {:?}: cluster mode is not in this build yet (docs/cluster.md)",
-            crate::config::redact_url_password(url)
-        );
-    }
-    let mode = ClusterMode::Local;
-    tracing::info!(node = %me.node, boot = %me.boot, "cluster: single node");
-    Ok(sfu_cluster::start(mode, me)?)
+    let Some(url) = &config.cluster.redis_url else {
+        tracing::info!(node = %me.node, boot = %me.boot, "cluster: single node");
+        return Ok(sfu_cluster::start(ClusterMode::Local, me)?);
+    };
+    let relay_port = config.cluster.relay_addr_or(config.bind).port();
+    let settings = ClusterSettings {
+        redis_url: url.clone(),
+        secret: config.cluster.secret.as_bytes().to_vec(),
+        relay_listen: SocketAddr::new(config.bind, relay_port),
+        // Filled in with the relay media step: the shards' addresses for node-to-node media.
+        shards: Vec::new(),
+        participants_per_node: config.limits.participants_per_node,
+    };
+    tracing::info!(
+        node = %me.node,
+        boot = %me.boot,
+        redis = %redact_url_password(url),
+        relay_addr = %me.relay_addr,
+        signal_url = %me.signal_url,
+        "cluster: joining"
+    );
+    Ok(sfu_cluster::start(ClusterMode::Redis(settings), me)?)
 }

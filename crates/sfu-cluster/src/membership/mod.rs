@@ -158,6 +158,13 @@ impl Membership {
         self.health
     }
 
+    /// A held room's sid and the other holders last heard from Redis; `None` if not held.
+    /// Until a join is answered the sid is the one this node proposes (`RM_{boot}_{n}`): a
+    /// driver that cannot wait for Redis starts the room with it.
+    pub fn room(&self, room: &RoomId) -> Option<(RoomSid, Vec<LeaseMember>)> {
+        self.rooms.held(room).map(|(sid, peers)| (sid.clone(), peers.to_vec()))
+    }
+
     /// The first local participant of `room` arrived. Takes a lease at once; the answer comes
     /// as [`MembershipEvent::Joined`] (at once if the room is held and verified already).
     pub fn join_room(&mut self, room: RoomId, _now: Instant) -> JoinId {

@@ -90,6 +90,12 @@ impl Rooms {
         JoinStep::Send(sid)
     }
 
+    /// A held room's sid (the record's once answered, else the proposed one) and the other
+    /// holders last heard of; `None` if the room is not held.
+    pub fn held(&self, room: &RoomId) -> Option<(&RoomSid, &[LeaseMember])> {
+        self.held.get(room).map(|h| (&h.sid, h.peers.as_slice()))
+    }
+
     pub fn join_sent(&mut self, room: &RoomId, cmd: CmdId) {
         if let Some(held) = self.held.get_mut(room) {
             held.join = JoinState::InFlight(cmd);

@@ -5,7 +5,8 @@ use parking_lot::Mutex;
 use sfu_proto::RoomId;
 use tokio::sync::mpsc;
 
-use crate::cluster::{Cluster, ClusterEvent, RoomLease};
+use crate::cluster::{Cluster, ClusterEvent};
+use crate::lease::RoomLease;
 use crate::membership::RoomSid;
 use crate::mesh::PeerMessage;
 use crate::{Health, NodeId, NodeLoad, NodeRecord, NodeState};

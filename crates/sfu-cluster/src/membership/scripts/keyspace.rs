@@ -331,10 +331,24 @@ impl Keyspace {
         }
     }
 
+    /// Every key live at `now_ms`, in order (what `KEYS *` lists, sorted).
+    pub fn live_keys(&self, now_ms: i64) -> Vec<String> {
+        let live = self.entries.iter().filter(|(_, e)| e.expires_at.is_none_or(|at| now_ms <= at));
+        live.map(|(key, _)| key.clone()).collect()
+    }
+
     /// The sorted set at `key`, whatever its scores.
     pub fn peek_zset(&self, key: &str) -> Option<&BTreeMap<String, i64>> {
         match self.entries.get(key) {
             Some(Entry { value: Value::ZSet(z), .. }) => Some(z),
+            _ => None,
+        }
+    }
+
+    /// The set at `key`.
+    pub fn peek_set(&self, key: &str) -> Option<&BTreeSet<String>> {
+        match self.entries.get(key) {
+            Some(Entry { value: Value::Set(s), .. }) => Some(s),
             _ => None,
         }
     }

@@ -1,0 +1,134 @@
+//! Real `sfu` processes in cluster mode with a real `redis-server` (no browsers): a room spans
+//! two nodes (each side's participants see the other's, and the room has one sid), a node killed
+//! with SIGKILL takes its participants with it within 6 s while the room lives on, and a node
+//! with another secret gets no link.
+//!
+//! Loopback only; each node on its own high ports (18100-18139).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sfu_cluster::testing::RedisServer;
+use support::signal::{Socket, http, join_room, read_next, read_until};
+use support::{LogFile, Running, sfu, start_until_listening};
+
+const SECRET: &str = "cluster-test-secret-0123456789-abcdef";
+
+/// A node of the cluster on `http_port` (its shard's UDP port is `http_port + 2`, its relay
+/// port `http_port + 5`).
+fn node(redis: &RedisServer, name: &str, http_port: u16, secret: &str, log: &LogFile) -> Running {
+    let mut cmd = sfu(http_port);
+    cmd.env("SFU_CLUSTER__REDIS_URL", redis.url())
+        .env("SFU_CLUSTER__SECRET", secret)
+        .env("SFU_CLUSTER__NODE_ID", name)
+        .env("SFU_CLUSTER__RELAY_ADDR", format!("127.0.0.1:{}", http_port + 5));
+    start_until_listening(cmd, log).0
+}
+
+/// Reads messages until `done` says so (returns that message), or panics after `within`.
+fn read_for(
+    socket: &mut Socket,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        assert!(Instant::now() < deadline, "no {what} within {within:?}");
+        let message = read_next(socket).unwrap_or_else(|close| panic!("closed {close:?} before {what}"));
+        if done(&message) {
+            return message;
+        }
+    }
+}
+
+fn is_joined_by(message: &serde_json::Value, identity: &str) -> bool {
+    let listed = |p: &serde_json::Value| p["identity"] == identity;
+    match message["type"].as_str() {
+        Some("joined") => message["participants"].as_array().is_some_and(|ps| ps.iter().any(listed)),
+        Some("participant_joined") => listed(&message["participant"]),
+        _ => false,
+    }
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = http(port, "GET", "/metrics", &[], "");
+    body.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_room_spans_two_nodes_and_a_killed_node_takes_its_participants_with_it() {
+    let redis = RedisServer::start();
+    let (log_a, log_b) = (LogFile::new("cluster-a"), LogFile::new("cluster-b"));
+    let mut a = node(&redis, "node-a", 18100, SECRET, &log_a);
+    let _b = node(&redis, "node-b", 18110, SECRET, &log_b);
+
+    let mut alice = join_room(18100, "span", "alice");
+    let alice_joined = read_until(&mut alice, "joined").expect("alice joins on A");
+    let mut bob = join_room(18110, "span", "bob");
+    // Bob sees Alice: in his `joined`, or once the nodes have linked (a beat, 2 s, then the
+    // handshake), as `participant_joined`.
+    let started = Instant::now();
+    let bob_joined = read_for(&mut bob, Duration::from_secs(15), "alice on B", |m| {
+        m["type"] == "joined" || is_joined_by(m, "alice")
+    });
+    if !is_joined_by(&bob_joined, "alice") {
+        read_for(&mut bob, Duration::from_secs(15), "alice on B", |m| is_joined_by(m, "alice"));
+    }
+    let linked_after = started.elapsed();
+    read_for(&mut alice, Duration::from_secs(15), "bob on A", |m| is_joined_by(m, "bob"));
+    assert_eq!(alice_joined["room_sid"], bob_joined["room_sid"], "one room, one sid, whatever the node");
+    assert!(alice_joined["room_sid"].as_str().is_some_and(|s| s.starts_with("RM_")));
+    assert_eq!(metric(18100, "sfu_relay_link_up"), 1.0);
+    eprintln!("bob saw alice {linked_after:?} after joining");
+
+    // A dies without a word: B reports Alice gone within 6 s, and the room goes on there.
+    a.0.kill().unwrap();
+    let killed = Instant::now();
+    let left = read_for(&mut bob, Duration::from_secs(10), "alice leaving", |m| m["type"] == "participant_left");
+    let gone_after = killed.elapsed();
+    assert_eq!(left["identity"], "alice");
+    assert!(gone_after <= Duration::from_secs(6), "B saw alice leave {gone_after:?} after the kill");
+    eprintln!("B saw alice leave {gone_after:?} after A was killed");
+    let mut carol = join_room(18110, "span", "carol");
+    let carol_joined = read_until(&mut carol, "joined").expect("carol joins on B");
+    assert_eq!(carol_joined["room_sid"], bob_joined["room_sid"], "the room lives on with its sid");
+    let listed: Vec<&str> =
+        carol_joined["participants"].as_array().unwrap().iter().filter_map(|p| p["identity"].as_str()).collect();
+    assert_eq!(listed, ["bob"]);
+}
+
+#[test]
+fn a_node_with_another_secret_gets_no_link_and_sees_nobody() {
+    let redis = RedisServer::start();
+    let (log_b, log_c) = (LogFile::new("cluster-secret-b"), LogFile::new("cluster-secret-c"));
+    let _b = node(&redis, "node-b", 18120, SECRET, &log_b);
+    let _c = node(&redis, "node-c", 18130, "another-secret-of-enough-length-0123456789", &log_c);
+    let mut bob = join_room(18120, "split", "bob");
+    read_until(&mut bob, "joined").expect("bob joins on B");
+    let mut carol = join_room(18130, "split", "carol");
+    read_until(&mut carol, "joined").expect("carol joins on C");
+
+    // Within a few beats the nodes have tried; the handshakes fail and are counted on both.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while metric(18120, "sfu_relay_auth_failures_total") == 0.0 || metric(18130, "sfu_relay_auth_failures_total") == 0.0
+    {
+        assert!(Instant::now() < deadline, "no refused handshake counted:\n{}\n{}", log_b.read(), log_c.read());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(metric(18120, "sfu_relay_link_up"), 0.0);
+    assert_eq!(metric(18130, "sfu_relay_link_up"), 0.0);
+    // Neither hears of the other.
+    bob.get_ref().set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    for _ in 0..4 {
+        match bob.read() {
+            Ok(tungstenite::Message::Text(text)) => assert!(!text.contains("carol"), "{text}"),
+            Ok(_) => {}
+            Err(_) => {} // nothing within 500 ms
+        }
+    }
+}
