@@ -3,7 +3,7 @@
 //! with SIGKILL takes its participants with it within 6 s while the room lives on, and a node
 //! with another secret gets no link.
 //!
-//! Loopback only; each node on its own high ports (18100-18139).
+//! Loopback only; each node on its own high ports (18100-18159).
 
 mod support;
 
@@ -131,4 +131,93 @@ fn a_node_with_another_secret_gets_no_link_and_sees_nobody() {
             Err(_) => {} // nothing within 500 ms
         }
     }
+}
+
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (apt install redis-tools) runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Waits until every key exists in Redis; returns how long that took.
+fn keys_back(redis: &RedisServer, keys: &[&str], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut args = vec!["EXISTS"];
+        args.extend_from_slice(keys);
+        if redis_cli(redis, &args) == keys.len().to_string() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "keys {keys:?} not back within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn readyz(port: u16) -> (u16, String) {
+    http(port, "GET", "/readyz", &[], "")
+}
+
+/// Reads what `socket` gets for `for_how_long`, failing on any `participant_left`.
+fn nobody_leaves(socket: &mut Socket, for_how_long: Duration, log: &LogFile) {
+    socket.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let until = Instant::now() + for_how_long;
+    while Instant::now() < until {
+        if let Ok(tungstenite::Message::Text(text)) = socket.read() {
+            assert!(!text.contains("participant_left"), "{text}\n{}", log.read());
+        }
+    }
+    socket.get_ref().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+}
+
+#[test]
+fn redis_flushed_restarted_or_paused_mid_call_never_splits_the_room() {
+    let mut redis = RedisServer::start();
+    let (log_a, log_b) = (LogFile::new("cluster-redis-a"), LogFile::new("cluster-redis-b"));
+    let _a = node(&redis, "node-a", 18140, SECRET, &log_a);
+    let _b = node(&redis, "node-b", 18150, SECRET, &log_b);
+    let mut alice = join_room(18140, "outage", "alice");
+    read_until(&mut alice, "joined").expect("alice joins on A");
+    let mut bob = join_room(18150, "outage", "bob");
+    read_for(&mut bob, Duration::from_secs(15), "alice on B", |m| is_joined_by(m, "alice"));
+    let keys = ["sfu:node:node-a", "sfu:node:node-b", "sfu:room:outage"];
+    keys_back(&redis, &keys, Duration::from_secs(5));
+
+    // Flushed: every key is written back within a beat or so.
+    assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
+    let after_flush = keys_back(&redis, &keys, Duration::from_secs(5));
+    eprintln!("keys back {after_flush:?} after FLUSHALL");
+
+    // Restarted empty: the nodes reconnect and rebuild; a new join works and sees everyone.
+    redis.restart_empty();
+    let after_restart = keys_back(&redis, &keys, Duration::from_secs(8));
+    eprintln!("keys back {after_restart:?} after a restart");
+    let mut carol = join_room(18140, "outage", "carol");
+    read_for(&mut carol, Duration::from_secs(10), "bob listed to carol", |m| is_joined_by(m, "bob"));
+
+    // Paused: liveness stays, readiness says degraded, the room goes on across nodes.
+    redis.pause();
+    let paused = Instant::now();
+    while !readyz(18140).1.contains("degraded") {
+        assert!(paused.elapsed() < Duration::from_secs(5), "readyz never said degraded: {:?}", readyz(18140));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("readyz degraded {:?} after SIGSTOP", paused.elapsed());
+    assert_eq!(readyz(18140).0, 200);
+    assert_eq!(http(18140, "GET", "/healthz", &[], "").0, 200);
+    let mut dave = join_room(18150, "outage", "dave");
+    read_until(&mut dave, "joined").expect("dave joins on B while Redis is paused");
+    read_for(&mut alice, Duration::from_secs(10), "dave on A", |m| is_joined_by(m, "dave"));
+    nobody_leaves(&mut bob, Duration::from_secs(8).saturating_sub(paused.elapsed()), &log_b);
+    redis.resume();
+    let resumed = Instant::now();
+    while !readyz(18140).1.contains("ready") {
+        assert!(resumed.elapsed() < Duration::from_secs(8), "readyz never ready again: {:?}", readyz(18140));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_pause = keys_back(&redis, &keys, Duration::from_secs(8));
+    eprintln!("ready again {:?}, keys back {after_pause:?} after SIGCONT", resumed.elapsed());
+    nobody_leaves(&mut bob, Duration::from_secs(3), &log_b);
 }

@@ -89,4 +89,7 @@ impl Cluster for AnyCluster {
     fn health(&self) -> Health {
         each!(self, c => c.health())
     }
+    async fn unregister(&self) {
+        each!(self, c => c.unregister().await)
+    }
 }

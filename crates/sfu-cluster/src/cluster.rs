@@ -83,4 +83,7 @@ pub trait Cluster: Send + Sync + 'static {
     fn take_events(&self) -> Option<mpsc::Receiver<ClusterEvent>>;
     /// Whether the coordinator answers.
     fn health(&self) -> Health;
+    /// End of a drain: removes this node's entries from the coordinator at once (rather than
+    /// letting them expire), waiting at most a couple of seconds.
+    fn unregister(&self) -> impl Future<Output = ()> + Send;
 }

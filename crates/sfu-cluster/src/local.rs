@@ -68,4 +68,6 @@ impl Cluster for LocalCluster {
     fn health(&self) -> Health {
         Health::Local
     }
+
+    async fn unregister(&self) {}
 }

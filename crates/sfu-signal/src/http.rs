@@ -39,11 +39,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// 200 `{"status":"ready"}`, or 503 `{"status":"draining"}` once SIGTERM started the drain.
+/// 200 `{"status":"ready"}`; 503 `{"status":"draining"}` once SIGTERM started the drain; in
+/// cluster mode with Redis unreachable, 200 `{"status":"degraded","redis":"unreachable"}`: the
+/// node still serves (rooms go on, new ones start unverified), and one Redis outage must not
+/// empty a load balancer of every node at once.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let (status, word) =
-        if state.hub.is_draining() { (StatusCode::SERVICE_UNAVAILABLE, "draining") } else { (StatusCode::OK, "ready") };
-    let body = serde_json::json!({ "status": word }).to_string();
+    let degraded = sfu_cluster::Cluster::health(&state.hub.cluster) == sfu_cluster::Health::Degraded;
+    let (status, body) = if state.hub.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "draining" }))
+    } else if degraded {
+        (StatusCode::OK, serde_json::json!({ "status": "degraded", "redis": "unreachable" }))
+    } else {
+        (StatusCode::OK, serde_json::json!({ "status": "ready" }))
+    };
+    let body = body.to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -12,6 +12,7 @@ mod data_relay;
 mod fd_limit;
 mod handlers;
 mod http;
+mod load_report;
 mod media_events;
 mod refusal;
 pub mod room;
@@ -76,6 +77,7 @@ impl Server {
         tokio::spawn(media_events::run(hub.clone(), events_rx));
         if let Some(cluster_events) = sfu_cluster::Cluster::take_events(&hub.cluster) {
             tokio::spawn(cluster_events::run(hub.clone(), cluster_events));
+            tokio::spawn(load_report::run(hub.clone()));
         }
         let addr = config.http_addr();
         let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });

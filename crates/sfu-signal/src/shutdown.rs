@@ -59,4 +59,6 @@ pub async fn drain_on_signal(state: Arc<AppState>) {
         tracing::info!(closed, "drain timeout: closed the remaining sessions");
         tokio::time::sleep(CLOSE_FLUSH).await;
     }
+    // Gone from the registry now rather than when its key expires.
+    sfu_cluster::Cluster::unregister(&state.hub.cluster).await;
 }

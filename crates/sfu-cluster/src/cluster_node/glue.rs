@@ -1,6 +1,10 @@
 //! The task joining membership and mesh: the registry's live nodes become the mesh's peer list,
 //! and both sides' news become [`ClusterEvent`]s for the signaling layer.
 //!
+//! The registry adds peers; only links remove them. A peer missing from one beat's node list
+//! (Redis flushed, and the peer has not beaten since; or the peer cut off from Redis) keeps its
+//! link while the link is alive: Redis only coordinates, and losing it must not split a room.
+//!
 //! A link that drops is given [`DOWN_GRACE`] to come back before its node's participants are
 //! reported gone: a reset link (a full queue, a brief network cut) then costs a resync, not a
 //! wave of leaves and joins. A node that restarted (another boot) or left the registry is gone
@@ -34,11 +38,13 @@ pub struct Glue {
     up: HashMap<NodeId, BootId>,
     /// Dropped links waiting out their grace.
     going: HashMap<NodeId, (BootId, Instant)>,
+    /// Every peer the registry listed, as last listed.
+    known: HashMap<NodeId, (BootId, SocketAddr)>,
 }
 
 impl Glue {
     pub fn new(mesh: MeshHandle, shared: Arc<Mutex<Shared>>, events: mpsc::Sender<ClusterEvent>) -> Self {
-        Glue { mesh, shared, events, up: HashMap::new(), going: HashMap::new() }
+        Glue { mesh, shared, events, up: HashMap::new(), going: HashMap::new(), known: HashMap::new() }
     }
 
     async fn emit(&self, event: ClusterEvent) {
@@ -61,18 +67,23 @@ impl Glue {
         }
     }
 
-    /// The registry's live nodes are who the mesh links to.
+    /// The registry's live nodes, and the peers still linked or in their grace, are who the
+    /// mesh links to.
     fn on_nodes(&mut self, nodes: &[NodeEntry]) {
         let me = self.mesh.me().clone();
-        let peers: Vec<(NodeId, BootId, SocketAddr)> = nodes
+        let listed: HashMap<NodeId, (BootId, SocketAddr)> = nodes
             .iter()
             .filter(|e| e.node != me)
             .filter_map(|e| {
                 let addr = e.fields.get("relay_addr")?.parse().ok()?;
-                Some((e.node.clone(), e.boot()?, addr))
+                Some((e.node.clone(), (e.boot()?, addr)))
             })
             .collect();
-        metrics::gauge!("sfu_cluster_peers_listed").set(peers.len() as f64);
+        metrics::gauge!("sfu_cluster_peers_listed").set(listed.len() as f64);
+        let (up, going) = (&self.up, &self.going);
+        self.known.retain(|node, _| up.contains_key(node) || going.contains_key(node));
+        self.known.extend(listed);
+        let peers = self.known.iter().map(|(node, (boot, addr))| (node.clone(), boot.clone(), *addr)).collect();
         self.mesh.set_peers(peers);
     }
 

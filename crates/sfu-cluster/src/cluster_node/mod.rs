@@ -45,6 +45,9 @@ impl std::fmt::Debug for ClusterSettings {
     }
 }
 
+/// How long the end of a drain waits for Redis to drop this node's entries.
+const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// State the glue task keeps for the handle's synchronous answers.
 #[derive(Default)]
 struct Shared {
@@ -164,5 +167,11 @@ impl Cluster for ClusterNode {
 
     fn health(&self) -> Health {
         self.membership.health()
+    }
+
+    async fn unregister(&self) {
+        if !self.membership.unregister(UNREGISTER_WAIT).await {
+            tracing::warn!("cluster: Redis did not confirm the unregister; this node's entries expire in 6 s");
+        }
     }
 }

@@ -98,4 +98,5 @@ impl Cluster for RecordingCluster {
     fn health(&self) -> Health {
         Health::Healthy
     }
+    async fn unregister(&self) {}
 }

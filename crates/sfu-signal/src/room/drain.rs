@@ -6,11 +6,14 @@ use sfu_proto::{ErrorCode, LeaveReason};
 use std::sync::atomic::Ordering;
 
 use super::{Hub, MediaControl, RequestError};
+use sfu_cluster::Cluster;
 
 impl<M: MediaControl> Hub<M> {
     /// From now on every join, WHIP and WHEP session is refused with `draining`.
     pub fn begin_drain(&self) {
         if !self.draining.swap(true, Ordering::SeqCst) {
+            // Other nodes stop sending clients here at once (the state is written at once).
+            self.cluster.set_state(sfu_cluster::NodeState::Draining);
             metrics::gauge!("sfu_draining").set(1.0);
             tracing::info!(members = self.member_count(), "draining: no new sessions");
         }
