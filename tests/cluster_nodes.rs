@@ -3,7 +3,7 @@
 //! with SIGKILL takes its participants with it within 6 s while the room lives on, and a node
 //! with another secret gets no link.
 //!
-//! Loopback only; each node on its own high ports (18100-18159).
+//! Loopback only; each node on its own high ports (18100-18179).
 
 mod support;
 
@@ -220,4 +220,87 @@ fn redis_flushed_restarted_or_paused_mid_call_never_splits_the_room() {
     let after_pause = keys_back(&redis, &keys, Duration::from_secs(8));
     eprintln!("ready again {:?}, keys back {after_pause:?} after SIGCONT", resumed.elapsed());
     nobody_leaves(&mut bob, Duration::from_secs(3), &log_b);
+}
+
+/// Sends `join` with `redirects` on a socket to `port`.
+fn join_redirected(port: u16, room: &str, identity: &str, redirects: u32) -> Socket {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut socket, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/rtc"), stream).unwrap();
+    let token = support::signal::token(port, room, identity);
+    let join = serde_json::json!({ "type": "join", "token": token, "redirects": redirects });
+    socket.send(tungstenite::Message::text(join.to_string())).unwrap();
+    socket
+}
+
+#[test]
+fn a_full_node_sends_newcomers_to_another_and_a_draining_one_moves_its_sessions() {
+    let redis = RedisServer::start();
+    let (log_a, log_b) = (LogFile::new("cluster-redirect-a"), LogFile::new("cluster-redirect-b"));
+    let mut cmd = sfu(18160);
+    cmd.env("SFU_CLUSTER__REDIS_URL", redis.url())
+        .env("SFU_CLUSTER__SECRET", SECRET)
+        .env("SFU_CLUSTER__NODE_ID", "node-a")
+        .env("SFU_CLUSTER__RELAY_ADDR", "127.0.0.1:18165")
+        .env("SFU_CLUSTER__DRAIN_TIMEOUT_SECS", "1")
+        .env("SFU_LIMITS__PARTICIPANTS_PER_NODE", "1");
+    let (a, _) = start_until_listening(cmd, &log_a);
+    let _b = node(&redis, "node-b", 18170, SECRET, &log_b);
+    let mut alice = join_room(18160, "busy", "alice");
+    read_until(&mut alice, "joined").expect("alice joins on A");
+
+    // A is full: Bob is sent to B (once A has seen B in the registry: a beat or two).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let redirect = loop {
+        let mut bob = join_room(18160, "busy", "bob");
+        match read_next(&mut bob) {
+            Ok(m) if m["type"] == "redirect" => {
+                let close = read_until(&mut bob, "never").expect_err("closed after the redirect");
+                assert_eq!(close.0, 4307, "{close:?}");
+                break m;
+            }
+            Ok(m) => assert_eq!(m["type"], "error", "a full node without another refuses: {m}"),
+            Err(close) => panic!("closed {close:?}"),
+        }
+        assert!(Instant::now() < deadline, "A never redirected:\n{}", log_a.read());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(redirect["url"], "ws://127.0.0.1:18170/rtc");
+    let mut bob = join_redirected(18170, "busy", "bob", 1);
+    read_for(&mut bob, Duration::from_secs(10), "alice listed to bob on B", |m| is_joined_by(m, "alice"));
+    // A join already sent on twice is not sent on again: A refuses it as full.
+    let mut carol = join_redirected(18160, "busy", "carol", 2);
+    let refused = read_until(&mut carol, "error").expect("an error, not a redirect");
+    assert_eq!(refused["code"], "node_full", "{refused}");
+
+    // WHIP at the full node: 307 to the same resource on B.
+    let bearer = format!("Bearer {}", support::signal::token(18160, "busy", "dave"));
+    let headers = [("Authorization", bearer.as_str()), ("Content-Type", "application/sdp")];
+    let response = raw_http(18160, "POST", "/whip/busy", &headers, "v=0\r\n");
+    assert!(response.starts_with("HTTP/1.1 307"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("location: http://127.0.0.1:18170/whip/busy"), "{response}");
+
+    // SIGTERM: at the end of its drain A sends Alice to B.
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    assert_eq!(unsafe { libc::kill(a.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let moved = read_for(&mut alice, Duration::from_secs(10), "alice's redirect", |m| m["type"] == "redirect");
+    assert_eq!(moved["url"], "ws://127.0.0.1:18170/rtc");
+    let close = read_until(&mut alice, "never").expect_err("closed after the redirect");
+    assert_eq!(close.0, 4307);
+}
+
+/// The raw response (status line and headers included).
+fn raw_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
 }

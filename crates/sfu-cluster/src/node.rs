@@ -42,6 +42,8 @@ pub struct NodeLoad {
     pub participants: u32,
     /// Rooms with local participants.
     pub rooms: u32,
+    /// How many participants it takes (`limits.participants_per_node`); 0: not said.
+    pub capacity: u32,
 }
 
 /// Whether the cluster's coordinator answers.

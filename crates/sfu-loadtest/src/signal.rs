@@ -31,7 +31,7 @@ pub(crate) async fn session(
     ctx.counters.ws_connected.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
     let send = |m: &ClientMessage| Message::text(serde_json::to_string(m).unwrap_or_default());
-    sink.send(send(&ClientMessage::Join { token })).await?;
+    sink.send(send(&ClientMessage::Join { token, redirects: 0 })).await?;
 
     let mut subscribed: HashSet<TrackId> = HashSet::new();
     let mut me: Option<ParticipantId> = None;

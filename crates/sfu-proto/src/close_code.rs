@@ -14,6 +14,10 @@ pub enum CloseCode {
     ProtocolError,
     /// 1009: a message exceeded `rtc.max_message_bytes`.
     MessageTooBig,
+    /// 4307: this node sent the client to another (a `redirect` message just before names it):
+    /// it is draining or full, and another node of the cluster serves. Not an end: the client
+    /// joins there with the same token.
+    Redirected,
     /// 4400: the first message was unreadable or neither `join` nor `resume`.
     BadFirstMessage,
     /// 4401: the access token in `join` was rejected; the reason names the auth code.
@@ -39,11 +43,12 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every close code, for tables and tests.
-    pub const ALL: [CloseCode; 13] = [
+    pub const ALL: [CloseCode; 14] = [
         Self::Left,
         Self::GoingAway,
         Self::ProtocolError,
         Self::MessageTooBig,
+        Self::Redirected,
         Self::BadFirstMessage,
         Self::Unauthorized,
         Self::NotAllowed,
@@ -62,6 +67,7 @@ impl CloseCode {
             Self::GoingAway => 1001,
             Self::ProtocolError => 1002,
             Self::MessageTooBig => 1009,
+            Self::Redirected => 4307,
             Self::BadFirstMessage => 4400,
             Self::Unauthorized => 4401,
             Self::NotAllowed => 4403,
@@ -81,6 +87,7 @@ impl CloseCode {
             Self::GoingAway => "going_away",
             Self::ProtocolError => "protocol_error",
             Self::MessageTooBig => "message_too_big",
+            Self::Redirected => "redirected",
             Self::BadFirstMessage => "bad_first_message",
             Self::Unauthorized => "unauthorized",
             Self::NotAllowed => "not_allowed",
@@ -97,7 +104,7 @@ impl CloseCode {
     /// request). After a clean leave there is nothing to resume; after a broken socket, falling
     /// behind or a server going away it may resume (elsewhere, for the last).
     pub fn is_fatal(self) -> bool {
-        !matches!(self, Self::Left | Self::GoingAway | Self::ProtocolError | Self::TooSlow)
+        !matches!(self, Self::Left | Self::GoingAway | Self::ProtocolError | Self::TooSlow | Self::Redirected)
     }
 
     /// The close code with this number, if the server sends it.

@@ -119,6 +119,10 @@ pub enum ClientMessage {
     Join {
         /// Access token (HS256 JWT): `room` names the room (created on first join), `sub` the identity.
         token: String,
+        /// How many nodes sent this join on (`redirect`) before; a node never sends on a join
+        /// that was already sent on twice.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        redirects: u32,
     },
     /// First message of a reconnecting session, within the departure timeout.
     Resume {
@@ -255,6 +259,13 @@ impl ErrorCode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
+    /// Reply to `join` on a node that is draining or full while another node of the cluster
+    /// serves: join there (the socket closes with 4307 `redirected`), sending the same `join`
+    /// with `redirects` one higher.
+    Redirect {
+        /// The other node's signaling WebSocket URL (`ws://` or `wss://`, ending in `/rtc`).
+        url: String,
+    },
     /// Reply to `join`: the client is in the room.
     Joined {
         /// Protocol version spoken by the server ([`crate::PROTOCOL_VERSION`]).
@@ -513,4 +524,8 @@ mod tests {
             assert!(doc.contains(&row), "docs/protocol.md lacks a row {row}");
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -14,6 +14,7 @@ mod handlers;
 mod http;
 mod load_report;
 mod media_events;
+mod redirect;
 mod refusal;
 pub mod room;
 mod session;

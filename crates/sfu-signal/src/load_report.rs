@@ -22,6 +22,7 @@ pub async fn run(hub: Arc<Hub>) {
             forwarded_pps: 0,
             participants: u32::try_from(hub.member_count()).unwrap_or(u32::MAX),
             rooms: u32::try_from(hub.room_count()).unwrap_or(u32::MAX),
+            capacity: u32::try_from(hub.limits().participants_per_node).unwrap_or(u32::MAX),
         };
         hub.cluster.report_load(load);
     }

@@ -50,7 +50,7 @@ async fn session(
         Err(_) => Err((CloseCode::JoinTimeout, "no join within 10 s".to_owned())),
         Ok(Err(close_with)) => Err(close_with),
         Ok(Ok(text)) => match serde_json::from_str::<ClientMessage>(&text) {
-            Ok(ClientMessage::Join { token }) => join(&state, &token, tx.clone()).await,
+            Ok(ClientMessage::Join { token, redirects }) => join(&state, &token, redirects, tx.clone()).await,
             Ok(ClientMessage::Resume { session_token }) => resume(&state, &session_token, tx.clone()).await,
             _ => Err((CloseCode::BadFirstMessage, "first message must be join or resume".to_owned())),
         },
@@ -194,11 +194,17 @@ fn request_type(text: &str) -> Option<String> {
 
 type Joined = (RoomRef, ParticipantId, u64);
 
-async fn join(state: &Arc<AppState>, token: &str, tx: Outbox) -> Result<Joined, (CloseCode, String)> {
+async fn join(state: &Arc<AppState>, token: &str, redirects: u32, tx: Outbox) -> Result<Joined, (CloseCode, String)> {
     let now = unix_time(SystemTime::now());
     let claims = state.auth.verify(token, now).map_err(|e| (CloseCode::Unauthorized, format!("{}: {e}", e.code())))?;
     if !claims.grants.subscribe && !claims.grants.publish && !claims.grants.publish_data {
         return Err((CloseCode::NotAllowed, "token grants nothing in this room".into()));
+    }
+    if let Some(target) = crate::redirect::target(state, redirects) {
+        let url = crate::redirect::websocket_url(&target.signal_url);
+        crate::redirect::count("websocket");
+        let _ = tx.send(Outgoing::Message(ServerMessage::Redirect { url: url.clone() }));
+        return Err((CloseCode::Redirected, format!("redirected to {}", target.node)));
     }
     let room_id = RoomId(claims.room.clone());
     let joined = state.hub.join(

@@ -54,7 +54,10 @@ pub async fn drain_on_signal(state: Arc<AppState>) {
             std::process::exit(1);
         }
     }
-    let closed = state.hub.close_everyone().await;
+    // In a cluster, the sessions left move to another node (the SDK joins there and publishes
+    // again); alone, they are told the server is going away.
+    let elsewhere = crate::redirect::target(&state, 0).map(|n| crate::redirect::websocket_url(&n.signal_url));
+    let closed = state.hub.close_everyone(elsewhere.as_deref()).await;
     if closed > 0 {
         tracing::info!(closed, "drain timeout: closed the remaining sessions");
         tokio::time::sleep(CLOSE_FLUSH).await;

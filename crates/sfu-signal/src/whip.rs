@@ -55,6 +55,18 @@ fn created(state: &AppState, location: String, session: &str, sdp: String) -> Re
     (StatusCode::CREATED, headers, sdp).into_response()
 }
 
+/// `307 Temporary Redirect` to the same resource on another node, when this one is draining or
+/// full and another serves (RFC 9725 allows it for WHIP; 307 keeps the method and the body).
+fn redirect_to(state: &Arc<AppState>, path: &str, via: &'static str) -> Option<Response> {
+    let target = crate::redirect::target(state, 0)?;
+    crate::redirect::count(via);
+    let location = format!("{}{path}", target.signal_url.trim_end_matches('/'));
+    let location = HeaderValue::from_str(&location).ok()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, location);
+    Some((StatusCode::TEMPORARY_REDIRECT, headers).into_response())
+}
+
 pub async fn whip_post(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
@@ -67,6 +79,9 @@ pub async fn whip_post(
     };
     if !claims.grants.publish {
         return error(StatusCode::FORBIDDEN, "token does not grant publish");
+    }
+    if let Some(elsewhere) = redirect_to(&state, &format!("/whip/{}", segment(&room)), "whip") {
+        return elsewhere;
     }
     let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
         Ok(body) => body,
@@ -133,6 +148,15 @@ pub async fn whep_post(
     };
     if !claims.grants.subscribe {
         return error(StatusCode::FORBIDDEN, "token does not grant subscribe");
+    }
+    let mut path = format!("/whep/{}/{}", segment(&room), segment(&identity));
+    if query.layer != LayerPreference::default()
+        && let Ok(serde_json::Value::String(layer)) = serde_json::to_value(query.layer)
+    {
+        path.push_str(&format!("?layer={layer}"));
+    }
+    if let Some(elsewhere) = redirect_to(&state, &path, "whep") {
+        return elsewhere;
     }
     let body = match read_body(&headers, body, state.config.limits.whip_body_bytes).await {
         Ok(body) => body,

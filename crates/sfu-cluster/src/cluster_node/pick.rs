@@ -15,7 +15,8 @@ struct Candidate {
 /// The least-loaded serving node, preferring `me`'s region; `me` is among the candidates while
 /// it serves. Nodes whose link refused ours are skipped (a wrong secret: clients sent there would
 /// be in a room split from ours). Load is the larger of the shards' busy share and the share of
-/// `participants_per_node` taken; ties go to the lower node id, so nodes agree.
+/// its participant capacity taken (each node says its own; `participants_per_node`, ours, for
+/// one that does not); ties go to the lower node id, so nodes agree.
 pub fn pick_node(
     me: &NodeRecord,
     my_state: NodeState,
@@ -24,7 +25,10 @@ pub fn pick_node(
     others: &[NodeEntry],
     refused: &HashSet<NodeId>,
 ) -> Option<NodeRecord> {
-    let share = |participants: u32| participants as f32 / participants_per_node.max(1) as f32;
+    let share = |participants: u32, capacity: u32| {
+        let capacity = if capacity == 0 { participants_per_node } else { capacity as usize };
+        participants as f32 / capacity.max(1) as f32
+    };
     let mut candidates: Vec<Candidate> = others
         .iter()
         .filter(|e| e.node != me.node && !refused.contains(&e.node) && e.state() == Some(NodeState::Serving))
@@ -36,6 +40,7 @@ pub fn pick_node(
             }
             let busy: f32 = field("busy").parse().unwrap_or(1.0);
             let participants: u32 = field("participants").parse().unwrap_or(u32::MAX);
+            let capacity: u32 = field("capacity").parse().unwrap_or(0);
             let region = Some(field("region")).filter(|r| !r.is_empty());
             let record = NodeRecord {
                 node: e.node.clone(),
@@ -44,11 +49,14 @@ pub fn pick_node(
                 relay_addr: field("relay_addr"),
                 region,
             };
-            Some(Candidate { record, load: busy.max(share(participants)) })
+            Some(Candidate { record, load: busy.max(share(participants, capacity)) })
         })
         .collect();
     if my_state == NodeState::Serving {
-        candidates.push(Candidate { record: me.clone(), load: my_load.busy.max(share(my_load.participants)) });
+        candidates.push(Candidate {
+            record: me.clone(),
+            load: my_load.busy.max(share(my_load.participants, my_load.capacity)),
+        });
     }
     let same_region = |c: &Candidate| me.region.is_some() && c.record.region == me.region;
     candidates
@@ -116,6 +124,15 @@ mod tests {
         assert_eq!(got.map(|r| r.node.0), Some("a".into()), "me at 0.3 beats b at 0.9");
         let got = pick_node(&me, NodeState::Draining, load(0.0, 0), 100, &others[1..], &HashSet::new());
         assert_eq!(got, None, "the only other node is full");
+    }
+
+    #[test]
+    fn each_node_is_judged_by_its_own_capacity() {
+        let me = record("a", None);
+        let mut big = entry("b", "serving", 0.0, 50, "");
+        big.fields.insert("capacity".into(), "1000".into());
+        let got = pick_node(&me, NodeState::Draining, load(0.0, 0), 10, &[big], &HashSet::new());
+        assert_eq!(got.map(|r| r.node.0), Some("b".into()), "50 of 1000, not 50 of our 10");
     }
 
     #[test]

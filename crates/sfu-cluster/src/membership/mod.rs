@@ -338,6 +338,7 @@ impl Membership {
             ("pps", self.load.forwarded_pps.to_string()),
             ("participants", self.load.participants.to_string()),
             ("rooms", self.load.rooms.to_string()),
+            ("capacity", self.load.capacity.to_string()),
             ("version", env!("CARGO_PKG_VERSION").to_owned()),
         ]
     }

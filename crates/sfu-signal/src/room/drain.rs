@@ -2,10 +2,10 @@
 //! at the end closes every session itself, so each client hears why (1001 `going_away`) rather
 //! than seeing its socket and media vanish.
 
-use sfu_proto::{ErrorCode, LeaveReason};
+use sfu_proto::{CloseCode, ErrorCode, LeaveReason, ServerMessage};
 use std::sync::atomic::Ordering;
 
-use super::{Hub, MediaControl, RequestError};
+use super::{Hub, MediaControl, Outgoing, RequestError};
 use sfu_cluster::Cluster;
 
 impl<M: MediaControl> Hub<M> {
@@ -33,14 +33,22 @@ impl<M: MediaControl> Hub<M> {
     }
 
     /// Ends every session: participants leave with reason `shutdown` (a signaling socket is
-    /// closed with 1001), viewers' and WHIP publishers' connections close. Returns how many.
-    pub async fn close_everyone(&self) -> usize {
+    /// closed with 1001, or, given `redirect_to`, told to join there and closed with 4307),
+    /// viewers' and WHIP publishers' connections close. Returns how many.
+    pub async fn close_everyone(&self, redirect_to: Option<&str>) -> usize {
         let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
         let mut closed = 0;
         for room_ref in rooms {
             let mut room = room_ref.lock().await;
             let participants: Vec<_> = room.participants.keys().cloned().collect();
             for id in participants {
+                if let (Some(url), Some(outbox)) =
+                    (redirect_to, room.participants.get(&id).and_then(|p| p.outbox.as_ref()))
+                {
+                    // The first close queued is the one sent.
+                    let _ = outbox.send(Outgoing::Message(ServerMessage::Redirect { url: url.to_owned() }));
+                    let _ = outbox.send(Outgoing::Close(CloseCode::Redirected, "the server is shutting down".into()));
+                }
                 self.remove_participant(&mut room, &id, LeaveReason::Shutdown).await;
                 closed += 1;
             }

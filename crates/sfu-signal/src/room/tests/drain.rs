@@ -27,7 +27,7 @@ async fn a_draining_hub_refuses_everyone_new_then_closes_everyone_it_has() {
     assert_eq!((hub.member_count(), hub.room_count()), (3, 2), "refusals change nothing");
     assert!(bob.messages().iter().all(|m| !matches!(m, ServerMessage::ParticipantLeft { .. })), "bob was not replaced");
 
-    assert_eq!(hub.close_everyone().await, 3);
+    assert_eq!(hub.close_everyone(None).await, 3);
     for client in [&mut alice, &mut bob] {
         let closes: Vec<_> = client.received().into_iter().filter(|o| matches!(o, Outgoing::Close(..))).collect();
         assert!(matches!(closes.as_slice(), [Outgoing::Close(CloseCode::GoingAway, _)]), "{closes:?}");
@@ -37,4 +37,24 @@ async fn a_draining_hub_refuses_everyone_new_then_closes_everyone_it_has() {
         assert!(calls.contains(&Call::Close { conn }), "{conn:?} left open");
     }
     assert_eq!((hub.member_count(), hub.room_count()), (0, 0));
+}
+
+#[tokio::test]
+async fn at_the_end_of_a_drain_in_a_cluster_sessions_are_sent_to_another_node() {
+    let hub = hub();
+    let mut alice = connect(&hub, "r", "alice").await;
+    alice.messages();
+    hub.begin_drain();
+    assert_eq!(hub.close_everyone(Some("ws://10.0.0.2:7880/rtc")).await, 1);
+    let received = alice.received();
+    let first_close = received.iter().position(|o| matches!(o, Outgoing::Close(..)));
+    match (&received[..], first_close) {
+        (
+            [Outgoing::Message(ServerMessage::Redirect { url }), Outgoing::Close(CloseCode::Redirected, _), ..],
+            Some(1),
+        ) => {
+            assert_eq!(url, "ws://10.0.0.2:7880/rtc")
+        }
+        other => panic!("{other:?}"),
+    }
 }
