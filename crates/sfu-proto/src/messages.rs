@@ -459,6 +459,11 @@ pub struct MidTrack {
     pub participant_id: ParticipantId,
 }
 
+/// Leaves `redirects` out of a first `join`.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,8 +529,4 @@ mod tests {
             assert!(doc.contains(&row), "docs/protocol.md lacks a row {row}");
         }
     }
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
