@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use super::published::MediaPacket;
 use crate::api::{DownTrackSpec, PublisherAnswer, SubscriberOffer};
+use crate::relay::{LinkId, LinkSpec};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where a request's result goes: answered in the same call that handles the request.
@@ -103,4 +104,8 @@ pub(crate) enum Command {
     },
     /// From the publisher's shard: a packet for the subscribers living here.
     Forward(Arc<MediaPacket>),
+    /// A link to another node came up (to every shard): media may cross it.
+    OpenLink(Arc<LinkSpec>),
+    /// The link is gone (to every shard): everything that crossed it stops.
+    CloseLink(LinkId),
 }

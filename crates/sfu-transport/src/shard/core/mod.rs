@@ -17,6 +17,7 @@ mod dynacast;
 mod feedback;
 mod overload;
 mod publish;
+mod relay_link;
 mod reports;
 mod speakers;
 mod srtp;
@@ -30,6 +31,7 @@ use super::conn::{Conn, Role};
 use super::demux::{Demux, Route};
 use super::egress;
 use super::published::Published;
+use super::relay::Relay;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
@@ -48,6 +50,10 @@ pub(crate) struct ShardSettings {
     pub estimate_bandwidth: bool,
     /// Publishers are told which simulcast layers anyone wants.
     pub dynacast: bool,
+    /// How many shards the plane has (relay SSRCs are issued from this shard's residue class).
+    pub shards: usize,
+    /// The SSRC of this shard's RTCP on links to other nodes (see `relay::rtcp_ssrcs`).
+    pub relay_rtcp_ssrc: u32,
 }
 
 /// Rounds of draining per settle: connections that keep touching each other wait for the next.
@@ -103,13 +109,15 @@ pub(crate) struct ShardCore {
     next_track_serial: u64,
     /// How many video layers the shard sheds because it cannot keep up.
     overload: sfu_core::OverloadGuard,
+    /// Links to other nodes and what crosses them.
+    relay: Relay,
     metrics: ShardMetrics,
 }
 
 impl ShardCore {
     /// A shard with no connections; `now` and `wall_clock` are the same moment.
     pub fn new(settings: ShardSettings, now: Instant, wall_clock: SystemTime) -> Self {
-        let ShardSettings { index, announce, estimate_bandwidth, dynacast } = settings;
+        let ShardSettings { index, announce, estimate_bandwidth, dynacast, shards, relay_rtcp_ssrc } = settings;
         Self {
             index,
             announce,
@@ -136,6 +144,7 @@ impl ShardCore {
             queued_copies: Vec::new(),
             next_track_serial: 1,
             overload: sfu_core::OverloadGuard::new(),
+            relay: Relay::new(index, shards, relay_rtcp_ssrc),
             metrics: ShardMetrics::new(index),
         }
     }
@@ -330,6 +339,8 @@ impl ShardCore {
             Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
             Command::Forward(packet) => self.forward_local(&packet, now),
+            Command::OpenLink(spec) => self.open_link(&spec),
+            Command::CloseLink(link) => self.close_link(link, now),
         }
     }
 

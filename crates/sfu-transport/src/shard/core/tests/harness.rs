@@ -93,6 +93,8 @@ impl Net {
                     announce: shard_addr(index),
                     estimate_bandwidth: options.estimate_bandwidth,
                     dynacast: options.dynacast,
+                    shards,
+                    relay_rtcp_ssrc: 0x5000 + index as u32,
                 };
                 ShardNode {
                     core: ShardCore::new(settings, now, SystemTime::now()),
