@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
-use crate::relay::{LinkId, LinkSpec, RelayEndpoint};
+use crate::relay::{LinkId, LinkSpec, RelayEndpoint, RelayTrack, RelayTrackSpec};
 use crate::sdp_candidates::tidy_candidates;
 use crate::shard::{Command, PeerShard, ShardChannels, ShardHandle, ShardSettings, ShardShell, rtcp_ssrcs};
 use crate::{ConnId, MediaError, TrackKey};
@@ -249,6 +249,40 @@ impl MediaPlane {
         for shard in 0..self.shards.len() {
             let _ = self.send(shard, Command::CloseLink(link));
         }
+    }
+
+    /// Receives a track published on `link`'s peer: it lands on the next shard in turn, as a
+    /// track published there, with one new SSRC per layer for the peer to send it with. Local
+    /// connections subscribe to the returned key as to any track.
+    pub async fn add_relay_track(&self, link: LinkId, spec: RelayTrackSpec) -> Result<RelayTrack, MediaError> {
+        let shard = self.next_shard_in_turn();
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, Command::AddRelayTrack { link, spec: Box::new(spec), reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Stops receiving a relay track (remove its subscriptions as for an unpublished track).
+    pub fn remove_relay_track(&self, key: TrackKey) {
+        let _ = self.send(key.shard(), Command::RemoveRelayTrack { key });
+    }
+
+    /// Sends a track published here over `link` to `dest` (the peer's [`RelayTrack`]), layer `i`
+    /// as `ssrcs[i]`. Each layer starts at its next keyframe, which is asked for at once.
+    pub async fn add_relay_out(
+        &self,
+        key: TrackKey,
+        link: LinkId,
+        dest: SocketAddr,
+        ssrcs: Vec<u32>,
+    ) -> Result<(), MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(key.shard(), Command::AddRelayOut { key, link, dest, ssrcs, reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Stops sending a track over `link`.
+    pub fn remove_relay_out(&self, key: TrackKey, link: LinkId) {
+        let _ = self.send(key.shard(), Command::RemoveRelayOut { key, link });
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::published::MediaPacket;
 use crate::api::{DownTrackSpec, PublisherAnswer, SubscriberOffer};
-use crate::relay::{LinkId, LinkSpec};
+use crate::relay::{LinkId, LinkSpec, RelayTrack, RelayTrackSpec};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where a request's result goes: answered in the same call that handles the request.
@@ -108,4 +108,25 @@ pub(crate) enum Command {
     OpenLink(Arc<LinkSpec>),
     /// The link is gone (to every shard): everything that crossed it stops.
     CloseLink(LinkId),
+    /// A track published on the link's peer is to be received on this shard.
+    AddRelayTrack {
+        link: LinkId,
+        spec: Box<RelayTrackSpec>,
+        reply: Reply<RelayTrack>,
+    },
+    RemoveRelayTrack {
+        key: TrackKey,
+    },
+    /// A track published here is to cross `link` to `dest`, layer `i` as `ssrcs[i]`.
+    AddRelayOut {
+        key: TrackKey,
+        link: LinkId,
+        dest: std::net::SocketAddr,
+        ssrcs: Vec<u32>,
+        reply: Reply<()>,
+    },
+    RemoveRelayOut {
+        key: TrackKey,
+        link: LinkId,
+    },
 }

@@ -200,7 +200,8 @@ impl ShardCore {
                 self.unlink_subscriber(id, key, now);
             }
         }
-        let owned: Vec<TrackKey> = self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
+        let owned: Vec<TrackKey> =
+            self.published.iter().filter(|(_, p)| p.conn() == Some(id)).map(|(k, _)| *k).collect();
         for key in owned {
             self.published.remove(&key);
         }

@@ -42,7 +42,7 @@ impl ShardCore {
             None => published.demand.remove(&shard),
         };
         let highest = published.demand.values().copied().max();
-        let conn = published.conn;
+        let Some(conn) = published.conn() else { return };
         let Some(dynacast) = published.dynacast.as_mut() else { return };
         if let Some(encode) = dynacast.set_wanted(highest, now) {
             self.tell_publisher(key, encode);
@@ -62,7 +62,7 @@ impl ShardCore {
             return;
         }
         let mut changes = Vec::new();
-        for (key, published) in self.published.iter_mut().filter(|(_, p)| p.conn == conn) {
+        for (key, published) in self.published.iter_mut().filter(|(_, p)| p.conn() == Some(conn)) {
             if let Some(encode) = published.dynacast.as_mut().and_then(|d| d.handle_timeout(now)) {
                 changes.push((*key, encode));
             }
@@ -83,7 +83,7 @@ impl ShardCore {
         let deadline = self
             .published
             .values()
-            .filter(|p| p.conn == conn)
+            .filter(|p| p.conn() == Some(conn))
             .filter_map(|p| p.dynacast.as_ref()?.poll_timeout())
             .min();
         if let Some(publisher) = self.conns.get_mut(&conn).and_then(|c| c.role.publisher_mut()) {
@@ -103,6 +103,7 @@ impl ShardCore {
             .collect();
         tracing::debug!(track = ?key, highest = ?encode.highest, "dynacast");
         self.metrics.dynacast_changes.increment(1);
-        self.emit(MediaEvent::EncodeLayers { conn: published.conn, key, layers });
+        let Some(conn) = published.conn() else { return };
+        self.emit(MediaEvent::EncodeLayers { conn, key, layers });
     }
 }

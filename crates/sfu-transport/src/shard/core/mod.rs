@@ -17,7 +17,9 @@ mod dynacast;
 mod feedback;
 mod overload;
 mod publish;
+mod relay_in;
 mod relay_link;
+mod relay_out;
 mod reports;
 mod speakers;
 mod srtp;
@@ -180,7 +182,9 @@ impl ShardCore {
             // STUN from an address ICE has not validated: only the agent may see it.
             Route::Unvalidated(id) => (id, false),
             Route::Unroutable => {
-                self.metrics.unroutable_datagrams.increment(1);
+                if !self.on_relay_datagram(datagram, from, now) {
+                    self.metrics.unroutable_datagrams.increment(1);
+                }
                 return;
             }
         };
@@ -341,6 +345,14 @@ impl ShardCore {
             Command::Forward(packet) => self.forward_local(&packet, now),
             Command::OpenLink(spec) => self.open_link(&spec),
             Command::CloseLink(link) => self.close_link(link, now),
+            Command::AddRelayTrack { link, spec, reply } => {
+                let _ = reply.send(self.add_relay_track(link, *spec));
+            }
+            Command::RemoveRelayTrack { key } => self.remove_relay_track(key),
+            Command::AddRelayOut { key, link, dest, ssrcs, reply } => {
+                let _ = reply.send(self.add_relay_out(key, link, dest, ssrcs, now));
+            }
+            Command::RemoveRelayOut { key, link } => self.remove_relay_out(key, link),
         }
     }
 

@@ -20,7 +20,11 @@ impl ShardCore {
         if !self.relay.links.contains_key(&link) {
             return;
         }
-        self.relay.close_link(link);
-        tracing::info!(shard = self.index, link = link.0, "relay link closed");
+        let peer = self.relay.links.get(&link).map(|l| l.peer.clone()).unwrap_or_default();
+        for key in self.relay.close_link(link) {
+            self.published.remove(&key);
+        }
+        self.remove_relay_outs_of(link);
+        tracing::info!(shard = self.index, link = link.0, peer, "relay link closed");
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use super::stats::{LinkStats, RelayDrop};
-use crate::relay::{LinkId, LinkSpec};
+use crate::relay::LinkSpec;
 use crate::send_batch::SendBatch;
 
 /// Replay window of what a link receives: a NACKed packet resent up to about a second late (at
@@ -24,7 +24,7 @@ use crate::send_batch::SendBatch;
 pub(crate) const LINK_REPLAY_WINDOW: usize = 1024;
 
 pub(crate) struct Link {
-    pub id: LinkId,
+    /// The peer's label (logs).
     pub peer: String,
     /// Seals RTP to the peer.
     sender: SrtpSender,
@@ -45,7 +45,6 @@ impl Link {
     pub fn new(spec: &LinkSpec, shard: usize) -> Result<Self, String> {
         let outgoing = spec.srtp_out.srtp_keys();
         Ok(Self {
-            id: spec.link,
             peer: spec.peer.clone(),
             sender: SrtpSender::new(&outgoing)?,
             rtcp_sealer: outgoing.context()?,
@@ -109,7 +108,7 @@ pub(crate) fn relay_ssrc(datagram: &[u8]) -> Option<(u32, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::SrtpKeyMaterial;
+    use crate::relay::{LinkId, SrtpKeyMaterial};
 
     fn spec(out: u8, r#in: u8) -> LinkSpec {
         LinkSpec {

@@ -7,10 +7,13 @@
 //! source address; the peer's addresses only tell a stray relay datagram from noise.
 
 mod link;
+pub(crate) mod out;
 mod stats;
 
-pub(crate) use link::{LINK_REPLAY_WINDOW, Link, relay_ssrc};
-pub(crate) use stats::{Direction, LinkStats, RelayDrop};
+pub(crate) use link::{Link, relay_ssrc};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use stats::LinkStats;
+pub(crate) use stats::{Direction, RelayDrop};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,6 +74,8 @@ pub(crate) struct Relay {
     /// What this shard sends on each link, by SSRC: the track and layer (to place the peer's
     /// NACKs and PLIs).
     pub outbound: HashMap<(LinkId, u32), (TrackKey, u8)>,
+    /// When losses on relay tracks are next due to be NACKed over their links.
+    pub nack_at: Option<std::time::Instant>,
 }
 
 impl Relay {
@@ -84,6 +89,7 @@ impl Relay {
             rtcp_senders: HashMap::new(),
             peer_addrs: HashMap::new(),
             outbound: HashMap::new(),
+            nack_at: None,
         }
     }
 
@@ -165,9 +171,11 @@ impl Relay {
         Ok(ssrcs)
     }
 
-    /// Stops receiving `key` (its SSRCs stay issued: the peer may still be sending them).
-    pub fn forget_inbound(&mut self, key: TrackKey) {
-        self.inbound.retain(|_, entry| entry.key != key);
+    /// Stops receiving on `ssrcs` (they stay issued: the peer may still be sending them).
+    pub fn forget_inbound(&mut self, ssrcs: &[u32]) {
+        for ssrc in ssrcs {
+            self.inbound.remove(ssrc);
+        }
     }
 }
 

@@ -79,6 +79,7 @@ impl Count {
         }
     }
 
+    #[cfg(test)]
     pub fn get(&self) -> u64 {
         self.value
     }
@@ -170,6 +171,7 @@ impl LinkStats {
         self.bytes.get_mut(direction).add(bytes as u64);
     }
 
+    #[cfg(test)]
     pub fn packets(&self, direction: Direction, layer: u8) -> u64 {
         self.packets[direction as usize].get(usize::from(layer)).map_or(0, Count::get)
     }
@@ -180,6 +182,7 @@ impl LinkStats {
         }
     }
 
+    #[cfg(test)]
     pub fn drops(&self, reason: RelayDrop) -> u64 {
         RelayDrop::ALL.iter().position(|r| *r == reason).and_then(|i| self.drops.get(i)).map_or(0, Count::get)
     }

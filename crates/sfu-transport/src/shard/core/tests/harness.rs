@@ -38,6 +38,11 @@ pub(crate) struct Options {
 pub(crate) struct ShardNode {
     pub core: ShardCore,
     pub addr: SocketAddr,
+    /// Its index among its node's shards (what its connection ids and track keys carry).
+    pub index: usize,
+    /// Where its node's shard 0 is in [`Net::shards`]: the shard indices in its commands count
+    /// from there.
+    pub first: usize,
     /// Everything it told the control plane, with when.
     pub events: Vec<(Instant, MediaEvent)>,
 }
@@ -84,25 +89,38 @@ fn client_addr(index: usize) -> SocketAddr {
 }
 
 impl Net {
+    /// One node of `shards` shards.
     pub fn new(shards: usize, options: Options) -> Self {
+        Self::nodes(&[shards], options)
+    }
+
+    /// Nodes of these many shards each (a cluster: nodes reach each other only through the
+    /// network, shards of one node also by command). Shards are numbered across all nodes,
+    /// node by node, in [`Net::shards`].
+    pub fn nodes(shards_per_node: &[usize], options: Options) -> Self {
         let now = Instant::now();
-        let shards = (0..shards)
-            .map(|index| {
+        let mut shards = Vec::new();
+        for &count in shards_per_node {
+            let first = shards.len();
+            for index in 0..count {
+                let flat = first + index;
                 let settings = ShardSettings {
                     index,
-                    announce: shard_addr(index),
+                    announce: shard_addr(flat),
                     estimate_bandwidth: options.estimate_bandwidth,
                     dynacast: options.dynacast,
-                    shards,
-                    relay_rtcp_ssrc: 0x5000 + index as u32,
+                    shards: count,
+                    relay_rtcp_ssrc: 0x5000 + flat as u32,
                 };
-                ShardNode {
+                shards.push(ShardNode {
                     core: ShardCore::new(settings, now, SystemTime::now()),
-                    addr: shard_addr(index),
+                    addr: shard_addr(flat),
+                    index,
+                    first,
                     events: Vec::new(),
-                }
-            })
-            .collect();
+                });
+            }
+        }
         Self {
             now,
             shards,
@@ -121,7 +139,7 @@ impl Net {
     /// A connection id on `shard`, as the plane allocates them.
     pub fn allocate_conn(&mut self, shard: usize) -> ConnId {
         self.next_conn += 1;
-        ConnId::new(shard, self.next_conn)
+        ConnId::new(self.shards[shard].index, self.next_conn)
     }
 
     pub fn add_client(&mut self, role: super::client::Role) -> ClientId {
@@ -285,8 +303,8 @@ impl Net {
                     let transmits = shard.core.transmits().drain();
                     outputs.extend(transmits.into_iter().map(|(to, bytes)| (shard.addr, to, bytes)));
                     shard.core.handle_transmitted(now);
-                    while let Some(command) = shard.core.poll_shard_command() {
-                        commands.push(command);
+                    while let Some((index, command)) = shard.core.poll_shard_command() {
+                        commands.push((shard.first + index, command));
                     }
                     if !paused {
                         break;
