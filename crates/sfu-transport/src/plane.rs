@@ -2,6 +2,7 @@
 //! into a command for the shard that owns the connection.
 
 use bytes::Bytes;
+use sfu_core::LayerSet;
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -283,6 +284,21 @@ impl MediaPlane {
     /// Stops sending a track over `link`.
     pub fn remove_relay_out(&self, key: TrackKey, link: LinkId) {
         let _ = self.send(key.shard(), Command::RemoveRelayOut { key, link });
+    }
+
+    /// The far side of `link` uses `used` of track `key` (published here) and asks for at
+    /// most `wanted` (its [`MediaEvent::RelayDemand`]): only those layers cross, each new one
+    /// from its next keyframe (asked for at once), each dropped one two seconds later; `wanted`
+    /// joins the publisher's dynacast demand. Until the first call every layer crosses.
+    pub fn set_relay_layers(&self, key: TrackKey, link: LinkId, used: LayerSet, wanted: Option<u8>) {
+        let _ = self.send(key.shard(), Command::SetRelayLayers { key, link, used, wanted });
+    }
+
+    /// The publisher of relay track `key` sends `layers` (its node's
+    /// [`MediaEvent::LayersActive`]): subscribers here may ask for them though they do not
+    /// cross yet.
+    pub fn relay_layers_active(&self, key: TrackKey, layers: LayerSet) {
+        let _ = self.send(key.shard(), Command::RelayLayersActive { key, layers });
     }
 }
 

@@ -3,6 +3,7 @@
 //! `KeyframeRequest`, `Forward`).
 
 use bytes::Bytes;
+use sfu_core::LayerSet;
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -91,11 +92,13 @@ pub(crate) enum Command {
         layers: Vec<u8>,
     },
     /// From a subscriber's shard to the publisher's: the highest layer of the track that
-    /// subscribers on `shard` ask for (`None`: none of them wants it any more).
+    /// subscribers on `shard` ask for (`None`: none of them wants it any more), and the layers
+    /// their forwarders are on or moving to.
     LayerDemand {
         key: TrackKey,
         shard: usize,
         wanted: Option<u8>,
+        used: LayerSet,
     },
     /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
     KeyframeRequest {
@@ -128,5 +131,24 @@ pub(crate) enum Command {
     RemoveRelayOut {
         key: TrackKey,
         link: LinkId,
+    },
+    /// The far side of `link` uses `used` of track `key` (published here) and asks for at most
+    /// `wanted`.
+    SetRelayLayers {
+        key: TrackKey,
+        link: LinkId,
+        used: LayerSet,
+        wanted: Option<u8>,
+    },
+    /// To a relay track's shard: the publisher's node says the publisher sends `layers`.
+    RelayLayersActive {
+        key: TrackKey,
+        layers: LayerSet,
+    },
+    /// From a relay track's shard to one with subscribers of it: the publisher sends `layers`,
+    /// whether or not they cross.
+    AvailableLayers {
+        key: TrackKey,
+        layers: LayerSet,
     },
 }

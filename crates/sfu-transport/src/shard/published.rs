@@ -3,12 +3,12 @@
 use bytes::Bytes;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
-use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, PacketMeta, VideoCodec};
+use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, LayerSet, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, TrackKind};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::relay::inbound::RelayIn;
 use super::relay::out::RelayOut;
 use super::uplink::TrackUplink;
 use crate::relay::LinkId;
@@ -31,9 +31,17 @@ pub(crate) enum Source {
     /// through it because a renegotiation, e.g. an ICE restart, may give the section a new
     /// receiver).
     Conn { conn: ConnId, mid: String },
-    /// A link from the node where it is published: layer `i` arrives as `ssrcs[i]`. `peer` is
-    /// where its packets last came from (authenticated): NACKs and PLIs go back there.
-    Relay { link: LinkId, ssrcs: Vec<u32>, peer: Option<SocketAddr> },
+    /// A link from the node where it is published.
+    Relay(RelayIn),
+}
+
+/// Whose subscribers a published track's dynacast demand comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum DemandFrom {
+    /// A shard of this node.
+    Shard(usize),
+    /// The node at the other end of a link the track crosses.
+    Link(LinkId),
 }
 
 impl Source {
@@ -41,7 +49,7 @@ impl Source {
     pub fn conn(&self) -> Option<ConnId> {
         match self {
             Source::Conn { conn, .. } => Some(*conn),
-            Source::Relay { .. } => None,
+            Source::Relay(_) => None,
         }
     }
 
@@ -49,7 +57,7 @@ impl Source {
     #[cfg(any(test, feature = "fuzzing"))]
     pub fn link(&self) -> Option<LinkId> {
         match self {
-            Source::Relay { link, .. } => Some(*link),
+            Source::Relay(relay) => Some(relay.link),
             Source::Conn { .. } => None,
         }
     }
@@ -70,8 +78,8 @@ pub(crate) struct Published {
     /// subscriber arriving just after another one waits at most one window.
     pub deferred_plis: Vec<u8>,
     /// Dynacast (simulcast tracks, when enabled): the highest layer wanted by each shard's
-    /// subscribers, and what the publisher is told to encode.
-    pub demand: HashMap<usize, u8>,
+    /// subscribers and each link's far side, and what the publisher is told to encode.
+    pub demand: HashMap<DemandFrom, u8>,
     pub dynacast: Option<sfu_core::Dynacast>,
     /// Which layers the publisher is sending, told to a shard that starts subscribing.
     pub activity: LayerActivity,
@@ -82,6 +90,8 @@ pub(crate) struct Published {
     pub uplink: Option<TrackUplink>,
     /// The links this track crosses (a remote node is one subscriber per track).
     pub relay_outs: Vec<RelayOut>,
+    /// The layers last said to flow (`LayersActive`), for a track that crosses links.
+    pub layers_told: Option<LayerSet>,
 }
 
 impl Published {
@@ -102,6 +112,7 @@ impl Published {
             audio_level: None,
             uplink: None,
             relay_outs: Vec::new(),
+            layers_told: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod feedback;
 mod overload;
 mod publish;
 mod relay_in;
+mod relay_layers;
 mod relay_link;
 mod relay_out;
 mod reports;
@@ -32,8 +33,9 @@ use super::command::Command;
 use super::conn::{Conn, Role};
 use super::demux::{Demux, Route};
 use super::egress;
-use super::published::Published;
+use super::published::{DemandFrom, Published};
 use super::relay::Relay;
+use super::relay::inbound::Demand;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
@@ -81,9 +83,9 @@ pub(crate) struct ShardCore {
     /// Each track connections on this shard subscribe to (wherever it is published): who,
     /// its layers' bitrates here, its recent payloads.
     fanouts: IdMap<TrackKey, egress::Fanout>,
-    /// The highest layer of each track this shard's subscribers ask for, as last told to the
+    /// What this shard's subscribers of each track ask for and use, as last told to the
     /// track's publisher shard.
-    layer_demand: IdMap<TrackKey, u8>,
+    layer_demand: IdMap<TrackKey, Demand>,
     /// Participants (of any room) who are speaking now: their video goes first.
     speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
@@ -91,6 +93,8 @@ pub(crate) struct ShardCore {
     /// limits copied to the metrics.
     next_speaker_report: Instant,
     next_limits_report: Instant,
+    /// When the layers of tracks that cross links are next compared with what was last said.
+    next_layers_check: Instant,
     dirty: Vec<ConnId>,
     /// Application messages drained from connections' stacks, not yet handled (see `settle`).
     pending_reads: VecDeque<(ConnId, TaggedRTCMessage)>,
@@ -135,6 +139,7 @@ impl ShardCore {
             timers: BTreeSet::new(),
             next_speaker_report: now + sfu_core::SPEAKER_REPORT_INTERVAL,
             next_limits_report: now + LIMITS_REPORT_INTERVAL,
+            next_layers_check: now + relay_layers::LAYERS_ACTIVE_CHECK,
             dirty: Vec::new(),
             pending_reads: VecDeque::new(),
             settle_rounds: 0,
@@ -157,6 +162,10 @@ impl ShardCore {
         if now >= self.next_speaker_report {
             self.report_audio_levels();
             self.next_speaker_report = (self.next_speaker_report + sfu_core::SPEAKER_REPORT_INTERVAL).max(now);
+        }
+        if now >= self.next_layers_check {
+            self.check_layers_active(now);
+            self.next_layers_check = now + relay_layers::LAYERS_ACTIVE_CHECK;
         }
         if now >= self.next_limits_report {
             let hit = self.demux.limits_hit();
@@ -305,7 +314,7 @@ impl ShardCore {
 
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let periodic = self.next_speaker_report.min(self.next_limits_report);
+        let periodic = self.next_speaker_report.min(self.next_limits_report).min(self.next_layers_check);
         Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
     }
 
@@ -340,7 +349,9 @@ impl ShardCore {
             Command::Close { conn } => self.close_conn(conn, now),
             Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach, now),
             Command::LayersFlowing { key, layers } => self.on_layers_flowing(key, &layers, now),
-            Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
+            Command::LayerDemand { key, shard, wanted, used } => {
+                self.on_layer_demand(key, DemandFrom::Shard(shard), Demand { wanted, used }, now);
+            }
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
             Command::Forward(packet) => self.forward_local(&packet, now),
             Command::OpenLink(spec) => self.open_link(&spec),
@@ -352,7 +363,10 @@ impl ShardCore {
             Command::AddRelayOut { key, link, dest, ssrcs, reply } => {
                 let _ = reply.send(self.add_relay_out(key, link, dest, ssrcs, now));
             }
-            Command::RemoveRelayOut { key, link } => self.remove_relay_out(key, link),
+            Command::RemoveRelayOut { key, link } => self.remove_relay_out(key, link, now),
+            Command::SetRelayLayers { key, link, used, wanted } => self.set_relay_layers(key, link, used, wanted, now),
+            Command::RelayLayersActive { key, layers } => self.relay_layers_active(key, layers, now),
+            Command::AvailableLayers { key, layers } => self.on_available_layers(key, layers, now),
         }
     }
 

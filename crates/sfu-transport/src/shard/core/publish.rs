@@ -264,6 +264,10 @@ impl ShardCore {
             if !layers.is_empty() {
                 self.send_to_shard(shard, Command::LayersFlowing { key, layers }, now);
             }
+            // A relayed track: which layers exist, though not all of them cross.
+            if let Some(layers) = self.relay_layers_for_attach(key) {
+                self.send_to_shard(shard, Command::AvailableLayers { key, layers }, now);
+            }
         } else {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -285,8 +289,8 @@ impl ShardCore {
         }
         let (conn_id, mid) = match &published.source {
             Source::Conn { conn, mid } => (*conn, mid.clone()),
-            Source::Relay { link, .. } => {
-                let link = *link;
+            Source::Relay(relay) => {
+                let link = relay.link;
                 self.request_keyframe_over_link(key, link, layer, ssrc, now);
                 return;
             }

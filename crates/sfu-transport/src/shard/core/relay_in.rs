@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::ShardCore;
 use crate::relay::{LinkId, RelayTrack, RelayTrackSpec};
 use crate::shard::published::{Published, Source};
+use crate::shard::relay::inbound::RelayIn;
 use crate::shard::relay::{Direction, InboundSsrc, RelayDrop, RelayRoute};
 use crate::shard::uplink::TrackUplink;
 use crate::{MediaError, TrackKey};
@@ -30,7 +31,7 @@ impl ShardCore {
                 (l.rid.0.clone(), dims)
             })
             .collect();
-        let source = Source::Relay { link, ssrcs: ssrcs.clone(), peer: None };
+        let source = Source::Relay(RelayIn::new(link, ssrcs.clone()));
         let mut published = Published::new(source, spec.kind, &spec.mime, LayerOrder::new(hints));
         published.layer_ssrcs = ssrcs.iter().enumerate().map(|(layer, ssrc)| (layer as u8, *ssrc)).collect();
         published.uplink = Some(TrackUplink::default());
@@ -43,8 +44,8 @@ impl ShardCore {
     /// The relay track `key` is no longer received (its subscriptions go as the control plane
     /// removes them, as when a client unpublishes).
     pub(super) fn remove_relay_track(&mut self, key: TrackKey) {
-        if let Some(Source::Relay { ssrcs, .. }) = self.published.get(&key).map(|p| &p.source) {
-            self.relay.forget_inbound(ssrcs);
+        if let Some(Source::Relay(relay)) = self.published.get(&key).map(|p| &p.source) {
+            self.relay.forget_inbound(&relay.ssrcs);
             self.published.remove(&key);
         }
     }
@@ -107,8 +108,8 @@ impl ShardCore {
     fn on_relay_rtp(&mut self, entry: InboundSsrc, packet: rtc::rtp::Packet, from: SocketAddr, now: Instant) {
         let InboundSsrc { link, key, layer } = entry;
         let Some(published) = self.published.get_mut(&key) else { return };
-        let Source::Relay { peer, .. } = &mut published.source else { return };
-        *peer = Some(from);
+        let Source::Relay(relay) = &mut published.source else { return };
+        relay.peer = Some(from);
         let Some(state) = self.relay.links.get_mut(&link) else { return };
         let arrival = published
             .uplink
@@ -144,7 +145,7 @@ impl ShardCore {
         ssrc: u32,
         _now: Instant,
     ) {
-        let Some(Source::Relay { peer: Some(peer), .. }) = self.published.get(&key).map(|p| &p.source) else {
+        let Some(Source::Relay(RelayIn { peer: Some(peer), .. })) = self.published.get(&key).map(|p| &p.source) else {
             // Nothing arrived yet: the first packets are on their way, and a keyframe with them.
             return;
         };

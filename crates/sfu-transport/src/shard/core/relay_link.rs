@@ -16,15 +16,15 @@ impl ShardCore {
     }
 
     /// A link went down: nothing crosses it any more.
-    pub(super) fn close_link(&mut self, link: LinkId, _now: Instant) {
+    pub(super) fn close_link(&mut self, link: LinkId, now: Instant) {
         if !self.relay.links.contains_key(&link) {
             return;
         }
         let peer = self.relay.links.get(&link).map(|l| l.peer.clone()).unwrap_or_default();
+        self.remove_relay_outs_of(link, now);
         for key in self.relay.close_link(link) {
             self.published.remove(&key);
         }
-        self.remove_relay_outs_of(link);
         tracing::info!(shard = self.index, link = link.0, peer, "relay link closed");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::ShardCore;
 use crate::relay::LinkId;
-use crate::shard::published::MediaPacket;
+use crate::shard::published::{DemandFrom, MediaPacket};
 use crate::shard::relay::Direction;
 use crate::shard::relay::out::RelayOut;
 use crate::{MediaError, TrackKey};
@@ -51,25 +51,40 @@ impl ShardCore {
         let mut out = RelayOut::new(link, dest, &ssrcs, gated);
         let joining = out.poll_keyframe_requests(now);
         published.relay_outs.push(out);
+        // Until the far side says what it uses, every layer crosses and is encoded; and it is
+        // told which layers flow at the next check.
+        if let Some(top) = published.layers.len().checked_sub(1).and_then(|top| u8::try_from(top).ok()) {
+            published.demand.insert(DemandFrom::Link(link), top);
+        }
+        published.layers_told = None;
         tracing::info!(shard = self.index, link = link.0, track = ?key, %dest, ?ssrcs, "relay out added");
+        self.apply_demand(key, now);
         self.request_keyframes(key, joining, now);
         Ok(())
     }
 
-    /// Track `key` stops crossing `link`.
-    pub(super) fn remove_relay_out(&mut self, key: TrackKey, link: LinkId) {
+    /// Track `key` stops crossing `link`, and the far side's demand goes from its dynacast.
+    pub(super) fn remove_relay_out(&mut self, key: TrackKey, link: LinkId, now: Instant) {
         let Some(published) = self.published.get_mut(&key) else { return };
         let Some(at) = published.relay_outs.iter().position(|out| out.link == link) else { return };
         let out = published.relay_outs.swap_remove(at);
+        published.demand.remove(&DemandFrom::Link(link));
         for ssrc in out.ssrcs() {
             self.relay.outbound.remove(&(link, ssrc));
         }
+        self.apply_demand(key, now);
     }
 
     /// Every relay out of `link` on this shard goes (the link closed).
-    pub(super) fn remove_relay_outs_of(&mut self, link: LinkId) {
-        for published in self.published.values_mut() {
-            published.relay_outs.retain(|out| out.link != link);
+    pub(super) fn remove_relay_outs_of(&mut self, link: LinkId, now: Instant) {
+        let crossing: Vec<TrackKey> = self
+            .published
+            .iter()
+            .filter(|(_, p)| p.relay_outs.iter().any(|out| out.link == link))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in crossing {
+            self.remove_relay_out(key, link, now);
         }
     }
 
@@ -91,7 +106,7 @@ impl ShardCore {
         self.request_keyframes(media.key, keyframes, now);
     }
 
-    fn request_keyframes(&mut self, key: TrackKey, layers: LayerSet, now: Instant) {
+    pub(super) fn request_keyframes(&mut self, key: TrackKey, layers: LayerSet, now: Instant) {
         for layer in (0..sfu_core::MAX_LAYERS as u8).filter(|l| layers.contains(*l)) {
             self.request_keyframe(key, layer, now);
         }

@@ -6,6 +6,7 @@
 //! one key share an SSRC. Datagrams are matched by SSRC (RTP) or sender SSRC (RTCP), never by
 //! source address; the peer's addresses only tell a stray relay datagram from noise.
 
+pub(crate) mod inbound;
 mod link;
 pub(crate) mod out;
 mod stats;

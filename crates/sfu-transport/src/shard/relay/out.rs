@@ -24,12 +24,10 @@ pub(crate) const LINK_PAYLOAD_TYPE: u8 = 96;
 
 /// A layer nobody uses any more keeps crossing this long, so an allocation that flaps does not
 /// cost a keyframe each time.
-#[allow(dead_code)] // Until layer-aware links (set_used) are wired.
 pub(crate) const LAYER_LEAVE_DELAY: Duration = Duration::from_secs(2);
 
 /// Where one layer stands on the link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // Until layer-aware links (set_used) are wired.
 pub(crate) enum Gate {
     /// Not crossing.
     Off,
@@ -88,8 +86,8 @@ impl RelayOut {
         self.layers.iter().map(|l| l.ssrc)
     }
 
-    /// The layers that cross (or are about to) at `now`.
-    #[allow(dead_code)] // Until layer-aware links are wired.
+    /// The layers that cross (or are about to).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn crossing(&self) -> LayerSet {
         (0..self.layers.len())
             .filter(|&i| !matches!(self.layers[i].gate, Gate::Off))
@@ -100,7 +98,6 @@ impl RelayOut {
     /// The peer's subscribers use `used`: layers new to it join at their next keyframe (the
     /// returned set, whose keyframes to ask for now), layers no longer used leave after
     /// [`LAYER_LEAVE_DELAY`].
-    #[allow(dead_code)] // Until layer-aware links are wired.
     pub fn set_used(&mut self, used: LayerSet, now: Instant) -> LayerSet {
         let mut joining = LayerSet::EMPTY;
         for (i, layer) in self.layers.iter_mut().enumerate() {

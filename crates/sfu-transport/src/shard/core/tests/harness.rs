@@ -78,6 +78,9 @@ pub(crate) struct Net {
     losses: Vec<(SocketAddr, u32)>,
     /// What was lost that way: (address, SSRC, sequence number).
     pub lost: Vec<(SocketAddr, u32, u16)>,
+    /// Tracks relayed between nodes whose control planes pass the shards' relay events on
+    /// (see `relay::RelayGlue`).
+    pub relay_glue: Vec<super::relay::RelayGlue>,
 }
 
 pub(crate) fn shard_addr(index: usize) -> SocketAddr {
@@ -133,6 +136,7 @@ impl Net {
             next_conn: 1,
             losses: Vec::new(),
             lost: Vec::new(),
+            relay_glue: Vec::new(),
         }
     }
 
@@ -295,7 +299,7 @@ impl Net {
         for _ in 0..64 {
             let mut outputs = Vec::new();
             let mut commands = Vec::new();
-            for shard in &mut self.shards {
+            for (flat, shard) in self.shards.iter_mut().enumerate() {
                 // Settling pauses whenever outputs are worth taking; the shell takes them and
                 // goes on, and so does this.
                 loop {
@@ -311,6 +315,11 @@ impl Net {
                     }
                 }
                 while let Some(event) = shard.core.poll_event() {
+                    for (to, command) in self.relay_glue.iter().filter_map(|glue| glue.on_event(flat, &event)) {
+                        // The control connection between the nodes takes a one-way latency.
+                        self.serial += 1;
+                        self.commands.insert((now + LATENCY, self.serial), (to, command));
+                    }
                     shard.events.push((now, event));
                 }
             }

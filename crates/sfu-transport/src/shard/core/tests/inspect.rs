@@ -72,10 +72,34 @@ impl ShardCore {
 
     /// The highest layer of a published track each shard's subscribers want (dynacast).
     pub(crate) fn demand_of(&self, key: TrackKey) -> Vec<(usize, u8)> {
-        let mut shards: Vec<_> =
-            self.published.get(&key).map(|p| p.demand.clone()).unwrap_or_default().into_iter().collect();
+        let mut shards: Vec<_> = self
+            .published
+            .get(&key)
+            .into_iter()
+            .flat_map(|p| p.demand.iter())
+            .filter_map(|(from, layer)| match from {
+                crate::shard::published::DemandFrom::Shard(shard) => Some((*shard, *layer)),
+                crate::shard::published::DemandFrom::Link(_) => None,
+            })
+            .collect();
         shards.sort_unstable();
         shards
+    }
+
+    /// The highest layer of a published track the far side of each link wants (dynacast).
+    pub(crate) fn link_demand_of(&self, key: TrackKey) -> Vec<(crate::relay::LinkId, u8)> {
+        let mut links: Vec<_> = self
+            .published
+            .get(&key)
+            .into_iter()
+            .flat_map(|p| p.demand.iter())
+            .filter_map(|(from, layer)| match from {
+                crate::shard::published::DemandFrom::Link(link) => Some((*link, *layer)),
+                crate::shard::published::DemandFrom::Shard(_) => None,
+            })
+            .collect();
+        links.sort_unstable();
+        links
     }
 
     /// The layer forwarded to subscriber `id` of `key`, and the one it is moving to.
@@ -121,6 +145,11 @@ impl ShardCore {
             }
         }
         found
+    }
+
+    /// The layers of `key` that cross `link` (or are about to).
+    pub(crate) fn relay_crossing(&self, key: TrackKey, link: crate::relay::LinkId) -> Option<sfu_core::LayerSet> {
+        self.published.get(&key)?.relay_outs.iter().find(|out| out.link == link).map(|out| out.crossing())
     }
 
     /// The links track `key` crosses from here.

@@ -31,4 +31,6 @@ mod nack_history;
 #[cfg(test)]
 mod overload_shedding;
 #[cfg(test)]
+mod relay_layers;
+#[cfg(test)]
 mod relay_media;

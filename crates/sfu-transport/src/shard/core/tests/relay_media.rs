@@ -15,10 +15,14 @@ const A: usize = 0;
 const B0: usize = 1;
 const B1: usize = 2;
 
-/// A publisher on A, its camera relayed to B0, a subscriber on B1 receiving it.
-fn relayed_call(net: &mut Net) -> (Publisher, Publisher, Subscriber) {
+/// A publisher on A, its camera relayed to B0, a subscriber on B1 receiving it. Without
+/// `layer_aware` control planes (which pass nothing on), every layer crosses.
+fn relayed_call(net: &mut Net, layer_aware: bool) -> (Publisher, Publisher, Subscriber) {
     let alice = net.publish(A, "alice");
     let (_, remote) = net.relay(LINK, &alice, A, B0);
+    if !layer_aware {
+        net.relay_glue.clear();
+    }
     let bob = net.subscribe(B1, "bob", &remote);
     (alice, remote, bob)
 }
@@ -37,7 +41,7 @@ fn written_by_publisher(payload: &[u8]) -> bool {
 fn a_subscriber_on_another_node_receives_the_publishers_media() {
     let mut net = Net::nodes(&[1, 2], Options::default());
     net.link_nodes(LINK, &[A], &[B0, B1], keys(1), keys(2));
-    let (_, _, bob) = relayed_call(&mut net);
+    let (_, _, bob) = relayed_call(&mut net, false);
     net.run_until("a keyframe reaches bob on node B", Duration::from_secs(2), |net| {
         net.client(bob.client).received.iter().any(|r| r.keyframe)
     });
@@ -66,7 +70,7 @@ fn with_wrong_keys_nothing_is_delivered_and_the_failures_are_counted() {
     net.open_link_on(LINK, &[A], &[B0, B1], keys(1), keys(2));
     // B opens with keys A does not seal with.
     net.open_link_on(LINK, &[B0, B1], &[A], keys(2), keys(9));
-    let (_, _, bob) = relayed_call(&mut net);
+    let (_, _, bob) = relayed_call(&mut net, true);
     net.run_for(Duration::from_secs(2));
 
     assert!(net.client(bob.client).received.is_empty(), "nothing reaches bob");
@@ -81,7 +85,7 @@ fn with_wrong_keys_nothing_is_delivered_and_the_failures_are_counted() {
 fn removing_the_relay_out_stops_the_flow() {
     let mut net = Net::nodes(&[1, 2], Options::default());
     net.link_nodes(LINK, &[A], &[B0, B1], keys(1), keys(2));
-    let (alice, _, bob) = relayed_call(&mut net);
+    let (alice, _, bob) = relayed_call(&mut net, true);
     net.run_for(Duration::from_secs(1));
     assert!(!net.client(bob.client).received.is_empty());
 
@@ -104,7 +108,7 @@ fn removing_the_relay_out_stops_the_flow() {
 fn closing_the_link_removes_everything_of_it() {
     let mut net = Net::nodes(&[1, 2], Options::default());
     net.link_nodes(LINK, &[A], &[B0, B1], keys(1), keys(2));
-    let (_, remote, bob) = relayed_call(&mut net);
+    let (_, remote, bob) = relayed_call(&mut net, true);
     net.run_for(Duration::from_secs(1));
     assert!(!net.core(B0).traces_of_link(LINK).is_empty());
 
