@@ -21,6 +21,7 @@ mod relay_in;
 mod relay_layers;
 mod relay_link;
 mod relay_out;
+mod relay_repair;
 mod reports;
 mod speakers;
 mod srtp;
@@ -159,6 +160,7 @@ impl ShardCore {
     /// Time passed: connections' timers that are due fire, and the periodic reports.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handle_conn_timeouts(now);
+        self.on_relay_nack_timeout(now);
         if now >= self.next_speaker_report {
             self.report_audio_levels();
             self.next_speaker_report = (self.next_speaker_report + sfu_core::SPEAKER_REPORT_INTERVAL).max(now);
@@ -315,6 +317,7 @@ impl ShardCore {
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let periodic = self.next_speaker_report.min(self.next_limits_report).min(self.next_layers_check);
+        let periodic = self.relay.nack_at.map_or(periodic, |at| at.min(periodic));
         Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
     }
 

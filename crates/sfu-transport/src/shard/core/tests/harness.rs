@@ -78,6 +78,12 @@ pub(crate) struct Net {
     losses: Vec<(SocketAddr, u32)>,
     /// What was lost that way: (address, SSRC, sequence number).
     pub lost: Vec<(SocketAddr, u32, u16)>,
+    /// Paths that lose a share of what they carry: (from, to, per mille), and the generator
+    /// that picks which datagrams (seeded: a run loses the same ones every time).
+    path_losses: Vec<(SocketAddr, SocketAddr, u32)>,
+    loss_draws: u64,
+    /// Datagrams lost on those paths.
+    pub path_lost: usize,
     /// Tracks relayed between nodes whose control planes pass the shards' relay events on
     /// (see `relay::RelayGlue`).
     pub relay_glue: Vec<super::relay::RelayGlue>,
@@ -137,6 +143,9 @@ impl Net {
             losses: Vec::new(),
             lost: Vec::new(),
             relay_glue: Vec::new(),
+            path_losses: Vec::new(),
+            loss_draws: 0x2545_f491_4f6c_dd1d,
+            path_lost: 0,
         }
     }
 
@@ -174,6 +183,12 @@ impl Net {
     /// Loses the next RTP packet of stream `ssrc` sent to `to`.
     pub fn lose_next(&mut self, to: SocketAddr, ssrc: u32) {
         self.losses.push((to, ssrc));
+    }
+
+    /// Loses `per_mille` of everything sent from `from` to `to` from now on, at random.
+    pub fn set_path_loss(&mut self, from: SocketAddr, to: SocketAddr, per_mille: u32) {
+        self.path_losses.retain(|(f, t, _)| (*f, *t) != (from, to));
+        self.path_losses.push((from, to, per_mille));
     }
 
     /// Lifts the shape on what is sent to `to` (what is already queued still arrives late).
@@ -354,6 +369,16 @@ impl Net {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        if let Some(&(_, _, per_mille)) = self.path_losses.iter().find(|(f, t, _)| (*f, *t) == (from, to)) {
+            // xorshift64: the same losses on every run.
+            self.loss_draws ^= self.loss_draws << 13;
+            self.loss_draws ^= self.loss_draws >> 7;
+            self.loss_draws ^= self.loss_draws << 17;
+            if (self.loss_draws % 1000) < u64::from(per_mille) {
+                self.path_lost += 1;
+                return;
+            }
+        }
         if let Some(header) = clear_rtp_header(&bytes, self.now)
             && let Some(i) = self.losses.iter().position(|loss| *loss == (to, header.ssrc))
         {

@@ -34,3 +34,5 @@ mod overload_shedding;
 mod relay_layers;
 #[cfg(test)]
 mod relay_media;
+#[cfg(test)]
+mod relay_repair;
