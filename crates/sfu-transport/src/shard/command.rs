@@ -1,6 +1,6 @@
 //! What a shard is asked to do: by the control plane (through [`crate::MediaPlane`]) and by
 //! the other shards (the inter-shard protocol: `Downstream`, `LayersFlowing`, `LayerDemand`,
-//! `KeyframeRequest`, `Forward`).
+//! `KeyframeRequest`, `Forward`, `AvailableLayers`).
 
 use bytes::Bytes;
 use sfu_core::LayerSet;

@@ -203,7 +203,7 @@ impl ShardCore {
         let owned: Vec<TrackKey> =
             self.published.iter().filter(|(_, p)| p.conn() == Some(id)).map(|(k, _)| *k).collect();
         for key in owned {
-            self.published.remove(&key);
+            self.forget_published(key);
         }
     }
 

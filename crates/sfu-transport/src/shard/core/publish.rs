@@ -131,7 +131,7 @@ impl ShardCore {
             }
         }
         for key in &removed {
-            self.published.remove(key);
+            self.forget_published(*key);
         }
         self.rearm_dynacast(id);
         Ok(PublisherAnswer { sdp, added, removed })

@@ -44,9 +44,8 @@ impl ShardCore {
     /// The relay track `key` is no longer received (its subscriptions go as the control plane
     /// removes them, as when a client unpublishes).
     pub(super) fn remove_relay_track(&mut self, key: TrackKey) {
-        if let Some(Source::Relay(relay)) = self.published.get(&key).map(|p| &p.source) {
-            self.relay.forget_inbound(&relay.ssrcs);
-            self.published.remove(&key);
+        if self.published.get(&key).is_some_and(|p| matches!(p.source, Source::Relay(_))) {
+            self.forget_published(key);
         }
     }
 

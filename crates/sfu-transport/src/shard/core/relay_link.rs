@@ -23,7 +23,7 @@ impl ShardCore {
         let peer = self.relay.links.get(&link).map(|l| l.peer.clone()).unwrap_or_default();
         self.remove_relay_outs_of(link, now);
         for key in self.relay.close_link(link) {
-            self.published.remove(&key);
+            self.forget_published(key);
         }
         tracing::info!(shard = self.index, link = link.0, peer, "relay link closed");
     }

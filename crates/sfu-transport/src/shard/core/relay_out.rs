@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::ShardCore;
 use crate::relay::LinkId;
-use crate::shard::published::{DemandFrom, MediaPacket};
+use crate::shard::published::{DemandFrom, MediaPacket, Source};
 use crate::shard::relay::Direction;
 use crate::shard::relay::out::RelayOut;
 use crate::{MediaError, TrackKey};
@@ -73,6 +73,20 @@ impl ShardCore {
             self.relay.outbound.remove(&(link, ssrc));
         }
         self.apply_demand(key, now);
+    }
+
+    /// Track `key` is gone (unpublished, its connection closed, its link closed): nothing of
+    /// it stays in the relay tables either.
+    pub(super) fn forget_published(&mut self, key: TrackKey) {
+        let Some(published) = self.published.remove(&key) else { return };
+        for out in &published.relay_outs {
+            for ssrc in out.ssrcs() {
+                self.relay.outbound.remove(&(out.link, ssrc));
+            }
+        }
+        if let Source::Relay(relay) = &published.source {
+            self.relay.forget_inbound(&relay.ssrcs);
+        }
     }
 
     /// Every relay out of `link` on this shard goes (the link closed).

@@ -93,9 +93,9 @@ impl Net {
         }
     }
 
-    /// Receives `track` of `publisher` on shard `receiver` (of another node) over `link`, and
-    /// has the publisher's shard send it there. Returns the relay track, and the publisher as
-    /// subscribers on the receiving node see it (its video is the relay track).
+    /// Receives `publisher`'s tracks on shard `receiver` (of another node) over `link`, and has
+    /// the publisher's shard send them there. Returns the camera's relay track, and the
+    /// publisher as subscribers on the receiving node see it (its tracks are relay tracks).
     pub fn relay(
         &mut self,
         link: LinkId,
@@ -103,19 +103,36 @@ impl Net {
         publisher_shard: usize,
         receiver: usize,
     ) -> (RelayTrack, Publisher) {
-        let track = self.receive_relay_track(link, &publisher.video, publisher, receiver);
-        let (key, dest, ssrcs) = (publisher.key(), track.dest, track.ssrcs.clone());
-        self.ask(publisher_shard, |reply| Command::AddRelayOut { key, link, dest, ssrcs, reply })
-            .expect("the publisher's shard sends the track over the link");
-        self.relay_glue.push(RelayGlue { link, key, publisher_shard, relay_key: track.key, receiver_shard: receiver });
+        let video = self.relay_track(link, &publisher.video, publisher, publisher_shard, receiver);
+        let audio = publisher.audio.as_ref().map(|audio| {
+            let relayed = self.relay_track(link, audio, publisher, publisher_shard, receiver);
+            PublishedTrack { key: relayed.key, ..audio.clone() }
+        });
         let remote = Publisher {
             client: publisher.client,
             conn: publisher.conn,
             owner: publisher.owner.clone(),
-            video: PublishedTrack { key: track.key, ..publisher.video.clone() },
-            audio: None,
+            video: PublishedTrack { key: video.key, ..publisher.video.clone() },
+            audio,
         };
-        (track, remote)
+        (video, remote)
+    }
+
+    fn relay_track(
+        &mut self,
+        link: LinkId,
+        track: &PublishedTrack,
+        publisher: &Publisher,
+        publisher_shard: usize,
+        receiver: usize,
+    ) -> RelayTrack {
+        let relayed = self.receive_relay_track(link, track, publisher, receiver);
+        let (key, dest, ssrcs) = (track.key, relayed.dest, relayed.ssrcs.clone());
+        self.ask(publisher_shard, |reply| Command::AddRelayOut { key, link, dest, ssrcs, reply })
+            .expect("the publisher's shard sends the track over the link");
+        let glue = RelayGlue { link, key, publisher_shard, relay_key: relayed.key, receiver_shard: receiver };
+        self.relay_glue.push(glue);
+        relayed
     }
 
     /// Only the receiving end of [`Self::relay`].

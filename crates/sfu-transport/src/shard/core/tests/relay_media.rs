@@ -15,10 +15,10 @@ const A: usize = 0;
 const B0: usize = 1;
 const B1: usize = 2;
 
-/// A publisher on A, its camera relayed to B0, a subscriber on B1 receiving it. Without
-/// `layer_aware` control planes (which pass nothing on), every layer crosses.
+/// A publisher on A, her camera and microphone relayed to B0, a subscriber on B1 receiving
+/// them. Without `layer_aware` control planes (which pass nothing on), every layer crosses.
 fn relayed_call(net: &mut Net, layer_aware: bool) -> (Publisher, Publisher, Subscriber) {
-    let alice = net.publish(A, "alice");
+    let alice = net.publish_with_audio(A, "alice");
     let (_, remote) = net.relay(LINK, &alice, A, B0);
     if !layer_aware {
         net.relay_glue.clear();
@@ -47,10 +47,12 @@ fn a_subscriber_on_another_node_receives_the_publishers_media() {
     });
     net.run_for(Duration::from_secs(2));
 
-    let received = &net.client(bob.client).received;
-    assert!(received.len() > 200, "video flows: {} packets", received.len());
-    assert!(received.iter().all(|r| written_by_publisher(&r.payload)), "every payload as the publisher wrote it");
-    let top = received.last().and_then(|r| r.origin).expect("the publisher's packets").layer;
+    let (video, audio): (Vec<_>, Vec<_>) = net.client(bob.client).received.iter().partition(|r| r.origin.is_some());
+    assert!(video.len() > 200, "video flows: {} packets", video.len());
+    assert!(video.iter().all(|r| written_by_publisher(&r.payload)), "every payload as the publisher wrote it");
+    assert!(audio.len() > 50, "audio flows: {} packets", audio.len());
+    assert!(audio.iter().all(|r| r.payload.len() == 100 && r.payload.iter().all(|b| *b == 0x60)), "as sent");
+    let top = video.last().and_then(|r| r.origin).expect("the publisher's packets").layer;
     assert_eq!(top, 2, "bob gets the top layer, as from a publisher on his own node");
 
     let sent = net.core(A).relay_stats(LINK).expect("A has the link");
@@ -89,14 +91,13 @@ fn removing_the_relay_out_stops_the_flow() {
     net.run_for(Duration::from_secs(1));
     assert!(!net.client(bob.client).received.is_empty());
 
-    let key = alice.key();
-    net.tell(A, crate::shard::command::Command::RemoveRelayOut { key, link: LINK });
-    assert!(net.core(A).relay_outs_of(key).is_empty());
-    assert!(
-        net.core(A).traces_of_link(LINK).iter().all(|t| t == "an open link"),
-        "{:?}",
-        net.core(A).traces_of_link(LINK)
-    );
+    let keys = [alice.key(), alice.audio.as_ref().expect("a microphone").key];
+    for key in keys {
+        net.tell(A, crate::shard::command::Command::RemoveRelayOut { key, link: LINK });
+        assert!(net.core(A).relay_outs_of(key).is_empty());
+    }
+    let traces = net.core(A).traces_of_link(LINK);
+    assert_eq!(traces, ["an open link"], "nothing but the link itself");
     // What was on the wire still arrives.
     net.run_for(Duration::from_millis(50));
     let before = net.client(bob.client).received.len();
@@ -150,4 +151,19 @@ fn stray_datagrams_from_a_peer_are_counted_and_others_stay_unroutable() {
     let stats = net.core(B0).relay_stats(LINK).unwrap();
     assert_eq!(stats.unknown_ssrcs.get(), 1, "the unknown SSRC from A's address");
     assert_eq!(stats.decrypt_failures.get(), 1, "the RTCP that named A's shard but did not open");
+}
+
+#[test]
+fn a_publisher_that_leaves_leaves_nothing_in_the_relay_tables() {
+    let mut net = Net::nodes(&[1, 2], Options::default());
+    net.link_nodes(LINK, &[A], &[B0, B1], keys(1), keys(2));
+    let (alice, remote, _) = relayed_call(&mut net, true);
+    net.run_for(Duration::from_millis(500));
+    net.close(A, alice.conn);
+    assert_eq!(net.core(A).traces_of_link(LINK), ["an open link"]);
+    // The receiving node drops its relay track when its control plane says so.
+    net.tell(B0, crate::shard::command::Command::RemoveRelayTrack { key: remote.key() });
+    let audio = remote.audio.as_ref().expect("a microphone").key;
+    net.tell(B0, crate::shard::command::Command::RemoveRelayTrack { key: audio });
+    assert_eq!(net.core(B0).traces_of_link(LINK), ["an open link"]);
 }
