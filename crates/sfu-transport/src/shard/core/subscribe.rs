@@ -366,8 +366,10 @@ impl ShardCore {
         for layer in (0..sfu_core::MAX_LAYERS as u8).filter(|&l| keyframes_wanted.contains(l)) {
             self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
         }
-        // A switch, or a target a keyframe is wanted for, changes the layers used here.
-        if switched || !keyframes_wanted.is_empty() {
+        // A switch, or a new target (a keyframe is wanted for it), may change the layers used
+        // here; a wish for a layer already in use changes nothing.
+        let used = self.layer_demand.get(&packet.key).map_or(sfu_core::LayerSet::EMPTY, |d| d.used);
+        if switched || used.union(keyframes_wanted) != used {
             self.refresh_layer_demand(packet.key, now);
         }
         if forwarded {
