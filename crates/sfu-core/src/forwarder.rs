@@ -107,6 +107,10 @@ pub struct Forwarder {
     /// Layers below the top that the shard sheds while overloaded (see [`crate::overload`]).
     shed_levels: u8,
     activity: LayerActivity,
+    /// Layers the publisher is known to send though their packets may never reach this
+    /// forwarder (a track relayed from another node, which sends only the layers used here);
+    /// `None`: activity alone tells.
+    available: Option<LayerSet>,
     /// Active layers as of the last packet or poll (the target is computed from this).
     active: LayerSet,
     /// Until when `active` stays true without another look at `activity` (see
@@ -142,6 +146,7 @@ impl Forwarder {
             paused_for_bandwidth: false,
             shed_levels: 0,
             activity: LayerActivity::new(),
+            available: None,
             active: LayerSet::ALL,
             active_until: None,
             target: None,
@@ -331,6 +336,17 @@ impl Forwarder {
         }
     }
 
+    /// Which layers the publisher sends, as told by whoever sees all of them (the publisher's
+    /// node, for a relayed track): a layer in `layers` counts as active whether or not its
+    /// packets arrive here, so the subscriber can ask for it; one whose packets arrive counts
+    /// too. `None` goes back to judging by the packets alone.
+    pub fn set_available_layers(&mut self, layers: Option<LayerSet>, now: Instant) {
+        self.available = layers;
+        if self.kind == TrackKind::Video {
+            self.refresh_target(now);
+        }
+    }
+
     /// Whether the allocator paused the track for lack of bandwidth.
     pub fn is_paused_for_bandwidth(&self) -> bool {
         self.paused_for_bandwidth
@@ -453,7 +469,11 @@ impl Forwarder {
     }
 
     fn refresh_target(&mut self, now: Instant) {
-        self.active = self.activity.active(now);
+        self.active = match self.available {
+            // Packets still count: a layer may start flowing before the next word of it.
+            Some(available) => self.activity.recently_seen(now).into_iter().fold(available, LayerSet::with),
+            None => self.activity.active(now),
+        };
         self.active_until = self.activity.stable_until(now);
         self.update_target();
     }

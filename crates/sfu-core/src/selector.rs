@@ -39,6 +39,21 @@ impl LayerSet {
     pub fn without(self, layer: u8) -> Self {
         if usize::from(layer) < MAX_LAYERS { LayerSet(self.0 & !(1 << layer)) } else { self }
     }
+
+    /// Every layer in either set.
+    pub fn union(self, other: LayerSet) -> Self {
+        LayerSet(self.0 | other.0)
+    }
+
+    /// Whether the set holds no layer.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The highest layer in the set.
+    pub fn highest(self) -> Option<u8> {
+        (0..MAX_LAYERS as u8).rev().find(|&layer| self.contains(layer))
+    }
 }
 
 impl FromIterator<u8> for LayerSet {
@@ -216,5 +231,10 @@ mod tests {
         assert!(!LayerSet::ALL.contains(8));
         assert_eq!(LayerSet::EMPTY.with(200), LayerSet::EMPTY);
         assert!(!LayerSet::ALL.without(1).contains(1));
+        let low_high: LayerSet = [0, 2].into_iter().collect();
+        assert_eq!(low_high.union(LayerSet::EMPTY.with(1)), LayerSet::first(3));
+        assert_eq!(low_high.highest(), Some(2));
+        assert_eq!(LayerSet::EMPTY.highest(), None);
+        assert!(LayerSet::EMPTY.is_empty() && !low_high.is_empty());
     }
 }

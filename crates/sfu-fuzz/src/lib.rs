@@ -16,7 +16,9 @@ mod signal;
 pub use keyframe::keyframe;
 pub use router::router_sequence;
 pub use rtp::rtp_packet;
-pub use sfu_transport::fuzzing::{demux as stun_demux, sdp_offer, shard_sequence, subscriber_rtcp as rtcp_feedback};
+pub use sfu_transport::fuzzing::{
+    demux as stun_demux, relay_sequence, sdp_offer, shard_sequence, subscriber_rtcp as rtcp_feedback,
+};
 pub use signal::signal_message;
 
 /// One fuzz target: its name (the `fuzz/fuzz_targets/<name>.rs` binary and the
@@ -36,4 +38,5 @@ pub const TARGETS: &[Target] = &[
     Target { name: "sdp_offer", run: sdp_offer },
     Target { name: "router_sequence", run: router_sequence },
     Target { name: "shard_sequence", run: shard_sequence },
+    Target { name: "relay_sequence", run: relay_sequence },
 ];

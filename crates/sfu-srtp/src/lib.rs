@@ -97,9 +97,16 @@ impl SrtpKeys {
     /// windows as the stack's own (64 packets for SRTP and for SRTCP).
     pub fn receiving_context(&self) -> Result<Context, String> {
         const REPLAY_WINDOW: usize = 64;
+        self.receiving_context_with_window(REPLAY_WINDOW)
+    }
+
+    /// A context for opening what the other side sends, refusing replays within `window`
+    /// packets per SSRC (SRTP and SRTCP alike). A wider window lets retransmissions that come
+    /// late, on their original sequence number, still open.
+    pub fn receiving_context_with_window(&self, window: usize) -> Result<Context, String> {
         self.build_context(
-            Some(rtc::srtp::option::srtp_replay_protection(REPLAY_WINDOW)),
-            Some(rtc::srtp::option::srtcp_replay_protection(REPLAY_WINDOW)),
+            Some(rtc::srtp::option::srtp_replay_protection(window)),
+            Some(rtc::srtp::option::srtcp_replay_protection(window)),
         )
     }
 
@@ -304,6 +311,28 @@ mod tests {
     #[test]
     fn notes_cm_hmac_keys() {
         round_trip(SrtpProfile::Aes128CmHmacSha1_80);
+    }
+
+    #[test]
+    fn a_wider_window_opens_a_packet_a_default_one_refuses_as_too_old() {
+        let keys = SrtpKeys { profile: SrtpProfile::AeadAes128Gcm, master_key: vec![7; 16], master_salt: vec![8; 12] };
+        let mut sender = keys.context().unwrap();
+        let seal = |sender: &mut Context, seq: u16| {
+            let header = Header { version: 2, payload_type: 96, sequence_number: seq, ssrc: 5, ..Default::default() };
+            let packet = rtc::rtp::Packet { header, payload: bytes::Bytes::from_static(b"media") };
+            sender.encrypt_rtp(&packet.marshal().unwrap()).unwrap()
+        };
+        let late = seal(&mut sender, 1);
+        let newer: Vec<_> = (2..=500).map(|seq| seal(&mut sender, seq)).collect();
+        let mut narrow = keys.receiving_context().unwrap();
+        let mut wide = keys.receiving_context_with_window(1024).unwrap();
+        for sealed in &newer {
+            narrow.decrypt_rtp(sealed).unwrap();
+            wide.decrypt_rtp(sealed).unwrap();
+        }
+        assert!(narrow.decrypt_rtp(&late).is_err(), "499 packets behind: outside a 64-packet window");
+        assert!(wide.decrypt_rtp(&late).is_ok(), "inside a 1024-packet window");
+        assert!(wide.decrypt_rtp(&late).is_err(), "but only once");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! neither.
 
 use bytes::Bytes;
-use sfu_core::PauseReason;
+use sfu_core::{LayerSet, PauseReason};
 use sfu_proto::{LayerInfo, ParticipantId, Rid, SubscriptionSettings, TrackId, TrackKind, TrackSource};
 
 use crate::{ConnId, TrackKey};
@@ -26,6 +26,15 @@ pub enum MediaEvent {
     /// Smoothed loudness (0 = silent .. 1 = full scale) of audio published on these
     /// connections, every [`sfu_core::SPEAKER_REPORT_INTERVAL`] while any is audible.
     AudioLevels { levels: Vec<(ConnId, f32)> },
+    /// On the node receiving relay track `key`: what its subscribers here now use (the layers
+    /// their forwarders are on or moving to) and the highest layer they ask for, when either
+    /// changed. For the publisher's node: `MediaPlane::set_relay_layers` on the track the relay
+    /// track came from. Empty and `None` once nobody here wants it.
+    RelayDemand { key: TrackKey, used: LayerSet, wanted: Option<u8> },
+    /// On the publisher's node: the layers of `key` (a track that crosses links) its publisher
+    /// sends now, when that changed (checked every 500 ms). For the nodes receiving it:
+    /// `MediaPlane::relay_layers_active` on their relay tracks.
+    LayersActive { key: TrackKey, layers: LayerSet },
 }
 
 /// A track that a publisher's offer added, ready to announce to the room.

@@ -12,6 +12,13 @@ pub enum MediaError {
     /// The request named a track this connection doesn't carry.
     #[error("track not found")]
     NoTrack,
+    /// The request named a link to another node that is not open (or was closed).
+    #[error("relay link not open")]
+    NoLink,
+    /// A relay stream would reuse an SSRC already sent on its link: under the link's one key
+    /// its packet indices could repeat, so the peer must issue new SSRCs.
+    #[error("relay SSRC {0} already used on this link")]
+    SsrcReused(u32),
     /// The shard handling the connection stopped.
     #[error("media shard unavailable")]
     ShardGone,

@@ -32,7 +32,7 @@
 //!    it to `sendmmsg`, then calls `handle_transmitted(sent_at)`, which ends the fan-out delay
 //!    of what it held); `poll_shard_command()` yields `(shard index, command)` for the other
 //!    shards (the inter-shard protocol: `Downstream`, `LayersFlowing`, `LayerDemand`,
-//!    `KeyframeRequest`, `Forward`); `poll_event()` yields [`MediaEvent`]s for the control
+//!    `KeyframeRequest`, `Forward`, `AvailableLayers`); `poll_event()` yields [`MediaEvent`]s for the control
 //!    plane. Outputs may be taken mid-batch: the shell sends the transmits early once a
 //!    `sendmmsg` call's worth is queued, and other shards' commands without delay.
 //! 4. **Sleep until the deadline.** `poll_timeout()` is the earliest instant anything in the
@@ -52,6 +52,7 @@ mod peer_factory;
 mod plane;
 mod read_filter;
 mod rejection;
+mod relay;
 mod repair_tap;
 mod sdp_candidates;
 mod send_batch;
@@ -71,3 +72,4 @@ pub use error::MediaError;
 pub use ids::{ConnId, TrackKey};
 pub use peer_factory::{DATA_MAX_MESSAGE_BYTES, DATA_SEND_MAX_BYTES, Direction};
 pub use plane::{MediaConfig, MediaPlane};
+pub use relay::{LinkId, LinkSpec, RelayEndpoint, RelayTrack, RelayTrackSpec, SrtpKeyMaterial};

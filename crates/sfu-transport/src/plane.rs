@@ -2,6 +2,7 @@
 //! into a command for the shard that owns the connection.
 
 use bytes::Bytes;
+use sfu_core::LayerSet;
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
+use crate::relay::{LinkId, LinkSpec, RelayEndpoint, RelayTrack, RelayTrackSpec};
 use crate::sdp_candidates::tidy_candidates;
-use crate::shard::{Command, PeerShard, ShardChannels, ShardHandle, ShardSettings, ShardShell};
+use crate::shard::{Command, PeerShard, ShardChannels, ShardHandle, ShardSettings, ShardShell, rtcp_ssrcs};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where and how the shards listen.
@@ -36,6 +38,8 @@ pub struct MediaConfig {
 #[derive(Clone)]
 pub struct MediaPlane {
     shards: Arc<Vec<ShardHandle>>,
+    /// Each shard's relay media address and link RTCP SSRC, by index.
+    relay_endpoints: Arc<Vec<RelayEndpoint>>,
     next_serial: Arc<AtomicU64>,
     next_shard: Arc<AtomicUsize>,
 }
@@ -59,6 +63,8 @@ impl MediaPlane {
             .map(|commands| PeerShard { commands: commands.clone(), forward_backlog: Arc::new(AtomicUsize::new(0)) })
             .collect();
         let mut handles = Vec::with_capacity(count);
+        let relay_rtcp = rtcp_ssrcs(count);
+        let mut relay_endpoints = Vec::with_capacity(count);
         for (index, commands) in receivers.into_iter().enumerate() {
             // Port 0 lets the system pick a free port per shard.
             let port = match config.udp_port_start {
@@ -81,7 +87,10 @@ impl MediaPlane {
                 announce,
                 estimate_bandwidth: config.bandwidth_estimation,
                 dynacast: config.dynacast,
+                shards: count,
+                relay_rtcp_ssrc: relay_rtcp[index],
             };
+            relay_endpoints.push(RelayEndpoint { media: announce, rtcp_ssrc: relay_rtcp[index] });
             let channels = ShardChannels { commands, peers: peers.clone(), events: events.clone() };
             let shard = ShardShell::new(settings, socket, channels)?;
             let thread = std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || shard.run())?;
@@ -90,6 +99,7 @@ impl MediaPlane {
         }
         Ok(Self {
             shards: Arc::new(handles),
+            relay_endpoints: Arc::new(relay_endpoints),
             next_serial: Arc::new(AtomicU64::new(1)),
             next_shard: Arc::new(AtomicUsize::new(0)),
         })
@@ -219,6 +229,77 @@ impl MediaPlane {
     pub fn close(&self, conn: ConnId) {
         let _ = self.send(conn.shard(), Command::Close { conn });
     }
+
+    /// This node's shards as its peers must know them (for the link handshake): where each
+    /// receives relay media (its announced address) and the SSRC of its link RTCP.
+    pub fn relay_endpoints(&self) -> Vec<RelayEndpoint> {
+        self.relay_endpoints.to_vec()
+    }
+
+    /// Opens a link to another node on every shard. Opening an open link again replaces its
+    /// keys; what crosses it stays.
+    pub fn open_link(&self, spec: LinkSpec) {
+        let spec = Arc::new(spec);
+        for shard in 0..self.shards.len() {
+            let _ = self.send(shard, Command::OpenLink(spec.clone()));
+        }
+    }
+
+    /// Closes a link on every shard: its relay tracks and relay outs go with it.
+    pub fn close_link(&self, link: LinkId) {
+        for shard in 0..self.shards.len() {
+            let _ = self.send(shard, Command::CloseLink(link));
+        }
+    }
+
+    /// Receives a track published on `link`'s peer: it lands on the next shard in turn, as a
+    /// track published there, with one new SSRC per layer for the peer to send it with. Local
+    /// connections subscribe to the returned key as to any track.
+    pub async fn add_relay_track(&self, link: LinkId, spec: RelayTrackSpec) -> Result<RelayTrack, MediaError> {
+        let shard = self.next_shard_in_turn();
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, Command::AddRelayTrack { link, spec: Box::new(spec), reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Stops receiving a relay track (remove its subscriptions as for an unpublished track).
+    pub fn remove_relay_track(&self, key: TrackKey) {
+        let _ = self.send(key.shard(), Command::RemoveRelayTrack { key });
+    }
+
+    /// Sends a track published here over `link` to `dest` (the peer's [`RelayTrack`]), layer `i`
+    /// as `ssrcs[i]`. Each layer starts at its next keyframe, which is asked for at once.
+    pub async fn add_relay_out(
+        &self,
+        key: TrackKey,
+        link: LinkId,
+        dest: SocketAddr,
+        ssrcs: Vec<u32>,
+    ) -> Result<(), MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(key.shard(), Command::AddRelayOut { key, link, dest, ssrcs, reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Stops sending a track over `link`.
+    pub fn remove_relay_out(&self, key: TrackKey, link: LinkId) {
+        let _ = self.send(key.shard(), Command::RemoveRelayOut { key, link });
+    }
+
+    /// The far side of `link` uses `used` of track `key` (published here) and asks for at
+    /// most `wanted` (its [`MediaEvent::RelayDemand`]): only those layers cross, each new one
+    /// from its next keyframe (asked for at once), each dropped one two seconds later; `wanted`
+    /// joins the publisher's dynacast demand. Until the first call every layer crosses.
+    pub fn set_relay_layers(&self, key: TrackKey, link: LinkId, used: LayerSet, wanted: Option<u8>) {
+        let _ = self.send(key.shard(), Command::SetRelayLayers { key, link, used, wanted });
+    }
+
+    /// The publisher of relay track `key` sends `layers` (its node's
+    /// [`MediaEvent::LayersActive`]): subscribers here may ask for them though they do not
+    /// cross yet.
+    pub fn relay_layers_active(&self, key: TrackKey, layers: LayerSet) {
+        let _ = self.send(key.shard(), Command::RelayLayersActive { key, layers });
+    }
 }
 
 /// Socket buffers per shard: a shard serves hundreds of connections, and a burst (a keyframe
@@ -306,5 +387,9 @@ mod tests {
         }
         let subscriber_shards: Vec<usize> = pairs.iter().map(|(_, s)| s.shard()).collect();
         assert_eq!(subscriber_shards, [0, 1, 0, 1]);
+        let endpoints = plane.relay_endpoints();
+        assert_eq!(endpoints.len(), 2);
+        assert_ne!(endpoints[0].media, endpoints[1].media);
+        assert_ne!(endpoints[0].rtcp_ssrc, endpoints[1].rtcp_ssrc, "each shard's link RTCP has its own SSRC");
     }
 }

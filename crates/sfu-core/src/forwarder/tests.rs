@@ -679,6 +679,31 @@ fn requested_layer_ignores_activity_and_bandwidth() {
     assert_eq!(audio().requested_layer(), Some(0));
 }
 
+#[test]
+fn available_layers_count_as_active_without_their_packets() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut f = video();
+    f.set_preference(&settings(High, false));
+    f.on_connected(t0);
+    // Only layer 0 arrives (a relayed track: nobody here used the others yet).
+    for n in 0..20u16 {
+        f.on_packet(&key(0, n, u32::from(n) * 3000), ms(u64::from(n) * 100));
+    }
+    assert_eq!(f.target_layer(), Some(0), "after the grace, the silent layers count as stopped");
+    f.set_available_layers(Some([0u8, 1, 2].into_iter().collect()), ms(2000));
+    assert_eq!(f.target_layer(), Some(2), "the publisher's node says all three are sent");
+    assert_eq!(f.poll_keyframe_request(ms(2000)), Some(2), "so it asks for the top one");
+    f.set_available_layers(Some([0u8, 1].into_iter().collect()), ms(2100));
+    assert_eq!(f.target_layer(), Some(1), "the top layer stopped at the publisher");
+    // A packet of a layer not in the set still makes it active.
+    f.on_packet(&key(2, 1, 60_000), ms(2200));
+    assert_eq!(f.target_layer(), Some(2));
+    assert_eq!(f.current_layer(), Some(2), "and its keyframe switches to it");
+    f.set_available_layers(None, ms(2300));
+    assert_eq!(f.target_layer(), Some(2), "by its packets alone, layer 2 flows and layer 1 does not");
+}
+
 /// A packet of `layer` carrying VP8 picture numbering: each layer numbers from its own start.
 fn vp8_packet(layer: u8, n: u16, keyframe: bool) -> PacketMeta {
     let start = [20_000u16, 7, 32_700][usize::from(layer)];

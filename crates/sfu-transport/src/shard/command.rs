@@ -1,14 +1,16 @@
 //! What a shard is asked to do: by the control plane (through [`crate::MediaPlane`]) and by
 //! the other shards (the inter-shard protocol: `Downstream`, `LayersFlowing`, `LayerDemand`,
-//! `KeyframeRequest`, `Forward`).
+//! `KeyframeRequest`, `Forward`, `AvailableLayers`).
 
 use bytes::Bytes;
+use sfu_core::LayerSet;
 use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescription};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::published::MediaPacket;
 use crate::api::{DownTrackSpec, PublisherAnswer, SubscriberOffer};
+use crate::relay::{LinkId, LinkSpec, RelayTrack, RelayTrackSpec};
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where a request's result goes: answered in the same call that handles the request.
@@ -90,11 +92,13 @@ pub(crate) enum Command {
         layers: Vec<u8>,
     },
     /// From a subscriber's shard to the publisher's: the highest layer of the track that
-    /// subscribers on `shard` ask for (`None`: none of them wants it any more).
+    /// subscribers on `shard` ask for (`None`: none of them wants it any more), and the layers
+    /// their forwarders are on or moving to.
     LayerDemand {
         key: TrackKey,
         shard: usize,
         wanted: Option<u8>,
+        used: LayerSet,
     },
     /// From a subscriber's shard to the publisher's: a keyframe is wanted on this layer.
     KeyframeRequest {
@@ -103,4 +107,48 @@ pub(crate) enum Command {
     },
     /// From the publisher's shard: a packet for the subscribers living here.
     Forward(Arc<MediaPacket>),
+    /// A link to another node came up (to every shard): media may cross it.
+    OpenLink(Arc<LinkSpec>),
+    /// The link is gone (to every shard): everything that crossed it stops.
+    CloseLink(LinkId),
+    /// A track published on the link's peer is to be received on this shard.
+    AddRelayTrack {
+        link: LinkId,
+        spec: Box<RelayTrackSpec>,
+        reply: Reply<RelayTrack>,
+    },
+    RemoveRelayTrack {
+        key: TrackKey,
+    },
+    /// A track published here is to cross `link` to `dest`, layer `i` as `ssrcs[i]`.
+    AddRelayOut {
+        key: TrackKey,
+        link: LinkId,
+        dest: std::net::SocketAddr,
+        ssrcs: Vec<u32>,
+        reply: Reply<()>,
+    },
+    RemoveRelayOut {
+        key: TrackKey,
+        link: LinkId,
+    },
+    /// The far side of `link` uses `used` of track `key` (published here) and asks for at most
+    /// `wanted`.
+    SetRelayLayers {
+        key: TrackKey,
+        link: LinkId,
+        used: LayerSet,
+        wanted: Option<u8>,
+    },
+    /// To a relay track's shard: the publisher's node says the publisher sends `layers`.
+    RelayLayersActive {
+        key: TrackKey,
+        layers: LayerSet,
+    },
+    /// From a relay track's shard to one with subscribers of it: the publisher sends `layers`,
+    /// whether or not they cross.
+    AvailableLayers {
+        key: TrackKey,
+        layers: LayerSet,
+    },
 }

@@ -11,10 +11,12 @@ mod egress;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod published;
+mod relay;
 mod sdp_info;
 mod shell;
 mod uplink;
 
 pub(crate) use command::Command;
 pub(crate) use core::ShardSettings;
+pub(crate) use relay::rtcp_ssrcs;
 pub(crate) use shell::{PeerShard, ShardChannels, ShardHandle, ShardShell};

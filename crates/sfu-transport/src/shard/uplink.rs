@@ -44,10 +44,10 @@ pub(crate) struct TrackUplink {
 }
 
 impl TrackUplink {
-    /// What the packet `seq` on `ssrc` is to its stream, and whether it showed packets missing
+    /// What the packet `seq` on `ssrc` is to its stream, and how many packets it showed missing
     /// (they are due to be NACKed at once); `None` when the track follows too many streams
     /// already.
-    pub fn on_packet(&mut self, ssrc: u32, seq: u16, now: Instant) -> Option<(Arrival, bool)> {
+    pub fn on_packet(&mut self, ssrc: u32, seq: u16, now: Instant) -> Option<(Arrival, usize)> {
         let index = match self.streams.iter().position(|(s, _)| *s == ssrc) {
             Some(i) => i,
             None if self.streams.len() < MAX_NACKED_STREAMS => {
@@ -59,7 +59,7 @@ impl TrackUplink {
         let nacks = &mut self.streams[index].1;
         let missing_before = nacks.missing();
         let arrival = nacks.on_packet(seq, now);
-        Some((arrival, nacks.missing() > missing_before))
+        Some((arrival, nacks.missing().saturating_sub(missing_before)))
     }
 
     #[cfg(test)]
@@ -88,12 +88,12 @@ mod tests {
         let t0 = Instant::now();
         let mut uplink = TrackUplink::default();
         for ssrc in 0..MAX_NACKED_STREAMS as u32 {
-            assert_eq!(uplink.on_packet(ssrc, 1, t0), Some((Arrival::New, false)));
+            assert_eq!(uplink.on_packet(ssrc, 1, t0), Some((Arrival::New, 0)));
         }
         assert_eq!(uplink.on_packet(999, 1, t0), None);
-        assert_eq!(uplink.on_packet(0, 3, t0), Some((Arrival::New, true)), "2 is missing on stream 0");
+        assert_eq!(uplink.on_packet(0, 3, t0), Some((Arrival::New, 1)), "2 is missing on stream 0");
         assert_eq!(uplink.poll_timeout(), Some(t0));
-        assert_eq!(uplink.on_packet(0, 2, t0), Some((Arrival::Repaired, false)));
+        assert_eq!(uplink.on_packet(0, 2, t0), Some((Arrival::Repaired, 0)));
         assert_eq!(uplink.poll_timeout(), None);
     }
 }

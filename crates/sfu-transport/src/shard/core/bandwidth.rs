@@ -72,6 +72,7 @@ impl ShardCore {
             bwe.estimator.request_probe(Bitrate::bps(blocked.needed_bps), now);
         }
         let mut events = Vec::new();
+        let mut changed = Vec::new();
         for key in &subscriber.subscribed {
             let Some(decision) = allocations.decision(key.0) else { continue };
             let Some(subscription) = self.fanouts.get_mut(key).and_then(|f| f.get_mut(id)) else { continue };
@@ -80,6 +81,7 @@ impl ShardCore {
                 continue;
             }
             subscription.forwarder.set_bandwidth_allocation(decision);
+            changed.push(*key);
             tracing::debug!(conn = id.0, track = ?key, ?previous, ?decision, estimate,
                 rates = ?demands.iter().find(|d| d.id == key.0).map(|d| (&d.layer_bitrates, d.audio_bitrate)), "allocation");
             if is_up(previous, decision) {
@@ -102,6 +104,10 @@ impl ShardCore {
         }
         for event in events {
             self.emit(event);
+        }
+        // The layers used may have changed (a relayed track's publisher node wants to know).
+        for key in changed {
+            self.refresh_layer_demand(key, now);
         }
         self.rearm_if_sooner(id);
     }

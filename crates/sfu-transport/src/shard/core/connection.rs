@@ -200,9 +200,10 @@ impl ShardCore {
                 self.unlink_subscriber(id, key, now);
             }
         }
-        let owned: Vec<TrackKey> = self.published.iter().filter(|(_, p)| p.conn == id).map(|(k, _)| *k).collect();
+        let owned: Vec<TrackKey> =
+            self.published.iter().filter(|(_, p)| p.conn() == Some(id)).map(|(k, _)| *k).collect();
         for key in owned {
-            self.published.remove(&key);
+            self.forget_published(key);
         }
     }
 

@@ -1,6 +1,8 @@
 //! Dynacast across shards: each subscriber shard tells a track's publisher shard the highest
-//! layer its local subscribers ask for; the publisher shard keeps the maximum over all shards
-//! and lets sfu-core's [`Dynacast`] decide which layers the publisher encodes.
+//! layer its local subscribers ask for (and the layers they use, which a relayed track's
+//! publisher node needs); the publisher shard keeps the maximum over all shards and links and
+//! lets sfu-core's [`Dynacast`] decide which layers the publisher encodes. A relay track has no
+//! dynacast of its own: its shard sums the demand up for the publisher's node instead.
 
 use sfu_core::{Dynacast, EncodeLayers};
 use std::time::Instant;
@@ -8,41 +10,53 @@ use std::time::Instant;
 use super::ShardCore;
 use crate::api::MediaEvent;
 use crate::shard::command::Command;
+use crate::shard::published::{DemandFrom, Source};
+use crate::shard::relay::inbound::Demand;
 use crate::{ConnId, TrackKey};
 
 impl ShardCore {
-    /// Subscriber side: recomputes what this shard's subscribers of `key` ask for and tells the
-    /// publisher's shard when it changed (`None` once nobody here wants the track).
+    /// Subscriber side: recomputes what this shard's subscribers of `key` ask for and use, and
+    /// tells the track's shard when it changed (nothing, once nobody here wants the track).
     pub(super) fn refresh_layer_demand(&mut self, key: TrackKey, now: Instant) {
-        if !self.dynacast {
-            return;
+        let mut demand = Demand::default();
+        for subscription in self.fanouts.get(&key).into_iter().flat_map(|fanout| fanout.subscriptions()) {
+            let forwarder = &subscription.forwarder;
+            demand.wanted = demand.wanted.max(forwarder.requested_layer());
+            for layer in [forwarder.current_layer(), forwarder.target_layer()].into_iter().flatten() {
+                demand.used = demand.used.with(layer);
+            }
         }
-        let wanted = self
-            .fanouts
-            .get(&key)
-            .into_iter()
-            .flat_map(|fanout| fanout.subscriptions())
-            .filter_map(|subscription| subscription.forwarder.requested_layer())
-            .max();
-        let previous = match wanted {
-            Some(layer) => self.layer_demand.insert(key, layer),
-            None => self.layer_demand.remove(&key),
+        let previous = match demand.is_empty() {
+            true => self.layer_demand.remove(&key),
+            false => self.layer_demand.insert(key, demand),
         };
-        if previous != wanted {
-            let command = Command::LayerDemand { key, shard: self.index, wanted };
+        if previous.unwrap_or_default() != demand {
+            let command = Command::LayerDemand { key, shard: self.index, wanted: demand.wanted, used: demand.used };
             self.send_to_shard(key.shard(), command, now);
         }
     }
 
-    /// Publisher side: shard `shard` now wants at most layer `wanted` of `key`.
-    pub(super) fn on_layer_demand(&mut self, key: TrackKey, shard: usize, wanted: Option<u8>, now: Instant) {
+    /// Publisher side: `from` now wants at most layer `wanted` of `key`.
+    pub(super) fn on_layer_demand(&mut self, key: TrackKey, from: DemandFrom, demand: Demand, now: Instant) {
         let Some(published) = self.published.get_mut(&key) else { return };
-        match wanted {
-            Some(layer) => published.demand.insert(shard, layer),
-            None => published.demand.remove(&shard),
+        if let (Source::Relay(relay), DemandFrom::Shard(shard)) = (&mut published.source, from) {
+            if let Some(Demand { wanted, used }) = relay.on_demand(shard, demand) {
+                self.emit(MediaEvent::RelayDemand { key, used, wanted });
+            }
+            return;
+        }
+        match demand.wanted {
+            Some(layer) => published.demand.insert(from, layer),
+            None => published.demand.remove(&from),
         };
+        self.apply_demand(key, now);
+    }
+
+    /// Hands a track's highest demand to its dynacast, and tells the publisher what changed.
+    pub(super) fn apply_demand(&mut self, key: TrackKey, now: Instant) {
+        let Some(published) = self.published.get_mut(&key) else { return };
         let highest = published.demand.values().copied().max();
-        let conn = published.conn;
+        let Some(conn) = published.conn() else { return };
         let Some(dynacast) = published.dynacast.as_mut() else { return };
         if let Some(encode) = dynacast.set_wanted(highest, now) {
             self.tell_publisher(key, encode);
@@ -62,7 +76,7 @@ impl ShardCore {
             return;
         }
         let mut changes = Vec::new();
-        for (key, published) in self.published.iter_mut().filter(|(_, p)| p.conn == conn) {
+        for (key, published) in self.published.iter_mut().filter(|(_, p)| p.conn() == Some(conn)) {
             if let Some(encode) = published.dynacast.as_mut().and_then(|d| d.handle_timeout(now)) {
                 changes.push((*key, encode));
             }
@@ -83,7 +97,7 @@ impl ShardCore {
         let deadline = self
             .published
             .values()
-            .filter(|p| p.conn == conn)
+            .filter(|p| p.conn() == Some(conn))
             .filter_map(|p| p.dynacast.as_ref()?.poll_timeout())
             .min();
         if let Some(publisher) = self.conns.get_mut(&conn).and_then(|c| c.role.publisher_mut()) {
@@ -103,6 +117,7 @@ impl ShardCore {
             .collect();
         tracing::debug!(track = ?key, highest = ?encode.highest, "dynacast");
         self.metrics.dynacast_changes.increment(1);
-        self.emit(MediaEvent::EncodeLayers { conn: published.conn, key, layers });
+        let Some(conn) = published.conn() else { return };
+        self.emit(MediaEvent::EncodeLayers { conn, key, layers });
     }
 }

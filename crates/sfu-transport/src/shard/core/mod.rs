@@ -17,6 +17,11 @@ mod dynacast;
 mod feedback;
 mod overload;
 mod publish;
+mod relay_in;
+mod relay_layers;
+mod relay_link;
+mod relay_out;
+mod relay_repair;
 mod reports;
 mod speakers;
 mod srtp;
@@ -29,7 +34,9 @@ use super::command::Command;
 use super::conn::{Conn, Role};
 use super::demux::{Demux, Route};
 use super::egress;
-use super::published::Published;
+use super::published::{DemandFrom, Published};
+use super::relay::Relay;
+use super::relay::inbound::Demand;
 use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
@@ -48,6 +55,10 @@ pub(crate) struct ShardSettings {
     pub estimate_bandwidth: bool,
     /// Publishers are told which simulcast layers anyone wants.
     pub dynacast: bool,
+    /// How many shards the plane has (relay SSRCs are issued from this shard's residue class).
+    pub shards: usize,
+    /// The SSRC of this shard's RTCP on links to other nodes (see `relay::rtcp_ssrcs`).
+    pub relay_rtcp_ssrc: u32,
 }
 
 /// Rounds of draining per settle: connections that keep touching each other wait for the next.
@@ -73,9 +84,9 @@ pub(crate) struct ShardCore {
     /// Each track connections on this shard subscribe to (wherever it is published): who,
     /// its layers' bitrates here, its recent payloads.
     fanouts: IdMap<TrackKey, egress::Fanout>,
-    /// The highest layer of each track this shard's subscribers ask for, as last told to the
+    /// What this shard's subscribers of each track ask for and use, as last told to the
     /// track's publisher shard.
-    layer_demand: IdMap<TrackKey, u8>,
+    layer_demand: IdMap<TrackKey, Demand>,
     /// Participants (of any room) who are speaking now: their video goes first.
     speaking: HashSet<ParticipantId>,
     timers: BTreeSet<(Instant, ConnId)>,
@@ -83,6 +94,8 @@ pub(crate) struct ShardCore {
     /// limits copied to the metrics.
     next_speaker_report: Instant,
     next_limits_report: Instant,
+    /// When the layers of tracks that cross links are next compared with what was last said.
+    next_layers_check: Instant,
     dirty: Vec<ConnId>,
     /// Application messages drained from connections' stacks, not yet handled (see `settle`).
     pending_reads: VecDeque<(ConnId, TaggedRTCMessage)>,
@@ -103,13 +116,15 @@ pub(crate) struct ShardCore {
     next_track_serial: u64,
     /// How many video layers the shard sheds because it cannot keep up.
     overload: sfu_core::OverloadGuard,
+    /// Links to other nodes and what crosses them.
+    relay: Relay,
     metrics: ShardMetrics,
 }
 
 impl ShardCore {
     /// A shard with no connections; `now` and `wall_clock` are the same moment.
     pub fn new(settings: ShardSettings, now: Instant, wall_clock: SystemTime) -> Self {
-        let ShardSettings { index, announce, estimate_bandwidth, dynacast } = settings;
+        let ShardSettings { index, announce, estimate_bandwidth, dynacast, shards, relay_rtcp_ssrc } = settings;
         Self {
             index,
             announce,
@@ -125,6 +140,7 @@ impl ShardCore {
             timers: BTreeSet::new(),
             next_speaker_report: now + sfu_core::SPEAKER_REPORT_INTERVAL,
             next_limits_report: now + LIMITS_REPORT_INTERVAL,
+            next_layers_check: now + relay_layers::LAYERS_ACTIVE_CHECK,
             dirty: Vec::new(),
             pending_reads: VecDeque::new(),
             settle_rounds: 0,
@@ -136,6 +152,7 @@ impl ShardCore {
             queued_copies: Vec::new(),
             next_track_serial: 1,
             overload: sfu_core::OverloadGuard::new(),
+            relay: Relay::new(index, shards, relay_rtcp_ssrc),
             metrics: ShardMetrics::new(index),
         }
     }
@@ -143,9 +160,14 @@ impl ShardCore {
     /// Time passed: connections' timers that are due fire, and the periodic reports.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handle_conn_timeouts(now);
+        self.on_relay_nack_timeout(now);
         if now >= self.next_speaker_report {
             self.report_audio_levels();
             self.next_speaker_report = (self.next_speaker_report + sfu_core::SPEAKER_REPORT_INTERVAL).max(now);
+        }
+        if now >= self.next_layers_check {
+            self.check_layers_active(now);
+            self.next_layers_check = now + relay_layers::LAYERS_ACTIVE_CHECK;
         }
         if now >= self.next_limits_report {
             let hit = self.demux.limits_hit();
@@ -171,7 +193,9 @@ impl ShardCore {
             // STUN from an address ICE has not validated: only the agent may see it.
             Route::Unvalidated(id) => (id, false),
             Route::Unroutable => {
-                self.metrics.unroutable_datagrams.increment(1);
+                if !self.on_relay_datagram(datagram, from, now) {
+                    self.metrics.unroutable_datagrams.increment(1);
+                }
                 return;
             }
         };
@@ -292,7 +316,8 @@ impl ShardCore {
 
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let periodic = self.next_speaker_report.min(self.next_limits_report);
+        let periodic = self.next_speaker_report.min(self.next_limits_report).min(self.next_layers_check);
+        let periodic = self.relay.nack_at.map_or(periodic, |at| at.min(periodic));
         Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
     }
 
@@ -327,9 +352,24 @@ impl ShardCore {
             Command::Close { conn } => self.close_conn(conn, now),
             Command::Downstream { key, shard, attach } => self.set_downstream(key, shard, attach, now),
             Command::LayersFlowing { key, layers } => self.on_layers_flowing(key, &layers, now),
-            Command::LayerDemand { key, shard, wanted } => self.on_layer_demand(key, shard, wanted, now),
+            Command::LayerDemand { key, shard, wanted, used } => {
+                self.on_layer_demand(key, DemandFrom::Shard(shard), Demand { wanted, used }, now);
+            }
             Command::KeyframeRequest { key, layer } => self.request_keyframe(key, layer, now),
             Command::Forward(packet) => self.forward_local(&packet, now),
+            Command::OpenLink(spec) => self.open_link(&spec),
+            Command::CloseLink(link) => self.close_link(link, now),
+            Command::AddRelayTrack { link, spec, reply } => {
+                let _ = reply.send(self.add_relay_track(link, *spec));
+            }
+            Command::RemoveRelayTrack { key } => self.remove_relay_track(key),
+            Command::AddRelayOut { key, link, dest, ssrcs, reply } => {
+                let _ = reply.send(self.add_relay_out(key, link, dest, ssrcs, now));
+            }
+            Command::RemoveRelayOut { key, link } => self.remove_relay_out(key, link, now),
+            Command::SetRelayLayers { key, link, used, wanted } => self.set_relay_layers(key, link, used, wanted, now),
+            Command::RelayLayersActive { key, layers } => self.relay_layers_active(key, layers, now),
+            Command::AvailableLayers { key, layers } => self.on_available_layers(key, layers, now),
         }
     }
 

@@ -4,9 +4,8 @@
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, PacketMeta, VideoCodec};
+use sfu_core::{LayerOrder, PacketMeta, VideoCodec};
 use sfu_proto::{LayerInfo, ParticipantId, TrackDescription, TrackKind};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use crate::api::{PublishedTrack, PublisherAnswer};
 use crate::peer_factory::{DATA_MAX_MESSAGE_BYTES, Direction, with_max_message_size, with_start_bitrate};
 use crate::shard::command::Command;
 use crate::shard::conn::Role;
-use crate::shard::published::{AudioLevelTap, MediaPacket, Published, ordered_layers, receiver_of};
+use crate::shard::published::{AudioLevelTap, MediaPacket, Published, Source, ordered_layers, receiver_of};
 use crate::shard::uplink::{RepairExtensionIds, TrackUplink};
 use crate::{ConnId, MediaError, TrackKey};
 
@@ -101,33 +100,22 @@ impl ShardCore {
             let dynacast = self.new_dynacast(layers.len(), now);
             let key = TrackKey::new(self.index, self.next_track_serial);
             self.next_track_serial += 1;
-            self.published.insert(
-                key,
-                Published {
-                    conn: id,
-                    codec: VideoCodec::from_mime(&codec.mime_type),
-                    layers,
-                    layer_ssrcs: HashMap::new(),
-                    mid: mid.clone(),
-                    downstream: HashMap::new(),
-                    throttle: KeyframeRequestThrottle::new(),
-                    deferred_plis: Vec::new(),
-                    demand: HashMap::new(),
-                    dynacast,
-                    activity: LayerActivity::new(),
-                    audio_level: audio_level.filter(|_| kind == RtpCodecKind::Audio).map(|extension_id| {
-                        AudioLevelTap { extension_id, meter: sfu_core::AudioLevelMeter::new(), audible: false }
-                    }),
-                    uplink: (kind == RtpCodecKind::Video).then(TrackUplink::default),
-                },
-            );
+            let kind = if kind == RtpCodecKind::Audio { TrackKind::Audio } else { TrackKind::Video };
+            let mut published =
+                Published::new(Source::Conn { conn: id, mid: mid.clone() }, kind, &codec.mime_type, layers);
+            published.dynacast = dynacast;
+            published.audio_level = audio_level.filter(|_| kind == TrackKind::Audio).map(|extension_id| {
+                AudioLevelTap { extension_id, meter: sfu_core::AudioLevelMeter::new(), audible: false }
+            });
+            published.uplink = (kind == TrackKind::Video).then(TrackUplink::default);
+            self.published.insert(key, published);
             if let Some(publisher) = self.conns.get_mut(&id).and_then(|c| c.role.publisher_mut()) {
                 publisher.published_mids.insert(mid.clone(), key);
             }
             added.push(PublishedTrack {
                 mid,
                 key,
-                kind: if kind == RtpCodecKind::Audio { TrackKind::Audio } else { TrackKind::Video },
+                kind,
                 mime: codec.mime_type.clone(),
                 clock_rate: codec.clock_rate,
                 layers: ordered,
@@ -143,7 +131,7 @@ impl ShardCore {
             }
         }
         for key in &removed {
-            self.published.remove(key);
+            self.forget_published(*key);
         }
         self.rearm_dynacast(id);
         Ok(PublisherAnswer { sdp, added, removed })
@@ -168,7 +156,8 @@ impl ShardCore {
             None => {
                 let Some(key) = publisher.ingress_tracks.get(rtc_track).copied() else { return };
                 let Some(published) = self.published.get_mut(&key) else { return };
-                let rid = receiver_of(&mut conn.pc, &published.mid)
+                let Source::Conn { mid, .. } = &published.source else { return };
+                let rid = receiver_of(&mut conn.pc, mid)
                     .and_then(|r| conn.pc.rtp_receiver(r))
                     .and_then(|r| r.track().rid(ssrc).map(|s| s.to_string()));
                 let layer = rid.as_deref().and_then(|r| published.layers.index_of(r)).unwrap_or(0);
@@ -181,17 +170,6 @@ impl ShardCore {
         if !self.note_uplink_arrival(id, key, ssrc, packet.header.sequence_number, now) {
             return;
         }
-        let Some(published) = self.published.get_mut(&key) else { return };
-        // Padding says nothing about a layer being encoded (browsers pad on paused layers too).
-        if !packet.payload.is_empty() {
-            published.activity.on_packet(layer, now);
-        }
-        if let Some(i) = published.deferred_plis.iter().position(|l| published.throttle.is_allowed(*l, now)) {
-            let layer = published.deferred_plis.swap_remove(i);
-            self.request_keyframe(key, layer, now);
-        }
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Role::Publisher(publisher) = &mut conn.role else { return };
         let Some(published) = self.published.get_mut(&key) else { return };
         if let Some(tap) = published.audio_level.as_mut()
             && let Some(level) = packet.header.get_extension(tap.extension_id)
@@ -207,15 +185,43 @@ impl ShardCore {
             {
                 // The order changed: layer numbers cached per SSRC are stale.
                 tracing::debug!(track = ?key, rid, w, h, "layer order changed by a keyframe's size");
-                publisher.ingress_ssrcs.clear();
                 published.layer_ssrcs.clear();
+                if let Some(publisher) = self.conns.get_mut(&id).and_then(|c| c.role.publisher_mut()) {
+                    publisher.ingress_ssrcs.clear();
+                }
             }
         }
+        self.hand_on(key, layer, packet, keyframe, arrived, now);
+    }
+
+    /// What every published packet goes through once its track and layer are known, whether a
+    /// client published it here or it came over a link: the track's layer activity and
+    /// deferred keyframe requests, then one `MediaPacket` for every shard with subscribers, and
+    /// the links it crosses.
+    pub(super) fn hand_on(
+        &mut self,
+        key: TrackKey,
+        layer: u8,
+        packet: rtc::rtp::Packet,
+        keyframe: bool,
+        arrived: Instant,
+        now: Instant,
+    ) {
+        let Some(published) = self.published.get_mut(&key) else { return };
+        // Padding says nothing about a layer being encoded (browsers pad on paused layers too).
+        if !packet.payload.is_empty() {
+            published.activity.on_packet(layer, now);
+        }
+        if let Some(i) = published.deferred_plis.iter().position(|l| published.throttle.is_allowed(*l, now)) {
+            let layer = published.deferred_plis.swap_remove(i);
+            self.request_keyframe(key, layer, now);
+        }
+        let Some(published) = self.published.get_mut(&key) else { return };
         let media = Arc::new(MediaPacket {
             key,
             meta: PacketMeta {
                 layer,
-                ssrc,
+                ssrc: packet.header.ssrc,
                 seq: packet.header.sequence_number,
                 timestamp: packet.header.timestamp,
                 marker: packet.header.marker,
@@ -241,6 +247,9 @@ impl ShardCore {
         if local {
             self.forward_local(&media, now);
         }
+        if self.published.get(&key).is_some_and(|p| !p.relay_outs.is_empty()) {
+            self.send_relay_outs(&media, now);
+        }
     }
 
     /// A subscription on `shard` starts or ends for a track published here.
@@ -254,6 +263,10 @@ impl ShardCore {
             let layers = published.activity.recently_seen(now);
             if !layers.is_empty() {
                 self.send_to_shard(shard, Command::LayersFlowing { key, layers }, now);
+            }
+            // A relayed track: which layers exist, though not all of them cross.
+            if let Some(layers) = self.relay_layers_for_attach(key) {
+                self.send_to_shard(shard, Command::AvailableLayers { key, layers }, now);
             }
         } else {
             *count = count.saturating_sub(1);
@@ -274,9 +287,16 @@ impl ShardCore {
             }
             return;
         }
-        let conn_id = published.conn;
+        let (conn_id, mid) = match &published.source {
+            Source::Conn { conn, mid } => (*conn, mid.clone()),
+            Source::Relay(relay) => {
+                let link = relay.link;
+                self.request_keyframe_over_link(key, link, layer, ssrc, now);
+                return;
+            }
+        };
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-        let Some(receiver) = receiver_of(&mut conn.pc, &published.mid) else { return };
+        let Some(receiver) = receiver_of(&mut conn.pc, &mid) else { return };
         let Some(mut receiver) = conn.pc.rtp_receiver(receiver) else { return };
         let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
         if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {

@@ -13,10 +13,13 @@ impl ShardCore {
     pub(super) fn report_audio_levels(&mut self) {
         let mut levels = Vec::new();
         for published in self.published.values_mut() {
+            let conn = published.conn();
             let Some(tap) = published.audio_level.as_mut() else { continue };
             let level = tap.meter.take_window();
-            if level > 0.0 || tap.audible {
-                levels.push((published.conn, level));
+            if (level > 0.0 || tap.audible)
+                && let Some(conn) = conn
+            {
+                levels.push((conn, level));
             }
             tap.audible = level > 0.0;
         }

@@ -293,6 +293,7 @@ impl ShardCore {
         let mut forwarded = false;
         let mut tally = FanoutTally::default();
         let mut keyframes_wanted = sfu_core::LayerSet::EMPTY;
+        let mut switched = false;
         for subscription in subscriptions.iter_mut() {
             if !subscription.connected {
                 tally.dropped(sfu_core::DropReason::NotConnected);
@@ -315,6 +316,7 @@ impl ShardCore {
             let id = subscription.conn;
             if let Some(layer) = t.switched_layer {
                 tracing::debug!(conn = id.0, track = ?packet.key, layer, "forwarding starts on a layer");
+                switched = true;
             }
             let Some(conn) = self.conns.get_mut(&id) else { continue };
             let Role::Subscriber(subscriber) = &mut conn.role else { continue };
@@ -363,6 +365,12 @@ impl ShardCore {
         self.metrics.add_fanout(&tally);
         for layer in (0..sfu_core::MAX_LAYERS as u8).filter(|&l| keyframes_wanted.contains(l)) {
             self.send_to_shard(packet.key.shard(), Command::KeyframeRequest { key: packet.key, layer }, now);
+        }
+        // A switch, or a new target (a keyframe is wanted for it), may change the layers used
+        // here; a wish for a layer already in use changes nothing.
+        let used = self.layer_demand.get(&packet.key).map_or(sfu_core::LayerSet::EMPTY, |d| d.used);
+        if switched || used.union(keyframes_wanted) != used {
+            self.refresh_layer_demand(packet.key, now);
         }
         if forwarded {
             self.forwarded_arrivals.push(packet.arrived);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::ShardCore;
 use crate::metrics::IngressLimit;
 use crate::shard::conn::Role;
-use crate::shard::published::receiver_of;
+use crate::shard::published::{Source, receiver_of};
 use crate::shard::uplink::MAX_REPAIR_STREAMS;
 use crate::{ConnId, TrackKey};
 
@@ -69,7 +69,7 @@ impl ShardCore {
                 self.metrics.limit_hit(IngressLimit::NackedStreams).increment(1);
                 false
             }
-            Some((Arrival::New, gap)) => gap,
+            Some((Arrival::New, gaps)) => gaps > 0,
             Some((Arrival::Repaired, _)) => {
                 self.metrics.uplink_repairs.increment(1);
                 false
@@ -108,7 +108,8 @@ impl ShardCore {
                 if seqs.is_empty() {
                     continue;
                 }
-                let Some(receiver) = receiver_of(&mut conn.pc, &published.mid) else { continue };
+                let Source::Conn { mid, .. } = &published.source else { continue };
+                let Some(receiver) = receiver_of(&mut conn.pc, mid) else { continue };
                 let Some(mut receiver) = conn.pc.rtp_receiver(receiver) else { continue };
                 let nack = TransportLayerNack {
                     sender_ssrc: 0,

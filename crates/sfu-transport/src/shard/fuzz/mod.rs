@@ -7,10 +7,12 @@
 
 mod demux;
 mod offer;
+mod relay;
 mod rtcp;
 mod sequence;
 
 pub use demux::demux;
 pub use offer::sdp_offer;
+pub use relay::relay_sequence;
 pub use rtcp::subscriber_rtcp;
 pub use sequence::shard_sequence;

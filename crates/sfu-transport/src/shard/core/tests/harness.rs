@@ -38,6 +38,11 @@ pub(crate) struct Options {
 pub(crate) struct ShardNode {
     pub core: ShardCore,
     pub addr: SocketAddr,
+    /// Its index among its node's shards (what its connection ids and track keys carry).
+    pub index: usize,
+    /// Where its node's shard 0 is in [`Net::shards`]: the shard indices in its commands count
+    /// from there.
+    pub first: usize,
     /// Everything it told the control plane, with when.
     pub events: Vec<(Instant, MediaEvent)>,
 }
@@ -73,6 +78,15 @@ pub(crate) struct Net {
     losses: Vec<(SocketAddr, u32)>,
     /// What was lost that way: (address, SSRC, sequence number).
     pub lost: Vec<(SocketAddr, u32, u16)>,
+    /// Paths that lose a share of what they carry: (from, to, per mille), and the generator
+    /// that picks which datagrams (seeded: a run loses the same ones every time).
+    path_losses: Vec<(SocketAddr, SocketAddr, u32)>,
+    loss_draws: u64,
+    /// Datagrams lost on those paths.
+    pub path_lost: usize,
+    /// Tracks relayed between nodes whose control planes pass the shards' relay events on
+    /// (see `relay::RelayGlue`).
+    pub relay_glue: Vec<super::relay::RelayGlue>,
 }
 
 pub(crate) fn shard_addr(index: usize) -> SocketAddr {
@@ -84,23 +98,38 @@ fn client_addr(index: usize) -> SocketAddr {
 }
 
 impl Net {
+    /// One node of `shards` shards.
     pub fn new(shards: usize, options: Options) -> Self {
+        Self::nodes(&[shards], options)
+    }
+
+    /// Nodes of these many shards each (a cluster: nodes reach each other only through the
+    /// network, shards of one node also by command). Shards are numbered across all nodes,
+    /// node by node, in [`Net::shards`].
+    pub fn nodes(shards_per_node: &[usize], options: Options) -> Self {
         let now = Instant::now();
-        let shards = (0..shards)
-            .map(|index| {
+        let mut shards = Vec::new();
+        for &count in shards_per_node {
+            let first = shards.len();
+            for index in 0..count {
+                let flat = first + index;
                 let settings = ShardSettings {
                     index,
-                    announce: shard_addr(index),
+                    announce: shard_addr(flat),
                     estimate_bandwidth: options.estimate_bandwidth,
                     dynacast: options.dynacast,
+                    shards: count,
+                    relay_rtcp_ssrc: 0x5000 + flat as u32,
                 };
-                ShardNode {
+                shards.push(ShardNode {
                     core: ShardCore::new(settings, now, SystemTime::now()),
-                    addr: shard_addr(index),
+                    addr: shard_addr(flat),
+                    index,
+                    first,
                     events: Vec::new(),
-                }
-            })
-            .collect();
+                });
+            }
+        }
         Self {
             now,
             shards,
@@ -113,13 +142,17 @@ impl Net {
             next_conn: 1,
             losses: Vec::new(),
             lost: Vec::new(),
+            relay_glue: Vec::new(),
+            path_losses: Vec::new(),
+            loss_draws: 0x2545_f491_4f6c_dd1d,
+            path_lost: 0,
         }
     }
 
     /// A connection id on `shard`, as the plane allocates them.
     pub fn allocate_conn(&mut self, shard: usize) -> ConnId {
         self.next_conn += 1;
-        ConnId::new(shard, self.next_conn)
+        ConnId::new(self.shards[shard].index, self.next_conn)
     }
 
     pub fn add_client(&mut self, role: super::client::Role) -> ClientId {
@@ -150,6 +183,12 @@ impl Net {
     /// Loses the next RTP packet of stream `ssrc` sent to `to`.
     pub fn lose_next(&mut self, to: SocketAddr, ssrc: u32) {
         self.losses.push((to, ssrc));
+    }
+
+    /// Loses `per_mille` of everything sent from `from` to `to` from now on, at random.
+    pub fn set_path_loss(&mut self, from: SocketAddr, to: SocketAddr, per_mille: u32) {
+        self.path_losses.retain(|(f, t, _)| (*f, *t) != (from, to));
+        self.path_losses.push((from, to, per_mille));
     }
 
     /// Lifts the shape on what is sent to `to` (what is already queued still arrives late).
@@ -275,7 +314,7 @@ impl Net {
         for _ in 0..64 {
             let mut outputs = Vec::new();
             let mut commands = Vec::new();
-            for shard in &mut self.shards {
+            for (flat, shard) in self.shards.iter_mut().enumerate() {
                 // Settling pauses whenever outputs are worth taking; the shell takes them and
                 // goes on, and so does this.
                 loop {
@@ -283,14 +322,19 @@ impl Net {
                     let transmits = shard.core.transmits().drain();
                     outputs.extend(transmits.into_iter().map(|(to, bytes)| (shard.addr, to, bytes)));
                     shard.core.handle_transmitted(now);
-                    while let Some(command) = shard.core.poll_shard_command() {
-                        commands.push(command);
+                    while let Some((index, command)) = shard.core.poll_shard_command() {
+                        commands.push((shard.first + index, command));
                     }
                     if !paused {
                         break;
                     }
                 }
                 while let Some(event) = shard.core.poll_event() {
+                    for (to, command) in self.relay_glue.iter().filter_map(|glue| glue.on_event(flat, &event)) {
+                        // The control connection between the nodes takes a one-way latency.
+                        self.serial += 1;
+                        self.commands.insert((now + LATENCY, self.serial), (to, command));
+                    }
                     shard.events.push((now, event));
                 }
             }
@@ -325,6 +369,16 @@ impl Net {
     }
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+        if let Some(&(_, _, per_mille)) = self.path_losses.iter().find(|(f, t, _)| (*f, *t) == (from, to)) {
+            // xorshift64: the same losses on every run.
+            self.loss_draws ^= self.loss_draws << 13;
+            self.loss_draws ^= self.loss_draws >> 7;
+            self.loss_draws ^= self.loss_draws << 17;
+            if (self.loss_draws % 1000) < u64::from(per_mille) {
+                self.path_lost += 1;
+                return;
+            }
+        }
         if let Some(header) = clear_rtp_header(&bytes, self.now)
             && let Some(i) = self.losses.iter().position(|loss| *loss == (to, header.ssrc))
         {

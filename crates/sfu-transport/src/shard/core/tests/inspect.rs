@@ -32,7 +32,7 @@ impl ShardCore {
             }
         }
         for (key, published) in &self.published {
-            if published.conn == id {
+            if published.conn() == Some(id) {
                 found.push(format!("published track {key:?}"));
             }
         }
@@ -72,10 +72,34 @@ impl ShardCore {
 
     /// The highest layer of a published track each shard's subscribers want (dynacast).
     pub(crate) fn demand_of(&self, key: TrackKey) -> Vec<(usize, u8)> {
-        let mut shards: Vec<_> =
-            self.published.get(&key).map(|p| p.demand.clone()).unwrap_or_default().into_iter().collect();
+        let mut shards: Vec<_> = self
+            .published
+            .get(&key)
+            .into_iter()
+            .flat_map(|p| p.demand.iter())
+            .filter_map(|(from, layer)| match from {
+                crate::shard::published::DemandFrom::Shard(shard) => Some((*shard, *layer)),
+                crate::shard::published::DemandFrom::Link(_) => None,
+            })
+            .collect();
         shards.sort_unstable();
         shards
+    }
+
+    /// The highest layer of a published track the far side of each link wants (dynacast).
+    pub(crate) fn link_demand_of(&self, key: TrackKey) -> Vec<(crate::relay::LinkId, u8)> {
+        let mut links: Vec<_> = self
+            .published
+            .get(&key)
+            .into_iter()
+            .flat_map(|p| p.demand.iter())
+            .filter_map(|(from, layer)| match from {
+                crate::shard::published::DemandFrom::Link(link) => Some((*link, *layer)),
+                crate::shard::published::DemandFrom::Shard(_) => None,
+            })
+            .collect();
+        links.sort_unstable();
+        links
     }
 
     /// The layer forwarded to subscriber `id` of `key`, and the one it is moving to.
@@ -92,5 +116,44 @@ impl ShardCore {
     /// How many video layers the shard sheds for overload.
     pub(crate) fn shed_level(&self) -> u8 {
         self.overload.level()
+    }
+}
+
+/// What a shard holds of the relay, for scenarios across nodes.
+impl ShardCore {
+    /// What this shard counted about `link`.
+    pub(crate) fn relay_stats(&self, link: crate::relay::LinkId) -> Option<&crate::shard::relay::LinkStats> {
+        self.relay.links.get(&link).map(|l| &l.stats)
+    }
+
+    /// Every place the shard still knows `link` from, named; empty once it is gone.
+    pub(crate) fn traces_of_link(&self, link: crate::relay::LinkId) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.relay.links.contains_key(&link) {
+            found.push("an open link".to_owned());
+        }
+        found.extend(
+            self.relay.inbound.iter().filter(|(_, e)| e.link == link).map(|(s, _)| format!("inbound SSRC {s}")),
+        );
+        found.extend(self.relay.outbound.keys().filter(|(l, _)| *l == link).map(|(_, s)| format!("outbound SSRC {s}")));
+        for (key, published) in &self.published {
+            if published.source.link() == Some(link) {
+                found.push(format!("relay track {key:?}"));
+            }
+            if published.relay_outs.iter().any(|out| out.link == link) {
+                found.push(format!("a relay out of {key:?}"));
+            }
+        }
+        found
+    }
+
+    /// The layers of `key` that cross `link` (or are about to).
+    pub(crate) fn relay_crossing(&self, key: TrackKey, link: crate::relay::LinkId) -> Option<sfu_core::LayerSet> {
+        self.published.get(&key)?.relay_outs.iter().find(|out| out.link == link).map(|out| out.crossing())
+    }
+
+    /// The links track `key` crosses from here.
+    pub(crate) fn relay_outs_of(&self, key: TrackKey) -> Vec<crate::relay::LinkId> {
+        self.published.get(&key).map(|p| p.relay_outs.iter().map(|out| out.link).collect()).unwrap_or_default()
     }
 }

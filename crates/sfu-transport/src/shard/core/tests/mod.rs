@@ -12,6 +12,7 @@ pub(crate) mod codecs;
 pub(crate) mod harness;
 pub(crate) mod inspect;
 pub(crate) mod media;
+pub(crate) mod relay;
 pub(crate) mod session;
 pub(crate) mod source;
 
@@ -29,3 +30,9 @@ mod layers_across_shards;
 mod nack_history;
 #[cfg(test)]
 mod overload_shedding;
+#[cfg(test)]
+mod relay_layers;
+#[cfg(test)]
+mod relay_media;
+#[cfg(test)]
+mod relay_repair;
