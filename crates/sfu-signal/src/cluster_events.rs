@@ -12,12 +12,14 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::Receiver<ClusterEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             ClusterEvent::Peer { from, message } => hub.on_peer_message(from, message).await,
-            ClusterEvent::PeerUp { node, .. } => {
+            ClusterEvent::PeerUp { node, keys, shards, .. } => {
                 tracing::info!(%node, "cluster: peer linked");
+                hub.open_link(&node, &keys, &shards);
                 hub.on_peer_up(&node).await
             }
             ClusterEvent::PeerDown { node } => {
                 tracing::info!(%node, "cluster: peer gone");
+                hub.close_link(&node);
                 hub.on_peer_down(&node).await
             }
             ClusterEvent::Health(health) => {

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use sfu_cluster::mesh::ShardEndpoint;
 use sfu_cluster::{AnyCluster, ClusterMode, ClusterSettings, NodeRecord};
 use sfu_proto::{BootId, NodeId};
 
@@ -28,7 +29,7 @@ pub fn node_record(config: &Config) -> NodeRecord {
 }
 
 /// Starts this node's membership: alone, or in the cluster `cluster.redis_url` names.
-pub fn start(config: &Config) -> anyhow::Result<AnyCluster> {
+pub fn start(config: &Config, shards: &[sfu_transport::RelayEndpoint]) -> anyhow::Result<AnyCluster> {
     let me = node_record(config);
     let Some(url) = &config.cluster.redis_url else {
         tracing::info!(node = %me.node, boot = %me.boot, "cluster: single node");
@@ -39,8 +40,7 @@ pub fn start(config: &Config) -> anyhow::Result<AnyCluster> {
         redis_url: url.clone(),
         secret: config.cluster.secret.as_bytes().to_vec(),
         relay_listen: SocketAddr::new(config.bind, relay_port),
-        // Filled in with the relay media step: the shards' addresses for node-to-node media.
-        shards: Vec::new(),
+        shards: shards.iter().map(|s| ShardEndpoint { media_addr: s.media, rtcp_ssrc: s.rtcp_ssrc }).collect(),
         participants_per_node: config.limits.participants_per_node,
     };
     tracing::info!(

@@ -22,6 +22,8 @@ pub async fn run(hub: Arc<Hub>, mut events: mpsc::UnboundedReceiver<MediaEvent>)
             MediaEvent::StreamState { conn, key, paused } => stream_state(&hub, conn, key, paused).await,
             MediaEvent::EncodeLayers { conn, key, layers } => encode_layers(&hub, conn, key, layers).await,
             MediaEvent::AudioLevels { levels } => hub.on_audio_levels(levels).await,
+            MediaEvent::RelayDemand { key, used, wanted } => hub.on_relay_demand(key, used, wanted).await,
+            MediaEvent::LayersActive { key, layers } => hub.on_layers_active_here(key, layers).await,
         }
     }
 }
@@ -52,14 +54,14 @@ async fn stream_state(
     let Some((room_id, subscriber)) = hub.owner_of(conn) else { return };
     let Some(room_ref) = hub.room(&room_id) else { return };
     let room = room_ref.lock().await;
-    let Some((publisher, track)) = room.track_by_key(key) else { return };
+    let Some((publisher, track)) = room.any_track_by_key(key) else { return };
     let message = sfu_proto::ServerMessage::StreamState {
-        participant_id: publisher.id.clone(),
-        track_id: track.info.id.clone(),
+        participant_id: publisher,
+        track_id: track.id.clone(),
         state: if paused.is_some() { sfu_proto::StreamState::Paused } else { sfu_proto::StreamState::Active },
         reason: paused.map(|r| r.as_str().to_owned()),
     };
-    tracing::info!(%subscriber, track = %track.info.id, ?paused, "stream state");
+    tracing::info!(%subscriber, track = %track.id, ?paused, "stream state");
     if let Some(p) = room.participants.get(&subscriber) {
         p.send(message);
     }

@@ -134,6 +134,46 @@ pub enum PeerMessage {
         /// The room.
         room: RoomId,
     },
+    /// From a node that has subscribers of a track published on the receiver: send the track's
+    /// layers to `dest` as `ssrcs` (one per layer, lowest first) over the link.
+    Subscribe {
+        /// The room.
+        room: RoomId,
+        /// The track, published on the receiver.
+        track: TrackId,
+        /// The sender's shard that receives it.
+        dest: std::net::SocketAddr,
+        /// The SSRC of each layer on the link.
+        ssrcs: Vec<u32>,
+    },
+    /// The sender no longer wants the track.
+    Unsubscribe {
+        /// The room.
+        room: RoomId,
+        /// The track.
+        track: TrackId,
+    },
+    /// Which layers of a track the sender's subscribers use (only these cross the link) and the
+    /// highest any of them wants (it joins the publisher's dynacast).
+    LinkLayers {
+        /// The room.
+        room: RoomId,
+        /// The track, published on the receiver.
+        track: TrackId,
+        /// Layer indices, 0 = lowest.
+        used: Vec<u8>,
+        /// The highest layer wanted; none: the track is wanted at no layer.
+        wanted: Option<u8>,
+    },
+    /// The layers a track's publisher sends now (a layer that does not cross still exists).
+    LayersActive {
+        /// The room.
+        room: RoomId,
+        /// The track, published on the sender.
+        track: TrackId,
+        /// Layer indices, 0 = lowest.
+        layers: Vec<u8>,
+    },
     /// The link's own liveness probe, answered by `Pong`; never handed to the application.
     Ping {
         /// Names the probe.
@@ -162,6 +202,10 @@ const KNOWN_TYPES: &[&str] = &[
     "data",
     "levels",
     "room_bye",
+    "subscribe",
+    "unsubscribe",
+    "link_layers",
+    "layers_active",
     "ping",
     "pong",
 ];
@@ -273,6 +317,15 @@ mod tests {
                 payload: Bytes::from_static(&[0, 255, 7]),
             },
             PeerMessage::Levels { room: room.clone(), levels: vec![("PA_1".into(), 90)] },
+            PeerMessage::Subscribe {
+                room: room.clone(),
+                track: "TR_1".into(),
+                dest: "10.0.0.2:7882".parse().unwrap(),
+                ssrcs: vec![1, 2, 3],
+            },
+            PeerMessage::Unsubscribe { room: room.clone(), track: "TR_1".into() },
+            PeerMessage::LinkLayers { room: room.clone(), track: "TR_1".into(), used: vec![0, 2], wanted: Some(2) },
+            PeerMessage::LayersActive { room: room.clone(), track: "TR_1".into(), layers: vec![0, 1] },
             PeerMessage::RoomBye { room },
             PeerMessage::Ping { id: 3, sent_us: 1_000_000 },
             PeerMessage::Pong { id: 3, sent_us: 1_000_000 },
@@ -313,8 +366,8 @@ mod tests {
     #[test]
     fn a_newer_peers_message_is_told_apart_from_a_broken_one() {
         assert_eq!(
-            PeerMessage::decode(br#"{"type":"subscribe","track":"TR_1","ssrcs":[1,2]}"#),
-            Err(DecodeError::UnknownType("subscribe".into()))
+            PeerMessage::decode(br#"{"type":"record_start","track":"TR_1","ssrcs":[1,2]}"#),
+            Err(DecodeError::UnknownType("record_start".into()))
         );
         for broken in [
             &br#"{"type":"room_bye"}"#[..],

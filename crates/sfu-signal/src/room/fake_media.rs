@@ -9,7 +9,9 @@ use sfu_proto::{IceCandidate, ParticipantId, SubscriptionSettings, TrackDescript
 use sfu_transport::{ConnId, DownTrackSpec, MediaError, PublishedTrack, PublisherAnswer, SubscriberOffer, TrackKey};
 use std::collections::HashMap;
 
-use super::MediaControl;
+use super::{MediaControl, RelayMedia};
+use sfu_core::LayerSet;
+use sfu_transport::{LinkId, LinkSpec, RelayTrack, RelayTrackSpec};
 
 /// One request the room made, with what identifies it.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +28,14 @@ pub enum Call {
     SetSpeaking { participant: ParticipantId, speaking: bool },
     SendData { conn: ConnId },
     Close { conn: ConnId },
+    OpenLink { link: LinkId },
+    CloseLink { link: LinkId },
+    AddRelayTrack { link: LinkId, track: sfu_proto::TrackId, key: TrackKey },
+    RemoveRelayTrack { key: TrackKey },
+    AddRelayOut { key: TrackKey, link: LinkId, dest: std::net::SocketAddr, ssrcs: Vec<u32> },
+    RemoveRelayOut { key: TrackKey, link: LinkId },
+    SetRelayLayers { key: TrackKey, link: LinkId, used: LayerSet, wanted: Option<u8> },
+    RelayLayersActive { key: TrackKey, layers: LayerSet },
 }
 
 #[derive(Default)]
@@ -208,5 +218,52 @@ impl MediaControl for FakeMedia {
 
     fn close(&self, conn: ConnId) {
         self.record(Call::Close { conn });
+    }
+}
+
+impl RelayMedia for FakeMedia {
+    fn open_link(&self, spec: LinkSpec) {
+        self.record(Call::OpenLink { link: spec.link });
+    }
+
+    fn close_link(&self, link: LinkId) {
+        self.record(Call::CloseLink { link });
+    }
+
+    async fn add_relay_track(&self, link: LinkId, spec: RelayTrackSpec) -> Result<RelayTrack, MediaError> {
+        let mut state = self.state.lock();
+        let serial = Self::serial(&mut state);
+        let key = TrackKey::new(0, serial);
+        state.calls.push(Call::AddRelayTrack { link, track: spec.track_id.clone(), key });
+        let layers = spec.layers.len().max(1);
+        let ssrcs = (0..layers).map(|i| 1000 * serial as u32 + i as u32).collect();
+        Ok(RelayTrack { key, dest: "127.0.0.1:7882".parse().expect("an address"), ssrcs })
+    }
+
+    fn remove_relay_track(&self, key: TrackKey) {
+        self.record(Call::RemoveRelayTrack { key });
+    }
+
+    async fn add_relay_out(
+        &self,
+        key: TrackKey,
+        link: LinkId,
+        dest: std::net::SocketAddr,
+        ssrcs: Vec<u32>,
+    ) -> Result<(), MediaError> {
+        self.record(Call::AddRelayOut { key, link, dest, ssrcs });
+        Ok(())
+    }
+
+    fn remove_relay_out(&self, key: TrackKey, link: LinkId) {
+        self.record(Call::RemoveRelayOut { key, link });
+    }
+
+    fn set_relay_layers(&self, key: TrackKey, link: LinkId, used: LayerSet, wanted: Option<u8>) {
+        self.record(Call::SetRelayLayers { key, link, used, wanted });
+    }
+
+    fn relay_layers_active(&self, key: TrackKey, layers: LayerSet) {
+        self.record(Call::RelayLayersActive { key, layers });
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 
 /// The media-plane requests the control plane makes; see [`MediaPlane`] for what each does.
 /// The futures are `Send` because rooms are served from a multi-threaded runtime.
-pub trait MediaControl: Send + Sync + 'static {
+pub trait MediaControl: super::RelayMedia + Send + Sync + 'static {
     fn allocate_conn(&self) -> ConnId;
     fn allocate_conn_pair(&self) -> (ConnId, ConnId);
     fn publisher_offer(

@@ -12,6 +12,8 @@ mod outbox;
 mod peers_in;
 mod peers_out;
 mod publish;
+mod relay;
+mod relay_media;
 mod remote;
 mod request_error;
 mod speakers;
@@ -22,6 +24,7 @@ pub use limits::Limit;
 pub use media::MediaControl;
 pub use model::*;
 pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
+pub use relay_media::RelayMedia;
 pub use request_error::RequestError;
 
 use parking_lot::Mutex;
@@ -57,6 +60,9 @@ pub struct Hub<M = MediaPlane> {
     members: AtomicUsize,
     /// Shutting down: nobody new comes in (see `drain`).
     draining: AtomicBool,
+    /// The media link to each linked peer node.
+    links: Mutex<HashMap<sfu_cluster::NodeId, sfu_transport::LinkId>>,
+    next_link: std::sync::atomic::AtomicU64,
 }
 
 impl<M: MediaControl> Hub<M> {
@@ -72,6 +78,8 @@ impl<M: MediaControl> Hub<M> {
             limits,
             members: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            links: Mutex::new(HashMap::new()),
+            next_link: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -208,6 +216,7 @@ impl<M: MediaControl> Hub<M> {
         for (publisher, track) in tracks {
             self.subscribe(room, id, &publisher, &track).await;
         }
+        self.subscribe_to_remote(room, id).await;
         self.negotiate(room, id).await;
     }
 
@@ -287,6 +296,10 @@ impl<M: MediaControl> Hub<M> {
             if !room.sid.is_empty() {
                 self.cluster.leave_room(&room.id, !room.peer_nodes.is_empty());
                 self.announce_closed(&room.id);
+            }
+            for member in room.remote.values() {
+                let relays: Vec<_> = member.tracks.iter().filter_map(|t| Some((t.info.id.clone(), t.relay?))).collect();
+                self.drop_relays(&room.id, &member.node, &relays, true);
             }
             tracing::info!(room = %room.id.escaped(), "room closed");
         }

@@ -112,6 +112,8 @@ pub struct Room {
     /// Peer nodes known to hold this room too (they said so with a `RoomHello`): data messages
     /// and audio levels go to them.
     pub peer_nodes: HashSet<sfu_cluster::NodeId>,
+    /// Local tracks relayed to other nodes (that asked with `Subscribe`), by track.
+    pub relayed_to: HashMap<TrackId, HashSet<sfu_cluster::NodeId>>,
     pub viewers: HashMap<String, Viewer>,
     /// Who is speaking, from the publishers' audio levels.
     pub speakers: sfu_core::ActiveSpeakers<ParticipantId>,
@@ -127,6 +129,7 @@ impl Room {
             participants: HashMap::new(),
             remote: HashMap::new(),
             peer_nodes: HashSet::new(),
+            relayed_to: HashMap::new(),
             viewers: HashMap::new(),
             speakers: sfu_core::ActiveSpeakers::new(),
             announced_speakers: Vec::new(),
@@ -140,6 +143,27 @@ impl Room {
     /// The track with this id and who publishes it.
     pub fn track(&self, id: &TrackId) -> Option<(&Participant, &TrackEntry)> {
         self.participants.values().find_map(|p| p.tracks.iter().find(|t| &t.info.id == id).map(|t| (p, t)))
+    }
+
+    /// A track by id, local or relayed from another node (only once it lands here): its
+    /// publisher and entry.
+    pub fn any_track(&self, id: &TrackId) -> Option<(ParticipantId, TrackEntry)> {
+        if let Some((p, t)) = self.track(id) {
+            return Some((p.id.clone(), t.clone()));
+        }
+        self.remote
+            .values()
+            .find_map(|m| m.tracks.iter().find(|t| &t.info.id == id).and_then(|t| Some((m.id().clone(), t.entry()?))))
+    }
+
+    /// The publisher and description of the track `key` names here, local or relayed.
+    pub fn any_track_by_key(&self, key: TrackKey) -> Option<(ParticipantId, &TrackInfo)> {
+        if let Some((p, t)) = self.track_by_key(key) {
+            return Some((p.id.clone(), &t.info));
+        }
+        self.remote
+            .values()
+            .find_map(|m| m.tracks.iter().find(|t| t.relay == Some(key)).map(|t| (m.id().clone(), &t.info)))
     }
 
     pub fn track_by_key(&self, key: TrackKey) -> Option<(&Participant, &TrackEntry)> {

@@ -31,10 +31,10 @@ impl<M: MediaControl> Hub<M> {
             .tracks
             .iter()
             .filter_map(|(mid, key)| {
-                room.track_by_key(*key).map(|(publisher, t)| MidTrack {
+                room.any_track_by_key(*key).map(|(publisher, info)| MidTrack {
                     mid: mid.clone(),
-                    track_id: t.info.id.clone(),
-                    participant_id: publisher.id.clone(),
+                    track_id: info.id.clone(),
+                    participant_id: publisher,
                 })
             })
             .collect();

@@ -32,15 +32,16 @@ impl<M: MediaControl> Hub<M> {
             }
             PeerMessage::TrackPublished { participant, info, mime, clock_rate, .. } => {
                 let Some(member) = room.remote.get_mut(&participant).filter(|m| m.node == from) else { return };
-                member.put_track(RemoteTrack { info: info.clone(), mime, clock_rate });
-                let published = ServerMessage::TrackPublished { participant_id: participant, track: info };
+                let id = info.id.clone();
+                member.put_track(RemoteTrack::new(info.clone(), mime, clock_rate));
+                let published = ServerMessage::TrackPublished { participant_id: participant.clone(), track: info };
                 room.broadcast(&published);
+                self.subscribe_remote(&mut room, &participant, &id).await;
             }
             PeerMessage::TrackUnpublished { participant, track, .. } => {
                 let Some(member) = room.remote.get_mut(&participant).filter(|m| m.node == from) else { return };
-                if member.remove_track(&track).is_some() {
-                    let gone = ServerMessage::TrackUnpublished { participant_id: participant, track_id: track };
-                    room.broadcast(&gone);
+                if let Some(gone) = member.remove_track(&track) {
+                    self.withdraw_remote_track(&mut room, &from, &participant, gone, false).await;
                 }
             }
             PeerMessage::TrackMuted { track, muted, .. } => {
@@ -48,6 +49,9 @@ impl<M: MediaControl> Hub<M> {
                     room.remote.values_mut().find(|m| m.node == from && m.info.tracks.iter().any(|t| t.id == track));
                 let Some(member) = owner else { return };
                 member.set_muted(&track, muted);
+                if let Some(key) = member.tracks.iter().find(|t| t.info.id == track).and_then(|t| t.relay) {
+                    self.media.set_muted(key, muted);
+                }
                 let participant_id = member.id().clone();
                 room.broadcast(&ServerMessage::TrackMuted { participant_id, track_id: track, muted });
             }
@@ -68,6 +72,14 @@ impl<M: MediaControl> Hub<M> {
                 room.peer_nodes.remove(&from);
                 self.remove_remote_of(&mut room, &from, LeaveReason::Left).await;
             }
+            PeerMessage::Subscribe { track, dest, ssrcs, .. } => {
+                self.on_subscribe(&mut room, &from, &track, dest, ssrcs).await;
+            }
+            PeerMessage::Unsubscribe { track, .. } => self.on_unsubscribe(&mut room, &from, &track),
+            PeerMessage::LinkLayers { track, used, wanted, .. } => {
+                self.on_link_layers(&room, &from, &track, &used, wanted)
+            }
+            PeerMessage::LayersActive { track, layers, .. } => self.on_layers_active(&room, &from, &track, &layers),
             _ => {}
         }
     }
@@ -136,22 +148,25 @@ impl<M: MediaControl> Hub<M> {
             let codec = media.iter().find(|m| m.track == info.id);
             let (mime, clock_rate) = codec.map(|c| (c.mime.clone(), c.clock_rate)).unwrap_or_default();
             let fresh = !member.info.tracks.iter().any(|t| t.id == info.id);
-            member.put_track(RemoteTrack { info: info.clone(), mime, clock_rate });
+            member.put_track(RemoteTrack::new(info.clone(), mime, clock_rate));
             if fresh {
                 published.push(info.clone());
             }
         }
         for old in member.info.tracks.clone() {
-            if !tracks.iter().any(|t| t.id == old.id) {
-                member.remove_track(&old.id);
-                unpublished.push(old.id);
+            if !tracks.iter().any(|t| t.id == old.id)
+                && let Some(gone) = member.remove_track(&old.id)
+            {
+                unpublished.push(gone);
             }
         }
-        for track in published {
-            room.broadcast_except(&id, &ServerMessage::TrackPublished { participant_id: id.clone(), track });
+        for gone in unpublished {
+            self.withdraw_remote_track(room, node, &id, gone, false).await;
         }
-        for track_id in unpublished {
-            room.broadcast_except(&id, &ServerMessage::TrackUnpublished { participant_id: id.clone(), track_id });
+        for track in published {
+            let track_id = track.id.clone();
+            room.broadcast_except(&id, &ServerMessage::TrackPublished { participant_id: id.clone(), track });
+            self.subscribe_remote(room, &id, &track_id).await;
         }
         // One identity, two nodes: the newer session wins; each node removes its own loser.
         let local = room.by_identity(identity.as_str()).map(|p| (p.joined_at_ms, p.id.clone()));
@@ -170,11 +185,8 @@ impl<M: MediaControl> Hub<M> {
             return;
         }
         let Some(gone) = room.remote.remove(id) else { return };
-        for track in &gone.info.tracks {
-            room.broadcast_except(
-                id,
-                &ServerMessage::TrackUnpublished { participant_id: id.clone(), track_id: track.id.clone() },
-            );
+        for track in gone.tracks {
+            self.withdraw_remote_track(room, node, id, track, false).await;
         }
         room.speakers.remove(id);
         self.announce_speakers(room);
@@ -183,6 +195,28 @@ impl<M: MediaControl> Hub<M> {
             &ServerMessage::ParticipantLeft { participant_id: id.clone(), identity: gone.info.identity, reason },
         );
         tracing::info!(room = %room.id.escaped(), participant = %id, %node, ?reason, "remote participant left");
+    }
+
+    /// A remote track is gone: its subscriptions here go with its relay track, and the room
+    /// hears of it.
+    async fn withdraw_remote_track(
+        &self,
+        room: &mut Room,
+        node: &NodeId,
+        publisher: &ParticipantId,
+        track: RemoteTrack,
+        tell_origin: bool,
+    ) {
+        match track.entry() {
+            Some(entry) => {
+                self.withdraw_tracks(room, publisher, std::slice::from_ref(&entry)).await;
+                self.drop_relays(&room.id, node, &[(entry.info.id, entry.key)], tell_origin);
+            }
+            None => room.broadcast_except(
+                publisher,
+                &ServerMessage::TrackUnpublished { participant_id: publisher.clone(), track_id: track.info.id },
+            ),
+        }
     }
 
     async fn remove_remote_of(&self, room: &mut Room, node: &NodeId, reason: LeaveReason) {
@@ -211,6 +245,10 @@ fn message_room(message: &PeerMessage) -> Option<&RoomId> {
         | PeerMessage::TrackMuted { room, .. }
         | PeerMessage::Data { room, .. }
         | PeerMessage::Levels { room, .. }
+        | PeerMessage::Subscribe { room, .. }
+        | PeerMessage::Unsubscribe { room, .. }
+        | PeerMessage::LinkLayers { room, .. }
+        | PeerMessage::LayersActive { room, .. }
         | PeerMessage::RoomBye { room } => Some(room),
         _ => None,
     }

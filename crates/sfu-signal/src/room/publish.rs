@@ -126,14 +126,21 @@ impl<M: MediaControl> Hub<M> {
         }
     }
 
-    /// Takes tracks out of every subscription and tells the room they are gone.
+    /// A local publisher's tracks are gone: the peers hear of it, and the room as below.
     pub async fn unpublish_tracks(&self, room: &mut Room, publisher: &ParticipantId, tracks: &[TrackEntry]) {
-        if tracks.is_empty() {
-            return;
-        }
         for track in tracks {
             tracing::info!(room = %room.id.escaped(), participant = %publisher, track = %track.info.id, "track unpublished");
             self.announce_unpublished(room, publisher, track);
+            room.relayed_to.remove(&track.info.id);
+        }
+        self.withdraw_tracks(room, publisher, tracks).await;
+    }
+
+    /// Takes tracks (local, or relayed here) out of every subscription and tells the room they
+    /// are gone.
+    pub async fn withdraw_tracks(&self, room: &mut Room, publisher: &ParticipantId, tracks: &[TrackEntry]) {
+        if tracks.is_empty() {
+            return;
         }
         let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
         for other in &others {
@@ -169,7 +176,7 @@ impl<M: MediaControl> Hub<M> {
         settings: SubscriptionSettings,
     ) -> Result<(), RequestError> {
         let key = room
-            .track(&settings.track_id)
+            .any_track(&settings.track_id)
             .map(|(_, t)| t.key)
             .ok_or_else(|| RequestError::new(ErrorCode::UnknownTrack, format!("no track {}", settings.track_id)))?;
         let p = room.participants.get_mut(id).ok_or_else(|| RequestError::new(ErrorCode::BadState, "not joined"))?;

@@ -5,6 +5,9 @@
 use sfu_cluster::NodeId;
 use sfu_cluster::mesh::RemoteParticipant;
 use sfu_proto::{ParticipantId, ParticipantInfo, TrackInfo};
+use sfu_transport::TrackKey;
+
+use super::TrackEntry;
 
 /// A participant connected to another node.
 #[derive(Clone, Debug)]
@@ -24,6 +27,26 @@ pub struct RemoteTrack {
     pub info: TrackInfo,
     pub mime: String,
     pub clock_rate: u32,
+    /// Where it lands here once relayed (asked for while this node has subscribers).
+    pub relay: Option<TrackKey>,
+}
+
+impl RemoteTrack {
+    pub fn new(info: TrackInfo, mime: String, clock_rate: u32) -> Self {
+        RemoteTrack { info, mime, clock_rate, relay: None }
+    }
+
+    /// As a local subscriber subscribes to it: the relay track here.
+    pub fn entry(&self) -> Option<TrackEntry> {
+        let key = self.relay?;
+        Some(TrackEntry {
+            info: self.info.clone(),
+            key,
+            mime: self.mime.clone(),
+            clock_rate: self.clock_rate,
+            encoding: None,
+        })
+    }
 }
 
 impl RemoteMember {
@@ -44,10 +67,15 @@ impl RemoteMember {
         self.info.clone()
     }
 
-    /// Adds or replaces a track (a publisher may re-announce one, e.g. after a resync).
+    /// Adds a track, or refreshes one known (a resync announces it again; its relay stays).
     pub fn put_track(&mut self, track: RemoteTrack) {
-        self.info.tracks.retain(|t| t.id != track.info.id);
-        self.tracks.retain(|t| t.info.id != track.info.id);
+        if let Some(known) = self.tracks.iter_mut().find(|t| t.info.id == track.info.id) {
+            known.info = track.info.clone();
+            for t in self.info.tracks.iter_mut().filter(|t| t.id == track.info.id) {
+                *t = track.info.clone();
+            }
+            return;
+        }
         self.info.tracks.push(track.info.clone());
         self.tracks.push(track);
     }

@@ -174,7 +174,16 @@ fn calls_on(hub: &TestHub, conn: ConnId) -> Vec<Call> {
             | Call::SetSubscription { conn: c, .. }
             | Call::SendData { conn: c }
             | Call::Close { conn: c } => *c == conn,
-            Call::SetMuted { .. } | Call::SetSpeaking { .. } => false,
+            Call::SetMuted { .. }
+            | Call::SetSpeaking { .. }
+            | Call::OpenLink { .. }
+            | Call::CloseLink { .. }
+            | Call::AddRelayTrack { .. }
+            | Call::RemoveRelayTrack { .. }
+            | Call::AddRelayOut { .. }
+            | Call::RemoveRelayOut { .. }
+            | Call::SetRelayLayers { .. }
+            | Call::RelayLayersActive { .. } => false,
         })
         .collect()
 }

@@ -163,3 +163,94 @@ async fn data_messages_go_only_to_the_nodes_that_hold_the_room() {
     }
     assert_eq!(calls_on(&b, bob.publisher_conn).iter().filter(|c| matches!(c, Call::SendData { .. })).count(), 1);
 }
+
+/// Both hubs open their media link to each other, as a `PeerUp` makes them.
+fn link(a: &TestHub, b: &TestHub) {
+    use sfu_cluster::mesh::keys::LinkParties;
+    use sfu_cluster::mesh::{ClusterSecret, Side};
+    let secret = ClusterSecret::new(vec![7; 32]).unwrap();
+    let (na, nb) = (a.cluster.node().node.clone(), b.cluster.node().node.clone());
+    let (ba, bb) = (a.cluster.node().boot.clone(), b.cluster.node().boot.clone());
+    let parties =
+        LinkParties { node_a: &na, boot_a: &ba, node_b: &nb, boot_b: &bb, nonce_a: &[1; 32], nonce_b: &[2; 32] };
+    a.open_link(&nb, &parties.derive(&secret, Side::Dialer), &[]);
+    b.open_link(&na, &parties.derive(&secret, Side::Responder), &[]);
+}
+
+#[tokio::test]
+async fn a_track_crosses_once_to_a_node_with_subscribers_and_goes_when_its_publisher_does() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    link(&a, &b);
+    let alice = connect(&a, "r", "alice").await;
+    settle(&a, &b).await;
+    let mut bob = connect(&b, "r", "bob").await;
+    let mut carol = connect(&b, "r", "carol").await;
+    settle(&a, &b).await;
+    publish(&a, &alice, &["video"]).await.unwrap();
+    settle(&a, &b).await;
+
+    // B took the track once, whatever the number of its subscribers, and asked A for it.
+    let relayed: Vec<TrackKey> = b
+        .media
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::AddRelayTrack { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed.len(), 1, "{:?}\n{:?}", b.media.calls(), bob.room.lock().await.remote);
+    let (track, key_on_a) = tracks_of(&alice).await[0].clone();
+    let outs: Vec<Call> = a.media.calls().into_iter().filter(|c| matches!(c, Call::AddRelayOut { .. })).collect();
+    assert!(
+        matches!(&outs[..], [Call::AddRelayOut { key, ssrcs, .. }] if *key == key_on_a && ssrcs.len() == 1),
+        "{outs:?}"
+    );
+    // Both of B's subscribers receive the relay track, offered as Alice's.
+    for client in [&mut bob, &mut carol] {
+        assert!(
+            calls_on(&b, client.subscriber_conn)
+                .contains(&Call::AddDownTrack { conn: client.subscriber_conn, key: relayed[0] })
+        );
+        assert!(offers(&client.messages()).iter().any(|o| o.contains(&(alice.id.clone(), track.clone()))));
+    }
+
+    // B's demand crosses as layers on A's link; A's active layers cross back.
+    b.on_relay_demand(relayed[0], [0u8].into_iter().collect(), Some(0)).await;
+    settle(&a, &b).await;
+    assert!(
+        a.media
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetRelayLayers { key, wanted: Some(0), .. } if *key == key_on_a))
+    );
+    a.on_layers_active_here(key_on_a, [0u8, 1].into_iter().collect()).await;
+    settle(&a, &b).await;
+    assert!(b.media.calls().iter().any(|c| matches!(c, Call::RelayLayersActive { key, .. } if *key == relayed[0])));
+
+    // Alice leaves: B drops the relay track and its subscriptions.
+    leave(&a, &alice, LeaveReason::Left).await;
+    settle(&a, &b).await;
+    assert!(b.media.calls().contains(&Call::RemoveRelayTrack { key: relayed[0] }));
+    assert!(b.media.down_tracks(bob.subscriber_conn).is_empty());
+}
+
+#[tokio::test]
+async fn a_node_whose_last_participant_leaves_unsubscribes_from_the_origin() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    link(&a, &b);
+    let alice = connect(&a, "r", "alice").await;
+    publish(&a, &alice, &["audio"]).await.unwrap();
+    settle(&a, &b).await;
+    let bob = connect(&b, "r", "bob").await;
+    settle(&a, &b).await;
+    let key_on_a = tracks_of(&alice).await[0].1;
+    assert!(
+        a.media.calls().iter().any(|c| matches!(c, Call::AddRelayOut { key, .. } if *key == key_on_a)),
+        "a late joiner on B pulls the track"
+    );
+    leave(&b, &bob, LeaveReason::Left).await;
+    settle(&a, &b).await;
+    assert!(a.media.calls().iter().any(|c| matches!(c, Call::RemoveRelayOut { key, .. } if *key == key_on_a)));
+    assert!(alice.room.lock().await.relayed_to.values().all(|nodes| nodes.is_empty()));
+}
