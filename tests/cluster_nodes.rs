@@ -85,6 +85,15 @@ fn a_room_spans_two_nodes_and_a_killed_node_takes_its_participants_with_it() {
     assert!(alice_joined["room_sid"].as_str().is_some_and(|s| s.starts_with("RM_")));
     assert_eq!(metric(18100, "sfu_relay_link_up"), 1.0);
     eprintln!("bob saw alice {linked_after:?} after joining");
+    // Each node's key carries its load: its participants, its capacity, its shards' busy share.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while redis_cli(&redis, &["HGET", "sfu:node:node-b", "participants"]) != "1" {
+        assert!(Instant::now() < deadline, "{}", redis_cli(&redis, &["HGETALL", "sfu:node:node-b"]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(redis_cli(&redis, &["HGET", "sfu:node:node-b", "capacity"]), "5000");
+    let busy: f32 = redis_cli(&redis, &["HGET", "sfu:node:node-b", "busy"]).parse().unwrap();
+    assert!((0.0..=1.0).contains(&busy), "{busy}");
 
     // A dies without a word: B reports Alice gone within 6 s, and the room goes on there.
     a.0.kill().unwrap();

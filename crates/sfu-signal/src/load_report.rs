@@ -2,7 +2,7 @@
 //! loaded when they send a client elsewhere).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sfu_cluster::{Cluster, NodeLoad};
 
@@ -13,13 +13,16 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 pub async fn run(hub: Arc<Hub>) {
     let mut tick = tokio::time::interval(REPORT_INTERVAL);
+    let mut last = (sfu_transport::load::sample(), Instant::now());
     loop {
         tick.tick().await;
+        let now = (sfu_transport::load::sample(), Instant::now());
+        let (busy, forwarded_pps) = now.0.since(&last.0, now.1 - last.1, hub.media.shard_count());
+        last = now;
+        metrics::gauge!("sfu_shard_busy_share").set(f64::from(busy));
         let load = NodeLoad {
-            // The shards' busy share and forwarding rate are not measured yet: participants
-            // (against limits.participants_per_node) stand for the load meanwhile.
-            busy: 0.0,
-            forwarded_pps: 0,
+            busy,
+            forwarded_pps,
             participants: u32::try_from(hub.member_count()).unwrap_or(u32::MAX),
             rooms: u32::try_from(hub.room_count()).unwrap_or(u32::MAX),
             capacity: u32::try_from(hub.limits().participants_per_node).unwrap_or(u32::MAX),

@@ -47,6 +47,7 @@ mod api;
 mod error;
 mod feedback_interceptor;
 mod ids;
+pub mod load;
 mod metrics;
 mod peer_factory;
 mod plane;

@@ -177,6 +177,7 @@ impl ShardMetrics {
     /// Adds what one packet's fan-out counted ([`FanoutTally`]).
     pub fn add_fanout(&self, tally: &FanoutTally) {
         if tally.copies > 0 {
+            crate::load::add_forwarded(tally.copies);
             self.forwarded_packets.increment(tally.copies);
             self.forwarded_bytes.increment(tally.bytes);
         }

@@ -107,11 +107,13 @@ impl ShardShell {
         let mut backlog_tick = tokio::time::interval(BACKLOG_SAMPLE_INTERVAL);
         backlog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut woke = Instant::now();
         loop {
             while self.core.settle(Instant::now()) {
                 self.send_early();
             }
             self.send_outputs();
+            crate::load::add_busy(woke.elapsed());
             let deadline = self.core.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -124,8 +126,9 @@ impl ShardShell {
             // clients' STUN keepalives along with media).
             tokio::select! {
                 command = self.commands.recv() => {
+                    woke = Instant::now();
                     let Some(command) = command else { return };
-                    let now = Instant::now();
+                    let now = woke;
                     self.take_command(command, now);
                     // Commands come in bursts (one per forwarded packet from other shards).
                     for _ in 0..RECV_BATCH {
@@ -136,6 +139,7 @@ impl ShardShell {
                     }
                 }
                 received = socket.recv_from(&mut buf) => {
+                    woke = Instant::now();
                     // Each datagram gets its own arrival instant: transport-cc feedback to
                     // publishers reports these, and stamping a whole batch with one instant would
                     // read to the browser's estimator as bursty delay.
@@ -149,14 +153,19 @@ impl ShardShell {
                         }
                     }
                 }
-                _ = sleep => self.core.handle_timeout(Instant::now()),
+                _ = sleep => {
+                    woke = Instant::now();
+                    self.core.handle_timeout(woke)
+                }
                 _ = backlog_tick.tick() => {
+                    woke = Instant::now();
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
                     if let Some(backlog) = crate::udp_stats::receive_backlog(fd) {
                         self.core.handle_receive_backlog(backlog, Instant::now());
                     }
                 }
                 _ = stats_tick.tick() => {
+                    woke = Instant::now();
                     if let Some(stats) = crate::udp_stats::socket_stats(port) {
                         self.metrics.receive_drops.absolute(stats.drops);
                         self.metrics.receive_queue.set(stats.queued_bytes as f64);
