@@ -77,6 +77,9 @@ impl Cluster for AnyCluster {
     fn clock_ms(&self) -> u64 {
         each!(self, c => c.clock_ms())
     }
+    fn linked_peers(&self) -> Vec<NodeId> {
+        each!(self, c => c.linked_peers())
+    }
     fn room_nodes(&self, room: &RoomId) -> Vec<NodeId> {
         each!(self, c => c.room_nodes(room))
     }

@@ -68,14 +68,16 @@ pub trait Cluster: Send + Sync + 'static {
     fn leave_room(&self, room: &RoomId, peers_hold_it: bool);
     /// Live nodes other than this one holding `room`.
     fn room_nodes(&self, room: &RoomId) -> Vec<NodeId>;
-    /// Where to send a client this node does not take: the least-loaded serving node, which
-    /// may be this one; `None` when no node is serving.
+    /// Where to send a client this node does not take (it is full or draining): the
+    /// least-loaded serving node other than this one; `None` when there is none.
     fn pick_node(&self) -> Option<NodeRecord>;
     /// Sends to one linked peer, in order; dropped if there is no link (the peer resyncs with a
     /// snapshot when it links again).
     fn send(&self, to: &NodeId, message: PeerMessage);
     /// Sends to every linked peer.
     fn broadcast(&self, message: PeerMessage);
+    /// The peers linked now.
+    fn linked_peers(&self) -> Vec<NodeId>;
     /// Milliseconds since the Unix epoch on the cluster's clock (this node's clock corrected by
     /// its offset to Redis's), so that nodes compare join times on one clock.
     fn clock_ms(&self) -> u64;

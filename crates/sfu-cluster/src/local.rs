@@ -49,6 +49,10 @@ impl Cluster for LocalCluster {
 
     fn broadcast(&self, _message: PeerMessage) {}
 
+    fn linked_peers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+
     fn clock_ms(&self) -> u64 {
         crate::clock::unix_ms()
     }
@@ -58,7 +62,7 @@ impl Cluster for LocalCluster {
     }
 
     fn pick_node(&self) -> Option<NodeRecord> {
-        (*self.state.lock() == NodeState::Serving).then(|| self.me.clone())
+        None
     }
 
     fn take_events(&self) -> Option<mpsc::Receiver<ClusterEvent>> {

@@ -23,8 +23,7 @@ pub fn target(state: &Arc<AppState>, redirects: u32) -> Option<NodeRecord> {
     if !hub.is_draining() && !full {
         return None;
     }
-    let picked = hub.cluster.pick_node()?;
-    (picked.node != hub.cluster.node().node).then_some(picked)
+    hub.cluster.pick_node()
 }
 
 /// A node's signaling URL (`http(s)://host:port`) as its WebSocket endpoint.

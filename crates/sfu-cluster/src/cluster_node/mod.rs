@@ -51,8 +51,6 @@ const UNREGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// State the glue task keeps for the handle's synchronous answers.
 #[derive(Default)]
 struct Shared {
-    state: NodeState,
-    load: NodeLoad,
     /// Peers whose handshake refused ours (a wrong secret): never a redirect target.
     refused: HashSet<NodeId>,
 }
@@ -113,12 +111,10 @@ impl Cluster for ClusterNode {
     }
 
     fn report_load(&self, load: NodeLoad) {
-        self.shared.lock().load = load;
         self.membership.report_load(load);
     }
 
     fn set_state(&self, state: NodeState) {
-        self.shared.lock().state = state;
         self.membership.set_state(state);
     }
 
@@ -138,7 +134,7 @@ impl Cluster for ClusterNode {
     fn pick_node(&self) -> Option<NodeRecord> {
         let shared = self.shared.lock();
         let nodes = self.membership.nodes();
-        pick_node(self.node(), shared.state, shared.load, self.participants_per_node, &nodes, &shared.refused)
+        pick_node(self.node(), self.participants_per_node, &nodes, &shared.refused)
     }
 
     fn send(&self, to: &NodeId, message: PeerMessage) {
@@ -152,6 +148,10 @@ impl Cluster for ClusterNode {
         for node in self.mesh.linked() {
             self.send(&node, message.clone());
         }
+    }
+
+    fn linked_peers(&self) -> Vec<NodeId> {
+        self.mesh.linked()
     }
 
     fn clock_ms(&self) -> u64 {

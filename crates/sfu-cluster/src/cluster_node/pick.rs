@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use crate::membership::NodeEntry;
-use crate::{NodeId, NodeLoad, NodeRecord, NodeState};
+use crate::{NodeId, NodeRecord, NodeState};
 
 /// A node as the choice sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,15 +12,13 @@ struct Candidate {
     load: f32,
 }
 
-/// The least-loaded serving node, preferring `me`'s region; `me` is among the candidates while
-/// it serves. Nodes whose link refused ours are skipped (a wrong secret: clients sent there would
-/// be in a room split from ours). Load is the larger of the shards' busy share and the share of
+/// The least-loaded serving node other than `me` (which asks because it will not take the
+/// client: it is full or draining), preferring `me`'s region. Nodes whose link refused ours are
+/// skipped (a wrong secret: clients sent there would be in a room split from ours). Load is the larger of the shards' busy share and the share of
 /// its participant capacity taken (each node says its own; `participants_per_node`, ours, for
 /// one that does not); ties go to the lower node id, so nodes agree.
 pub fn pick_node(
     me: &NodeRecord,
-    my_state: NodeState,
-    my_load: NodeLoad,
     participants_per_node: usize,
     others: &[NodeEntry],
     refused: &HashSet<NodeId>,
@@ -29,7 +27,7 @@ pub fn pick_node(
         let capacity = if capacity == 0 { participants_per_node } else { capacity as usize };
         participants as f32 / capacity.max(1) as f32
     };
-    let mut candidates: Vec<Candidate> = others
+    let candidates: Vec<Candidate> = others
         .iter()
         .filter(|e| e.node != me.node && !refused.contains(&e.node) && e.state() == Some(NodeState::Serving))
         .filter_map(|e| {
@@ -52,12 +50,6 @@ pub fn pick_node(
             Some(Candidate { record, load: busy.max(share(participants, capacity)) })
         })
         .collect();
-    if my_state == NodeState::Serving {
-        candidates.push(Candidate {
-            record: me.clone(),
-            load: my_load.busy.max(share(my_load.participants, my_load.capacity)),
-        });
-    }
     let same_region = |c: &Candidate| me.region.is_some() && c.record.region == me.region;
     candidates
         .into_iter()
@@ -99,30 +91,29 @@ mod tests {
         NodeEntry { node: NodeId(node.into()), fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() }
     }
 
-    fn load(busy: f32, participants: u32) -> NodeLoad {
-        NodeLoad { busy, participants, ..NodeLoad::default() }
-    }
-
     #[test]
     fn the_least_loaded_serving_node_wins_and_draining_or_refused_ones_never_do() {
         let me = record("a", None);
         let others =
             [entry("b", "serving", 0.2, 10, ""), entry("c", "serving", 0.1, 5, ""), entry("d", "draining", 0.0, 0, "")];
         let none = HashSet::new();
-        let pick = |state, refused: &HashSet<NodeId>| pick_node(&me, state, load(0.5, 50), 100, &others, refused);
-        assert_eq!(pick(NodeState::Serving, &none).map(|r| r.node.0), Some("c".into()));
-        assert_eq!(pick(NodeState::Draining, &none).map(|r| r.node.0), Some("c".into()));
+        let pick = |refused: &HashSet<NodeId>| pick_node(&me, 100, &others, refused);
+        assert_eq!(pick(&none).map(|r| r.node.0), Some("c".into()));
         let refused: HashSet<NodeId> = [NodeId("c".into())].into();
-        assert_eq!(pick(NodeState::Serving, &refused).map(|r| r.node.0), Some("b".into()));
+        assert_eq!(pick(&refused).map(|r| r.node.0), Some("b".into()));
     }
 
     #[test]
     fn participants_count_against_the_node_limit_and_a_full_node_is_no_choice() {
         let me = record("a", None);
-        let others = [entry("b", "serving", 0.0, 90, ""), entry("c", "serving", 0.0, 100, "")];
-        let got = pick_node(&me, NodeState::Serving, load(0.3, 10), 100, &others, &HashSet::new());
-        assert_eq!(got.map(|r| r.node.0), Some("a".into()), "me at 0.3 beats b at 0.9");
-        let got = pick_node(&me, NodeState::Draining, load(0.0, 0), 100, &others[1..], &HashSet::new());
+        let others = [
+            entry("a", "serving", 0.0, 0, ""),
+            entry("b", "serving", 0.0, 90, ""),
+            entry("c", "serving", 0.0, 100, ""),
+        ];
+        let got = pick_node(&me, 100, &others, &HashSet::new());
+        assert_eq!(got.map(|r| r.node.0), Some("b".into()), "never itself, however idle its last beat said it was");
+        let got = pick_node(&me, 100, &others[2..], &HashSet::new());
         assert_eq!(got, None, "the only other node is full");
     }
 
@@ -131,7 +122,7 @@ mod tests {
         let me = record("a", None);
         let mut big = entry("b", "serving", 0.0, 50, "");
         big.fields.insert("capacity".into(), "1000".into());
-        let got = pick_node(&me, NodeState::Draining, load(0.0, 0), 10, &[big], &HashSet::new());
+        let got = pick_node(&me, 10, &[big], &HashSet::new());
         assert_eq!(got.map(|r| r.node.0), Some("b".into()), "50 of 1000, not 50 of our 10");
     }
 
@@ -143,7 +134,7 @@ mod tests {
             entry("c", "serving", 0.1, 0, "us"),
             entry("d", "serving", 0.5, 0, "eu"),
         ];
-        let got = pick_node(&me, NodeState::Draining, load(0.0, 0), 100, &others, &HashSet::new());
+        let got = pick_node(&me, 100, &others, &HashSet::new());
         assert_eq!(got.map(|r| r.node.0), Some("b".into()));
     }
 }

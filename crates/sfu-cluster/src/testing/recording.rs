@@ -25,6 +25,8 @@ pub struct RecordingCluster {
     me: NodeRecord,
     sent: Mutex<Vec<Sent>>,
     left: Mutex<Vec<(RoomId, bool)>>,
+    linked: Mutex<Vec<NodeId>>,
+    holders: Mutex<Vec<crate::membership::LeaseMember>>,
     clock_ms: Mutex<u64>,
     next_sid: Mutex<u64>,
 }
@@ -42,6 +44,8 @@ impl RecordingCluster {
             },
             sent: Mutex::new(Vec::new()),
             left: Mutex::new(Vec::new()),
+            linked: Mutex::new(Vec::new()),
+            holders: Mutex::new(Vec::new()),
             clock_ms: Mutex::new(clock_ms),
             next_sid: Mutex::new(1),
         }
@@ -55,6 +59,22 @@ impl RecordingCluster {
     /// The rooms left so far, with whether a linked peer held each still.
     pub fn rooms_left(&self) -> Vec<(RoomId, bool)> {
         self.left.lock().clone()
+    }
+
+    /// Says which peers Redis lists as holding every room joined from now on.
+    pub fn set_holders(&self, peers: &[&str]) {
+        *self.holders.lock() = peers
+            .iter()
+            .map(|p| crate::membership::LeaseMember {
+                node: NodeId((*p).into()),
+                boot: crate::BootId(format!("BT_{p}")),
+            })
+            .collect();
+    }
+
+    /// Says which peers are linked.
+    pub fn set_linked(&self, peers: &[&str]) {
+        *self.linked.lock() = peers.iter().map(|p| NodeId((*p).into())).collect();
     }
 
     /// Sets the clock.
@@ -72,7 +92,8 @@ impl Cluster for RecordingCluster {
     async fn join_room(&self, room: &RoomId) -> RoomLease {
         let mut n = self.next_sid.lock();
         *n += 1;
-        RoomLease { sid: RoomSid(format!("RM_{}_{}", room, *n)), peers: Vec::new(), verified: true }
+        let peers = self.holders.lock().clone();
+        RoomLease { sid: RoomSid(format!("RM_{}_{}", room, *n)), peers, verified: true }
     }
     fn leave_room(&self, room: &RoomId, peers_hold_it: bool) {
         self.left.lock().push((room.clone(), peers_hold_it));
@@ -81,13 +102,16 @@ impl Cluster for RecordingCluster {
         Vec::new()
     }
     fn pick_node(&self) -> Option<NodeRecord> {
-        Some(self.me.clone())
+        None
     }
     fn send(&self, to: &NodeId, message: PeerMessage) {
         self.sent.lock().push(Sent::To(to.clone(), message));
     }
     fn broadcast(&self, message: PeerMessage) {
         self.sent.lock().push(Sent::All(message));
+    }
+    fn linked_peers(&self) -> Vec<NodeId> {
+        self.linked.lock().clone()
     }
     fn clock_ms(&self) -> u64 {
         *self.clock_ms.lock()

@@ -5,11 +5,22 @@ use sfu_proto::{PROTOCOL_VERSION, ParticipantId, RoomId, ServerMessage};
 
 use super::{Hub, MediaControl, Outbox, Outgoing, RoomRef};
 
+/// How long the first participant of a room here waits for the other nodes' snapshots.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+const SNAPSHOT_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl<M: MediaControl> Hub<M> {
     /// Tells a participant that just joined who is in the room and subscribes it to what they
     /// publish. False if it was replaced (or removed) before it could be welcomed.
     pub async fn welcome(&self, room_ref: &RoomRef, id: &ParticipantId, session_token: String, tx: &Outbox) -> bool {
+        // The room's other nodes answer its first participant here with who they hold: wait a
+        // moment for them, so `joined` lists everyone (later answers come as participant_joined).
+        let until = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        while !room_ref.lock().await.awaiting_snapshots.is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(SNAPSHOT_POLL).await;
+        }
         let mut room = room_ref.lock().await;
+        room.awaiting_snapshots.clear();
         let Some(me) = room.participants.get(id) else { return false };
         let _ = tx.send(Outgoing::Message(ServerMessage::Joined {
             protocol: PROTOCOL_VERSION,
@@ -20,6 +31,9 @@ impl<M: MediaControl> Hub<M> {
             departure_timeout_ms: self.departure_timeout().as_millis() as u64,
             room_sid: room.sid.clone(),
         }));
+        if let Some(me) = room.participants.get_mut(id) {
+            me.welcomed = true;
+        }
         if !room.announced_speakers.is_empty() {
             let speakers = room.announced_speakers.clone();
             let _ = tx.send(Outgoing::Message(ServerMessage::ActiveSpeakers { speakers }));

@@ -167,7 +167,10 @@ impl<M: MediaControl> Hub<M> {
         if first_here {
             // The room's first participant on this node: take its lease. Under the room's lock,
             // so everyone after it sees the sid; bounded (at most 300 ms in cluster mode).
-            room.sid = self.cluster.join_room(room_id).await.sid.0;
+            let lease = self.cluster.join_room(room_id).await;
+            room.sid = lease.sid.0;
+            let linked = self.cluster.linked_peers();
+            room.awaiting_snapshots = lease.peers.into_iter().map(|l| l.node).filter(|n| linked.contains(n)).collect();
         }
         if let Some(old) = old {
             self.remove_participant(&mut room, &old, LeaveReason::Replaced).await;
@@ -184,6 +187,7 @@ impl<M: MediaControl> Hub<M> {
             subscriber_conn,
             outbox,
             joined_at_ms: self.cluster.clock_ms(),
+            welcomed: false,
             generation: 0,
             negotiation: Negotiation::default(),
             settings: HashMap::new(),

@@ -49,6 +49,9 @@ pub struct Participant {
     pub subscriber_conn: ConnId,
     /// None while the socket is away (or for WHIP).
     pub outbox: Option<Outbox>,
+    /// `joined` was sent: room events before it are left out (`joined` carries the state they
+    /// would have changed).
+    pub welcomed: bool,
     /// When it joined, in ms on the cluster's clock: of two sessions with one identity on two
     /// nodes, the older gives way.
     pub joined_at_ms: u64,
@@ -83,6 +86,9 @@ impl Participant {
     }
 
     pub fn send(&self, message: ServerMessage) {
+        if !self.welcomed {
+            return;
+        }
         if let Some(outbox) = &self.outbox {
             let _ = outbox.send(Outgoing::Message(message));
         }
@@ -112,6 +118,9 @@ pub struct Room {
     /// Peer nodes known to hold this room too (they said so with a `RoomHello`): data messages
     /// and audio levels go to them.
     pub peer_nodes: HashSet<sfu_cluster::NodeId>,
+    /// Linked peers that hold the room by Redis's word and have not sent their snapshot yet:
+    /// the first local participant's `joined` waits for them a moment.
+    pub awaiting_snapshots: HashSet<sfu_cluster::NodeId>,
     /// Local tracks relayed to other nodes (that asked with `Subscribe`), by track.
     pub relayed_to: HashMap<TrackId, HashSet<sfu_cluster::NodeId>>,
     pub viewers: HashMap<String, Viewer>,
@@ -130,6 +139,7 @@ impl Room {
             remote: HashMap::new(),
             peer_nodes: HashSet::new(),
             relayed_to: HashMap::new(),
+            awaiting_snapshots: HashSet::new(),
             viewers: HashMap::new(),
             speakers: sfu_core::ActiveSpeakers::new(),
             announced_speakers: Vec::new(),

@@ -18,6 +18,7 @@ impl<M: MediaControl> Hub<M> {
         match message {
             PeerMessage::RoomHello { participants, reply, .. } => {
                 room.peer_nodes.insert(from.clone());
+                room.awaiting_snapshots.remove(&from);
                 self.sync_remote(&mut room, &from, participants).await;
                 if !reply {
                     self.cluster_send(&from, self.room_hello(&room, true));

@@ -254,3 +254,38 @@ async fn a_node_whose_last_participant_leaves_unsubscribes_from_the_origin() {
     assert!(a.media.calls().iter().any(|c| matches!(c, Call::RemoveRelayOut { key, .. } if *key == key_on_a)));
     assert!(alice.room.lock().await.relayed_to.values().all(|nodes| nodes.is_empty()));
 }
+
+#[tokio::test]
+async fn the_first_participant_here_waits_a_moment_for_the_other_nodes_snapshots() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    recording(&b).set_holders(&["A"]);
+    recording(&b).set_linked(&["A"]);
+    let alice = connect(&a, "r", "alice").await;
+    settle(&a, &b).await;
+    let b2 = b.clone();
+    let bob = tokio::spawn(async move { connect(&b2, "r", "bob").await });
+    // The nodes talk while Bob waits for his welcome (B asks, A answers with its snapshot).
+    while !bob.is_finished() {
+        settle(&a, &b).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut bob = bob.await.unwrap();
+    match &bob.messages()[..] {
+        [ServerMessage::Joined { participants, .. }, ..] => {
+            assert_eq!(participants.iter().map(|p| &p.id).collect::<Vec<_>>(), [&alice.id], "listed in joined")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_holder_that_never_answers_delays_the_welcome_by_at_most_300_ms() {
+    let b = node("B", 1_000);
+    recording(&b).set_holders(&["A"]);
+    recording(&b).set_linked(&["A"]);
+    let started = std::time::Instant::now();
+    let mut bob = connect(&b, "r", "bob").await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(290) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(matches!(&bob.messages()[..], [ServerMessage::Joined { .. }, ..]));
+}
