@@ -24,7 +24,7 @@
 import { RoomError } from './sdk/errors.js';
 import { RoomEvents } from './sdk/events.js';
 import { FATAL_CLOSE_CODES, REDIRECTED_CLOSE_CODE, SignalClient } from './sdk/signal-client.js';
-import { joinMessage, recover, rotation } from './sdk/recovery.js';
+import { joinMessage, recover, refusedForGood, rotation } from './sdk/recovery.js';
 import { RoomState } from './sdk/room-state.js';
 import { PublisherTransport } from './sdk/publisher-transport.js';
 import { SubscriberTransport } from './sdk/subscriber-transport.js';
@@ -176,7 +176,7 @@ export class Room extends RoomEvents {
         return await this._signal.open(joinMessage(token, 0), 'joined', url, this._redirected);
       } catch (e) {
         last = e;
-        if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode) && FATAL_CLOSE_CODES.get(e.closeCode) !== 'full') throw e;
+        if (refusedForGood(e)) throw e;
         this._log('warn', `join at ${url} failed: ${e.message}`);
       }
     }

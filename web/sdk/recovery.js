@@ -78,11 +78,21 @@ export async function recover(signal, plan, hooks) {
         now = true;
         continue;
       }
-      if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode) && e.closeCode !== FULL_CLOSE_CODE) throw e;
+      if (refusedForGood(e)) throw e;
       turn++;
     }
   }
   return null;
+}
+
+/**
+ * Whether a node's refusal holds on every node (a bad token, say): not a node that is full or
+ * draining (4503), which another may serve.
+ * @param {{closeCode?: number}} e
+ * @returns {boolean}
+ */
+export function refusedForGood(e) {
+  return !!e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode) && e.closeCode !== FULL_CLOSE_CODE;
 }
 
 /**
