@@ -292,6 +292,16 @@ export class ClusterNode extends Child {
     return metric(this.httpUrl, name, labels);
   }
 
+  /**
+   * Relay media bytes between this node and `peer`, both ways. (The control link's metrics name a
+   * peer by its relay address, the media plane's by its node id: either is counted.)
+   */
+  async relayBytesWith(peer) {
+    let sum = 0;
+    for (const label of [peer.relayAddr, peer.nodeId]) sum += await this.metric('sfu_relay_bytes_total', [`peer="${label}"`]);
+    return sum;
+  }
+
   /** Whether this node's control link to `peer` is up. */
   async linkedTo(peer) {
     return (await this.metric('sfu_relay_link_up', [`peer="${peer.relayAddr}"`])) === 1;
