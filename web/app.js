@@ -135,7 +135,16 @@ function wire(r) {
     }
   });
   r.on('reconnecting', ({ attempt }) => setStatus('reconnecting', `reconnecting (attempt ${attempt})`));
-  r.on('reconnected', () => setStatus('connected', 'connected'));
+  r.on('reconnected', ({ rejoined, participantId, previousParticipantId }) => {
+    // Joined again (another node of a cluster): we are a new participant with the same tracks.
+    const own = rejoined ? tiles.get(previousParticipantId) : null;
+    if (own) {
+      tiles.delete(previousParticipantId);
+      tiles.set(participantId, own);
+      own.el.dataset.participant = participantId;
+    }
+    setStatus('connected', 'connected');
+  });
   r.on('disconnected', ({ reason }) => {
     setStatus('disconnected', `disconnected: ${reason}`);
     teardown();

@@ -8,11 +8,14 @@
 //
 //   import { Room } from '/sdk.js';
 //   const room = await Room.connect('ws://127.0.0.1:7880/rtc', token);
+//   // or, with a cluster: the nodes to try in turn, should one fail
+//   const room = await Room.connect(['wss://sfu-a.example/rtc', 'wss://sfu-b.example/rtc'], token);
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
 //   await room.publish({ video: true, audio: true, simulcast: true });
 //
 // Room is the public face; it holds the parts and routes between them, each part owning its state:
-//   SignalClient (sdk/signal-client.js)  the socket: join/resume, requests and replies, keepalive, close codes
+//   SignalClient (sdk/signal-client.js)  the socket: join/resume, redirects, requests and replies, keepalive, close codes
+//   recover (sdk/recovery.js)            after a dropped socket: resume, else join again elsewhere
 //   RoomState (sdk/room-state.js)        participants, their tracks, active speakers
 //   PublisherTransport, SubscriberTransport (sdk/*-transport.js)  one RTCPeerConnection each
 //   DataMessages (sdk/data.js)           the data channel
@@ -20,7 +23,8 @@
 
 import { RoomError } from './sdk/errors.js';
 import { RoomEvents } from './sdk/events.js';
-import { FATAL_CLOSE_CODES, SignalClient } from './sdk/signal-client.js';
+import { FATAL_CLOSE_CODES, REDIRECTED_CLOSE_CODE, SignalClient } from './sdk/signal-client.js';
+import { joinMessage, recover, refusedForGood, rotation } from './sdk/recovery.js';
 import { RoomState } from './sdk/room-state.js';
 import { PublisherTransport } from './sdk/publisher-transport.js';
 import { SubscriberTransport } from './sdk/subscriber-transport.js';
@@ -40,7 +44,8 @@ export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 /**
  * @typedef {object} RoomOptions
  * @property {string} [videoCodec] preferred codec for published video ('vp8' by default, '' = browser default)
- * @property {boolean} [reconnect] resume the session when the socket drops (default true)
+ * @property {boolean} [reconnect] bring the session back when the socket drops: resume it, or join
+ *   again (on another URL of the list, when its node is gone) and publish the same tracks (default true)
  * @property {(level: string, ...args: any[]) => void} [log] debug logger
  * @property {RTCConfiguration} [rtcConfig] added to both connections' configuration
  * @property {boolean} [dynacast] false: encode every simulcast layer, whatever the server says
@@ -51,7 +56,7 @@ export { signalingUrl, fetchDevToken } from './sdk/urls.js';
 export class Room extends RoomEvents {
   /**
    * Connects, joins with `token`, and resolves with the joined Room.
-   * @param {string | undefined} url
+   * @param {string | URL | (string | URL)[] | undefined} url one signaling URL, or a list (tried in turn)
    * @param {string} token
    * @param {RoomOptions} [options]
    */
@@ -62,12 +67,26 @@ export class Room extends RoomEvents {
   }
 
   /**
-   * @param {string} [url] signaling URL (ws(s)://host/rtc) or the server's http(s) origin
+   * @param {string | URL | (string | URL)[]} [url] signaling URL (ws(s)://host/rtc) or the server's
+   *   http(s) origin; or several (nodes of a cluster): joins the first that answers, and after a
+   *   failure tries them in turn
    * @param {RoomOptions} [options]
    */
   constructor(url, options = {}) {
     super({ videoCodec: 'vp8', reconnect: true, ...options });
-    this.url = signalingUrl(url);
+    /** @type {string[]} every signaling URL the Room may use, in the order given */
+    this.urls = (Array.isArray(url) ? url : [url]).map((u) => signalingUrl(u));
+    if (this.urls.length === 0) this.urls = [signalingUrl(undefined)];
+    /** The URL of the node in use (after a redirect, possibly none of `urls`). */
+    this.url = this.urls[0];
+    /** Redirects followed so far, joins and rejoins together. */
+    this.redirects = 0;
+    /** @type {string | null} this run of the room, the same on every node (`joined.room_sid`) */
+    this.roomSid = null;
+    /** @type {string | null} the access token, kept to join again should the session be lost */
+    this._token = null;
+    /** @type {string | null} where a draining node sends us once it closes */
+    this._redirectTo = null;
     /** @type {string | null} */ this.roomName = null;
     /** @type {string | null} */ this.sessionToken = null; // what a resume presents
     this.departureTimeoutMs = 0;
@@ -120,36 +139,79 @@ export class Room extends RoomEvents {
   // ---------------------------------------------------------------- join / resume / leave
 
   /**
-   * Joins the room with `token`. Resolves with the server's `joined` message.
+   * Joins the room with `token`, at the first URL that answers (following redirects). Resolves
+   * with the server's `joined` message.
    * @param {string} token
    * @returns {Promise<SignalMessage>}
    */
   async join(token) {
     if (this.state !== 'new') throw new RoomError(`join() in state ${this.state}`);
     this.state = 'connecting';
+    this._token = token;
     let joined;
     try {
-      joined = await this._signal.connect({ type: 'join', token }, 'joined');
+      joined = await this._joinFirstAnswering(token);
     } catch (e) {
       this.state = 'disconnected';
       this.closeCode = e.closeCode ?? null;
       this.closeReason = e.closeReason ?? null;
       throw e;
     }
+    const publisher = this._applyJoined(joined, false);
+    // The publisher connection is always negotiated: it carries the data channel.
+    publisher.negotiate().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
+    return joined;
+  }
+
+  /**
+   * Tries each URL once; a node that refuses for good (a bad token) ends it, one that cannot be
+   * reached or is full hands over to the next.
+   * @param {string} token
+   * @returns {Promise<SignalMessage>}
+   */
+  async _joinFirstAnswering(token) {
+    let last = null;
+    for (const url of this.urls) {
+      try {
+        return await this._signal.open(joinMessage(token, 0), 'joined', url, this._redirected);
+      } catch (e) {
+        last = e;
+        if (refusedForGood(e)) throw e;
+        this._log('warn', `join at ${url} failed: ${e.message}`);
+      }
+    }
+    throw last;
+  }
+
+  /** @type {import('./sdk/signal-client.js').RedirectListener} */
+  _redirected = (from, to, redirects) => {
+    this.redirects++;
+    this._emit('redirected', { from, url: to, redirects });
+  };
+
+  /**
+   * Takes in a `joined` (first join, or a join again): the session, the participants, and new
+   * connections. Returns the publisher, not yet negotiated.
+   * @param {SignalMessage} joined
+   * @param {boolean} again whether the Room was in the room before (the participant list is synced)
+   * @returns {PublisherTransport}
+   */
+  _applyJoined(joined, again) {
+    this.url = this._signal.url;
     this.protocol = joined.protocol;
     this.roomName = joined.room;
     // The same on every node of a cluster while the room lives; new when it is made again.
     this.roomSid = joined.room_sid ?? null;
     this.sessionToken = joined.session_token;
     this.departureTimeoutMs = joined.departure_timeout_ms ?? 0;
+    this._redirectTo = null;
     this._roomState.setLocal(joined.participant);
     this.state = 'connected';
     const publisher = this._createTransports();
-    for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
+    if (again) this._roomState.sync(joined.participants ?? []);
+    else for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
     this._signal.startKeepalive();
-    // The publisher connection is always negotiated: it carries the data channel.
-    publisher.negotiate().catch((e) => this._fail(`publisher negotiation failed: ${e.message}`, e));
-    return joined;
+    return publisher;
   }
 
   /** Creates both connections and the data channel; returns the publisher. */
@@ -189,7 +251,8 @@ export class Room extends RoomEvents {
     return publisher;
   }
 
-  /** The socket closed (or was given up): resume, unless that cannot or should not be. @param {CloseInfo} close */
+  /** The socket closed (or was given up): bring the session back, unless that cannot or should not be.
+   * @param {CloseInfo} close */
   _onSignalClosed({ code, reason }) {
     this.closeCode = code;
     this.closeReason = reason;
@@ -199,30 +262,48 @@ export class Room extends RoomEvents {
       this._shutdown(fatal ?? 'closed', code, reason);
       return;
     }
-    this._reconnect();
+    const redirectTo = this._redirectTo;
+    this._redirectTo = null;
+    if (code === REDIRECTED_CLOSE_CODE && redirectTo) {
+      // A draining node ended our session and named another: join there at once.
+      const urls = [redirectTo, ...this.urls.filter((u) => u !== redirectTo)];
+      this._reconnect({ urls, mode: 'join', redirects: 1, immediate: true }, 'redirected');
+      return;
+    }
+    this._reconnect({ urls: rotation(this.urls, this.url), mode: 'resume', redirects: 0, immediate: false }, 'session_not_found');
   }
 
-  async _reconnect() {
+  /**
+   * @param {import('./sdk/recovery.js').RecoveryPlan} plan
+   * @param {string} rejoinReason why a join again, if it comes to that, happened
+   */
+  async _reconnect(plan, rejoinReason) {
     this.state = 'reconnecting';
     // Give up a little after the server would have given up on us.
     const deadline = Date.now() + Math.max(this.departureTimeoutMs || 0, 10_000) + 5_000;
-    let resumed;
+    let back;
     try {
-      resumed = await this._signal.reconnect({ type: 'resume', session_token: this.sessionToken }, 'resumed', {
+      back = await recover(this._signal, plan, {
+        sessionToken: this.sessionToken,
+        token: this._token,
         deadline,
         stopped: () => this._leaving || this._closed,
-        attempt: (attempt, delayMs) => this._emit('reconnecting', { attempt, delayMs }),
+        attempt: (attempt, delayMs, url, mode) => this._emit('reconnecting', { attempt, delayMs, url, mode }),
+        redirected: this._redirected,
+        log: this._log.bind(this),
       });
     } catch (e) {
-      // Out of time (the last close stands), or the server refused the session for good.
+      // Out of time (the last close stands), or a node refused the session for good.
       this._shutdown(e.code, e.closeCode ?? this.closeCode, e.closeReason ?? this.closeReason);
       return;
     }
-    if (resumed) this._onResumed(resumed);
+    if (back?.kind === 'resumed') this._onResumed(back.reply);
+    else if (back) this._onRejoined(back.reply, rejoinReason);
   }
 
   /** @param {SignalMessage} msg the server's `resumed` */
   _onResumed(msg) {
+    this.url = this._signal.url;
     this.state = 'connected';
     if (msg.participant) {
       this._roomState.setLocal(msg.participant);
@@ -232,9 +313,30 @@ export class Room extends RoomEvents {
     this._roomState.sync(msg.participants ?? []);
     this._signal.startKeepalive();
     this._subscriptions.resend();
-    this._emit('reconnected', {});
+    this._emit('reconnected', { rejoined: false, url: this.url });
     // The server re-offers the subscriber connection itself.
     this._publisher?.restartIceIfBroken();
+  }
+
+  /**
+   * Joined again (the session was lost, or a draining node sent us on): a new participant on
+   * new connections, publishing the same tracks as before.
+   * @param {SignalMessage} joined
+   * @param {string} reason 'session_not_found' or 'redirected'
+   */
+  _onRejoined(joined, reason) {
+    const previousParticipantId = this.localParticipant?.id ?? null;
+    const published = this._publisher?.localTracks ?? [];
+    this._subscriber?.unsubscribeAll();
+    this._subscriber?.close();
+    this._publisher?.close({ stopTracks: false });
+    const publisher = this._applyJoined(joined, true);
+    publisher.republish(published).catch((e) => this._fail(`publishing again failed: ${e.message}`, e));
+    const tracks = new Set([...this.participants.values()].flatMap((p) => p.tracks.map((t) => t.id)));
+    this._subscriptions.resend(tracks);
+    this._emit('reconnected', {
+      rejoined: true, reason, url: this.url, participantId: joined.participant.id, previousParticipantId,
+    });
   }
 
   /** Leaves the room: tells the server, closes the socket and both connections, stops local tracks. */
@@ -293,6 +395,9 @@ export class Room extends RoomEvents {
       case 'error': // one about the publisher's offer also fails its SignalClient.request
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
+      case 'redirect': // a draining node sends us on; the close (4307) follows
+        this._redirectTo = signalingUrl(msg.url);
+        break;
       case 'joined':
       case 'resumed':
         this._log('warn', `unexpected '${msg.type}'`);
@@ -329,6 +434,7 @@ export class Room extends RoomEvents {
    */
   mute(trackIdOrSource, muted = true) {
     const local = this._publisher?.muteLocal(trackIdOrSource, muted);
+    if (local && !local.trackId) return; // told once the server names the track (bindTrackIds)
     const trackId = local?.trackId ?? trackIdOrSource;
     this._signal.send({ type: 'mute', track_id: trackId, muted: !!muted });
   }

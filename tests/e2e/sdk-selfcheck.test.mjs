@@ -2,7 +2,9 @@
 // signaling server whose "media server" is a pair of local RTCPeerConnections. Covers the publish path
 // (3 simulcast encodings q/h/f from the fake camera, the track descriptions in the offer), the data
 // channel, the subscriber path (server offer -> trackSubscribed -> frames decoded -> trackUnsubscribed),
-// out-of-order room events, and resume with an ICE restart.
+// out-of-order room events, resume with an ICE restart, and a cluster's URL list: redirects
+// followed, a node that is down skipped, a lost session (4404) joined again elsewhere and a
+// draining node's redirect, each publishing the same tracks again.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,6 +68,14 @@ function installFakeServer() {
       this.readyState = 0;
       this.bufferedAmount = 0;
       FAKE.sockets.push(this);
+      if (FAKE.nodes[url] === 'down') {
+        // Nothing listens there: the socket fails without opening.
+        setTimeout(() => {
+          this.readyState = 3;
+          this.onclose?.({ code: 1006, reason: '', wasClean: false });
+        }, 5);
+        return;
+      }
       setTimeout(() => {
         this.readyState = 1;
         this.onopen?.({});
@@ -91,13 +101,33 @@ function installFakeServer() {
 
   const self = { id: 'PA_self', identity: 'self', tracks: [] };
   const bob = { id: 'PA_bob', identity: 'bob', tracks: [] };
+  // Nodes of a cluster, by signaling URL: 'down' (nothing listens), {redirect: url} (sends every
+  // join there), {forgot: true} (knows no session: resume closes 4404). Any other URL serves.
+  FAKE.nodes = {};
+  FAKE.joins = 0;
 
   FAKE.onClient = async (ws, msg) => {
+    const node = FAKE.nodes[ws.url];
+    if (msg.type === 'join' && node?.redirect) {
+      ws.deliver({ type: 'redirect', url: node.redirect });
+      ws.close(4307, 'redirected');
+      return;
+    }
+    if (msg.type === 'resume' && node?.forgot) {
+      ws.close(4404, 'session not found');
+      return;
+    }
     switch (msg.type) {
-      case 'join':
-        ws.deliver({ type: 'joined', protocol: 1, room: 'r1', participant: self, session_token: 'S1',
-          participants: [bob], departure_timeout_ms: 10000 });
+      case 'join': {
+        // Each join is a new participant with new connections.
+        FAKE.joins++;
+        FAKE.pubRemote?.close();
+        FAKE.pubRemote = null;
+        const me = FAKE.joins === 1 ? self : { ...self, id: `PA_self${FAKE.joins}` };
+        ws.deliver({ type: 'joined', protocol: 1, room: 'r1', participant: me, session_token: `S${FAKE.joins}`,
+          participants: [bob], departure_timeout_ms: 10000, room_sid: 'RM_fake_1' });
         break;
+      }
       case 'resume':
         ws.deliver({ type: 'resumed', participant: self, participants: [bob] });
         break;
@@ -312,4 +342,107 @@ test('leave closes everything and says so', async () => {
   assert.equal(d.length, 1);
   assert.equal(d[0].reason, 'left');
   assert.equal(await page.evaluate(() => T.room('me').publisherPc.connectionState), 'closed');
+});
+
+// ---- a cluster's URL list (after the single-server tests above: a new Room 'c')
+
+const A = 'ws://a.test/rtc';
+const B = 'ws://b.test/rtc';
+const C = 'ws://c.test/rtc';
+
+/** The first messages (join/resume) the fake got from index `from` on, with the URL each went to. */
+async function firsts(from) {
+  return page.evaluate((n) => FAKE.sockets.slice(n).map((ws) => ({ url: ws.url, first: ws.first ?? null })), from);
+}
+
+test('URL list: a node that is down is skipped, a redirect is followed with redirects: 1', async () => {
+  await page.evaluate(() => {
+    // Remember each socket's first message.
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (text) {
+      this.first ??= JSON.parse(text);
+      return send.call(this, text);
+    };
+  });
+  await page.evaluate(([a, b, c]) => { FAKE.nodes = { [a]: 'down', [b]: { redirect: 'http://c.test' } }; }, [A, B, C]);
+  const from = await page.evaluate(() => FAKE.sockets.length);
+  const r = await page.evaluate(([a, b, c]) => T.join('c', { token: 'tok-c', url: ['http://a.test', b, c] }), [A, B, C]);
+  assert.equal(r.url, C);
+  assert.equal(r.redirects, 1);
+  assert.equal(r.roomSid, 'RM_fake_1');
+  assert.deepEqual(await firsts(from), [
+    { url: A, first: null },
+    { url: B, first: { type: 'join', token: 'tok-c' } },
+    { url: C, first: { type: 'join', token: 'tok-c', redirects: 1 } },
+  ]);
+  const redirected = await page.evaluate(() => T.events('c', 'redirected'));
+  assert.deepEqual(redirected.map(({ from: f, url, redirects }) => ({ from: f, url, redirects })), [{ from: B, url: C, redirects: 1 }]);
+});
+
+test('a lost session (node down, the next says 4404) joins again there and publishes the same tracks', async () => {
+  await page.evaluate(() => T.room('c').publish({ video: true, audio: true, simulcast: true }));
+  const me = await page.evaluate(() => T.room('c').localParticipant.id);
+  await page.evaluate((id) => {
+    FAKE.deliver({ type: 'track_published', participant_id: id,
+      track: { id: 'TR_cam1', kind: 'video', source: 'camera', name: '', muted: false, layers: [] } });
+    FAKE.deliver({ type: 'track_published', participant_id: id,
+      track: { id: 'TR_mic1', kind: 'audio', source: 'microphone', name: '', muted: false, layers: [] } });
+    T.room('c').mute('camera', true);
+  }, me);
+  assert.deepEqual(await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'mute').at(-1)),
+    { type: 'mute', track_id: 'TR_cam1', muted: true });
+  const tracksBefore = await page.evaluate(() => T.room('c').localTracks.map((t) => t.track.id));
+  const offersBefore = await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'offer').length);
+
+  // C (in use) dies; A is back but never heard of the session.
+  await page.evaluate(([a, c]) => { FAKE.nodes = { [c]: 'down', [a]: { forgot: true } }; }, [A, C]);
+  const from = await page.evaluate(() => FAKE.sockets.length);
+  await page.evaluate(() => T.room('c')._dropSocketForTest());
+  const back = await poll(() => page.evaluate(() => T.events('c', 'reconnected')[0]), { timeoutMs: 15_000, what: 'reconnected' });
+  assert.deepEqual({ rejoined: back.rejoined, reason: back.reason, url: back.url, previous: back.previousParticipantId },
+    { rejoined: true, reason: 'session_not_found', url: A, previous: me });
+  assert.notEqual(back.participantId, me);
+  // C first (the node in use), then A in turn: resume refused, the join at once on the same node.
+  assert.deepEqual(await firsts(from), [
+    { url: C, first: null },
+    { url: A, first: { type: 'resume', session_token: 'S2' } },
+    { url: A, first: { type: 'join', token: 'tok-c' } },
+  ]);
+  // The same MediaStreamTracks, offered again on a new connection with their descriptions.
+  const offer = await poll(() => page.evaluate((n) => FAKE.fromClient.filter((m) => m.type === 'offer')[n], offersBefore),
+    { what: 'a new publisher offer' });
+  assert.deepEqual(offer.tracks.map((t) => t.source).sort(), ['camera', 'microphone']);
+  assert.deepEqual(offer.tracks.find((t) => t.source === 'camera').layers.map((l) => l.rid), ['q', 'h', 'f']);
+  assert.deepEqual(await page.evaluate(() => T.room('c').localTracks.map((t) => t.track.id)), tracksBefore);
+  assert.ok(await page.evaluate(() => T.room('c').localTracks.every((t) => t.track.readyState === 'live')));
+  // Still muted: told to the server as soon as it names the new camera track.
+  await page.evaluate((id) => FAKE.deliver({ type: 'track_published', participant_id: id,
+    track: { id: 'TR_cam2', kind: 'video', source: 'camera', name: '', muted: false, layers: [] } }), back.participantId);
+  assert.deepEqual(await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'mute').at(-1)),
+    { type: 'mute', track_id: 'TR_cam2', muted: true });
+  await poll(() => page.evaluate(() => T.room('c').publisherPc.connectionState === 'connected'),
+    { timeoutMs: 20_000, what: 'the new publisher pc connected' });
+  const where = await page.evaluate(() => T.where('c'));
+  assert.equal(where.state, 'connected');
+  assert.deepEqual(where.others, ['bob']);
+  assert.deepEqual(await page.evaluate(() => T.events('c', 'disconnected')), []);
+});
+
+test('a draining node\'s redirect (redirect, then 4307) joins the named node and publishes again', async () => {
+  await page.evaluate(() => { FAKE.nodes = {}; });
+  const from = await page.evaluate(() => FAKE.sockets.length);
+  const offersBefore = await page.evaluate(() => FAKE.fromClient.filter((m) => m.type === 'offer').length);
+  const before = await page.evaluate(() => T.room('c').localParticipant.id);
+  await page.evaluate((b) => {
+    FAKE.deliver({ type: 'redirect', url: b });
+    FAKE.current().close(4307, 'the server is shutting down');
+  }, B);
+  const back = await poll(() => page.evaluate(() => T.events('c', 'reconnected')[1]), { timeoutMs: 15_000, what: 'reconnected again' });
+  assert.deepEqual({ rejoined: back.rejoined, reason: back.reason, url: back.url, previous: back.previousParticipantId },
+    { rejoined: true, reason: 'redirected', url: B, previous: before });
+  assert.deepEqual(await firsts(from), [{ url: B, first: { type: 'join', token: 'tok-c', redirects: 1 } }]);
+  const offer = await poll(() => page.evaluate((n) => FAKE.fromClient.filter((m) => m.type === 'offer')[n], offersBefore),
+    { what: 'a new publisher offer' });
+  assert.equal(offer.tracks.length, 2);
+  await page.evaluate(() => T.room('c').leave());
 });

@@ -11,13 +11,15 @@ export class RoomError extends Error {
    * @param {number} [details.closeCode] the socket's close code, when it closed
    * @param {string} [details.closeReason]
    * @param {string} [details.request] the request type a server error is about
+   * @param {string} [details.redirectUrl] where a `redirect` sent the client (code 'redirected')
    */
-  constructor(message, { code = 'client', closeCode, closeReason, request } = {}) {
+  constructor(message, { code = 'client', closeCode, closeReason, request, redirectUrl } = {}) {
     super(message);
     this.name = 'RoomError';
     this.code = code;
     this.closeCode = closeCode;
     this.closeReason = closeReason;
     this.request = request;
+    this.redirectUrl = redirectUrl;
   }
 }

@@ -32,6 +32,8 @@ const ANSWER_TIMEOUT_MS = 15_000;
  * @property {boolean} muted
  * @property {string} [name]
  * @property {SerialQueue} [paramQueue] serializes the sender's setParameters calls
+ * @property {{simulcast: boolean, degradationPreference?: RTCDegradationPreference}} publishedWith
+ *   how it was published: the same again on a new connection (a join again)
  */
 
 /**
@@ -119,6 +121,8 @@ export class PublisherTransport extends PeerTransport {
       }));
     }
     const transceiver = this.pc.addTransceiver(track, init);
+    /** @type {{simulcast: boolean, degradationPreference?: RTCDegradationPreference}} */
+    const publishedWith = { simulcast, degradationPreference };
     if (track.kind === 'video' && this._options.videoCodec) {
       preferCodec(transceiver, this._options.videoCodec, (m) => this._hooks.log('warn', 'setCodecPreferences', m));
     }
@@ -129,10 +133,28 @@ export class PublisherTransport extends PeerTransport {
       transceiver.sender.setParameters(params).catch((e) => this._hooks.log('warn', 'degradationPreference', e.message));
     }
     /** @type {LocalTrack} */
-    const local = { source, kind: track.kind, track, transceiver, trackId: null, layers, muted: false };
+    const local = { source, kind: track.kind, track, transceiver, trackId: null, layers, muted: false, publishedWith };
     this.localTracks.push(local);
     this.bindTrackIds();
     return local;
+  }
+
+  /**
+   * Publishes the tracks another connection published (the session was joined again elsewhere):
+   * the same MediaStreamTracks, sources and options, muted as they were.
+   * @param {LocalTrack[]} previous
+   * @returns {Promise<void>}
+   */
+  async republish(previous) {
+    if (!this._stream) this._stream = new MediaStream();
+    for (const old of previous) {
+      if (old.track.readyState === 'ended') continue;
+      this._stream.addTrack(old.track);
+      const local = this._addLocalTrack(old.track, { ...old.publishedWith, source: old.source });
+      local.name = old.name;
+      local.muted = old.muted;
+    }
+    await this.negotiate();
   }
 
   /**
@@ -186,13 +208,17 @@ export class PublisherTransport extends PeerTransport {
     return true;
   }
 
-  /** Ties server track ids (from our own participant info) to local tracks, by source. */
+  /**
+   * Ties server track ids (from our own participant info) to local tracks, by source. A track
+   * muted before the server named it (or published again muted) is announced muted now.
+   */
   bindTrackIds() {
     for (const info of this._hooks.localTrackInfos()) {
       if (this.localTracks.some((t) => t.trackId === info.id)) continue;
       const local = this.localTracks.find((t) => !t.trackId && t.source === info.source && t.kind === info.kind);
       if (!local) continue;
       local.trackId = info.id;
+      if (local.muted && !info.muted) this._hooks.send({ type: 'mute', track_id: info.id, muted: true });
       if (this._layerStates.has(info.id)) this._applyLayerStates(local);
     }
   }
@@ -237,9 +263,13 @@ export class PublisherTransport extends PeerTransport {
     return local;
   }
 
-  /** Closes the connection and stops the captured tracks. */
-  close() {
+  /**
+   * Closes the connection and, unless `stopTracks` is false (they move to a new connection),
+   * stops the captured tracks.
+   * @param {{stopTracks?: boolean}} [how]
+   */
+  close({ stopTracks = true } = {}) {
     super.close();
-    for (const t of this.localTracks) t.track.stop();
+    if (stopTracks) for (const t of this.localTracks) t.track.stop();
   }
 }

@@ -1,14 +1,19 @@
 // @ts-check
 // The signaling socket: one WebSocket to the server, opened with a first message (join or resume)
-// whose reply it waits for; then server messages, requests that await a reply, a keepalive ping,
-// and the close codes after which a session cannot be resumed. It knows nothing of rooms.
+// whose reply it waits for, following a node's `redirect` to another; then server messages,
+// requests that await a reply, a keepalive ping, and the close codes after which a session cannot
+// be resumed. It knows nothing of rooms.
 import { RoomError } from './errors.js';
-import { sleep } from './util.js';
+import { signalingUrl } from './urls.js';
 
 /** How long the first message may wait for its reply before the attempt is given up. */
 const CONNECT_TIMEOUT_MS = 15_000;
-/** Waits between attempts to reopen a dropped socket: the first soon, then backing off. */
-const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 5000];
+/** Redirects followed for one first message: servers stop at 2, so more means a loop. */
+const MAX_REDIRECTS_FOLLOWED = 3;
+/** The close code after a `redirect`: not fatal, the client joins where it was sent. */
+export const REDIRECTED_CLOSE_CODE = 4307;
+/** The close code of a session the node does not know (resume refused): join again. */
+export const SESSION_NOT_FOUND_CLOSE_CODE = 4404;
 /** A ping every 10 s keeps the socket in use; no pong for 20 s means the path is gone. */
 const PING_INTERVAL_MS = 10_000;
 const PONG_TIMEOUT_MS = 20_000;
@@ -38,6 +43,12 @@ const REPLIES = new Map([['offer', 'answer']]);
 /** @typedef {{code: number, reason: string}} CloseInfo */
 
 /**
+ * Hears of each redirect followed: from the URL that sent the client on, to `to`, and the
+ * `redirects` count the join now carries.
+ * @typedef {(from: string, to: string, redirects: number) => void} RedirectListener
+ */
+
+/**
  * What the owner of a SignalClient hears from it.
  * @typedef {object} SignalHandlers
  * @property {(msg: SignalMessage) => void} message every server message after the first reply
@@ -58,10 +69,11 @@ const REPLIES = new Map([['offer', 'answer']]);
 
 export class SignalClient {
   /**
-   * @param {string} url the signaling URL (ws(s)://host/rtc)
+   * @param {string} url the signaling URL (ws(s)://host/rtc) tried first
    * @param {SignalHandlers} handlers
    */
   constructor(url, handlers) {
+    /** The URL of the socket in use, or of the last one opened. */
     this.url = url;
     this._handlers = handlers;
     /** @type {WebSocket | null} the socket in use: events of any other socket are stale */
@@ -77,25 +89,30 @@ export class SignalClient {
   }
 
   /**
-   * Opens a socket, sends `first` (join or resume) and resolves with the server's reply of type
-   * `expect`. Rejects with a RoomError: code 'timeout', 'connect_failed', or the close code's name
-   * (or 'closed') with `closeCode` and `closeReason` when the server closed the socket first.
+   * Opens a socket to `url`, sends `first` (join or resume) and resolves with the server's reply of
+   * type `expect`. Rejects with a RoomError: code 'timeout', 'connect_failed', 'redirected' (with
+   * `redirectUrl`: the server sent a `redirect` and closed), or the close code's name (or
+   * 'closed') with `closeCode` and `closeReason` when the server closed the socket first.
    * @param {SignalMessage} first
    * @param {string} expect
+   * @param {string} [url] default: the URL in use
    * @returns {Promise<SignalMessage>}
    */
-  connect(first, expect) {
+  connect(first, expect, url = this.url) {
     return new Promise((resolve, reject) => {
       let settled = false;
+      /** @type {string | null} where a `redirect` before the reply sends us */
+      let redirectUrl = null;
       /** @type {WebSocket} */
       let ws;
       try {
-        ws = new WebSocket(this.url);
+        ws = new WebSocket(url);
       } catch (e) {
-        reject(new RoomError(`cannot open ${this.url}: ${e.message}`, { code: 'connect_failed' }));
+        reject(new RoomError(`cannot open ${url}: ${e.message}`, { code: 'connect_failed' }));
         return;
       }
       this._ws = ws;
+      this.url = url;
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
@@ -114,6 +131,12 @@ export class SignalClient {
           resolve(msg);
           return;
         }
+        if (msg.type === 'redirect') {
+          // The node is full or draining; it closes next (4307) and we go where it says.
+          redirectUrl = redirectTarget(msg.url);
+          if (!redirectUrl) this._handlers.log('warn', `redirect to an unusable URL: ${msg.url}`);
+          return;
+        }
         if (msg.type === 'error') {
           // Keep waiting: the server closes the socket if it cannot go on.
           this._handlers.earlyError(msg, expect);
@@ -127,6 +150,12 @@ export class SignalClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (redirectUrl && !FATAL_CLOSE_CODES.has(e.code)) {
+          reject(new RoomError(`redirected to ${redirectUrl}`, {
+            code: 'redirected', closeCode: e.code, closeReason: e.reason, redirectUrl,
+          }));
+          return;
+        }
         reject(new RoomError(`socket closed before '${expect}': ${e.code} ${e.reason}`, {
           code: FATAL_CLOSE_CODES.get(e.code) ?? 'closed',
           closeCode: e.code,
@@ -137,34 +166,29 @@ export class SignalClient {
   }
 
   /**
-   * After the socket dropped: reopens it with `first` (a resume), waiting longer between attempts,
-   * until the reply `expect` comes, and resolves with it; with null once `stopped()` says so.
-   * Rejects with a RoomError: code 'reconnect_timeout' when an attempt would start after
-   * `deadline`, or the close code's name (with closeCode) when the server refused for good.
+   * Like connect(), following redirects: each sends the same first message to the URL named,
+   * a join with `redirects` one higher. Rejects as connect() does; 'redirected' only past
+   * MAX_REDIRECTS_FOLLOWED redirects.
    * @param {SignalMessage} first
    * @param {string} expect
-   * @param {{deadline: number, stopped: () => boolean, attempt: (attempt: number, delayMs: number) => void}} how
-   *   `deadline` in Date.now() time; `attempt` hears of each attempt (from 1) before its wait
-   * @returns {Promise<SignalMessage | null>}
+   * @param {string} url
+   * @param {RedirectListener} [redirected]
+   * @returns {Promise<SignalMessage>}
    */
-  async reconnect(first, expect, { deadline, stopped, attempt }) {
-    for (let n = 0; !stopped(); n++) {
-      const delay = RECONNECT_DELAYS_MS[Math.min(n, RECONNECT_DELAYS_MS.length - 1)];
-      attempt(n + 1, delay);
-      await sleep(delay);
-      if (stopped()) return null;
-      if (Date.now() > deadline) throw new RoomError(`no '${expect}' in time`, { code: 'reconnect_timeout' });
-      let reply;
+  async open(first, expect, url, redirected) {
+    let msg = first;
+    let at = url;
+    for (let hop = 0; ; hop++) {
       try {
-        reply = await this.connect(first, expect);
+        return await this.connect(msg, expect, at);
       } catch (e) {
-        this._handlers.log('warn', `resume attempt ${n + 1} failed: ${e.message}`);
-        if (e.closeCode && FATAL_CLOSE_CODES.has(e.closeCode)) throw e;
-        continue;
+        if (e.code !== 'redirected' || !e.redirectUrl || hop >= MAX_REDIRECTS_FOLLOWED) throw e;
+        const redirects = (msg.redirects ?? 0) + 1;
+        if (msg.type === 'join') msg = { ...msg, redirects };
+        redirected?.(at, e.redirectUrl, redirects);
+        at = e.redirectUrl;
       }
-      return stopped() ? null : reply;
     }
-    return null;
   }
 
   /**
@@ -357,3 +381,18 @@ export class SignalClient {
   }
 }
 
+
+/**
+ * A `redirect` message's URL as a signaling URL, or null when it is not a ws(s) or http(s) URL.
+ * @param {unknown} url
+ * @returns {string | null}
+ */
+function redirectTarget(url) {
+  if (typeof url !== 'string') return null;
+  try {
+    const target = signalingUrl(url);
+    return /^wss?:$/.test(new URL(target).protocol) ? target : null;
+  } catch {
+    return null;
+  }
+}

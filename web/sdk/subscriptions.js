@@ -78,9 +78,13 @@ export class Subscriptions {
     this._adaptive?.unobserve(trackId);
   }
 
-  /** Sends every track's last settings again (the server forgot them with the old socket). */
-  resend() {
-    for (const msg of this._sent.values()) this._send(msg);
+  /**
+   * Sends every track's last settings again (the server forgot them with the old socket); only
+   * those of `tracks` when given (after a join elsewhere, the tracks still in the room).
+   * @param {Set<string>} [tracks]
+   */
+  resend(tracks) {
+    for (const [trackId, msg] of this._sent) if (!tracks || tracks.has(trackId)) this._send(msg);
   }
 
   close() {

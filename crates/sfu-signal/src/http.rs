@@ -163,6 +163,7 @@ fn asset(name: &str) -> Response {
         "sdk/subscriptions.js" => (include_str!("../../../web/sdk/subscriptions.js"), "text/javascript"),
         "sdk/room-state.js" => (include_str!("../../../web/sdk/room-state.js"), "text/javascript"),
         "sdk/signal-client.js" => (include_str!("../../../web/sdk/signal-client.js"), "text/javascript"),
+        "sdk/recovery.js" => (include_str!("../../../web/sdk/recovery.js"), "text/javascript"),
         "sdk/urls.js" => (include_str!("../../../web/sdk/urls.js"), "text/javascript"),
         "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
         "style.css" => (include_str!("../../../web/style.css"), "text/css"),

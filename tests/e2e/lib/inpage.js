@@ -6,7 +6,7 @@
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
     'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
     'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished', 'publisherLayers',
-    'activeSpeakers', 'dataRefused',
+    'activeSpeakers', 'dataRefused', 'redirected',
   ];
   let sdkPromise = null;
   const sdk = () => (sdkPromise ??= import('/sdk.js'));
@@ -56,10 +56,13 @@
       return fetchDevToken(room, identity);
     },
 
-    /** Creates a Room under `key`, joins, optionally publishes; returns a summary. */
-    async join(key, { room, identity, token, publish = false, options = {} }) {
+    /**
+     * Creates a Room under `key`, joins, optionally publishes; returns a summary. `url`: one
+     * signaling URL or a list (default: this page's server).
+     */
+    async join(key, { room, identity, token, publish = false, options = {}, url }) {
       const { Room } = await sdk();
-      const r = new Room(location.origin, options);
+      const r = new Room(url ?? location.origin, options);
       rooms[key] = r;
       logs[key] = [];
       for (const type of EVENTS) r.addEventListener(type, (e) => logs[key].push(plain(type, e.detail ?? {})));
@@ -72,6 +75,9 @@
         sessionToken: joined.session_token,
         departureTimeoutMs: joined.departure_timeout_ms,
         others: joined.participants.map((p) => p.identity),
+        roomSid: joined.room_sid ?? null,
+        url: r.url,
+        redirects: r.redirects,
         joinMs: joinedAt - t0,
         t0,
       };
@@ -81,6 +87,15 @@
       const r = rooms[key];
       if (!r) throw new Error(`no room '${key}'`);
       return r;
+    },
+
+    /** Where `key` is now: its URL, room sid, participant id, state and whom it sees, by identity. */
+    where(key) {
+      const r = T.room(key);
+      return {
+        url: r.url, roomSid: r.roomSid, participantId: r.localParticipant?.id ?? null, state: r.state,
+        redirects: r.redirects, others: [...r.participants.values()].map((p) => p.identity).sort(),
+      };
     },
 
     events(key, type) {
