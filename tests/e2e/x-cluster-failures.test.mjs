@@ -1,5 +1,5 @@
 // Failures in a cluster (docs/cluster.md, "Failures" and "Test plan" h, e, d and the Redis pause;
-// signaling here, media behind E2E_CLUSTER_MEDIA=1):
+// media relayed between nodes checked unless E2E_CLUSTER_MEDIA=0):
 //   h  node C with another secret: A and B count authentication failures; C sees nobody of theirs.
 //   -  Redis stopped (SIGSTOP) for 30 s mid-call: /healthz 200 throughout, /readyz degraded, A and
 //      B's participants still exchange data, a new join works; ready again after SIGCONT.

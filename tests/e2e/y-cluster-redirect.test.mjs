@@ -4,7 +4,7 @@
 //   - WHIP and WHEP POSTs to the full A are answered 307 with an absolute Location on B.
 //   - SIGTERM on A: /readyz 503, a new join is sent to B, and at the end of the drain A's
 //     participant is sent to B (redirect, 4307), joins there and publishes its tracks again.
-// With E2E_CLUSTER_MEDIA=1 (once nodes relay media): the page on B decodes the publisher on A.
+// Unless E2E_CLUSTER_MEDIA=0: the page on B decodes the publisher on A across the relay.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -415,7 +415,7 @@ export function useCluster(name, nodes, { start = Object.keys(nodes), browser = 
   return ctx;
 }
 
-/** Whether the media checks run (the relay between nodes carries media): E2E_CLUSTER_MEDIA=1. */
-export const CLUSTER_MEDIA = process.env.E2E_CLUSTER_MEDIA === '1';
+/** Whether the media checks run: on unless E2E_CLUSTER_MEDIA=0 (signaling alone, e.g. to tell a relay fault from a signaling one). */
+export const CLUSTER_MEDIA = process.env.E2E_CLUSTER_MEDIA !== '0';
 
 export { poll, sleep };

@@ -10,6 +10,8 @@ use crate::NodeId;
 
 /// How often a node writes its key and leases.
 pub const BEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// How soon a beat that found the connection down is sent again.
+pub const BEAT_RETRY: Duration = Duration::from_millis(250);
 /// Life of a node key and of a room lease after each write: three beats, so one lost beat
 /// (or two) does not make a live node look dead.
 pub const TTL_MS: u64 = 6000;

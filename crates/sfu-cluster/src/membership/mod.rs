@@ -24,7 +24,7 @@ use std::time::Instant;
 
 pub use call::{DecodeError, ScriptCall};
 pub use command::*;
-pub use keys::{BEAT_GAP_MS, BEAT_INTERVAL, ORPHAN_MS, STEADY_MS, SWEEP_ROOMS, TTL_MS};
+pub use keys::{BEAT_GAP_MS, BEAT_INTERVAL, BEAT_RETRY, ORPHAN_MS, STEADY_MS, SWEEP_ROOMS, TTL_MS};
 use rooms::Rooms;
 pub use scripts::Script;
 use sfu_proto::RoomId;
@@ -236,6 +236,11 @@ impl Membership {
             (_, Err(failure)) => Err(failure),
         };
         self.set_health(if reply.is_ok() { Health::Healthy } else { Health::Degraded });
+        if matches!((&pending, &reply), (Pending::Beat, Err(RedisFailure::Disconnected))) {
+            // A restarted Redis refuses the first beat on the dead connection, which the client
+            // then replaces: beat again soon rather than a whole interval later.
+            self.next_beat = self.next_beat.min(now + BEAT_RETRY);
+        }
         match (pending, reply) {
             (Pending::Beat, reply) => self.on_beat(reply.ok(), now),
             (Pending::Join(room), Ok(Reply::Join(r))) => {

@@ -271,3 +271,23 @@ fn unregister_stops_beats_and_leaves_held_rooms_without_deleting() {
     core.handle_timeout(t0 + BEAT);
     assert!(commands(&mut core).is_empty(), "a beat now would register the node again");
 }
+
+#[test]
+fn a_beat_that_found_the_connection_down_is_sent_again_soon_and_a_timeout_waits_its_turn() {
+    let t0 = Instant::now();
+    let mut core = Membership::new(record(), t0);
+    core.handle_timeout(t0);
+    let first = commands(&mut core);
+    let (beat, _) = only(&first, "beat", |c| matches!(c, RedisCmd::Beat { .. }));
+    let failed_at = t0 + Duration::from_millis(10);
+    core.handle_reply(*beat, Err(RedisFailure::Disconnected), failed_at);
+    assert_eq!(core.poll_timeout(), failed_at + BEAT_RETRY);
+    core.handle_timeout(failed_at + BEAT_RETRY);
+    let again = commands(&mut core);
+    let (beat, _) = only(&again, "beat", |c| matches!(c, RedisCmd::Beat { .. }));
+
+    // A paused Redis (timeouts) gets no extra beats.
+    let timed_out_at = failed_at + BEAT_RETRY + Duration::from_secs(1);
+    core.handle_reply(*beat, Err(RedisFailure::Timeout), timed_out_at);
+    assert!(core.poll_timeout() > timed_out_at + BEAT_RETRY);
+}

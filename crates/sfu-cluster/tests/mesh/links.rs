@@ -153,7 +153,8 @@ async fn a_full_queue_resets_the_link_and_it_comes_back() {
         match b.next().await {
             MeshEvent::Message { .. } => continue,
             MeshEvent::PeerDown { reason, .. } => {
-                assert_eq!(reason, DownReason::Closed);
+                // A reset with B's unread data in flight reads as a closed or a reset socket.
+                assert!(matches!(reason, DownReason::Closed | DownReason::Io(_)), "{reason:?}");
                 break;
             }
             other => panic!("{other:?}"),

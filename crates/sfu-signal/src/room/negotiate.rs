@@ -14,7 +14,9 @@ impl<M: MediaControl> Hub<M> {
         if !p.has_subscriber_conn {
             return;
         }
-        if p.outbox.is_none() || p.negotiation.awaiting_answer {
+        // Before its `joined` (a remote track may arrive while it waits for it) the offer would
+        // be dropped: it goes out with the welcome instead.
+        if p.outbox.is_none() || !p.welcomed || p.negotiation.awaiting_answer {
             p.negotiation.needs_offer = true;
             return;
         }

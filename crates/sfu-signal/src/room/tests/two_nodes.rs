@@ -1,8 +1,10 @@
 //! One room on two nodes: what each node's participants see of the other's, with the peer
 //! messages carried by hand between two hubs (the mesh's own tests cover the wire).
 
+use sfu_cluster::mesh::PeerMessage;
 use sfu_cluster::testing::{RecordingCluster, Sent};
 use sfu_cluster::{AnyCluster, Cluster};
+use sfu_core::LayerSet;
 
 use super::*;
 
@@ -215,15 +217,20 @@ async fn a_track_crosses_once_to_a_node_with_subscribers_and_goes_when_its_publi
         assert!(offers(&client.messages()).iter().any(|o| o.contains(&(alice.id.clone(), track.clone()))));
     }
 
-    // B's demand crosses as layers on A's link; A's active layers cross back.
-    b.on_relay_demand(relayed[0], [0u8].into_iter().collect(), Some(0)).await;
-    settle(&a, &b).await;
+    // B's demand crosses to A; a track of one layer (as this fake publishes) crosses whole, so
+    // A selects no layers for it. A's active layers cross back.
+    b.on_relay_demand(relayed[0], LayerSet::EMPTY, None).await;
+    let demand = recording(&b).take_sent();
     assert!(
-        a.media
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::SetRelayLayers { key, wanted: Some(0), .. } if *key == key_on_a))
+        matches!(&demand[..], [Sent::To(n, PeerMessage::LinkLayers { used, wanted: None, .. })] if n.as_str() == "A" && used.is_empty()),
+        "{demand:?}"
     );
+    for sent in demand {
+        if let Sent::To(_, m) = sent {
+            a.on_peer_message(b.cluster.node().node.clone(), m).await;
+        }
+    }
+    assert!(!a.media.calls().iter().any(|c| matches!(c, Call::SetRelayLayers { .. })), "one layer is never closed");
     a.on_layers_active_here(key_on_a, [0u8, 1].into_iter().collect()).await;
     settle(&a, &b).await;
     assert!(b.media.calls().iter().any(|c| matches!(c, Call::RelayLayersActive { key, .. } if *key == relayed[0])));
@@ -288,4 +295,25 @@ async fn a_holder_that_never_answers_delays_the_welcome_by_at_most_300_ms() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(290) && waited < Duration::from_secs(2), "{waited:?}");
     assert!(matches!(&bob.messages()[..], [ServerMessage::Joined { .. }, ..]));
+}
+
+#[tokio::test]
+async fn a_remote_track_that_arrives_while_a_newcomer_waits_for_its_welcome_is_in_its_first_offer() {
+    let (a, b) = (node("A", 1_000), node("B", 1_000));
+    link(&a, &b);
+    recording(&b).set_holders(&["A"]);
+    recording(&b).set_linked(&["A"]);
+    let alice = connect(&a, "r", "alice").await;
+    publish(&a, &alice, &["video"]).await.unwrap();
+    settle(&a, &b).await;
+    let b2 = b.clone();
+    let bob = tokio::spawn(async move { connect(&b2, "r", "bob").await });
+    while !bob.is_finished() {
+        settle(&a, &b).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut bob = bob.await.unwrap();
+    let track = tracks_of(&alice).await[0].0.clone();
+    let offered = offers(&bob.messages());
+    assert!(offered.iter().any(|o| o.contains(&(alice.id.clone(), track.clone()))), "{offered:?}");
 }
