@@ -8,6 +8,7 @@ mod cluster_setup;
 pub mod config;
 mod connections;
 mod cors;
+mod data_envelope;
 mod data_relay;
 mod fd_limit;
 mod handlers;

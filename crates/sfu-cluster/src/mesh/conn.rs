@@ -7,9 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
+use super::ctx::{Ctx, Report};
 use super::frame::{FrameDecoder, MAX_FRAME_LEN, MAX_HANDSHAKE_FRAME_LEN, plain_frame};
 use super::handshake::{Established, Handshake};
-use super::supervisor::{Ctx, Report};
 use super::{AuthFailure, NodeId};
 
 /// A handshake that failed, with the id the peer gave if it got that far.

@@ -9,9 +9,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::conn::{self, Failed};
+use super::ctx::Ctx;
 use super::handshake::Handshake;
 use super::link::{self, LinkEnd};
-use super::supervisor::Ctx;
 use super::{HANDSHAKE_TIMEOUT, Listed, NodeId};
 
 /// The first wait after a lost link or a failed connection attempt.

@@ -17,11 +17,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 
+use super::ctx::{Ctx, Report};
 use super::frame::{FrameDecoder, FrameOpener, FrameSealer};
 use super::handshake::{Established, HandshakeError, HandshakeMessage};
 use super::messages::PeerMessage;
 use super::queue::{self, OverflowSignal, QueueRx};
-use super::supervisor::{Ctx, Report};
 use super::{AuthFailure, DownReason, LINK_IDLE_TIMEOUT, NodeId, PING_INTERVAL};
 
 /// How a link ended.

@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::conn;
+use super::ctx::Ctx;
 use super::handshake::{Admit, Handshake};
 use super::link;
-use super::supervisor::Ctx;
 use super::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 
 /// Wait after a failed `accept` (out of file descriptors, say) before the next.

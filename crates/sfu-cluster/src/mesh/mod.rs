@@ -23,6 +23,7 @@ pub mod keys;
 pub mod messages;
 
 mod conn;
+mod ctx;
 mod dial;
 mod link;
 mod listen;

@@ -10,50 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::ctx::{Ctx, Report};
 use super::handshake::{Established, LocalNode};
 use super::keys::{ClusterSecret, Side};
-use super::messages::PeerMessage;
 use super::queue::OutQueue;
-use super::{AuthFailure, BootId, Command, DownReason, LinkTx, Listed, MeshEvent, NodeId, Shared};
+use super::{BootId, Command, DownReason, LinkTx, Listed, MeshEvent, NodeId, Shared};
 
 /// Reports from the connection tasks waiting for the supervisor, at most.
 const REPORT_QUEUE: usize = 1024;
-
-/// What every task of the mesh needs.
-pub(super) struct Ctx {
-    pub(super) local: LocalNode,
-    pub(super) secret: ClusterSecret,
-    pub(super) shared: Arc<Shared>,
-    pub(super) reports: mpsc::Sender<Report>,
-}
-
-/// What the connection tasks tell the supervisor.
-pub(super) enum Report {
-    /// A link is ready; the supervisor admits it (and says `PeerUp`) or drops `close`.
-    Up {
-        generation: u64,
-        established: Established,
-        label: Arc<str>,
-        queue: OutQueue,
-        close: oneshot::Sender<DownReason>,
-    },
-    Message {
-        generation: u64,
-        from: NodeId,
-        message: PeerMessage,
-    },
-    /// A link that reported `Up` ended.
-    Down {
-        generation: u64,
-        node: NodeId,
-        reason: DownReason,
-    },
-    AuthFailed {
-        addr: SocketAddr,
-        node: Option<NodeId>,
-        reason: AuthFailure,
-    },
-}
 
 /// A link the supervisor admitted.
 struct Link {

@@ -59,7 +59,7 @@ impl<M: MediaControl> Hub<M> {
             PeerMessage::Data { from: sender, text, payload, .. } => {
                 let Some(member) = room.remote.get(&sender).filter(|m| m.node == from) else { return };
                 let identity = member.info.identity.clone();
-                crate::data_relay::deliver_remote(self, &room, identity.as_str(), &sender, text, &payload);
+                self.deliver_remote_data(&room, identity.as_str(), &sender, text, &payload);
             }
             PeerMessage::Levels { levels, .. } => {
                 for (who, level) in levels {
@@ -218,6 +218,19 @@ impl<M: MediaControl> Hub<M> {
                 &ServerMessage::TrackUnpublished { participant_id: publisher.clone(), track_id: track.info.id },
             ),
         }
+    }
+
+    /// A data message of a participant on another node, for this node's participants of the
+    /// room (its node checked and rate-limited it).
+    fn deliver_remote_data(&self, room: &Room, identity: &str, sender: &ParticipantId, text: bool, payload: &[u8]) {
+        if payload.len() > sfu_transport::DATA_MAX_MESSAGE_BYTES {
+            return;
+        }
+        let Some(envelope) = crate::data_envelope::envelope(identity, sender.as_str(), text, payload) else { return };
+        for p in room.participants.values() {
+            self.media.send_data(p.publisher_conn, true, envelope.clone());
+        }
+        metrics::counter!("sfu_data_messages_total").increment(1);
     }
 
     async fn remove_remote_of(&self, room: &mut Room, node: &NodeId, reason: LeaveReason) {

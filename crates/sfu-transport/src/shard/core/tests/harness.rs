@@ -85,8 +85,8 @@ pub(crate) struct Net {
     /// Datagrams lost on those paths.
     pub path_lost: usize,
     /// Tracks relayed between nodes whose control planes pass the shards' relay events on
-    /// (see `relay::RelayGlue`).
-    pub relay_glue: Vec<super::relay::RelayGlue>,
+    /// (see `relay_glue::RelayGlue`).
+    pub relay_glue: Vec<super::relay_glue::RelayGlue>,
 }
 
 pub(crate) fn shard_addr(index: usize) -> SocketAddr {

@@ -13,6 +13,7 @@ pub(crate) mod harness;
 pub(crate) mod inspect;
 pub(crate) mod media;
 pub(crate) mod relay;
+pub(crate) mod relay_glue;
 pub(crate) mod session;
 pub(crate) mod source;
 
