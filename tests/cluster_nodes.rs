@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sfu_cluster::testing::RedisServer;
-use support::signal::{Socket, http, join_room, read_next, read_until};
+use support::signal::{Socket, http, join_room, raw_http, read_next, read_until};
 use support::{LogFile, Running, sfu, start_until_listening};
 
 const SECRET: &str = "cluster-test-secret-0123456789-abcdef";
@@ -296,20 +296,4 @@ fn a_full_node_sends_newcomers_to_another_and_a_draining_one_moves_its_sessions(
     assert_eq!(moved["url"], "ws://127.0.0.1:18170/rtc");
     let close = read_until(&mut alice, "never").expect_err("closed after the redirect");
     assert_eq!(close.0, 4307);
-}
-
-/// The raw response (status line and headers included).
-fn raw_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
 }

@@ -9,6 +9,14 @@ use tungstenite::{Message, WebSocket};
 
 /// A plain HTTP/1.1 request on loopback: (status, body).
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let response = raw_http(port, method, path, headers, body);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The raw response to a plain HTTP/1.1 request on loopback (status line and headers included).
+pub fn raw_http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
@@ -19,9 +27,7 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    response
 }
 
 pub fn token(port: u16, room: &str, identity: &str) -> String {

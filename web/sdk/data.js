@@ -19,6 +19,7 @@ export class DataMessages {
    */
   constructor(pc, hooks) {
     this._hooks = hooks;
+    this._pc = pc;
     /** @type {(string | ArrayBuffer)[]} what was sent before the channel opened */
     this._queue = [];
     const dc = pc.createDataChannel('data', { ordered: true });
@@ -32,7 +33,7 @@ export class DataMessages {
         // Only now is the maximum size known (the server's a=max-message-size): a message queued
         // before the channel opened that exceeds it is refused here, where send() cannot throw.
         try {
-          sendOn(dc, m);
+          sendOn(dc, m, pc.sctp?.maxMessageSize);
         } catch (e) {
           if (!(e instanceof TypeError)) throw e;
           hooks.tooLarge(typeof m === 'string' ? new TextEncoder().encode(m).byteLength : m.byteLength);
@@ -57,7 +58,7 @@ export class DataMessages {
     } else {
       payload = data;
     }
-    if (dc.readyState === 'open') sendOn(dc, payload);
+    if (dc.readyState === 'open') sendOn(dc, payload, this._pc.sctp?.maxMessageSize);
     else if (dc.readyState === 'connecting') this._queue.push(payload);
     else throw new RoomError(`data channel is ${dc.readyState}`);
   }
@@ -73,10 +74,15 @@ export class DataMessages {
 }
 
 /**
+ * Sends, refusing (TypeError, as the standard says) a message over the peer's maximum size:
+ * some browsers send it anyway and the channel then closes.
  * @param {RTCDataChannel} dc
  * @param {string | ArrayBuffer} payload
+ * @param {number | undefined} maxSize the SCTP transport's maxMessageSize
  */
-function sendOn(dc, payload) {
+function sendOn(dc, payload, maxSize) {
+  const size = typeof payload === 'string' ? new TextEncoder().encode(payload).byteLength : payload.byteLength;
+  if (maxSize && size > maxSize) throw new TypeError(`a message of ${size} bytes is over the channel's maximum of ${maxSize}`);
   if (typeof payload === 'string') dc.send(payload);
   else dc.send(payload);
 }

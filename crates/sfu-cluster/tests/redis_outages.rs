@@ -10,12 +10,24 @@ use std::time::{Duration, Instant};
 
 use common::proxy::FreezingProxy;
 use common::*;
-use sfu_cluster::membership::{MembershipEvent, RedisFailure, ScriptValue};
+use sfu_cluster::membership::{MembershipEvent, RedisFailure, RoomSid, ScriptValue};
 use sfu_cluster::testing::{RealRedis, RedisServer};
 use sfu_cluster::{Health, RedisCluster};
+use tokio::sync::mpsc::Receiver;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// Nodes a and b, healthy, both holding room `r` (one sid); a's events.
+async fn two_holders_of_r(server: &RedisServer) -> (RedisCluster, RedisCluster, Receiver<MembershipEvent>, RoomSid) {
+    let a = RedisCluster::start(record("a"), &server.url()).expect("a starts");
+    let b = RedisCluster::start(record("b"), &server.url()).expect("b starts");
+    let events = a.take_events().expect("events");
+    healthy(&[&a, &b], secs(5)).await;
+    let sid = a.join_room(&room("r")).await.sid;
+    assert_eq!(b.join_room(&room("r")).await.sid, sid);
+    (a, b, events, sid)
 }
 
 /// redis-rs' ConnectionManager after a pause (SIGSTOP, then SIGCONT): commands time out while
@@ -45,12 +57,7 @@ async fn a_connection_manager_recovers_from_a_pause_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_of_keys_and_scripts_is_rebuilt_by_the_next_beats() {
     let server = RedisServer::start();
-    let a = RedisCluster::start(record("a"), &server.url()).expect("a starts");
-    let b = RedisCluster::start(record("b"), &server.url()).expect("b starts");
-    let mut events = a.take_events().expect("events");
-    healthy(&[&a, &b], secs(5)).await;
-    let sid = a.join_room(&room("r")).await.sid;
-    assert_eq!(b.join_room(&room("r")).await.sid, sid);
+    let (a, b, mut events, sid) = two_holders_of_r(&server).await;
     let mut peek = Peek::connect(&server.url()).await;
 
     let mut seen = Vec::new();
@@ -85,12 +92,7 @@ async fn a_flush_of_keys_and_scripts_is_rebuilt_by_the_next_beats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_redis_degrades_the_nodes_and_loses_no_room() {
     let server = RedisServer::start();
-    let a = RedisCluster::start(record("a"), &server.url()).expect("a starts");
-    let b = RedisCluster::start(record("b"), &server.url()).expect("b starts");
-    let mut events = a.take_events().expect("events");
-    healthy(&[&a, &b], secs(5)).await;
-    let sid = a.join_room(&room("r")).await.sid;
-    b.join_room(&room("r")).await;
+    let (a, b, mut events, sid) = two_holders_of_r(&server).await;
     let mut peek = Peek::connect(&server.url()).await;
 
     server.pause();

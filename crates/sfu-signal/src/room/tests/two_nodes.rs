@@ -166,6 +166,18 @@ async fn data_messages_go_only_to_the_nodes_that_hold_the_room() {
     assert_eq!(calls_on(&b, bob.publisher_conn).iter().filter(|c| matches!(c, Call::SendData { .. })).count(), 1);
 }
 
+/// Connects `identity` to `b` while the two nodes talk (B asks for the room's snapshots while
+/// the newcomer waits for its welcome; A answers).
+async fn connect_while_talking(a: &TestHub, b: &TestHub, room: &'static str, identity: &'static str) -> Client {
+    let b2 = b.clone();
+    let joining = tokio::spawn(async move { connect(&b2, room, identity).await });
+    while !joining.is_finished() {
+        settle(a, b).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    joining.await.unwrap()
+}
+
 /// Both hubs open their media link to each other, as a `PeerUp` makes them.
 fn link(a: &TestHub, b: &TestHub) {
     use sfu_cluster::mesh::keys::LinkParties;
@@ -269,14 +281,7 @@ async fn the_first_participant_here_waits_a_moment_for_the_other_nodes_snapshots
     recording(&b).set_linked(&["A"]);
     let alice = connect(&a, "r", "alice").await;
     settle(&a, &b).await;
-    let b2 = b.clone();
-    let bob = tokio::spawn(async move { connect(&b2, "r", "bob").await });
-    // The nodes talk while Bob waits for his welcome (B asks, A answers with its snapshot).
-    while !bob.is_finished() {
-        settle(&a, &b).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let mut bob = bob.await.unwrap();
+    let mut bob = connect_while_talking(&a, &b, "r", "bob").await;
     match &bob.messages()[..] {
         [ServerMessage::Joined { participants, .. }, ..] => {
             assert_eq!(participants.iter().map(|p| &p.id).collect::<Vec<_>>(), [&alice.id], "listed in joined")
@@ -306,13 +311,7 @@ async fn a_remote_track_that_arrives_while_a_newcomer_waits_for_its_welcome_is_i
     let alice = connect(&a, "r", "alice").await;
     publish(&a, &alice, &["video"]).await.unwrap();
     settle(&a, &b).await;
-    let b2 = b.clone();
-    let bob = tokio::spawn(async move { connect(&b2, "r", "bob").await });
-    while !bob.is_finished() {
-        settle(&a, &b).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let mut bob = bob.await.unwrap();
+    let mut bob = connect_while_talking(&a, &b, "r", "bob").await;
     let track = tracks_of(&alice).await[0].0.clone();
     let offered = offers(&bob.messages());
     assert!(offered.iter().any(|o| o.contains(&(alice.id.clone(), track.clone()))), "{offered:?}");
