@@ -3,7 +3,8 @@
 //   h  node C with another secret: A and B count authentication failures; C sees nobody of theirs.
 //   -  Redis stopped (SIGSTOP) for 30 s mid-call: /healthz 200 throughout, /readyz degraded, A and
 //      B's participants still exchange data, a new join works; ready again after SIGCONT.
-//   e  Redis killed and restarted empty: node keys (and the room) back within 3 s, a new join works.
+//   e  Redis killed and restarted empty: video from A keeps decoding on B (no gap over 500 ms), node
+//      keys (and the room) back within 3 s, a new join works.
 //   d  kill -9 of node B: its page, given [B, A], joins again on A within 5 s under the same
 //      room_sid, and the others see it leave and come back.
 
@@ -11,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCluster, CLUSTER_MEDIA, OTHER_SECRET, poll, sleep } from './lib/cluster.mjs';
 import { joinAt, where, waitSees, waitEvent, waitDataOpen } from './lib/cluster-pages.mjs';
-import { waitDecoding } from './lib/harness.mjs';
+import { waitDecoding, waitSteady, longestStall } from './lib/harness.mjs';
 
 const ctx = useCluster('x-cluster-failures', { a: {}, b: {}, c: { secret: OTHER_SECRET } }, { start: ['a', 'b'] });
 
@@ -129,9 +130,20 @@ function events(key, type) {
   return pages[key].evaluate(([k, t]) => T.events(k, t), [key, type]);
 }
 
-test('e: Redis killed and restarted empty: node keys back within 3 s, the room too, a new join works', { timeout: 60_000 }, async () => {
+test('e: Redis killed and restarted empty: media never pauses over 500 ms, node keys back within 3 s, the room too, a new join works', { timeout: 90_000 }, async () => {
   const { a, b } = ctx.nodes;
   const pids = [a.pid, b.pid];
+  // erin on A publishes video; bob on B decodes it across the relay through the restart.
+  let erinVideo = null;
+  if (CLUSTER_MEDIA) {
+    pages.erin = await ctx.page('a', 'erin');
+    await joinAt(pages.erin, 'erin', { room: ROOM, identity: 'erin', urls: a.wsUrl,
+      publish: { video: { width: 640, height: 360, frameRate: 30 }, audio: false, simulcast: false } });
+    erinVideo = await newVideoOf(pages.bob, 'bob', (await where(pages.erin, 'erin')).participantId);
+    await waitSteady(pages.bob, 'bob', erinVideo, { windowMs: 3000, maxGapMs: 400 });
+    await pages.bob.evaluate((id) => T.startSampler('bob', id, 50), erinVideo);
+  }
+  const killedAt = performance.now();
   await ctx.redis.restartEmpty();
   const upAt = Date.now();
   const back = {};
@@ -149,15 +161,27 @@ test('e: Redis killed and restarted empty: node keys back within 3 s, the room t
   for (const what of ['node a', 'node b']) assert.ok(back[what] <= 3000, `${what}'s key back after ${back[what]} ms`);
   for (const what of ['room', 'leases']) assert.ok(back[what] <= 3000, `the ${what} back after ${back[what]} ms`);
   assert.equal(ctx.redis.cli('HGET', `sfu:room:${ROOM}`, 'sid').trim(), roomSid, 'the room record came back with another sid');
+  if (CLUSTER_MEDIA) {
+    await sleep(3000); // a beat and more after the keys came back
+    const samples = await pages.bob.evaluate(() => T.stopSampler('bob'));
+    // The whole window counts: from just before the kill to 3 s after the keys were back.
+    const stall = longestStall(samples);
+    const span = samples.length ? samples.at(-1).t - samples[0].t : 0;
+    console.log(`bob decoding erin's video through the Redis restart: longest gap ${Math.round(stall.ms)} ms over ` +
+      `${samples.length} samples in ${Math.round(span)} ms (${Math.round(performance.now() - killedAt)} ms since the kill)`);
+    assert.ok(samples.length >= 20, `only ${samples.length} samples`);
+    assert.ok(stall.ms <= 500, `media stopped for ${Math.round(stall.ms)} ms while Redis restarted`);
+  }
 
   pages.dave = await ctx.page('b', 'dave');
   const dave = await joinAt(pages.dave, 'dave', { room: ROOM, identity: 'dave', urls: b.wsUrl });
   assert.equal(dave.roomSid, roomSid);
-  await waitSees(pages.dave, 'dave', ['alice', 'bob', 'carol']);
-  await waitSees(pages.alice, 'alice', ['bob', 'carol', 'dave']);
+  const present = CLUSTER_MEDIA ? ['erin'] : [];
+  await waitSees(pages.dave, 'dave', ['alice', 'bob', 'carol', ...present]);
+  await waitSees(pages.alice, 'alice', ['bob', 'carol', 'dave', ...present]);
   assert.deepEqual([a.pid, b.pid], pids, 'a node restarted');
   assert.ok(a.running && b.running, 'a node exited');
-  for (const k of ['carol', 'dave']) {
+  for (const k of ['carol', 'dave', ...present]) {
     await pages[k].evaluate((key) => T.room(key).leave(), k);
     await pages[k].close();
   }
