@@ -174,11 +174,6 @@ impl<M: MediaControl> Hub<M> {
 
     pub(super) fn on_link_layers(&self, room: &Room, from: &NodeId, track: &TrackId, used: &[u8], wanted: Option<u8>) {
         let (Some((_, entry)), Some(link)) = (room.track(track), self.link_to(from)) else { return };
-        // A track of one layer crosses whole while it is relayed: its subscribers' forwarders
-        // name no layer in use, which would close the link to it.
-        if entry.info.layers.len() <= 1 {
-            return;
-        }
         self.media.set_relay_layers(entry.key, link, used.iter().copied().collect(), wanted);
     }
 

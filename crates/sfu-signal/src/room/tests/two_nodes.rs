@@ -229,12 +229,12 @@ async fn a_track_crosses_once_to_a_node_with_subscribers_and_goes_when_its_publi
         assert!(offers(&client.messages()).iter().any(|o| o.contains(&(alice.id.clone(), track.clone()))));
     }
 
-    // B's demand crosses to A; a track of one layer (as this fake publishes) crosses whole, so
-    // A selects no layers for it. A's active layers cross back.
-    b.on_relay_demand(relayed[0], LayerSet::EMPTY, None).await;
+    // B's demand crosses to A, whose media plane selects those layers for the link (the shard
+    // counts a wanted track of one layer as using layer 0). A's active layers cross back.
+    b.on_relay_demand(relayed[0], LayerSet::EMPTY.with(0), Some(0)).await;
     let demand = recording(&b).take_sent();
     assert!(
-        matches!(&demand[..], [Sent::To(n, PeerMessage::LinkLayers { used, wanted: None, .. })] if n.as_str() == "A" && used.is_empty()),
+        matches!(&demand[..], [Sent::To(n, PeerMessage::LinkLayers { used, wanted: Some(0), .. })] if n.as_str() == "A" && used == &[0]),
         "{demand:?}"
     );
     for sent in demand {
@@ -242,7 +242,12 @@ async fn a_track_crosses_once_to_a_node_with_subscribers_and_goes_when_its_publi
             a.on_peer_message(b.cluster.node().node.clone(), m).await;
         }
     }
-    assert!(!a.media.calls().iter().any(|c| matches!(c, Call::SetRelayLayers { .. })), "one layer is never closed");
+    let selected: Vec<Call> =
+        a.media.calls().into_iter().filter(|c| matches!(c, Call::SetRelayLayers { .. })).collect();
+    assert!(
+        matches!(&selected[..], [Call::SetRelayLayers { key, used, wanted: Some(0), .. }] if *key == key_on_a && *used == LayerSet::EMPTY.with(0)),
+        "{selected:?}"
+    );
     a.on_layers_active_here(key_on_a, [0u8, 1].into_iter().collect()).await;
     settle(&a, &b).await;
     assert!(b.media.calls().iter().any(|c| matches!(c, Call::RelayLayersActive { key, .. } if *key == relayed[0])));

@@ -21,8 +21,14 @@ impl ShardCore {
         let mut demand = Demand::default();
         for subscription in self.fanouts.get(&key).into_iter().flat_map(|fanout| fanout.subscriptions()) {
             let forwarder = &subscription.forwarder;
-            demand.wanted = demand.wanted.max(forwarder.requested_layer());
-            for layer in [forwarder.current_layer(), forwarder.target_layer()].into_iter().flatten() {
+            let requested = forwarder.requested_layer();
+            demand.wanted = demand.wanted.max(requested);
+            // A track of one layer (audio, or video without simulcast) is used whenever it is
+            // wanted: its forwarder names a layer only once a packet came, and across a link
+            // no packet comes until the layer is said to be used.
+            let single = forwarder.layer_count() <= 1;
+            let in_use = [forwarder.current_layer(), forwarder.target_layer(), requested.filter(|_| single)];
+            for layer in in_use.into_iter().flatten() {
                 demand.used = demand.used.with(layer);
             }
         }

@@ -60,6 +60,8 @@ pub(crate) struct RelayOut {
     pub link: LinkId,
     pub dest: SocketAddr,
     layers: Vec<OutLayer>,
+    /// Whether a layer joins at a keyframe (video) or at once (audio, which has none).
+    gated: bool,
     /// Keyframe requests for joining layers, paced per layer.
     requests: KeyframeRequestThrottle,
 }
@@ -78,7 +80,7 @@ impl RelayOut {
                 history: RtpHistory::new(LINK_HISTORY),
             })
             .collect();
-        Self { link, dest, layers, requests: KeyframeRequestThrottle::new() }
+        Self { link, dest, layers, gated, requests: KeyframeRequestThrottle::new() }
     }
 
     /// The link SSRCs, by layer.
@@ -96,7 +98,7 @@ impl RelayOut {
     }
 
     /// The peer's subscribers use `used`: layers new to it join at their next keyframe (the
-    /// returned set, whose keyframes to ask for now), layers no longer used leave after
+    /// returned set, whose keyframes to ask for now; audio joins at once), layers no longer used leave after
     /// [`LAYER_LEAVE_DELAY`].
     pub fn set_used(&mut self, used: LayerSet, now: Instant) -> LayerSet {
         let mut joining = LayerSet::EMPTY;
@@ -104,7 +106,9 @@ impl RelayOut {
             let Ok(index) = u8::try_from(i) else { break };
             layer.gate = match (layer.gate, used.contains(index)) {
                 (Gate::Off, true) => {
-                    joining = joining.with(index);
+                    if self.gated {
+                        joining = joining.with(index);
+                    }
                     Gate::Joining
                 }
                 (Gate::Leaving { .. }, true) => Gate::On,
@@ -122,6 +126,8 @@ impl RelayOut {
 
     /// What to send on the link for this packet of the track, or why nothing.
     pub fn on_packet(&mut self, meta: &PacketMeta, payload: &Bytes, now: Instant) -> Result<Packet, RelayDrop> {
+        // Audio joins at any packet; the link's numbering goes on from where it stopped.
+        let starts_here = meta.keyframe || !self.gated;
         let layer = self.layers.get_mut(usize::from(meta.layer)).ok_or(RelayDrop::NotOnLink)?;
         match layer.gate {
             Gate::Off => return Err(RelayDrop::NotOnLink),
@@ -129,7 +135,7 @@ impl RelayOut {
                 layer.gate = Gate::Off;
                 return Err(RelayDrop::NotOnLink);
             }
-            Gate::Joining if meta.keyframe && !meta.padding_only => {
+            Gate::Joining if starts_here && !meta.padding_only => {
                 layer.gate = Gate::On;
                 layer.munger.switch_to(meta.seq, meta.timestamp, now);
             }

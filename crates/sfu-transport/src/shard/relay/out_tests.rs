@@ -117,3 +117,15 @@ fn a_nack_gets_the_same_packet_a_few_times_at_most() {
     assert!(out.resend(100, 10, t0).is_none(), "never sent");
     assert!(out.resend(555, 9, t0).is_none(), "not this link's SSRC");
 }
+
+#[test]
+fn audio_comes_back_at_its_next_packet_with_no_keyframe_to_wait_for() {
+    let t0 = Instant::now();
+    let mut out = RelayOut::new(LinkId(1), "10.0.0.2:7000".parse().unwrap(), &SSRCS[..1], false);
+    assert_eq!(feed(&mut out, &[meta(0, 1, false)], t0), vec![Ok((100, 1))]);
+    out.set_used(LayerSet::EMPTY, t0);
+    let later = t0 + LAYER_LEAVE_DELAY;
+    assert_eq!(feed(&mut out, &[meta(0, 2, false)], later), vec![Err(RelayDrop::NotOnLink)]);
+    assert_eq!(out.set_used(LayerSet::EMPTY.with(0), later), LayerSet::EMPTY, "no keyframe to ask for");
+    assert_eq!(feed(&mut out, &[meta(0, 3, false)], later), vec![Ok((100, 2))]);
+}

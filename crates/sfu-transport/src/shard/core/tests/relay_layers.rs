@@ -100,3 +100,38 @@ fn the_far_nodes_wishes_join_the_publishers_dynacast() {
     assert_eq!(net.core(A).link_demand_of(alice.key()), vec![(LINK, 0)]);
     assert_eq!(encoded(&net, since), Some(1), "only the lowest layer is encoded");
 }
+
+#[test]
+fn a_track_of_one_layer_keeps_crossing_while_the_far_node_uses_it() {
+    let mut net = Net::nodes(&[1, 2], Options::default());
+    net.link_nodes(LINK, &[A], &[B0, B1], keys(1), keys(2));
+    let alice = net.publish_with_audio(A, "alice");
+    let (_, remote) = net.relay(LINK, &alice, A, B0);
+    let bob = net.subscribe_with(B1, "bob", &remote, settings(remote.key(), LayerPreference::Low));
+    let microphone = alice.audio.as_ref().expect("alice publishes a microphone").key;
+    // Past the two seconds after which a layer nobody uses leaves the link.
+    net.run_for(Duration::from_secs(4));
+    assert_eq!(net.core(A).relay_crossing(microphone, LINK), Some(LayerSet::EMPTY.with(0)));
+    let audio_ssrc =
+        |net: &Net| net.client(bob.client).received.iter().rev().find(|r| r.origin.is_none()).map(|r| r.ssrc);
+    let heard = |net: &Net, ssrc| net.client(bob.client).received.iter().filter(|r| r.ssrc == ssrc).count();
+    let ssrc = audio_ssrc(&net).expect("bob hears alice's microphone");
+    let before = heard(&net, ssrc);
+    net.run_for(Duration::from_secs(1));
+    assert!(heard(&net, ssrc) > before + 20, "the microphone stopped crossing: {before} -> {}", heard(&net, ssrc));
+
+    // Bob pauses it: nobody on B uses the microphone, and it leaves the link.
+    let relayed_microphone = remote.audio.as_ref().expect("relayed too").key;
+    let paused = sfu_proto::SubscriptionSettings { paused: true, ..wanting(relayed_microphone) };
+    net.set_subscription(B1, bob.conn, relayed_microphone, paused);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.core(A).relay_crossing(microphone, LINK), Some(LayerSet::EMPTY));
+
+    // And comes back when he resumes it, though nothing of it reaches B to tell its forwarder
+    // that layer 0 is live.
+    net.set_subscription(B1, bob.conn, relayed_microphone, wanting(relayed_microphone));
+    let before = heard(&net, ssrc);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.core(A).relay_crossing(microphone, LINK), Some(LayerSet::EMPTY.with(0)));
+    assert!(heard(&net, ssrc) > before + 20, "the microphone did not come back: {before} -> {}", heard(&net, ssrc));
+}
