@@ -292,19 +292,14 @@ export class ClusterNode extends Child {
     return metric(this.httpUrl, name, labels);
   }
 
-  /**
-   * Relay media bytes between this node and `peer`, both ways. (The control link's metrics name a
-   * peer by its relay address, the media plane's by its node id: either is counted.)
-   */
-  async relayBytesWith(peer) {
-    let sum = 0;
-    for (const label of [peer.relayAddr, peer.nodeId]) sum += await this.metric('sfu_relay_bytes_total', [`peer="${label}"`]);
-    return sum;
+  /** Relay media bytes between this node and `peer`, both ways (relay metrics name a peer by its node id). */
+  relayBytesWith(peer) {
+    return this.metric('sfu_relay_bytes_total', [`peer="${peer.nodeId}"`]);
   }
 
   /** Whether this node's control link to `peer` is up. */
   async linkedTo(peer) {
-    return (await this.metric('sfu_relay_link_up', [`peer="${peer.relayAddr}"`])) === 1;
+    return (await this.metric('sfu_relay_link_up', [`peer="${peer.nodeId}"`])) === 1;
   }
 
   /** A token from the node's dev endpoint (every node signs with the same dev key). */

@@ -59,7 +59,7 @@ impl Backoff {
 }
 
 pub(super) async fn run(ctx: Arc<Ctx>, node: NodeId, listed: Listed) {
-    let label: Arc<str> = listed.addr.to_string().into();
+    let label: Arc<str> = node.as_str().into();
     let mut backoff = Backoff::default();
     loop {
         let wait = attempt(&ctx, &node, &listed, &label, &mut backoff).await;

@@ -339,11 +339,11 @@ impl Shared {
         self.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A listed peer's relay address as a metric label; `unlisted` for anyone else, so that
-    /// strangers cannot grow the label set.
+    /// A listed peer's node id as a metric label (as the media plane's); `unlisted` for anyone
+    /// else, so that strangers cannot grow the label set.
     fn label_of(&self, node: Option<&NodeId>) -> Arc<str> {
-        match node.and_then(|n| self.listing().get(n).map(|l| l.addr)) {
-            Some(addr) => addr.to_string().into(),
+        match node.filter(|n| self.listing().contains_key(*n)) {
+            Some(node) => node.as_str().into(),
             None => "unlisted".into(),
         }
     }

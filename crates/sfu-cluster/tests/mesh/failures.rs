@@ -8,20 +8,20 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_links_nothing_and_is_counted_on_both_sides() {
-    let (mut a, mut b) = (Node::start("ND_a", "a1", 7), Node::start("ND_b", "b1", 8));
+    let (mut a, mut b) = (Node::start("ND_wa", "a1", 7), Node::start("ND_wb", "b1", 8));
     list_all(&[&a, &b]);
     // A finds B's MAC wrong; B hears A's refusal. Neither says PeerUp.
     match a.next().await {
         MeshEvent::AuthFailed { addr, node, reason } => {
             assert_eq!(addr, b.handle.local_addr());
-            assert_eq!(node.as_ref().map(|n| n.as_str()), Some("ND_b"));
+            assert_eq!(node.as_ref().map(|n| n.as_str()), Some("ND_wb"));
             assert_eq!(reason, AuthFailure::Handshake(HandshakeError::BadMac));
         }
         other => panic!("expected AuthFailed, got {other:?}"),
     }
     match b.next().await {
         MeshEvent::AuthFailed { node, reason, .. } => {
-            assert_eq!(node.as_ref().map(|n| n.as_str()), Some("ND_a"));
+            assert_eq!(node.as_ref().map(|n| n.as_str()), Some("ND_wa"));
             assert_eq!(reason, AuthFailure::Handshake(HandshakeError::Refused(RefuseReason::BadMac)));
         }
         other => panic!("expected AuthFailed, got {other:?}"),

@@ -8,15 +8,15 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_meshes_link_once_and_exchange_messages_in_order() {
-    let (mut a, mut b) = (Node::start("ND_a", "a1", 7), Node::start("ND_b", "b1", 7));
+    let (mut a, mut b) = (Node::start("ND_la", "a1", 7), Node::start("ND_lb", "b1", 7));
     // Each lists both nodes, itself included, as the registry does.
     list_all(&[&a, &b]);
     let (node, boot, keys_a, shards, dialer) = a.expect_up().await;
-    assert_eq!((node.as_str(), boot.as_str(), dialer), ("ND_b", "b1", true), "the lower id dials");
-    assert_eq!(shards, shards_of("ND_b"));
+    assert_eq!((node.as_str(), boot.as_str(), dialer), ("ND_lb", "b1", true), "the lower id dials");
+    assert_eq!(shards, shards_of("ND_lb"));
     let (node, boot, keys_b, shards, dialer) = b.expect_up().await;
-    assert_eq!((node.as_str(), boot.as_str(), dialer), ("ND_a", "a1", false));
-    assert_eq!(shards, shards_of("ND_a"));
+    assert_eq!((node.as_str(), boot.as_str(), dialer), ("ND_la", "a1", false));
+    assert_eq!(shards, shards_of("ND_la"));
     assert_eq!(keys_a.srtp_out, keys_b.srtp_in);
     assert_eq!(keys_a.srtp_in, keys_b.srtp_out);
     assert_eq!(keys_a.ctl_out, keys_b.ctl_in);
@@ -34,9 +34,9 @@ async fn two_meshes_link_once_and_exchange_messages_in_order() {
     }
     for i in 0..N {
         let (from, message) = b.expect_message().await;
-        assert_eq!((from.as_str(), data_index(&message)), ("ND_a", i));
+        assert_eq!((from.as_str(), data_index(&message)), ("ND_la", i));
         let (from, message) = a.expect_message().await;
-        assert_eq!((from.as_str(), data_index(&message)), ("ND_b", N + i));
+        assert_eq!((from.as_str(), data_index(&message)), ("ND_lb", N + i));
     }
     let hello = PeerMessage::RoomBye { room: "standup".into() };
     a.handle.send(&b.id, hello.clone()).unwrap();
@@ -106,12 +106,12 @@ async fn a_peer_restarted_under_the_same_id_replaces_its_old_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_no_longer_listed_loses_its_link() {
     // Unlisted by the dialer: it drops the link and stops dialing.
-    let (mut a, mut b) = linked_pair("ND_a", "ND_b").await;
+    let (mut a, mut b) = linked_pair("ND_ua", "ND_ub").await;
     a.handle.set_peers(vec![a.entry()]);
     let (node, _, reason) = a.expect_down().await;
-    assert_eq!((node.as_str(), reason), ("ND_b", DownReason::Unlisted));
+    assert_eq!((node.as_str(), reason), ("ND_ub", DownReason::Unlisted));
     let (node, _, reason) = b.expect_down().await;
-    assert_eq!((node.as_str(), reason), ("ND_a", DownReason::Closed));
+    assert_eq!((node.as_str(), reason), ("ND_ua", DownReason::Closed));
     assert!(a.handle.linked().is_empty() && b.handle.linked().is_empty());
     assert_eq!(a.handle.send(&b.id, data(0)), Err(SendError::NotLinked));
     assert_eq!(recorder::gauge("sfu_relay_link_up", &[("peer", &b.label())]), Some(0.0));
