@@ -8,6 +8,7 @@ mod janus;
 mod media;
 mod plot;
 mod probe;
+mod relay_metrics;
 mod report;
 mod run;
 mod session;
