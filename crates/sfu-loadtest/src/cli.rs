@@ -90,6 +90,11 @@ pub struct Cli {
     /// Seconds to wait for every subscriber to receive media after the ramp before holding.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub settle: Duration,
+    /// After the settle, go on this long before the hold starts, e.g. 5s: subscribers that began
+    /// on a lower layer reach the one they asked for at a later keyframe (every 3 s), so a hold
+    /// right after the settle still sees those switches.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
     /// Exit with status 3 unless every subscriber received media (for scripted smoke tests).
     #[arg(long)]
     pub require_media: bool,

@@ -505,6 +505,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let warmup_end = Instant::now() + cli.warmup;
+    loop {
+        let now = Instant::now();
+        if now >= warmup_end {
+            break;
+        }
+        if now >= next_sample {
+            sampler.sample("settle").await;
+            next_sample += SAMPLE_EVERY;
+            continue;
+        }
+        tokio::time::sleep(next_sample.min(warmup_end) - now).await;
+    }
 
     // 4. Hold.
     sampler.sample("settle").await;
