@@ -1,7 +1,7 @@
 //! Churn during the hold (`--churn 5/s`): that many subscribers per second leave cleanly (a
 //! `leave` message, the WebSocket closed, the peer connection closed) and as many new ones join
-//! the same rooms in their place, so the population stays about constant while the server keeps
-//! creating and tearing down participants, the load a soak test needs.
+//! the same rooms (on the same nodes) in their place, so the population stays about constant
+//! while the server keeps creating and tearing down participants, the load a soak test needs.
 //!
 //! Who leaves is round-robin over the subscriber slots, so the oldest session always goes next
 //! and every subscriber lives about `subscribers / rate` seconds. The pace is a fixed schedule
@@ -113,6 +113,7 @@ impl Counters {
 
 /// One subscriber position: whoever holds it now, and how to make them leave.
 struct Slot {
+    node: usize,
     room: String,
     identity: String,
     publish: Option<PublishSpec>,
@@ -145,10 +146,17 @@ impl Subscribers {
     }
 
     /// Starts one subscriber with a stop signal of its own.
-    pub fn spawn(&mut self, spawner: &mut Spawner, room: String, identity: String, publish: Option<PublishSpec>) {
+    pub fn spawn(
+        &mut self,
+        spawner: &mut Spawner,
+        node: usize,
+        room: String,
+        identity: String,
+        publish: Option<PublishSpec>,
+    ) {
         let (stop, rx) = watch::channel(false);
-        let started = spawner.spawn(room.clone(), identity.clone(), publish, true, rx);
-        self.slots.push(Slot { room, identity, publish, id: started.id, stop, alive: true, generation: 0 });
+        let started = spawner.spawn(node, room.clone(), identity.clone(), publish, true, rx);
+        self.slots.push(Slot { node, room, identity, publish, id: started.id, stop, alive: true, generation: 0 });
     }
 }
 
@@ -195,7 +203,7 @@ impl Churn {
             slot.generation += 1;
             let identity = format!("{}.{}", slot.identity, slot.generation);
             let (tx, rx) = watch::channel(false);
-            let started = spawner.spawn(slot.room.clone(), identity, slot.publish, true, rx);
+            let started = spawner.spawn(slot.node, slot.room.clone(), identity, slot.publish, true, rx);
             // The old sender goes: a session that did not leave on the signal leaves on the drop.
             slot.stop = tx;
             slot.id = started.id;

@@ -17,9 +17,14 @@ pub struct Cli {
     #[arg(value_enum)]
     pub scenario: Scenario,
     /// The server's HTTP address (signaling at /rtc, metrics at /metrics); with `--server janus`,
-    /// Janus's WebSocket transport (e.g. ws://127.0.0.1:8188).
-    #[arg(long, default_value = "http://127.0.0.1:7880")]
-    pub url: String,
+    /// Janus's WebSocket transport (e.g. ws://127.0.0.1:8188). Several nodes of a cluster:
+    /// comma-separated and/or repeated (`--url http://A:7880,http://B:7880 --url http://C:7880`).
+    /// Publishers (livestream, audio-room speakers) then join the first node, the origin; every
+    /// subscriber, listener and meeting participant goes to the next node in turn (number i to
+    /// url i % n), and the report adds a section per node. All nodes must accept the same
+    /// --api-key / --api-secret.
+    #[arg(long = "url", value_name = "URL[,URL...]", value_delimiter = ',', default_value = "http://127.0.0.1:7880")]
+    pub urls: Vec<String>,
     /// Which server the harness talks to: this project's SFU, or Janus's VideoRoom plugin (for
     /// side-by-side figures; livestream and audio-room only, no /metrics).
     #[arg(long, value_enum, default_value_t = ServerKind::Sfu)]
@@ -55,9 +60,10 @@ pub struct Cli {
     /// One-way delay added to everything each subscriber receives, e.g. 40ms.
     #[arg(long, value_parser = parse_duration)]
     pub delay: Option<Duration>,
-    /// PID of the server, for CPU and memory figures from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// PID of the server, for CPU and memory figures from /proc. With several --url, one PID per
+    /// node in the same order (comma-separated and/or repeated), or a single PID for the first.
+    #[arg(long = "server-pid", value_name = "PID[,PID...]", value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
     /// Write the report as JSON to this file (plots go next to it as FILE-stem-*.png).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -84,6 +90,11 @@ pub struct Cli {
     /// Seconds to wait for every subscriber to receive media after the ramp before holding.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub settle: Duration,
+    /// After the settle, go on this long before the hold starts, e.g. 5s: subscribers that began
+    /// on a lower layer reach the one they asked for at a later keyframe (every 3 s), so a hold
+    /// right after the settle still sees those switches.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
     /// Exit with status 3 unless every subscriber received media (for scripted smoke tests).
     #[arg(long)]
     pub require_media: bool,

@@ -181,7 +181,7 @@ pub async fn session(p: &Participant, ctx: &SessionContext, mut stop: watch::Rec
         anyhow::bail!("the janus adapter does not run participants that both publish and subscribe");
     }
     let t0 = Instant::now();
-    let mut janus = Janus::connect(&ctx.ws_url).await?;
+    let mut janus = Janus::connect(ctx.ws_url(p.node)).await?;
     ctx.counters.ws_connected.fetch_add(1, Ordering::Relaxed);
     let room = room_id(&p.room);
     let handle = janus.attach().await?;

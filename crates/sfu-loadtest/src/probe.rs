@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::relay_metrics::{self, RelayByPeer};
+
 /// Clock ticks per second for /proc CPU times (USER_HZ; 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
@@ -47,6 +49,8 @@ pub fn machine_cpu() -> Option<(f64, f64)> {
 pub struct ServerMetrics {
     pub forwarded_packets: f64,
     pub received_packets: f64,
+    /// Payload bytes received from publishers (relayed media is counted in `relay`).
+    pub received_bytes: f64,
     pub dropped_by_reason: BTreeMap<String, f64>,
     pub udp_send_failures: f64,
     pub nack_received: f64,
@@ -68,6 +72,8 @@ pub struct ServerMetrics {
     /// The same up to each packet's last copy (how long a fan-out takes).
     pub fanout_delay_p50: Option<f64>,
     pub fanout_delay_p99: Option<f64>,
+    /// Cluster nodes: what crossed each link, by peer node id.
+    pub relay: RelayByPeer,
 }
 
 impl ServerMetrics {
@@ -90,6 +96,7 @@ impl ServerMetrics {
             match name {
                 "sfu_forwarded_packets_total" => m.forwarded_packets += value,
                 "sfu_received_packets_total" => m.received_packets += value,
+                "sfu_received_bytes_total" => m.received_bytes += value,
                 "sfu_udp_send_failures_total" => m.udp_send_failures += value,
                 "sfu_nack_received_total" => m.nack_received += value,
                 "sfu_retransmitted_packets_total" => m.retransmitted += value,
@@ -124,7 +131,44 @@ impl ServerMetrics {
                     let reason = label(labels, "reason").unwrap_or_else(|| "unknown".into());
                     *m.dropped_by_reason.entry(reason).or_insert(0.0) += value;
                 }
-                _ => {}
+                _ => {
+                    relay_metrics::add_series(&mut m.relay, name, labels, value);
+                }
+            }
+        }
+        m
+    }
+
+    /// The sum of several nodes' counters (the windowed delays: the worst node's).
+    pub fn sum<'a>(nodes: impl IntoIterator<Item = &'a ServerMetrics>) -> ServerMetrics {
+        let mut m = ServerMetrics::default();
+        let worst = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for n in nodes {
+            m.forwarded_packets += n.forwarded_packets;
+            m.received_packets += n.received_packets;
+            m.received_bytes += n.received_bytes;
+            for (reason, v) in &n.dropped_by_reason {
+                *m.dropped_by_reason.entry(reason.clone()).or_insert(0.0) += v;
+            }
+            m.udp_send_failures += n.udp_send_failures;
+            m.nack_received += n.nack_received;
+            m.retransmitted += n.retransmitted;
+            m.pli_sent += n.pli_sent;
+            m.unroutable += n.unroutable;
+            m.estimate_count += n.estimate_count;
+            m.estimate_sum += n.estimate_sum;
+            m.allocation_switches += n.allocation_switches;
+            m.probe_packets += n.probe_packets;
+            m.bandwidth_pauses += n.bandwidth_pauses;
+            m.forward_delay_p50 = worst(m.forward_delay_p50, n.forward_delay_p50);
+            m.forward_delay_p99 = worst(m.forward_delay_p99, n.forward_delay_p99);
+            m.fanout_delay_p50 = worst(m.fanout_delay_p50, n.fanout_delay_p50);
+            m.fanout_delay_p99 = worst(m.fanout_delay_p99, n.fanout_delay_p99);
+            for (peer, c) in &n.relay {
+                m.relay.entry(peer.clone()).or_default().add(c);
             }
         }
         m
@@ -140,6 +184,7 @@ impl ServerMetrics {
         ServerMetrics {
             forwarded_packets: self.forwarded_packets - earlier.forwarded_packets,
             received_packets: self.received_packets - earlier.received_packets,
+            received_bytes: self.received_bytes - earlier.received_bytes,
             dropped_by_reason: drops,
             udp_send_failures: self.udp_send_failures - earlier.udp_send_failures,
             nack_received: self.nack_received - earlier.nack_received,
@@ -156,11 +201,13 @@ impl ServerMetrics {
             forward_delay_p99: self.forward_delay_p99,
             fanout_delay_p50: self.fanout_delay_p50,
             fanout_delay_p99: self.fanout_delay_p99,
+            relay: relay_metrics::since_all(&self.relay, &earlier.relay),
         }
     }
 }
 
-fn label(labels: &str, key: &str) -> Option<String> {
+/// The value of label `key` in a series' label text (`a="1",b="2"`).
+pub(crate) fn label(labels: &str, key: &str) -> Option<String> {
     for part in labels.split(',') {
         let (k, v) = part.split_once('=')?;
         if k.trim() == key {
@@ -247,6 +294,25 @@ mod tests {
         assert_eq!(m.forward_delay_p50, Some(0.0007));
         assert_eq!(m.forward_delay_p99, Some(0.002));
         assert_eq!((m.fanout_delay_p50, m.fanout_delay_p99), (Some(0.003), Some(0.006)));
+    }
+
+    #[test]
+    fn sums_nodes() {
+        let a = ServerMetrics::parse(
+            "sfu_forwarded_packets_total{shard=\"0\"} 10\n\
+             sfu_received_bytes_total{shard=\"0\"} 1000\n\
+             sfu_forward_delay_seconds{shard=\"0\",quantile=\"0.5\"} 0.001\n\
+             sfu_relay_bytes_total{shard=\"0\",peer=\"b\",direction=\"out\"} 400\n",
+        );
+        let b = ServerMetrics::parse(
+            "sfu_forwarded_packets_total{shard=\"0\"} 5\n\
+             sfu_forward_delay_seconds{shard=\"0\",quantile=\"0.5\"} 0.003\n\
+             sfu_relay_bytes_total{shard=\"0\",peer=\"a\",direction=\"in\"} 390\n",
+        );
+        let sum = ServerMetrics::sum([&a, &b]);
+        assert_eq!((sum.forwarded_packets, sum.received_bytes), (15.0, 1000.0));
+        assert_eq!(sum.forward_delay_p50, Some(0.003));
+        assert_eq!((sum.relay["b"].bytes_out, sum.relay["a"].bytes_in), (400.0, 390.0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::node_report::{self, NodeFigures};
 use crate::run::Outcome;
 use crate::stats::percentile;
 
@@ -131,13 +132,14 @@ pub fn build(o: &Outcome) -> (Value, String) {
         he.rx_layers[2].saturating_sub(hs.rx_layers[2]),
     ];
     let c = &o.cli;
+    let nodes: Vec<NodeFigures> = o.nodes.iter().map(|n| node_report::figures(n, o.hold_seconds)).collect();
     // With churn, every replacement is a subscriber session of its own.
     let sessions = o.subscribers + o.churn.map_or(0, |t| t.joins as usize);
 
     let doc = json!({
         "scenario": c.scenario.name(),
         "server_kind": c.server.name(),
-        "url": c.url,
+        "url": c.urls.join(","),
         "subscribers": o.subscribers,
         "publishers": o.publishers,
         "rooms": o.plan_rooms,
@@ -232,6 +234,8 @@ pub fn build(o: &Outcome) -> (Value, String) {
         })),
         "failures": o.failures,
         "notes": o.notes,
+        // One entry per --url node (publishers on the first, subscribers round-robin).
+        "nodes": nodes,
         "timeline": o.timeline,
     });
 
@@ -349,6 +353,10 @@ pub fn build(o: &Outcome) -> (Value, String) {
     }
     for n in &o.notes {
         row("note", n.clone());
+    }
+    // A single server's figures are all in the table above.
+    if nodes.len() > 1 {
+        md.push_str(&node_report::markdown(&nodes));
     }
     (doc, md)
 }

@@ -13,8 +13,10 @@ use tokio::sync::watch;
 use crate::churn::{self, Churn, Subscribers};
 use crate::cli::{Cli, Scenario, ServerKind, ServerUrl};
 use crate::media::link::LinkConfig;
-use crate::media::peer::PublishSpec;
 use crate::media::{self, Command, FinalReport, SubscriberSummary, WorkerConfig, WorkerHandle};
+use crate::node_report::NodeOutcome;
+use crate::nodes::{self, NodeProbe, NodeSnapshot};
+use crate::plan::Plan;
 use crate::probe::{self, ServerMetrics};
 use crate::session::{SessionContext, SignalCounters};
 use crate::spawner::Spawner;
@@ -24,54 +26,6 @@ use crate::token::Minter;
 const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(15);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-
-pub struct Plan {
-    pub publishers: Vec<(String, String, PublishSpec, bool)>,
-    pub subscribers: Vec<(String, String, Option<PublishSpec>)>,
-    pub rooms: usize,
-}
-
-impl Plan {
-    pub fn new(cli: &Cli) -> anyhow::Result<Self> {
-        let n = cli.subscribers;
-        let room = |i: usize| format!("{}-{i}", cli.room_prefix);
-        let av = PublishSpec { video: true, audio: true };
-        let audio_only = PublishSpec { video: false, audio: true };
-        Ok(match cli.scenario {
-            Scenario::Livestream => {
-                let p = cli.publishers.unwrap_or(1).max(1);
-                let rooms = cli.rooms.unwrap_or(p).max(1);
-                Plan {
-                    publishers: (0..p).map(|i| (room(i % rooms), format!("pub-{i}"), av, false)).collect(),
-                    subscribers: (0..n).map(|j| (room(j % rooms), format!("sub-{j}"), None)).collect(),
-                    rooms,
-                }
-            }
-            Scenario::Meeting => {
-                let rooms = cli.rooms.unwrap_or(n.div_ceil(8)).max(1);
-                if n < 2 * rooms {
-                    anyhow::bail!("meeting needs at least 2 participants per room ({n} for {rooms} rooms)");
-                }
-                Plan {
-                    publishers: vec![],
-                    subscribers: (0..n).map(|j| (room(j % rooms), format!("member-{j}"), Some(av))).collect(),
-                    rooms,
-                }
-            }
-            Scenario::AudioRoom => {
-                let rooms = cli.rooms.unwrap_or(1).max(1);
-                let per_room = cli.publishers.unwrap_or(2).max(1);
-                Plan {
-                    publishers: (0..rooms * per_room)
-                        .map(|i| (room(i % rooms), format!("speaker-{i}"), audio_only, false))
-                        .collect(),
-                    subscribers: (0..n).map(|j| (room(j % rooms), format!("listener-{j}"), None)).collect(),
-                    rooms,
-                }
-            }
-        })
-    }
-}
 
 /// One row of the timeline, sampled every second.
 #[derive(Clone, Debug, Serialize)]
@@ -132,6 +86,8 @@ pub struct Outcome {
     pub signal: BTreeMap<&'static str, u64>,
     /// Churn counts at the end of the hold, with `--churn`.
     pub churn: Option<churn::Totals>,
+    /// Each node's share (one entry per `--url`).
+    pub nodes: Vec<NodeOutcome>,
     /// /proc/loadavg at the start and the end of the run (other jobs on the machine show here).
     pub loadavg_start: Option<String>,
     pub loadavg_end: Option<String>,
@@ -142,9 +98,8 @@ pub struct Outcome {
 struct Sampler {
     workers: Vec<Arc<WorkerHandle>>,
     counters: Arc<SessionContext>,
-    /// Where the server's /metrics are (Janus has none).
-    metrics_authority: Option<String>,
-    server_pid: Option<u32>,
+    /// Each node's /metrics (Janus has none) and process.
+    nodes: Vec<NodeProbe>,
     epoch: Instant,
     last_at: Instant,
     last: WorkerStats,
@@ -228,16 +183,10 @@ impl Sampler {
         let d_missing = stats.rx_missing as f64 - self.last.rx_missing as f64;
         let loss_pct = if d_expected > 0.0 { (d_missing / d_expected * 100.0).max(0.0) } else { 0.0 };
 
-        let metrics = match &self.metrics_authority {
-            None => None,
-            Some(authority) => match probe::http_get(authority, "/metrics").await {
-                Ok(text) => Some(ServerMetrics::parse(&text)),
-                Err(e) => {
-                    self.metrics_error.get_or_insert_with(|| e.to_string());
-                    None
-                }
-            },
-        };
+        let (metrics, error) = nodes::read_all(&mut self.nodes).await;
+        if let Some(e) = error {
+            self.metrics_error.get_or_insert(e);
+        }
         let forwarded_pps = match (&metrics, &self.last_metrics) {
             (Some(m), Some(l)) => Some((m.forwarded_packets - l.forwarded_packets) / dt),
             _ => None,
@@ -262,13 +211,13 @@ impl Sampler {
         if metrics.is_some() {
             self.last_metrics = metrics;
         }
-        let server_cpu = self.server_pid.and_then(probe::process_cpu_seconds);
+        let server_cpu = nodes::cpu_sum(&self.nodes);
         let server_cpu_pct = match (server_cpu, self.last_server_cpu) {
             (Some(c), Some(l)) => Some((c - l) / dt * 100.0),
             _ => None,
         };
         self.last_server_cpu = server_cpu;
-        let rss = self.server_pid.and_then(probe::rss_mb);
+        let rss = rss_sum(&self.nodes);
         if let Some(r) = rss {
             self.rss_max = Some(self.rss_max.map_or(r, |m: f64| m.max(r)));
         }
@@ -350,6 +299,15 @@ impl Sampler {
     }
 }
 
+/// The resident memory of every node with a PID, summed.
+fn rss_sum(nodes: &[NodeProbe]) -> Option<f64> {
+    let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid).collect();
+    if pids.is_empty() {
+        return None;
+    }
+    pids.into_iter().map(probe::rss_mb).sum()
+}
+
 /// The address this host uses to reach `url` (so candidates name a reachable local address).
 async fn local_ip_for(url: &ServerUrl) -> anyhow::Result<(IpAddr, SocketAddr)> {
     let host = if url.host == "localhost" { "127.0.0.1" } else { url.host.as_str() };
@@ -368,26 +326,29 @@ async fn local_ip_for(url: &ServerUrl) -> anyhow::Result<(IpAddr, SocketAddr)> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let url = ServerUrl::parse(&cli.url)?;
+    let node_list = nodes::parse_nodes(&cli.urls, &cli.server_pids, cli.server)?;
     if cli.server == ServerKind::Janus && cli.scenario == Scenario::Meeting {
         anyhow::bail!(
             "--server janus runs livestream and audio-room only (meeting participants both publish and subscribe)"
         );
     }
-    let plan = Plan::new(&cli)?;
-    let (local_ip, _server) = local_ip_for(&url).await?;
+    let plan = Plan::new(&cli, node_list.len())?;
+    // One local address for every node: a cluster under test is reached over the same interface.
+    let (local_ip, _server) = local_ip_for(&node_list[0].address).await?;
     // Fail fast when nothing answers at --url (the server may still be starting: retry 5 s).
     if cli.server == ServerKind::Sfu {
-        let mut attempts = 0;
-        loop {
-            match probe::http_get(&url.http_authority(), "/healthz").await {
-                Ok(_) => break,
-                Err(e) if attempts >= 50 => {
-                    anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", cli.url)
-                }
-                Err(_) => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        for node in &node_list {
+            let mut attempts = 0;
+            loop {
+                match probe::http_get(&node.address.http_authority(), "/healthz").await {
+                    Ok(_) => break,
+                    Err(e) if attempts >= 50 => {
+                        anyhow::bail!("the server at {} does not answer GET /healthz: {e:#}", node.url)
+                    }
+                    Err(_) => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             }
         }
@@ -414,10 +375,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
     let ctx = Arc::new(SessionContext {
         server: cli.server,
-        ws_url: match cli.server {
-            ServerKind::Sfu => url.ws_url(),
-            ServerKind::Janus => url.janus_ws_url(),
-        },
+        ws_urls: node_list
+            .iter()
+            .map(|n| match cli.server {
+                ServerKind::Sfu => n.address.ws_url(),
+                ServerKind::Janus => n.address.janus_ws_url(),
+            })
+            .collect(),
         minter: Minter::new(&cli.api_key, &cli.api_secret),
         layer: cli.layer.preference(),
         counters: SignalCounters::default(),
@@ -431,13 +395,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let mut sampler = Sampler {
         workers: workers.clone(),
         counters: ctx.clone(),
-        metrics_authority: (cli.server == ServerKind::Sfu).then(|| url.http_authority()),
-        server_pid: cli.server_pid,
+        nodes: node_list.iter().map(|n| NodeProbe::new(n, cli.server == ServerKind::Sfu)).collect(),
         epoch,
         last_at: Instant::now(),
         last: WorkerStats::default(),
         last_metrics: None,
-        last_server_cpu: cli.server_pid.and_then(probe::process_cpu_seconds),
+        last_server_cpu: None,
         last_own_cpu: probe::process_cpu_seconds(std::process::id()).unwrap_or(0.0),
         last_machine: probe::machine_cpu(),
         timeline: Vec::new(),
@@ -456,22 +419,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         rates: (0.0, 0.0),
         churn: None,
     };
-    if let Some(pid) = cli.server_pid
-        && probe::process_cpu_seconds(pid).is_none()
-    {
-        notes.push(format!("--server-pid {pid}: no such process readable in /proc; server CPU/RSS omitted"));
+    for pid in &cli.server_pids {
+        if probe::process_cpu_seconds(*pid).is_none() {
+            notes.push(format!("--server-pid {pid}: no such process readable in /proc; server CPU/RSS omitted"));
+        }
     }
-    if let Some(authority) = &sampler.metrics_authority
-        && let Ok(text) = probe::http_get(authority, "/metrics").await
-    {
-        sampler.last_metrics = Some(ServerMetrics::parse(&text));
+    if cli.server == ServerKind::Sfu {
+        sampler.last_metrics = nodes::read_all(&mut sampler.nodes).await.0;
     }
+    sampler.last_server_cpu = nodes::cpu_sum(&sampler.nodes);
     let mut next_sample = Instant::now() + SAMPLE_EVERY;
 
     // 1. Publishers, then wait until their connections are up.
     let publishers = plan.publishers.len();
-    for (room, identity, spec, subscribe) in plan.publishers.iter().cloned() {
-        spawner.spawn(room, identity, Some(spec), subscribe, stop_rx.clone());
+    for seat in plan.publishers.iter().cloned() {
+        spawner.spawn(seat.node, seat.room, seat.identity, seat.publish, false, stop_rx.clone());
     }
     if publishers > 0 {
         let deadline = Instant::now() + PUBLISHER_TIMEOUT;
@@ -501,7 +463,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ramp_start = Instant::now();
     let gap = Duration::from_secs_f64(1.0 / cli.ramp);
     let total = plan.subscribers.len();
-    for (i, (room, identity, publish)) in plan.subscribers.iter().cloned().enumerate() {
+    for (i, seat) in plan.subscribers.iter().cloned().enumerate() {
         let at = ramp_start + gap * i as u32;
         loop {
             let now = Instant::now();
@@ -515,7 +477,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             tokio::time::sleep(at.min(next_sample) - now).await;
         }
-        subscribers.spawn(&mut spawner, room, identity, publish);
+        subscribers.spawn(&mut spawner, seat.node, seat.room, seat.identity, seat.publish);
     }
 
     // 3. Settle: wait (bounded) until every subscriber receives media.
@@ -543,6 +505,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let warmup_end = Instant::now() + cli.warmup;
+    loop {
+        let now = Instant::now();
+        if now >= warmup_end {
+            break;
+        }
+        if now >= next_sample {
+            sampler.sample("settle").await;
+            next_sample += SAMPLE_EVERY;
+            continue;
+        }
+        tokio::time::sleep(next_sample.min(warmup_end) - now).await;
+    }
 
     // 4. Hold.
     sampler.sample("settle").await;
@@ -550,6 +525,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let hold_start_at = Instant::now();
     let hold_start = sampler.last.clone();
     let metrics_start = sampler.last_metrics.clone();
+    let nodes_start: Vec<NodeSnapshot> = sampler.nodes.iter().map(NodeProbe::snapshot).collect();
     let server_cpu_start = sampler.last_server_cpu;
     let own_cpu_start = sampler.last_own_cpu;
     let machine_start = sampler.last_machine;
@@ -582,6 +558,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let hold_seconds = sampler.last_at.duration_since(hold_start_at).as_secs_f64();
     let hold_end = sampler.last.clone();
     let metrics_end = sampler.last_metrics.clone();
+    let nodes_end: Vec<NodeSnapshot> = sampler.nodes.iter().map(NodeProbe::snapshot).collect();
     let server_cpu_hold = match (sampler.last_server_cpu, server_cpu_start) {
         (Some(e), Some(s)) if hold_seconds > 0.0 => Some((e - s) / hold_seconds * 100.0),
         _ => None,
@@ -592,7 +569,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         (Some((t, i)), Some((lt, li))) if t > lt => Some((1.0 - (i - li) / (t - lt)) * 100.0),
         _ => None,
     };
-    let server_rss_mb = cli.server_pid.and_then(probe::rss_mb);
+    let server_rss_mb = rss_sum(&sampler.nodes);
+    let nodes_rss: Vec<Option<f64>> = node_list.iter().map(|n| n.pid.and_then(probe::rss_mb)).collect();
 
     // 5. Leave, then stop the workers.
     if sampler.tty {
@@ -655,6 +633,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .map(|(b, w)| if w.is_zero() { 0.0 } else { b.as_secs_f64() / w.as_secs_f64() * 100.0 })
         .collect();
 
+    let per_node = plan.per_node(node_list.len());
+    let node_outcomes = node_list
+        .iter()
+        .zip(nodes_start.into_iter().zip(nodes_end))
+        .enumerate()
+        .map(|(i, (node, (start, end)))| {
+            // A subscriber connection's id is its participant's id times two, plus one.
+            let mine: Vec<&SubscriberSummary> =
+                summaries.iter().filter(|s| spawner.placement.get((s.conn / 2) as usize) == Some(&i)).collect();
+            NodeOutcome {
+                url: node.url.clone(),
+                pid: node.pid,
+                publishers: per_node[i].0,
+                subscribers: per_node[i].1,
+                start,
+                end,
+                rss_mb: nodes_rss[i],
+                with_media: mine.iter().filter(|s| s.received > 0).count(),
+                expected: mine.iter().map(|s| s.expected).sum(),
+                missing: mine.iter().map(|s| s.missing).sum(),
+            }
+        })
+        .collect();
+
     Ok(Outcome {
         plan_rooms: plan.rooms,
         publishers: if cli.scenario == Scenario::Meeting { total } else { publishers },
@@ -679,6 +681,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         machine_cpu_hold,
         signal,
         churn: churn_totals,
+        nodes: node_outcomes,
         loadavg_start,
         loadavg_end: loadavg(),
         failures,

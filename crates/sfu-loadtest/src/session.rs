@@ -31,7 +31,8 @@ pub struct SignalCounters {
 
 pub struct SessionContext {
     pub server: ServerKind,
-    pub ws_url: String,
+    /// The signaling URL of each node (one, or the cluster's nodes in `--url` order).
+    pub ws_urls: Vec<String>,
     pub minter: Minter,
     pub layer: LayerPreference,
     pub counters: SignalCounters,
@@ -40,6 +41,11 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
+    /// The signaling URL of `node`.
+    pub(crate) fn ws_url(&self, node: usize) -> &str {
+        &self.ws_urls[node.min(self.ws_urls.len().saturating_sub(1))]
+    }
+
     pub(crate) fn note_failure(&self, what: String) {
         self.counters.failures.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut log) = self.failure_log.lock()
@@ -55,6 +61,8 @@ pub struct Participant {
     pub id: u64,
     pub room: String,
     pub identity: String,
+    /// Which node (index into `SessionContext::ws_urls`) it joins.
+    pub node: usize,
     pub publish: Option<PublishSpec>,
     pub subscribe: bool,
     pub worker: Arc<WorkerHandle>,

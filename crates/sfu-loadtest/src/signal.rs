@@ -24,7 +24,7 @@ pub(crate) async fn session(
     let token = ctx.minter.mint(&p.room, &p.identity, grants)?;
     let (ws, _) = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(ctx.ws_url.as_str(), None, true),
+        tokio_tungstenite::connect_async_with_config(ctx.ws_url(p.node), None, true),
     )
     .await
     .map_err(|_| anyhow::anyhow!("websocket connect timed out"))??;

@@ -27,6 +27,8 @@ pub struct Spawner {
     pub ctx: Arc<SessionContext>,
     pub workers: Vec<Arc<WorkerHandle>>,
     pub sessions: JoinSet<SessionEnd>,
+    /// The node of every participant started, by id.
+    pub placement: Vec<usize>,
     next_id: u64,
 }
 
@@ -38,11 +40,12 @@ pub struct Started {
 
 impl Spawner {
     pub fn new(ctx: Arc<SessionContext>, workers: Vec<Arc<WorkerHandle>>) -> Self {
-        Self { ctx, workers, sessions: JoinSet::new(), next_id: 0 }
+        Self { ctx, workers, sessions: JoinSet::new(), placement: Vec::new(), next_id: 0 }
     }
 
     pub fn spawn(
         &mut self,
+        node: usize,
         room: String,
         identity: String,
         publish: Option<PublishSpec>,
@@ -53,7 +56,8 @@ impl Spawner {
         self.next_id += 1;
         let worker = self.workers[id as usize % self.workers.len()].clone();
         let joined = Arc::new(AtomicBool::new(false));
-        let p = Participant { id, room, identity, publish, subscribe, worker, joined: joined.clone() };
+        self.placement.push(node);
+        let p = Participant { id, room, identity, node, publish, subscribe, worker, joined: joined.clone() };
         self.sessions.spawn(run_participant(p, self.ctx.clone(), stop));
         Started { id, joined }
     }

@@ -110,6 +110,8 @@ pub enum Command {
 /// Per-subscriber figures at the end of the run.
 #[derive(Clone, Debug)]
 pub struct SubscriberSummary {
+    /// The subscriber connection's id (its participant's id times two, plus one).
+    pub conn: u64,
     pub connected: bool,
     pub join_ms: Option<f64>,
     pub received: u64,

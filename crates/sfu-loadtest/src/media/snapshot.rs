@@ -43,6 +43,7 @@ fn summary_of(conn: &Conn) -> Option<SubscriberSummary> {
         missing += s.missing();
     }
     Some(SubscriberSummary {
+        conn: conn.id,
         connected: conn.ever_connected,
         join_ms: sub.first_media.map(|t| t.duration_since(sub.t0).as_secs_f64() * 1000.0),
         received,
