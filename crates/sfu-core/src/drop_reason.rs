@@ -32,6 +32,9 @@ pub enum DropReason {
     /// The subscriber's connection has no SRTP context for its media (its DTLS handshake gave
     /// none the shard could use) or protecting the packet failed.
     SrtpFailed,
+    /// An audio track not among the room's loudest speakers, in a room large enough for top-N
+    /// audio (see [`LoudestSpeakers`](crate::LoudestSpeakers)).
+    NotLoudest,
 }
 
 impl DropReason {
@@ -49,6 +52,7 @@ impl DropReason {
         DropReason::NotConnected,
         DropReason::PausedForBandwidth,
         DropReason::SrtpFailed,
+        DropReason::NotLoudest,
     ];
 
     /// A snake_case label, stable across releases (used as a Prometheus label value).
@@ -66,6 +70,7 @@ impl DropReason {
             DropReason::NotConnected => "not_connected",
             DropReason::PausedForBandwidth => "paused_for_bandwidth",
             DropReason::SrtpFailed => "srtp_failed",
+            DropReason::NotLoudest => "not_loudest",
         }
     }
 }
@@ -93,7 +98,7 @@ mod tests {
     #[test]
     fn all_lists_every_variant() {
         // Update the count together with ALL when a variant is added.
-        assert_eq!(DropReason::ALL.len(), 12);
+        assert_eq!(DropReason::ALL.len(), 13);
         assert_eq!(DropReason::Padding.to_string(), "padding");
     }
 }

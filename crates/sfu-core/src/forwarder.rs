@@ -98,6 +98,8 @@ pub struct Forwarder {
     selector: LayerSelector,
     /// The publisher muted the track.
     muted: bool,
+    /// False while an audio track is not among the room's loudest (top-N audio).
+    among_loudest: bool,
     /// Known resolutions, lowest layer first; grows when packets of unannounced layers arrive.
     layers: Vec<Option<(u16, u16)>>,
     /// The allocator's limit from the subscriber's estimated bandwidth.
@@ -141,6 +143,7 @@ impl Forwarder {
             codec,
             selector: LayerSelector::default(),
             muted: false,
+            among_loudest: true,
             layers: Vec::new(),
             max_layer_by_bandwidth: None,
             paused_for_bandwidth: false,
@@ -172,6 +175,17 @@ impl Forwarder {
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
         self.on_pause_change();
+    }
+
+    /// Top-N audio: whether this audio track is among the room's loudest, whose packets are
+    /// forwarded. Held back, it drops packets as [`DropReason::NotLoudest`]; let through again,
+    /// it continues the subscriber's sequence numbers with no gap.
+    pub fn set_among_loudest(&mut self, among: bool) {
+        self.among_loudest = among;
+        if !among {
+            self.current = None;
+            self.restart_pending = false;
+        }
     }
 
     /// The track's layers as known so far: resolutions ordered lowest to highest, `None` where
@@ -248,6 +262,9 @@ impl Forwarder {
         }
         if self.paused_for_bandwidth {
             return Decision::Drop(DropReason::PausedForBandwidth);
+        }
+        if !self.among_loudest {
+            return Decision::Drop(DropReason::NotLoudest);
         }
         if self.retired_ssrc == Some(pkt.ssrc) {
             return Decision::Drop(DropReason::OutOfOrderTooOld);

@@ -31,10 +31,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
+mod audio;
 mod cluster;
 mod http;
 mod limits;
 mod rtc;
+pub use audio::{AudioConfig, MAX_TOP_N};
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
@@ -79,6 +81,8 @@ pub struct Config {
     pub limits: Limits,
     /// Cluster membership (with `redis_url`) and shutdown (drain).
     pub cluster: ClusterConfig,
+    /// Audio in large rooms (top-N).
+    pub audio: AudioConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -138,6 +142,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             cluster: ClusterConfig::default(),
+            audio: AudioConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -452,6 +457,9 @@ impl Config {
             return invalid(problem);
         }
         if let Some(problem) = self.cluster.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.audio.problem() {
             return invalid(problem);
         }
         Ok(())

@@ -192,6 +192,8 @@ pub async fn whep_post(
                 paused: false,
             },
             muted: t.info.muted,
+            // A viewer of one participant hears it whatever its room's top-N.
+            among_loudest: true,
             source: t.info.source,
         })
         .collect();

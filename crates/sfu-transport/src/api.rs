@@ -69,6 +69,9 @@ pub struct DownTrackSpec {
     pub layers: Vec<LayerInfo>,
     pub settings: SubscriptionSettings,
     pub muted: bool,
+    /// Top-N audio: whether the track is among its room's loudest, whose audio is forwarded
+    /// (always true for video).
+    pub among_loudest: bool,
     /// Camera, screen share, ...: screen shares come first when bandwidth is short.
     pub source: TrackSource,
 }

@@ -213,6 +213,14 @@ impl MediaPlane {
         }
     }
 
+    /// Top-N audio: tells every shard whether the audio track `key` is among its room's loudest
+    /// (forwarded) or not (held back).
+    pub fn set_among_loudest(&self, key: TrackKey, among: bool) {
+        for shard in 0..self.shards.len() {
+            let _ = self.send(shard, Command::SetAmongLoudest { key, among });
+        }
+    }
+
     /// Tells every shard that `participant` started or stopped speaking (its video is favoured
     /// when bandwidth is short).
     pub fn set_speaking(&self, participant: &ParticipantId, speaking: bool) {

@@ -5,7 +5,7 @@ use sfu_proto::{LayerPreference, SubscriptionSettings, TrackKind};
 use super::*;
 use crate::test_rng::Lcg;
 use DropReason::{
-    AwaitingKeyframe, Duplicate, NoLayerAvailable, NotTargetLayer, OutOfOrderTooOld, Padding, Paused,
+    AwaitingKeyframe, Duplicate, NoLayerAvailable, NotLoudest, NotTargetLayer, OutOfOrderTooOld, Padding, Paused,
     PausedForBandwidth,
 };
 use LayerPreference::{High, Low};
@@ -64,6 +64,7 @@ enum Step {
     Prefer(LayerPreference),
     Pause(bool),
     Mute(bool),
+    AmongLoudest(bool),
     Layers(&'static [Option<(u16, u16)>]),
     BandwidthCap(Option<u8>),
     Allocate(AllocationDecision),
@@ -102,6 +103,7 @@ fn run(name: &str, mut forwarder: Forwarder, steps: &[Step]) {
             Step::Prefer(layer) => forwarder.set_preference(&settings(*layer, false)),
             Step::Pause(paused) => forwarder.set_preference(&settings(High, *paused)),
             Step::Mute(muted) => forwarder.set_muted(*muted),
+            Step::AmongLoudest(among) => forwarder.set_among_loudest(*among),
             Step::Layers(layers) => forwarder.set_layers(layers),
             Step::BandwidthCap(cap) => forwarder.set_max_layer_by_bandwidth(*cap),
             Step::Allocate(decision) => forwarder.set_bandwidth_allocation(*decision),
@@ -496,6 +498,19 @@ fn audio_scenarios() {
             ],
         ),
         ("mute drops", vec![Step::Mute(true), dropped(delta(0, 1, 0), Paused)]),
+        (
+            "held back from the loudest drops, let through continues the numbering",
+            vec![
+                switch(delta(0, 500, 960), 500),
+                Step::AmongLoudest(false),
+                dropped(delta(0, 501, 1920), NotLoudest),
+                dropped(delta(0, 502, 2880), NotLoudest),
+                At(100),
+                Step::AmongLoudest(true),
+                switch(delta(0, 503, 3840), 501),
+                fwd(delta(0, 504, 4800), 502),
+            ],
+        ),
         (
             "a bandwidth pause drops, the audio decision resumes",
             vec![

@@ -26,6 +26,7 @@ pub enum Call {
     SetSubscription { conn: ConnId, key: TrackKey },
     SetMuted { key: TrackKey, muted: bool },
     SetSpeaking { participant: ParticipantId, speaking: bool },
+    SetAmongLoudest { key: TrackKey, among: bool },
     SendData { conn: ConnId },
     Close { conn: ConnId },
     OpenLink { link: LinkId },
@@ -46,6 +47,8 @@ struct State {
     published: HashMap<ConnId, Vec<(String, TrackKey)>>,
     /// Per subscriber connection, its down tracks in the order they were added.
     down: HashMap<ConnId, Vec<TrackKey>>,
+    /// Down tracks added held back by top-N audio.
+    held_back: Vec<(ConnId, TrackKey)>,
 }
 
 #[derive(Default)]
@@ -64,6 +67,11 @@ impl FakeMedia {
     }
 
     /// The down tracks a subscriber connection carries now.
+    /// Whether the down track `key` was added to `conn` held back by top-N audio.
+    pub fn added_held_back(&self, conn: ConnId, key: TrackKey) -> bool {
+        self.state.lock().held_back.contains(&(conn, key))
+    }
+
     pub fn down_tracks(&self, conn: ConnId) -> Vec<TrackKey> {
         self.state.lock().down.get(&conn).cloned().unwrap_or_default()
     }
@@ -152,6 +160,9 @@ impl MediaControl for FakeMedia {
         let mut state = self.state.lock();
         state.calls.push(Call::AddDownTrack { conn, key: spec.key });
         state.down.entry(conn).or_default().push(spec.key);
+        if !spec.among_loudest {
+            state.held_back.push((conn, spec.key));
+        }
         Ok(())
     }
 
@@ -210,6 +221,10 @@ impl MediaControl for FakeMedia {
 
     fn set_speaking(&self, participant: &ParticipantId, speaking: bool) {
         self.record(Call::SetSpeaking { participant: participant.clone(), speaking });
+    }
+
+    fn set_among_loudest(&self, key: TrackKey, among: bool) {
+        self.record(Call::SetAmongLoudest { key, among });
     }
 
     fn send_data(&self, conn: ConnId, _text: bool, _payload: Bytes) {

@@ -50,6 +50,7 @@ pub trait MediaControl: super::RelayMedia + Send + Sync + 'static {
     fn set_subscription(&self, conn: ConnId, key: TrackKey, settings: SubscriptionSettings);
     fn set_muted(&self, key: TrackKey, muted: bool);
     fn set_speaking(&self, participant: &ParticipantId, speaking: bool);
+    fn set_among_loudest(&self, key: TrackKey, among: bool);
     fn send_data(&self, conn: ConnId, text: bool, payload: Bytes);
     fn close(&self, conn: ConnId);
 }
@@ -131,6 +132,10 @@ impl MediaControl for MediaPlane {
 
     fn set_speaking(&self, participant: &ParticipantId, speaking: bool) {
         MediaPlane::set_speaking(self, participant, speaking);
+    }
+
+    fn set_among_loudest(&self, key: TrackKey, among: bool) {
+        MediaPlane::set_among_loudest(self, key, among);
     }
 
     fn send_data(&self, conn: ConnId, text: bool, payload: Bytes) {

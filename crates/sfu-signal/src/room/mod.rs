@@ -17,6 +17,7 @@ mod relay_media;
 mod remote;
 mod request_error;
 mod speakers;
+mod top_n;
 mod trickle;
 mod viewers;
 
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use crate::auth::Grants;
-use crate::config::Limits;
+use crate::config::{AudioConfig, Limits};
 
 pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
 
@@ -55,6 +56,8 @@ pub struct Hub<M = MediaPlane> {
     connected: Mutex<HashSet<ConnId>>,
     departure_timeout: Duration,
     limits: Limits,
+    /// Top-N audio in large rooms.
+    audio: AudioConfig,
     /// Participants and WHEP viewers in every room, counted against `participants_per_node`
     /// (exactly: the rooms' own counts sit behind their locks).
     members: AtomicUsize,
@@ -66,7 +69,13 @@ pub struct Hub<M = MediaPlane> {
 }
 
 impl<M: MediaControl> Hub<M> {
-    pub fn new(media: M, cluster: AnyCluster, departure_timeout: Duration, limits: Limits) -> Arc<Self> {
+    pub fn new(
+        media: M,
+        cluster: AnyCluster,
+        departure_timeout: Duration,
+        limits: Limits,
+        audio: AudioConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             media,
             cluster,
@@ -76,11 +85,17 @@ impl<M: MediaControl> Hub<M> {
             connected: Mutex::new(HashSet::new()),
             departure_timeout,
             limits,
+            audio,
             members: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             links: Mutex::new(HashMap::new()),
             next_link: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// How large rooms carry audio (`[audio]`).
+    pub fn audio_config(&self) -> &AudioConfig {
+        &self.audio
     }
 
     pub fn limits(&self) -> &Limits {
@@ -103,7 +118,7 @@ impl<M: MediaControl> Hub<M> {
         }
         self.check_new_room(rooms.len())?;
         tracing::info!(room = %id.escaped(), "room created");
-        let room = Arc::new(tokio::sync::Mutex::new(Room::new(id.clone())));
+        let room = Arc::new(tokio::sync::Mutex::new(Room::new(id.clone(), self.audio.top_n)));
         rooms.insert(id.clone(), room.clone());
         metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
         Ok(room)
@@ -261,7 +276,7 @@ impl<M: MediaControl> Hub<M> {
         self.set_connected(gone.publisher_conn, false);
         self.set_connected(gone.subscriber_conn, false);
         self.unpublish_tracks(room, &gone.id, &gone.tracks).await;
-        room.speakers.remove(&gone.id);
+        room.forget_speaker(&gone.id);
         self.announce_speakers(room);
         room.broadcast_except(
             id,

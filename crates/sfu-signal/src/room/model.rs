@@ -128,10 +128,17 @@ pub struct Room {
     pub speakers: sfu_core::ActiveSpeakers<ParticipantId>,
     /// The ranking last announced (sent again to each participant that joins).
     pub announced_speakers: Vec<sfu_proto::SpeakerInfo>,
+    /// Top-N audio: who holds one of the places whose audio is forwarded in a large room.
+    pub loudest: sfu_core::LoudestSpeakers<ParticipantId>,
+    /// Whether the room is large enough for top-N audio (as last applied).
+    pub top_n_applies: bool,
+    /// Participants whose audio the shards were last told to hold back.
+    pub held_back: HashSet<ParticipantId>,
 }
 
 impl Room {
-    pub fn new(id: RoomId) -> Self {
+    /// A room whose top-N audio forwards `top_n` speakers (when large enough).
+    pub fn new(id: RoomId, top_n: usize) -> Self {
         Self {
             id,
             sid: String::new(),
@@ -143,7 +150,47 @@ impl Room {
             viewers: HashMap::new(),
             speakers: sfu_core::ActiveSpeakers::new(),
             announced_speakers: Vec::new(),
+            loudest: sfu_core::LoudestSpeakers::new(top_n),
+            top_n_applies: false,
+            held_back: HashSet::new(),
         }
+    }
+
+    /// `who`'s smoothed loudness, for the active speakers and top-N audio.
+    pub fn set_level(&mut self, who: ParticipantId, level: f32) {
+        self.loudest.update(who.clone(), level);
+        self.speakers.update(who, level);
+    }
+
+    /// `who` left: no longer a speaker, and its top-N place is free.
+    pub fn forget_speaker(&mut self, who: &ParticipantId) {
+        self.speakers.remove(who);
+        self.loudest.remove(who);
+        self.held_back.remove(who);
+    }
+
+    /// Whether `publisher`'s audio is forwarded: always, unless top-N applies and it holds no place.
+    pub fn audio_forwarded(&self, publisher: &ParticipantId) -> bool {
+        !self.top_n_applies || self.loudest.is_selected(publisher)
+    }
+
+    /// Participants (and WHEP viewers) on every node.
+    pub fn size(&self) -> usize {
+        self.participants.len() + self.remote.len() + self.viewers.len()
+    }
+
+    /// The audio tracks of everyone who publishes audio, by publisher, as this node knows them
+    /// (a remote one only once relayed here).
+    pub fn audio_track_keys(&self) -> Vec<(ParticipantId, Vec<TrackKey>)> {
+        let audio = sfu_proto::TrackKind::Audio;
+        let local = self.participants.values().map(|p| {
+            (p.id.clone(), p.tracks.iter().filter(|t| t.info.kind == audio).map(|t| t.key).collect::<Vec<_>>())
+        });
+        let remote = self.remote.values().map(|m| {
+            let keys = m.tracks.iter().filter(|t| t.info.kind == audio).filter_map(|t| t.relay).collect::<Vec<_>>();
+            (m.id().clone(), keys)
+        });
+        local.chain(remote).filter(|(_, keys)| !keys.is_empty()).collect()
     }
 
     pub fn by_identity(&self, identity: &str) -> Option<&Participant> {

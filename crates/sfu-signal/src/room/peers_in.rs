@@ -64,7 +64,7 @@ impl<M: MediaControl> Hub<M> {
             PeerMessage::Levels { levels, .. } => {
                 for (who, level) in levels {
                     if room.remote.get(&who).is_some_and(|m| m.node == from) {
-                        room.speakers.update(who, f32::from(level.min(127)) / 127.0);
+                        room.set_level(who, f32::from(level.min(127)) / 127.0);
                     }
                 }
                 self.announce_speakers(&mut room);
@@ -189,7 +189,7 @@ impl<M: MediaControl> Hub<M> {
         for track in gone.tracks {
             self.withdraw_remote_track(room, node, id, track, false).await;
         }
-        room.speakers.remove(id);
+        room.forget_speaker(id);
         self.announce_speakers(room);
         room.broadcast_except(
             id,

@@ -111,6 +111,7 @@ impl<M: MediaControl> Hub<M> {
             layers: track.info.layers.clone(),
             settings,
             muted: track.info.muted,
+            among_loudest: track.info.kind != sfu_proto::TrackKind::Audio || room.audio_forwarded(publisher),
             source: track.info.source,
         };
         match self.media.subscriber_add_track(s.subscriber_conn, subscriber.clone(), spec).await {
@@ -164,7 +165,7 @@ impl<M: MediaControl> Hub<M> {
         // Its shard stops reporting an unpublished track's level, falling edge included: without
         // this the publisher would stay a speaker. Another audio track of theirs reports again.
         if tracks.iter().any(|t| t.info.kind == sfu_proto::TrackKind::Audio) {
-            room.speakers.update(publisher.clone(), 0.0);
+            room.set_level(publisher.clone(), 0.0);
             self.announce_speakers(room);
         }
     }

@@ -23,15 +23,16 @@ impl<M: MediaControl> Hub<M> {
                 levels.into_iter().filter(|(who, _)| room.participants.contains_key(who)).collect();
             self.share_levels(&room, &levels);
             for (who, level) in levels {
-                room.speakers.update(who, level);
+                room.set_level(who, level);
             }
             self.announce_speakers(&mut room);
         }
     }
 
     /// Announces the room's ranking if it changed, and tells the shards who started or stopped
-    /// speaking.
+    /// speaking (and, in a large room, whose audio to forward).
     pub(crate) fn announce_speakers(&self, room: &mut Room) {
+        self.apply_top_n(room);
         let Some(ranking) = room.speakers.poll_change() else { return };
         let before: HashSet<ParticipantId> = room.announced_speakers.iter().map(|s| s.participant_id.clone()).collect();
         let after: HashSet<ParticipantId> = ranking.iter().map(|(id, _)| id.clone()).collect();

@@ -67,6 +67,11 @@ pub(crate) enum Command {
         key: TrackKey,
         muted: bool,
     },
+    /// Top-N audio: the audio track `key` is (again) among its room's loudest, or no longer.
+    SetAmongLoudest {
+        key: TrackKey,
+        among: bool,
+    },
     /// The participant started or stopped being one of its room's active speakers.
     SetSpeaking {
         participant: ParticipantId,

@@ -7,6 +7,7 @@ mod limits;
 mod membership;
 mod races;
 mod resume;
+mod top_n;
 mod tracks;
 mod two_nodes;
 mod viewers;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use super::fake_media::{Call, FakeMedia};
 use super::{Frame, Hub, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RequestError, RoomRef, outbox};
 use crate::auth::Grants;
-use crate::config::Limits;
+use crate::config::{AudioConfig, Limits};
 
 pub(super) const DEPARTURE: Duration = Duration::from_secs(10);
 
@@ -30,7 +31,7 @@ fn hub() -> TestHub {
 }
 
 fn hub_with(limits: Limits) -> TestHub {
-    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits)
+    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits, AudioConfig::default())
 }
 
 /// The cluster of a node alone, as the server runs without `cluster.redis_url`.
@@ -176,6 +177,7 @@ fn calls_on(hub: &TestHub, conn: ConnId) -> Vec<Call> {
             | Call::Close { conn: c } => *c == conn,
             Call::SetMuted { .. }
             | Call::SetSpeaking { .. }
+            | Call::SetAmongLoudest { .. }
             | Call::OpenLink { .. }
             | Call::CloseLink { .. }
             | Call::AddRelayTrack { .. }

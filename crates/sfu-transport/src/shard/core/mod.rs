@@ -347,6 +347,7 @@ impl ShardCore {
             }
             Command::SetSubscription { conn, key, settings } => self.set_subscription(conn, key, &settings, now),
             Command::SetMuted { key, muted } => self.set_muted(key, muted),
+            Command::SetAmongLoudest { key, among } => self.set_among_loudest(key, among),
             Command::SetSpeaking { participant, speaking } => self.set_speaking(participant, speaking),
             Command::SendData { conn, text, payload } => self.send_data(conn, text, payload, now),
             Command::Close { conn } => self.close_conn(conn, now),

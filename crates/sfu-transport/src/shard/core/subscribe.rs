@@ -64,6 +64,7 @@ impl ShardCore {
         // Which layers flow comes from the publisher's shard, in answer to the attach below
         // (`LayersFlowing`, see on_layers_flowing).
         forwarder.set_muted(spec.muted);
+        forwarder.set_among_loudest(spec.among_loudest);
         let connected = conn.connected;
         if connected {
             forwarder.on_connected(now);
@@ -276,6 +277,15 @@ impl ShardCore {
         let Some(fanout) = self.fanouts.get_mut(&key) else { return };
         for subscription in fanout.subscriptions_mut() {
             subscription.forwarder.set_muted(muted);
+        }
+    }
+
+    /// Top-N audio: forwards the audio track `key` to this shard's subscribers again, or holds
+    /// it back.
+    pub(super) fn set_among_loudest(&mut self, key: TrackKey, among: bool) {
+        let Some(fanout) = self.fanouts.get_mut(&key) else { return };
+        for subscription in fanout.subscriptions_mut() {
+            subscription.forwarder.set_among_loudest(among);
         }
     }
 

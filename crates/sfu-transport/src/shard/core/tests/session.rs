@@ -48,6 +48,7 @@ impl Publisher {
             layers: track.layers.clone(),
             settings,
             muted: false,
+            among_loudest: true,
             source: if track.kind == TrackKind::Audio { TrackSource::Microphone } else { TrackSource::Camera },
         }
     }
