@@ -10,7 +10,7 @@ import { useServerAndBrowser } from './lib/harness.mjs';
 import { poll, sleep } from './lib/server.mjs';
 import { metric } from './lib/ingress.mjs';
 
-const ctx = useServerAndBrowser('zc-top-n', 30, {
+const ctx = useServerAndBrowser('zc-top-n', 32, {
   env: { SFU_AUDIO__TOP_N: '3', SFU_AUDIO__TOP_N_ABOVE: '5' },
 });
 const ROOM = 'many-voices';

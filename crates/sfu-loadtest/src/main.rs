@@ -14,6 +14,7 @@ mod probe;
 mod relay_metrics;
 mod report;
 mod run;
+mod series_label;
 mod session;
 mod signal;
 mod spawner;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::relay_metrics::{self, RelayByPeer};
+use crate::series_label::label;
 
 /// Clock ticks per second for /proc CPU times (USER_HZ; 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
@@ -204,17 +205,6 @@ impl ServerMetrics {
             relay: relay_metrics::since_all(&self.relay, &earlier.relay),
         }
     }
-}
-
-/// The value of label `key` in a series' label text (`a="1",b="2"`).
-pub(crate) fn label(labels: &str, key: &str) -> Option<String> {
-    for part in labels.split(',') {
-        let (k, v) = part.split_once('=')?;
-        if k.trim() == key {
-            return Some(v.trim().trim_matches('"').to_owned());
-        }
-    }
-    None
 }
 
 /// GET `path` over plain HTTP/1.1 and return the body.

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::probe::label;
+use crate::series_label::label;
 
 /// Cumulative relay counters of one link, as this node counts them.
 #[derive(Clone, Debug, Default, PartialEq)]
