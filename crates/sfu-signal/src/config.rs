@@ -35,12 +35,14 @@ mod cluster;
 mod http;
 mod limits;
 mod rtc;
+mod turn;
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
 use rtc::ice_server_problem;
 pub use rtc::{IceServer, RtcConfig};
+pub use turn::{MIN_TURN_SECRET_BYTES, TurnConfig};
 
 /// API key used in dev mode. Public knowledge: never use it in production.
 pub const DEV_API_KEY: &str = "devkey";
@@ -79,6 +81,8 @@ pub struct Config {
     pub limits: Limits,
     /// Cluster membership (with `redis_url`) and shutdown (drain).
     pub cluster: ClusterConfig,
+    /// TURN credentials for clients, and the embedded TURN server.
+    pub turn: TurnConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -138,6 +142,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             cluster: ClusterConfig::default(),
+            turn: TurnConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -452,6 +457,9 @@ impl Config {
             return invalid(problem);
         }
         if let Some(problem) = self.cluster.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.turn.problem() {
             return invalid(problem);
         }
         Ok(())
