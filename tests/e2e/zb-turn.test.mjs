@@ -39,6 +39,8 @@ const NFT_TABLE = 'zbturn';
 
 const ctx = useServerAndBrowser('zb-turn', SLOT, {
   env: {
+    // Two shards whatever the machine: the TURN ports below sit in this slot's block after them.
+    SFU_RTC__SHARDS: '2',
     SFU_TURN__SECRET: SECRET,
     SFU_TURN__ENABLED: 'true',
     SFU_TURN__UDP_PORT: String(EMBEDDED_PORT),
