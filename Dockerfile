@@ -27,6 +27,7 @@ COPY crates/sfu-proto/Cargo.toml crates/sfu-proto/
 COPY crates/sfu-signal/Cargo.toml crates/sfu-signal/
 COPY crates/sfu-srtp/Cargo.toml crates/sfu-srtp/
 COPY crates/sfu-transport/Cargo.toml crates/sfu-transport/
+COPY crates/sfu-turn/Cargo.toml crates/sfu-turn/
 # A crate with a [[bin]] gets a stub main.rs, the others a stub lib.rs; the root package's
 # [[bench]] targets must exist for Cargo to load the manifest.
 RUN set -eu; \

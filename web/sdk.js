@@ -47,7 +47,10 @@ export { signalingUrl, fetchDevToken } from './sdk/urls.js';
  * @property {boolean} [reconnect] bring the session back when the socket drops: resume it, or join
  *   again (on another URL of the list, when its node is gone) and publish the same tracks (default true)
  * @property {(level: string, ...args: any[]) => void} [log] debug logger
- * @property {RTCConfiguration} [rtcConfig] added to both connections' configuration
+ * @property {RTCConfiguration} [rtcConfig] added to both connections' configuration (its
+ *   `iceServers`, if given, replace the server's)
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] 'relay': both connections use only TURN
+ *   relay candidates (the servers come in `joined.ice_servers`); default 'all'
  * @property {boolean} [dynacast] false: encode every simulcast layer, whatever the server says
  * @property {boolean} [adaptiveStream] false: observeVideo() does nothing
  */
@@ -207,17 +210,29 @@ export class Room extends RoomEvents {
     this._redirectTo = null;
     this._roomState.setLocal(joined.participant);
     this.state = 'connected';
-    const publisher = this._createTransports();
+    const publisher = this._createTransports(joined.ice_servers ?? []);
     if (again) this._roomState.sync(joined.participants ?? []);
     else for (const p of joined.participants ?? []) this._roomState.upsert(p, true);
     this._signal.startKeepalive();
     return publisher;
   }
 
-  /** Creates both connections and the data channel; returns the publisher. */
-  _createTransports() {
+  /**
+   * Creates both connections and the data channel; returns the publisher.
+   * @param {{urls: string[], username?: string, credential?: string}[]} iceServers the server's
+   *   STUN/TURN servers (`joined.ice_servers`; TURN credentials are minted for this session)
+   */
+  _createTransports(iceServers) {
     /** @type {RTCConfiguration} */
-    const config = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...(this.options.rtcConfig ?? {}) };
+    const config = {
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+      iceServers: iceServers.map((s) => ({
+        urls: s.urls, ...(s.username ? { username: s.username, credential: s.credential } : {}),
+      })),
+      ...(this.options.iceTransportPolicy ? { iceTransportPolicy: this.options.iceTransportPolicy } : {}),
+      ...(this.options.rtcConfig ?? {}),
+    };
     /** @type {import('./sdk/peer-transport.js').TransportHooks} */
     const hooks = {
       send: (msg) => this._signal.send(msg),

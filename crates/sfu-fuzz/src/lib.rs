@@ -12,6 +12,7 @@ mod keyframe;
 mod router;
 mod rtp;
 mod signal;
+mod turn;
 
 pub use keyframe::keyframe;
 pub use router::router_sequence;
@@ -20,6 +21,7 @@ pub use sfu_transport::fuzzing::{
     demux as stun_demux, relay_sequence, sdp_offer, shard_sequence, subscriber_rtcp as rtcp_feedback,
 };
 pub use signal::signal_message;
+pub use turn::turn_sequence;
 
 /// One fuzz target: its name (the `fuzz/fuzz_targets/<name>.rs` binary and the
 /// `fuzz/corpus/<name>` directory) and its entry point.
@@ -39,4 +41,5 @@ pub const TARGETS: &[Target] = &[
     Target { name: "router_sequence", run: router_sequence },
     Target { name: "shard_sequence", run: shard_sequence },
     Target { name: "relay_sequence", run: relay_sequence },
+    Target { name: "turn_sequence", run: turn_sequence },
 ];

@@ -284,6 +284,10 @@ pub enum ServerMessage {
         /// when the room is made again after it closed.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         room_sid: String,
+        /// STUN and TURN servers for the client's peer connections (TURN with time-limited
+        /// credentials), the embedded TURN server first; none when the server offers none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerInfo>,
     },
     /// The session was resumed; the client should restart ICE on its publisher connection.
     Resumed {
@@ -446,6 +450,20 @@ pub enum StreamState {
     Active,
     /// The server stopped forwarding it; `reason` says why.
     Paused,
+}
+
+/// A STUN or TURN server in the shape of WebRTC's `RTCIceServer`, so a client can pass it to
+/// its `RTCPeerConnection` as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerInfo {
+    /// `stun:`, `turn:` or `turns:` URLs of one server (one set of credentials).
+    pub urls: Vec<String>,
+    /// TURN username (`<expiry unix seconds>:<identity>` for minted credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Which track one media section of a subscriber `offer` carries.

@@ -36,6 +36,7 @@ mod cluster;
 mod http;
 mod limits;
 mod rtc;
+mod turn;
 pub use audio::{AudioConfig, MAX_TOP_N};
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
@@ -43,6 +44,7 @@ pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
 use rtc::ice_server_problem;
 pub use rtc::{IceServer, RtcConfig};
+pub use turn::{MIN_TURN_SECRET_BYTES, TurnConfig};
 
 /// API key used in dev mode. Public knowledge: never use it in production.
 pub const DEV_API_KEY: &str = "devkey";
@@ -83,6 +85,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Audio in large rooms (top-N).
     pub audio: AudioConfig,
+    /// TURN credentials for clients, and the embedded TURN server.
+    pub turn: TurnConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -143,6 +147,7 @@ impl Default for Config {
             limits: Limits::default(),
             cluster: ClusterConfig::default(),
             audio: AudioConfig::default(),
+            turn: TurnConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -460,6 +465,9 @@ impl Config {
             return invalid(problem);
         }
         if let Some(problem) = self.audio.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.turn.problem() {
             return invalid(problem);
         }
         Ok(())

@@ -13,6 +13,7 @@ mod data_relay;
 mod fd_limit;
 mod handlers;
 mod http;
+mod ice_servers;
 mod load_report;
 mod media_events;
 mod redirect;
@@ -22,6 +23,7 @@ mod session;
 mod shutdown;
 mod state;
 mod trickle;
+mod turn_setup;
 mod whip;
 mod whip_options;
 
@@ -53,6 +55,8 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     caps: connections::Caps,
+    /// The embedded TURN server (`turn.enabled`), stopped when the server is dropped.
+    turn: Option<sfu_turn::RunningTurn>,
 }
 
 impl Server {
@@ -75,7 +79,9 @@ impl Server {
         )
         .context("starting media shards")?;
         let cluster = cluster_setup::start(&config, &media.relay_endpoints()).context("starting cluster membership")?;
+        let turn = turn_setup::start(&config, &media).await.context("starting the embedded TURN server")?;
         let hub = Hub::new(media, cluster, config.departure_timeout(), config.limits.clone(), config.audio.clone());
+        hub.set_ice_servers(turn_setup::ice_servers(&config, turn.as_ref()));
         tokio::spawn(media_events::run(hub.clone(), events_rx));
         if let Some(cluster_events) = sfu_cluster::Cluster::take_events(&hub.cluster) {
             tokio::spawn(cluster_events::run(hub.clone(), cluster_events));
@@ -84,7 +90,7 @@ impl Server {
         let addr = config.http_addr();
         let state = Arc::new(AppState { auth: TokenAuthority::from_config(&config.auth), hub, metrics, config });
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Server { listener, state, caps })
+        Ok(Server { listener, state, caps, turn })
     }
 
     /// The address the HTTP listener is bound to.
@@ -99,6 +105,7 @@ impl Server {
         tracing::info!(%addr, "signaling listening (http://{addr}/)");
         let header_read_timeout = self.state.config.header_read_timeout();
         let slots = connections::Slots::new(self.caps);
+        let _turn = self.turn;
         connections::serve(self.listener, http::router(self.state), slots, header_read_timeout, shutdown).await;
         Ok(())
     }

@@ -44,14 +44,15 @@ fn segment(text: &str) -> String {
 /// `201 Created` with the answer, the session's URL and what a client needs for trickle ICE.
 /// `location` is built from [`segment`]s and `session` is a generated id: both are valid header
 /// values.
-fn created(state: &AppState, location: String, session: &str, sdp: String) -> Response {
+/// `identity` is the token's: the TURN credentials in the `Link` headers are minted for it.
+fn created(state: &AppState, location: String, session: &str, sdp: String, identity: &str) -> Response {
     let mut headers = HeaderMap::new();
     let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     headers.insert(header::LOCATION, value(&location));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
     headers.insert(header::ETAG, value(&trickle::etag(session)));
     headers.insert("accept-patch", HeaderValue::from_static(TRICKLE_SDPFRAG));
-    add_ice_links(&mut headers, state);
+    add_ice_links(&mut headers, &state.hub.ice_servers_for(identity));
     (StatusCode::CREATED, headers, sdp).into_response()
 }
 
@@ -100,7 +101,7 @@ pub async fn whip_post(
     };
     let mut guard = room_ref.lock().await;
     match state.hub.publisher_offer(&mut guard, &id, body, Vec::new()).await {
-        Ok(sdp) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, sdp),
+        Ok(sdp) => created(&state, format!("/whip/{}/{id}", segment(&room)), &id.0, sdp, &claims.sub),
         Err(e) => {
             state.hub.remove_participant(&mut guard, &id, LeaveReason::Left).await;
             answer(e, StatusCode::BAD_REQUEST)
@@ -204,7 +205,8 @@ pub async fn whep_post(
             let viewer = Viewer { conn, identity: Identity(identity.clone()), trickled: 0 };
             state.hub.add_viewer(&mut guard, session.clone(), viewer);
             tracing::info!(room = %Escaped(&room), identity = %Escaped(&identity), viewer = %session, layer = ?query.layer, "whep session started");
-            created(&state, format!("/whep/{}/{}/{session}", segment(&room), segment(&identity)), &session, sdp)
+            let location = format!("/whep/{}/{}/{session}", segment(&room), segment(&identity));
+            created(&state, location, &session, sdp, &claims.sub)
         }
         Err(e) => {
             state.hub.media.close(conn);

@@ -5,34 +5,51 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-use crate::config::IceServer;
+use sfu_proto::IceServerInfo;
+
 use crate::state::AppState;
 
 /// The media type of a trickle ICE / ICE restart PATCH body (RFC 8840).
 pub const TRICKLE_SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
-/// One `Link` value per configured STUN/TURN server.
-pub fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
+/// One `Link` value per STUN/TURN URL.
+pub fn ice_server_links(servers: &[IceServerInfo]) -> Vec<HeaderValue> {
     servers
         .iter()
-        .filter_map(|s| {
-            let mut link = format!("<{}>; rel=\"ice-server\"", s.url);
+        .flat_map(|s| s.urls.iter().map(move |url| (url, s)))
+        .filter_map(|(url, s)| {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
             if let (Some(user), Some(credential)) = (&s.username, &s.credential) {
                 link.push_str(&format!(
                     "; username=\"{user}\"; credential=\"{credential}\"; credential-type=\"password\""
                 ));
             }
-            // Config validation keeps out what a header cannot carry; skip rather than panic.
+            // Config validation and the minted usernames keep out what a header cannot carry;
+            // skip rather than panic.
             HeaderValue::from_str(&link).ok()
         })
         .collect()
 }
 
-/// Appends the ICE servers' `Link` headers.
-pub fn add_ice_links(headers: &mut HeaderMap, state: &AppState) {
-    for link in ice_server_links(&state.config.rtc.ice_servers) {
+/// Appends the `Link` headers of `servers`.
+pub fn add_ice_links(headers: &mut HeaderMap, servers: &[IceServerInfo]) {
+    for link in ice_server_links(servers) {
         headers.append(header::LINK, link);
     }
+}
+
+/// The configured servers that need no minted credential (`rtc.ice_servers`): all that an
+/// unauthenticated request is told.
+fn configured_servers(state: &AppState) -> Vec<IceServerInfo> {
+    let configured = &state.config.rtc.ice_servers;
+    configured
+        .iter()
+        .map(|s| IceServerInfo {
+            urls: vec![s.url.clone()],
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
 }
 
 /// `OPTIONS /whip/{room}` and `OPTIONS /whep/{room}/{identity}` that are not CORS preflights
@@ -41,7 +58,7 @@ pub async fn endpoint(axum::extract::State(state): axum::extract::State<Arc<AppS
     let mut headers = HeaderMap::new();
     headers.insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
     headers.insert("accept-post", HeaderValue::from_static("application/sdp"));
-    add_ice_links(&mut headers, &state);
+    add_ice_links(&mut headers, &configured_servers(&state));
     (StatusCode::NO_CONTENT, headers).into_response()
 }
 
@@ -60,9 +77,9 @@ mod tests {
     #[test]
     fn links_name_each_server_and_turn_credentials() {
         let servers = vec![
-            IceServer { url: "stun:stun.example.org:3478".into(), username: None, credential: None },
-            IceServer {
-                url: "turn:turn.example.org:3478?transport=udp".into(),
+            IceServerInfo { urls: vec!["stun:stun.example.org:3478".into()], username: None, credential: None },
+            IceServerInfo {
+                urls: vec!["turn:turn.example.org:3478?transport=udp".into(), "turns:turn.example.org:443".into()],
                 username: Some("u1".into()),
                 credential: Some("p1".into()),
             },
@@ -73,6 +90,7 @@ mod tests {
             [
                 r#"<stun:stun.example.org:3478>; rel="ice-server""#,
                 r#"<turn:turn.example.org:3478?transport=udp>; rel="ice-server"; username="u1"; credential="p1"; credential-type="password""#,
+                r#"<turns:turn.example.org:443>; rel="ice-server"; username="u1"; credential="p1"; credential-type="password""#,
             ]
         );
         assert!(ice_server_links(&[]).is_empty());

@@ -291,6 +291,15 @@ fn example_file_matches() {
     expected.http.web_dir = c.http.web_dir.clone();
     expected.cluster = ClusterConfig { drain_timeout_secs: expected.cluster.drain_timeout_secs, ..c.cluster.clone() };
     assert!(c.cluster.enabled() && c.cluster.node_id.is_some() && c.cluster.region.is_some());
+    // TURN's illustrative external URLs, certificate and host name.
+    expected.turn = TurnConfig {
+        urls: c.turn.urls.clone(),
+        cert_file: c.turn.cert_file.clone(),
+        key_file: c.turn.key_file.clone(),
+        host: c.turn.host.clone(),
+        ..TurnConfig::default()
+    };
+    assert!(c.turn.urls.len() == 2 && c.turn.cert_file.is_some() && c.turn.key_file.is_some() && c.turn.host.is_some());
     assert_eq!(c, expected);
     assert!(c.announce.is_some());
     assert_eq!(c.http.web_dir.as_deref(), Some(std::path::Path::new("web")));
@@ -497,4 +506,46 @@ fn the_cluster_secret_and_redis_password_stay_out_of_debug_output() {
     let shown = format!("{c:?}");
     assert!(!shown.contains("hunter2") && !shown.contains(SECRET), "{shown}");
     assert!(shown.contains("redis://user:***@127.0.0.1:6379"), "{shown}");
+}
+
+#[test]
+fn turn_from_env_and_its_checks() {
+    let d = Config::default().turn;
+    assert!(!d.enabled && !d.offered() && d.secret.is_empty());
+    assert_eq!((d.udp_port, d.tcp_port, d.tls_port, d.ttl_secs), (3478, 3478, 0, 86_400));
+    let c = Config::load(
+        None,
+        env(&[
+            ("SFU_TURN__ENABLED", "true"),
+            ("SFU_TURN__SECRET", "0123456789abcdef"),
+            ("SFU_TURN__URLS", "turn:127.0.0.1:3479?transport=udp, turns:turn.example.com:443?transport=tcp"),
+            ("SFU_TURN__UDP_PORT", "3480"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.turn.enabled && c.turn.offered());
+    assert_eq!(c.turn.urls, ["turn:127.0.0.1:3479?transport=udp", "turns:turn.example.com:443?transport=tcp"]);
+    assert_eq!(c.turn.udp_port, 3480);
+    c.validate().unwrap();
+    assert!(!format!("{c:?}").contains("0123456789abcdef"), "the TURN secret stays out of Debug");
+
+    let bad = |edit: &dyn Fn(&mut TurnConfig), needle: &str| {
+        let mut c = c.clone();
+        edit(&mut c.turn);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    };
+    bad(&|t| t.secret = "short".into(), "turn.secret");
+    bad(&|t| t.urls = vec!["stun:stun.example.org".into()], "turn.urls");
+    bad(&|t| t.urls = vec!["turn:a b".into()], "turn.urls");
+    bad(&|t| t.ttl_secs = 10, "turn.ttl_secs");
+    bad(&|t| (t.udp_port, t.tcp_port) = (0, 0), "at least one");
+    bad(&|t| t.tls_port = 5349, "cert_file");
+    bad(&|t| (t.relay_port_min, t.relay_port_max) = (50000, 49999), "relay_port");
+    bad(&|t| t.max_allocations_per_ip = 0, "max_allocations");
+    bad(&|t| t.host = Some("turn.example.com/x".into()), "turn.host");
+    // Without a server or URLs nothing is offered and nothing is required.
+    let mut off = Config::for_dev();
+    off.turn.secret = "short".into();
+    off.validate().unwrap();
 }

@@ -30,6 +30,7 @@ impl<M: MediaControl> Hub<M> {
             participants: room.others(id),
             departure_timeout_ms: self.departure_timeout().as_millis() as u64,
             room_sid: room.sid.clone(),
+            ice_servers: self.ice_servers_for(me.identity.as_str()),
         }));
         if let Some(me) = room.participants.get_mut(id) {
             me.welcomed = true;

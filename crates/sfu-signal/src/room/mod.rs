@@ -66,6 +66,8 @@ pub struct Hub<M = MediaPlane> {
     /// The media link to each linked peer node.
     links: Mutex<HashMap<sfu_cluster::NodeId, sfu_transport::LinkId>>,
     next_link: std::sync::atomic::AtomicU64,
+    /// The STUN/TURN servers offered in `joined` and WHIP/WHEP answers; set once at start.
+    ice_servers: std::sync::OnceLock<crate::ice_servers::IceServers>,
 }
 
 impl<M: MediaControl> Hub<M> {
@@ -90,12 +92,23 @@ impl<M: MediaControl> Hub<M> {
             draining: AtomicBool::new(false),
             links: Mutex::new(HashMap::new()),
             next_link: std::sync::atomic::AtomicU64::new(1),
+            ice_servers: std::sync::OnceLock::new(),
         })
     }
 
     /// How large rooms carry audio (`[audio]`).
     pub fn audio_config(&self) -> &AudioConfig {
         &self.audio
+    }
+
+    /// Sets the STUN/TURN servers clients are offered (once, at start; later calls do nothing).
+    pub fn set_ice_servers(&self, servers: crate::ice_servers::IceServers) {
+        let _ = self.ice_servers.set(servers);
+    }
+
+    /// The servers offered to `identity`, TURN credentials minted now.
+    pub fn ice_servers_for(&self, identity: &str) -> Vec<sfu_proto::IceServerInfo> {
+        self.ice_servers.get().map(|s| s.for_identity(identity)).unwrap_or_default()
     }
 
     pub fn limits(&self) -> &Limits {

@@ -150,3 +150,27 @@ async fn a_room_keeps_its_sid_while_it_lives_and_gets_a_new_one_when_made_again(
     let second = sid_of(carol.messages());
     assert!(second.starts_with("RM_") && second != first, "{first} then {second}");
 }
+
+#[tokio::test]
+async fn joined_carries_turn_credentials_minted_for_the_identity() {
+    let hub = hub();
+    let mut config = crate::config::Config::for_dev();
+    config.turn.secret = "turn-rest-test-secret".into();
+    config.turn.urls = vec!["turn:turn.example.org:3478?transport=udp".into()];
+    let embedded = vec!["turn:127.0.0.1:3478?transport=udp".to_owned()];
+    hub.set_ice_servers(crate::ice_servers::IceServers::new(&config, embedded));
+    let mut alice = connect(&hub, "r", "alice smith").await;
+    let messages = alice.messages();
+    let [ServerMessage::Joined { ice_servers, .. }] = &messages[..] else { panic!("no joined: {messages:?}") };
+    let urls: Vec<&str> = ice_servers.iter().map(|s| s.urls[0].as_str()).collect();
+    assert_eq!(urls, ["turn:127.0.0.1:3478?transport=udp", "turn:turn.example.org:3478?transport=udp"]);
+    let username = ice_servers[0].username.as_deref().unwrap();
+    let (expiry, identity) = username.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((now + 86_300..=now + 86_400).contains(&expiry), "valid for turn.ttl_secs");
+    assert_eq!(identity, "alice_smith");
+    let password = sfu_turn::credentials::RestSecret::new(b"turn-rest-test-secret").password_for(username);
+    assert_eq!(ice_servers[0].credential.as_deref(), Some(password.as_str()));
+    assert_eq!(ice_servers[1].credential, ice_servers[0].credential);
+}
