@@ -18,5 +18,6 @@ mod uplink;
 
 pub(crate) use command::Command;
 pub(crate) use core::ShardSettings;
+pub(crate) use demux::is_binding_success;
 pub(crate) use relay::rtcp_ssrcs;
 pub(crate) use shell::{PeerShard, ShardChannels, ShardHandle, ShardShell};

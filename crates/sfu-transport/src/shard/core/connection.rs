@@ -14,6 +14,7 @@ use super::ShardCore;
 use super::reports::SENDER_REPORT_INTERVAL;
 use crate::api::MediaEvent;
 use crate::peer_factory::{Direction, IceCredentials, build_peer_connection};
+use crate::remote::Remote;
 use crate::shard::command::Command;
 use crate::shard::conn::{self, Conn, PublisherConn, Role, SubscriberConn};
 use crate::shard::consent::{self, ConsentCheck};
@@ -98,7 +99,7 @@ impl ShardCore {
             let mut progressed = false;
             while let Some(out) = conn.pc.poll_write() {
                 progressed = true;
-                let peer = out.transport.peer_addr;
+                let peer = Remote::of(out.transport.peer_addr, out.transport.transport_protocol);
                 if crate::stun::is_stun(&out.message) {
                     self.demux.on_sent(id, peer, &out.message);
                     // The agent answers only checks that passed its integrity check: the
@@ -215,9 +216,10 @@ impl ShardCore {
         now: Instant,
     ) -> Result<&mut Conn, MediaError> {
         if !self.conns.contains_key(&id) {
-            let credentials = IceCredentials::random();
+            let credentials = IceCredentials::for_shard(self.index);
             let estimate = direction == Direction::Egress && self.estimate_bandwidth;
-            let pc = build_peer_connection(direction, &credentials, self.announce, estimate, now)?;
+            let local = crate::peer_factory::LocalCandidates { udp: self.announce, tcp: self.tcp_announce };
+            let pc = build_peer_connection(direction, &credentials, local, estimate, now)?;
             self.demux.set_ufrag(id, &credentials.ufrag);
             let role = match direction {
                 Direction::Ingress => Role::Publisher(PublisherConn::default()),
