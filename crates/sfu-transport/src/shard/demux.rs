@@ -186,12 +186,6 @@ impl Demux {
     }
 }
 
-/// Whether `datagram` is a STUN Binding success response (what an ICE agent sends only after
-/// a request passed its integrity check).
-pub(crate) fn is_binding_success(datagram: &[u8]) -> bool {
-    crate::stun::is_stun(datagram) && datagram[0] == 0x01 && datagram[1] == 0x01
-}
-
 /// A STUN Binding request.
 fn is_request(datagram: &[u8]) -> bool {
     crate::stun::is_stun(datagram) && datagram[0] == 0x00 && datagram[1] == 0x01
@@ -209,6 +203,7 @@ fn transaction_id(datagram: &[u8]) -> Option<[u8; 12]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stun::is_binding_success;
 
     fn check(ufrag: &str) -> Vec<u8> {
         let username = format!("{ufrag}:client");

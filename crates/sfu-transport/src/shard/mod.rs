@@ -18,6 +18,5 @@ mod uplink;
 
 pub(crate) use command::Command;
 pub(crate) use core::ShardSettings;
-pub(crate) use demux::is_binding_success;
 pub(crate) use relay::rtcp_ssrcs;
 pub(crate) use shell::{PeerShard, ShardChannels, ShardHandle, ShardShell};

@@ -86,7 +86,7 @@ impl TcpSockets {
     /// proves the connection (its agent answered a request that passed the integrity check).
     pub fn on_frame_out(&mut self, remote: SocketAddr, datagram: &[u8]) -> bool {
         let Some(entry) = self.entries.get_mut(&remote) else { return false };
-        if !entry.authenticated && crate::shard::is_binding_success(datagram) {
+        if !entry.authenticated && crate::stun::is_binding_success(datagram) {
             entry.authenticated = true;
             self.unauthenticated -= 1;
         }

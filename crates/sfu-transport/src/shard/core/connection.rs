@@ -18,7 +18,6 @@ use crate::remote::Remote;
 use crate::shard::command::Command;
 use crate::shard::conn::{self, Conn, PublisherConn, Role, SubscriberConn};
 use crate::shard::consent::{self, ConsentCheck};
-use crate::shard::demux;
 use crate::{ConnId, MediaError, TrackKey};
 
 impl ShardCore {
@@ -104,7 +103,7 @@ impl ShardCore {
                     self.demux.on_sent(id, peer, &out.message);
                     // The agent answers only checks that passed its integrity check: the
                     // address they came from is the client's.
-                    if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
+                    if crate::stun::is_binding_success(&out.message) && self.demux.validate(id, peer) {
                         tracing::debug!(conn = id.0, %peer, "client address validated by ICE");
                         self.metrics.validated_paths.increment(1);
                         conn.path_changed = true;
