@@ -64,7 +64,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, shards: Arc<Vec<mpsc::Un
         let accepted = Instant::now();
         metrics.accepted.increment(1);
         if pending.load(Ordering::Relaxed) >= MAX_PENDING {
-            metrics.closes.closed(CloseReason::PendingCap);
+            metrics.closed(CloseReason::PendingCap);
             continue;
         }
         pending.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +85,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, shards: Arc<Vec<mpsc::Un
             });
             if let Err(reason) = handed {
                 tracing::debug!(%remote, reason = reason.as_str(), "ICE-TCP connection closed before a shard took it");
-                metrics.closes.closed(reason);
+                metrics.closed(reason);
             }
         });
     }

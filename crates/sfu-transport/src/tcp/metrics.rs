@@ -14,23 +14,20 @@ pub(crate) struct TcpMetrics {
     /// Connections held now, not proven yet and proven.
     pub unauthenticated_open: Gauge,
     pub authenticated_open: Gauge,
-    closes: Vec<Counter>,
+    closes: Closes,
     drops: Vec<Counter>,
 }
 
 impl TcpMetrics {
-    /// A shard's counters (`shard` label), or the listener's (`shard="listener"`).
-    pub fn new(shard: &str) -> Self {
-        let label = shard.to_owned();
+    /// A shard's counters (`shard` label).
+    pub fn new(shard: usize) -> Self {
+        let label = shard.to_string();
         Self {
             authenticated: counter!("sfu_tcp_authenticated_total", "shard" => label.clone()),
             frames_in: counter!("sfu_tcp_frames_received_total", "shard" => label.clone()),
             unauthenticated_open: gauge!("sfu_tcp_connections", "shard" => label.clone(), "state" => "unauthenticated"),
             authenticated_open: gauge!("sfu_tcp_connections", "shard" => label.clone(), "state" => "authenticated"),
-            closes: CloseReason::ALL
-                .iter()
-                .map(|r| counter!("sfu_tcp_closed_total", "shard" => label.clone(), "reason" => r.as_str()))
-                .collect(),
+            closes: Closes::new(&label),
             drops: TcpDrop::ALL
                 .iter()
                 .map(|r| counter!("sfu_tcp_dropped_datagrams_total", "shard" => label.clone(), "reason" => r.as_str()))
@@ -39,14 +36,33 @@ impl TcpMetrics {
     }
 
     pub fn closed(&self, reason: CloseReason) {
-        if let Some(c) = CloseReason::ALL.iter().position(|r| *r == reason).and_then(|i| self.closes.get(i)) {
-            c.increment(1);
-        }
+        self.closes.count(reason);
     }
 
     pub fn dropped(&self, reason: TcpDrop, count: u64) {
         if let Some(c) = TcpDrop::ALL.iter().position(|r| *r == reason).and_then(|i| self.drops.get(i)) {
             c.increment(count);
+        }
+    }
+}
+
+/// `sfu_tcp_closed_total` by reason, for one `shard` label.
+struct Closes(Vec<Counter>);
+
+impl Closes {
+    fn new(shard: &str) -> Self {
+        let label = shard.to_owned();
+        Self(
+            CloseReason::ALL
+                .iter()
+                .map(|r| counter!("sfu_tcp_closed_total", "shard" => label.clone(), "reason" => r.as_str()))
+                .collect(),
+        )
+    }
+
+    fn count(&self, reason: CloseReason) {
+        if let Some(c) = CloseReason::ALL.iter().position(|r| *r == reason).and_then(|i| self.0.get(i)) {
+            c.increment(1);
         }
     }
 }
@@ -57,8 +73,8 @@ pub(crate) struct ListenerMetrics {
     pub accepted: Counter,
     /// Connections waiting for their first frame now.
     pub pending: Gauge,
-    /// Closes before a shard took the connection.
-    pub closes: TcpMetrics,
+    /// Closes before a shard took the connection (`shard="listener"`).
+    closes: Closes,
 }
 
 impl ListenerMetrics {
@@ -66,7 +82,11 @@ impl ListenerMetrics {
         Self {
             accepted: counter!("sfu_tcp_accepted_total"),
             pending: gauge!("sfu_tcp_pending_connections"),
-            closes: TcpMetrics::new("listener"),
+            closes: Closes::new("listener"),
         }
+    }
+
+    pub fn closed(&self, reason: CloseReason) {
+        self.closes.count(reason);
     }
 }

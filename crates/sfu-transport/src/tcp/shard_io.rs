@@ -84,7 +84,7 @@ impl ShardTcp {
             listening: true,
             inbox,
             inbox_tx,
-            metrics: TcpMetrics::new(&shard.to_string()),
+            metrics: TcpMetrics::new(shard),
         }
     }
 
