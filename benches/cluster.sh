@@ -3,7 +3,7 @@
 #
 # One redis-server and three `sfu` nodes (ids bench-a, bench-b, bench-c), all on 127.0.0.1 in a
 # network namespace of the script's own, the same cluster secret, one media shard each. Node X's
-# ports: HTTP P, UDP media P+2, relay (TCP) P+5, with P = 17880, 17890, 17900; Redis on 16390.
+# ports: HTTP P, ICE-TCP P+1, UDP media P+2, relay (TCP) P+5, with P = 17880, 17890, 17900; Redis on 16390.
 #
 # Core shares: cgroup v1 CPU bandwidth (the `cpu` controller at /sys/fs/cgroup/cpu). Each node
 # process runs in a cgroup of its own capped at QUOTA_PCT % of one core (CFS, 5 ms period),
@@ -141,7 +141,7 @@ start_node() {
   (
     # The process enters its cgroup before it starts any thread; its threads inherit it.
     [ -z "$group" ] || echo "$BASHPID" >"$group/cgroup.procs"
-    exec env -u SFU_BIN SFU_LOG=warn SFU_HTTP_PORT="$port" SFU_RTC__UDP_PORT_START=$((port + 2)) SFU_RTC__SHARDS=1 \
+    exec env -u SFU_BIN SFU_LOG=warn SFU_HTTP_PORT="$port" SFU_RTC__UDP_PORT_START=$((port + 2)) SFU_RTC__TCP_PORT=$((port + 1)) SFU_RTC__SHARDS=1 \
       SFU_RTC__BANDWIDTH_ESTIMATION="${BANDWIDTH_ESTIMATION:-false}" \
       SFU_CLUSTER__REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SFU_CLUSTER__SECRET="$SECRET" \
       SFU_CLUSTER__NODE_ID="bench-$name" SFU_CLUSTER__RELAY_ADDR="127.0.0.1:$((port + 5))" \

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `sfu` command with a clean `SFU_*` environment, the given HTTP port and one shard.
+/// A `sfu` command with a clean `SFU_*` environment, the given HTTP port, ICE-TCP on the next
+/// port, UDP on the one after, and one shard.
 pub fn sfu(http_port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfu"));
     for (key, _) in std::env::vars_os() {
@@ -16,6 +17,7 @@ pub fn sfu(http_port: u16) -> Command {
         }
     }
     cmd.env("SFU_HTTP_PORT", http_port.to_string())
+        .env("SFU_RTC__TCP_PORT", (http_port + 1).to_string())
         .env("SFU_RTC__UDP_PORT_START", (http_port + 2).to_string())
         .env("SFU_RTC__SHARDS", "1")
         .env("SFU_LOG", "info")

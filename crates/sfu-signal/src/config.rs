@@ -436,6 +436,12 @@ impl Config {
                 ));
             }
         }
+        if self.rtc.tcp_port != 0 && self.rtc.tcp_port == self.http_port {
+            return invalid(format!(
+                "rtc.tcp_port = {} is also http_port: give ICE-TCP its own port",
+                self.rtc.tcp_port
+            ));
+        }
         for origin in &self.http.cors_origins {
             if let Some(problem) = cors_origin_problem(origin) {
                 return invalid(format!("http.cors_origins entry {origin:?} {problem}"));

@@ -71,6 +71,7 @@ impl Server {
                 bind: config.bind,
                 announce: config.announce_ip(),
                 udp_port_start: config.rtc.udp_port_start,
+                tcp_port: config.rtc.tcp_port,
                 shards: config.rtc.shards,
                 bandwidth_estimation: config.rtc.bandwidth_estimation,
                 dynacast: config.rtc.dynacast,

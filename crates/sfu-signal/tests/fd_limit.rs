@@ -31,6 +31,7 @@ async fn start_raises_the_open_file_soft_limit_to_the_hard_limit() {
     let mut config = Config::for_dev();
     config.http_port = 0;
     config.rtc.udp_port_start = 0;
+    config.rtc.tcp_port = 0;
     config.rtc.shards = 1;
     let _server = Server::bind(config).await.expect("server starts");
     assert_eq!(nofile(), (hard, hard), "soft limit not raised to the hard limit");

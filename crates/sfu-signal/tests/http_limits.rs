@@ -24,6 +24,8 @@ fn config(tweak: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::for_dev();
     c.http_port = 0;
     c.rtc.udp_port_start = 0;
+    // Tests here start servers side by side: no fixed ICE-TCP port.
+    c.rtc.tcp_port = 0;
     c.rtc.shards = 1;
     tweak(&mut c);
     c

@@ -42,6 +42,15 @@
 //!
 //! Because of this, the core runs the same in a test that wires several cores and in-memory
 //! clients together and advances a virtual clock, as in the shell with real sockets.
+//!
+//! # ICE-TCP
+//!
+//! With a TCP port configured ([`MediaConfig::tcp_port`]), clients that cannot use UDP connect
+//! to the node over TCP (RFC 6544, `tcp/`). The core sees their frames as datagrams from the
+//! connection's remote address over TCP (`handle_datagram` takes a transport-tagged remote) and
+//! answers them through the same transmits, tagged with the transport; the shell frames those on
+//! the connection. So every rule of the core (demultiplexing, consent, forwarding) holds for
+//! both transports.
 
 mod api;
 mod error;
@@ -54,12 +63,18 @@ mod plane;
 mod read_filter;
 mod rejection;
 mod relay;
+mod remote;
 mod repair_tap;
 mod sdp_candidates;
 mod send_batch;
 mod shard;
 mod stun;
+mod tcp;
 mod udp_stats;
+
+/// The largest datagram a shard reads from its UDP socket, and so the largest ICE-TCP frame it
+/// accepts: WebRTC keeps its packets within an MTU (about 1200 bytes of payload, DTLS included).
+pub(crate) const MAX_DATAGRAM_LEN: usize = 2048;
 
 /// Fuzz targets over the shard's input paths (see `fuzz/` at the top of the repository).
 #[cfg(feature = "fuzzing")]

@@ -1,8 +1,9 @@
 //! Building the sans-IO peer connections the shards drive: ICE-lite with credentials we choose
 //! (so the first STUN packet can be routed by its username), mDNS off, a host candidate on the
-//! shard's socket, and a fixed codec set so payload types match across publishers and
-//! subscribers.
+//! shard's socket (and a passive TCP one on the node's ICE-TCP port), and a fixed codec set so
+//! payload types match across publishers and subscribers.
 
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -60,13 +61,48 @@ pub struct IceCredentials {
     pub pwd: String,
 }
 
+/// Hex digits at the start of a ufrag that name the shard owning the connection.
+const UFRAG_SHARD_DIGITS: usize = 4;
+
 impl IceCredentials {
-    pub fn random() -> Self {
+    /// Fresh credentials for a connection on shard `shard`: the ufrag starts with the shard's
+    /// index in four hex digits, then 12 random characters; the password is 32 random ones.
+    /// The node's ICE-TCP listener reads the shard from a new connection's first STUN request
+    /// ([`shard_of_ufrag`]) without asking anyone. The stack keeps these credentials across ICE
+    /// restarts (it restarts with the ones it was built with), so the prefix holds for the
+    /// connection's life.
+    pub fn for_shard(shard: usize) -> Self {
         use rand::distr::{Alphanumeric, SampleString};
         let mut rng = rand::rng();
-        Self { ufrag: Alphanumeric.sample_string(&mut rng, 16), pwd: Alphanumeric.sample_string(&mut rng, 32) }
+        let random = Alphanumeric.sample_string(&mut rng, 12);
+        Self { ufrag: format!("{shard:04x}{random}"), pwd: Alphanumeric.sample_string(&mut rng, 32) }
     }
 }
+
+/// The shard a ufrag of ours names ([`IceCredentials::for_shard`]), if it is one of ours in
+/// form. Whether a connection has that ufrag is for the shard to say.
+pub fn shard_of_ufrag(ufrag: &str) -> Option<usize> {
+    let digits = ufrag.get(..UFRAG_SHARD_DIGITS)?;
+    if ufrag.len() <= UFRAG_SHARD_DIGITS || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    usize::from_str_radix(digits, 16).ok()
+}
+
+/// The host candidates a shard's connections announce.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalCandidates {
+    /// The shard's UDP socket, at its announced address.
+    pub udp: SocketAddr,
+    /// The node's ICE-TCP port at the same address, when it has one.
+    pub tcp: Option<SocketAddr>,
+}
+
+/// A passive TCP host candidate's priority (RFC 8445 section 5.1.2.1 formula): type preference
+/// 90, below UDP host's 126, so a client that can use both keeps UDP (as libwebrtc ranks its own
+/// TCP host candidates); local preference as RFC 6544 section 4.2 recommends for a passive host
+/// candidate on a single address (direction 4, other 8191); component 1.
+pub const TCP_PASSIVE_PRIORITY: u32 = (90 << 24) + (((4 << 13) + 8191) << 8) + (256 - 1);
 
 /// Whether the connection carries a client's own media in, or everyone else's media out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,12 +192,13 @@ fn media_engine(direction: Direction, estimate: bool) -> Result<MediaEngine, Med
     Ok(engine)
 }
 
-/// Builds a peer connection announcing `announce` (the shard socket's public address) as its
-/// host candidate. With `estimate_bandwidth`, an egress connection negotiates transport-cc.
+/// Builds a peer connection announcing `local` (the shard socket's public address, and the
+/// node's ICE-TCP port) as its host candidates. With `estimate_bandwidth`, an egress connection
+/// negotiates transport-cc.
 pub fn build_peer_connection(
     direction: Direction,
     credentials: &IceCredentials,
-    announce: SocketAddr,
+    local: LocalCandidates,
     estimate_bandwidth: bool,
     now: Instant,
 ) -> Result<RTCPeerConnection, MediaError> {
@@ -230,11 +267,14 @@ pub fn build_peer_connection(
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
         .build(now)?;
-    add_host_candidate(&mut pc, announce)?;
+    add_host_candidate(&mut pc, local.udp)?;
+    if let Some(tcp) = local.tcp {
+        add_tcp_host_candidate(&mut pc, tcp, TcpType::Passive, TCP_PASSIVE_PRIORITY)?;
+    }
     Ok(pc)
 }
 
-/// Gives `pc` its one local candidate: a UDP host candidate at `addr`.
+/// Gives `pc` a UDP host candidate at `addr`.
 pub(crate) fn add_host_candidate(
     pc: &mut RTCPeerConnection,
     addr: std::net::SocketAddr,
@@ -248,6 +288,30 @@ pub(crate) fn add_host_candidate(
             ..Default::default()
         },
         ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)
+}
+
+/// Gives `pc` a TCP host candidate at `addr` (RFC 6544): the server's is passive (clients
+/// connect to it); an active one stands for a client that connects out (its port is a
+/// placeholder). `priority` 0 lets the stack compute it.
+pub(crate) fn add_tcp_host_candidate(
+    pc: &mut RTCPeerConnection,
+    addr: std::net::SocketAddr,
+    tcp_type: TcpType,
+    priority: u32,
+) -> Result<(), rtc::shared::error::Error> {
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            priority,
+            ..Default::default()
+        },
+        tcp_type,
     }
     .new_candidate_host()?;
     pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)

@@ -13,6 +13,7 @@ use crate::api::{DownTrackSpec, MediaEvent, PublisherAnswer, SubscriberOffer};
 use crate::relay::{LinkId, LinkSpec, RelayEndpoint, RelayTrack, RelayTrackSpec};
 use crate::sdp_candidates::tidy_candidates;
 use crate::shard::{Command, PeerShard, ShardChannels, ShardHandle, ShardSettings, ShardShell, rtcp_ssrcs};
+use crate::tcp::TcpHandoff;
 use crate::{ConnId, MediaError, TrackKey};
 
 /// Where and how the shards listen.
@@ -25,6 +26,10 @@ pub struct MediaConfig {
     pub announce: Option<IpAddr>,
     /// Shard `i` listens on `udp_port_start + i`.
     pub udp_port_start: u16,
+    /// The node's ICE-TCP port (RFC 6544, one for all shards), on `bind`; 0 = no ICE-TCP.
+    /// Every connection then also announces a passive TCP candidate at the announced address
+    /// and this port.
+    pub tcp_port: u16,
     /// Number of shards; 0 means one per core.
     pub shards: usize,
     /// Subscriber connections negotiate transport-cc and each gets a bandwidth estimate
@@ -38,6 +43,8 @@ pub struct MediaConfig {
 #[derive(Clone)]
 pub struct MediaPlane {
     shards: Arc<Vec<ShardHandle>>,
+    /// The ICE-TCP listener's thread, when it runs (it ends with the process).
+    _tcp_listener: Option<Arc<std::thread::JoinHandle<()>>>,
     /// Each shard's relay media address and link RTCP SSRC, by index.
     relay_endpoints: Arc<Vec<RelayEndpoint>>,
     next_serial: Arc<AtomicU64>,
@@ -62,6 +69,14 @@ impl MediaPlane {
             .iter()
             .map(|commands| PeerShard { commands: commands.clone(), forward_backlog: Arc::new(AtomicUsize::new(0)) })
             .collect();
+        let announce_ip = config.announce.unwrap_or(config.bind);
+        if announce_ip.is_unspecified() {
+            return Err(MediaError::Io(std::io::Error::other(
+                "bound to a wildcard address: set announce to the address clients can reach",
+            )));
+        }
+        let (tcp_port, mut tcp_receivers) = IceTcpPort::bind(config, announce_ip, count)?;
+        let tcp_announce = tcp_port.as_ref().map(|port| port.announce);
         let mut handles = Vec::with_capacity(count);
         let relay_rtcp = rtcp_ssrcs(count);
         let mut relay_endpoints = Vec::with_capacity(count);
@@ -75,30 +90,31 @@ impl MediaPlane {
             };
             let socket = bind_udp(SocketAddr::new(config.bind, port))?;
             let bind = socket.local_addr()?;
-            let announce_ip = config.announce.unwrap_or(config.bind);
-            if announce_ip.is_unspecified() {
-                return Err(MediaError::Io(std::io::Error::other(
-                    "bound to a wildcard address: set announce to the address clients can reach",
-                )));
-            }
             let announce = SocketAddr::new(announce_ip, bind.port());
             let settings = ShardSettings {
                 index,
                 announce,
+                tcp_announce,
                 estimate_bandwidth: config.bandwidth_estimation,
                 dynacast: config.dynacast,
                 shards: count,
                 relay_rtcp_ssrc: relay_rtcp[index],
             };
             relay_endpoints.push(RelayEndpoint { media: announce, rtcp_ssrc: relay_rtcp[index] });
-            let channels = ShardChannels { commands, peers: peers.clone(), events: events.clone() };
+            let tcp = tcp_receivers[index].take();
+            let channels = ShardChannels { commands, peers: peers.clone(), events: events.clone(), tcp };
             let shard = ShardShell::new(settings, socket, channels)?;
             let thread = std::thread::Builder::new().name(format!("media-shard-{index}")).spawn(move || shard.run())?;
             handles.push(ShardHandle { commands: senders[index].clone(), _thread: Arc::new(thread) });
             tracing::info!(shard = index, %bind, %announce, "media shard listening");
         }
+        let tcp_listener = match tcp_port {
+            Some(port) => Some(Arc::new(port.start()?)),
+            None => None,
+        };
         Ok(Self {
             shards: Arc::new(handles),
+            _tcp_listener: tcp_listener,
             relay_endpoints: Arc::new(relay_endpoints),
             next_serial: Arc::new(AtomicU64::new(1)),
             next_shard: Arc::new(AtomicUsize::new(0)),
@@ -315,6 +331,60 @@ impl MediaPlane {
 /// ~200 KiB. The kernel caps the request at net.core.rmem_max / wmem_max.
 const SOCKET_BUFFER_BYTES: usize = 8 << 20;
 
+/// Connections waiting to be accepted on the ICE-TCP port: a burst of clients joining at once.
+const TCP_BACKLOG: i32 = 1024;
+
+/// The node's ICE-TCP port, bound, with a channel to each shard for the connections it hands on.
+struct IceTcpPort {
+    listener: std::net::TcpListener,
+    /// Where clients reach it: the passive candidate every connection announces.
+    announce: SocketAddr,
+    handoffs: Vec<mpsc::UnboundedSender<TcpHandoff>>,
+}
+
+impl IceTcpPort {
+    /// Binds `config.tcp_port` (none when 0); returns it and each shard's end of its channel.
+    #[allow(clippy::type_complexity)]
+    fn bind(
+        config: &MediaConfig,
+        announce_ip: IpAddr,
+        shards: usize,
+    ) -> Result<(Option<Self>, Vec<Option<mpsc::UnboundedReceiver<TcpHandoff>>>), MediaError> {
+        if config.tcp_port == 0 {
+            return Ok((None, (0..shards).map(|_| None).collect()));
+        }
+        let addr = SocketAddr::new(config.bind, config.tcp_port);
+        let listener = bind_tcp(addr)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding the ICE-TCP port {addr}: {e}")))?;
+        let (handoffs, receivers) = (0..shards)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            })
+            .unzip();
+        Ok((Some(Self { listener, announce: SocketAddr::new(announce_ip, config.tcp_port), handoffs }), receivers))
+    }
+
+    /// Starts the listener's thread.
+    fn start(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let bound = self.listener.local_addr()?;
+        let thread = crate::tcp::listener::start(self.listener, self.handoffs)?;
+        tracing::info!(%bound, announce = %self.announce, "ICE-TCP listening");
+        Ok(thread)
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restarted server binds again while its old connections linger in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -382,6 +452,7 @@ mod tests {
             bind: IpAddr::from([127, 0, 0, 1]),
             announce: None,
             udp_port_start: 0,
+            tcp_port: 0,
             shards: 2,
             bandwidth_estimation: false,
             dynacast: false,

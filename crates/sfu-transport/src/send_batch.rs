@@ -5,10 +5,15 @@
 //! Forwarded media is written straight into the batch's own buffer and protected there
 //! ([`SendBatch::push_with`]): no allocation and no copy per datagram. Everything else the
 //! stack writes arrives as `Bytes` and is queued as it is.
+//!
+//! A datagram for a client reached over ICE-TCP is queued the same way, with its transport; the
+//! flush hands it to the caller, which frames it on that client's connection.
 
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::ops::Range;
+
+use crate::remote::{Remote, Transport};
 
 /// Datagrams handed to the kernel per call.
 pub(crate) const MAX_PER_CALL: usize = 64;
@@ -18,7 +23,7 @@ const KEPT_WRITTEN_CAPACITY: usize = 1 << 20;
 
 #[derive(Default)]
 pub(crate) struct SendBatch {
-    queued: Vec<(SocketAddr, Datagram)>,
+    queued: Vec<(Remote, Datagram)>,
     /// The bytes of every [`Datagram::Written`] queued.
     written: Vec<u8>,
 }
@@ -38,15 +43,15 @@ pub(crate) struct Flushed {
 }
 
 impl SendBatch {
-    pub fn push(&mut self, to: SocketAddr, datagram: Bytes) {
-        self.queued.push((to, Datagram::Shared(datagram)));
+    pub fn push(&mut self, to: impl Into<Remote>, datagram: Bytes) {
+        self.queued.push((to.into(), Datagram::Shared(datagram)));
     }
 
     /// Queues a datagram of `len` bytes that `write` fills in place (its initial contents are
     /// unspecified). If `write` fails nothing is queued.
     pub fn push_with<E>(
         &mut self,
-        to: SocketAddr,
+        to: impl Into<Remote>,
         len: usize,
         write: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -54,7 +59,7 @@ impl SendBatch {
         self.written.resize(start + len, 0);
         match write(&mut self.written[start..]) {
             Ok(()) => {
-                self.queued.push((to, Datagram::Written(start..start + len)));
+                self.queued.push((to.into(), Datagram::Written(start..start + len)));
                 Ok(())
             }
             Err(e) => {
@@ -71,16 +76,22 @@ impl SendBatch {
         }
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(test)]
     pub fn queued(&self) -> Vec<(SocketAddr, &[u8])> {
-        self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect()
+        self.queued.iter().map(|(to, d)| (to.addr, self.bytes(d))).collect()
     }
 
     /// Takes everything queued, in order, as if it had been sent: the virtual-time tests route
     /// datagrams in memory instead of through a socket (and so do the fuzz targets).
     #[cfg(any(test, feature = "fuzzing"))]
     pub fn drain(&mut self) -> Vec<(SocketAddr, Bytes)> {
-        let out = self.queued().into_iter().map(|(to, d)| (to, Bytes::copy_from_slice(d))).collect();
+        self.drain_remotes().into_iter().map(|(to, d)| (to.addr, d)).collect()
+    }
+
+    /// [`Self::drain`] with each datagram's transport.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn drain_remotes(&mut self) -> Vec<(Remote, Bytes)> {
+        let out = self.queued.iter().map(|(to, d)| (*to, Bytes::copy_from_slice(self.bytes(d)))).collect();
         self.queued.clear();
         self.written.clear();
         out
@@ -94,10 +105,17 @@ impl SendBatch {
         self.queued.len()
     }
 
-    /// Sends everything queued on `socket`, in order.
-    pub fn flush(&mut self, socket: &impl std::os::fd::AsRawFd) -> Flushed {
+    /// Sends everything queued for UDP on `socket`, in order, and hands each datagram for a TCP
+    /// client to `tcp` (in order too), which frames it on that client's connection.
+    pub fn flush(&mut self, socket: &impl std::os::fd::AsRawFd, mut tcp: impl FnMut(SocketAddr, &[u8])) -> Flushed {
         let mut flushed = Flushed::default();
-        let datagrams: Vec<(SocketAddr, &[u8])> = self.queued.iter().map(|(to, d)| (*to, self.bytes(d))).collect();
+        let mut datagrams: Vec<(SocketAddr, &[u8])> = Vec::with_capacity(self.queued.len());
+        for (to, datagram) in &self.queued {
+            match to.transport {
+                Transport::Udp => datagrams.push((to.addr, self.bytes(datagram))),
+                Transport::Tcp => tcp(to.addr, self.bytes(datagram)),
+            }
+        }
         let mut rest = &datagrams[..];
         while !rest.is_empty() {
             let chunk = &rest[..rest.len().min(MAX_PER_CALL)];
@@ -201,7 +219,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let flushed = batch.flush(&sender);
+        let flushed = batch.flush(&sender, |_, _| unreachable!("no TCP datagram queued"));
         assert_eq!(flushed, Flushed { sent: 100, failed: 0, calls: 2 });
         assert!(batch.is_empty());
         let mut buf = [0u8; 256];
@@ -210,6 +228,31 @@ mod tests {
             assert_eq!(n, 1 + i as usize);
             assert!(buf[..n].iter().all(|b| *b == i));
         }
+    }
+
+    #[test]
+    fn datagrams_for_tcp_clients_go_to_the_caller_in_order_and_the_rest_to_the_socket() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp_client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let mut batch = SendBatch::default();
+        batch.push(Remote::tcp(tcp_client), Bytes::from_static(b"t1"));
+        batch.push(receiver.local_addr().unwrap(), Bytes::from_static(b"u1"));
+        batch
+            .push_with(Remote::tcp(tcp_client), 2, |d| {
+                d.copy_from_slice(b"t2");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let mut framed = Vec::new();
+        let flushed = batch.flush(&sender, |to, d| framed.push((to, d.to_vec())));
+        assert_eq!(framed, vec![(tcp_client, b"t1".to_vec()), (tcp_client, b"t2".to_vec())]);
+        assert_eq!(flushed, Flushed { sent: 1, failed: 0, calls: 1 });
+        let mut buf = [0u8; 16];
+        let n = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"u1");
+        assert!(batch.is_empty());
     }
 
     #[test]
@@ -247,7 +290,7 @@ mod tests {
         // Larger than any UDP datagram can be: the kernel refuses it (EMSGSIZE).
         batch.push(receiver.local_addr().unwrap(), Bytes::from(vec![0u8; 70_000]));
         batch.push(receiver.local_addr().unwrap(), Bytes::from_static(b"after"));
-        let flushed = batch.flush(&sender);
+        let flushed = batch.flush(&sender, |_, _| unreachable!("no TCP datagram queued"));
         assert_eq!((flushed.sent, flushed.failed), (1, 1));
         let mut buf = [0u8; 16];
         let n = receiver.recv(&mut buf).unwrap();

@@ -10,6 +10,17 @@ pub fn is_stun(packet: &[u8]) -> bool {
     packet.len() >= HEADER_LEN && packet[0] < 4 && packet[4..8] == MAGIC_COOKIE
 }
 
+/// A STUN Binding request (what opens every ICE check).
+pub fn is_binding_request(packet: &[u8]) -> bool {
+    is_stun(packet) && packet[0] == 0x00 && packet[1] == 0x01
+}
+
+/// Whether `packet` is a STUN Binding success response (what an ICE agent sends only after a
+/// request passed its integrity check).
+pub fn is_binding_success(packet: &[u8]) -> bool {
+    is_stun(packet) && packet[0] == 0x01 && packet[1] == 0x01
+}
+
 /// The local (server-side) ufrag named by a STUN binding request, if any.
 pub fn local_ufrag(packet: &[u8]) -> Option<&str> {
     if !is_stun(packet) {

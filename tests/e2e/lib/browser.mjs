@@ -2,7 +2,7 @@
 // /usr/bin/chromium). Flags as in the project's testing notes; fake camera and microphone.
 
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync, mkdirSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, createWriteStream, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -32,11 +32,16 @@ export const CHROMIUM_ARGS = [
 ];
 
 export class TestBrowser {
-  /** `executablePath` and `extraArgs` let a test run Chromium elsewhere (see netns.mjs). */
-  constructor(name, { executablePath = CHROMIUM_PATH, extraArgs = [] } = {}) {
+  /**
+   * `executablePath` and `extraArgs` let a test run Chromium elsewhere (see netns.mjs), `owner`
+   * ({uid, gid}) as another user (see noudp.mjs): its profile directory, also its HOME, is
+   * given to that user.
+   */
+  constructor(name, { executablePath = CHROMIUM_PATH, extraArgs = [], owner = null } = {}) {
     this.name = name;
     this.executablePath = executablePath;
     this.extraArgs = extraArgs;
+    this.owner = owner;
     this.context = null;
     this.userDataDir = null;
     mkdirSync(LOG_DIR, { recursive: true });
@@ -46,8 +51,10 @@ export class TestBrowser {
 
   async launch() {
     this.userDataDir = mkdtempSync(path.join(tmpdir(), 'sfu-e2e-chromium-'));
+    if (this.owner) chownSync(this.userDataDir, this.owner.uid, this.owner.gid);
     this.context = await chromium.launchPersistentContext(this.userDataDir, {
       executablePath: this.executablePath,
+      ...(this.owner ? { env: { ...process.env, HOME: this.userDataDir } } : {}),
       headless: true,
       args: [...CHROMIUM_ARGS, ...this.extraArgs],
       viewport: { width: 1280, height: 800 },

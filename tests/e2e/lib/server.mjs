@@ -1,7 +1,8 @@
 // Starts the real server binary for one test file and stops it afterwards.
 //
 // Each test file takes its own `slot`, so the files never share ports even when run outside a
-// network namespace:  HTTP port = 18000 + slot,  media UDP ports from 20000 + 100 * slot.
+// network namespace:  HTTP port = 18000 + slot,  ICE-TCP port = 19000 + slot,  media UDP ports
+// from 20000 + 100 * slot.
 // E2E_PORT_OFFSET shifts both (for running two checkouts side by side). E2E_SFU_BIN names another
 // server binary. (Not SFU_*: the server treats every SFU_* variable as a config key.)
 
@@ -42,7 +43,7 @@ export async function poll(fn, { timeoutMs = 20_000, intervalMs = 200, what = 'c
 
 export function portsFor(slot) {
   const offset = Number(process.env.E2E_PORT_OFFSET ?? 0);
-  return { httpPort: 18000 + offset + slot, udpPortStart: 20000 + offset + 100 * slot };
+  return { httpPort: 18000 + offset + slot, tcpPort: 19000 + offset + slot, udpPortStart: 20000 + offset + 100 * slot };
 }
 
 export class SfuServer {
@@ -71,6 +72,7 @@ export class SfuServer {
       ...process.env,
       SFU_HTTP_PORT: String(this.httpPort),
       SFU_RTC__UDP_PORT_START: String(this.udpPortStart),
+      SFU_RTC__TCP_PORT: String(this.tcpPort),
       ...(this.host === '127.0.0.1' ? {} : { SFU_BIND: this.host }),
       ...this.extraEnv,
     };

@@ -10,6 +10,10 @@ pub struct RtcConfig {
     /// UDP port of the first worker shard; shard `i` uses `udp_port_start + i`. 0 = any free
     /// port for every shard. Default 7882.
     pub udp_port_start: u16,
+    /// The node's ICE-TCP port (RFC 6544), one for all shards: clients whose UDP is blocked
+    /// connect to it, and every connection announces a passive TCP candidate there (priority
+    /// below UDP). 0 = off. Default 7881.
+    pub tcp_port: u16,
     /// Number of worker shards (one UDP socket each); 0 = one per CPU core. Default 0.
     pub shards: usize,
     /// Seconds a participant whose signaling connection dropped is kept (media routing state
@@ -102,6 +106,7 @@ impl Default for RtcConfig {
     fn default() -> Self {
         RtcConfig {
             udp_port_start: 7882,
+            tcp_port: 7881,
             shards: 0,
             departure_timeout_secs: 20,
             max_message_bytes: 65536,

@@ -30,6 +30,7 @@ fn defaults() {
     assert_eq!(c.announce, None);
     assert_eq!(c.http_port, 7880);
     assert_eq!(c.rtc.udp_port_start, 7882);
+    assert_eq!(c.rtc.tcp_port, 7881);
     assert_eq!(c.rtc.shards, 0);
     assert_eq!(c.rtc.departure_timeout_secs, 20);
     assert_eq!(c.rtc.max_message_bytes, 65536);
@@ -107,6 +108,7 @@ fn toml_file_parse() {
 
         [rtc]
         udp_port_start = 50000
+        tcp_port = 443
         shards = 4
         departure_timeout_secs = 5
         max_message_bytes = 131072
@@ -128,6 +130,7 @@ fn toml_file_parse() {
         c.rtc,
         RtcConfig {
             udp_port_start: 50000,
+            tcp_port: 443,
             shards: 4,
             departure_timeout_secs: 5,
             max_message_bytes: 131072,
@@ -254,6 +257,11 @@ fn validation() {
 
     let c = Config { rtc: RtcConfig { max_message_bytes: 10, ..RtcConfig::default() }, ..prod.clone() };
     assert!(c.validate().is_err());
+
+    let tcp_on_http = Config { rtc: RtcConfig { tcp_port: prod.http_port, ..RtcConfig::default() }, ..prod.clone() };
+    assert!(tcp_on_http.validate().unwrap_err().to_string().contains("rtc.tcp_port"));
+    let tcp_off = Config { rtc: RtcConfig { tcp_port: 0, ..RtcConfig::default() }, ..prod.clone() };
+    tcp_off.validate().unwrap();
 
     let wildcard = Config { bind: "0.0.0.0".parse::<IpAddr>().unwrap(), ..prod.clone() };
     wildcard.validate().unwrap();

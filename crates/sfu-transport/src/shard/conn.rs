@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use super::consent::Consent;
 use crate::peer_factory::Direction;
+use crate::remote::Remote;
 
 pub(crate) struct Conn {
     pub owner: ParticipantId,
@@ -102,11 +103,17 @@ impl Role {
     }
 }
 
-/// The client's address on the ICE pair the stack selected, if it selected one.
-pub(crate) fn selected_remote(pc: &mut RTCPeerConnection) -> Option<SocketAddr> {
+/// The client's address on the ICE pair the stack selected, if it selected one, with the
+/// transport of that pair.
+pub(crate) fn selected_remote(pc: &mut RTCPeerConnection) -> Option<Remote> {
+    use rtc::peer_connection::transport::RTCIceProtocol;
     let sender = pc.get_senders().next()?;
     let sender = pc.rtp_sender(sender)?;
     let pair = sender.transport()?.ice_transport().get_selected_candidate_pair()?;
     let ip = pair.remote().address.parse().ok()?;
-    Some(SocketAddr::new(ip, pair.remote().port))
+    let addr = SocketAddr::new(ip, pair.remote().port);
+    Some(match pair.local().protocol {
+        RTCIceProtocol::Tcp => Remote::tcp(addr),
+        _ => Remote::udp(addr),
+    })
 }

@@ -19,11 +19,15 @@
 //! from each, so a connection holds several validated addresses at once, and media from any of
 //! them is accepted. Where media is *sent* is not decided here: it follows the pair the ICE
 //! agent selected on nomination.
+//!
+//! Addresses are [`Remote`]s: a client reached over ICE-TCP is known by its connection's remote
+//! end and the TCP transport, and follows the same rules. Its connection closing forgets it
+//! ([`Demux::forget`]): a later connection from the same address proves itself again.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use crate::ConnId;
+use crate::remote::Remote;
 
 /// Validated addresses kept per connection. A laptop with a few interfaces and both IP
 /// families fits; past it the address validated longest ago is forgotten (a client's checks
@@ -50,17 +54,17 @@ pub(crate) enum Route {
 struct Paths {
     ufrag: String,
     /// Oldest validation first.
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Remote>,
 }
 
 /// The shard's demultiplexer: ufrags and validated addresses to connections.
 #[derive(Default)]
 pub(crate) struct Demux {
     by_ufrag: HashMap<String, ConnId>,
-    by_addr: HashMap<SocketAddr, ConnId>,
+    by_addr: HashMap<Remote, ConnId>,
     conns: HashMap<ConnId, Paths>,
     /// Transaction id of a check sent to an unvalidated address -> (connection, address).
-    pending_checks: HashMap<[u8; 12], (ConnId, SocketAddr)>,
+    pending_checks: HashMap<[u8; 12], (ConnId, Remote)>,
     /// The same ids, oldest first, to bound the map.
     pending_order: std::collections::VecDeque<[u8; 12]>,
     /// How often each bound made it forget something (read into /metrics by the shard).
@@ -78,7 +82,7 @@ pub(crate) struct LimitsHit {
 
 impl Demux {
     /// The connection `datagram` from `from` belongs to.
-    pub fn route(&self, datagram: &[u8], from: SocketAddr) -> Route {
+    pub fn route(&self, datagram: &[u8], from: Remote) -> Route {
         if let Some(id) = self.by_addr.get(&from) {
             return Route::Validated(*id);
         }
@@ -94,7 +98,7 @@ impl Demux {
     /// The agent of `id` sent `datagram` to `to`: if it is a check of an address not validated
     /// yet, its response is routed back to `id`.
     /// A connection it does not know (removed) leaves nothing: its response would be nobody's.
-    pub fn on_sent(&mut self, id: ConnId, to: SocketAddr, datagram: &[u8]) {
+    pub fn on_sent(&mut self, id: ConnId, to: Remote, datagram: &[u8]) {
         if self.by_addr.get(&to) == Some(&id) || !is_request(datagram) || !self.conns.contains_key(&id) {
             return;
         }
@@ -125,7 +129,7 @@ impl Demux {
 
     /// ICE answered a check from `addr` for `id`: datagrams from it are `id`'s. Returns whether
     /// the address is new to the connection.
-    pub fn validate(&mut self, id: ConnId, addr: SocketAddr) -> bool {
+    pub fn validate(&mut self, id: ConnId, addr: Remote) -> bool {
         let Some(paths) = self.conns.get_mut(&id) else { return false };
         if paths.addrs.contains(&addr) {
             return false;
@@ -153,8 +157,18 @@ impl Demux {
 
     /// The addresses validated for `id`, oldest first.
     #[cfg(any(test, feature = "fuzzing"))]
-    pub fn addrs(&self, id: ConnId) -> &[SocketAddr] {
+    pub fn addrs(&self, id: ConnId) -> &[Remote] {
         self.conns.get(&id).map_or(&[], |p| &p.addrs)
+    }
+
+    /// `remote` is gone (a client's TCP connection closed): nothing from it is routed any more,
+    /// and responses awaited from it are not.
+    pub fn forget(&mut self, remote: Remote) {
+        self.pending_checks.retain(|_, (_, to)| *to != remote);
+        let Some(id) = self.by_addr.remove(&remote) else { return };
+        if let Some(paths) = self.conns.get_mut(&id) {
+            paths.addrs.retain(|a| *a != remote);
+        }
     }
 
     /// Forgets everything routed to `id`.
@@ -170,12 +184,6 @@ impl Demux {
             }
         }
     }
-}
-
-/// Whether `datagram` is a STUN Binding success response (what an ICE agent sends only after
-/// a request passed its integrity check).
-pub(crate) fn is_binding_success(datagram: &[u8]) -> bool {
-    crate::stun::is_stun(datagram) && datagram[0] == 0x01 && datagram[1] == 0x01
 }
 
 /// A STUN Binding request.
@@ -195,6 +203,7 @@ fn transaction_id(datagram: &[u8]) -> Option<[u8; 12]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stun::is_binding_success;
 
     fn check(ufrag: &str) -> Vec<u8> {
         let username = format!("{ufrag}:client");
@@ -210,8 +219,12 @@ mod tests {
         p
     }
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 1], port))
+    fn addr(port: u16) -> Remote {
+        Remote::udp(std::net::SocketAddr::from(([10, 0, 0, 1], port)))
+    }
+
+    fn tcp(port: u16) -> Remote {
+        Remote::tcp(addr(port).addr)
     }
 
     const MEDIA: &[u8] = &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -283,6 +296,33 @@ mod tests {
         assert_eq!(demux.route(&check("new"), addr(9)), Route::Unroutable);
         assert_eq!(demux.route(MEDIA, addr(1000)), Route::Unroutable);
         assert!(demux.conns.is_empty() && demux.by_addr.is_empty() && demux.by_ufrag.is_empty());
+    }
+
+    #[test]
+    fn a_tcp_client_is_told_from_a_udp_one_at_the_same_address_and_forgotten_when_it_closes() {
+        let mut demux = Demux::default();
+        demux.set_ufrag(ConnId(1), "udp1");
+        demux.set_ufrag(ConnId(2), "tcp2");
+        demux.validate(ConnId(1), addr(1000));
+        // The same IP and port, over TCP: not the UDP client's path.
+        assert_eq!(demux.route(MEDIA, tcp(1000)), Route::Unroutable);
+        assert_eq!(demux.route(&check("tcp2"), tcp(1000)), Route::Unvalidated(ConnId(2)));
+        assert!(demux.validate(ConnId(2), tcp(1000)));
+        assert_eq!(demux.route(MEDIA, tcp(1000)), Route::Validated(ConnId(2)));
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Validated(ConnId(1)));
+        // Our check of the TCP path is awaited from it, then the connection closes.
+        let mut our_check = check("client");
+        our_check[8..20].copy_from_slice(&[4; 12]);
+        demux.validate(ConnId(2), tcp(1001));
+        demux.forget(tcp(1001));
+        demux.on_sent(ConnId(2), tcp(1002), &our_check);
+        demux.forget(tcp(1002));
+        assert_eq!(demux.route(&response_to(&our_check), tcp(1002)), Route::Unroutable);
+        demux.forget(tcp(1000));
+        assert_eq!(demux.route(MEDIA, tcp(1000)), Route::Unroutable);
+        assert!(demux.addrs(ConnId(2)).is_empty());
+        assert_eq!(demux.route(MEDIA, addr(1000)), Route::Validated(ConnId(1)), "the UDP client keeps its path");
+        demux.forget(tcp(1000));
     }
 
     fn response_to(request: &[u8]) -> Vec<u8> {

@@ -5,6 +5,10 @@
 //! into the core; then the core settles (drains the connections they touched) and its outputs
 //! leave: datagrams to the kernel with `sendmmsg`, commands to the other shards' queues, events
 //! to the control plane. Then the loop sleeps until the next input or the core's deadline.
+//!
+//! With ICE-TCP on, frames from the clients' TCP connections are datagrams too (`tcp::shard_io`
+//! reads them on tasks of this thread), and what the core sends to a TCP client is framed into
+//! that connection's queue instead of the UDP batch.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +21,10 @@ use super::core::BACKLOG_SAMPLE_INTERVAL;
 use super::core::{ShardCore, ShardSettings};
 use crate::api::MediaEvent;
 use crate::metrics::ShardMetrics;
+use crate::remote::Remote;
 use crate::send_batch::MAX_PER_CALL;
+use crate::tcp::TcpHandoff;
+use crate::tcp::shard_io::{ShardTcp, TcpEvent, TcpInput};
 
 /// Another shard as this one sees it: its command queue, and how many forwarded packets wait in
 /// that queue (the sending shards add, the receiving shard subtracts).
@@ -47,6 +54,8 @@ pub(crate) struct ShardChannels {
     pub peers: Vec<PeerShard>,
     /// Media events for the signaling side.
     pub events: mpsc::UnboundedSender<MediaEvent>,
+    /// ICE-TCP connections from the node's listener, when ICE-TCP is on.
+    pub tcp: Option<mpsc::UnboundedReceiver<TcpHandoff>>,
 }
 
 /// How often the kernel's view of the shard's socket (drops, queued bytes) is read.
@@ -63,6 +72,8 @@ pub(crate) struct ShardShell {
     commands: mpsc::UnboundedReceiver<Command>,
     peers: Vec<PeerShard>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    /// The clients' ICE-TCP connections on this shard (None when ICE-TCP is off).
+    tcp: Option<ShardTcp>,
     metrics: ShardMetrics,
 }
 
@@ -70,7 +81,7 @@ impl ShardShell {
     pub fn new(settings: ShardSettings, socket: std::net::UdpSocket, channels: ShardChannels) -> std::io::Result<Self> {
         socket.set_nonblocking(true)?;
         let index = settings.index;
-        let ShardChannels { commands, peers, events } = channels;
+        let ShardChannels { commands, peers, events, tcp } = channels;
         Ok(Self {
             core: ShardCore::new(settings, Instant::now(), SystemTime::now()),
             index,
@@ -78,6 +89,7 @@ impl ShardShell {
             commands,
             peers,
             events,
+            tcp: tcp.map(|handoffs| ShardTcp::new(index, handoffs)),
             metrics: ShardMetrics::new(index),
         })
     }
@@ -90,7 +102,8 @@ impl ShardShell {
                 return;
             }
         };
-        runtime.block_on(self.event_loop());
+        // A local set: the ICE-TCP connections' tasks run on this thread, beside the loop.
+        tokio::task::LocalSet::new().block_on(&runtime, self.event_loop());
     }
 
     async fn event_loop(mut self) {
@@ -101,7 +114,7 @@ impl ShardShell {
                 return;
             }
         };
-        let mut buf = vec![0u8; 2048];
+        let mut buf = vec![0u8; crate::MAX_DATAGRAM_LEN];
         let mut stats_tick = tokio::time::interval(SOCKET_STATS_INTERVAL);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backlog_tick = tokio::time::interval(BACKLOG_SAMPLE_INTERVAL);
@@ -114,7 +127,15 @@ impl ShardShell {
             }
             self.send_outputs();
             crate::load::add_busy(woke.elapsed());
-            let deadline = self.core.poll_timeout();
+            let tcp_deadline = self.tcp.as_ref().and_then(ShardTcp::poll_timeout);
+            let deadline = [self.core.poll_timeout(), tcp_deadline].into_iter().flatten().min();
+            let tcp = &mut self.tcp;
+            let tcp_event = async {
+                match tcp.as_mut() {
+                    Some(tcp) => tcp.next().await,
+                    None => std::future::pending::<TcpEvent>().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -155,7 +176,18 @@ impl ShardShell {
                 }
                 _ = sleep => {
                     woke = Instant::now();
-                    self.core.handle_timeout(woke)
+                    self.take_timeout(woke);
+                }
+                event = tcp_event => {
+                    woke = Instant::now();
+                    self.take_tcp(event);
+                    // Frames come in bursts, as datagrams do.
+                    for _ in 0..RECV_BATCH {
+                        match self.tcp.as_mut().and_then(ShardTcp::try_next) {
+                            Some(event) => self.take_tcp(event),
+                            None => break,
+                        }
+                    }
                 }
                 _ = backlog_tick.tick() => {
                     woke = Instant::now();
@@ -178,6 +210,36 @@ impl ShardShell {
     fn take_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         self.core.handle_datagram(datagram, from, now);
         self.send_early();
+    }
+
+    fn take_tcp(&mut self, event: TcpEvent) {
+        let Some(tcp) = self.tcp.as_mut() else { return };
+        match event {
+            TcpEvent::Adopt(handoff) => tcp.adopt(handoff),
+            TcpEvent::Input(TcpInput::Frame { remote, frame, at }) => {
+                if tcp.take_frame(remote, &frame, at) {
+                    self.core.handle_datagram(&frame, Remote::tcp(remote), at);
+                    self.send_early();
+                } else {
+                    self.core.handle_path_closed(Remote::tcp(remote));
+                }
+            }
+            TcpEvent::Input(TcpInput::Closed { remote, reason }) => {
+                if tcp.close(remote, reason) {
+                    self.core.handle_path_closed(Remote::tcp(remote));
+                }
+            }
+        }
+    }
+
+    /// A deadline passed: the core's, or an ICE-TCP connection's (each acts only on what is due).
+    fn take_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        if let Some(tcp) = self.tcp.as_mut() {
+            for remote in tcp.handle_timeout(now) {
+                self.core.handle_path_closed(Remote::tcp(remote));
+            }
+        }
     }
 
     fn take_command(&mut self, command: Command, now: Instant) {
@@ -211,7 +273,12 @@ impl ShardShell {
     fn send_transmits(&mut self) {
         let batch = self.core.transmits();
         if !batch.is_empty() {
-            let flushed = batch.flush(&self.socket);
+            let tcp = &mut self.tcp;
+            let flushed = batch.flush(&self.socket, |to, datagram| {
+                if let Some(tcp) = tcp.as_mut() {
+                    tcp.send(to, datagram);
+                }
+            });
             if flushed.failed > 0 {
                 self.metrics.send_failures.increment(flushed.failed as u64);
             }

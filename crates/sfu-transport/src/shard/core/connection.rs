@@ -14,10 +14,10 @@ use super::ShardCore;
 use super::reports::SENDER_REPORT_INTERVAL;
 use crate::api::MediaEvent;
 use crate::peer_factory::{Direction, IceCredentials, build_peer_connection};
+use crate::remote::Remote;
 use crate::shard::command::Command;
 use crate::shard::conn::{self, Conn, PublisherConn, Role, SubscriberConn};
 use crate::shard::consent::{self, ConsentCheck};
-use crate::shard::demux;
 use crate::{ConnId, MediaError, TrackKey};
 
 impl ShardCore {
@@ -98,12 +98,12 @@ impl ShardCore {
             let mut progressed = false;
             while let Some(out) = conn.pc.poll_write() {
                 progressed = true;
-                let peer = out.transport.peer_addr;
+                let peer = Remote::of(out.transport.peer_addr, out.transport.transport_protocol);
                 if crate::stun::is_stun(&out.message) {
                     self.demux.on_sent(id, peer, &out.message);
                     // The agent answers only checks that passed its integrity check: the
                     // address they came from is the client's.
-                    if demux::is_binding_success(&out.message) && self.demux.validate(id, peer) {
+                    if crate::stun::is_binding_success(&out.message) && self.demux.validate(id, peer) {
                         tracing::debug!(conn = id.0, %peer, "client address validated by ICE");
                         self.metrics.validated_paths.increment(1);
                         conn.path_changed = true;
@@ -215,9 +215,10 @@ impl ShardCore {
         now: Instant,
     ) -> Result<&mut Conn, MediaError> {
         if !self.conns.contains_key(&id) {
-            let credentials = IceCredentials::random();
+            let credentials = IceCredentials::for_shard(self.index);
             let estimate = direction == Direction::Egress && self.estimate_bandwidth;
-            let pc = build_peer_connection(direction, &credentials, self.announce, estimate, now)?;
+            let local = crate::peer_factory::LocalCandidates { udp: self.announce, tcp: self.tcp_announce };
+            let pc = build_peer_connection(direction, &credentials, local, estimate, now)?;
             self.demux.set_ufrag(id, &credentials.ufrag);
             let role = match direction {
                 Direction::Ingress => Role::Publisher(PublisherConn::default()),

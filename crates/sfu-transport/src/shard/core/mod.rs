@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use rtc::peer_connection::message::TaggedRTCMessage;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportContext};
 use sfu_proto::ParticipantId;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +41,7 @@ use crate::api::MediaEvent;
 use crate::ids::IdMap;
 use crate::metrics::{IngressLimit, ShardMetrics};
 use crate::rejection::IngressRejection;
+use crate::remote::{Remote, Transport};
 use crate::send_batch::{MAX_PER_CALL, SendBatch};
 use crate::{ConnId, TrackKey};
 
@@ -51,6 +52,9 @@ pub(crate) struct ShardSettings {
     pub index: usize,
     /// The address clients reach its socket at: its host candidate.
     pub announce: SocketAddr,
+    /// The node's ICE-TCP port at the announced address, when it has one: every connection
+    /// also gets a passive TCP host candidate there.
+    pub tcp_announce: Option<SocketAddr>,
     /// Subscriber connections negotiate transport-cc and estimate their bandwidth.
     pub estimate_bandwidth: bool,
     /// Publishers are told which simulcast layers anyone wants.
@@ -72,6 +76,7 @@ const LIMITS_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub(crate) struct ShardCore {
     index: usize,
     announce: SocketAddr,
+    tcp_announce: Option<SocketAddr>,
     estimate_bandwidth: bool,
     dynacast: bool,
     /// The wall clock at one instant, for the NTP times of RTCP sender reports.
@@ -124,10 +129,12 @@ pub(crate) struct ShardCore {
 impl ShardCore {
     /// A shard with no connections; `now` and `wall_clock` are the same moment.
     pub fn new(settings: ShardSettings, now: Instant, wall_clock: SystemTime) -> Self {
-        let ShardSettings { index, announce, estimate_bandwidth, dynacast, shards, relay_rtcp_ssrc } = settings;
+        let ShardSettings { index, announce, tcp_announce, estimate_bandwidth, dynacast, shards, relay_rtcp_ssrc } =
+            settings;
         Self {
             index,
             announce,
+            tcp_announce,
             estimate_bandwidth,
             dynacast,
             wall_clock: (now, wall_clock),
@@ -186,18 +193,28 @@ impl ShardCore {
         }
     }
 
-    /// A datagram read from the socket at `now`.
-    pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+    /// A datagram read at `now`: from the shard's UDP socket, or a frame from a client's ICE-TCP
+    /// connection (whose `from` is that connection's remote end).
+    pub fn handle_datagram(&mut self, datagram: &[u8], from: impl Into<Remote>, now: Instant) {
+        let from = from.into();
         let (conn_id, validated) = match self.demux.route(datagram, from) {
             Route::Validated(id) => (id, true),
             // STUN from an address ICE has not validated: only the agent may see it.
             Route::Unvalidated(id) => (id, false),
             Route::Unroutable => {
-                if !self.on_relay_datagram(datagram, from, now) {
+                // Other nodes relay over UDP only.
+                let relayed = from.transport == Transport::Udp && self.on_relay_datagram(datagram, from.addr, now);
+                if !relayed {
                     self.metrics.unroutable_datagrams.increment(1);
                 }
                 return;
             }
+        };
+        // The stack matches this against its host candidates, which name the announced
+        // addresses: with a wildcard bind or behind a 1:1 NAT the socket's own differs.
+        let local_addr = match from.transport {
+            Transport::Udp => self.announce,
+            Transport::Tcp => self.tcp_announce.unwrap_or(self.announce),
         };
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         if validated
@@ -226,11 +243,9 @@ impl ShardCore {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
-                // The stack matches this against its host candidate, which names the announced
-                // address: with a wildcard bind or behind a 1:1 NAT the socket's own differs.
-                local_addr: self.announce,
-                peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
+                local_addr,
+                peer_addr: from.addr,
+                transport_protocol: from.protocol(),
                 ecn: None,
             },
             message: BytesMut::from(datagram),
@@ -312,6 +327,12 @@ impl ShardCore {
     /// The next event for the control plane.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
+    }
+
+    /// The client's ICE-TCP connection from `remote` closed: nothing more comes from it, and
+    /// what is sent to it is dropped until ICE picks another path.
+    pub fn handle_path_closed(&mut self, remote: Remote) {
+        self.demux.forget(remote);
     }
 
     /// When [`Self::handle_timeout`] is next due.

@@ -9,19 +9,19 @@
 //! stream stay with the stack. Each SSRC is protected by one sender only, so no keystream is
 //! used twice.
 
+use crate::remote::Remote;
+use crate::send_batch::SendBatch;
 use rtc::rtp::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use sfu_core::{DropReason, Vp8Rewrite};
-use std::net::SocketAddr;
-
-use crate::send_batch::SendBatch;
 use sfu_srtp::{ProtectError, SrtpKeys, SrtpSender};
 
 pub(crate) struct Outbound {
     srtp: SrtpSender,
     /// Where the client receives: the remote side of the ICE pair the stack selected (learned
-    /// from the stack's own writes, which it addresses there).
-    pub dest: Option<SocketAddr>,
+    /// from the stack's own writes, which it addresses there), over UDP or its ICE-TCP
+    /// connection.
+    pub dest: Option<Remote>,
 }
 
 impl Outbound {
@@ -94,7 +94,7 @@ mod tests {
             let mut outbound = Outbound::new(&keys).unwrap();
             let mut batch = SendBatch::default();
             assert_eq!(outbound.send(&packet(1, b"x"), None, &mut batch), Err(DropReason::NotConnected));
-            outbound.dest = Some("127.0.0.1:9".parse().unwrap());
+            outbound.dest = Some(Remote::udp("127.0.0.1:9".parse().unwrap()));
             let sent = [packet(1, &[0xaa; 1100]), packet(2, b"short")];
             for p in &sent {
                 let queued = outbound.send(p, None, &mut batch).unwrap();

@@ -1,19 +1,24 @@
 //! The demultiplexer under arbitrary datagrams and bookkeeping calls: routes stay consistent
-//! with what was validated, and nothing is routed to a removed connection.
+//! with what was validated (over UDP and ICE-TCP remotes alike, closed TCP paths forgotten), and
+//! nothing is routed to a removed connection.
 
 use arbitrary::Unstructured;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use crate::ConnId;
+use crate::remote::Remote;
 use crate::shard::demux::{Demux, MAX_PATHS_PER_CONN, Route};
 
 const UFRAGS: [&str; 4] = ["abcd", "efgh", "ijkl", "mnop"];
 
-fn addr(u: &mut Unstructured<'_>) -> arbitrary::Result<SocketAddr> {
+/// A remote among a few addresses, each over UDP or TCP (the same address over both is two
+/// remotes).
+fn addr(u: &mut Unstructured<'_>) -> arbitrary::Result<Remote> {
     let host: u8 = u.int_in_range(1..=6)?;
     let port: u16 = u.int_in_range(5000..=5003)?;
-    Ok(SocketAddr::from(([10, 0, 0, host], port)))
+    let addr = SocketAddr::from(([10, 0, 0, host], port));
+    Ok(if u.ratio(1, 4)? { Remote::tcp(addr) } else { Remote::udp(addr) })
 }
 
 /// A STUN message of the given class naming `ufrag`, or the fuzzer's own bytes.
@@ -42,7 +47,7 @@ pub fn demux(data: &[u8]) {
     let mut demux = Demux::default();
     let mut removed: HashSet<ConnId> = HashSet::new();
     for _ in 0..256 {
-        let Ok(op) = u.int_in_range(0..=4u8) else { break };
+        let Ok(op) = u.int_in_range(0..=5u8) else { break };
         let Ok(conn) = u.int_in_range(1..=4u64).map(|n| ConnId::new(0, n)) else { break };
         let step = match op {
             0 => u.choose(&UFRAGS).map(|ufrag| {
@@ -58,6 +63,12 @@ pub fn demux(data: &[u8]) {
                 removed.insert(conn);
                 Ok(())
             }
+            4 => addr(&mut u).map(|gone| {
+                demux.forget(gone);
+                for n in 1..=4 {
+                    assert!(!demux.addrs(ConnId::new(0, n)).contains(&gone), "{gone} still a path after it closed");
+                }
+            }),
             _ => addr(&mut u).and_then(|from| datagram(&mut u).map(|d| check_route(&demux, &d, from, &removed))),
         };
         if step.is_err() {
@@ -70,7 +81,7 @@ pub fn demux(data: &[u8]) {
     }
 }
 
-fn check_route(demux: &Demux, datagram: &[u8], from: SocketAddr, removed: &HashSet<ConnId>) {
+fn check_route(demux: &Demux, datagram: &[u8], from: Remote, removed: &HashSet<ConnId>) {
     let ufrag = crate::stun::local_ufrag(datagram);
     assert!(ufrag.is_none() || crate::stun::is_stun(datagram), "a ufrag read from something not STUN");
     match demux.route(datagram, from) {

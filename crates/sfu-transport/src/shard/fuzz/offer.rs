@@ -44,8 +44,15 @@ pub fn sdp_offer(data: &[u8]) {
     let mut u = Unstructured::new(trickle.as_bytes());
     let now = Instant::now();
     let announce = SocketAddr::from(([127, 0, 0, 1], 7882));
-    let settings =
-        ShardSettings { index: 0, announce, estimate_bandwidth: true, dynacast: true, shards: 1, relay_rtcp_ssrc: 1 };
+    let settings = ShardSettings {
+        index: 0,
+        announce,
+        tcp_announce: None,
+        estimate_bandwidth: true,
+        dynacast: true,
+        shards: 1,
+        relay_rtcp_ssrc: 1,
+    };
     let mut core = ShardCore::new(settings, now, SystemTime::now());
     let conn = ConnId::new(0, 1);
     let owner = ParticipantId("PA_fuzz".into());

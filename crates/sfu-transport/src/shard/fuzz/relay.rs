@@ -42,7 +42,7 @@ struct Cluster {
 
 pub fn relay_sequence(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let mut net = Net::nodes(&[1, 1], Options { estimate_bandwidth: true, dynacast: true });
+    let mut net = Net::nodes(&[1, 1], Options { estimate_bandwidth: true, dynacast: true, ..Options::default() });
     net.link_nodes(LINK, &[A], &[B], keys(1), keys(2));
     let alice = net.publish_with_audio(A, "alice");
     let (track, remote) = net.relay(LINK, &alice, A, B);

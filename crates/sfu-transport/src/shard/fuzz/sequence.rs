@@ -32,7 +32,7 @@ struct Room {
 
 pub fn shard_sequence(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let options = Options { estimate_bandwidth: true, dynacast: true };
+    let options = Options { estimate_bandwidth: true, dynacast: true, ..Options::default() };
     let mut net = Net::new(SHARDS, options);
     let publisher = net.publish_with_audio(0, "pub");
     let first = net.subscribe(1, "sub0", &publisher);

@@ -22,7 +22,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportContext};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -32,6 +32,7 @@ use super::media::{self, Origin, VIDEO_CLOCK};
 use super::source::Source;
 use crate::feedback_interceptor::FeedbackToApplication;
 use crate::read_filter::ReadOnly;
+use crate::remote::{Remote, Transport};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -69,6 +70,8 @@ pub(crate) enum Feedback {
 
 pub(crate) struct Client {
     pub addr: SocketAddr,
+    /// How it reaches the shards: its one candidate is of this transport.
+    pub transport: Transport,
     pub pc: RTCPeerConnection,
     pub connected: bool,
     pub source: Option<Source>,
@@ -82,7 +85,7 @@ pub(crate) struct Client {
     pub last_check: Option<(SocketAddr, Bytes)>,
 }
 
-fn build_pc(role: Role, addr: SocketAddr, now: Instant) -> RTCPeerConnection {
+fn build_pc(role: Role, addr: SocketAddr, transport: Transport, now: Instant) -> RTCPeerConnection {
     let mut engine = MediaEngine::default();
     engine
         .register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: PT_OPUS }, RtpCodecKind::Audio)
@@ -124,15 +127,27 @@ fn build_pc(role: Role, addr: SocketAddr, now: Instant) -> RTCPeerConnection {
         .with_interceptor_registry(registry)
         .build(now)
         .unwrap();
-    crate::peer_factory::add_host_candidate(&mut pc, addr).unwrap();
+    match transport {
+        Transport::Udp => crate::peer_factory::add_host_candidate(&mut pc, addr).unwrap(),
+        // As a browser offers it: active, port 9 (it connects from an ephemeral port, which the
+        // harness stands for with the client's own address).
+        Transport::Tcp => crate::peer_factory::add_tcp_host_candidate(
+            &mut pc,
+            SocketAddr::new(addr.ip(), 9),
+            rtc::ice::tcp_type::TcpType::Active,
+            0,
+        )
+        .unwrap(),
+    }
     pc
 }
 
 impl Client {
-    pub fn new(role: Role, addr: SocketAddr, now: Instant) -> Self {
+    pub fn new(role: Role, addr: SocketAddr, transport: Transport, now: Instant) -> Self {
         Self {
             addr,
-            pc: build_pc(role, addr, now),
+            transport,
+            pc: build_pc(role, addr, transport, now),
             connected: false,
             source: None,
             received: Vec::new(),
@@ -182,7 +197,7 @@ impl Client {
             transport: TransportContext {
                 local_addr: self.addr,
                 peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: Remote { addr: from, transport: self.transport }.protocol(),
                 ecn: None,
             },
             message: BytesMut::from(datagram),
@@ -206,7 +221,7 @@ impl Client {
 
     /// Everything the stack has to say: datagrams to send (returned), events and messages
     /// (handled here).
-    pub fn drain(&mut self, now: Instant) -> Vec<(SocketAddr, Bytes)> {
+    pub fn drain(&mut self, now: Instant) -> Vec<(Remote, Bytes)> {
         let mut out = Vec::new();
         loop {
             let mut progressed = false;
@@ -216,7 +231,7 @@ impl Client {
                 if crate::stun::is_stun(&bytes) {
                     self.last_check = Some((datagram.transport.peer_addr, bytes.clone()));
                 }
-                out.push((datagram.transport.peer_addr, bytes));
+                out.push((Remote::of(datagram.transport.peer_addr, datagram.transport.transport_protocol), bytes));
             }
             while let Some(event) = self.pc.poll_event() {
                 progressed = true;

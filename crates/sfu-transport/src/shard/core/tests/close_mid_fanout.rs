@@ -11,7 +11,7 @@ use crate::shard::command::Command;
 /// A publisher on shard 0 and subscribers on every shard, the shards' queues a couple of
 /// milliseconds long so that forwarded packets are always in flight.
 fn room() -> (Net, Publisher, Vec<Subscriber>) {
-    let mut net = Net::new(3, Options { dynacast: true, estimate_bandwidth: true });
+    let mut net = Net::new(3, Options { dynacast: true, estimate_bandwidth: true, ..Options::default() });
     net.shard_hop = Duration::from_millis(2);
     let publisher = net.publish(0, "alice");
     net.run_for(Duration::from_secs(1));

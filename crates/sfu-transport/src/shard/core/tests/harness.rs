@@ -2,7 +2,10 @@
 //!
 //! The harness does what the shell and the kernel do, in memory: datagrams go from whoever wrote
 //! them to the node at their destination address after a one-way latency (and through a
-//! bottleneck, where a test shapes a link); commands between shards go by shard index; the
+//! bottleneck, where a test shapes a link), over UDP or, for a client that has only a TCP
+//! candidate, as ICE-TCP frames (a shard's TCP address is its own with port [`TCP_PORT`]; the
+//! framing and the connections themselves are the shell's and not modelled); commands between
+//! shards go by shard index; the
 //! control plane's requests are handled at once and their replies read from the oneshot. Time
 //! moves only when a test runs the network ([`Net::run_for`], [`Net::run_until`]): from one
 //! deadline or arrival to the earliest next one, so seconds of a call take milliseconds and the
@@ -16,12 +19,16 @@ use tokio::sync::oneshot;
 
 use super::client::{Client, clear_rtp_header};
 use crate::api::MediaEvent;
+use crate::remote::{Remote, Transport};
 use crate::shard::command::{Command, Reply};
 use crate::shard::core::{ShardCore, ShardSettings};
 use crate::{ConnId, MediaError};
 
 /// One-way delay of every datagram: a LAN-like 10 ms round trip.
 pub(crate) const LATENCY: Duration = Duration::from_millis(5);
+
+/// The node's ICE-TCP port, on every shard's address when [`Options::ice_tcp`] is on.
+pub(crate) const TCP_PORT: u16 = 7443;
 
 /// The smallest step of the clock, when something asks to run again at once.
 const TICK: Duration = Duration::from_micros(100);
@@ -33,11 +40,15 @@ pub(crate) type ClientId = usize;
 pub(crate) struct Options {
     pub estimate_bandwidth: bool,
     pub dynacast: bool,
+    /// Connections also announce a passive TCP candidate (at [`TCP_PORT`]).
+    pub ice_tcp: bool,
 }
 
 pub(crate) struct ShardNode {
     pub core: ShardCore,
     pub addr: SocketAddr,
+    /// Where clients reach it over ICE-TCP, when they can.
+    pub tcp_addr: Option<SocketAddr>,
     /// Its index among its node's shards (what its connection ids and track keys carry).
     pub index: usize,
     /// Where its node's shard 0 is in [`Net::shards`]: the shard indices in its commands count
@@ -49,7 +60,7 @@ pub(crate) struct ShardNode {
 
 struct Datagram {
     from: SocketAddr,
-    to: SocketAddr,
+    to: Remote,
     bytes: Bytes,
 }
 
@@ -113,9 +124,11 @@ impl Net {
             let first = shards.len();
             for index in 0..count {
                 let flat = first + index;
+                let tcp_addr = options.ice_tcp.then(|| SocketAddr::new(shard_addr(flat).ip(), TCP_PORT));
                 let settings = ShardSettings {
                     index,
                     announce: shard_addr(flat),
+                    tcp_announce: tcp_addr,
                     estimate_bandwidth: options.estimate_bandwidth,
                     dynacast: options.dynacast,
                     shards: count,
@@ -124,6 +137,7 @@ impl Net {
                 shards.push(ShardNode {
                     core: ShardCore::new(settings, now, SystemTime::now()),
                     addr: shard_addr(flat),
+                    tcp_addr,
                     index,
                     first,
                     events: Vec::new(),
@@ -155,9 +169,11 @@ impl Net {
         ConnId::new(self.shards[shard].index, self.next_conn)
     }
 
-    pub fn add_client(&mut self, role: super::client::Role) -> ClientId {
+    /// A client whose only candidate is of `transport`: a UDP host candidate, or over TCP an
+    /// active one, as a browser whose UDP is blocked has.
+    pub fn add_client_over(&mut self, role: super::client::Role, transport: Transport) -> ClientId {
         let id = self.clients.len();
-        self.clients.push(Client::new(role, client_addr(id), self.now));
+        self.clients.push(Client::new(role, client_addr(id), transport, self.now));
         id
     }
 
@@ -299,9 +315,14 @@ impl Net {
 
     fn deliver(&mut self, datagram: Datagram) {
         let Datagram { from, to, bytes } = datagram;
-        if let Some(shard) = self.shards.iter_mut().find(|s| s.addr == to) {
-            shard.core.handle_datagram(&bytes, from, self.now);
-        } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to) {
+        let at_shard = |s: &&mut ShardNode| match to.transport {
+            Transport::Udp => s.addr == to.addr,
+            Transport::Tcp => s.tcp_addr == Some(to.addr),
+        };
+        if let Some(shard) = self.shards.iter_mut().find(at_shard) {
+            shard.core.handle_datagram(&bytes, Remote { addr: from, transport: to.transport }, self.now);
+        } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == to.addr && c.transport == to.transport)
+        {
             client.handle_datagram(&bytes, from, self.now);
         }
     }
@@ -319,8 +340,14 @@ impl Net {
                 // goes on, and so does this.
                 loop {
                     let paused = shard.core.settle(now);
-                    let transmits = shard.core.transmits().drain();
-                    outputs.extend(transmits.into_iter().map(|(to, bytes)| (shard.addr, to, bytes)));
+                    let transmits = shard.core.transmits().drain_remotes();
+                    outputs.extend(transmits.into_iter().map(|(to, bytes)| {
+                        let from = match to.transport {
+                            Transport::Udp => shard.addr,
+                            Transport::Tcp => shard.tcp_addr.expect("TCP only where the shard has a TCP address"),
+                        };
+                        (from, to, bytes)
+                    }));
                     shard.core.handle_transmitted(now);
                     while let Some((index, command)) = shard.core.poll_shard_command() {
                         commands.push((shard.first + index, command));
@@ -363,12 +390,13 @@ impl Net {
         panic!("shards keep commanding each other at one instant");
     }
 
-    /// Puts a datagram on the wire as if `from` had sent it (any bytes, any address).
+    /// Puts a UDP datagram on the wire as if `from` had sent it (any bytes, any address).
     pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
-        self.send(from, to, bytes);
+        self.send(from, Remote::udp(to), bytes);
     }
 
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes) {
+    fn send(&mut self, from: SocketAddr, to: Remote, bytes: Bytes) {
+        let (to, remote) = (to.addr, to);
         if let Some(&(_, _, per_mille)) = self.path_losses.iter().find(|(f, t, _)| (*f, *t) == (from, to)) {
             // xorshift64: the same losses on every run.
             self.loss_draws ^= self.loss_draws << 13;
@@ -398,6 +426,6 @@ impl Net {
             at = shape.busy_until;
         }
         self.serial += 1;
-        self.wire.insert((at + LATENCY, self.serial), Datagram { from, to, bytes });
+        self.wire.insert((at + LATENCY, self.serial), Datagram { from, to: remote, bytes });
     }
 }

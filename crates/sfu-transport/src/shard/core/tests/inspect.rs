@@ -1,8 +1,7 @@
 //! Read-only views of a core's state, for what a scenario asserts beyond what its clients see.
 //! A child of the core's module, so it reads the core's fields without widening them.
 
-use std::net::SocketAddr;
-
+use crate::remote::Remote;
 use crate::shard::core::ShardCore;
 use crate::shard::demux::Route;
 use crate::{ConnId, TrackKey};
@@ -55,11 +54,21 @@ impl ShardCore {
     }
 
     /// The connection a datagram from `from` would be handed to.
-    pub(crate) fn route_of(&self, datagram: &[u8], from: SocketAddr) -> Option<ConnId> {
-        match self.demux.route(datagram, from) {
+    pub(crate) fn route_of(&self, datagram: &[u8], from: impl Into<Remote>) -> Option<ConnId> {
+        match self.demux.route(datagram, from.into()) {
             Route::Validated(id) | Route::Unvalidated(id) => Some(id),
             Route::Unroutable => None,
         }
+    }
+
+    /// The addresses ICE validated for `id`, oldest first.
+    pub(crate) fn validated(&self, id: ConnId) -> Vec<Remote> {
+        self.demux.addrs(id).to_vec()
+    }
+
+    /// Where a subscriber connection's media goes (the ICE pair its stack selected).
+    pub(crate) fn media_dest(&self, id: ConnId) -> Option<Remote> {
+        self.conns.get(&id)?.role.subscriber()?.outbound.as_ref()?.dest
     }
 
     /// The shards a published track is sent to, with how many subscriptions each holds.

@@ -24,6 +24,8 @@ mod close_mid_fanout;
 #[cfg(test)]
 mod dynacast_pauses;
 #[cfg(test)]
+mod ice_tcp;
+#[cfg(test)]
 mod keyframe_requests;
 #[cfg(test)]
 mod layers_across_shards;

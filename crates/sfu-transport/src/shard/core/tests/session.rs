@@ -10,6 +10,7 @@ use super::client::Role;
 use super::harness::{ClientId, Net};
 use super::media::LAYERS;
 use crate::api::{DownTrackSpec, MediaEvent, PublishedTrack};
+use crate::remote::Transport;
 use crate::sdp_candidates::tidy_candidates;
 use crate::shard::command::Command;
 use crate::{ConnId, TrackKey};
@@ -72,16 +73,22 @@ pub(crate) fn wanting(key: TrackKey) -> SubscriptionSettings {
 impl Net {
     /// A simulcast camera published on `shard`: offer, answer, then connected.
     pub fn publish(&mut self, shard: usize, name: &str) -> Publisher {
-        self.publish_tracks(shard, name, false)
+        self.publish_tracks(shard, name, false, Transport::Udp)
     }
 
     /// A simulcast camera and a microphone published on `shard`.
     pub fn publish_with_audio(&mut self, shard: usize, name: &str) -> Publisher {
-        self.publish_tracks(shard, name, true)
+        self.publish_tracks(shard, name, true, Transport::Udp)
     }
 
-    fn publish_tracks(&mut self, shard: usize, name: &str, with_audio: bool) -> Publisher {
-        let client = self.add_client(Role::Publisher);
+    /// A camera and a microphone published on `shard` by a client that reaches it only over
+    /// `transport`.
+    pub fn publish_over(&mut self, shard: usize, name: &str, transport: Transport) -> Publisher {
+        self.publish_tracks(shard, name, true, transport)
+    }
+
+    fn publish_tracks(&mut self, shard: usize, name: &str, with_audio: bool, transport: Transport) -> Publisher {
+        let client = self.add_client_over(Role::Publisher, transport);
         let conn = self.allocate_conn(shard);
         let owner = ParticipantId(format!("PA_{name}"));
         let now = self.now;
@@ -115,6 +122,17 @@ impl Net {
         self.subscribe_with(shard, name, publisher, wanting(publisher.key()))
     }
 
+    /// [`Self::subscribe`] by a client that reaches the shard only over `transport`.
+    pub fn subscribe_over(
+        &mut self,
+        shard: usize,
+        name: &str,
+        publisher: &Publisher,
+        transport: Transport,
+    ) -> Subscriber {
+        self.subscribe_client(shard, name, publisher, wanting(publisher.key()), transport)
+    }
+
     /// [`Self::subscribe`] with the subscriber's wishes for the track given from the start.
     pub fn subscribe_with(
         &mut self,
@@ -123,7 +141,18 @@ impl Net {
         publisher: &Publisher,
         settings: SubscriptionSettings,
     ) -> Subscriber {
-        let client = self.add_client(Role::Subscriber);
+        self.subscribe_client(shard, name, publisher, settings, Transport::Udp)
+    }
+
+    fn subscribe_client(
+        &mut self,
+        shard: usize,
+        name: &str,
+        publisher: &Publisher,
+        settings: SubscriptionSettings,
+        transport: Transport,
+    ) -> Subscriber {
+        let client = self.add_client_over(Role::Subscriber, transport);
         let conn = self.allocate_conn(shard);
         let owner = ParticipantId(format!("PA_{name}"));
         let mut specs = vec![publisher.down_track(&publisher.video, settings)];
