@@ -32,11 +32,13 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 mod audio;
+mod rooms;
 mod cluster;
 mod http;
 mod limits;
 mod rtc;
 pub use audio::{AudioConfig, MAX_TOP_N};
+pub use rooms::{MAX_MESH_PARTICIPANTS, RoomsConfig};
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
@@ -83,6 +85,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Audio in large rooms (top-N).
     pub audio: AudioConfig,
+    /// Room topology: SFU, mesh, or a mesh while small.
+    pub rooms: RoomsConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -143,6 +147,7 @@ impl Default for Config {
             limits: Limits::default(),
             cluster: ClusterConfig::default(),
             audio: AudioConfig::default(),
+            rooms: RoomsConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -460,6 +465,9 @@ impl Config {
             return invalid(problem);
         }
         if let Some(problem) = self.audio.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.rooms.problem() {
             return invalid(problem);
         }
         Ok(())
