@@ -76,3 +76,40 @@ pub struct MeshTrack {
 
 /// The most [`MeshTrack`] entries one `peer_signal` may carry.
 pub const MAX_MESH_TRACKS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{ClientMessage, ServerMessage};
+
+    /// The `topology` message as docs/protocol.md shows it.
+    #[test]
+    fn topology_matches_the_docs() {
+        let m = ServerMessage::Topology {
+            mode: TopologyMode::Mesh,
+            peers: vec![MeshPeer { participant_id: ParticipantId("PA_7HcLr0pYv3Ne".into()), polite: true }],
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"topology","mode":"mesh","peers":[{"participant_id":"PA_7HcLr0pYv3Ne","polite":true}]}"#
+        );
+        assert!(include_str!("../../../docs/protocol.md").contains(&json));
+    }
+
+    /// A browser's `RTCSessionDescriptionInit` and source list are taken as they come.
+    #[test]
+    fn peer_signal_takes_the_browser_shapes() {
+        let text = r#"{"type":"peer_signal","to":"PA_1","description":{"type":"offer","sdp":"v=0"},
+            "tracks":[{"mid":"1","source":"camera"}]}"#;
+        let ClientMessage::PeerSignal { to, description, candidate, tracks } = serde_json::from_str(text).unwrap()
+        else {
+            panic!("not a peer_signal")
+        };
+        assert_eq!(to.as_str(), "PA_1");
+        assert_eq!(description, Some(SessionDescription { kind: SdpKind::Offer, sdp: "v=0".into() }));
+        assert!(candidate.is_none());
+        assert_eq!(tracks, vec![MeshTrack { mid: "1".into(), source: TrackSource::Camera }]);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"peer_signal"}"#).is_err(), "`to` is required");
+    }
+}

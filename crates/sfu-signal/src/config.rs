@@ -32,17 +32,17 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 mod audio;
-mod rooms;
 mod cluster;
 mod http;
 mod limits;
+mod rooms;
 mod rtc;
 pub use audio::{AudioConfig, MAX_TOP_N};
-pub use rooms::{MAX_MESH_PARTICIPANTS, RoomsConfig};
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
+pub use rooms::{MAX_MESH_PARTICIPANTS, RoomsConfig};
 use rtc::ice_server_problem;
 pub use rtc::{IceServer, RtcConfig};
 

@@ -75,7 +75,14 @@ impl Server {
         )
         .context("starting media shards")?;
         let cluster = cluster_setup::start(&config, &media.relay_endpoints()).context("starting cluster membership")?;
-        let hub = Hub::new(media, cluster, config.departure_timeout(), config.limits.clone(), config.audio.clone(), config.rooms.clone());
+        let hub = Hub::new(
+            media,
+            cluster,
+            config.departure_timeout(),
+            config.limits.clone(),
+            config.audio.clone(),
+            config.rooms.clone(),
+        );
         tokio::spawn(media_events::run(hub.clone(), events_rx));
         if let Some(cluster_events) = sfu_cluster::Cluster::take_events(&hub.cluster) {
             tokio::spawn(cluster_events::run(hub.clone(), cluster_events));

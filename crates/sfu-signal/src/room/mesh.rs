@@ -3,8 +3,7 @@
 //! `peer_signal` between the members of a mesh (docs/topologies.md, "Mesh").
 
 use sfu_proto::{
-    ErrorCode, IceCandidate, MAX_MESH_TRACKS, MeshTrack, ParticipantId, ServerMessage, SessionDescription,
-    TopologyMode,
+    ErrorCode, IceCandidate, MAX_MESH_TRACKS, MeshTrack, ParticipantId, ServerMessage, SessionDescription, TopologyMode,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,18 +94,32 @@ impl<M: MediaControl> Hub<M> {
     }
 
     /// Relays a mesh peer's description or candidate to another member of the same mesh.
-    pub fn relay_peer_signal(&self, room: &mut Room, from: &ParticipantId, signal: PeerSignal) -> Result<(), RequestError> {
+    pub fn relay_peer_signal(
+        &self,
+        room: &mut Room,
+        from: &ParticipantId,
+        signal: PeerSignal,
+    ) -> Result<(), RequestError> {
         if signal.description.is_none() && signal.candidate.is_none() {
-            return Err(RequestError::new(ErrorCode::BadMessage, "peer_signal carries neither a description nor a candidate"));
+            return Err(RequestError::new(
+                ErrorCode::BadMessage,
+                "peer_signal carries neither a description nor a candidate",
+            ));
         }
         if signal.tracks.len() > MAX_MESH_TRACKS {
-            return Err(RequestError::new(ErrorCode::BadMessage, format!("peer_signal lists more than {MAX_MESH_TRACKS} tracks")));
+            return Err(RequestError::new(
+                ErrorCode::BadMessage,
+                format!("peer_signal lists more than {MAX_MESH_TRACKS} tracks"),
+            ));
         }
         if room.topology.mode() != TopologyMode::Mesh {
             return Err(RequestError::new(ErrorCode::NotMesh, "the room is not a mesh now: send media to the server"));
         }
         if !room.topology.both_in_mesh(from, &signal.to) {
-            return Err(RequestError::new(ErrorCode::UnknownPeer, format!("{} is not another member of your mesh", signal.to)));
+            return Err(RequestError::new(
+                ErrorCode::UnknownPeer,
+                format!("{} is not another member of your mesh", signal.to),
+            ));
         }
         let now = Instant::now();
         let budget = room.signal_budgets.entry(from.clone()).or_insert_with(|| SignalBudget::new(now));

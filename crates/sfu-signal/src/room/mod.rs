@@ -26,11 +26,11 @@ mod viewers;
 pub use limits::Limit;
 pub use media::MediaControl;
 pub use mesh::PeerSignal;
-pub use topology::{Topology, TopologyPolicy};
 pub use model::*;
 pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
 pub use relay_media::RelayMedia;
 pub use request_error::RequestError;
+pub use topology::{Topology, TopologyPolicy};
 
 use parking_lot::Mutex;
 use sfu_cluster::{AnyCluster, Cluster};
@@ -198,7 +198,9 @@ impl<M: MediaControl> Hub<M> {
         if room.participants.is_empty() && room.remote.is_empty() {
             room.topology = Topology::new(self.topology_policy(topology));
         }
-        if let Err(refused) = self.check_mesh_place(&room, kind, old.is_some()).and_then(|()| self.take_place(&room, old.is_some())) {
+        if let Err(refused) =
+            self.check_mesh_place(&room, kind, old.is_some()).and_then(|()| self.take_place(&room, old.is_some()))
+        {
             // A room made for this join closes again.
             self.close_if_empty(&room);
             return Err(refused);
@@ -376,7 +378,10 @@ impl<M: MediaControl> Hub<M> {
         }
         if room.topology.refuses_more() {
             let max = room.topology.policy().max_members;
-            return Err(RequestError::new(ErrorCode::MeshFull, format!("the room is a mesh of at most {max} participants")));
+            return Err(RequestError::new(
+                ErrorCode::MeshFull,
+                format!("the room is a mesh of at most {max} participants"),
+            ));
         }
         Ok(())
     }

@@ -137,11 +137,21 @@ async fn two_in_auto_are_told_the_mesh_and_a_third_switches_everyone_to_the_sfu(
     let mut a = connect(&hub, "r", "a").await;
     assert_eq!(topologies(&a.messages()), vec![(TopologyMode::Mesh, vec![])]);
     let mut b = connect(&hub, "r", "b").await;
-    assert_eq!(topologies(&a.messages()), vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: b.id.clone(), polite: false }])]);
-    assert_eq!(topologies(&b.messages()), vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: a.id.clone(), polite: true }])]);
+    assert_eq!(
+        topologies(&a.messages()),
+        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: b.id.clone(), polite: false }])]
+    );
+    assert_eq!(
+        topologies(&b.messages()),
+        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: a.id.clone(), polite: true }])]
+    );
 
     // Relayed between the two, with the sender named; nothing else goes to anyone.
-    let candidate = IceCandidate { candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(), sdp_mid: None, sdp_m_line_index: Some(0) };
+    let candidate = IceCandidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+        sdp_mid: None,
+        sdp_m_line_index: Some(0),
+    };
     let signal = PeerSignal { candidate: Some(candidate.clone()), description: None, ..offer_to(&b.id) };
     relay(&hub, &a, signal).await.unwrap();
     let got = b.messages();
@@ -175,15 +185,29 @@ async fn the_room_creators_claim_wins_and_sfu_rooms_say_nothing() {
     let (tx, _rx) = outbox();
     let claim = Some(TopologySetting::Auto);
     let (room, a) = hub
-        .join_with(&room_id("claimed"), Identity("a".into()), Grants::participant(), ParticipantKind::Signaling, Some(tx), claim)
+        .join_with(
+            &room_id("claimed"),
+            Identity("a".into()),
+            Grants::participant(),
+            ParticipantKind::Signaling,
+            Some(tx),
+            claim,
+        )
         .await
         .unwrap();
     assert_eq!(room.lock().await.topology.mode(), TopologyMode::Mesh);
     // A later joiner's claim does not change the room.
     let (tx, _rx) = outbox();
-    hub.join_with(&room_id("claimed"), Identity("b".into()), Grants::participant(), ParticipantKind::Signaling, Some(tx), Some(TopologySetting::Sfu))
-        .await
-        .unwrap();
+    hub.join_with(
+        &room_id("claimed"),
+        Identity("b".into()),
+        Grants::participant(),
+        ParticipantKind::Signaling,
+        Some(tx),
+        Some(TopologySetting::Sfu),
+    )
+    .await
+    .unwrap();
     let guard = room.lock().await;
     assert_eq!(guard.topology.mode(), TopologyMode::Mesh);
     assert_eq!(guard.topology.peers_for(&a).len(), 1);
@@ -200,7 +224,9 @@ async fn a_forced_mesh_refuses_one_more_and_whip() {
     let a = connect(&hub, "m", "a").await;
     let _b = connect(&hub, "m", "b").await;
     let (tx, _rx) = outbox();
-    let third = hub.join(&room_id("m"), Identity("c".into()), Grants::participant(), ParticipantKind::Signaling, Some(tx)).await;
+    let third = hub
+        .join(&room_id("m"), Identity("c".into()), Grants::participant(), ParticipantKind::Signaling, Some(tx))
+        .await;
     assert_eq!(third.err().map(|e| e.code), Some(ErrorCode::MeshFull));
     let whip = hub.join(&room_id("m"), Identity("w".into()), Grants::participant(), ParticipantKind::Whip, None).await;
     assert_eq!(whip.err().map(|e| e.code), Some(ErrorCode::MeshFull));

@@ -4,8 +4,8 @@
 mod data;
 mod drain;
 mod limits;
-mod mesh;
 mod membership;
+mod mesh;
 mod races;
 mod resume;
 mod top_n;
