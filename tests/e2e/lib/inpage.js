@@ -273,14 +273,15 @@
       app.timer = setInterval(async () => {
         const t = performance.now();
         for (const [pid, v] of Object.entries(app.shown)) {
-          if (!v.receiver) continue;
+          const { receiver, via } = v; // as shown now: a move during the await must not mix them up
+          if (!receiver) continue;
           let decoded = null;
           try {
-            (await v.receiver.getStats()).forEach((s) => {
+            (await receiver.getStats()).forEach((s) => {
               if (s.type === 'inbound-rtp' && s.kind === 'video') decoded = (decoded ?? 0) + (s.framesDecoded ?? 0);
             });
           } catch {}
-          app.samples.push({ t, pid, via: v.via, receiver: v.receiver, decoded });
+          app.samples.push({ t, pid, via, receiver, decoded });
         }
       }, 100);
     },
