@@ -5,7 +5,6 @@ mod data;
 mod drain;
 mod limits;
 mod membership;
-mod mesh;
 mod races;
 mod resume;
 mod top_n;
@@ -32,7 +31,7 @@ fn hub() -> TestHub {
 }
 
 fn hub_with(limits: Limits) -> TestHub {
-    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits, AudioConfig::default(), Default::default())
+    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits, AudioConfig::default())
 }
 
 /// The cluster of a node alone, as the server runs without `cluster.redis_url`.
