@@ -1,7 +1,7 @@
 // Starts the real server binary for one test file and stops it afterwards.
 //
 // Each test file takes its own `slot`, so the files never share ports even when run outside a
-// network namespace:  HTTP port = 18000 + slot,  ICE-TCP port = 19000 + slot,  media UDP ports
+// network namespace:  HTTP port = 18000 + slot,  ICE-TCP port = 17000 + slot,  media UDP ports
 // from 20000 + 100 * slot.
 // E2E_PORT_OFFSET shifts both (for running two checkouts side by side). E2E_SFU_BIN names another
 // server binary. (Not SFU_*: the server treats every SFU_* variable as a config key.)
@@ -43,7 +43,7 @@ export async function poll(fn, { timeoutMs = 20_000, intervalMs = 200, what = 'c
 
 export function portsFor(slot) {
   const offset = Number(process.env.E2E_PORT_OFFSET ?? 0);
-  return { httpPort: 18000 + offset + slot, tcpPort: 19000 + offset + slot, udpPortStart: 20000 + offset + 100 * slot };
+  return { httpPort: 18000 + offset + slot, tcpPort: 17000 + offset + slot, udpPortStart: 20000 + offset + 100 * slot };
 }
 
 export class SfuServer {
