@@ -3,7 +3,7 @@
 // Each test file takes its own `slot`, so the files never share ports even when run outside a
 // network namespace:  HTTP port = 18000 + slot,  ICE-TCP port = 17000 + slot,  media UDP ports
 // from 20000 + 100 * slot.
-// E2E_PORT_OFFSET shifts both (for running two checkouts side by side). E2E_SFU_BIN names another
+// E2E_PORT_OFFSET shifts all three (for running two checkouts side by side). E2E_SFU_BIN names another
 // server binary. (Not SFU_*: the server treats every SFU_* variable as a config key.)
 
 import { spawn, execFile } from 'node:child_process';
