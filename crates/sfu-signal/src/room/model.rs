@@ -134,6 +134,9 @@ pub struct Room {
     pub top_n_applies: bool,
     /// Participants whose audio the shards were last told to hold back.
     pub held_back: HashSet<ParticipantId>,
+    /// The room mixes its audio (`audio.mode = "mix"`), and its mix once started.
+    pub audio_mix: bool,
+    pub mix: Option<super::mix::RoomMix>,
 }
 
 impl Room {
@@ -153,6 +156,8 @@ impl Room {
             loudest: sfu_core::LoudestSpeakers::new(top_n),
             top_n_applies: false,
             held_back: HashSet::new(),
+            audio_mix: false,
+            mix: None,
         }
     }
 

@@ -5,6 +5,7 @@ mod data;
 mod drain;
 mod limits;
 mod membership;
+mod mix;
 mod races;
 mod resume;
 mod top_n;
@@ -185,7 +186,11 @@ fn calls_on(hub: &TestHub, conn: ConnId) -> Vec<Call> {
             | Call::AddRelayOut { .. }
             | Call::RemoveRelayOut { .. }
             | Call::SetRelayLayers { .. }
-            | Call::RelayLayersActive { .. } => false,
+            | Call::RelayLayersActive { .. }
+            | Call::AddMix { .. }
+            | Call::RemoveMix { .. }
+            | Call::AddMixInput { .. }
+            | Call::RemoveMixInput { .. } => false,
         })
         .collect()
 }
