@@ -80,9 +80,12 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
     let decodingNote = null;
     try {
       await poll(async () => {
-        for (const p of pages) if ((await p.page.evaluate(() => P.videoIn())).decoding < n - 1) return false;
+        for (const p of pages) {
+          const v = await p.page.evaluate(() => P.videoIn());
+          if (v.receiving < n - 1 || v.decoding < pagesN - 1) return false;
+        }
         return true;
-      }, { timeoutMs: 60_000 + 1000 * n, intervalMs: 1000, what: `every page decoding ${n - 1} videos` });
+      }, { timeoutMs: 60_000 + 1000 * n, intervalMs: 1000, what: `every page receiving ${n - 1} videos and decoding the ${pagesN - 1} other pages'` });
     } catch (e) {
       decodingNote = e.message;
       log(`${name}: ${e.message}; measuring anyway`);

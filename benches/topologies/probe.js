@@ -169,20 +169,25 @@
       return [...detectors.values()].map((d) => ({ label: d.label, onsets: d.onsets.slice() }));
     },
 
-    /** Remote video tracks the page receives (any connection), and how many decode. */
+    /**
+     * Remote video tracks the page receives packets on (any connection), and how many decode
+     * (the simulated participants' video is VP8-shaped filler: received, never decoded).
+     */
     async videoIn() {
       let tracks = 0;
+      let receiving = 0;
       let decoding = 0;
       for (const pc of pcs) {
         if (pc.connectionState === 'closed') continue;
         (await pc.getStats()).forEach((s) => {
           if (s.type === 'inbound-rtp' && s.kind === 'video') {
             tracks++;
+            if ((s.packetsReceived ?? 0) > 0) receiving++;
             if ((s.framesDecoded ?? 0) > 0) decoding++;
           }
         });
       }
-      return { tracks, decoding };
+      return { tracks, receiving, decoding };
     },
 
     /**
