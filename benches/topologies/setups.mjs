@@ -21,6 +21,13 @@ const SHARDS = '2';
 const SLOT = 41;
 const NFT_TABLE = 'topo_turn';
 
+/**
+ * Extra server settings for every node, from TOPO_SERVER_ENV ("SFU_A=x SFU_B=y"; not SFU_*
+ * itself: the nodes are given none of the caller's SFU_* variables).
+ */
+export const SERVER_ENV = Object.fromEntries((process.env.TOPO_SERVER_ENV ?? '').split(/\s+/).filter(Boolean)
+  .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+
 /** Why `topology` cannot run here (a binary missing), or null. */
 export function unavailable(topology) {
   if (topology === 'mesh') {
@@ -64,6 +71,7 @@ class Node {
       SFU_RTC__TCP_PORT: String(ports.tcpPort),
       SFU_RTC__SHARDS: SHARDS,
       ...env,
+      ...SERVER_ENV,
     };
   }
 
@@ -152,7 +160,7 @@ export async function startTopology(topology, transport, name) {
 }
 
 async function startCluster(name) {
-  const env = { SFU_RTC__SHARDS: SHARDS };
+  const env = { SFU_RTC__SHARDS: SHARDS, ...SERVER_ENV };
   const cluster = new Cluster(name, { a: { env }, b: { env } });
   await cluster.setup();
   try {
