@@ -11,7 +11,8 @@
 // turn-udp turn-tcp", at N = 4 on sfu), WINDOW (15 s), WARMUP (10 s), E2E_SFU_BIN, LOADTEST_BIN,
 // MESH_SFU_BIN + MESH_WEB_DIR, MCU_SFU_BIN (+ MCU_WEB_DIR), CELL_TIMEOUT (s per cell, 300),
 // TOPO_SERVER_ENV (extra server settings for every node, e.g. "SFU_RTC__BANDWIDTH_ESTIMATION=false"),
-// TOPO_LO_DELAY_MS (netem delay on loopback, to check the latency method against a known delay).
+// TOPO_LO_DELAY_MS (netem delay on loopback, to check the latency method against a known delay),
+// LOADTEST_WORKERS (sfu-loadtest media threads, 2).
 // Writes OUT/results.json, OUT/results.csv and OUT/table.md (rows appended as cells finish).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
