@@ -11,14 +11,14 @@
 // turn-udp turn-tcp", at N = 4 on sfu), WINDOW (15 s), WARMUP (10 s), E2E_SFU_BIN, LOADTEST_BIN,
 // MESH_SFU_BIN + MESH_WEB_DIR, MCU_SFU_BIN (+ MCU_WEB_DIR), CELL_TIMEOUT (s per cell, 300),
 // TOPO_SERVER_ENV (extra server settings for every node, e.g. "SFU_RTC__BANDWIDTH_ESTIMATION=false"),
-// TOPO_LO_DELAY_MS (netem delay on loopback, to check the latency method against a known delay),
+// TOPO_CHECK_DELAY_MS (the probe delays what it publishes by this much: the latency must grow by it),
 // LOADTEST_WORKERS (sfu-loadtest media threads, 2).
 // Writes OUT/results.json, OUT/results.csv and OUT/table.md (rows appended as cells finish).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCell, MAX_PAGES } from './topologies/cell.mjs';
-import { unavailable, transportUnavailable, SERVER_ENV, LO_DELAY_MS, setLoopbackDelay } from './topologies/setups.mjs';
+import { unavailable, transportUnavailable, SERVER_ENV } from './topologies/setups.mjs';
 import { toCsv, toMarkdown } from './topologies/report.mjs';
 
 const OUT = process.argv[2] ?? 'target/topologies';
@@ -64,8 +64,7 @@ mkdirSync(OUT, { recursive: true });
 const { cells, skipped } = plan();
 for (const s of skipped) console.log(`skip ${s.topology}/${s.transport} N=${s.n}: ${s.why}`);
 const results = [];
-const meta = { date: new Date().toISOString(), window_s: WINDOW, warmup_s: WARMUP, cpus: (await import('node:os')).cpus().length, server_env: SERVER_ENV, lo_delay_ms: LO_DELAY_MS, skipped };
-if (LO_DELAY_MS > 0) setLoopbackDelay(LO_DELAY_MS);
+const meta = { date: new Date().toISOString(), window_s: WINDOW, warmup_s: WARMUP, cpus: (await import('node:os')).cpus().length, server_env: SERVER_ENV, check_delay_ms: Number(process.env.TOPO_CHECK_DELAY_MS ?? 0), skipped };
 const save = () => {
   writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ meta, results }, null, 1));
   writeFileSync(path.join(OUT, 'results.csv'), toCsv(results));

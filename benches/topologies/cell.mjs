@@ -20,6 +20,8 @@ const PROBE = 'page-0';
 export const MAX_PAGES = 4;
 /** Gap between the probe's tone bursts: longer than any delay seen, so onsets pair unambiguously. */
 const BURST_PERIOD_MS = 750;
+/** TOPO_CHECK_DELAY_MS: a known delay the probe adds to what it publishes (a check of the latency method). */
+const CHECK_DELAY_MS = Number(process.env.TOPO_CHECK_DELAY_MS ?? 0);
 
 /** The video layer every participant asks for: what a grid of that size shows. */
 export function layerFor(n) {
@@ -68,10 +70,10 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
       browsers.push(browser);
       await browser.context.addInitScript({ path: PROBE_SCRIPT });
       const page = await browser.openPage(setup.pageUrl(i), `p${i}`);
-      await page.evaluate(async ([room, identity, probe, options]) => {
-        const stream = await P.stream({ probe, video: true });
+      await page.evaluate(async ([room, identity, probe, options, checkDelayMs]) => {
+        const stream = await P.stream({ probe, video: true, checkDelayMs });
         await T.join('k', { room, identity, publish: { stream }, options });
-      }, [ROOM, `page-${i}`, i === 0, setup.joinOptions]);
+      }, [ROOM, `page-${i}`, i === 0, setup.joinOptions, CHECK_DELAY_MS]);
       // The MCU sends one mixed track, whoever speaks: watch every audio track there.
       await page.evaluate(([identity, l]) => P.watch('k', { identity, layer: l }), [topology === 'mcu' ? null : PROBE, layer]);
       pages.push({ page, browser, root: chromiumRoot(browser.userDataDir) });

@@ -92,14 +92,22 @@
      * is silent between bursts (startBursts) and watched by a local detector; the others' is a
      * steady quiet tone (below the detector's threshold), so every page sends a live microphone.
      */
-    async stream({ probe, video }) {
+    async stream({ probe, video, checkDelayMs = 0 }) {
       await audio();
       const osc = ctx.createOscillator();
       osc.frequency.value = probe ? TONE_HZ : 300 + 50 * Math.floor(Math.random() * 8);
       const gain = ctx.createGain();
       gain.gain.value = probe ? 0 : 0.02;
       const dest = ctx.createMediaStreamDestination();
-      osc.connect(gain).connect(dest);
+      osc.connect(gain);
+      if (checkDelayMs > 0) {
+        // A known delay after the send detector's tap: the measured latency must grow by it.
+        const delay = ctx.createDelay(1);
+        delay.delayTime.value = checkDelayMs / 1000;
+        gain.connect(delay).connect(dest);
+      } else {
+        gain.connect(dest);
+      }
       osc.start();
       if (probe) {
         burstGain = gain;

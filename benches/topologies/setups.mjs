@@ -28,20 +28,6 @@ const NFT_TABLE = 'topo_turn';
 export const SERVER_ENV = Object.fromEntries((process.env.TOPO_SERVER_ENV ?? '').split(/\s+/).filter(Boolean)
   .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
-/**
- * TOPO_LO_DELAY_MS: netem delay on this namespace's loopback, for checking the latency method
- * against a known delay (each packet crosses lo once each way: page -> server -> page adds it twice).
- */
-export const LO_DELAY_MS = Number(process.env.TOPO_LO_DELAY_MS ?? 0);
-
-/** Adds (or with 0, removes) the loopback delay; throws when tc cannot. */
-export function setLoopbackDelay(ms) {
-  try {
-    execFileSync('tc', ['qdisc', 'del', 'dev', 'lo', 'root'], { stdio: 'ignore' });
-  } catch {}
-  if (ms > 0) execFileSync('tc', ['qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', `${ms}ms`, 'limit', '100000']);
-}
-
 /** Why `topology` cannot run here (a binary missing), or null. */
 export function unavailable(topology) {
   if (topology === 'mesh') {
