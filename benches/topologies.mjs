@@ -12,7 +12,7 @@
 // MESH_SFU_BIN + MESH_WEB_DIR, MCU_SFU_BIN (+ MCU_WEB_DIR), CELL_TIMEOUT (s per cell, 300),
 // TOPO_SERVER_ENV (extra server settings for every node, e.g. "SFU_RTC__BANDWIDTH_ESTIMATION=false"),
 // TOPO_CHECK_DELAY_MS (the probe delays what it publishes by this much: the latency must grow by it),
-// LOADTEST_WORKERS (sfu-loadtest media threads, 2).
+// LOADTEST_WORKERS (sfu-loadtest media threads, 1: the browsers and the server need the other core).
 // Writes OUT/results.json, OUT/results.csv and OUT/table.md (rows appended as cells finish).
 
 import { mkdirSync, writeFileSync } from 'node:fs';

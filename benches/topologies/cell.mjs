@@ -34,7 +34,7 @@ export function layerFor(n) {
 function startLoadtest(urls, count, layer, name) {
   const log = createWriteStream(path.join(LOG_DIR, `${name}.loadtest.log`), { flags: 'w' });
   const args = ['meeting', '--url', urls.join(','), '--subscribers', String(count), '--rooms', '1',
-    '--room-prefix', ROOM_PREFIX, '--layer', layer, '--duration', '600s', '--settle', '30s', '--ramp', '50/s', '--workers', process.env.LOADTEST_WORKERS ?? '2'];
+    '--room-prefix', ROOM_PREFIX, '--layer', layer, '--duration', '600s', '--settle', '30s', '--ramp', '50/s', '--workers', process.env.LOADTEST_WORKERS ?? '1'];
   const child = spawn(LOADTEST_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
