@@ -17,7 +17,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runCell, MAX_PAGES } from './topologies/cell.mjs';
+import { runCell, stopRunningCell, MAX_PAGES } from './topologies/cell.mjs';
 import { unavailable, transportUnavailable, SERVER_ENV } from './topologies/setups.mjs';
 import { toCsv, toMarkdown } from './topologies/report.mjs';
 
@@ -81,10 +81,11 @@ for (const cell of cells) {
   } catch (e) {
     console.log(`${label} failed: ${e.stack ?? e.message}`);
     results.push({ ...cell, error: e.message });
+    await stopRunningCell(); // a cell over its time is still running: end it before the next starts
   }
   save();
 }
 save();
 console.log(`results in ${OUT}/results.json, ${OUT}/results.csv, ${OUT}/table.md`);
-// A timed-out cell may have left handles open; everything it started was torn down or is ours to end.
+// A cell that timed out may still hold timers or page handles: everything it started is stopped.
 process.exit(0);

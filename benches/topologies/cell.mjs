@@ -11,6 +11,7 @@ import { launchBrowser } from '../../tests/e2e/lib/browser.mjs';
 import { startTopology } from './setups.mjs';
 import { treeSeconds, chromiumRoot } from './cpu.mjs';
 import { summarize } from './summary.mjs';
+import { serverCounters, countersRate } from './server-metrics.mjs';
 
 const PROBE_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'probe.js');
 export const LOADTEST_BIN = process.env.LOADTEST_BIN ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../../target/release/sfu-loadtest');
@@ -50,6 +51,19 @@ async function stopChild(child) {
   clearTimeout(t);
 }
 
+/** What the running cell has started, so a cell over its time can be stopped from outside. */
+const running = { browsers: [], loadtest: null, setup: null };
+
+/** Stops whatever the running cell started (browsers, simulated participants, servers). */
+export async function stopRunningCell() {
+  for (const b of running.browsers.splice(0)) await b.close();
+  await stopChild(running.loadtest);
+  running.loadtest = null;
+  const setup = running.setup;
+  running.setup = null;
+  await setup?.stop();
+}
+
 /**
  * Runs one cell; returns its figures (see summary.mjs). `windowS` and `warmupS` in seconds.
  * Everything it starts is stopped before it returns, also when it fails.
@@ -60,10 +74,10 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
   const sims = n - pagesN;
   const layer = layerFor(n);
   const setup = await startTopology(topology, transport, name);
-  const browsers = [];
-  let loadtest = null;
+  running.setup = setup;
+  const browsers = running.browsers;
   try {
-    if (sims > 0) loadtest = startLoadtest(setup.loadtestUrls, sims, layer, name);
+    if (sims > 0) running.loadtest = startLoadtest(setup.loadtestUrls, sims, layer, name);
     const pages = [];
     for (let i = 0; i < pagesN; i++) {
       const browser = await launchBrowser(`${name}-p${i}`, setup.browserOptions);
@@ -99,6 +113,7 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
       pages: await Promise.all(pages.map((p) => p.page.evaluate(() => P.counters()))),
       cpuPages: treeSeconds(pages.map((p) => p.root)).map((t) => t.seconds),
       cpuServers: treeSeconds(setup.serverPids()).map((t) => t.seconds),
+      counters: await serverCounters(setup.loadtestUrls),
     });
     const before = await snap();
     const bursts = Math.max(4, Math.floor((windowS * 1000 - 500) / BURST_PERIOD_MS));
@@ -112,10 +127,9 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
     return summarize({
       topology, transport, n, pagesN, sims, layer, windowS, bursts, burstPeriodMs: BURST_PERIOD_MS,
       before, after, sendOnsets, received, videoIn, decodingNote, udpDropped: setup.udpDropped(),
+      server: countersRate(before.counters, after.counters, (after.wall - before.wall) / 1000),
     });
   } finally {
-    for (const b of browsers) await b.close();
-    await stopChild(loadtest);
-    await setup.stop();
+    await stopRunningCell();
   }
 }

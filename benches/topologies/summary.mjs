@@ -121,6 +121,7 @@ export function summarize(c) {
     },
     per_page: rates.map((r, i) => ({ up: round(r.up), down: round(r.down), cpu_pct: round(cpuPct[i], 1), pairs: r.pairs })),
     video_in: c.videoIn,
+    server_packets: c.server,
     decoding_note: c.decodingNote,
     // The mesh SDK keeps a peer on the SFU when its mesh connection carries nothing: then simulcast layers go up.
     mesh_fallback_to_sfu: c.topology === 'mesh' ? rates.some((r) => (r.outbound.q ?? 0) + (r.outbound.h ?? 0) + (r.outbound.f ?? 0) > 5) : null,
