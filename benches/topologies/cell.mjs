@@ -77,7 +77,7 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
   running.setup = setup;
   const browsers = running.browsers;
   try {
-    if (sims > 0) running.loadtest = startLoadtest(setup.loadtestUrls, sims, layer, name);
+    if (sims > 0) running.loadtest = startLoadtest(setup.nodeUrls, sims, layer, name);
     const pages = [];
     for (let i = 0; i < pagesN; i++) {
       const browser = await launchBrowser(`${name}-p${i}`, setup.browserOptions);
@@ -113,7 +113,7 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
       pages: await Promise.all(pages.map((p) => p.page.evaluate(() => P.counters()))),
       cpuPages: treeSeconds(pages.map((p) => p.root)).map((t) => t.seconds),
       cpuServers: treeSeconds(setup.serverPids()).map((t) => t.seconds),
-      counters: await serverCounters(setup.loadtestUrls),
+      counters: await serverCounters(setup.nodeUrls),
     });
     const before = await snap();
     const bursts = Math.max(4, Math.floor((windowS * 1000 - 500) / BURST_PERIOD_MS));

@@ -98,8 +98,9 @@ class Node {
 }
 
 /**
- * Starts the servers of one row. Returns {pageUrl(i), loadtestUrls, serverPids(), browserOptions,
- * joinOptions, stop()}: page i joins at pageUrl(i); simulated participants at loadtestUrls.
+ * Starts the servers of one row. Returns {pageUrl(i), nodeUrls, serverPids(), browserOptions,
+ * joinOptions, udpDropped(), stop()}: page i joins at pageUrl(i); simulated participants (and
+ * the /metrics reads) at nodeUrls, the HTTP address of every node.
  */
 export async function startTopology(topology, transport, name) {
   if (topology === 'cluster') return startCluster(name);
@@ -146,7 +147,7 @@ export async function startTopology(topology, transport, name) {
   }
   return {
     pageUrl: () => node.httpUrl,
-    loadtestUrls: [node.httpUrl],
+    nodeUrls: [node.httpUrl],
     serverPids: () => [node.proc.pid],
     browserOptions,
     joinOptions,
@@ -172,7 +173,7 @@ async function startCluster(name) {
   const nodes = [cluster.nodes.a, cluster.nodes.b];
   return {
     pageUrl: (i) => nodes[i % 2].httpUrl,
-    loadtestUrls: nodes.map((n) => n.httpUrl),
+    nodeUrls: nodes.map((n) => n.httpUrl),
     serverPids: () => nodes.map((n) => n.pid),
     browserOptions: { extraArgs: [`--unsafely-treat-insecure-origin-as-secure=${cluster.origins.join(',')}`] },
     joinOptions: {},
