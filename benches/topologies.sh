@@ -30,5 +30,5 @@ mkdir -p "$OUT"
 timeout --kill-after=30 7200 unshare -n sh -c 'ip link set lo up && exec node benches/topologies.mjs "$0"' "$OUT" \
   2>&1 | tee "$OUT/run.log"
 "$VENV/bin/python" benches/topologies/plot.py "$OUT/results.json" "$PLOTS_DIR"
-cp "$OUT/results.json" "$OUT/results.csv" "$PLOTS_DIR/"
+[ "$(realpath "$OUT")" = "$(realpath "$PLOTS_DIR")" ] || cp "$OUT/results.json" "$OUT/results.csv" "$PLOTS_DIR/"
 echo "table: $OUT/table.md; plots and results: $PLOTS_DIR/"
