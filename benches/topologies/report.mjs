@@ -26,7 +26,13 @@ export function toMarkdown(results, meta) {
     lines.push(`| ${r.topology} | ${r.n} | ${r.pages} + ${r.simulated} | ${r.layer} | ${pair(r.up_kbps, r.up_pred_kbps)} | ${pair(r.down_kbps, r.down_pred_kbps)} | ` +
       `${v(r.client_cpu_pct)} | ${v(r.server_cpu_s_per_s)} | ${v(r.latency_p50_ms)} / ${v(r.latency_p95_ms)} (${r.latency_samples}/${r.latency_expected}) | ${v(r.jitter_buffer_ms)} |`);
   }
-  for (const s of meta.skipped.filter((x) => x.transport === 'udp')) lines.push(`| ${s.topology} | ${s.n} | not run: ${s.why} | | | | | | | |`);
+  // One line per topology not run, naming its room sizes.
+  const notRun = new Map();
+  for (const s of meta.skipped.filter((x) => x.transport === 'udp')) {
+    if (!notRun.has(s.topology)) notRun.set(s.topology, { ns: [], why: s.why });
+    notRun.get(s.topology).ns.push(s.n);
+  }
+  for (const [topology, { ns, why }] of notRun) lines.push(`| ${topology} | ${ns.join(', ')} | not run: ${why} | | | | | | | |`);
   const transports = results.filter((x) => x.n === 4 && x.topology === 'sfu');
   if (transports.length > 1) {
     lines.push('');
