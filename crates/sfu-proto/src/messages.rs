@@ -1,6 +1,7 @@
 //! Signaling messages, one enum per direction, tagged by `"type"` in JSON.
 
 use crate::ids::*;
+use crate::mesh::{MeshPeer, MeshTrack, SessionDescription, TopologyMode};
 use serde::{Deserialize, Serialize};
 
 /// A trickled ICE candidate, in the shape of the browser's `RTCIceCandidateInit`.
@@ -166,6 +167,21 @@ pub enum ClientMessage {
     },
     /// Leave the room at once; others get `participant_left`, the socket is closed with 1000.
     Leave,
+    /// For a mesh peer: a description and/or a candidate of the connection to it, relayed as
+    /// `peer_signal` (only in mesh mode, only to a member of the same mesh).
+    PeerSignal {
+        /// The peer it is for.
+        to: ParticipantId,
+        /// An offer or an answer, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        /// A trickled candidate, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+        /// With a description: what each of the sender's sending media sections carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<MeshTrack>,
+    },
 }
 
 /// Why a participant left the room.
@@ -215,11 +231,19 @@ pub enum ErrorCode {
     TooManyCandidates,
     /// `join` (or a WHIP/WHEP session) refused: the node is shutting down (SIGTERM).
     Draining,
+    /// `join` refused: the room is a forced mesh (`topology` `mesh`) and holds its most members.
+    MeshFull,
+    /// `peer_signal` refused: the room is not in mesh mode (now).
+    NotMesh,
+    /// `peer_signal` refused: its `to` is not another member of the sender's mesh.
+    UnknownPeer,
+    /// `peer_signal` refused: the sender is over its rate of relayed messages.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every error code, for tables and tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::BadMessage,
         Self::AlreadyJoined,
         Self::NotAllowed,
@@ -233,6 +257,10 @@ impl ErrorCode {
         Self::TooManySections,
         Self::TooManyCandidates,
         Self::Draining,
+        Self::MeshFull,
+        Self::NotMesh,
+        Self::UnknownPeer,
+        Self::RateLimited,
     ];
 
     /// The code as sent on the wire (`"bad_sdp"`), also the `error` of WHIP/WHEP JSON bodies.
@@ -251,6 +279,10 @@ impl ErrorCode {
             Self::TooManySections => "too_many_sections",
             Self::TooManyCandidates => "too_many_candidates",
             Self::Draining => "draining",
+            Self::MeshFull => "mesh_full",
+            Self::NotMesh => "not_mesh",
+            Self::UnknownPeer => "unknown_peer",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -385,6 +417,30 @@ pub enum ServerMessage {
         reason: DataRefusal,
         /// Size of the refused message's payload, in bytes.
         bytes: u64,
+    },
+    /// How the room carries media now, and (in mesh mode) whom to connect to. Sent after
+    /// `joined` and on every change, in rooms whose topology is not `sfu`.
+    Topology {
+        /// `mesh`: connect to each of `peers` directly and send nothing to the server; `sfu`:
+        /// send to and receive from the server.
+        mode: TopologyMode,
+        /// The other members of the mesh, each with the recipient's role towards it; empty in
+        /// `sfu` mode.
+        peers: Vec<MeshPeer>,
+    },
+    /// A mesh peer's description and/or candidate for the connection to it.
+    PeerSignal {
+        /// The peer that sent it.
+        from: ParticipantId,
+        /// An offer or an answer, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        /// A trickled candidate, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+        /// With a description: what each of the peer's sending media sections carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<MeshTrack>,
     },
     /// Reply to `ping`.
     Pong {

@@ -1,0 +1,128 @@
+// @ts-check
+// One mesh connection: an RTCPeerConnection straight to another participant, negotiated with the
+// W3C "perfect negotiation" pattern through the server's `peer_signal` relay. Both sides add
+// their tracks whenever they like; when both offer at once, the polite side (the later joiner,
+// as the server's `topology` says) yields and the impolite side's offer wins.
+import { SerialQueue } from './util.js';
+
+/** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
+
+/**
+ * What a mesh connection needs from its MeshTransport.
+ * @typedef {object} MeshPeerHooks
+ * @property {(msg: SignalMessage) => boolean} send sends a `peer_signal` (the `to` is filled in)
+ * @property {(track: MediaStreamTrack) => string} sourceOf the source ('camera', ...) of a local track
+ * @property {(peer: MeshPeer, source: string, receiver: RTCRtpReceiver) => void} remoteTrack
+ *   a track of the peer arrived
+ * @property {(level: string, ...args: any[]) => void} log
+ */
+
+export class MeshPeer {
+  /**
+   * @param {string} peerId the other participant
+   * @param {boolean} polite our role towards it
+   * @param {RTCConfiguration} config
+   * @param {MeshPeerHooks} hooks
+   */
+  constructor(peerId, polite, config, hooks) {
+    this.peerId = peerId;
+    this.polite = polite;
+    this.pc = new RTCPeerConnection(config);
+    this._hooks = hooks;
+    this._makingOffer = false;
+    this._ignoreOffer = false;
+    this.closed = false;
+    /** @type {Map<string, string>} mid -> source of what the peer sends there */
+    this._remoteSources = new Map();
+    /** @type {MediaStream} the stream our tracks are announced in */
+    this._stream = new MediaStream();
+    this._queue = new SerialQueue();
+    this.pc.onicecandidate = ({ candidate }) => {
+      if (candidate && candidate.candidate) this._send({ candidate: candidate.toJSON() });
+    };
+    this.pc.onnegotiationneeded = () => this._offer();
+    this.pc.ontrack = (e) => {
+      const mid = e.transceiver.mid ?? '';
+      const source = this._remoteSources.get(mid) ?? (e.track.kind === 'audio' ? 'microphone' : 'camera');
+      hooks.remoteTrack(this, source, e.receiver);
+    };
+  }
+
+  /**
+   * Sends `track` to the peer (once).
+   * @param {MediaStreamTrack} track
+   */
+  addLocal(track) {
+    if (this.closed || this.pc.getSenders().some((s) => s.track === track)) return;
+    this._stream.addTrack(track);
+    // addTrack (not addTransceiver): a transceiver the peer's offer made is reused, so both
+    // sides' camera share one sendrecv section.
+    this.pc.addTrack(track, this._stream);
+  }
+
+  /** @param {object} body */
+  _send(body) {
+    if (!this.closed) this._hooks.send({ type: 'peer_signal', to: this.peerId, ...body });
+  }
+
+  /** What each of our sending sections carries, for the peer's ontrack. */
+  _sendingTracks() {
+    const out = [];
+    for (const t of this.pc.getTransceivers()) {
+      const track = t.sender.track;
+      if (t.mid != null && track) out.push({ mid: t.mid, source: this._hooks.sourceOf(track) });
+    }
+    return out;
+  }
+
+  async _offer() {
+    if (this.closed) return;
+    try {
+      this._makingOffer = true;
+      await this.pc.setLocalDescription();
+      this._send({ description: this.pc.localDescription?.toJSON(), tracks: this._sendingTracks() });
+    } catch (e) {
+      this._hooks.log('warn', `mesh offer to ${this.peerId}`, e.message);
+    } finally {
+      this._makingOffer = false;
+    }
+  }
+
+  /**
+   * A `peer_signal` from the peer, applied in order.
+   * @param {SignalMessage} msg
+   * @returns {Promise<void>}
+   */
+  onSignal(msg) {
+    return this._queue.run(() => this._apply(msg)).catch((e) =>
+      this._hooks.log('warn', `mesh signal from ${this.peerId}`, e.message));
+  }
+
+  /** @param {SignalMessage} msg */
+  async _apply({ description, candidate, tracks }) {
+    if (this.closed) return;
+    const pc = this.pc;
+    if (description) {
+      for (const t of tracks ?? []) this._remoteSources.set(String(t.mid), t.source);
+      const collision = description.type === 'offer' && (this._makingOffer || pc.signalingState !== 'stable');
+      this._ignoreOffer = !this.polite && collision;
+      if (this._ignoreOffer) return;
+      await pc.setRemoteDescription(description); // a polite side's own offer is rolled back
+      if (description.type === 'offer') {
+        await pc.setLocalDescription();
+        this._send({ description: pc.localDescription?.toJSON(), tracks: this._sendingTracks() });
+      }
+    } else if (candidate) {
+      try {
+        await pc.addIceCandidate(candidate);
+      } catch (e) {
+        if (!this._ignoreOffer) throw e; // candidates of an offer we ignored fail: expected
+      }
+    }
+  }
+
+  close() {
+    this.closed = true;
+    try { this.pc.close(); } catch {}
+  }
+}

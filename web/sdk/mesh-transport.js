@@ -1,0 +1,282 @@
+// @ts-check
+// Mesh rooms (docs/topologies.md, "Mesh"): the server's `topology` says whether the room is a
+// mesh (media straight between the peers, one MeshPeer connection each) or goes through the
+// SFU; this part follows it and decides which received track the app shows for each remote
+// participant and source.
+//
+// The SFU connections stay up through a mesh: the publisher's senders only carry no track
+// (replaceTrack(null)), so the server forwards nothing, and the subscriber keeps its tracks.
+// A switch never leaves the app without video: SFU -> mesh, the mesh connection's video must
+// decode before the app is moved to it, and only a moment later do we stop sending to the
+// server; mesh -> SFU, we send to the server at once, move the app once the SFU track decodes,
+// and close the mesh connection a moment later. The app is moved by a 'trackSubscribed' event
+// for the same participant and source with the new track (`via` 'mesh' or 'sfu'): it points its
+// <video> at `stream` again.
+import { MeshPeer } from './mesh-negotiation.js';
+import { sleep } from './util.js';
+
+/** How long a switch waits for the new path's media before it moves the app anyway. */
+const SWITCH_TIMEOUT_MS = 10_000;
+/** How often a switch looks at the new path's receive counters. */
+const POLL_MS = 100;
+/** After our switch, how long the old path keeps going for the peer's own switch. */
+const OLD_PATH_GRACE_MS = 1500;
+
+/** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
+/** @typedef {import('./subscriber-transport.js').SubscribedTrack} SubscribedTrack */
+/** @typedef {import('./room-state.js').Participant} Participant */
+
+/**
+ * A remote track as the app should show it (the 'trackSubscribed' payload).
+ * @typedef {object} ShownTrack
+ * @property {string | null} trackId the server's id of the track, when known
+ * @property {string} participantId
+ * @property {string | null} identity
+ * @property {string} kind
+ * @property {string} source
+ * @property {MediaStreamTrack} track
+ * @property {MediaStream} stream a stream holding only `track`, for a media element
+ * @property {RTCRtpReceiver} receiver
+ * @property {'mesh' | 'sfu'} via which connection it arrives on
+ * @property {RTCRtpTransceiver} [transceiver] (SFU tracks) as on the subscriber connection
+ * @property {string | null} [mid]
+ * @property {object | null} [info]
+ */
+
+/**
+ * @typedef {object} MeshHooks
+ * @property {(msg: SignalMessage) => boolean} send
+ * @property {(type: string, payload?: object) => void} emit
+ * @property {(level: string, ...args: any[]) => void} log
+ * @property {() => {track: MediaStreamTrack, source: string}[]} localTracks what we publish
+ * @property {(on: boolean) => Promise<void>} setSfuSending our SFU senders carry our tracks, or nothing
+ * @property {() => Map<string, SubscribedTrack>} sfuTracks the SFU subscriber's tracks
+ * @property {(id: string) => Participant | undefined} participant
+ */
+
+export class MeshTransport {
+  /**
+   * @param {RTCConfiguration} config for the mesh connections
+   * @param {MeshHooks} hooks
+   */
+  constructor(config, hooks) {
+    this._config = config;
+    this._hooks = hooks;
+    /** @type {'sfu' | 'mesh'} what the server last said */
+    this.mode = 'sfu';
+    /** @type {Map<string, MeshPeer>} by participant id */
+    this.peers = new Map();
+    /** @type {Map<string, ShownTrack>} what the app shows: mesh tracks by participant/source, SFU ones by track id */
+    this.shown = new Map();
+    /** @type {Map<string, Map<string, ShownTrack>>} peer id -> source -> its track on the mesh connection */
+    this._received = new Map();
+    /** Whether our SFU senders were emptied for the mesh. */
+    this._sfuOff = false;
+    /** Bumped by each `topology`: a switch still running for an older one gives up. */
+    this._epoch = 0;
+    this.closed = false;
+  }
+
+  /**
+   * @param {SignalMessage} msg
+   * @returns {boolean} whether it was a mesh message
+   */
+  handle(msg) {
+    if (msg.type === 'topology') this.onTopology(msg);
+    else if (msg.type === 'peer_signal') this.peers.get(msg.from)?.onSignal(msg);
+    else return false;
+    return true;
+  }
+
+  /** @param {SignalMessage} msg */
+  onTopology(msg) {
+    const epoch = ++this._epoch;
+    const from = this.mode;
+    this.mode = msg.mode === 'mesh' ? 'mesh' : 'sfu';
+    this._hooks.log('info', `topology ${from} -> ${this.mode}`, msg.peers);
+    this._hooks.emit('topologyChanged', { mode: this.mode, peers: (msg.peers ?? []).map((p) => p.participant_id) });
+    if (this.mode === 'sfu') {
+      this._switchToSfu(epoch).catch((e) => this._hooks.log('warn', 'switch to sfu', e.message));
+      return;
+    }
+    const listed = new Map((msg.peers ?? []).map((p) => [p.participant_id, !!p.polite]));
+    for (const id of [...this.peers.keys()]) if (!listed.has(id)) this._closePeer(id, true);
+    for (const [id, polite] of listed) if (!this.peers.has(id)) this._openPeer(id, polite);
+    this._switchToMesh(epoch).catch((e) => this._hooks.log('warn', 'switch to mesh', e.message));
+  }
+
+  /** Our published tracks changed: send the new ones to every peer too. */
+  localTracksChanged() {
+    for (const peer of this.peers.values()) for (const { track } of this._hooks.localTracks()) peer.addLocal(track);
+    if (this.mode === 'mesh' && this._sfuOff) this._hooks.setSfuSending(false);
+  }
+
+  /** @param {string} id @param {boolean} polite */
+  _openPeer(id, polite) {
+    const peer = new MeshPeer(id, polite, this._config, {
+      send: (m) => this._hooks.send(m),
+      sourceOf: (track) => this._hooks.localTracks().find((t) => t.track === track)?.source ?? track.kind,
+      remoteTrack: (p, source, receiver) => this._meshTrack(p, source, receiver),
+      log: this._hooks.log,
+    });
+    this.peers.set(id, peer);
+    for (const { track } of this._hooks.localTracks()) peer.addLocal(track);
+  }
+
+  /** @param {string} id @param {boolean} unshow whether the app loses its mesh tracks (the peer left) */
+  _closePeer(id, unshow) {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    peer.close();
+    this.peers.delete(id);
+    this._received.delete(id);
+    if (!unshow) return;
+    for (const [key, s] of [...this.shown]) {
+      if (s.participantId === id && s.via === 'mesh') {
+        this.shown.delete(key);
+        this._hooks.emit('trackUnsubscribed', { ...s });
+      }
+    }
+  }
+
+  /** @param {MeshPeer} peer @param {string} source @param {RTCRtpReceiver} receiver */
+  _meshTrack(peer, source, receiver) {
+    const track = this._describe(peer.peerId, source, receiver, 'mesh');
+    if (peer.closed) return;
+    const received = this._received.get(peer.peerId) ?? new Map();
+    received.set(source, track);
+    this._received.set(peer.peerId, received);
+    // Nothing shown yet for it (a fresh mesh): show it at once; else the switch moves the app.
+    const shown = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.source === source);
+    if (!shown) this._show(track);
+  }
+
+  /**
+   * @param {string} participantId @param {string} source @param {RTCRtpReceiver} receiver
+   * @param {'mesh' | 'sfu'} via
+   * @returns {ShownTrack}
+   */
+  _describe(participantId, source, receiver, via) {
+    const p = this._hooks.participant(participantId);
+    const info = p?.tracks.find((t) => t.source === source) ?? null;
+    const track = receiver.track;
+    return {
+      trackId: info?.id ?? null, participantId, identity: p?.identity ?? null, kind: track.kind, source,
+      track, stream: new MediaStream([track]), receiver, via, info,
+    };
+  }
+
+  /**
+   * Shows `t` in place of what the other path brought for the same participant and source (the
+   * app moves its element on the new 'trackSubscribed'; no 'trackUnsubscribed' for the old one).
+   * @param {ShownTrack} t
+   */
+  _show(t) {
+    const key = t.via === 'mesh' ? `mesh:${t.participantId}/${t.source}` : `sfu:${t.trackId}`;
+    if (this.shown.get(key)?.track === t.track) return;
+    for (const [k, s] of [...this.shown]) {
+      if (s.via !== t.via && s.participantId === t.participantId && s.source === t.source) this.shown.delete(k);
+    }
+    this.shown.set(key, t);
+    this._hooks.emit('trackSubscribed', { ...t });
+  }
+
+  /**
+   * The SFU subscriber received a track: shown now, unless a mesh connection to its publisher
+   * exists (then a switch shows it, or it stays hidden while the mesh carries the media).
+   * @param {SubscribedTrack} sub
+   */
+  sfuSubscribed(sub) {
+    if (this.peers.has(sub.participantId)) return;
+    this._show(this._fromSfu(sub));
+  }
+
+  /** @param {SubscribedTrack} sub */
+  sfuUnsubscribed(sub) {
+    for (const [key, s] of [...this.shown]) {
+      if (s.via === 'sfu' && s.track === sub.track) {
+        this.shown.delete(key);
+        this._hooks.emit('trackUnsubscribed', { ...s });
+      }
+    }
+  }
+
+  /** @param {SubscribedTrack} sub @returns {ShownTrack} */
+  _fromSfu(sub) {
+    const source = sub.info?.source ?? (sub.kind === 'audio' ? 'microphone' : 'camera');
+    return { ...sub, source, receiver: sub.transceiver.receiver, via: 'sfu' };
+  }
+
+  /** @param {number} epoch */
+  async _switchToMesh(epoch) {
+    await Promise.all([...this.peers.values()].map(async (peer) => {
+      const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])];
+      // Only a peer the app shows through the SFU has anything to keep playing.
+      const viaSfu = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.via === 'sfu');
+      if (!viaSfu) return;
+      const ok = await flowing(() => received().map((t) => t.receiver), () => this._epoch !== epoch);
+      if (this._epoch !== epoch || peer.closed) return;
+      if (!ok) this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; showing it anyway`);
+      for (const t of received()) this._show(t);
+    }));
+    await sleep(OLD_PATH_GRACE_MS);
+    if (this._epoch !== epoch || this.closed) return;
+    this._sfuOff = true;
+    await this._hooks.setSfuSending(false);
+  }
+
+  /** @param {number} epoch */
+  async _switchToSfu(epoch) {
+    this._sfuOff = false;
+    await this._hooks.setSfuSending(true);
+    await Promise.all([...this.peers.values()].map(async (peer) => {
+      const id = peer.peerId;
+      const sfu = () => [...this._hooks.sfuTracks().values()].filter((s) => s.participantId === id);
+      const ok = await flowing(() => sfu().map((s) => s.transceiver.receiver), () => this._epoch !== epoch);
+      if (this._epoch !== epoch) return;
+      if (!ok) this._hooks.log('warn', `SFU media from ${id} did not start; switching anyway`);
+      for (const sub of sfu()) this._show(this._fromSfu(sub));
+      await sleep(OLD_PATH_GRACE_MS);
+      if (this._epoch === epoch) this._closePeer(id, true);
+    }));
+  }
+
+  close() {
+    this.closed = true;
+    this._epoch++;
+    for (const id of [...this.peers.keys()]) this._closePeer(id, false);
+  }
+}
+
+/**
+ * Waits until media flows on the receivers `list()` gives: a video one decodes frames (or, with
+ * no video, an audio one receives packets), with counters that grow between two looks.
+ * @param {() => RTCRtpReceiver[]} list
+ * @param {() => boolean} cancelled
+ * @returns {Promise<boolean>} false on timeout or cancel
+ */
+async function flowing(list, cancelled) {
+  const deadline = performance.now() + SWITCH_TIMEOUT_MS;
+  /** @type {number | null} */
+  let before = null;
+  while (performance.now() < deadline && !cancelled()) {
+    const receivers = list();
+    const video = receivers.filter((r) => r.track.kind === 'video');
+    const watched = video.length ? video : receivers;
+    let count = 0;
+    let seen = false;
+    for (const r of watched) {
+      try {
+        (await r.getStats()).forEach((/** @type {any} */ s) => {
+          if (s.type !== 'inbound-rtp') return;
+          seen = true;
+          count += video.length ? s.framesDecoded ?? 0 : s.packetsReceived ?? 0;
+        });
+      } catch {} // its connection closed meanwhile
+    }
+    if (seen && before !== null && count > before) return true;
+    if (seen) before = count;
+    await sleep(POLL_MS);
+  }
+  return false;
+}
