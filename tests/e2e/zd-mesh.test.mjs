@@ -14,7 +14,7 @@ import { poll, sleep } from './lib/server.mjs';
 import { metric } from './lib/ingress.mjs';
 
 const HYSTERESIS_MS = 5000;
-const ctx = useServerAndBrowser('zd-mesh', 31, {
+const ctx = useServerAndBrowser('zd-mesh', 33, {
   env: { SFU_ROOMS__TOPOLOGY: 'auto', SFU_ROOMS__MESH_HYSTERESIS_MS: String(HYSTERESIS_MS) },
 });
 const ROOM = 'tiny';
