@@ -41,6 +41,14 @@ export class MeshPeer {
       if (candidate && candidate.candidate) this._send({ candidate: candidate.toJSON() });
     };
     this.pc.onnegotiationneeded = () => this._offer();
+    // A mesh connection that does not come up is told, so a switch can fall back (and a
+    // failure can be read in the console).
+    this.pc.onconnectionstatechange = () => {
+      const state = this.pc.connectionState;
+      if (state === 'failed' || state === 'disconnected') {
+        hooks.log('warn', `mesh connection to ${peerId} ${state} (ice ${this.pc.iceConnectionState})`);
+      }
+    };
     this.pc.ontrack = (e) => {
       const mid = e.transceiver.mid ?? '';
       const source = this._remoteSources.get(mid) ?? (e.track.kind === 'audio' ? 'microphone' : 'camera');
@@ -58,6 +66,11 @@ export class MeshPeer {
     // addTrack (not addTransceiver): a transceiver the peer's offer made is reused, so both
     // sides' camera share one sendrecv section.
     this.pc.addTrack(track, this._stream);
+  }
+
+  /** Starts ICE over (the impolite side's offer carries new credentials); for a stuck connection. */
+  restartIce() {
+    if (!this.closed && !this.polite) this.pc.restartIce();
   }
 
   /** @param {object} body */

@@ -209,18 +209,30 @@ export class MeshTransport {
 
   /** @param {number} epoch */
   async _switchToMesh(epoch) {
-    await Promise.all([...this.peers.values()].map(async (peer) => {
+    const switched = await Promise.all([...this.peers.values()].map(async (peer) => {
       const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])];
       // Only a peer the app shows through the SFU has anything to keep playing.
       const viaSfu = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.via === 'sfu');
-      if (!viaSfu) return;
-      const ok = await flowing(() => received().map((t) => t.receiver), () => this._epoch !== epoch);
-      if (this._epoch !== epoch || peer.closed) return;
-      if (!ok) this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; showing it anyway`);
+      if (!viaSfu) return true;
+      const cancelled = () => this._epoch !== epoch;
+      let ok = await flowing(() => received().map((t) => t.receiver), cancelled);
+      if (!ok && !cancelled() && !peer.closed) {
+        // Stuck (ICE or DTLS never came up): start ICE over once before giving up on it.
+        this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; restarting ICE`);
+        peer.restartIce();
+        ok = await flowing(() => received().map((t) => t.receiver), cancelled);
+      }
+      if (cancelled() || peer.closed) return false;
+      if (!ok) {
+        // The SFU path keeps carrying it: the app stays on it, and we keep sending there.
+        this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; staying on the SFU`);
+        return false;
+      }
       for (const t of received()) this._show(t);
+      return true;
     }));
     await sleep(OLD_PATH_GRACE_MS);
-    if (this._epoch !== epoch || this.closed) return;
+    if (this._epoch !== epoch || this.closed || !switched.every(Boolean)) return;
     this._sfuOff = true;
     await this._hooks.setSfuSending(false);
   }
