@@ -10,8 +10,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServerAndBrowser } from './lib/harness.mjs';
-import { poll, sleep } from './lib/server.mjs';
+import { poll, sleep, LOG_DIR } from './lib/server.mjs';
 import { metric } from './lib/ingress.mjs';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 const HYSTERESIS_MS = 5000;
 const ctx = useServerAndBrowser('zd-mesh', 33, {
@@ -22,6 +24,43 @@ const MAX_GAP_MS = 1000;
 const QUIET_MS = 3000;
 
 const forwarded = () => metric(ctx.server.httpUrl, 'sfu_forwarded_packets_total');
+
+/** The SDK's log lines, mesh signals and app moves of `key`, as wall-clock-stamped text lines. */
+async function timelineText(page, key) {
+  return page.evaluate((k) => T.events(k).flatMap((e) => {
+    const at = new Date(performance.timeOrigin + e.t).toISOString().slice(11, 23);
+    if (e.type === 'log') return [`${at} ${k} ${e.level} ${e.text}`];
+    if (e.type === 'signal' && ['topology', 'peer_signal', 'participant_joined', 'participant_left'].includes(e.message.type)) {
+      const m = e.message;
+      const what = m.type === 'peer_signal' ? (m.description ? m.description.type : `candidate ${m.candidate?.candidate ?? ''}`) : JSON.stringify(m).slice(0, 200);
+      return [`${at} ${k} <- ${m.type} ${m.from ?? ''} ${what}`];
+    }
+    if (e.type === 'trackSubscribed' && e.kind === 'video') return [`${at} ${k} app shows ${e.identity} via ${e.via}`];
+    if (e.type === 'error') return [`${at} ${k} error ${e.code} ${e.message}`];
+    return [];
+  }), key);
+}
+
+/** Runs `body`; if it fails, prints each page's timeline (also kept in the e2e log directory). */
+async function withTimeline(pages, body) {
+  const write = async () => {
+    const lines = [];
+    for (const [page, key] of pages()) lines.push(...(await timelineText(page, key).catch((err) => [`${key}: ${err.message}`])));
+    lines.sort((x, y) => x.slice(0, 12).localeCompare(y.slice(0, 12)));
+    const file = path.join(LOG_DIR, 'zd-mesh.timeline.log');
+    writeFileSync(file, lines.join('\n') + '\n');
+    return { file, lines };
+  };
+  try {
+    const out = await body();
+    await write();
+    return out;
+  } catch (e) {
+    const { file, lines } = await write();
+    console.log(`zd-mesh failed; the pages' timeline (${file}):\n${lines.slice(-400).join('\n')}`);
+    throw e;
+  }
+}
 
 /** Waits until the app of `key` shows the video of each of `peers` via `via`, decoding. */
 async function waitShown(page, key, peers, via, timeoutMs) {
@@ -51,9 +90,18 @@ async function switchTimes(page, key, mode, peer) {
 test('two in auto are a mesh, a third switches the room to the SFU and back, video never stops', { timeout: 240_000 }, async () => {
   const pa = await ctx.page('a');
   const pb = await ctx.page('b');
-  const a = await pa.evaluate((room) => T.join('a', { room, identity: 'alice', publish: true }), ROOM);
+  /** @type {[any, string][]} */
+  const joined = [];
+  await withTimeline(() => joined, () => switchesTest(pa, pb, joined));
+});
+
+async function switchesTest(pa, pb, joined) {
+  const options = { captureLog: true };
+  const a = await pa.evaluate(([room, o]) => T.join('a', { room, identity: 'alice', publish: true, options: o }), [ROOM, options]);
+  joined.push([pa, 'a']);
   await pa.evaluate(() => T.showRemoteVideos('a'));
-  const b = await pb.evaluate((room) => T.join('b', { room, identity: 'bob', publish: true }), ROOM);
+  const b = await pb.evaluate(([room, o]) => T.join('b', { room, identity: 'bob', publish: true, options: o }), [ROOM, options]);
+  joined.push([pb, 'b']);
   await pb.evaluate(() => T.showRemoteVideos('b'));
 
   // A mesh: each shows the other through its mesh connection, decoding.
@@ -84,7 +132,8 @@ test('two in auto are a mesh, a third switches the room to the SFU and back, vid
 
   // A third joins: everyone goes through the SFU.
   const pc = await ctx.page('c');
-  const c = await pc.evaluate((room) => T.join('c', { room, identity: 'carol', publish: true }), ROOM);
+  const c = await pc.evaluate(([room, o]) => T.join('c', { room, identity: 'carol', publish: true, options: o }), [ROOM, options]);
+  joined.push([pc, 'c']);
   await pc.evaluate(() => T.showRemoteVideos('c'));
   await waitShown(pa, 'a', [b.participantId, c.participantId], 'sfu', 30_000);
   await waitShown(pb, 'b', [a.participantId, c.participantId], 'sfu', 30_000);
@@ -130,7 +179,7 @@ test('two in auto are a mesh, a third switches the room to the SFU and back, vid
     assert.ok(gap.samples > 50, `${who}: too few samples`);
     assert.ok(gap.decodeGapMs <= MAX_GAP_MS, `${who}: no frame decoded for ${gap.decodeGapMs} ms`);
   }
-});
+}
 
 test('a forced mesh refuses one more participant with a clear error', { timeout: 60_000 }, async () => {
   const page = await ctx.page('forced');

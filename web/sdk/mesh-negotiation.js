@@ -45,10 +45,11 @@ export class MeshPeer {
     // failure can be read in the console).
     this.pc.onconnectionstatechange = () => {
       const state = this.pc.connectionState;
-      if (state === 'failed' || state === 'disconnected') {
-        hooks.log('warn', `mesh connection to ${peerId} ${state} (ice ${this.pc.iceConnectionState})`);
-      }
+      const level = state === 'failed' || state === 'disconnected' ? 'warn' : 'debug';
+      hooks.log(level, `mesh connection to ${peerId} ${state} (ice ${this.pc.iceConnectionState})`);
     };
+    this.pc.onsignalingstatechange = () => hooks.log('debug', `mesh ${peerId} signaling ${this.pc.signalingState}`);
+    this.pc.onicegatheringstatechange = () => hooks.log('debug', `mesh ${peerId} gathering ${this.pc.iceGatheringState}`);
     this.pc.ontrack = (e) => {
       const mid = e.transceiver.mid ?? '';
       const source = this._remoteSources.get(mid) ?? (e.track.kind === 'audio' ? 'microphone' : 'camera');
@@ -75,7 +76,9 @@ export class MeshPeer {
 
   /** @param {object} body */
   _send(body) {
-    if (!this.closed) this._hooks.send({ type: 'peer_signal', to: this.peerId, ...body });
+    if (this.closed) return;
+    this._hooks.log('debug', `mesh ${this.peerId} sends`, describeSignal(body));
+    this._hooks.send({ type: 'peer_signal', to: this.peerId, ...body });
   }
 
   /** What each of our sending sections carries, for the peer's ontrack. */
@@ -115,6 +118,8 @@ export class MeshPeer {
   async _apply({ description, candidate, tracks }) {
     if (this.closed) return;
     const pc = this.pc;
+    this._hooks.log('debug', `mesh ${this.peerId} got`, describeSignal({ description, candidate }),
+      `(signaling ${pc.signalingState}, making offer ${this._makingOffer})`);
     if (description) {
       for (const t of tracks ?? []) this._remoteSources.set(String(t.mid), t.source);
       const collision = description.type === 'offer' && (this._makingOffer || pc.signalingState !== 'stable');
@@ -138,4 +143,13 @@ export class MeshPeer {
     this.closed = true;
     try { this.pc.close(); } catch {}
   }
+}
+
+/**
+ * A short line about a signal, for debug logs: the description's type, or the candidate.
+ * @param {{description?: any, candidate?: any}} body
+ */
+function describeSignal({ description, candidate }) {
+  if (description) return `${description.type} (ufrag ${/a=ice-ufrag:(\S+)/.exec(description.sdp ?? '')?.[1] ?? '?'})`;
+  return `candidate ${candidate?.candidate ?? ''} (ufrag ${candidate?.usernameFragment ?? '?'})`;
 }

@@ -66,9 +66,18 @@
      */
     async join(key, { room, identity, token, publish = false, options = {}, url }) {
       const { Room } = await sdk();
-      const r = new Room(url ?? location.origin, options);
-      rooms[key] = r;
       logs[key] = [];
+      // `captureLog`: the SDK's log lines of every level are kept as 'log' events (T.events).
+      const { captureLog, ...roomOptions } = options;
+      if (captureLog) {
+        roomOptions.log = (level, ...args) => {
+          const text = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+          logs[key].push({ type: 'log', t: performance.now(), level, text });
+          if (level === 'warn' || level === 'error') console[level]('[sfu]', text);
+        };
+      }
+      const r = new Room(url ?? location.origin, roomOptions);
+      rooms[key] = r;
       for (const type of EVENTS) r.addEventListener(type, (e) => logs[key].push(plain(type, e.detail ?? {})));
       const t0 = performance.now();
       const joined = await r.join(token ?? (await T.token(room, identity)));
