@@ -37,6 +37,12 @@ pub struct MeshPeer {
     /// The recipient's own role towards this peer in perfect negotiation: the later joiner of
     /// the two is polite (it yields when both offer at once), the earlier one impolite.
     pub polite: bool,
+    /// The number of the connection between the two, the same at both ends: it grows each time
+    /// the pair meets again in a mesh (after an SFU spell), and a peer whose number changed
+    /// needs a new RTCPeerConnection. `peer_signal` carries it so a late signal for the old
+    /// connection is not applied to the new one.
+    #[serde(default)]
+    pub connection: u64,
 }
 
 /// The kind of a relayed session description.
@@ -87,12 +93,12 @@ mod tests {
     fn topology_matches_the_docs() {
         let m = ServerMessage::Topology {
             mode: TopologyMode::Mesh,
-            peers: vec![MeshPeer { participant_id: ParticipantId("PA_7HcLr0pYv3Ne".into()), polite: true }],
+            peers: vec![MeshPeer { participant_id: ParticipantId("PA_7HcLr0pYv3Ne".into()), polite: true, connection: 2 }],
         };
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
             json,
-            r#"{"type":"topology","mode":"mesh","peers":[{"participant_id":"PA_7HcLr0pYv3Ne","polite":true}]}"#
+            r#"{"type":"topology","mode":"mesh","peers":[{"participant_id":"PA_7HcLr0pYv3Ne","polite":true,"connection":2}]}"#
         );
         assert!(include_str!("../../../docs/protocol.md").contains(&json));
     }
@@ -100,16 +106,39 @@ mod tests {
     /// A browser's `RTCSessionDescriptionInit` and source list are taken as they come.
     #[test]
     fn peer_signal_takes_the_browser_shapes() {
-        let text = r#"{"type":"peer_signal","to":"PA_1","description":{"type":"offer","sdp":"v=0"},
+        let text = r#"{"type":"peer_signal","to":"PA_1","connection":4,"description":{"type":"offer","sdp":"v=0"},
             "tracks":[{"mid":"1","source":"camera"}]}"#;
-        let ClientMessage::PeerSignal { to, description, candidate, tracks } = serde_json::from_str(text).unwrap()
+        let ClientMessage::PeerSignal { to, connection, description, candidate, tracks } =
+            serde_json::from_str(text).unwrap()
         else {
             panic!("not a peer_signal")
         };
         assert_eq!(to.as_str(), "PA_1");
+        assert_eq!(connection, Some(4));
         assert_eq!(description, Some(SessionDescription { kind: SdpKind::Offer, sdp: "v=0".into() }));
         assert!(candidate.is_none());
         assert_eq!(tracks, vec![MeshTrack { mid: "1".into(), source: TrackSource::Camera }]);
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"peer_signal"}"#).is_err(), "`to` is required");
+    }
+
+    /// A browser candidate's `usernameFragment` (its ICE generation) survives the relay.
+    #[test]
+    fn candidates_keep_their_username_fragment() {
+        let text = r#"{"type":"peer_signal","to":"PA_1","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host",
+            "sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"aB3d"}}"#;
+        let ClientMessage::PeerSignal { candidate: Some(candidate), .. } = serde_json::from_str(text).unwrap() else {
+            panic!("no candidate")
+        };
+        assert_eq!(candidate.username_fragment.as_deref(), Some("aB3d"));
+        let relayed = serde_json::to_value(ServerMessage::PeerSignal {
+            from: ParticipantId("PA_2".into()),
+            connection: Some(4),
+            description: None,
+            candidate: Some(candidate),
+            tracks: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(relayed["candidate"]["usernameFragment"], "aB3d");
+        assert_eq!(relayed["connection"], 4);
     }
 }

@@ -16,6 +16,10 @@ pub struct IceCandidate {
     /// Index of that media section in the SDP, from 0 (`sdpMLineIndex` on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment of the description it belongs to (`usernameFragment` on the
+    /// wire): a mesh peer can tell a candidate of an earlier ICE generation from a current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
 }
 
 /// One simulcast layer as the publisher describes it in its `offer`.
@@ -172,6 +176,10 @@ pub enum ClientMessage {
     PeerSignal {
         /// The peer it is for.
         to: ParticipantId,
+        /// The number of the connection it is for, as `topology` gave it for this peer; a
+        /// signal for an earlier connection is refused with `stale_signal`. Absent: not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<u64>,
         /// An offer or an answer, when this message carries one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<SessionDescription>,
@@ -239,11 +247,14 @@ pub enum ErrorCode {
     UnknownPeer,
     /// `peer_signal` refused: the sender is over its rate of relayed messages.
     RateLimited,
+    /// `peer_signal` refused: it is for an earlier connection between the two peers (one that
+    /// a later `topology` replaced).
+    StaleSignal,
 }
 
 impl ErrorCode {
     /// Every error code, for tables and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::BadMessage,
         Self::AlreadyJoined,
         Self::NotAllowed,
@@ -261,6 +272,7 @@ impl ErrorCode {
         Self::NotMesh,
         Self::UnknownPeer,
         Self::RateLimited,
+        Self::StaleSignal,
     ];
 
     /// The code as sent on the wire (`"bad_sdp"`), also the `error` of WHIP/WHEP JSON bodies.
@@ -283,6 +295,7 @@ impl ErrorCode {
             Self::NotMesh => "not_mesh",
             Self::UnknownPeer => "unknown_peer",
             Self::RateLimited => "rate_limited",
+            Self::StaleSignal => "stale_signal",
         }
     }
 }
@@ -432,6 +445,9 @@ pub enum ServerMessage {
     PeerSignal {
         /// The peer that sent it.
         from: ParticipantId,
+        /// The number of the connection it is for (as in `topology`), when the sender gave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<u64>,
         /// An offer or an answer, when this message carries one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<SessionDescription>,
@@ -573,6 +589,7 @@ mod tests {
                 candidate: "candidate:1 1 udp 1 127.0.0.1 7882 typ host".into(),
                 sdp_mid: Some("0".into()),
                 sdp_m_line_index: Some(0),
+                username_fragment: None,
             },
         })
         .unwrap();

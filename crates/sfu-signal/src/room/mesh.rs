@@ -44,6 +44,8 @@ impl SignalBudget {
 /// One relayed signal, as the sender wrote it.
 pub struct PeerSignal {
     pub to: ParticipantId,
+    /// The connection it is for, as `topology` numbered it (`None`: the sender did not say).
+    pub connection: Option<u64>,
     pub description: Option<SessionDescription>,
     pub candidate: Option<IceCandidate>,
     pub tracks: Vec<MeshTrack>,
@@ -115,10 +117,19 @@ impl<M: MediaControl> Hub<M> {
         if room.topology.mode() != TopologyMode::Mesh {
             return Err(RequestError::new(ErrorCode::NotMesh, "the room is not a mesh now: send media to the server"));
         }
-        if !room.topology.both_in_mesh(from, &signal.to) {
+        let Some(connection) = room.topology.connection(from, &signal.to) else {
             return Err(RequestError::new(
                 ErrorCode::UnknownPeer,
                 format!("{} is not another member of your mesh", signal.to),
+            ));
+        };
+        if signal.connection.is_some_and(|c| c != connection) {
+            // Sent on a connection a later `topology` replaced: applied to the new one, an old
+            // description or candidate would break it.
+            metrics::counter!("sfu_peer_signals_refused_total").increment(1);
+            return Err(RequestError::new(
+                ErrorCode::StaleSignal,
+                format!("the connection to {} is number {connection} now", signal.to),
             ));
         }
         let now = Instant::now();
@@ -135,6 +146,7 @@ impl<M: MediaControl> Hub<M> {
         };
         peer.send(ServerMessage::PeerSignal {
             from: from.clone(),
+            connection: Some(connection),
             description: signal.description,
             candidate: signal.candidate,
             tracks: signal.tracks,

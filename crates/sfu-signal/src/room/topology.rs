@@ -31,8 +31,11 @@ pub struct Topology {
     /// The members that may take part in a mesh (this node's signaling participants), in join
     /// order: of two peers, the earlier joiner is the impolite one.
     members: Vec<ParticipantId>,
-    /// The mesh members (or none, in SFU mode) last announced.
-    announced: Vec<ParticipantId>,
+    /// The mesh members (or none, in SFU mode) last announced, each with the number of the
+    /// announcement that brought it into the mesh it is in now.
+    announced: Vec<(ParticipantId, u64)>,
+    /// How many changes were announced: numbers the connections between mesh members.
+    announcements: u64,
     /// The mode last announced (none before the first review).
     announced_mode: Option<TopologyMode>,
     /// Since when an SFU room has been small enough for a mesh.
@@ -49,7 +52,15 @@ impl Topology {
     /// A new room's topology: a mesh from the start unless the policy says `sfu`.
     pub fn new(policy: TopologyPolicy) -> Self {
         let mode = if policy.setting == TopologySetting::Sfu { TopologyMode::Sfu } else { TopologyMode::Mesh };
-        Topology { policy, mode, members: Vec::new(), announced: Vec::new(), announced_mode: None, small_since: None }
+        Topology {
+            policy,
+            mode,
+            members: Vec::new(),
+            announced: Vec::new(),
+            announcements: 0,
+            announced_mode: None,
+            small_since: None,
+        }
     }
 
     pub fn policy(&self) -> TopologyPolicy {
@@ -83,7 +94,18 @@ impl Topology {
 
     /// Whether `a` and `b` are both members of the mesh as announced.
     pub fn both_in_mesh(&self, a: &ParticipantId, b: &ParticipantId) -> bool {
-        self.mode == TopologyMode::Mesh && a != b && self.announced.contains(a) && self.announced.contains(b)
+        self.connection(a, b).is_some()
+    }
+
+    /// The number of the connection between mesh members `a` and `b` as announced (the later
+    /// of the announcements that brought each into the mesh), or `None` when they are not both
+    /// members.
+    pub fn connection(&self, a: &ParticipantId, b: &ParticipantId) -> Option<u64> {
+        if self.mode != TopologyMode::Mesh || a == b {
+            return None;
+        }
+        let since = |id: &ParticipantId| self.announced.iter().find(|(m, _)| m == id).map(|(_, n)| *n);
+        Some(since(a)?.max(since(b)?))
     }
 
     /// Looks at the room again. `blocked`: someone is present who cannot take part in a mesh (a
@@ -109,10 +131,26 @@ impl Topology {
             self.small_since = None;
         }
         let members = if self.mode == TopologyMode::Mesh { self.members.clone() } else { Vec::new() };
-        let changed = members != self.announced || self.announced_mode != Some(self.mode);
-        self.announced = members;
+        let unchanged = members.len() == self.announced.len()
+            && members.iter().zip(&self.announced).all(|(m, (a, _))| m == a)
+            && self.announced_mode == Some(self.mode);
+        if unchanged {
+            return false;
+        }
+        self.announcements += 1;
+        // A member already in the mesh keeps its number (its connections go on); a newcomer,
+        // or everyone after an SFU spell, gets this announcement's.
+        let number = self.announcements;
+        let previous = std::mem::take(&mut self.announced);
+        self.announced = members
+            .into_iter()
+            .map(|m| {
+                let kept = previous.iter().find(|(p, _)| *p == m).map(|(_, n)| *n);
+                (m, kept.unwrap_or(number))
+            })
+            .collect();
         self.announced_mode = Some(self.mode);
-        changed
+        true
     }
 
     /// When the room wants to be reviewed again: the end of the hysteresis, while it waits.
@@ -122,8 +160,13 @@ impl Topology {
 
     /// The mesh as `to` should see it: the other members, each with `to`'s role towards it.
     pub fn peers_for(&self, to: &ParticipantId) -> Vec<MeshPeer> {
-        let Some(mine) = self.announced.iter().position(|m| m == to) else { return Vec::new() };
-        let peer = |(i, id): (usize, &ParticipantId)| MeshPeer { participant_id: id.clone(), polite: mine > i };
+        let Some(mine) = self.announced.iter().position(|(m, _)| m == to) else { return Vec::new() };
+        let my_since = self.announced[mine].1;
+        let peer = |(i, (id, since)): (usize, &(ParticipantId, u64))| MeshPeer {
+            participant_id: id.clone(),
+            polite: mine > i,
+            connection: my_since.max(*since),
+        };
         self.announced.iter().enumerate().filter(|(i, _)| *i != mine).map(peer).collect()
     }
 }

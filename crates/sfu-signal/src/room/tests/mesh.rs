@@ -31,8 +31,8 @@ fn auto_meshes_while_small_leaves_at_once_and_returns_after_the_hysteresis() {
     assert_eq!(topology.mode(), TopologyMode::Mesh);
     topology.member_joined(pid(2));
     assert!(topology.review(t0, false), "a new mesh member is news");
-    assert_eq!(topology.peers_for(&pid(1)), vec![MeshPeer { participant_id: pid(2), polite: false }]);
-    assert_eq!(topology.peers_for(&pid(2)), vec![MeshPeer { participant_id: pid(1), polite: true }]);
+    assert_eq!(topology.peers_for(&pid(1)), vec![MeshPeer { participant_id: pid(2), polite: false, connection: 2 }]);
+    assert_eq!(topology.peers_for(&pid(2)), vec![MeshPeer { participant_id: pid(1), polite: true, connection: 2 }]);
 
     topology.member_joined(pid(3));
     assert!(topology.review(t0, false));
@@ -50,6 +50,31 @@ fn auto_meshes_while_small_leaves_at_once_and_returns_after_the_hysteresis() {
     assert_eq!(topology.mode(), TopologyMode::Mesh);
     assert_eq!(topology.poll_timeout(), None);
     assert!(topology.both_in_mesh(&pid(1), &pid(2)));
+    assert_eq!(topology.connection(&pid(1), &pid(2)), Some(4), "a new connection after the SFU spell");
+    assert_eq!(topology.peers_for(&pid(2))[0].connection, 4, "both ends are told the same number");
+}
+
+/// The pair's connection number changes only when the two meet again: a member joining or
+/// leaving a bigger mesh leaves the others' connections alone.
+#[test]
+fn connections_keep_their_number_while_the_pair_stays_in_the_mesh() {
+    let t0 = Instant::now();
+    let mut topology = Topology::new(policy(TopologySetting::Mesh, 3));
+    topology.member_joined(pid(1));
+    topology.member_joined(pid(2));
+    assert!(topology.review(t0, false));
+    let first = topology.connection(&pid(1), &pid(2)).unwrap();
+    topology.member_joined(pid(3));
+    assert!(topology.review(t0, false));
+    assert_eq!(topology.connection(&pid(1), &pid(2)), Some(first), "1 and 2 keep their connection");
+    let with_3 = topology.connection(&pid(1), &pid(3)).unwrap();
+    assert!(with_3 > first);
+    assert_eq!(topology.connection(&pid(2), &pid(3)), Some(with_3));
+    topology.member_left(&pid(3));
+    assert!(topology.review(t0, false));
+    assert_eq!(topology.connection(&pid(1), &pid(2)), Some(first));
+    assert_eq!(topology.connection(&pid(1), &pid(3)), None);
+    assert_eq!(topology.connection(&pid(1), &pid(1)), None);
 }
 
 #[test]
@@ -120,6 +145,7 @@ fn topologies(messages: &[ServerMessage]) -> Vec<(TopologyMode, Vec<MeshPeer>)> 
 fn offer_to(to: &ParticipantId) -> PeerSignal {
     PeerSignal {
         to: to.clone(),
+        connection: None,
         description: Some(SessionDescription { kind: SdpKind::Offer, sdp: "v=0\r\n".into() }),
         candidate: None,
         tracks: Vec::new(),
@@ -139,11 +165,11 @@ async fn two_in_auto_are_told_the_mesh_and_a_third_switches_everyone_to_the_sfu(
     let mut b = connect(&hub, "r", "b").await;
     assert_eq!(
         topologies(&a.messages()),
-        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: b.id.clone(), polite: false }])]
+        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: b.id.clone(), polite: false, connection: 2 }])]
     );
     assert_eq!(
         topologies(&b.messages()),
-        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: a.id.clone(), polite: true }])]
+        vec![(TopologyMode::Mesh, vec![MeshPeer { participant_id: a.id.clone(), polite: true, connection: 2 }])]
     );
 
     // Relayed between the two, with the sender named; nothing else goes to anyone.
@@ -151,12 +177,13 @@ async fn two_in_auto_are_told_the_mesh_and_a_third_switches_everyone_to_the_sfu(
         candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
         sdp_mid: None,
         sdp_m_line_index: Some(0),
+        username_fragment: Some("aB3d".into()),
     };
     let signal = PeerSignal { candidate: Some(candidate.clone()), description: None, ..offer_to(&b.id) };
     relay(&hub, &a, signal).await.unwrap();
     let got = b.messages();
     assert!(
-        matches!(&got[..], [ServerMessage::PeerSignal { from, candidate: Some(c), description: None, .. }] if *from == a.id && *c == candidate),
+        matches!(&got[..], [ServerMessage::PeerSignal { from, candidate: Some(c), description: None, connection: Some(2), .. }] if *from == a.id && *c == candidate),
         "{got:?}"
     );
     assert!(a.messages().is_empty());
@@ -177,6 +204,31 @@ async fn two_in_auto_are_told_the_mesh_and_a_third_switches_everyone_to_the_sfu(
     assert!(topologies(&a.messages()).is_empty());
     assert_eq!(a.room.lock().await.topology.mode(), TopologyMode::Sfu);
     assert!(a.room.lock().await.topology_review_at.is_some(), "a review is scheduled");
+}
+
+/// After an SFU spell the two meet again on a new connection: a signal the old one sent late
+/// is refused (applied to the new connection it would break it), the new one's is relayed.
+#[tokio::test]
+async fn after_an_sfu_spell_signals_of_the_old_connection_are_refused() {
+    let hub = mesh_hub(TopologySetting::Auto, 2);
+    let mut a = connect(&hub, "r", "a").await;
+    let mut b = connect(&hub, "r", "b").await;
+    let old = a.room.lock().await.topology.connection(&a.id, &b.id).unwrap();
+    let c = connect(&hub, "r", "c").await;
+    leave(&hub, &c, LeaveReason::Left).await;
+    a.room.lock().await.review_topology(Instant::now() + HYSTERESIS);
+    a.messages();
+    let told = topologies(&b.messages());
+    let Some((TopologyMode::Mesh, peers)) = told.last() else { panic!("{told:?}") };
+    let new = peers[0].connection;
+    assert!(new > old, "{new} after {old}");
+
+    let late = PeerSignal { connection: Some(old), ..offer_to(&b.id) };
+    assert_eq!(relay(&hub, &a, late).await, Err(ErrorCode::StaleSignal));
+    assert!(b.messages().is_empty());
+    relay(&hub, &a, PeerSignal { connection: Some(new), ..offer_to(&b.id) }).await.unwrap();
+    let got = b.messages();
+    assert!(matches!(&got[..], [ServerMessage::PeerSignal { connection: Some(n), .. }] if *n == new), "{got:?}");
 }
 
 #[tokio::test]
