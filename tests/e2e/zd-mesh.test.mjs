@@ -113,12 +113,13 @@ async function switchesTest(pa, pb, joined) {
 
   // The server forwards no media for them: its counter stands still, and neither publisher
   // sends it anything (their SFU senders carry no track).
+  // (Each side stops sending to the server a grace period after its own switch: wait for both.)
+  const sentBoth = () => Promise.all([pa.evaluate(() => T.publisherBytesSent('a')), pb.evaluate(() => T.publisherBytesSent('b'))]);
   await poll(async () => {
     const f0 = await forwarded();
-    const s0 = await pa.evaluate(() => T.publisherBytesSent('a'));
+    const s0 = JSON.stringify(await sentBoth());
     await sleep(1000);
-    const s1 = await pa.evaluate(() => T.publisherBytesSent('a'));
-    return (await forwarded()) === f0 && s1.video === s0.video && s1.audio === s0.audio;
+    return (await forwarded()) === f0 && JSON.stringify(await sentBoth()) === s0;
   }, { timeoutMs: 20_000, intervalMs: 0, what: 'the SFU idle while the two are a mesh' });
   const quietFrom = await forwarded();
   const bytesA = await pa.evaluate(() => T.publisherBytesSent('a'));

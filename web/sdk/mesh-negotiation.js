@@ -21,12 +21,15 @@ export class MeshPeer {
   /**
    * @param {string} peerId the other participant
    * @param {boolean} polite our role towards it
+   * @param {number} connection the server's number of this connection (`topology`): both ends
+   *   use the same, and a signal for another number belongs to an older connection
    * @param {RTCConfiguration} config
    * @param {MeshPeerHooks} hooks
    */
-  constructor(peerId, polite, config, hooks) {
+  constructor(peerId, polite, connection, config, hooks) {
     this.peerId = peerId;
     this.polite = polite;
+    this.connection = connection;
     this.pc = new RTCPeerConnection(config);
     this._hooks = hooks;
     this._makingOffer = false;
@@ -78,7 +81,7 @@ export class MeshPeer {
   _send(body) {
     if (this.closed) return;
     this._hooks.log('debug', `mesh ${this.peerId} sends`, describeSignal(body));
-    this._hooks.send({ type: 'peer_signal', to: this.peerId, ...body });
+    this._hooks.send({ type: 'peer_signal', to: this.peerId, connection: this.connection, ...body });
   }
 
   /** What each of our sending sections carries, for the peer's ontrack. */
@@ -110,6 +113,12 @@ export class MeshPeer {
    * @returns {Promise<void>}
    */
   onSignal(msg) {
+    if (msg.connection != null && msg.connection !== this.connection) {
+      // From the peer's connection before an SFU spell (or after one we have not heard of
+      // yet): applied here it would break this one.
+      this._hooks.log('debug', `mesh ${this.peerId}: dropped a signal of connection ${msg.connection} (ours is ${this.connection})`);
+      return Promise.resolve();
+    }
     return this._queue.run(() => this._apply(msg)).catch((e) =>
       this._hooks.log('warn', `mesh signal from ${this.peerId}`, e.message));
   }
@@ -134,7 +143,11 @@ export class MeshPeer {
       try {
         await pc.addIceCandidate(candidate);
       } catch (e) {
-        if (!this._ignoreOffer) throw e; // candidates of an offer we ignored fail: expected
+        // Expected to fail: candidates of an offer we ignored, and those of an ICE generation
+        // that is over (a rolled-back offer, before an ICE restart): their ufrag is not current.
+        const current = /a=ice-ufrag:(\S+)/.exec(pc.remoteDescription?.sdp ?? '')?.[1];
+        const stale = candidate.usernameFragment && current && candidate.usernameFragment !== current;
+        if (!this._ignoreOffer && !stale) throw e;
       }
     }
   }

@@ -18,9 +18,18 @@ import { sleep } from './util.js';
 /** How long a switch waits for the new path's media before it moves the app anyway. */
 const SWITCH_TIMEOUT_MS = 10_000;
 /** How often a switch looks at the new path's receive counters. */
-const POLL_MS = 100;
-/** After our switch, how long the old path keeps going for the peer's own switch. */
-const OLD_PATH_GRACE_MS = 1500;
+const POLL_MS = 200;
+/**
+ * How many looks in a row must see the counters grow before a switch moves the app: a path
+ * that has just started often decodes a frame or two and then stalls (its sender's encoder
+ * and bandwidth estimate are still starting), which one growing look would not notice.
+ */
+const STEADY_LOOKS = 3;
+/**
+ * After our switch, how long the old path keeps going for the peer's own switch (which may
+ * come later than ours: it waits for its own new path to be steady).
+ */
+const OLD_PATH_GRACE_MS = 3000;
 
 /** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
 /** @typedef {import('./subscriber-transport.js').SubscribedTrack} SubscribedTrack */
@@ -99,9 +108,16 @@ export class MeshTransport {
       this._switchToSfu(epoch).catch((e) => this._hooks.log('warn', 'switch to sfu', e.message));
       return;
     }
-    const listed = new Map((msg.peers ?? []).map((p) => [p.participant_id, !!p.polite]));
-    for (const id of [...this.peers.keys()]) if (!listed.has(id)) this._closePeer(id, true);
-    for (const [id, polite] of listed) if (!this.peers.has(id)) this._openPeer(id, polite);
+    /** @type {Map<string, {polite: boolean, connection: number}>} */
+    const listed = new Map((msg.peers ?? []).map((p) => [p.participant_id, { polite: !!p.polite, connection: p.connection ?? 0 }]));
+    for (const [id, peer] of [...this.peers]) {
+      const now = listed.get(id);
+      if (!now) this._closePeer(id, true);
+      // A new number: the pair meets again after an SFU spell. The old connection (still
+      // open for the last switch's grace) is not reused: the peer opened a new one.
+      else if (now.connection !== peer.connection) this._replacePeer(id);
+    }
+    for (const [id, { polite, connection }] of listed) if (!this.peers.has(id)) this._openPeer(id, polite, connection);
     this._switchToMesh(epoch).catch((e) => this._hooks.log('warn', 'switch to mesh', e.message));
   }
 
@@ -111,9 +127,9 @@ export class MeshTransport {
     if (this.mode === 'mesh' && this._sfuOff) this._hooks.setSfuSending(false);
   }
 
-  /** @param {string} id @param {boolean} polite */
-  _openPeer(id, polite) {
-    const peer = new MeshPeer(id, polite, this._config, {
+  /** @param {string} id @param {boolean} polite @param {number} connection */
+  _openPeer(id, polite, connection) {
+    const peer = new MeshPeer(id, polite, connection, this._config, {
       send: (m) => this._hooks.send(m),
       sourceOf: (track) => this._hooks.localTracks().find((t) => t.track === track)?.source ?? track.kind,
       remoteTrack: (p, source, receiver) => this._meshTrack(p, source, receiver),
@@ -137,6 +153,16 @@ export class MeshTransport {
         this._hooks.emit('trackUnsubscribed', { ...s });
       }
     }
+  }
+
+  /**
+   * Closes the connection to `id` for a new one: what the app shows from it is forgotten (not
+   * unsubscribed), so the new connection's tracks take its place when they come.
+   * @param {string} id
+   */
+  _replacePeer(id) {
+    this._closePeer(id, false);
+    for (const [key, s] of [...this.shown]) if (s.participantId === id && s.via === 'mesh') this.shown.delete(key);
   }
 
   /** @param {MeshPeer} peer @param {string} source @param {RTCRtpReceiver} receiver */
@@ -261,8 +287,9 @@ export class MeshTransport {
 }
 
 /**
- * Waits until media flows on the receivers `list()` gives: a video one decodes frames (or, with
- * no video, an audio one receives packets), with counters that grow between two looks.
+ * Waits until media flows steadily on the receivers `list()` gives: a video one decodes frames
+ * (or, with no video, an audio one receives packets), with counters that grow at each of
+ * STEADY_LOOKS looks in a row.
  * @param {() => RTCRtpReceiver[]} list
  * @param {() => boolean} cancelled
  * @returns {Promise<boolean>} false on timeout or cancel
@@ -271,6 +298,7 @@ async function flowing(list, cancelled) {
   const deadline = performance.now() + SWITCH_TIMEOUT_MS;
   /** @type {number | null} */
   let before = null;
+  let rises = 0;
   while (performance.now() < deadline && !cancelled()) {
     const receivers = list();
     const video = receivers.filter((r) => r.track.kind === 'video');
@@ -286,7 +314,8 @@ async function flowing(list, cancelled) {
         });
       } catch {} // its connection closed meanwhile
     }
-    if (seen && before !== null && count > before) return true;
+    rises = seen && before !== null && count > before ? rises + 1 : 0;
+    if (rises >= STEADY_LOOKS) return true;
     if (seen) before = count;
     await sleep(POLL_MS);
   }
