@@ -93,7 +93,11 @@ mod tests {
     fn topology_matches_the_docs() {
         let m = ServerMessage::Topology {
             mode: TopologyMode::Mesh,
-            peers: vec![MeshPeer { participant_id: ParticipantId("PA_7HcLr0pYv3Ne".into()), polite: true, connection: 2 }],
+            peers: vec![MeshPeer {
+                participant_id: ParticipantId("PA_7HcLr0pYv3Ne".into()),
+                polite: true,
+                connection: 2,
+            }],
         };
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(
