@@ -311,13 +311,13 @@
     /**
      * The longest time, per remote participant, in which the video `key` shows decoded no new
      * frame (100 ms samples of whatever receiver was shown; a move to a receiver that already
-     * decodes counts as progress), and the longest time between presented frames; from `from` on.
+     * decodes counts as progress), and the longest time between presented frames; from `from` to `to`.
      */
-    videoGaps(key, from = 0) {
+    videoGaps(key, from = 0, to = Infinity) {
       const app = apps[key];
       const out = {};
       for (const pid of Object.keys(app.shown)) {
-        const samples = app.samples.filter((s) => s.pid === pid && s.t >= from && s.decoded !== null);
+        const samples = app.samples.filter((s) => s.pid === pid && s.t >= from && s.t <= to && s.decoded !== null);
         const last = new Map();
         let lastRise = samples[0]?.t ?? from;
         let worst = { ms: 0, at: null };
@@ -332,7 +332,7 @@
         }
         const end = samples.at(-1)?.t ?? from;
         if (end - lastRise > worst.ms) worst = { ms: end - lastRise, at: lastRise };
-        const frames = app.shown[pid].frames.filter((t) => t >= from);
+        const frames = app.shown[pid].frames.filter((t) => t >= from && t <= to);
         let presentedGap = 0;
         for (let i = 1; i < frames.length; i++) presentedGap = Math.max(presentedGap, frames[i] - frames[i - 1]);
         const around = samples.filter((s) => worst.at !== null && s.t >= worst.at - 300 && s.t <= worst.at + worst.ms + 300)
