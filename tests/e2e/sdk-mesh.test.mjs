@@ -3,7 +3,8 @@
 // another connection is dropped (a late one of the connection before an SFU spell must not
 // reach the new one), and that when the pair meets again with a new connection number both
 // sides open new RTCPeerConnections, which decode each other's video even though the old
-// connection's signals are delivered to them late.
+// connection's signals are delivered to them late; and that the two tell each other, on the
+// connection's notes channel, when they moved to the mesh.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,6 +101,12 @@ test('meeting again after an SFU spell: new connections on both sides, the old o
 
   await topology('mesh', 2);
   await decoding('the first connection decoding both ways');
+  // Each side told the other, on the connection's notes channel, that it shows the mesh.
+  const heard = await page.evaluate(() => Promise.all([
+    MESH.sides.A.peers.get('B').notes.heard('mesh', 10_000, () => false),
+    MESH.sides.B.peers.get('A').notes.heard('mesh', 10_000, () => false),
+  ]));
+  assert.deepEqual(heard, [true, true], 'a switch note was not heard');
   // An SFU spell shorter than the switch's grace: the old connections are still open when the
   // pair meets again, as connection 4.
   await topology('sfu', 0);

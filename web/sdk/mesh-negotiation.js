@@ -4,6 +4,7 @@
 // their tracks whenever they like; when both offer at once, the polite side (the later joiner,
 // as the server's `topology` says) yields and the impolite side's offer wins.
 import { SerialQueue } from './util.js';
+import { SwitchNotes } from './mesh-notes.js';
 
 /** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
 
@@ -40,6 +41,8 @@ export class MeshPeer {
     /** @type {MediaStream} the stream our tracks are announced in */
     this._stream = new MediaStream();
     this._queue = new SerialQueue();
+    /** Tells the peer when we moved to a path, and hears when it did (before any offer). */
+    this.notes = new SwitchNotes(this.pc, hooks.log);
     this.pc.onicecandidate = ({ candidate }) => {
       if (candidate && candidate.candidate) this._send({ candidate: candidate.toJSON() });
     };

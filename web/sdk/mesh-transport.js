@@ -7,9 +7,10 @@
 // The SFU connections stay up through a mesh: the publisher's senders only carry no track
 // (replaceTrack(null)), so the server forwards nothing, and the subscriber keeps its tracks.
 // A switch never leaves the app without video: SFU -> mesh, the mesh connection's video must
-// decode before the app is moved to it, and only a moment later do we stop sending to the
-// server; mesh -> SFU, we send to the server at once, move the app once the SFU track decodes,
-// and close the mesh connection a moment later. The app is moved by a 'trackSubscribed' event
+// decode steadily before the app is moved to it, and we stop sending to the server only once
+// the peer says (mesh-notes.js) it moved too; mesh -> SFU, we send to the server at once, move
+// the app once the SFU track decodes steadily, and close the mesh connection once the peer says
+// it moved. The app is moved by a 'trackSubscribed' event
 // for the same participant and source with the new track (`via` 'mesh' or 'sfu'): it points its
 // <video> at `stream` again.
 import { MeshPeer } from './mesh-negotiation.js';
@@ -26,10 +27,10 @@ const POLL_MS = 200;
  */
 const STEADY_LOOKS = 3;
 /**
- * After our switch, how long the old path keeps going for the peer's own switch (which may
- * come later than ours: it waits for its own new path to be steady).
+ * After our switch, the old path keeps going until the peer says it switched too (its own new
+ * path may take longer to be steady than ours), but no longer than this.
  */
-const OLD_PATH_GRACE_MS = 3000;
+const OLD_PATH_MAX_MS = 15_000;
 
 /** @typedef {import('./signal-client.js').SignalMessage} SignalMessage */
 /** @typedef {import('./subscriber-transport.js').SubscribedTrack} SubscribedTrack */
@@ -239,7 +240,10 @@ export class MeshTransport {
       const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])];
       // Only a peer the app shows through the SFU has anything to keep playing.
       const viaSfu = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.via === 'sfu');
-      if (!viaSfu) return true;
+      if (!viaSfu) {
+        peer.notes.say('mesh'); // shown from the mesh from the start
+        return true;
+      }
       const cancelled = () => this._epoch !== epoch;
       let ok = await flowing(() => received().map((t) => t.receiver), cancelled);
       if (!ok && !cancelled() && !peer.closed) {
@@ -255,10 +259,14 @@ export class MeshTransport {
         return false;
       }
       for (const t of received()) this._show(t);
+      peer.notes.say('mesh');
       return true;
     }));
-    await sleep(OLD_PATH_GRACE_MS);
     if (this._epoch !== epoch || this.closed || !switched.every(Boolean)) return;
+    // Our SFU media may still be what the peers show: stop it once each says it moved.
+    const cancelled = () => this._epoch !== epoch || this.closed;
+    await Promise.all([...this.peers.values()].map((peer) => peer.notes.heard('mesh', OLD_PATH_MAX_MS, cancelled)));
+    if (cancelled()) return;
     this._sfuOff = true;
     await this._hooks.setSfuSending(false);
   }
@@ -274,7 +282,9 @@ export class MeshTransport {
       if (this._epoch !== epoch) return;
       if (!ok) this._hooks.log('warn', `SFU media from ${id} did not start; switching anyway`);
       for (const sub of sfu()) this._show(this._fromSfu(sub));
-      await sleep(OLD_PATH_GRACE_MS);
+      peer.notes.say('sfu');
+      // The peer may still show our mesh media: close once it says it moved (or gave up on it).
+      await peer.notes.heard('sfu', OLD_PATH_MAX_MS, () => this._epoch !== epoch || peer.closed);
       if (this._epoch === epoch) this._closePeer(id, true);
     }));
   }

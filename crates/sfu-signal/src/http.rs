@@ -167,6 +167,7 @@ fn asset(name: &str) -> Response {
         "sdk/urls.js" => (include_str!("../../../web/sdk/urls.js"), "text/javascript"),
         "sdk/mesh-transport.js" => (include_str!("../../../web/sdk/mesh-transport.js"), "text/javascript"),
         "sdk/mesh-negotiation.js" => (include_str!("../../../web/sdk/mesh-negotiation.js"), "text/javascript"),
+        "sdk/mesh-notes.js" => (include_str!("../../../web/sdk/mesh-notes.js"), "text/javascript"),
         "app.js" => (include_str!("../../../web/app.js"), "text/javascript"),
         "style.css" => (include_str!("../../../web/style.css"), "text/css"),
         _ => return StatusCode::NOT_FOUND.into_response(),
