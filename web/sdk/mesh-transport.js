@@ -26,6 +26,8 @@ const POLL_MS = 200;
  * and bandwidth estimate are still starting), which one growing look would not notice.
  */
 const STEADY_LOOKS = 3;
+/** Looks in a row without progress after which the old path counts as stalled during a switch. */
+const OLD_STALLED_LOOKS = 2;
 /**
  * After our switch, the old path keeps going until the peer says it switched too (its own new
  * path may take longer to be steady than ours), but no longer than this.
@@ -234,6 +236,15 @@ export class MeshTransport {
     return { ...sub, source, receiver: sub.transceiver.receiver, via: 'sfu' };
   }
 
+  /**
+   * The receivers the app shows for `participantId` through `via`.
+   * @param {string} participantId @param {'mesh' | 'sfu'} via
+   * @returns {RTCRtpReceiver[]}
+   */
+  _shownReceivers(participantId, via) {
+    return [...this.shown.values()].filter((s) => s.participantId === participantId && s.via === via).map((s) => s.receiver);
+  }
+
   /** @param {number} epoch */
   async _switchToMesh(epoch) {
     const switched = await Promise.all([...this.peers.values()].map(async (peer) => {
@@ -245,12 +256,13 @@ export class MeshTransport {
         return true;
       }
       const cancelled = () => this._epoch !== epoch;
-      let ok = await flowing(() => received().map((t) => t.receiver), cancelled);
+      const onSfu = () => this._shownReceivers(peer.peerId, 'sfu');
+      let ok = await flowing(() => received().map((t) => t.receiver), cancelled, onSfu);
       if (!ok && !cancelled() && !peer.closed) {
         // Stuck (ICE or DTLS never came up): start ICE over once before giving up on it.
         this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; restarting ICE`);
         peer.restartIce();
-        ok = await flowing(() => received().map((t) => t.receiver), cancelled);
+        ok = await flowing(() => received().map((t) => t.receiver), cancelled, onSfu);
       }
       if (cancelled() || peer.closed) return false;
       if (!ok) {
@@ -278,7 +290,8 @@ export class MeshTransport {
     await Promise.all([...this.peers.values()].map(async (peer) => {
       const id = peer.peerId;
       const sfu = () => [...this._hooks.sfuTracks().values()].filter((s) => s.participantId === id);
-      const ok = await flowing(() => sfu().map((s) => s.transceiver.receiver), () => this._epoch !== epoch);
+      const onMesh = () => this._shownReceivers(id, 'mesh');
+      const ok = await flowing(() => sfu().map((s) => s.transceiver.receiver), () => this._epoch !== epoch, onMesh);
       if (this._epoch !== epoch) return;
       if (!ok) this._hooks.log('warn', `SFU media from ${id} did not start; switching anyway`);
       for (const sub of sfu()) this._show(this._fromSfu(sub));
@@ -299,35 +312,53 @@ export class MeshTransport {
 /**
  * Waits until media flows steadily on the receivers `list()` gives: a video one decodes frames
  * (or, with no video, an audio one receives packets), with counters that grow at each of
- * STEADY_LOOKS looks in a row.
- * @param {() => RTCRtpReceiver[]} list
+ * STEADY_LOOKS looks in a row. Sooner if the path shown now (`shown()`) stalls while the new one
+ * decodes at all: then the new one is the better of the two already.
+ * @param {() => RTCRtpReceiver[]} list the new path's receivers
  * @param {() => boolean} cancelled
+ * @param {() => RTCRtpReceiver[]} [shown] the old path's receivers the app shows now
  * @returns {Promise<boolean>} false on timeout or cancel
  */
-async function flowing(list, cancelled) {
+async function flowing(list, cancelled, shown = () => []) {
   const deadline = performance.now() + SWITCH_TIMEOUT_MS;
   /** @type {number | null} */
   let before = null;
   let rises = 0;
+  /** @type {number | null} */
+  let oldBefore = null;
+  let oldStill = 0;
   while (performance.now() < deadline && !cancelled()) {
-    const receivers = list();
-    const video = receivers.filter((r) => r.track.kind === 'video');
-    const watched = video.length ? video : receivers;
-    let count = 0;
-    let seen = false;
-    for (const r of watched) {
-      try {
-        (await r.getStats()).forEach((/** @type {any} */ s) => {
-          if (s.type !== 'inbound-rtp') return;
-          seen = true;
-          count += video.length ? s.framesDecoded ?? 0 : s.packetsReceived ?? 0;
-        });
-      } catch {} // its connection closed meanwhile
-    }
-    rises = seen && before !== null && count > before ? rises + 1 : 0;
+    const now = await receivedCount(list());
+    rises = now !== null && before !== null && now > before ? rises + 1 : 0;
     if (rises >= STEADY_LOOKS) return true;
-    if (seen) before = count;
+    const old = await receivedCount(shown());
+    oldStill = old !== null && oldBefore !== null && old <= oldBefore ? oldStill + 1 : 0;
+    if (rises >= 1 && oldStill >= OLD_STALLED_LOOKS) return true;
+    if (now !== null) before = now;
+    if (old !== null) oldBefore = old;
     await sleep(POLL_MS);
   }
   return false;
+}
+
+/**
+ * What `receivers` got so far: video frames decoded (or, with no video, audio packets), or
+ * null when none has received anything.
+ * @param {RTCRtpReceiver[]} receivers
+ * @returns {Promise<number | null>}
+ */
+async function receivedCount(receivers) {
+  const video = receivers.filter((r) => r.track.kind === 'video');
+  let count = 0;
+  let seen = false;
+  for (const r of video.length ? video : receivers) {
+    try {
+      (await r.getStats()).forEach((/** @type {any} */ s) => {
+        if (s.type !== 'inbound-rtp') return;
+        seen = true;
+        count += video.length ? s.framesDecoded ?? 0 : s.packetsReceived ?? 0;
+      });
+    } catch {} // its connection closed meanwhile
+  }
+  return seen ? count : null;
 }
