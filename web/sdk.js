@@ -440,7 +440,7 @@ export class Room extends RoomEvents {
         this._emit('dataRefused', { reason: msg.reason, bytes: msg.bytes });
         break;
       case 'error': // one about the publisher's offer also fails its SignalClient.request
-        if (msg.request === 'peer_signal' && ['not_mesh', 'unknown_peer'].includes(msg.code)) {
+        if (msg.request === 'peer_signal' && ['not_mesh', 'unknown_peer', 'stale_signal'].includes(msg.code)) {
           // A signal that crossed a topology change: the connection it was for is gone.
           this._log('debug', 'peer signal refused', msg.code, msg.message);
           break;

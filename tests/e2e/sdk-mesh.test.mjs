@@ -3,8 +3,8 @@
 // another connection is dropped (a late one of the connection before an SFU spell must not
 // reach the new one), and that when the pair meets again with a new connection number both
 // sides open new RTCPeerConnections, which decode each other's video even though the old
-// connection's signals are delivered to them late; and that the two tell each other, on the
-// connection's notes channel, when they moved to the mesh.
+// connection's signals are delivered to them late; and that the two tell each other (switch
+// notes) when they moved to the mesh.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,7 +35,7 @@ before(async () => {
     const make = (me, other) => new MeshTransport({}, {
       send: (m) => {
         const relayed = { type: 'peer_signal', from: me, connection: m.connection, description: m.description,
-          candidate: m.candidate, tracks: m.tracks };
+          candidate: m.candidate, tracks: m.tracks, moved: m.moved };
         sent[me].push(relayed);
         setTimeout(() => sides[other].handle(relayed), 5);
         return true;
@@ -101,7 +101,7 @@ test('meeting again after an SFU spell: new connections on both sides, the old o
 
   await topology('mesh', 2);
   await decoding('the first connection decoding both ways');
-  // Each side told the other, on the connection's notes channel, that it shows the mesh.
+  // Each side told the other that it shows the mesh.
   const heard = await page.evaluate(() => Promise.all([
     MESH.sides.A.peers.get('B').notes.heard('mesh', 10_000, () => false),
     MESH.sides.B.peers.get('A').notes.heard('mesh', 10_000, () => false),

@@ -41,8 +41,8 @@ export class MeshPeer {
     /** @type {MediaStream} the stream our tracks are announced in */
     this._stream = new MediaStream();
     this._queue = new SerialQueue();
-    /** Tells the peer when we moved to a path, and hears when it did (before any offer). */
-    this.notes = new SwitchNotes(this.pc, hooks.log);
+    /** Tells the peer when we moved to a path, and hears when it did. */
+    this.notes = new SwitchNotes((note) => this._send({ moved: note }));
     this.pc.onicecandidate = ({ candidate }) => {
       if (candidate && candidate.candidate) this._send({ candidate: candidate.toJSON() });
     };
@@ -122,6 +122,11 @@ export class MeshPeer {
       this._hooks.log('debug', `mesh ${this.peerId}: dropped a signal of connection ${msg.connection} (ours is ${this.connection})`);
       return Promise.resolve();
     }
+    if (msg.moved === 'sfu' || msg.moved === 'mesh') {
+      this._hooks.log('debug', `mesh ${this.peerId} says it moved to the ${msg.moved}`);
+      this.notes.got(msg.moved);
+    }
+    if (!msg.description && !msg.candidate) return Promise.resolve();
     return this._queue.run(() => this._apply(msg)).catch((e) =>
       this._hooks.log('warn', `mesh signal from ${this.peerId}`, e.message));
   }
@@ -163,9 +168,10 @@ export class MeshPeer {
 
 /**
  * A short line about a signal, for debug logs: the description's type, or the candidate.
- * @param {{description?: any, candidate?: any}} body
+ * @param {{description?: any, candidate?: any, moved?: string}} body
  */
-function describeSignal({ description, candidate }) {
+function describeSignal({ description, candidate, moved }) {
+  if (moved) return `note: moved to the ${moved}`;
   if (description) return `${description.type} (ufrag ${/a=ice-ufrag:(\S+)/.exec(description.sdp ?? '')?.[1] ?? '?'})`;
   return `candidate ${candidate?.candidate ?? ''} (ufrag ${candidate?.usernameFragment ?? '?'})`;
 }

@@ -112,13 +112,14 @@ mod tests {
     fn peer_signal_takes_the_browser_shapes() {
         let text = r#"{"type":"peer_signal","to":"PA_1","connection":4,"description":{"type":"offer","sdp":"v=0"},
             "tracks":[{"mid":"1","source":"camera"}]}"#;
-        let ClientMessage::PeerSignal { to, connection, description, candidate, tracks } =
+        let ClientMessage::PeerSignal { to, connection, description, candidate, tracks, moved } =
             serde_json::from_str(text).unwrap()
         else {
             panic!("not a peer_signal")
         };
         assert_eq!(to.as_str(), "PA_1");
         assert_eq!(connection, Some(4));
+        assert_eq!(moved, None);
         assert_eq!(description, Some(SessionDescription { kind: SdpKind::Offer, sdp: "v=0".into() }));
         assert!(candidate.is_none());
         assert_eq!(tracks, vec![MeshTrack { mid: "1".into(), source: TrackSource::Camera }]);
@@ -140,6 +141,7 @@ mod tests {
             description: None,
             candidate: Some(candidate),
             tracks: Vec::new(),
+            moved: None,
         })
         .unwrap();
         assert_eq!(relayed["candidate"]["usernameFragment"], "aB3d");

@@ -189,6 +189,10 @@ pub enum ClientMessage {
         /// With a description: what each of the sender's sending media sections carries.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tracks: Vec<MeshTrack>,
+        /// A switch note: the sender now shows `to`'s media from this path (`mesh` or `sfu`), so
+        /// `to` may stop the old one. Relayed in either mode (a switch to the SFU ends the mesh).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved: Option<TopologyMode>,
     },
 }
 
@@ -457,6 +461,9 @@ pub enum ServerMessage {
         /// With a description: what each of the peer's sending media sections carries.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tracks: Vec<MeshTrack>,
+        /// A switch note: the peer now shows the recipient's media from this path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved: Option<TopologyMode>,
     },
     /// Reply to `ping`.
     Pong {

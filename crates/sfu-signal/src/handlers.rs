@@ -39,8 +39,8 @@ pub async fn handle(
             let _ = tx.send(Outgoing::Message(ServerMessage::Pong { id: ping }));
             Ok(())
         }
-        ClientMessage::PeerSignal { to, connection, description, candidate, tracks } => {
-            let signal = crate::room::PeerSignal { to, connection, description, candidate, tracks };
+        ClientMessage::PeerSignal { to, connection, description, candidate, tracks, moved } => {
+            let signal = crate::room::PeerSignal { to, connection, description, candidate, tracks, moved };
             hub.relay_peer_signal(&mut room, id, signal)
         }
         ClientMessage::Leave => {

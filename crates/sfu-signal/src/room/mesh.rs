@@ -49,6 +49,8 @@ pub struct PeerSignal {
     pub description: Option<SessionDescription>,
     pub candidate: Option<IceCandidate>,
     pub tracks: Vec<MeshTrack>,
+    /// A switch note: the path the sender shows the recipient's media from now.
+    pub moved: Option<TopologyMode>,
 }
 
 impl Room {
@@ -95,17 +97,19 @@ impl<M: MediaControl> Hub<M> {
         }
     }
 
-    /// Relays a mesh peer's description or candidate to another member of the same mesh.
+    /// Relays a mesh peer's description or candidate to another member of the same mesh, or
+    /// its switch note (`moved`) to another participant of the room, in either mode.
     pub fn relay_peer_signal(
         &self,
         room: &mut Room,
         from: &ParticipantId,
         signal: PeerSignal,
     ) -> Result<(), RequestError> {
-        if signal.description.is_none() && signal.candidate.is_none() {
+        let negotiates = signal.description.is_some() || signal.candidate.is_some();
+        if !negotiates && signal.moved.is_none() {
             return Err(RequestError::new(
                 ErrorCode::BadMessage,
-                "peer_signal carries neither a description nor a candidate",
+                "peer_signal carries neither a description, a candidate nor a switch note",
             ));
         }
         if signal.tracks.len() > MAX_MESH_TRACKS {
@@ -114,24 +118,21 @@ impl<M: MediaControl> Hub<M> {
                 format!("peer_signal lists more than {MAX_MESH_TRACKS} tracks"),
             ));
         }
-        if room.topology.mode() != TopologyMode::Mesh {
-            return Err(RequestError::new(ErrorCode::NotMesh, "the room is not a mesh now: send media to the server"));
-        }
-        let Some(connection) = room.topology.connection(from, &signal.to) else {
-            return Err(RequestError::new(
-                ErrorCode::UnknownPeer,
-                format!("{} is not another member of your mesh", signal.to),
-            ));
+        let connection = if negotiates {
+            Some(mesh_connection(room, from, &signal)?)
+        } else {
+            // A note only says which path the sender shows now: it also goes after a switch
+            // to the SFU (the recipient closes its mesh connection on it), so any other
+            // participant of the room may get one; the recipient checks the number.
+            let to_participant = room.participants.get(&signal.to).is_some_and(|p| p.kind == ParticipantKind::Signaling);
+            if signal.to == *from || !to_participant {
+                return Err(RequestError::new(
+                    ErrorCode::UnknownPeer,
+                    format!("{} is not another participant of the room", signal.to),
+                ));
+            }
+            signal.connection
         };
-        if signal.connection.is_some_and(|c| c != connection) {
-            // Sent on a connection a later `topology` replaced: applied to the new one, an old
-            // description or candidate would break it.
-            metrics::counter!("sfu_peer_signals_refused_total").increment(1);
-            return Err(RequestError::new(
-                ErrorCode::StaleSignal,
-                format!("the connection to {} is number {connection} now", signal.to),
-            ));
-        }
         let now = Instant::now();
         let budget = room.signal_budgets.entry(from.clone()).or_insert_with(|| SignalBudget::new(now));
         if !budget.take(now) {
@@ -146,14 +147,36 @@ impl<M: MediaControl> Hub<M> {
         };
         peer.send(ServerMessage::PeerSignal {
             from: from.clone(),
-            connection: Some(connection),
+            connection,
             description: signal.description,
             candidate: signal.candidate,
             tracks: signal.tracks,
+            moved: signal.moved,
         });
         metrics::counter!("sfu_peer_signals_relayed_total").increment(1);
         Ok(())
     }
+}
+
+/// The number of the mesh connection a description or candidate is for: the room must be a
+/// mesh with both as members, and the sender's number, when given, the current one.
+fn mesh_connection(room: &Room, from: &ParticipantId, signal: &PeerSignal) -> Result<u64, RequestError> {
+    if room.topology.mode() != TopologyMode::Mesh {
+        return Err(RequestError::new(ErrorCode::NotMesh, "the room is not a mesh now: send media to the server"));
+    }
+    let Some(connection) = room.topology.connection(from, &signal.to) else {
+        return Err(RequestError::new(ErrorCode::UnknownPeer, format!("{} is not another member of your mesh", signal.to)));
+    };
+    if signal.connection.is_some_and(|c| c != connection) {
+        // Sent on a connection a later `topology` replaced: applied to the new one, an old
+        // description or candidate would break it.
+        metrics::counter!("sfu_peer_signals_refused_total").increment(1);
+        return Err(RequestError::new(
+            ErrorCode::StaleSignal,
+            format!("the connection to {} is number {connection} now", signal.to),
+        ));
+    }
+    Ok(connection)
 }
 
 /// Reviews the room again at `at` (and after, while it keeps asking), unless a later schedule

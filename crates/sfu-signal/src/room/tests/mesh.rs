@@ -149,6 +149,7 @@ fn offer_to(to: &ParticipantId) -> PeerSignal {
         description: Some(SessionDescription { kind: SdpKind::Offer, sdp: "v=0\r\n".into() }),
         candidate: None,
         tracks: Vec::new(),
+        moved: None,
     }
 }
 
@@ -303,4 +304,27 @@ async fn relayed_signals_are_rate_bounded() {
     let relayed = b.messages().iter().filter(|m| matches!(m, ServerMessage::PeerSignal { .. })).count();
     assert!(refused >= 40, "a burst of 150 is cut off (refused {refused})");
     assert_eq!(relayed + refused, 150);
+}
+
+/// A switch note goes in either mode (after a switch to the SFU the room is no mesh, and the
+/// note is what lets the peer close its mesh connection), but only to another participant.
+#[tokio::test]
+async fn switch_notes_are_relayed_in_sfu_mode_too() {
+    let hub = mesh_hub(TopologySetting::Auto, 2);
+    let a = connect(&hub, "r", "a").await;
+    let mut b = connect(&hub, "r", "b").await;
+    let _c = connect(&hub, "r", "c").await;
+    assert_eq!(a.room.lock().await.topology.mode(), TopologyMode::Sfu);
+    b.messages();
+    let note = |to: &ParticipantId| PeerSignal { description: None, connection: Some(2), moved: Some(TopologyMode::Sfu), ..offer_to(to) };
+    relay(&hub, &a, note(&b.id)).await.unwrap();
+    let got = b.messages();
+    assert!(
+        matches!(&got[..], [ServerMessage::PeerSignal { from, moved: Some(TopologyMode::Sfu), connection: Some(2), description: None, candidate: None, .. }] if *from == a.id),
+        "{got:?}"
+    );
+    assert_eq!(relay(&hub, &a, note(&a.id)).await, Err(ErrorCode::UnknownPeer), "not to oneself");
+    assert_eq!(relay(&hub, &a, note(&pid(99))).await, Err(ErrorCode::UnknownPeer));
+    // A description still needs the mesh.
+    assert_eq!(relay(&hub, &a, PeerSignal { moved: Some(TopologyMode::Sfu), ..offer_to(&b.id) }).await, Err(ErrorCode::NotMesh));
 }
