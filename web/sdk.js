@@ -445,6 +445,9 @@ export class Room extends RoomEvents {
           this._log('debug', 'peer signal refused', msg.code, msg.message);
           break;
         }
+        // Any other refused mesh signal (rate_limited, bad_message) leaves a negotiation
+        // without its offer, answer or candidate: say so where a failed switch is looked into.
+        if (msg.request === 'peer_signal') this._log('warn', 'peer signal refused', msg.code, msg.message);
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
       case 'redirect': // a draining node sends us on; the close (4307) follows

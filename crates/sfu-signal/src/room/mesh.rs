@@ -124,7 +124,8 @@ impl<M: MediaControl> Hub<M> {
             // A note only says which path the sender shows now: it also goes after a switch
             // to the SFU (the recipient closes its mesh connection on it), so any other
             // participant of the room may get one; the recipient checks the number.
-            let to_participant = room.participants.get(&signal.to).is_some_and(|p| p.kind == ParticipantKind::Signaling);
+            let to_participant =
+                room.participants.get(&signal.to).is_some_and(|p| p.kind == ParticipantKind::Signaling);
             if signal.to == *from || !to_participant {
                 return Err(RequestError::new(
                     ErrorCode::UnknownPeer,
@@ -165,7 +166,10 @@ fn mesh_connection(room: &Room, from: &ParticipantId, signal: &PeerSignal) -> Re
         return Err(RequestError::new(ErrorCode::NotMesh, "the room is not a mesh now: send media to the server"));
     }
     let Some(connection) = room.topology.connection(from, &signal.to) else {
-        return Err(RequestError::new(ErrorCode::UnknownPeer, format!("{} is not another member of your mesh", signal.to)));
+        return Err(RequestError::new(
+            ErrorCode::UnknownPeer,
+            format!("{} is not another member of your mesh", signal.to),
+        ));
     };
     if signal.connection.is_some_and(|c| c != connection) {
         // Sent on a connection a later `topology` replaced: applied to the new one, an old

@@ -316,7 +316,12 @@ async fn switch_notes_are_relayed_in_sfu_mode_too() {
     let _c = connect(&hub, "r", "c").await;
     assert_eq!(a.room.lock().await.topology.mode(), TopologyMode::Sfu);
     b.messages();
-    let note = |to: &ParticipantId| PeerSignal { description: None, connection: Some(2), moved: Some(TopologyMode::Sfu), ..offer_to(to) };
+    let note = |to: &ParticipantId| PeerSignal {
+        description: None,
+        connection: Some(2),
+        moved: Some(TopologyMode::Sfu),
+        ..offer_to(to)
+    };
     relay(&hub, &a, note(&b.id)).await.unwrap();
     let got = b.messages();
     assert!(
@@ -326,5 +331,8 @@ async fn switch_notes_are_relayed_in_sfu_mode_too() {
     assert_eq!(relay(&hub, &a, note(&a.id)).await, Err(ErrorCode::UnknownPeer), "not to oneself");
     assert_eq!(relay(&hub, &a, note(&pid(99))).await, Err(ErrorCode::UnknownPeer));
     // A description still needs the mesh.
-    assert_eq!(relay(&hub, &a, PeerSignal { moved: Some(TopologyMode::Sfu), ..offer_to(&b.id) }).await, Err(ErrorCode::NotMesh));
+    assert_eq!(
+        relay(&hub, &a, PeerSignal { moved: Some(TopologyMode::Sfu), ..offer_to(&b.id) }).await,
+        Err(ErrorCode::NotMesh)
+    );
 }
