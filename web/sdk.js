@@ -11,6 +11,7 @@
 //   // or, with a cluster: the nodes to try in turn, should one fail
 //   const room = await Room.connect(['wss://sfu-a.example/rtc', 'wss://sfu-b.example/rtc'], token);
 //   room.addEventListener('trackSubscribed', (e) => video.srcObject = new MediaStream([e.track]));
+//   // (in a room whose audio the server mixes, one audio track has e.mixed: everyone but you)
 //   await room.publish({ video: true, audio: true, simulcast: true });
 //
 // Room is the public face; it holds the parts and routes between them, each part owning its state:

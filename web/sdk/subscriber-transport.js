@@ -14,8 +14,9 @@ import { inboundStats } from './media.js';
  * A remote track received on the subscriber connection (also the trackSubscribed event's payload).
  * @typedef {object} SubscribedTrack
  * @property {string} trackId
- * @property {string} participantId
+ * @property {string} participantId '' for the room's mixed audio (a room whose audio the server mixes)
  * @property {string | null} identity null until the participant is known
+ * @property {boolean} mixed the room's mixed audio: every speaker but this participant, in one track
  * @property {string} kind
  * @property {MediaStreamTrack} track
  * @property {RTCRtpTransceiver} transceiver
@@ -110,6 +111,7 @@ export class SubscriberTransport extends PeerTransport {
         trackId,
         participantId,
         identity: p?.identity ?? null,
+        mixed: participantId === '',
         kind: track.kind,
         track,
         transceiver: tr,

@@ -38,7 +38,7 @@ mod limits;
 mod rooms;
 mod rtc;
 mod turn;
-pub use audio::{AudioConfig, MAX_TOP_N};
+pub use audio::{AudioConfig, AudioMode, MAX_TOP_N};
 pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, redact_url_password};
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};

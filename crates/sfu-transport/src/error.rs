@@ -19,6 +19,9 @@ pub enum MediaError {
     /// its packet indices could repeat, so the peer must issue new SSRCs.
     #[error("relay SSRC {0} already used on this link")]
     SsrcReused(u32),
+    /// The room's audio cannot be mixed: the build has no Opus codec (feature `audio-mix`).
+    #[error("audio mixing unavailable: {0}")]
+    AudioMixUnavailable(String),
     /// The shard handling the connection stopped.
     #[error("media shard unavailable")]
     ShardGone,

@@ -58,6 +58,7 @@ mod feedback_interceptor;
 mod ids;
 pub mod load;
 mod metrics;
+mod opus;
 mod peer_factory;
 mod plane;
 mod read_filter;

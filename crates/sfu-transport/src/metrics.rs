@@ -18,6 +18,9 @@ pub(crate) struct ShardMetrics {
     pub retransmissions: Counter,
     pub retransmissions_missed: Counter,
     pub retransmissions_refused: Counter,
+    /// Room mixes: frames made, and speakers' packets the Opus decoder refused.
+    pub mix_frames: Counter,
+    pub mix_undecodable: Counter,
     /// Datagrams from an address no connection validated, naming no ufrag we know.
     pub unroutable_datagrams: Counter,
     /// Client addresses ICE validated (a multi-homed client has several per connection).
@@ -112,6 +115,8 @@ impl ShardMetrics {
             retransmissions: c("sfu_retransmitted_packets_total"),
             retransmissions_missed: c("sfu_retransmission_misses_total"),
             retransmissions_refused: c("sfu_retransmissions_refused_total"),
+            mix_frames: c("sfu_mix_frames_total"),
+            mix_undecodable: c("sfu_mix_undecodable_packets_total"),
             unroutable_datagrams: c("sfu_unroutable_datagrams_total"),
             validated_paths: c("sfu_ice_validated_paths_total"),
             consent_lapses: c("sfu_consent_lapses_total"),

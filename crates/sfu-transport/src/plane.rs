@@ -286,6 +286,38 @@ impl MediaPlane {
         answer.await.map_err(|_| MediaError::ShardGone)?
     }
 
+    /// Starts a room's audio mix on the next shard in turn: the key of the mixed track, which
+    /// listeners subscribe to like any track. Fails with [`MediaError::AudioMixUnavailable`] in
+    /// a build without the `audio-mix` feature.
+    pub async fn add_mix(&self) -> Result<TrackKey, MediaError> {
+        let shard = self.next_shard_in_turn();
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, Command::AddMix { reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Ends a room's mix (remove its subscriptions as for an unpublished track).
+    pub fn remove_mix(&self, key: TrackKey) {
+        let _ = self.send(key.shard(), Command::RemoveMix { key });
+    }
+
+    /// Mixes `speaker`'s audio track `input` into `mix`.
+    pub async fn add_mix_input(
+        &self,
+        mix: TrackKey,
+        input: TrackKey,
+        speaker: ParticipantId,
+    ) -> Result<(), MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(mix.shard(), Command::AddMixInput { mix, input, speaker, reply })?;
+        answer.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    /// Stops mixing `input` into `mix`.
+    pub fn remove_mix_input(&self, mix: TrackKey, input: TrackKey) {
+        let _ = self.send(mix.shard(), Command::RemoveMixInput { mix, input });
+    }
+
     /// Stops receiving a relay track (remove its subscriptions as for an unpublished track).
     pub fn remove_relay_track(&self, key: TrackKey) {
         let _ = self.send(key.shard(), Command::RemoveRelayTrack { key });

@@ -37,6 +37,10 @@ pub enum Call {
     RemoveRelayOut { key: TrackKey, link: LinkId },
     SetRelayLayers { key: TrackKey, link: LinkId, used: LayerSet, wanted: Option<u8> },
     RelayLayersActive { key: TrackKey, layers: LayerSet },
+    AddMix { key: TrackKey },
+    RemoveMix { key: TrackKey },
+    AddMixInput { mix: TrackKey, input: TrackKey, speaker: ParticipantId },
+    RemoveMixInput { mix: TrackKey, input: TrackKey },
 }
 
 #[derive(Default)]
@@ -225,6 +229,26 @@ impl MediaControl for FakeMedia {
 
     fn set_among_loudest(&self, key: TrackKey, among: bool) {
         self.record(Call::SetAmongLoudest { key, among });
+    }
+
+    async fn add_mix(&self) -> Result<TrackKey, MediaError> {
+        let mut state = self.state.lock();
+        let key = TrackKey::new(0, Self::serial(&mut state));
+        state.calls.push(Call::AddMix { key });
+        Ok(key)
+    }
+
+    fn remove_mix(&self, key: TrackKey) {
+        self.record(Call::RemoveMix { key });
+    }
+
+    async fn add_mix_input(&self, mix: TrackKey, input: TrackKey, speaker: ParticipantId) -> Result<(), MediaError> {
+        self.record(Call::AddMixInput { mix, input, speaker });
+        Ok(())
+    }
+
+    fn remove_mix_input(&self, mix: TrackKey, input: TrackKey) {
+        self.record(Call::RemoveMixInput { mix, input });
     }
 
     fn send_data(&self, conn: ConnId, _text: bool, _payload: Bytes) {

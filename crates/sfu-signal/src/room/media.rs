@@ -51,6 +51,15 @@ pub trait MediaControl: super::RelayMedia + Send + Sync + 'static {
     fn set_muted(&self, key: TrackKey, muted: bool);
     fn set_speaking(&self, participant: &ParticipantId, speaking: bool);
     fn set_among_loudest(&self, key: TrackKey, among: bool);
+    fn add_mix(&self) -> impl Future<Output = Result<TrackKey, MediaError>> + Send;
+    fn remove_mix(&self, key: TrackKey);
+    fn add_mix_input(
+        &self,
+        mix: TrackKey,
+        input: TrackKey,
+        speaker: ParticipantId,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send;
+    fn remove_mix_input(&self, mix: TrackKey, input: TrackKey);
     fn send_data(&self, conn: ConnId, text: bool, payload: Bytes);
     fn close(&self, conn: ConnId);
 }
@@ -136,6 +145,27 @@ impl MediaControl for MediaPlane {
 
     fn set_among_loudest(&self, key: TrackKey, among: bool) {
         MediaPlane::set_among_loudest(self, key, among);
+    }
+
+    fn add_mix(&self) -> impl Future<Output = Result<TrackKey, MediaError>> + Send {
+        MediaPlane::add_mix(self)
+    }
+
+    fn remove_mix(&self, key: TrackKey) {
+        MediaPlane::remove_mix(self, key);
+    }
+
+    fn add_mix_input(
+        &self,
+        mix: TrackKey,
+        input: TrackKey,
+        speaker: ParticipantId,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        MediaPlane::add_mix_input(self, mix, input, speaker)
+    }
+
+    fn remove_mix_input(&self, mix: TrackKey, input: TrackKey) {
+        MediaPlane::remove_mix_input(self, mix, input);
     }
 
     fn send_data(&self, conn: ConnId, text: bool, payload: Bytes) {

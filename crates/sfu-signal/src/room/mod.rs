@@ -7,6 +7,7 @@ mod drain;
 mod limits;
 mod media;
 mod mesh;
+mod mix;
 mod model;
 mod negotiate;
 mod outbox;
@@ -139,7 +140,9 @@ impl<M: MediaControl> Hub<M> {
         }
         self.check_new_room(rooms.len())?;
         tracing::info!(room = %id.escaped(), "room created");
-        let room = Arc::new(tokio::sync::Mutex::new(Room::new(id.clone(), self.audio.top_n)));
+        let mut room = Room::new(id.clone(), self.audio.top_n);
+        room.audio_mix = self.audio.mode == crate::config::AudioMode::Mix;
+        let room = Arc::new(tokio::sync::Mutex::new(room));
         rooms.insert(id.clone(), room.clone());
         metrics::gauge!("sfu_rooms").set(rooms.len() as f64);
         Ok(room)
@@ -280,6 +283,7 @@ impl<M: MediaControl> Hub<M> {
             self.subscribe(room, id, &publisher, &track).await;
         }
         self.subscribe_to_remote(room, id).await;
+        self.subscribe_to_mix(room, id).await;
         self.negotiate(room, id).await;
     }
 
@@ -363,6 +367,7 @@ impl<M: MediaControl> Hub<M> {
                 self.cluster.leave_room(&room.id, !room.peer_nodes.is_empty());
                 self.announce_closed(&room.id);
             }
+            self.end_mix(room);
             for member in room.remote.values() {
                 let relays: Vec<_> = member.tracks.iter().filter_map(|t| Some((t.info.id.clone(), t.relay?))).collect();
                 self.drop_relays(&room.id, &member.node, &relays, true);

@@ -140,6 +140,9 @@ pub struct Room {
     pub topology_review_at: Option<std::time::Instant>,
     /// Each mesh member's budget of relayed `peer_signal` messages.
     pub signal_budgets: HashMap<ParticipantId, super::mesh::SignalBudget>,
+    /// The room mixes its audio (`audio.mode = "mix"`), and its mix once started.
+    pub audio_mix: bool,
+    pub mix: Option<super::mix::RoomMix>,
 }
 
 impl Room {
@@ -162,6 +165,8 @@ impl Room {
             topology: Default::default(),
             topology_review_at: None,
             signal_budgets: HashMap::new(),
+            audio_mix: false,
+            mix: None,
         }
     }
 

@@ -33,6 +33,14 @@ impl<M: MediaControl> Hub<M> {
             .tracks
             .iter()
             .filter_map(|(mid, key)| {
+                // The room's mix is published by nobody: the empty participant id.
+                if let Some(mix) = room.mix.as_ref().filter(|m| m.key == *key) {
+                    return Some(MidTrack {
+                        mid: mid.clone(),
+                        track_id: mix.track_id.clone(),
+                        participant_id: ParticipantId(String::new()),
+                    });
+                }
                 room.any_track_by_key(*key).map(|(publisher, info)| MidTrack {
                     mid: mid.clone(),
                     track_id: info.id.clone(),

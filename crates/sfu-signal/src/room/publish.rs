@@ -94,6 +94,14 @@ impl<M: MediaControl> Hub<M> {
         if !s.subscribes() || s.subscribed.contains(&track.key) {
             return;
         }
+        // A room that mixes its audio: the mix carries this track to everyone instead.
+        if track.info.kind == sfu_proto::TrackKind::Audio
+            && room.audio_mix
+            && self.mixed_instead(room, publisher, track.key).await
+        {
+            return;
+        }
+        let Some(s) = room.participants.get(subscriber) else { return };
         let settings = s.settings.get(&track.info.id).cloned().unwrap_or(SubscriptionSettings {
             track_id: track.info.id.clone(),
             layer: LayerPreference::Auto,
@@ -142,6 +150,9 @@ impl<M: MediaControl> Hub<M> {
     pub async fn withdraw_tracks(&self, room: &mut Room, publisher: &ParticipantId, tracks: &[TrackEntry]) {
         if tracks.is_empty() {
             return;
+        }
+        for track in tracks {
+            self.unmix(room, track.key);
         }
         let others: Vec<ParticipantId> = room.participants.keys().filter(|p| *p != publisher).cloned().collect();
         for other in &others {

@@ -156,4 +156,22 @@ pub(crate) enum Command {
         key: TrackKey,
         layers: LayerSet,
     },
+    /// A room's audio mix is to be made on this shard: the key of its track.
+    AddMix {
+        reply: Reply<TrackKey>,
+    },
+    RemoveMix {
+        key: TrackKey,
+    },
+    /// `speaker`'s audio track `input` (on any shard) is mixed into `mix` (on this one).
+    AddMixInput {
+        mix: TrackKey,
+        input: TrackKey,
+        speaker: ParticipantId,
+        reply: Reply<()>,
+    },
+    RemoveMixInput {
+        mix: TrackKey,
+        input: TrackKey,
+    },
 }

@@ -79,6 +79,9 @@ pub(crate) struct DownTrack {
     pub rendered_area: u32,
     /// Who publishes the track (their speaking moves it up the allocator's order).
     pub publisher: ParticipantId,
+    /// Who receives it: a room mix's frame carries a payload without their own voice for a
+    /// speaker (`MediaPacket::payload_for`).
+    pub listener: ParticipantId,
     /// The allocator's last decision applied to the forwarder.
     pub allocation: Option<AllocationDecision>,
 }
@@ -179,6 +182,7 @@ mod tests {
             source: TrackSource::Camera,
             rendered_area: 0,
             publisher: ParticipantId("p".into()),
+            listener: ParticipantId("s".into()),
             allocation: None,
         }
     }

@@ -10,6 +10,7 @@ mod down_track;
 mod egress;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod mix;
 mod published;
 mod relay;
 mod sdp_info;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use sfu_core::{KeyframeRequestThrottle, LayerActivity, LayerOrder, LayerSet, PacketMeta, VideoCodec};
-use sfu_proto::{LayerInfo, TrackKind};
+use sfu_proto::{LayerInfo, ParticipantId, TrackKind};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -23,6 +23,21 @@ pub(crate) struct MediaPacket {
     pub payload: Bytes,
     /// When its datagram was read from the socket: the start of the forwarding delay.
     pub arrived: Instant,
+    /// A room mix's frame only: the payloads of the speakers who must not hear themselves,
+    /// sent to them instead of `payload` (empty for every other packet).
+    pub mix_minus: Vec<(ParticipantId, Bytes)>,
+}
+
+impl MediaPacket {
+    /// What `listener` is sent: its mix-minus payload if this frame has one, else `payload`.
+    pub fn payload_for(&self, listener: Option<&ParticipantId>) -> &Bytes {
+        match listener {
+            Some(who) if !self.mix_minus.is_empty() => {
+                self.mix_minus.iter().find(|(speaker, _)| speaker == who).map_or(&self.payload, |(_, p)| p)
+            }
+            _ => &self.payload,
+        }
+    }
 }
 
 /// Where a published track's packets come from.
@@ -33,6 +48,8 @@ pub(crate) enum Source {
     Conn { conn: ConnId, mid: String },
     /// A link from the node where it is published.
     Relay(RelayIn),
+    /// A room's audio mix, made on this shard (`shard/mix.rs`).
+    Mixer,
 }
 
 /// Whose subscribers a published track's dynacast demand comes from.
@@ -49,7 +66,7 @@ impl Source {
     pub fn conn(&self) -> Option<ConnId> {
         match self {
             Source::Conn { conn, .. } => Some(*conn),
-            Source::Relay(_) => None,
+            Source::Relay(_) | Source::Mixer => None,
         }
     }
 
@@ -58,7 +75,7 @@ impl Source {
     pub fn link(&self) -> Option<LinkId> {
         match self {
             Source::Relay(relay) => Some(relay.link),
-            Source::Conn { .. } => None,
+            Source::Conn { .. } | Source::Mixer => None,
         }
     }
 }

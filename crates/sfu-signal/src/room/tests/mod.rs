@@ -6,6 +6,7 @@ mod drain;
 mod limits;
 mod membership;
 mod mesh;
+mod mix;
 mod races;
 mod resume;
 mod top_n;
@@ -186,7 +187,11 @@ fn calls_on(hub: &TestHub, conn: ConnId) -> Vec<Call> {
             | Call::AddRelayOut { .. }
             | Call::RemoveRelayOut { .. }
             | Call::SetRelayLayers { .. }
-            | Call::RelayLayersActive { .. } => false,
+            | Call::RelayLayersActive { .. }
+            | Call::AddMix { .. }
+            | Call::RemoveMix { .. }
+            | Call::AddMixInput { .. }
+            | Call::RemoveMixInput { .. } => false,
         })
         .collect()
 }

@@ -10,7 +10,7 @@ fn hub_top_n(top_n: usize, above: usize) -> TestHub {
         single_node(),
         DEPARTURE,
         Limits::default(),
-        AudioConfig { top_n, top_n_above: above },
+        AudioConfig { top_n, top_n_above: above, ..Default::default() },
         Default::default(),
     )
 }

@@ -15,6 +15,7 @@ mod bandwidth;
 mod connection;
 mod dynacast;
 mod feedback;
+mod mix;
 mod overload;
 mod publish;
 mod relay_in;
@@ -123,6 +124,9 @@ pub(crate) struct ShardCore {
     overload: sfu_core::OverloadGuard,
     /// Links to other nodes and what crosses them.
     relay: Relay,
+    /// Room mixes made here, by their track's key, and which mix each input track feeds.
+    mixes: IdMap<TrackKey, super::mix::RoomMix>,
+    mix_inputs: IdMap<TrackKey, TrackKey>,
     metrics: ShardMetrics,
 }
 
@@ -160,6 +164,8 @@ impl ShardCore {
             next_track_serial: 1,
             overload: sfu_core::OverloadGuard::new(),
             relay: Relay::new(index, shards, relay_rtcp_ssrc),
+            mixes: IdMap::default(),
+            mix_inputs: IdMap::default(),
             metrics: ShardMetrics::new(index),
         }
     }
@@ -168,6 +174,7 @@ impl ShardCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handle_conn_timeouts(now);
         self.on_relay_nack_timeout(now);
+        self.run_mixes(now);
         if now >= self.next_speaker_report {
             self.report_audio_levels();
             self.next_speaker_report = (self.next_speaker_report + sfu_core::SPEAKER_REPORT_INTERVAL).max(now);
@@ -339,6 +346,7 @@ impl ShardCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let periodic = self.next_speaker_report.min(self.next_limits_report).min(self.next_layers_check);
         let periodic = self.relay.nack_at.map_or(periodic, |at| at.min(periodic));
+        let periodic = self.next_mix_tick().map_or(periodic, |at| at.min(periodic));
         Some(self.timers.first().map_or(periodic, |(at, _)| (*at).min(periodic)))
     }
 
@@ -392,6 +400,14 @@ impl ShardCore {
             Command::SetRelayLayers { key, link, used, wanted } => self.set_relay_layers(key, link, used, wanted, now),
             Command::RelayLayersActive { key, layers } => self.relay_layers_active(key, layers, now),
             Command::AvailableLayers { key, layers } => self.on_available_layers(key, layers, now),
+            Command::AddMix { reply } => {
+                let _ = reply.send(self.add_mix(now));
+            }
+            Command::RemoveMix { key } => self.remove_mix(key, now),
+            Command::AddMixInput { mix, input, speaker, reply } => {
+                let _ = reply.send(self.add_mix_input(mix, input, speaker, now));
+            }
+            Command::RemoveMixInput { mix, input } => self.remove_mix_input(mix, input, now),
         }
     }
 

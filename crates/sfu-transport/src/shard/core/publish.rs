@@ -233,7 +233,16 @@ impl ShardCore {
             },
             payload: packet.payload,
             arrived,
+            mix_minus: Vec::new(),
         });
+        self.distribute(media, now);
+    }
+
+    /// Hands a published packet to every shard with subscribers of its track (this one's
+    /// own last) and to the links it crosses.
+    pub(super) fn distribute(&mut self, media: Arc<MediaPacket>, now: Instant) {
+        let key = media.key;
+        let Some(published) = self.published.get(&key) else { return };
         // Other shards get the packet through their queues; this shard's own subscribers last,
         // once the borrow of `published` is over (no per-packet list of shards to allocate).
         let mut local = false;
@@ -294,6 +303,8 @@ impl ShardCore {
                 self.request_keyframe_over_link(key, link, layer, ssrc, now);
                 return;
             }
+            // Audio: there are no keyframes to ask for.
+            Source::Mixer => return,
         };
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         let Some(receiver) = receiver_of(&mut conn.pc, &mid) else { return };

@@ -76,7 +76,7 @@ impl ShardCore {
     pub(super) fn relay_layers_for_attach(&self, key: TrackKey) -> Option<LayerSet> {
         match &self.published.get(&key)?.source {
             Source::Relay(relay) => relay.available,
-            Source::Conn { .. } => None,
+            Source::Conn { .. } | Source::Mixer => None,
         }
     }
 

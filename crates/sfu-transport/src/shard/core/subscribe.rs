@@ -31,7 +31,7 @@ impl ShardCore {
         now: Instant,
     ) -> Result<(), MediaError> {
         let shed_levels = self.overload.level();
-        let conn = self.ensure_conn(id, owner, Direction::Egress, now)?;
+        let conn = self.ensure_conn(id, owner.clone(), Direction::Egress, now)?;
         let Role::Subscriber(subscriber) = &mut conn.role else { return Err(MediaError::NoConnection) };
         if subscriber.subscribed.contains(&spec.key) {
             return Ok(());
@@ -91,6 +91,7 @@ impl ShardCore {
             source: spec.source,
             rendered_area: rendered_area(&spec.settings),
             publisher: spec.publisher.clone(),
+            listener: owner,
             allocation: None,
         };
         let fanout = self.fanouts.entry(spec.key).or_insert_with(|| Fanout::new(spec.kind));
@@ -291,6 +292,9 @@ impl ShardCore {
 
     /// Runs one published packet through the forwarder of every local subscriber of its track.
     pub(super) fn forward_local(&mut self, packet: &MediaPacket, now: Instant) {
+        if !self.mix_inputs.is_empty() {
+            self.feed_mix(packet, now);
+        }
         let Some(fanout) = self.fanouts.get_mut(&packet.key) else { return };
         // Padding says nothing about a layer being encoded (see Forwarder::on_packet).
         if !packet.meta.padding_only {
@@ -335,9 +339,10 @@ impl ShardCore {
                 tally.dropped(sfu_core::DropReason::PayloadTypeNotNegotiated);
                 continue;
             };
+            let payload = packet.payload_for(Some(&down.listener));
             let sent = SentPacket { timestamp: t.timestamp, marker: t.marker, source, vp8: t.vp8 };
             let out = &mut self.outgoing;
-            sent.write_to(out, &packet.payload, t.seq, down.ssrc, payload_type);
+            sent.write_to(out, payload, t.seq, down.ssrc, payload_type);
             down.history.insert(t.seq, sent);
             let in_order = down.last_seq.is_none_or(|last| t.seq.wrapping_sub(last).wrapping_sub(1) < 0x8000);
             if in_order && down.clock_anchor.is_none_or(|(ts, _)| ts != t.timestamp) {
@@ -363,8 +368,8 @@ impl ShardCore {
                         self.queued_copies.push(packet.arrived);
                     }
                     down.sent_packets = down.sent_packets.wrapping_add(1);
-                    down.sent_octets = down.sent_octets.wrapping_add(packet.payload.len() as u32);
-                    tally.forwarded(packet.payload.len());
+                    down.sent_octets = down.sent_octets.wrapping_add(payload.len() as u32);
+                    tally.forwarded(payload.len());
                 }
                 Err(reason) => tally.dropped(reason),
             }

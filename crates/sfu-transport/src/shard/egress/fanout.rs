@@ -153,6 +153,7 @@ mod tests {
             source: Default::default(),
             rendered_area: 0,
             publisher: "PA_test".into(),
+            listener: "PA_listener".into(),
             allocation: None,
         };
         Subscription {
