@@ -81,6 +81,19 @@ pub struct TokenArgs {
     /// Optional display name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Optional room topology claim (auto, sfu, mesh); honoured when this token creates the room.
+    #[arg(long, value_parser = parse_topology)]
+    pub topology: Option<sfu_proto::TopologySetting>,
+}
+
+/// Parses a topology claim: `auto`, `sfu` or `mesh`.
+pub fn parse_topology(s: &str) -> Result<sfu_proto::TopologySetting, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(sfu_proto::TopologySetting::Auto),
+        "sfu" => Ok(sfu_proto::TopologySetting::Sfu),
+        "mesh" => Ok(sfu_proto::TopologySetting::Mesh),
+        _ => Err(format!("unknown topology `{s}` (expected auto, sfu or mesh)")),
+    }
 }
 
 /// Parses a duration such as `30s`, `10m`, `6h`, `2d`, `1w` or combinations like `1h30m`.
@@ -185,6 +198,7 @@ pub fn run_token(cfg: &Config, args: &TokenArgs) -> anyhow::Result<String> {
         exp: now.saturating_add(args.ttl.as_secs()),
         iat: now,
         name: args.name.clone(),
+        topology: args.topology,
     };
     Ok(TokenAuthority::from_config(&cfg.auth).sign(&claims))
 }
@@ -287,6 +301,7 @@ mod tests {
             grants: Grants::all(),
             ttl: Duration::from_secs(60),
             name: Some("Alice".into()),
+            topology: Some(sfu_proto::TopologySetting::Mesh),
         };
         let token = run_token(&cfg, &args).unwrap();
         let now = unix_time(SystemTime::now());
@@ -294,6 +309,7 @@ mod tests {
         assert_eq!((claims.room.as_str(), claims.sub.as_str()), ("r1", "alice"));
         assert_eq!(claims.grants, Grants::all());
         assert_eq!(claims.name.as_deref(), Some("Alice"));
+        assert_eq!(claims.topology, Some(sfu_proto::TopologySetting::Mesh));
 
         let empty = TokenArgs { room: " ".into(), ..args };
         assert!(run_token(&cfg, &empty).is_err());

@@ -19,6 +19,16 @@
 //   recover (sdk/recovery.js)            after a dropped socket: resume, else join again elsewhere
 //   RoomState (sdk/room-state.js)        participants, their tracks, active speakers
 //   PublisherTransport, SubscriberTransport (sdk/*-transport.js)  one RTCPeerConnection each
+//   MeshTransport (sdk/mesh-transport.js) mesh rooms: one connection per peer, switches to/from the SFU
+//
+// Mesh rooms (docs/protocol.md, "Mesh"): when the server says the room is a mesh, media goes
+// straight between the peers and the SFU connections idle. The app sees one remote track per
+// participant and source whichever way it arrives: 'trackSubscribed' ({..., source, via:
+// 'mesh' | 'sfu'}) fires again with the new MediaStreamTrack when a switch moves it, and the app
+// points its <video> at the new `stream` (e.srcObject = e.stream), as for any trackSubscribed.
+// The switch happens only once the new path decodes, so playback does not stop.
+// `room.topology` is the current mode, `room.remoteTracks` what to show; 'topologyChanged'
+// {mode, peers} reports the server's word.
 //   DataMessages (sdk/data.js)           the data channel
 //   Subscriptions (sdk/subscriptions.js) per-track layer/size wishes and adaptive stream
 
@@ -29,6 +39,7 @@ import { joinMessage, recover, refusedForGood, rotation } from './sdk/recovery.j
 import { RoomState } from './sdk/room-state.js';
 import { PublisherTransport } from './sdk/publisher-transport.js';
 import { SubscriberTransport } from './sdk/subscriber-transport.js';
+import { MeshTransport } from './sdk/mesh-transport.js';
 import { DataMessages } from './sdk/data.js';
 import { Subscriptions } from './sdk/subscriptions.js';
 import { signalingUrl } from './sdk/urls.js';
@@ -121,6 +132,8 @@ export class Room extends RoomEvents {
     this._subscriber = null;
     /** @type {DataMessages | null} the data channel; created by join() */
     this._data = null;
+    /** @type {MeshTransport | null} mesh connections, when the room is a mesh; created by join() */
+    this._mesh = null;
   }
 
   /** @returns {Map<string, Participant>} everyone else in the room, by participant id */
@@ -139,6 +152,12 @@ export class Room extends RoomEvents {
   get localTracks() { return this._publisher?.localTracks ?? []; }
   /** @returns {Map<string, SubscribedTrack>} remote tracks received on the subscriber pc, by track id */
   get subscribedTracks() { return this._subscriber?.tracks ?? new Map(); }
+  /** @returns {'sfu' | 'mesh'} how the room carries media now, as the server last said */
+  get topology() { return this._mesh?.mode ?? 'sfu'; }
+  /** @returns {import('./sdk/mesh-transport.js').ShownTrack[]} the remote tracks to show, one per participant and source */
+  get remoteTracks() { return [...(this._mesh?.shown.values() ?? [])]; }
+  /** @returns {Map<string, RTCPeerConnection>} the mesh connections, by peer participant id */
+  get meshPcs() { return new Map([...(this._mesh?.peers ?? new Map())].map(([id, p]) => [id, p.pc])); }
 
   // ---------------------------------------------------------------- join / resume / leave
 
@@ -248,13 +267,23 @@ export class Room extends RoomEvents {
       localTrackInfos: () => this.localParticipant?.tracks ?? [],
     }, this.options);
     this._publisher = publisher;
+    const mesh = new MeshTransport(config, {
+      send: hooks.send,
+      emit: (type, payload) => this._emit(type, payload),
+      log: hooks.log,
+      localTracks: () => publisher.localTracks,
+      setSfuSending: (on) => publisher.setSending(on),
+      sfuTracks: () => this.subscribedTracks,
+      participant: (id) => this.participants.get(id),
+    });
+    this._mesh = mesh;
     this._subscriber = new SubscriberTransport(config, {
       ...hooks,
       participant: (id) => this.participants.get(id),
-      subscribed: (sub) => this._emit('trackSubscribed', { ...sub }),
+      subscribed: (sub) => mesh.sfuSubscribed(sub),
       unsubscribed: (sub) => {
         this._subscriptions.forgetView(sub.trackId);
-        this._emit('trackUnsubscribed', { ...sub });
+        mesh.sfuUnsubscribed(sub);
       },
       dataChannel: (channel) => this._data?.listen(channel),
     });
@@ -345,6 +374,7 @@ export class Room extends RoomEvents {
     const published = this._publisher?.localTracks ?? [];
     this._subscriber?.unsubscribeAll();
     this._subscriber?.close();
+    this._mesh?.close();
     this._publisher?.close({ stopTracks: false });
     const publisher = this._applyJoined(joined, true);
     publisher.republish(published).catch((e) => this._fail(`publishing again failed: ${e.message}`, e));
@@ -375,6 +405,7 @@ export class Room extends RoomEvents {
     this._subscriptions.close();
     this._publisher?.close();
     this._subscriber?.close();
+    this._mesh?.close();
     this._emit('disconnected', { reason, code: code ?? null, closeReason: closeReason ?? '' });
   }
 
@@ -398,6 +429,7 @@ export class Room extends RoomEvents {
   /** @param {SignalMessage} msg */
   _handle(msg) {
     if (this._roomState.handle(msg) || this._publisher?.handle(msg) || this._subscriber?.handle(msg)) return;
+    if (this._mesh?.handle(msg)) return;
     switch (msg.type) {
       case 'answer': // the reply to the publisher's offer: SignalClient.request hands it over
       case 'candidate': // for neither connection
@@ -409,6 +441,14 @@ export class Room extends RoomEvents {
         this._emit('dataRefused', { reason: msg.reason, bytes: msg.bytes });
         break;
       case 'error': // one about the publisher's offer also fails its SignalClient.request
+        if (msg.request === 'peer_signal' && ['not_mesh', 'unknown_peer', 'stale_signal'].includes(msg.code)) {
+          // A signal that crossed a topology change: the connection it was for is gone.
+          this._log('debug', 'peer signal refused', msg.code, msg.message);
+          break;
+        }
+        // Any other refused mesh signal (rate_limited, bad_message) leaves a negotiation
+        // without its offer, answer or candidate: say so where a failed switch is looked into.
+        if (msg.request === 'peer_signal') this._log('warn', 'peer signal refused', msg.code, msg.message);
         this._emit('error', { code: msg.code, message: msg.message, request: msg.request });
         break;
       case 'redirect': // a draining node sends us on; the close (4307) follows
@@ -440,7 +480,9 @@ export class Room extends RoomEvents {
    */
   async publish(opts = {}) {
     if (!this._publisher) throw new RoomError('publish() before join()');
-    return this._publisher.publish(opts);
+    const stream = await this._publisher.publish(opts);
+    this._mesh?.localTracksChanged();
+    return stream;
   }
 
   /**

@@ -73,6 +73,31 @@ export class PublisherTransport extends PeerTransport {
     this._queue = new SerialQueue();
     /** @type {Map<string, LayerState[]>} own track id -> the server's layer choice (dynacast) */
     this._layerStates = new Map();
+    /** False while a mesh carries our media: the senders carry no track, the server gets nothing. */
+    this._sending = true;
+  }
+
+  /**
+   * Sends our tracks to the server, or nothing (a mesh carries them); the connection, its
+   * sections and the server's tracks stay as they are.
+   * @param {boolean} on
+   * @returns {Promise<void>}
+   */
+  async setSending(on) {
+    this._sending = on;
+    await Promise.all(this.localTracks.map((t) => this._applySending(t)));
+  }
+
+  /** @param {LocalTrack} local */
+  async _applySending(local) {
+    if (isStopped(local.transceiver) || this.unusable) return;
+    const want = this._sending ? local.track : null;
+    if (local.transceiver.sender.track === want) return;
+    try {
+      await local.transceiver.sender.replaceTrack(want);
+    } catch (e) {
+      this._hooks.log('warn', 'replaceTrack', e.message);
+    }
   }
 
   /**
@@ -96,6 +121,7 @@ export class PublisherTransport extends PeerTransport {
       this._addLocalTrack(track, { simulcast, degradationPreference });
     }
     await this.negotiate();
+    if (!this._sending) await this.setSending(false);
     return this._stream;
   }
 

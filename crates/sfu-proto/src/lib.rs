@@ -9,11 +9,13 @@
 
 pub mod close_code;
 pub mod ids;
+pub mod mesh;
 pub mod messages;
 pub mod rtp_extensions;
 
 pub use close_code::CloseCode;
 pub use ids::*;
+pub use mesh::*;
 pub use messages::*;
 
 /// Version of the signaling protocol spoken by this build; sent in `joined`.

@@ -1,6 +1,7 @@
 //! Signaling messages, one enum per direction, tagged by `"type"` in JSON.
 
 use crate::ids::*;
+use crate::mesh::{MeshPeer, MeshTrack, SessionDescription, TopologyMode};
 use serde::{Deserialize, Serialize};
 
 /// A trickled ICE candidate, in the shape of the browser's `RTCIceCandidateInit`.
@@ -15,6 +16,10 @@ pub struct IceCandidate {
     /// Index of that media section in the SDP, from 0 (`sdpMLineIndex` on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment of the description it belongs to (`usernameFragment` on the
+    /// wire): a mesh peer can tell a candidate of an earlier ICE generation from a current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
 }
 
 /// One simulcast layer as the publisher describes it in its `offer`.
@@ -166,6 +171,29 @@ pub enum ClientMessage {
     },
     /// Leave the room at once; others get `participant_left`, the socket is closed with 1000.
     Leave,
+    /// For a mesh peer: a description and/or a candidate of the connection to it, relayed as
+    /// `peer_signal` (only in mesh mode, only to a member of the same mesh).
+    PeerSignal {
+        /// The peer it is for.
+        to: ParticipantId,
+        /// The number of the connection it is for, as `topology` gave it for this peer; a
+        /// signal for an earlier connection is refused with `stale_signal`. Absent: not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<u64>,
+        /// An offer or an answer, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        /// A trickled candidate, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+        /// With a description: what each of the sender's sending media sections carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<MeshTrack>,
+        /// A switch note: the sender now shows `to`'s media from this path (`mesh` or `sfu`), so
+        /// `to` may stop the old one. Relayed in either mode (a switch to the SFU ends the mesh).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved: Option<TopologyMode>,
+    },
 }
 
 /// Why a participant left the room.
@@ -215,11 +243,22 @@ pub enum ErrorCode {
     TooManyCandidates,
     /// `join` (or a WHIP/WHEP session) refused: the node is shutting down (SIGTERM).
     Draining,
+    /// `join` refused: the room is a forced mesh (`topology` `mesh`) and holds its most members.
+    MeshFull,
+    /// `peer_signal` refused: the room is not in mesh mode (now).
+    NotMesh,
+    /// `peer_signal` refused: its `to` is not another member of the sender's mesh.
+    UnknownPeer,
+    /// `peer_signal` refused: the sender is over its rate of relayed messages.
+    RateLimited,
+    /// `peer_signal` refused: it is for an earlier connection between the two peers (one that
+    /// a later `topology` replaced).
+    StaleSignal,
 }
 
 impl ErrorCode {
     /// Every error code, for tables and tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::BadMessage,
         Self::AlreadyJoined,
         Self::NotAllowed,
@@ -233,6 +272,11 @@ impl ErrorCode {
         Self::TooManySections,
         Self::TooManyCandidates,
         Self::Draining,
+        Self::MeshFull,
+        Self::NotMesh,
+        Self::UnknownPeer,
+        Self::RateLimited,
+        Self::StaleSignal,
     ];
 
     /// The code as sent on the wire (`"bad_sdp"`), also the `error` of WHIP/WHEP JSON bodies.
@@ -251,6 +295,11 @@ impl ErrorCode {
             Self::TooManySections => "too_many_sections",
             Self::TooManyCandidates => "too_many_candidates",
             Self::Draining => "draining",
+            Self::MeshFull => "mesh_full",
+            Self::NotMesh => "not_mesh",
+            Self::UnknownPeer => "unknown_peer",
+            Self::RateLimited => "rate_limited",
+            Self::StaleSignal => "stale_signal",
         }
     }
 }
@@ -386,6 +435,36 @@ pub enum ServerMessage {
         /// Size of the refused message's payload, in bytes.
         bytes: u64,
     },
+    /// How the room carries media now, and (in mesh mode) whom to connect to. Sent after
+    /// `joined` and on every change, in rooms whose topology is not `sfu`.
+    Topology {
+        /// `mesh`: connect to each of `peers` directly and send nothing to the server; `sfu`:
+        /// send to and receive from the server.
+        mode: TopologyMode,
+        /// The other members of the mesh, each with the recipient's role towards it; empty in
+        /// `sfu` mode.
+        peers: Vec<MeshPeer>,
+    },
+    /// A mesh peer's description and/or candidate for the connection to it.
+    PeerSignal {
+        /// The peer that sent it.
+        from: ParticipantId,
+        /// The number of the connection it is for (as in `topology`), when the sender gave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connection: Option<u64>,
+        /// An offer or an answer, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<SessionDescription>,
+        /// A trickled candidate, when this message carries one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<IceCandidate>,
+        /// With a description: what each of the peer's sending media sections carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<MeshTrack>,
+        /// A switch note: the peer now shows the recipient's media from this path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved: Option<TopologyMode>,
+    },
     /// Reply to `ping`.
     Pong {
         /// The `id` of the `ping` it answers.
@@ -517,6 +596,7 @@ mod tests {
                 candidate: "candidate:1 1 udp 1 127.0.0.1 7882 typ host".into(),
                 sdp_mid: Some("0".into()),
                 sdp_m_line_index: Some(0),
+                username_fragment: None,
             },
         })
         .unwrap();

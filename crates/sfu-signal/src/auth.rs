@@ -98,6 +98,10 @@ pub struct Claims {
     /// Optional display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Optional topology for the room (`auto`, `sfu`, `mesh`): the claim of the token that
+    /// creates the room wins over `rooms.topology`; later joiners' claims are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<sfu_proto::TopologySetting>,
 }
 
 /// The claims of a session (resume) token.
@@ -283,6 +287,7 @@ impl TokenAuthority {
             exp: now_unix.saturating_add(ttl.as_secs()),
             iat: now_unix,
             name: None,
+            topology: None,
         })
     }
 

@@ -35,6 +35,7 @@ mod audio;
 mod cluster;
 mod http;
 mod limits;
+mod rooms;
 mod rtc;
 mod turn;
 pub use audio::{AudioConfig, AudioMode, MAX_TOP_N};
@@ -42,6 +43,7 @@ pub use cluster::{ClusterConfig, DEFAULT_RELAY_PORT, MIN_CLUSTER_SECRET_BYTES, r
 use http::cors_origin_problem;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::Limits;
+pub use rooms::{MAX_MESH_PARTICIPANTS, RoomsConfig};
 use rtc::ice_server_problem;
 pub use rtc::{IceServer, RtcConfig};
 pub use turn::{MIN_TURN_SECRET_BYTES, TurnConfig};
@@ -87,6 +89,8 @@ pub struct Config {
     pub audio: AudioConfig,
     /// TURN credentials for clients, and the embedded TURN server.
     pub turn: TurnConfig,
+    /// Room topology: SFU, mesh, or a mesh while small.
+    pub rooms: RoomsConfig,
     /// Development mode: dev keys and the unauthenticated dev token endpoint. Never in production.
     pub dev: bool,
     /// Whether dev mode was asked for explicitly (`dev = true` in the config file, or
@@ -148,6 +152,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             audio: AudioConfig::default(),
             turn: TurnConfig::default(),
+            rooms: RoomsConfig::default(),
             dev: false,
             dev_explicit: false,
             log: DEFAULT_LOG.to_owned(),
@@ -474,6 +479,9 @@ impl Config {
             return invalid(problem);
         }
         if let Some(problem) = self.turn.problem() {
+            return invalid(problem);
+        }
+        if let Some(problem) = self.rooms.problem() {
             return invalid(problem);
         }
         Ok(())

@@ -39,6 +39,10 @@ pub async fn handle(
             let _ = tx.send(Outgoing::Message(ServerMessage::Pong { id: ping }));
             Ok(())
         }
+        ClientMessage::PeerSignal { to, connection, description, candidate, tracks, moved } => {
+            let signal = crate::room::PeerSignal { to, connection, description, candidate, tracks, moved };
+            hub.relay_peer_signal(&mut room, id, signal)
+        }
         ClientMessage::Leave => {
             hub.remove_participant(&mut room, id, LeaveReason::Left).await;
             Ok(())
@@ -65,5 +69,6 @@ fn request_name(message: &ClientMessage) -> &'static str {
         ClientMessage::Mute { .. } => "mute",
         ClientMessage::Ping { .. } => "ping",
         ClientMessage::Leave => "leave",
+        ClientMessage::PeerSignal { .. } => "peer_signal",
     }
 }

@@ -81,7 +81,14 @@ impl Server {
         .context("starting media shards")?;
         let cluster = cluster_setup::start(&config, &media.relay_endpoints()).context("starting cluster membership")?;
         let turn = turn_setup::start(&config, &media).await.context("starting the embedded TURN server")?;
-        let hub = Hub::new(media, cluster, config.departure_timeout(), config.limits.clone(), config.audio.clone());
+        let hub = Hub::new(
+            media,
+            cluster,
+            config.departure_timeout(),
+            config.limits.clone(),
+            config.audio.clone(),
+            config.rooms.clone(),
+        );
         hub.set_ice_servers(turn_setup::ice_servers(&config, turn.as_ref()));
         tokio::spawn(media_events::run(hub.clone(), events_rx));
         if let Some(cluster_events) = sfu_cluster::Cluster::take_events(&hub.cluster) {

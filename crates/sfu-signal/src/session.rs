@@ -207,12 +207,13 @@ async fn join(state: &Arc<AppState>, token: &str, redirects: u32, tx: Outbox) ->
         return Err((CloseCode::Redirected, format!("redirected to {}", target.node)));
     }
     let room_id = RoomId(claims.room.clone());
-    let joined = state.hub.join(
+    let joined = state.hub.join_with(
         &room_id,
         Identity(claims.sub.clone()),
         claims.grants,
         ParticipantKind::Signaling,
         Some(tx.clone()),
+        claims.topology,
     );
     let (room_ref, id) = joined.await.map_err(|refused| {
         // The error says which limit; the close says the join is over.

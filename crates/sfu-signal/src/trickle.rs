@@ -40,6 +40,7 @@ pub fn fragment_candidates(fragment: &str) -> Vec<IceCandidate> {
                 candidate: c.to_owned(),
                 sdp_mid: mid.clone(),
                 sdp_m_line_index: Some(index.unwrap_or(0)),
+                username_fragment: None,
             });
         }
     }

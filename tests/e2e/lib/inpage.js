@@ -6,7 +6,7 @@
     'participantJoined', 'participantLeft', 'trackPublished', 'trackUnpublished', 'trackSubscribed',
     'trackUnsubscribed', 'trackMuted', 'streamState', 'data', 'reconnecting', 'reconnected', 'disconnected', 'error',
     'signal', 'connectionStateChanged', 'dataChannelOpen', 'localTrackPublished', 'publisherLayers',
-    'activeSpeakers', 'dataRefused', 'redirected',
+    'activeSpeakers', 'dataRefused', 'redirected', 'topologyChanged',
   ];
   let sdkPromise = null;
   const sdk = () => (sdkPromise ??= import('/sdk.js'));
@@ -15,6 +15,7 @@
   const samplers = {};
   const tones = {};
   const videos = {};
+  const apps = {};
 
   // Events are kept as plain JSON-able records: {type, t, ...}.
   function plain(type, d) {
@@ -26,7 +27,10 @@
       }
       case 'trackSubscribed':
       case 'trackUnsubscribed':
-        return { ...r, trackId: d.trackId, participantId: d.participantId, identity: d.identity, kind: d.kind, mid: d.mid };
+        return { ...r, trackId: d.trackId, participantId: d.participantId, identity: d.identity, kind: d.kind, mid: d.mid,
+          via: d.via ?? null, source: d.source ?? null };
+      case 'topologyChanged':
+        return { ...r, mode: d.mode, peers: d.peers };
       case 'participantJoined':
         return { ...r, participantId: d.participant.id, identity: d.participant.identity };
       case 'data':
@@ -62,9 +66,18 @@
      */
     async join(key, { room, identity, token, publish = false, options = {}, url }) {
       const { Room } = await sdk();
-      const r = new Room(url ?? location.origin, options);
-      rooms[key] = r;
       logs[key] = [];
+      // `captureLog`: the SDK's log lines of every level are kept as 'log' events (T.events).
+      const { captureLog, ...roomOptions } = options;
+      if (captureLog) {
+        roomOptions.log = (level, ...args) => {
+          const text = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+          logs[key].push({ type: 'log', t: performance.now(), level, text });
+          if (level === 'warn' || level === 'error') console[level]('[sfu]', text);
+        };
+      }
+      const r = new Room(url ?? location.origin, roomOptions);
+      rooms[key] = r;
       for (const type of EVENTS) r.addEventListener(type, (e) => logs[key].push(plain(type, e.detail ?? {})));
       const t0 = performance.now();
       const joined = await r.join(token ?? (await T.token(room, identity)));
@@ -229,6 +242,114 @@
         await new Promise((res) => setTimeout(res, 20));
       }
       return null;
+    },
+
+    /**
+     * A minimal app for mesh rooms: each remote participant's video in its own <video>, pointed at
+     * the new stream on every 'trackSubscribed' (how the SDK moves a track between the mesh and
+     * the SFU), and followed by adaptive stream (observeVideo). Every 100 ms it samples the framesDecoded of the receiver the element shows; it
+     * also notes each frame the element presents (requestVideoFrameCallback).
+     */
+    showRemoteVideos(key) {
+      const r = T.room(key);
+      const app = (apps[key] = { shown: {}, samples: [], timer: null });
+      const attach = (d) => {
+        if (d.kind !== 'video') return;
+        let v = app.shown[d.participantId];
+        if (!v) {
+          const el = document.createElement('video');
+          el.muted = true;
+          el.autoplay = true;
+          el.style.cssText = 'display:block;width:320px;height:180px';
+          document.body.append(el);
+          v = app.shown[d.participantId] = { el, receiver: null, via: null, moves: [], frames: [], observed: null };
+          const onFrame = () => { v.frames.push(performance.now()); el.requestVideoFrameCallback(onFrame); };
+          el.requestVideoFrameCallback(onFrame);
+        }
+        v.el.srcObject = d.stream;
+        v.el.play().catch(() => {});
+        // As a real app would: the SFU sends the layer that fits the element (adaptive stream).
+        if (d.trackId && v.observed !== d.trackId) {
+          v.observed = d.trackId;
+          r.observeVideo(d.trackId, v.el);
+        }
+        v.receiver = d.receiver ?? d.transceiver?.receiver ?? null;
+        v.via = d.via ?? 'sfu';
+        v.moves.push({ t: performance.now(), via: v.via });
+      };
+      r.addEventListener('trackSubscribed', (e) => attach(e.detail));
+      for (const t of r.remoteTracks) attach(t);
+      app.timer = setInterval(async () => {
+        const t = performance.now();
+        for (const [pid, v] of Object.entries(app.shown)) {
+          const { receiver, via } = v; // as shown now: a move during the await must not mix them up
+          if (!receiver) continue;
+          let decoded = null;
+          try {
+            (await receiver.getStats()).forEach((s) => {
+              if (s.type === 'inbound-rtp' && s.kind === 'video') decoded = (decoded ?? 0) + (s.framesDecoded ?? 0);
+            });
+          } catch {}
+          app.samples.push({ t, pid, via, receiver, decoded });
+        }
+      }, 100);
+    },
+
+    /** What the app of `key` shows for each participant: {via, moves, frames presented, framesDecoded}. */
+    async shownVideos(key) {
+      const out = {};
+      for (const [pid, v] of Object.entries(apps[key]?.shown ?? {})) {
+        let decoded = 0;
+        try {
+          (await v.receiver?.getStats())?.forEach((s) => { if (s.type === 'inbound-rtp') decoded += s.framesDecoded ?? 0; });
+        } catch {}
+        out[pid] = { via: v.via, moves: v.moves, presented: v.frames.length, decoded };
+      }
+      return out;
+    },
+
+    /**
+     * The longest time, per remote participant, in which the video `key` shows decoded no new
+     * frame (100 ms samples of whatever receiver was shown; a move to a receiver that already
+     * decodes counts as progress), and the longest time between presented frames; from `from` to `to`.
+     */
+    videoGaps(key, from = 0, to = Infinity) {
+      const app = apps[key];
+      const out = {};
+      for (const pid of Object.keys(app.shown)) {
+        const samples = app.samples.filter((s) => s.pid === pid && s.t >= from && s.t <= to && s.decoded !== null);
+        const last = new Map();
+        let lastRise = samples[0]?.t ?? from;
+        let worst = { ms: 0, at: null };
+        for (const s of samples) {
+          const before = last.get(s.receiver);
+          const rose = before === undefined ? s.decoded > 0 : s.decoded > before;
+          last.set(s.receiver, s.decoded);
+          if (rose) {
+            if (s.t - lastRise > worst.ms) worst = { ms: s.t - lastRise, at: lastRise };
+            lastRise = s.t;
+          }
+        }
+        const end = samples.at(-1)?.t ?? from;
+        if (end - lastRise > worst.ms) worst = { ms: end - lastRise, at: lastRise };
+        const frames = app.shown[pid].frames.filter((t) => t >= from && t <= to);
+        let presentedGap = 0;
+        for (let i = 1; i < frames.length; i++) presentedGap = Math.max(presentedGap, frames[i] - frames[i - 1]);
+        const around = samples.filter((s) => worst.at !== null && s.t >= worst.at - 300 && s.t <= worst.at + worst.ms + 300)
+          .map((s) => [Math.round(s.t), s.via, s.decoded]);
+        out[pid] = { decodeGapMs: Math.round(worst.ms), gapAt: worst.at, presentedGapMs: Math.round(presentedGap),
+          presented: frames.length, samples: samples.length, around };
+      }
+      return out;
+    },
+
+    /** Bytes our publisher connection has sent to the server, per kind (RTP payload and headers). */
+    async publisherBytesSent(key) {
+      const out = { audio: 0, video: 0 };
+      (await T.room(key).publisherPc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp') out[s.kind] += (s.bytesSent ?? 0) + (s.headerBytesSent ?? 0);
+      });
+      return out;
     },
 
     /** Publishes raw media straight into /whip and returns {status, location, contentType}. */

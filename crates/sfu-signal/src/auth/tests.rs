@@ -26,7 +26,15 @@ fn raw_text_token(payload: &str, secret: &[u8]) -> String {
 
 /// Access-token claims for `room` expiring at `exp`, as a join would have verified them.
 fn joined_with(room: &str, exp: u64) -> Claims {
-    Claims { sub: "alice".into(), room: room.into(), grants: Grants::participant(), exp, iat: NOW, name: None }
+    Claims {
+        sub: "alice".into(),
+        room: room.into(),
+        grants: Grants::participant(),
+        exp,
+        iat: NOW,
+        name: None,
+        topology: None,
+    }
 }
 
 #[test]

@@ -35,6 +35,9 @@ impl<M: MediaControl> Hub<M> {
         if let Some(me) = room.participants.get_mut(id) {
             me.welcomed = true;
         }
+        if room.topology.announces() {
+            let _ = tx.send(Outgoing::Message(room.topology_message(id)));
+        }
         if !room.announced_speakers.is_empty() {
             let speakers = room.announced_speakers.clone();
             let _ = tx.send(Outgoing::Message(ServerMessage::ActiveSpeakers { speakers }));
@@ -61,6 +64,10 @@ impl<M: MediaControl> Hub<M> {
         p.negotiation.ice_restart = !self.is_connected(p.subscriber_conn);
         p.negotiation.needs_offer = true;
         let _ = tx.send(Outgoing::Message(ServerMessage::Resumed { participant: p.info(), participants: others }));
+        if room.topology.announces() {
+            let _ = tx.send(Outgoing::Message(room.topology_message(id)));
+        }
+        let p = room.participants.get_mut(id)?;
         // Dynacast messages sent while the socket was away were lost with its queue.
         for track in &p.tracks {
             if let Some(layers) = &track.encoding {

@@ -6,6 +6,7 @@ mod attach;
 mod drain;
 mod limits;
 mod media;
+mod mesh;
 mod mix;
 mod model;
 mod negotiate;
@@ -19,19 +20,22 @@ mod remote;
 mod request_error;
 mod speakers;
 mod top_n;
+mod topology;
 mod trickle;
 mod viewers;
 
 pub use limits::Limit;
 pub use media::MediaControl;
+pub use mesh::PeerSignal;
 pub use model::*;
 pub use outbox::{Frame, Outbox, OutboxReceiver, Outgoing, outbox};
 pub use relay_media::RelayMedia;
 pub use request_error::RequestError;
+pub use topology::{Topology, TopologyPolicy};
 
 use parking_lot::Mutex;
 use sfu_cluster::{AnyCluster, Cluster};
-use sfu_proto::{CloseCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage};
+use sfu_proto::{CloseCode, ErrorCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage, TopologySetting};
 use sfu_transport::{ConnId, MediaPlane};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -39,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use crate::auth::Grants;
-use crate::config::{AudioConfig, Limits};
+use crate::config::{AudioConfig, Limits, RoomsConfig};
 
 pub type RoomRef = Arc<tokio::sync::Mutex<Room>>;
 
@@ -59,6 +63,8 @@ pub struct Hub<M = MediaPlane> {
     limits: Limits,
     /// Top-N audio in large rooms.
     audio: AudioConfig,
+    /// Mesh or SFU (`[rooms]`).
+    topology: RoomsConfig,
     /// Participants and WHEP viewers in every room, counted against `participants_per_node`
     /// (exactly: the rooms' own counts sit behind their locks).
     members: AtomicUsize,
@@ -78,6 +84,7 @@ impl<M: MediaControl> Hub<M> {
         departure_timeout: Duration,
         limits: Limits,
         audio: AudioConfig,
+        rooms: RoomsConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             media,
@@ -89,6 +96,7 @@ impl<M: MediaControl> Hub<M> {
             departure_timeout,
             limits,
             audio,
+            topology: rooms,
             members: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             links: Mutex::new(HashMap::new()),
@@ -178,6 +186,20 @@ impl<M: MediaControl> Hub<M> {
         kind: ParticipantKind,
         outbox: Option<Outbox>,
     ) -> Result<(RoomRef, ParticipantId), RequestError> {
+        self.join_with(room_id, identity, grants, kind, outbox, None).await
+    }
+
+    /// As [`Hub::join`], with the topology the joiner's token asks for: it holds if this
+    /// participant is the room's first (else the room keeps its own).
+    pub async fn join_with(
+        self: &Arc<Self>,
+        room_id: &RoomId,
+        identity: Identity,
+        grants: Grants,
+        kind: ParticipantKind,
+        outbox: Option<Outbox>,
+        topology: Option<TopologySetting>,
+    ) -> Result<(RoomRef, ParticipantId), RequestError> {
         self.check_not_draining()?;
         let (room_ref, mut room) = loop {
             let room_ref = self.room_or_create(room_id)?;
@@ -189,7 +211,12 @@ impl<M: MediaControl> Hub<M> {
             }
         };
         let old = room.by_identity(identity.as_str()).map(|p| p.id.clone());
-        if let Err(refused) = self.take_place(&room, old.is_some()) {
+        if room.participants.is_empty() && room.remote.is_empty() {
+            room.topology = Topology::new(self.topology_policy(topology));
+        }
+        if let Err(refused) =
+            self.check_mesh_place(&room, kind, old.is_some()).and_then(|()| self.take_place(&room, old.is_some()))
+        {
             // A room made for this join closes again.
             self.close_if_empty(&room);
             return Err(refused);
@@ -233,6 +260,10 @@ impl<M: MediaControl> Hub<M> {
         }
         room.broadcast_except(&id, &ServerMessage::ParticipantJoined { participant: participant.info() });
         room.participants.insert(id.clone(), participant);
+        if kind == ParticipantKind::Signaling {
+            room.topology.member_joined(id.clone());
+        }
+        self.review_topology(&mut room);
         self.announce_joined(&room, &id, first_here);
         tracing::info!(room = %room_id.escaped(), participant = %id, identity = %identity.escaped(), ?kind, "participant joined");
         self.update_gauges(&room);
@@ -282,6 +313,8 @@ impl<M: MediaControl> Hub<M> {
     /// tells the room.
     pub async fn remove_participant(&self, room: &mut Room, id: &ParticipantId, reason: LeaveReason) {
         let Some(gone) = room.participants.remove(id) else { return };
+        room.topology.member_left(id);
+        room.signal_budgets.remove(id);
         self.give_back_place();
         self.media.close(gone.publisher_conn);
         self.media.close(gone.subscriber_conn);
@@ -314,6 +347,7 @@ impl<M: MediaControl> Hub<M> {
             let _ = outbox.send(Outgoing::Close(code, text.into()));
         }
         tracing::info!(room = %room.id.escaped(), participant = %id, ?reason, "participant left");
+        self.review_topology(room);
         self.update_gauges(room);
         // A replaced participant's successor joins this room right after: it stays open.
         if reason != LeaveReason::Replaced {
@@ -340,6 +374,34 @@ impl<M: MediaControl> Hub<M> {
             }
             tracing::info!(room = %room.id.escaped(), "room closed");
         }
+    }
+
+    /// The topology rules of a new room: the creator's claim, else `rooms.topology`.
+    fn topology_policy(&self, claim: Option<TopologySetting>) -> TopologyPolicy {
+        TopologyPolicy {
+            setting: claim.unwrap_or(self.topology.topology),
+            max_members: self.topology.mesh_max_participants,
+            hysteresis: self.topology.mesh_hysteresis(),
+        }
+    }
+
+    /// A forced mesh takes no more than its most members, and no WHIP publisher (which cannot
+    /// take part in a mesh). Replacing a member's session is always allowed.
+    fn check_mesh_place(&self, room: &Room, kind: ParticipantKind, replacing: bool) -> Result<(), RequestError> {
+        if replacing || room.topology.policy().setting != TopologySetting::Mesh {
+            return Ok(());
+        }
+        if kind != ParticipantKind::Signaling {
+            return Err(RequestError::new(ErrorCode::MeshFull, "the room is a mesh: it takes no WHIP publishers"));
+        }
+        if room.topology.refuses_more() {
+            let max = room.topology.policy().max_members;
+            return Err(RequestError::new(
+                ErrorCode::MeshFull,
+                format!("the room is a mesh of at most {max} participants"),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn update_gauges(&self, room: &Room) {

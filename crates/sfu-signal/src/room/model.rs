@@ -134,6 +134,12 @@ pub struct Room {
     pub top_n_applies: bool,
     /// Participants whose audio the shards were last told to hold back.
     pub held_back: HashSet<ParticipantId>,
+    /// Mesh or SFU, and who is in the mesh (chosen by the room's first participant).
+    pub topology: super::topology::Topology,
+    /// When a review of the topology is due (its hysteresis), if one is scheduled.
+    pub topology_review_at: Option<std::time::Instant>,
+    /// Each mesh member's budget of relayed `peer_signal` messages.
+    pub signal_budgets: HashMap<ParticipantId, super::mesh::SignalBudget>,
     /// The room mixes its audio (`audio.mode = "mix"`), and its mix once started.
     pub audio_mix: bool,
     pub mix: Option<super::mix::RoomMix>,
@@ -156,6 +162,9 @@ impl Room {
             loudest: sfu_core::LoudestSpeakers::new(top_n),
             top_n_applies: false,
             held_back: HashSet::new(),
+            topology: Default::default(),
+            topology_review_at: None,
+            signal_budgets: HashMap::new(),
             audio_mix: false,
             mix: None,
         }

@@ -88,7 +88,12 @@ pub(super) fn local_candidate(sdp: &str) -> Option<IceCandidate> {
     let mid = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=mid:"))?;
     let candidate =
         sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=").filter(|c| c.starts_with("candidate:")))?;
-    Some(IceCandidate { candidate: candidate.to_owned(), sdp_mid: Some(mid.to_owned()), sdp_m_line_index: Some(0) })
+    Some(IceCandidate {
+        candidate: candidate.to_owned(),
+        sdp_mid: Some(mid.to_owned()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    })
 }
 
 #[cfg(test)]

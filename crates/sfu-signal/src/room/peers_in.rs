@@ -139,6 +139,7 @@ impl<M: MediaControl> Hub<M> {
             let member = RemoteMember::new(node.clone(), participant);
             room.broadcast_except(&id, &ServerMessage::ParticipantJoined { participant: member.info() });
             room.remote.insert(id.clone(), member);
+            self.review_topology(room);
             tracing::info!(room = %room.id.escaped(), participant = %id, %node, "remote participant joined");
         }
         // Tracks: announce those not known yet, withdraw those no longer listed.
@@ -186,6 +187,7 @@ impl<M: MediaControl> Hub<M> {
             return;
         }
         let Some(gone) = room.remote.remove(id) else { return };
+        self.review_topology(room);
         for track in gone.tracks {
             self.withdraw_remote_track(room, node, id, track, false).await;
         }

@@ -12,6 +12,7 @@ impl<M: MediaControl> Hub<M> {
     pub fn add_viewer(&self, room: &mut Room, session: String, viewer: Viewer) {
         self.viewer_conns.lock().insert(viewer.conn, (room.id.clone(), session.clone()));
         room.viewers.insert(session, viewer);
+        self.review_topology(room);
     }
 
     /// Ends a viewer session: its connection closes, and its room if it was the last one there.
@@ -22,6 +23,7 @@ impl<M: MediaControl> Hub<M> {
         self.viewer_conns.lock().remove(&viewer.conn);
         self.media.close(viewer.conn);
         tracing::info!(room = %room.id.escaped(), viewer = session, "whep session ended");
+        self.review_topology(room);
         self.close_if_empty(room);
         true
     }

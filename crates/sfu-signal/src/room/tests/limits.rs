@@ -138,6 +138,7 @@ async fn each_connection_takes_a_limited_number_of_trickled_candidates() {
         candidate: "candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host".into(),
         sdp_mid: Some("0".into()),
         sdp_m_line_index: Some(0),
+        username_fragment: None,
     };
     let trickle = |target| {
         let (hub, alice) = (hub.clone(), &alice);

@@ -11,6 +11,7 @@ fn hub_mixing() -> TestHub {
         DEPARTURE,
         Limits::default(),
         AudioConfig { mode: AudioMode::Mix, ..Default::default() },
+        Default::default(),
     )
 }
 

@@ -5,6 +5,7 @@ mod data;
 mod drain;
 mod limits;
 mod membership;
+mod mesh;
 mod mix;
 mod races;
 mod resume;
@@ -32,7 +33,7 @@ fn hub() -> TestHub {
 }
 
 fn hub_with(limits: Limits) -> TestHub {
-    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits, AudioConfig::default())
+    Hub::new(FakeMedia::default(), single_node(), DEPARTURE, limits, AudioConfig::default(), Default::default())
 }
 
 /// The cluster of a node alone, as the server runs without `cluster.redis_url`.

@@ -11,6 +11,7 @@ fn hub_top_n(top_n: usize, above: usize) -> TestHub {
         DEPARTURE,
         Limits::default(),
         AudioConfig { top_n, top_n_above: above, ..Default::default() },
+        Default::default(),
     )
 }
 

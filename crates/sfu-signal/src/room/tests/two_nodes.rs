@@ -10,7 +10,7 @@ use super::*;
 
 fn node(name: &str, clock_ms: u64) -> TestHub {
     let cluster = AnyCluster::Recording(RecordingCluster::new(name, clock_ms));
-    Hub::new(FakeMedia::default(), cluster, DEPARTURE, Limits::default(), AudioConfig::default())
+    Hub::new(FakeMedia::default(), cluster, DEPARTURE, Limits::default(), AudioConfig::default(), Default::default())
 }
 
 fn recording(hub: &TestHub) -> &RecordingCluster {

@@ -69,7 +69,12 @@ pub fn sdp_offer(data: &[u8]) {
         return;
     }
     for line in trickle.lines().take(16) {
-        let candidate = IceCandidate { candidate: line.to_owned(), sdp_mid: Some("0".into()), sdp_m_line_index: None };
+        let candidate = IceCandidate {
+            candidate: line.to_owned(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: None,
+            username_fragment: None,
+        };
         let _ = ask(&mut core, now, |reply| Command::RemoteCandidate { conn, candidate, reply });
     }
     core.handle_command(Command::Close { conn }, now);
