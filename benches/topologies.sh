@@ -6,8 +6,9 @@
 #   benches/topologies.sh [OUT]          default OUT: target/topologies
 #
 # Environment (see benches/topologies.mjs): TOPOLOGIES, NS, TRANSPORTS, WINDOW, WARMUP,
-#   E2E_SFU_BIN, LOADTEST_BIN, MESH_SFU_BIN + MESH_WEB_DIR (a build of the mesh branch and its
-#   web/), MCU_SFU_BIN (a build with --features audio-mix), E2E_PORT_OFFSET, PLOTS_DIR (default
+#   E2E_SFU_BIN, LOADTEST_BIN (the binaries; E2E_SFU_BIN built with --features audio-mix for the
+#   mcu rows), MESH_SFU_BIN + MESH_WEB_DIR and MCU_SFU_BIN (other builds for those rows, default
+#   E2E_SFU_BIN), E2E_PORT_OFFSET, PLOTS_DIR (default
 #   docs/topologies), VENV (default target/topologies-venv: matplotlib, installed with pip once).
 # Quick development run: TOPOLOGIES=sfu NS="2 4" TRANSPORTS=udp WINDOW=5 WARMUP=3 benches/topologies.sh
 set -euo pipefail

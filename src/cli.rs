@@ -84,6 +84,9 @@ pub struct TokenArgs {
     /// Optional room topology claim (auto, sfu, mesh); honoured when this token creates the room.
     #[arg(long, value_parser = parse_topology)]
     pub topology: Option<sfu_proto::TopologySetting>,
+    /// Optional room audio claim (forward, mix); honoured when this token creates the room.
+    #[arg(long, value_parser = parse_audio_mode)]
+    pub audio_mode: Option<sfu_signal::config::AudioMode>,
 }
 
 /// Parses a topology claim: `auto`, `sfu` or `mesh`.
@@ -93,6 +96,15 @@ pub fn parse_topology(s: &str) -> Result<sfu_proto::TopologySetting, String> {
         "sfu" => Ok(sfu_proto::TopologySetting::Sfu),
         "mesh" => Ok(sfu_proto::TopologySetting::Mesh),
         _ => Err(format!("unknown topology `{s}` (expected auto, sfu or mesh)")),
+    }
+}
+
+/// Parses an audio mode claim: `forward` or `mix`.
+pub fn parse_audio_mode(s: &str) -> Result<sfu_signal::config::AudioMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "forward" => Ok(sfu_signal::config::AudioMode::Forward),
+        "mix" => Ok(sfu_signal::config::AudioMode::Mix),
+        _ => Err(format!("unknown audio mode `{s}` (expected forward or mix)")),
     }
 }
 
@@ -199,6 +211,7 @@ pub fn run_token(cfg: &Config, args: &TokenArgs) -> anyhow::Result<String> {
         iat: now,
         name: args.name.clone(),
         topology: args.topology,
+        audio_mode: args.audio_mode,
     };
     Ok(TokenAuthority::from_config(&cfg.auth).sign(&claims))
 }
@@ -302,6 +315,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             name: Some("Alice".into()),
             topology: Some(sfu_proto::TopologySetting::Mesh),
+            audio_mode: Some(sfu_signal::config::AudioMode::Mix),
         };
         let token = run_token(&cfg, &args).unwrap();
         let now = unix_time(SystemTime::now());
@@ -310,6 +324,9 @@ mod tests {
         assert_eq!(claims.grants, Grants::all());
         assert_eq!(claims.name.as_deref(), Some("Alice"));
         assert_eq!(claims.topology, Some(sfu_proto::TopologySetting::Mesh));
+        assert_eq!(claims.audio_mode, Some(sfu_signal::config::AudioMode::Mix));
+        assert_eq!(parse_audio_mode("MIX"), Ok(sfu_signal::config::AudioMode::Mix));
+        assert!(parse_audio_mode("mcu").is_err());
 
         let empty = TokenArgs { room: " ".into(), ..args };
         assert!(run_token(&cfg, &empty).is_err());

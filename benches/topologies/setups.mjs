@@ -30,13 +30,13 @@ export const SERVER_ENV = Object.fromEntries((process.env.TOPO_SERVER_ENV ?? '')
 
 /** Why `topology` cannot run here (a binary missing), or null. */
 export function unavailable(topology) {
-  if (topology === 'mesh') {
-    if (!process.env.MESH_SFU_BIN) return 'MESH_SFU_BIN not set (mesh rooms live on the mesh branch, not on main)';
-    if (!existsSync(process.env.MESH_SFU_BIN)) return `MESH_SFU_BIN ${process.env.MESH_SFU_BIN} not found`;
+  // Mesh and MCU rows run the main binary unless given another (MCU: it must be built with
+  // --features audio-mix, or the server logs `audio mixing refused` and forwards).
+  if (topology === 'mesh' && process.env.MESH_SFU_BIN && !existsSync(process.env.MESH_SFU_BIN)) {
+    return `MESH_SFU_BIN ${process.env.MESH_SFU_BIN} not found`;
   }
-  if (topology === 'mcu') {
-    if (!process.env.MCU_SFU_BIN) return 'MCU_SFU_BIN not set (a build with the audio-mix feature)';
-    if (!existsSync(process.env.MCU_SFU_BIN)) return `MCU_SFU_BIN ${process.env.MCU_SFU_BIN} not found`;
+  if (topology === 'mcu' && process.env.MCU_SFU_BIN && !existsSync(process.env.MCU_SFU_BIN)) {
+    return `MCU_SFU_BIN ${process.env.MCU_SFU_BIN} not found`;
   }
   if (!existsSync(SFU_BIN)) return `${SFU_BIN} not found`;
   return null;
@@ -107,11 +107,11 @@ export async function startTopology(topology, transport, name) {
   const env = {};
   let bin = SFU_BIN;
   if (topology === 'mesh') {
-    bin = process.env.MESH_SFU_BIN;
+    bin = process.env.MESH_SFU_BIN ?? SFU_BIN;
     Object.assign(env, { SFU_ROOMS__TOPOLOGY: 'mesh', SFU_ROOMS__MESH_MAX_PARTICIPANTS: '4' });
     if (process.env.MESH_WEB_DIR) env.SFU_HTTP__WEB_DIR = process.env.MESH_WEB_DIR;
   } else if (topology === 'mcu') {
-    bin = process.env.MCU_SFU_BIN;
+    bin = process.env.MCU_SFU_BIN ?? SFU_BIN;
     env.SFU_AUDIO__MODE = 'mix';
     if (process.env.MCU_WEB_DIR) env.SFU_HTTP__WEB_DIR = process.env.MCU_WEB_DIR;
   } else {

@@ -102,6 +102,10 @@ pub struct Claims {
     /// creates the room wins over `rooms.topology`; later joiners' claims are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<sfu_proto::TopologySetting>,
+    /// Optional audio mode for the room (`forward`, `mix`): as `topology`, the room creator's
+    /// claim wins over `audio.mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_mode: Option<crate::config::AudioMode>,
 }
 
 /// The claims of a session (resume) token.
@@ -288,6 +292,7 @@ impl TokenAuthority {
             iat: now_unix,
             name: None,
             topology: None,
+            audio_mode: None,
         })
     }
 

@@ -213,7 +213,7 @@ async fn join(state: &Arc<AppState>, token: &str, redirects: u32, tx: Outbox) ->
         claims.grants,
         ParticipantKind::Signaling,
         Some(tx.clone()),
-        claims.topology,
+        crate::room::RoomClaims { topology: claims.topology, audio_mode: claims.audio_mode },
     );
     let (room_ref, id) = joined.await.map_err(|refused| {
         // The error says which limit; the close says the join is over.

@@ -34,6 +34,7 @@ fn joined_with(room: &str, exp: u64) -> Claims {
         iat: NOW,
         name: None,
         topology: None,
+        audio_mode: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! With `mode = "mix"` the server mixes each room's speakers instead and every listener
 //! receives one audio track (docs/topologies.md, "Mixing on the server").
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The most speakers top-N forwards at once. Beyond a handful, voices are noise, and the cost
 /// per listener grows again.
@@ -27,7 +27,7 @@ pub struct AudioConfig {
 }
 
 /// How a room carries its speakers' audio to its listeners.
-#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioMode {
     /// Every speaker's track is forwarded (above a size, only the loudest: top-N).

@@ -33,6 +33,15 @@ pub use relay_media::RelayMedia;
 pub use request_error::RequestError;
 pub use topology::{Topology, TopologyPolicy};
 
+/// Room settings a token may carry, honoured when its participant creates the room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoomClaims {
+    /// `auto`, `sfu` or `mesh` instead of `rooms.topology`.
+    pub topology: Option<TopologySetting>,
+    /// `forward` or `mix` instead of `audio.mode`.
+    pub audio_mode: Option<crate::config::AudioMode>,
+}
+
 use parking_lot::Mutex;
 use sfu_cluster::{AnyCluster, Cluster};
 use sfu_proto::{CloseCode, ErrorCode, Identity, LeaveReason, ParticipantId, RoomId, ServerMessage, TopologySetting};
@@ -186,10 +195,10 @@ impl<M: MediaControl> Hub<M> {
         kind: ParticipantKind,
         outbox: Option<Outbox>,
     ) -> Result<(RoomRef, ParticipantId), RequestError> {
-        self.join_with(room_id, identity, grants, kind, outbox, None).await
+        self.join_with(room_id, identity, grants, kind, outbox, RoomClaims::default()).await
     }
 
-    /// As [`Hub::join`], with the topology the joiner's token asks for: it holds if this
+    /// As [`Hub::join`], with the room settings the joiner's token asks for: they hold if this
     /// participant is the room's first (else the room keeps its own).
     pub async fn join_with(
         self: &Arc<Self>,
@@ -198,7 +207,7 @@ impl<M: MediaControl> Hub<M> {
         grants: Grants,
         kind: ParticipantKind,
         outbox: Option<Outbox>,
-        topology: Option<TopologySetting>,
+        claims: RoomClaims,
     ) -> Result<(RoomRef, ParticipantId), RequestError> {
         self.check_not_draining()?;
         let (room_ref, mut room) = loop {
@@ -212,7 +221,8 @@ impl<M: MediaControl> Hub<M> {
         };
         let old = room.by_identity(identity.as_str()).map(|p| p.id.clone());
         if room.participants.is_empty() && room.remote.is_empty() {
-            room.topology = Topology::new(self.topology_policy(topology));
+            room.topology = Topology::new(self.topology_policy(claims.topology));
+            room.audio_mix = claims.audio_mode.unwrap_or(self.audio.mode) == crate::config::AudioMode::Mix;
         }
         if let Err(refused) =
             self.check_mesh_place(&room, kind, old.is_some()).and_then(|()| self.take_place(&room, old.is_some()))

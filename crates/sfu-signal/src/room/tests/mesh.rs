@@ -244,7 +244,7 @@ async fn the_room_creators_claim_wins_and_sfu_rooms_say_nothing() {
             Grants::participant(),
             ParticipantKind::Signaling,
             Some(tx),
-            claim,
+            RoomClaims { topology: claim, audio_mode: None },
         )
         .await
         .unwrap();
@@ -257,7 +257,7 @@ async fn the_room_creators_claim_wins_and_sfu_rooms_say_nothing() {
         Grants::participant(),
         ParticipantKind::Signaling,
         Some(tx),
-        Some(TopologySetting::Sfu),
+        RoomClaims { topology: Some(TopologySetting::Sfu), audio_mode: None },
     )
     .await
     .unwrap();

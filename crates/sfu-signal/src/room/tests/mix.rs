@@ -75,3 +75,38 @@ async fn a_forwarding_room_never_mixes() {
     assert_eq!(mix_calls(&hub), Vec::<Call>::new());
     assert_eq!(hub.media.down_tracks(bob.subscriber_conn), vec![tracks_of(&alice).await[0].1]);
 }
+
+#[tokio::test]
+async fn the_room_creators_audio_claim_wins_over_the_config() {
+    let hub = hub();
+    let claims = RoomClaims { topology: None, audio_mode: Some(AudioMode::Mix) };
+    let (tx, _rx) = outbox();
+    let (room, _) = hub
+        .join_with(
+            &room_id("mixed"),
+            Identity("a".into()),
+            Grants::participant(),
+            ParticipantKind::Signaling,
+            Some(tx),
+            claims,
+        )
+        .await
+        .unwrap();
+    assert!(room.lock().await.audio_mix, "the creator asked for a mix");
+    // A later joiner's claim does not change the room, and a room without a claim follows the config.
+    let (tx, _rx) = outbox();
+    let forward = RoomClaims { topology: None, audio_mode: Some(AudioMode::Forward) };
+    hub.join_with(
+        &room_id("mixed"),
+        Identity("b".into()),
+        Grants::participant(),
+        ParticipantKind::Signaling,
+        Some(tx),
+        forward,
+    )
+    .await
+    .unwrap();
+    assert!(room.lock().await.audio_mix);
+    let plain = connect(&hub, "plain", "c").await;
+    assert!(!plain.room.lock().await.audio_mix);
+}

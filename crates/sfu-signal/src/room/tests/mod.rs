@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fake_media::{Call, FakeMedia};
-use super::{Frame, Hub, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RequestError, RoomRef, outbox};
+use super::{Frame, Hub, Outbox, OutboxReceiver, Outgoing, ParticipantKind, RequestError, RoomClaims, RoomRef, outbox};
 use crate::auth::Grants;
 use crate::config::{AudioConfig, Limits};
 
