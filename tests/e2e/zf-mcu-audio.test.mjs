@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServerAndBrowser } from './lib/harness.mjs';
 import { poll, sleep } from './lib/server.mjs';
-import { metric } from './lib/ingress.mjs';
+import { logLines, metric } from './lib/ingress.mjs';
 
 const ctx = useServerAndBrowser('zf-mcu-audio', 34, { env: { SFU_AUDIO__MODE: 'mix' } });
 const ROOM = 'mixed-voices';
@@ -70,6 +70,9 @@ test('MCU audio: ten speakers, one mixed track for everyone, the level follows t
     await speakers.evaluate((r) => T.join(r.who, { room: r.room, identity: r.who }), { room: ROOM, who });
     await speakers.evaluate((who) => T.publishTone(who, 0), who);
   }
+  // A binary built without the feature forwards instead, and says so: fail with the reason.
+  const refused = logLines(ctx.server.logFile, /audio mixing refused/);
+  assert.equal(refused.length, 0, `the server cannot mix (build it with --features audio-mix): ${refused[0]}`);
   const listener = await ctx.page('listener');
   await listener.evaluate((room) => T.join('l', { room, identity: 'listener' }), ROOM);
 
