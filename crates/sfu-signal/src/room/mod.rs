@@ -150,6 +150,8 @@ impl<M: MediaControl> Hub<M> {
         self.check_new_room(rooms.len())?;
         tracing::info!(room = %id.escaped(), "room created");
         let mut room = Room::new(id.clone(), self.audio.top_n);
+        // The node's setting, unless the token of a first participant with nobody on other nodes
+        // claims another (join_with).
         room.audio_mix = self.audio.mode == crate::config::AudioMode::Mix;
         let room = Arc::new(tokio::sync::Mutex::new(room));
         rooms.insert(id.clone(), room.clone());

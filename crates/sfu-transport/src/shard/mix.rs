@@ -8,6 +8,7 @@ use sfu_core::AudioMixer;
 use sfu_core::mixer::FRAME_TICKS;
 use sfu_proto::ParticipantId;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use crate::TrackKey;
@@ -133,18 +134,17 @@ impl RoomMix {
         let all = Bytes::from(self.all.encode(&mixed.all).ok()?);
         let mut minus = Vec::with_capacity(mixed.minus.len());
         for (speaker, pcm) in mixed.minus {
-            let encoder = match self.minus.remove(&speaker) {
-                Some((encoder, _)) => encoder,
-                None => match OpusEncoder::new() {
-                    Ok(encoder) => encoder,
+            let (encoder, used) = match self.minus.entry(speaker.clone()) {
+                Entry::Occupied(held) => held.into_mut(),
+                Entry::Vacant(slot) => match OpusEncoder::new() {
+                    Ok(encoder) => slot.insert((encoder, at)),
                     Err(_) => continue,
                 },
             };
-            let mut encoder = encoder;
+            *used = at;
             if let Ok(packet) = encoder.encode(&pcm) {
-                minus.push((speaker.clone(), Bytes::from(packet)));
+                minus.push((speaker, Bytes::from(packet)));
             }
-            self.minus.insert(speaker, (encoder, at));
         }
         let marker = !self.sounding;
         self.sounding = true;
