@@ -1,9 +1,23 @@
-// The servers' own counters over the window, from /metrics: packets forwarded and packets dropped
-// by reason (summed over the nodes), to say why a downlink falls short of its formula.
+// The servers' own counters over the window, from /metrics: packets received and forwarded,
+// packets dropped by reason, and the transport's own losses (the kernel's receive drops, full
+// forward queues, failed sends), summed over the nodes, to say why a downlink falls short of its
+// formula.
 
-/** {forwarded, dropped: {reason: count}} summed over `urls`; a node that does not answer counts nothing. */
+/** Counters read as plain sums: name in the output -> metric name. */
+const SUMS = {
+  received: 'sfu_received_packets_total',
+  received_bytes: 'sfu_received_bytes_total',
+  forwarded: 'sfu_forwarded_packets_total',
+  forwarded_bytes: 'sfu_forwarded_bytes_total',
+  kernel_receive_drops: 'sfu_udp_receive_drops_total',
+  forward_queue_drops: 'sfu_forward_queue_drops_total',
+  send_failures: 'sfu_udp_send_failures_total',
+};
+
+/** {<SUMS key>: n, dropped: {reason: count}} summed over `urls`; a node that does not answer counts nothing. */
 export async function serverCounters(urls) {
-  const out = { forwarded: 0, dropped: {} };
+  const out = { dropped: {} };
+  for (const key of Object.keys(SUMS)) out[key] = 0;
   for (const url of urls) {
     let text = '';
     try {
@@ -12,8 +26,10 @@ export async function serverCounters(urls) {
       continue;
     }
     for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
       const value = Number(line.split(' ').pop());
-      if (line.startsWith('sfu_forwarded_packets_total')) out.forwarded += value;
+      const name = line.split(/[{ ]/)[0];
+      for (const [key, metric] of Object.entries(SUMS)) if (name === metric) out[key] += value;
       const m = /^sfu_dropped_packets_total\{.*reason="([^"]+)"/.exec(line);
       if (m) out.dropped[m[1]] = (out.dropped[m[1]] ?? 0) + value;
     }
@@ -21,12 +37,20 @@ export async function serverCounters(urls) {
   return out;
 }
 
-/** Per second over the window: {forwarded_pps, dropped_pps: {reason: pps}} (reasons that dropped nothing left out). */
+/** Per second over the window: {forwarded_pps, received_pps, ..., dropped_pps: {reason: pps}} (zeros left out). */
 export function countersRate(before, after, seconds) {
+  const rate = (a, b) => Math.round((a - (b ?? 0)) / seconds);
+  const out = {};
+  for (const key of Object.keys(SUMS)) {
+    const r = rate(after[key] ?? 0, before[key]);
+    if (key.endsWith('_bytes')) out[`${key.replace(/_bytes$/, '')}_kbps`] = Math.round((r * 8) / 1000);
+    else if (r > 0 || key === 'forwarded') out[`${key}_pps`] = r;
+  }
   const dropped = {};
   for (const [reason, n] of Object.entries(after.dropped)) {
-    const d = n - (before.dropped[reason] ?? 0);
-    if (d > 0) dropped[reason] = Math.round(d / seconds);
+    const d = rate(n, before.dropped[reason]);
+    if (d > 0) dropped[reason] = d;
   }
-  return { forwarded_pps: Math.round((after.forwarded - before.forwarded) / seconds), dropped_pps: dropped };
+  out.dropped_pps = dropped;
+  return out;
 }
