@@ -18,6 +18,9 @@ import { SwitchNotes } from './mesh-notes.js';
  * @property {(level: string, ...args: any[]) => void} log
  */
 
+/** How long the polite side waits for the impolite side's first offer before it offers itself. */
+const FIRST_OFFER_WAIT_MS = 3000;
+
 export class MeshPeer {
   /**
    * @param {string} peerId the other participant
@@ -46,7 +49,21 @@ export class MeshPeer {
     this.pc.onicecandidate = ({ candidate }) => {
       if (candidate && candidate.candidate) this._send({ candidate: candidate.toJSON() });
     };
-    this.pc.onnegotiationneeded = () => this._offer();
+    // Only the impolite side offers first. Both sides add their tracks the moment the server
+    // pairs them, and in that glare Chromium sometimes gathers no candidate at all for the
+    // polite side's answer after rolling back its own offer: the pair never connects. The
+    // polite side offers only once the first offer is through, or if none came in time (an
+    // impolite peer with nothing to send never offers).
+    this._awaitFirstOffer = polite;
+    this.pc.onnegotiationneeded = () => {
+      if (this._awaitFirstOffer) hooks.log('debug', `mesh ${peerId}: its first offer comes from the peer`);
+      else this._offer();
+    };
+    this._firstOfferTimer = polite ? setTimeout(() => {
+      if (!this._awaitFirstOffer) return;
+      this._awaitFirstOffer = false;
+      if (!this.pc.remoteDescription && this.pc.getTransceivers().length) this._offer();
+    }, FIRST_OFFER_WAIT_MS) : null;
     // A mesh connection that does not come up is told, so a switch can fall back (and a
     // failure can be read in the console).
     this.pc.onconnectionstatechange = () => {
@@ -144,6 +161,9 @@ export class MeshPeer {
       if (this._ignoreOffer) return;
       await pc.setRemoteDescription(description); // a polite side's own offer is rolled back
       if (description.type === 'offer') {
+        // Our answer carries our tracks where the offer has room; back in `stable`, the browser
+        // asks for a negotiation again if some did not fit, and we offer then.
+        this._awaitFirstOffer = false;
         await pc.setLocalDescription();
         this._send({ description: pc.localDescription?.toJSON(), tracks: this._sendingTracks() });
       }
@@ -162,6 +182,7 @@ export class MeshPeer {
 
   close() {
     this.closed = true;
+    clearTimeout(this._firstOfferTimer ?? undefined);
     try { this.pc.close(); } catch {}
   }
 }

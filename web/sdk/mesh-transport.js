@@ -253,6 +253,7 @@ export class MeshTransport {
       const viaSfu = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.via === 'sfu');
       if (!viaSfu) {
         peer.notes.say('mesh'); // shown from the mesh from the start
+        this._restartIfStuck(peer, epoch).catch((e) => this._hooks.log('warn', 'mesh restart', e.message));
         return true;
       }
       const cancelled = () => this._epoch !== epoch;
@@ -281,6 +282,19 @@ export class MeshTransport {
     if (cancelled()) return;
     this._sfuOff = true;
     await this._hooks.setSfuSending(false);
+  }
+
+  /**
+   * A mesh connection shown from the start (no SFU path to fall back on): one ICE restart
+   * if its media has not started in time, so a connection stuck in ICE is not left dead.
+   * @param {MeshPeer} peer @param {number} epoch
+   */
+  async _restartIfStuck(peer, epoch) {
+    const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])].map((t) => t.receiver);
+    const ok = await flowing(received, () => this._epoch !== epoch || peer.closed);
+    if (ok || this._epoch !== epoch || peer.closed) return;
+    this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; restarting ICE`);
+    peer.restartIce();
   }
 
   /** @param {number} epoch */
