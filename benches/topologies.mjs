@@ -7,7 +7,7 @@
 //
 // Run through benches/topologies.sh (a network namespace of its own, plots). Directly:
 //   unshare -n sh -c 'ip link set lo up && node benches/topologies.mjs OUT'
-// Environment: TOPOLOGIES ("sfu cluster mesh mcu"), NS ("2 4 8 16 50"), TRANSPORTS ("udp ice-tcp
+// Environment: TOPOLOGIES ("sfu cluster mesh mcu"), NS ("2 4 8 16 32 50"), TRANSPORTS ("udp ice-tcp
 // turn-udp turn-tcp", at N = 4 on sfu), WINDOW (15 s), WARMUP (10 s), E2E_SFU_BIN, LOADTEST_BIN,
 // MESH_SFU_BIN + MESH_WEB_DIR, MCU_SFU_BIN (+ MCU_WEB_DIR), CELL_TIMEOUT (s per cell, 300),
 // TOPO_SERVER_ENV (extra server settings for every node, e.g. "SFU_RTC__BANDWIDTH_ESTIMATION=false"),
@@ -24,7 +24,7 @@ import { toCsv, toMarkdown } from './topologies/report.mjs';
 const OUT = process.argv[2] ?? 'target/topologies';
 const list = (v, d) => (v ?? d).split(/[\s,]+/).filter(Boolean);
 const TOPOLOGIES = list(process.env.TOPOLOGIES, 'sfu cluster mesh mcu');
-const NS = list(process.env.NS, '2 4 8 16 50').map(Number);
+const NS = list(process.env.NS, '2 4 8 16 32 50').map(Number);
 const TRANSPORTS = list(process.env.TRANSPORTS, 'udp ice-tcp turn-udp turn-tcp');
 const WINDOW = Number(process.env.WINDOW ?? 15);
 const WARMUP = Number(process.env.WARMUP ?? 10);

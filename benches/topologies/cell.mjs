@@ -3,7 +3,7 @@
 // meeting` in the same room; a warm-up, then a steady window over which every figure is taken.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOG_DIR, poll, sleep } from '../../tests/e2e/lib/server.mjs';
@@ -64,6 +64,14 @@ export async function stopRunningCell() {
   await setup?.stop();
 }
 
+/** Each page's SDK log and events (T.logs), to LOG_DIR/NAME-pI.sdk.log: what a cell that fell short did. */
+async function saveSdkLogs(pages, name) {
+  for (const [i, p] of pages.entries()) {
+    const lines = await p.page.evaluate(() => (T.logs.k ?? []).map((e) => JSON.stringify(e))).catch((e) => [`no log: ${e.message}`]);
+    writeFileSync(path.join(LOG_DIR, `${name}-p${i}.sdk.log`), lines.join('\n') + '\n');
+  }
+}
+
 /**
  * Runs one cell; returns its figures (see summary.mjs). `windowS` and `warmupS` in seconds.
  * Everything it starts is stopped before it returns, also when it fails.
@@ -86,7 +94,7 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
       const page = await browser.openPage(setup.pageUrl(i), `p${i}`);
       await page.evaluate(async ([room, identity, probe, options, checkDelayMs]) => {
         const stream = await P.stream({ probe, video: true, checkDelayMs });
-        await T.join('k', { room, identity, publish: { stream }, options });
+        await T.join('k', { room, identity, publish: { stream }, options: { ...options, captureLog: true } });
       }, [ROOM, `page-${i}`, i === 0, setup.joinOptions, CHECK_DELAY_MS]);
       // The MCU sends one mixed track, whoever speaks: watch every audio track there.
       await page.evaluate(([identity, l]) => P.watch('k', { identity, layer: l }), [topology === 'mcu' ? null : PROBE, layer]);
@@ -124,6 +132,7 @@ export async function runCell({ topology, transport = 'udp', n, windowS, warmupS
     const sendOnsets = await pages[0].page.evaluate(() => P.sendOnsets());
     const received = await Promise.all(pages.slice(1).map((p) => p.page.evaluate(() => P.receiveOnsets())));
     const videoIn = await Promise.all(pages.map((p) => p.page.evaluate(() => P.videoIn())));
+    await saveSdkLogs(pages, name);
     return summarize({
       topology, transport, n, pagesN, sims, layer, windowS, bursts, burstPeriodMs: BURST_PERIOD_MS,
       before, after, sendOnsets, received, videoIn, decodingNote, udpDropped: setup.udpDropped(),

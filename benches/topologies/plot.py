@@ -47,7 +47,7 @@ def main(results_path, out_dir):
                 if pp:
                     ax.plot([n for n, _ in pp], [y for _, y in pp], linestyle="--", color=c, alpha=0.6, label=f"{topo} formula")
         ax.set_xscale("log")
-        ax.set_xticks([2, 4, 8, 16, 50])
+        ax.set_xticks(sorted({r["n"] for r in rows}))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("participants in the room (N)")
