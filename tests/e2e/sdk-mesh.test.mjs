@@ -4,7 +4,9 @@
 // reach the new one), and that when the pair meets again with a new connection number both
 // sides open new RTCPeerConnections, which decode each other's video even though the old
 // connection's signals are delivered to them late; and that the two tell each other (switch
-// notes) when they moved to the mesh.
+// notes) when they moved to the mesh; and that a new pair's first offer comes from the impolite
+// side only (a glare there could leave Chromium with no candidate for the polite side's answer),
+// the polite side offering itself only when none came in time.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -86,6 +88,25 @@ test('a MeshPeer drops a signal numbered for another connection and applies its 
   assert.deepEqual(out.answers, [4], 'one answer, numbered for the connection');
 });
 
+test('a polite MeshPeer offers itself when the first offer does not come', async () => {
+  const out = await page.evaluate(async () => {
+    const sent = [];
+    const peer = new MESH.MeshPeer('Y', true, 1, {}, {
+      send: (m) => { sent.push(m); return true; }, sourceOf: () => 'camera', remoteTrack: () => {}, log: () => {},
+    });
+    peer.addLocal(MESH.track);
+    const offers = () => sent.filter((m) => m.description).map((m) => m.description.type);
+    await new Promise((r) => setTimeout(r, 1000));
+    const early = offers();
+    await new Promise((r) => setTimeout(r, 3000));
+    const late = offers();
+    peer.close();
+    return { early, late };
+  });
+  assert.deepEqual(out.early, [], 'the polite side offered before its wait was over');
+  assert.deepEqual(out.late, ['offer'], 'the polite side never offered');
+});
+
 test('meeting again after an SFU spell: new connections on both sides, the old one\'s late signals dropped', { timeout: 90_000 }, async () => {
   const topology = (mode, connection) => page.evaluate(([m, c]) => {
     const peers = (other, polite) => (m === 'mesh' ? [{ participant_id: other, polite, connection: c }] : []);
@@ -101,6 +122,9 @@ test('meeting again after an SFU spell: new connections on both sides, the old o
 
   await topology('mesh', 2);
   await decoding('the first connection decoding both ways');
+  // Both sides added their tracks at once; only the impolite side (A) offered: no glare.
+  const firsts = await page.evaluate(() => ['A', 'B'].map((k) => MESH.sent[k].find((m) => m.description)?.description.type));
+  assert.deepEqual(firsts, ['offer', 'answer'], 'the polite side offered before the first offer came');
   // Each side told the other that it shows the mesh.
   const heard = await page.evaluate(() => Promise.all([
     MESH.sides.A.peers.get('B').notes.heard('mesh', 10_000, () => false),
