@@ -195,7 +195,17 @@
           }
         });
       }
-      return { tracks, receiving, decoding };
+      // The SFU video tracks subscribed that have received nothing: whose, and which track.
+      const silent = [];
+      let room = null;
+      try { room = T.room('k'); } catch {}
+      for (const sub of room?.subscribedTracks.values() ?? []) {
+        if (sub.kind !== 'video') continue;
+        let packets = 0;
+        (await sub.transceiver.receiver.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') packets += s.packetsReceived ?? 0; });
+        if (packets === 0) silent.push(`${sub.identity ?? sub.participantId}/${sub.trackId}/mid ${sub.transceiver.mid}`);
+      }
+      return { tracks, receiving, decoding, silent };
     },
 
     /**
