@@ -1,6 +1,7 @@
 // The servers' own counters over the window, from /metrics: packets received and forwarded,
-// packets dropped by reason, and the transport's own losses (the kernel's receive drops, full
-// forward queues, failed sends), summed over the nodes, to say why a downlink falls short of its
+// packets dropped by reason, the transport's own losses (the kernel's receive drops, full
+// forward queues, failed sends) and the uplink's (duplicates, NACKs given up, ingress limits hit),
+// and PLIs sent to publishers, summed over the nodes, to say why a downlink falls short of its
 // formula.
 
 /** Counters read as plain sums: name in the output -> metric name. */
@@ -12,6 +13,10 @@ const SUMS = {
   kernel_receive_drops: 'sfu_udp_receive_drops_total',
   forward_queue_drops: 'sfu_forward_queue_drops_total',
   send_failures: 'sfu_udp_send_failures_total',
+  uplink_duplicates: 'sfu_uplink_duplicates_total',
+  uplink_nack_give_ups: 'sfu_uplink_nack_give_ups_total',
+  ingress_limits_hit: 'sfu_ingress_limits_hit_total',
+  plis_sent: 'sfu_pli_sent_total',
 };
 
 /** {<SUMS key>: n, dropped: {reason: count}} summed over `urls`; a node that does not answer counts nothing. */
