@@ -40,6 +40,7 @@ for (let i = 1; i < LINKS; i++) {
   ip('-n', ns.name, 'route', 'add', hostAddr(0), 'via', hostAddr(i), 'dev', peerDev, 'table', String(100 + i));
 }
 inPeer('for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done');
+ns.settle();
 
 // The server binds the first link's host address; pages are not on localhost, so Chromium is
 // told to treat that origin as secure (getUserMedia needs it).

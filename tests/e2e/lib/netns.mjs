@@ -27,13 +27,35 @@ export class PeerNamespace {
 
   create() {
     ip('netns', 'add', this.name);
+    // No IPv6 in the peer namespace: a veth's IPv6 address finishes duplicate address detection
+    // a second or two after the link comes up, and a Chromium started meanwhile sees the network
+    // change and fails the loads in flight (net::ERR_NETWORK_CHANGED). The tests use IPv4 only.
+    execFileSync('ip', ['netns', 'exec', this.name, 'sh', '-c',
+      'if [ -d /proc/sys/net/ipv6 ]; then echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; fi'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
     ip('link', 'add', this.hostDev, 'type', 'veth', 'peer', 'name', this.peerDev, 'netns', this.name);
     ip('addr', 'add', `${this.hostAddr}/30`, 'dev', this.hostDev);
     ip('link', 'set', this.hostDev, 'up');
     ip('-n', this.name, 'addr', 'add', `${this.peerAddr}/30`, 'dev', this.peerDev);
     ip('-n', this.name, 'link', 'set', this.peerDev, 'up');
     ip('-n', this.name, 'link', 'set', 'lo', 'up');
-    return this;
+    return this.settle();
+  }
+
+  /**
+   * Waits (at most 5 s) until every link of the peer namespace but loopback is up, so a browser
+   * started next sees no network change while it loads its page. Returns this.
+   */
+  settle() {
+    const deadline = Date.now() + 5000;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      const links = execFileSync('ip', ['-n', this.name, '-o', 'link', 'show'], { encoding: 'utf8' })
+        .split('\n').filter((l) => l.trim() && !/: lo[:@]/.test(l));
+      if (links.every((l) => / state UP /.test(l))) return this;
+      if (Date.now() > deadline) throw new Error(`links of ${this.name} not up after 5 s:\n${links.join('\n')}`);
+      Atomics.wait(pause, 0, 0, 50);
+    }
   }
 
   /** Caps what the test namespace sends to the peer at `rate` (tc syntax, e.g. '600kbit'). */
