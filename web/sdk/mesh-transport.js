@@ -251,20 +251,15 @@ export class MeshTransport {
       const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])];
       // Only a peer the app shows through the SFU has anything to keep playing.
       const viaSfu = [...this.shown.values()].some((s) => s.participantId === peer.peerId && s.via === 'sfu');
+      const cancelled = () => this._epoch !== epoch;
       if (!viaSfu) {
         peer.notes.say('mesh'); // shown from the mesh from the start
-        this._restartIfStuck(peer, epoch).catch((e) => this._hooks.log('warn', 'mesh restart', e.message));
+        // No SFU path to fall back on: a connection stuck in ICE still gets its one restart.
+        this._meshFlowing(peer, () => cancelled() || peer.closed)
+          .catch((e) => this._hooks.log('warn', 'mesh restart', e.message));
         return true;
       }
-      const cancelled = () => this._epoch !== epoch;
-      const onSfu = () => this._shownReceivers(peer.peerId, 'sfu');
-      let ok = await flowing(() => received().map((t) => t.receiver), cancelled, onSfu);
-      if (!ok && !cancelled() && !peer.closed) {
-        // Stuck (ICE or DTLS never came up): start ICE over once before giving up on it.
-        this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; restarting ICE`);
-        peer.restartIce();
-        ok = await flowing(() => received().map((t) => t.receiver), cancelled, onSfu);
-      }
+      const ok = await this._meshFlowing(peer, cancelled, () => this._shownReceivers(peer.peerId, 'sfu'));
       if (cancelled() || peer.closed) return false;
       if (!ok) {
         // The SFU path keeps carrying it: the app stays on it, and we keep sending there.
@@ -285,16 +280,19 @@ export class MeshTransport {
   }
 
   /**
-   * A mesh connection shown from the start (no SFU path to fall back on): one ICE restart
-   * if its media has not started in time, so a connection stuck in ICE is not left dead.
-   * @param {MeshPeer} peer @param {number} epoch
+   * Waits until the media from `peer`'s mesh connection flows steadily (see `flowing`); if it
+   * does not (ICE or DTLS never came up), starts ICE over once and waits again.
+   * @param {MeshPeer} peer @param {() => boolean} cancelled
+   * @param {() => RTCRtpReceiver[]} [shown] the old path's receivers the app shows now
+   * @returns {Promise<boolean>}
    */
-  async _restartIfStuck(peer, epoch) {
-    const received = () => [...(this._received.get(peer.peerId)?.values() ?? [])].map((t) => t.receiver);
-    const ok = await flowing(received, () => this._epoch !== epoch || peer.closed);
-    if (ok || this._epoch !== epoch || peer.closed) return;
+  async _meshFlowing(peer, cancelled, shown) {
+    const receivers = () => [...(this._received.get(peer.peerId)?.values() ?? [])].map((t) => t.receiver);
+    if (await flowing(receivers, cancelled, shown)) return true;
+    if (cancelled() || peer.closed) return false;
     this._hooks.log('warn', `mesh media from ${peer.peerId} did not start; restarting ICE`);
     peer.restartIce();
+    return flowing(receivers, cancelled, shown);
   }
 
   /** @param {number} epoch */
